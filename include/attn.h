@@ -1,0 +1,512 @@
+/*
+ * attn.h — exact, fast multi-head attention on the CPU (C11).
+ *
+ * This header is the whole public contract of libattn.
+ *
+ * ─── Overview ────────────────────────────────────────────────────────────────
+ *  Kernels  attn_sdpa_fwd / attn_sdpa_bwd: fused, tiled scaled-dot-product
+ *           attention (FlashAttention-2 algorithm: online softmax, the row
+ *           log-sum-exp is saved, backward recomputes probabilities). No
+ *           Sq x Sk buffer is ever allocated. fp32 storage, fp32 accumulation.
+ *           GQA / MQA by indexing (Hq % Hkv == 0). Masks: causal (top-left or
+ *           bottom-right aligned), per-batch key lengths, sliding window,
+ *           ALiBi, logit soft-cap, explicit bool/additive mask (broadcastable),
+ *           variable-length packed batches, attention dropout.
+ *  Layer    attn_mha_*: Q/K/V/O projections (weights [out, in], HuggingFace
+ *           names), optional biases, GQA, RoPE, QK RMSNorm, LoRA, KV cache,
+ *           full backward, safetensors load/save.
+ *  IO       attn_st_* (safetensors), attn_npy_* (.npy), attn_hf_config_*.
+ *  Optim    attn_optim_*: SGD with momentum, AdamW.
+ *
+ * ─── Conventions ─────────────────────────────────────────────────────────────
+ *  - Shapes are written outermost-first: q (B, Sq, Hq, D) means D varies
+ *    fastest. Strides are in ELEMENTS (not bytes). The innermost (head-dim)
+ *    stride of every tensor view must be 1.
+ *  - Dimension legend: B batch, Sq query length, Sk key length, Hq query
+ *    heads, Hkv key/value heads, D q/k head dim, Dv v head dim, E embedding.
+ *  - Every function returns attn_status (ATTN_OK == 0, errors negative).
+ *    On error nothing is written to any output, and attn_last_error()
+ *    returns a message naming the offending argument and its value. The
+ *    message is thread-local.
+ *  - Outputs of kernels are overwritten. Parameter gradients of the layer
+ *    are accumulated (+=) until attn_mha_zero_grad().
+ *  - Fully masked query rows: o = 0, lse = -INFINITY, and zero gradients.
+ *    Never NaN (unless an input that takes part in the result is NaN).
+ *  - Determinism: every result is bit-identical for the same inputs,
+ *    whatever the thread count and across runs.
+ *  - Threads: the library owns one pool, sized by attn_set_num_threads()
+ *    (default: ATTN_NUM_THREADS env var, else the number of online CPUs).
+ *    Kernels are reentrant; an attn_mha or attn_kvcache object must not be
+ *    used by two threads at the same time.
+ *  - Object lifecycle: attn_<object>_create / attn_<object>_free; free(NULL)
+ *    is a no-op.
+ *
+ * ─── Example ─────────────────────────────────────────────────────────────────
+ *    attn_sdpa_dims d = { .batch = 1, .seq_q = 128, .seq_k = 128,
+ *                         .heads_q = 32, .heads_kv = 8,
+ *                         .head_dim = 128, .head_dim_v = 128 };
+ *    // contiguous (B, S, H, D) tensors:
+ *    attn_view q = attn_view_bshd(qp, d.seq_q, d.heads_q, d.head_dim);
+ *    attn_view k = attn_view_bshd(kp, d.seq_k, d.heads_kv, d.head_dim);
+ *    ...
+ *    attn_sdpa_opts o; attn_sdpa_opts_init(&o); o.causal = 1;
+ *    size_t ws = attn_sdpa_fwd_workspace_size(&d, &o);
+ *    void *buf = malloc(ws);
+ *    if (attn_sdpa_fwd(&d, q, k, v, out, lse, &o, buf, ws) != ATTN_OK)
+ *        fprintf(stderr, "%s\n", attn_last_error());
+ */
+#ifndef ATTN_H
+#define ATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(ATTN_BUILD_SHARED)
+#define ATTN_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define ATTN_API __attribute__((visibility("default")))
+#else
+#define ATTN_API
+#endif
+
+#define ATTN_VERSION_MAJOR 0
+#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_PATCH 0
+#define ATTN_VERSION_STRING "0.1.0"
+#define ATTN_VERSION_NUMBER \
+    (ATTN_VERSION_MAJOR * 10000 + ATTN_VERSION_MINOR * 100 + ATTN_VERSION_PATCH)
+
+/* Run-time version, e.g. "0.1.0". */
+ATTN_API const char *attn_version(void);
+ATTN_API int attn_version_number(void);
+
+/* ═══ Status ═════════════════════════════════════════════════════════════════
+ * Values only ever get appended; existing values never change. */
+typedef enum attn_status {
+    ATTN_OK = 0,
+    ATTN_ERR_NULL = -1,        /* a required pointer is NULL */
+    ATTN_ERR_SHAPE = -2,       /* a size is out of range or sizes disagree */
+    ATTN_ERR_STRIDE = -3,      /* a stride is invalid (innermost != 1, negative, ...) */
+    ATTN_ERR_OPTION = -4,      /* an option value is out of range */
+    ATTN_ERR_WORKSPACE = -5,   /* workspace too small or misaligned */
+    ATTN_ERR_ALIAS = -6,       /* an output overlaps an input or another output */
+    ATTN_ERR_NOMEM = -7,       /* allocation failed or size computation overflowed */
+    ATTN_ERR_IO = -8,          /* a file could not be opened, read or written */
+    ATTN_ERR_FORMAT = -9,      /* a file is malformed */
+    ATTN_ERR_DTYPE = -10,      /* unsupported or unexpected element type */
+    ATTN_ERR_NOT_FOUND = -11,  /* a named tensor / key is missing */
+    ATTN_ERR_CAPACITY = -12,   /* a fixed capacity (KV cache) would be exceeded */
+    ATTN_ERR_CONFIG = -13,     /* an invalid layer configuration field */
+    ATTN_ERR_STATE = -14,      /* call out of order (e.g. backward without forward) */
+    ATTN_ERR_UNSUPPORTED = -15,/* valid request that this build does not support */
+    ATTN_ERR_INTERNAL = -16,   /* a bug: please report */
+    ATTN_STATUS_COUNT = 17     /* number of status values (for tables) */
+} attn_status;
+
+/* Static name of a status, e.g. "ATTN_ERR_SHAPE: invalid shape". */
+ATTN_API const char *attn_status_str(attn_status s);
+/* Detailed message of the last error raised on the calling thread ("" if none). */
+ATTN_API const char *attn_last_error(void);
+ATTN_API void attn_clear_error(void);
+
+/* ═══ Runtime: CPU dispatch and threads ═════════════════════════════════════ */
+typedef enum attn_isa {
+    ATTN_ISA_GENERIC = 0, /* portable C */
+    ATTN_ISA_AVX2 = 1,    /* AVX2 + FMA */
+    ATTN_ISA_AVX512 = 2,  /* AVX-512 F/BW/DQ/VL */
+    ATTN_ISA_COUNT = 3
+} attn_isa;
+
+/* ISA chosen once at first use from CPUID + XGETBV, overridable with the
+ * environment variable ATTN_ISA=generic|avx2|avx512 (capped at what the CPU
+ * supports). */
+ATTN_API attn_isa attn_isa_active(void);
+ATTN_API const char *attn_isa_name(attn_isa isa);
+/* Best ISA the CPU supports, ignoring ATTN_ISA. */
+ATTN_API attn_isa attn_isa_detected(void);
+/* Force an ISA (tests, benchmarks). Returns ATTN_ERR_UNSUPPORTED if the CPU
+ * lacks it. Not thread-safe with concurrent kernel calls. */
+ATTN_API attn_status attn_isa_set(attn_isa isa);
+
+/* Number of worker threads used by kernels and the layer (>= 1). Results do
+ * not depend on it. Not thread-safe with concurrent kernel calls. */
+ATTN_API attn_status attn_set_num_threads(int n);
+ATTN_API int attn_get_num_threads(void);
+
+/* ═══ Tensor views ══════════════════════════════════════════════════════════
+ * A 4-D fp32 view (B, S, H, D) with element strides; the D stride is 1.
+ * For varlen (packed) batches the batch stride is ignored and S indexes the
+ * packed token dimension. */
+typedef struct attn_view {
+    float *data;
+    int64_t stride_b; /* elements between consecutive batch entries */
+    int64_t stride_s; /* elements between consecutive sequence positions */
+    int64_t stride_h; /* elements between consecutive heads */
+} attn_view;
+
+/* Contiguous (B, S, H, D) view. */
+static inline attn_view attn_view_bshd(float *p, int64_t S, int64_t H, int64_t D) {
+    attn_view v;
+    v.data = p; v.stride_h = D; v.stride_s = H * D; v.stride_b = S * H * D;
+    return v;
+}
+/* Contiguous (B, H, S, D) view, presented as (B, S, H, D). */
+static inline attn_view attn_view_bhsd(float *p, int64_t S, int64_t H, int64_t D) {
+    attn_view v;
+    v.data = p; v.stride_s = D; v.stride_h = S * D; v.stride_b = H * S * D;
+    return v;
+}
+
+/* ═══ Scaled dot-product attention kernels ══════════════════════════════════ */
+typedef struct attn_sdpa_dims {
+    int64_t batch;      /* B  >= 0 (number of sequences for varlen) */
+    int64_t seq_q;      /* Sq >= 0 (total packed query tokens for varlen) */
+    int64_t seq_k;      /* Sk >= 0 (total packed key tokens for varlen) */
+    int64_t heads_q;    /* Hq >= 1 */
+    int64_t heads_kv;   /* Hkv >= 1, Hq % Hkv == 0; query head h uses kv head h / (Hq/Hkv) */
+    int64_t head_dim;   /* D  in [1, 256] (q and k) */
+    int64_t head_dim_v; /* Dv in [1, 256] (v and o); 0 means = head_dim */
+} attn_sdpa_dims;
+
+typedef enum attn_mask_kind {
+    ATTN_MASK_NONE = 0,
+    ATTN_MASK_BOOL = 1, /* const uint8_t: nonzero = attend, 0 = masked out (PyTorch SDPA) */
+    ATTN_MASK_ADD = 2   /* const float: added to the scaled logit; -INFINITY = masked out */
+} attn_mask_kind;
+
+typedef enum attn_align {
+    ATTN_ALIGN_TOP_LEFT = 0,    /* query i sits at key position i */
+    ATTN_ALIGN_BOTTOM_RIGHT = 1 /* query i sits at key position i + Sk_b - Sq_b (decoding) */
+} attn_align;
+
+/*
+ * Options. Always start from attn_sdpa_opts_init() (all features off).
+ *
+ * Position model: query row i (0-based within its sequence) sits at key
+ * position p(i) = i (top-left) or i + Sk_b - Sq_b (bottom-right), where Sk_b
+ * is the key count of sequence b (key_lens[b] if given, else the varlen
+ * length, else Sk) and Sq_b likewise. Key j is visible to query i iff all hold:
+ *    j < Sk_b                                   (key lengths / padding)
+ *    causal        => j <= p(i)
+ *    window_left  >= 0 => j >= p(i) - window_left
+ *    window_right >= 0 => j <= p(i) + window_right
+ *    mask (bool)   => mask[b, h, i, j] != 0
+ * Logit of a visible key:
+ *    s = scale * <q_i, k_j>
+ *    softcap > 0   => s = softcap * tanh(s / softcap)
+ *    alibi         => s -= alibi_slopes[h] * |p(i) - j|
+ *    mask (add)    => s += mask[b, h, i, j]           (-INFINITY masks out)
+ * then p = softmax_j(s); dropout (training) zeroes p with probability
+ * dropout_p using a counter-based RNG of (dropout_seed, b, h, i, j) and
+ * scales survivors by 1/(1-dropout_p); o_i = sum_j p_ij v_j.
+ * lse_i = log(sum_j exp(s_ij)) (before dropout), -INFINITY if no key visible.
+ */
+typedef struct attn_sdpa_opts {
+    float scale;               /* 0 = 1/sqrt(D); must be finite */
+    int causal;                /* 0 or 1 */
+    int align;                 /* attn_align: alignment of queries to keys */
+    const int32_t *key_lens;   /* (B) or NULL: valid keys per sequence, 0 <= key_lens[b] <= Sk_b */
+    int64_t window_left;       /* -1 = unlimited, else >= 0 */
+    int64_t window_right;      /* -1 = unlimited, else >= 0 */
+    const float *alibi_slopes; /* (Hq) or NULL */
+    float softcap;             /* 0 = off, else > 0 */
+    int mask_kind;             /* attn_mask_kind */
+    const void *mask;          /* (B, Hq, Sq, Sk) view; innermost (Sk) stride 1 */
+    int64_t mask_stride_b;     /* 0 broadcasts over B */
+    int64_t mask_stride_h;     /* 0 broadcasts over heads */
+    int64_t mask_stride_q;     /* 0 broadcasts over query rows */
+    const int32_t *cu_seqlens_q; /* (B+1) or NULL: varlen; sequence b has query rows
+                                    [cu_seqlens_q[b], cu_seqlens_q[b+1]) of the packed q/o */
+    const int32_t *cu_seqlens_k; /* (B+1): required iff cu_seqlens_q is given */
+    float dropout_p;           /* in [0, 1); 0 = off */
+    uint64_t dropout_seed;
+    int num_threads;           /* 0 = library default */
+} attn_sdpa_opts;
+
+ATTN_API void attn_sdpa_opts_init(attn_sdpa_opts *opts);
+
+/* Workspace bytes the call needs (independent of the data; may depend on the
+ * thread count). Pass at least this much, 64-byte aligned. A NULL workspace
+ * makes the call allocate and free its own (slower: first-touch). */
+ATTN_API size_t attn_sdpa_fwd_workspace_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts);
+ATTN_API size_t attn_sdpa_bwd_workspace_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts);
+
+/*
+ * Forward.
+ *   q   (B, Sq, Hq, D)    in
+ *   k   (B, Sk, Hkv, D)   in
+ *   v   (B, Sk, Hkv, Dv)  in
+ *   o   (B, Sq, Hq, Dv)   out (must not overlap any input)
+ *   lse (B, Hq, Sq)       out, contiguous, may be NULL (inference); varlen: (Hq, total_q)
+ */
+ATTN_API attn_status attn_sdpa_fwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v,
+                                   attn_view o, float *lse, const attn_sdpa_opts *opts,
+                                   void *workspace, size_t workspace_size);
+
+/*
+ * Backward. Inputs as in forward plus:
+ *   o   (B, Sq, Hq, Dv)  the forward output
+ *   dO  (B, Sq, Hq, Dv)  gradient of the loss w.r.t. o
+ *   lse (B, Hq, Sq)      from the forward (same opts)
+ * Outputs (overwritten, must not overlap inputs or each other):
+ *   dq (B, Sq, Hq, D), dk (B, Sk, Hkv, D), dv (B, Sk, Hkv, Dv)
+ * GQA: dk/dv sum over the query heads of each group without atomics.
+ */
+ATTN_API attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v,
+                                   attn_view o, attn_view dO, const float *lse,
+                                   attn_view dq, attn_view dk, attn_view dv,
+                                   const attn_sdpa_opts *opts, void *workspace, size_t workspace_size);
+
+/* ═══ IO: safetensors ═══════════════════════════════════════════════════════
+ * Files are untrusted: every header field and offset is validated, nothing
+ * is read out of bounds, and allocations never exceed the file size plus a
+ * small constant. */
+typedef enum attn_dtype {
+    ATTN_DTYPE_F32 = 0,
+    ATTN_DTYPE_F16 = 1,
+    ATTN_DTYPE_BF16 = 2,
+    ATTN_DTYPE_F64 = 3,
+    ATTN_DTYPE_I32 = 4,
+    ATTN_DTYPE_I64 = 5,
+    ATTN_DTYPE_U8 = 6,
+    ATTN_DTYPE_OTHER = 7, /* any other safetensors dtype (listed, not convertible) */
+    ATTN_DTYPE_COUNT = 8
+} attn_dtype;
+
+#define ATTN_MAX_DIMS 8
+
+typedef struct attn_tensor_info {
+    const char *name;             /* owned by the file handle */
+    attn_dtype dtype;
+    int ndim;
+    int64_t shape[ATTN_MAX_DIMS];
+    int64_t numel;
+} attn_tensor_info;
+
+typedef struct attn_st attn_st; /* an opened, validated safetensors file */
+
+ATTN_API attn_status attn_st_open(attn_st **out, const char *path);
+/* Parse from memory (the buffer is copied). */
+ATTN_API attn_status attn_st_open_memory(attn_st **out, const void *data, size_t size);
+ATTN_API void attn_st_free(attn_st *st);
+ATTN_API int64_t attn_st_count(const attn_st *st);
+ATTN_API attn_status attn_st_info(const attn_st *st, int64_t index, attn_tensor_info *out);
+ATTN_API attn_status attn_st_find(const attn_st *st, const char *name, attn_tensor_info *out);
+/* Read tensor `name` converted to fp32 (F32/F16/BF16/F64 sources) into dst.
+ * shape/ndim: the expected shape; a mismatch is ATTN_ERR_SHAPE naming the
+ * tensor, expected and actual shape. ndim = -1 skips the shape check and
+ * only checks numel == dst_numel. */
+ATTN_API attn_status attn_st_read_f32(const attn_st *st, const char *name, float *dst,
+                                      int64_t dst_numel, int ndim, const int64_t *shape);
+
+typedef struct attn_st_writer attn_st_writer; /* collects tensors, then writes one file */
+ATTN_API attn_status attn_st_writer_create(attn_st_writer **out);
+ATTN_API void attn_st_writer_free(attn_st_writer *w);
+/* Adds an F32 tensor (data is copied). Duplicate names are an error. */
+ATTN_API attn_status attn_st_writer_add_f32(attn_st_writer *w, const char *name, const float *data,
+                                            int ndim, const int64_t *shape);
+ATTN_API attn_status attn_st_writer_save(const attn_st_writer *w, const char *path);
+
+/* ═══ IO: .npy ══════════════════════════════════════════════════════════════ */
+typedef struct attn_npy {
+    float *data;                  /* fp32, C order, owned (free with attn_npy_free) */
+    int ndim;
+    int64_t shape[ATTN_MAX_DIMS];
+    int64_t numel;
+} attn_npy;
+
+/* Reads float32 / float16 / float64 little-endian C-order arrays (converted to fp32). */
+ATTN_API attn_status attn_npy_read(const char *path, attn_npy *out);
+ATTN_API attn_status attn_npy_read_memory(const void *data, size_t size, attn_npy *out);
+ATTN_API void attn_npy_free(attn_npy *a);
+ATTN_API attn_status attn_npy_write(const char *path, const float *data, int ndim, const int64_t *shape);
+
+/* ═══ Multi-head attention layer ═══════════════════════════════════════════ */
+typedef enum attn_rope_kind {
+    ATTN_ROPE_NONE = 0,
+    ATTN_ROPE_NEOX = 1, /* rotate halves: (x[i], x[i + d/2]) — Llama, Qwen, NeoX */
+    ATTN_ROPE_GPTJ = 2  /* rotate interleaved pairs (x[2i], x[2i+1]) — GPT-J */
+} attn_rope_kind;
+
+typedef enum attn_rope_scaling {
+    ATTN_ROPE_SCALING_NONE = 0,
+    ATTN_ROPE_SCALING_LINEAR = 1, /* positions / factor */
+    ATTN_ROPE_SCALING_LLAMA3 = 2  /* Llama-3.1 frequency-dependent scaling */
+} attn_rope_scaling;
+
+typedef enum attn_init_scheme {
+    ATTN_INIT_XAVIER_UNIFORM = 0, /* U(-a, a), a = sqrt(6 / (fan_in + fan_out)) */
+    ATTN_INIT_NORMAL = 1          /* N(0, 0.02^2) */
+} attn_init_scheme;
+
+typedef enum attn_layout {
+    ATTN_BATCH_FIRST = 0, /* (B, S, E) */
+    ATTN_SEQ_FIRST = 1    /* (S, B, E) — nn.MultiheadAttention default */
+} attn_layout;
+
+/* Start from attn_mha_config_init(); fields with 0 take the stated default. */
+typedef struct attn_mha_config {
+    int64_t embed_dim;     /* E: width of x and of the output y (required) */
+    int64_t num_heads;     /* Hq (required) */
+    int64_t num_kv_heads;  /* Hkv, divides Hq; 0 = num_heads */
+    int64_t head_dim;      /* D; 0 = embed_dim / num_heads (must divide) */
+    int64_t kdim;          /* width of the key input (cross-attention); 0 = embed_dim */
+    int64_t vdim;          /* width of the value input; 0 = kdim */
+    int bias_q, bias_k, bias_v, bias_o; /* 0/1 per projection */
+    int causal;            /* causal self-attention (bottom-right aligned) */
+    float scale;           /* 0 = 1/sqrt(D) */
+    float dropout;         /* attention dropout probability in training mode, [0, 1) */
+    uint64_t dropout_seed;
+    float softcap;         /* 0 = off */
+    int64_t window_left, window_right; /* sliding window; -1 = unlimited (set by init) */
+    int rope;              /* attn_rope_kind */
+    float rope_theta;      /* 0 = 10000 */
+    int64_t rope_dim;      /* rotated dims per head (partial rotary); 0 = head_dim; even */
+    int rope_scaling;      /* attn_rope_scaling */
+    float rope_factor;     /* linear / llama3 factor */
+    float rope_low_freq_factor, rope_high_freq_factor; /* llama3 */
+    int64_t rope_original_max_pos;                     /* llama3 */
+    int qk_norm;           /* per-head RMSNorm of q and k (Qwen3), before RoPE */
+    float qk_norm_eps;     /* 0 = 1e-6 */
+} attn_mha_config;
+
+ATTN_API void attn_mha_config_init(attn_mha_config *cfg);
+
+/* Reads a HuggingFace config.json (Llama / Qwen2 / Qwen3 / Mistral style):
+ * hidden_size, num_attention_heads, num_key_value_heads, head_dim, rope_theta,
+ * rope_scaling, attention_bias, rms_norm_eps (qk-norm for qwen3), sliding_window...
+ * Sets causal = 1 and rope = NEOX. */
+ATTN_API attn_status attn_hf_config_read(const char *path, attn_mha_config *out);
+ATTN_API attn_status attn_hf_config_parse(const char *json, size_t len, attn_mha_config *out);
+
+typedef struct attn_mha attn_mha;
+
+ATTN_API attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg);
+ATTN_API void attn_mha_free(attn_mha *m);
+ATTN_API const attn_mha_config *attn_mha_get_config(const attn_mha *m); /* resolved defaults */
+/* Seeded, reproducible initialisation of weights; biases zero; norm weights one. */
+ATTN_API attn_status attn_mha_init_weights(attn_mha *m, attn_init_scheme scheme, uint64_t seed);
+/* Training mode saves activations for backward and enables dropout. Default: eval. */
+ATTN_API attn_status attn_mha_set_training(attn_mha *m, int training);
+
+/* Inputs of one forward. Start from attn_mha_input_init(). */
+typedef struct attn_mha_input {
+    int layout;                 /* attn_layout of x / key / value / y / dy / dx */
+    int64_t batch;              /* B */
+    int64_t seq_q;              /* Sq */
+    int64_t seq_kv;             /* Skv (cross-attention); ignored for self-attention */
+    const float *x;             /* (B, Sq, E) query input (self-attention: also key/value input) */
+    const float *key;           /* (B, Skv, kdim) or NULL for self-attention */
+    const float *value;         /* (B, Skv, vdim) or NULL (= key) */
+    const int32_t *positions;   /* (B, Sq) RoPE positions, or NULL: pos_offset + i */
+    int64_t pos_offset;
+    const uint8_t *key_padding_mask; /* (B, Skv) nonzero = padded/ignored (nn.MultiheadAttention), or NULL */
+    int mask_kind;              /* extra explicit mask, as in attn_sdpa_opts */
+    const void *mask;
+    int64_t mask_stride_b, mask_stride_h, mask_stride_q;
+} attn_mha_input;
+
+ATTN_API void attn_mha_input_init(attn_mha_input *in);
+
+/* y (B, Sq, E) in in->layout. In training mode the activations needed by
+ * backward are saved in the object (one forward per backward). */
+ATTN_API attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in, float *y);
+
+/* Backward of the last training-mode forward.
+ *   dy    (B, Sq, E)      in
+ *   dx    (B, Sq, E)      out (overwritten); may be NULL
+ *   dkey  (B, Skv, kdim)  out (overwritten) for cross-attention; may be NULL
+ *   dvalue(B, Skv, vdim)  out (overwritten) when value != key; may be NULL
+ * For cross-attention with value == NULL (value = key), dkey receives both.
+ * Parameter gradients are accumulated (+=). */
+ATTN_API attn_status attn_mha_backward(attn_mha *m, const float *dy, float *dx, float *dkey,
+                                       float *dvalue);
+
+/* Parameters, named with HuggingFace suffixes: q_proj.weight (Hq*D, E),
+ * q_proj.bias (Hq*D), k_proj.weight (Hkv*D, kdim), v_proj.weight (Hkv*D, vdim),
+ * o_proj.weight (E, Hq*D), o_proj.bias (E), q_norm.weight (D), k_norm.weight (D),
+ * and LoRA: q_proj.lora_A.weight (r, in), q_proj.lora_B.weight (out, r). */
+typedef struct attn_param {
+    const char *name;  /* suffix, owned by the layer */
+    float *data;       /* owned by the layer */
+    float *grad;       /* same shape; owned by the layer */
+    int ndim;
+    int64_t shape[2];
+    int64_t numel;
+    int trainable;     /* 0 for frozen base weights when LoRA is attached */
+} attn_param;
+
+ATTN_API int64_t attn_mha_num_params(const attn_mha *m);
+ATTN_API attn_status attn_mha_param(attn_mha *m, int64_t index, attn_param *out);
+ATTN_API attn_status attn_mha_find_param(attn_mha *m, const char *name, attn_param *out);
+ATTN_API int64_t attn_mha_num_trainable(const attn_mha *m); /* trainable scalar count */
+ATTN_API attn_status attn_mha_zero_grad(attn_mha *m);
+
+typedef enum attn_naming {
+    ATTN_NAMING_HF = 0,   /* {prefix}.q_proj.weight, ... */
+    ATTN_NAMING_TORCH = 1 /* nn.MultiheadAttention: in_proj_weight (3E, E), in_proj_bias,
+                             q_proj_weight/k_proj_weight/v_proj_weight when kdim != E,
+                             out_proj.weight, out_proj.bias */
+} attn_naming;
+
+/* Loads every parameter from an opened file; prefix may be "" or NULL.
+ * Missing or mis-shaped tensors: error naming the tensor, expected and actual shape. */
+ATTN_API attn_status attn_mha_load(attn_mha *m, const attn_st *st, const char *prefix, attn_naming naming);
+ATTN_API attn_status attn_mha_save(const attn_mha *m, attn_st_writer *w, const char *prefix);
+
+/* LoRA: y += (alpha / r) * x A^T B^T on the chosen projections. A (r, in) is
+ * initialised ~ Kaiming-uniform (seeded), B (out, r) = 0. Attaching freezes
+ * the base weights (trainable = 0). which: bitmask of ATTN_PROJ_*. */
+#define ATTN_PROJ_Q 1
+#define ATTN_PROJ_K 2
+#define ATTN_PROJ_V 4
+#define ATTN_PROJ_O 8
+ATTN_API attn_status attn_mha_lora_attach(attn_mha *m, int which, int64_t rank, float alpha, uint64_t seed);
+ATTN_API attn_status attn_mha_lora_merge(attn_mha *m);   /* W += (alpha/r) B A; adapters stay */
+ATTN_API attn_status attn_mha_lora_unmerge(attn_mha *m); /* W -= (alpha/r) B A */
+
+/* ═══ KV cache ═════════════════════════════════════════════════════════════
+ * Holds K and V (after RoPE / k-norm) of B independent sequences:
+ *   k, v: (B, capacity, Hkv, D), each sequence with its own length. */
+typedef struct attn_kvcache attn_kvcache;
+
+ATTN_API attn_status attn_kvcache_create(attn_kvcache **out, int64_t batch, int64_t capacity,
+                                         int64_t num_kv_heads, int64_t head_dim);
+ATTN_API void attn_kvcache_free(attn_kvcache *c);
+ATTN_API attn_status attn_kvcache_reset(attn_kvcache *c);
+/* Shortens sequence b (or every sequence if b < 0) to len tokens (len <= current). */
+ATTN_API attn_status attn_kvcache_truncate(attn_kvcache *c, int64_t b, int64_t len);
+ATTN_API int64_t attn_kvcache_len(const attn_kvcache *c, int64_t b);
+ATTN_API int64_t attn_kvcache_capacity(const attn_kvcache *c);
+
+/* Incremental (inference) forward: appends the K/V of the Sq new tokens of x
+ * (B, Sq, E) to the cache at positions len_b .. len_b + Sq - 1 (RoPE positions
+ * continue from len_b), then attends causally over the whole cached sequence.
+ * y (B, Sq, E). Prefill and single-token decode alike. Fails with
+ * ATTN_ERR_CAPACITY (and changes nothing) if any sequence would overflow. */
+ATTN_API attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const float *x,
+                                             int64_t batch, int64_t seq_q, float *y);
+
+/* ═══ Optimisers ═══════════════════════════════════════════════════════════
+ * Operate on an array of attn_param (any source: a layer, or the caller's
+ * own tensors). The same parameters, in the same order, must be passed at
+ * every step; state is allocated at the first step. Frozen (trainable == 0)
+ * parameters are skipped. */
+typedef struct attn_optim attn_optim;
+
+ATTN_API attn_status attn_optim_create_sgd(attn_optim **out, float lr, float momentum, float weight_decay);
+/* AdamW with decoupled weight decay (Loshchilov & Hutter). */
+ATTN_API attn_status attn_optim_create_adamw(attn_optim **out, float lr, float beta1, float beta2,
+                                             float eps, float weight_decay);
+ATTN_API void attn_optim_free(attn_optim *o);
+ATTN_API attn_status attn_optim_set_lr(attn_optim *o, float lr);
+ATTN_API attn_status attn_optim_step(attn_optim *o, const attn_param *params, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ATTN_H */

@@ -1,0 +1,54 @@
+/* core.h — internal runtime services shared by every part of libattn:
+ * error reporting, CPU feature dispatch, thread pool, aligned allocation.
+ * Not installed; include "core/core.h" from src/, tests/ and tools/. */
+#ifndef ATTN_CORE_H
+#define ATTN_CORE_H
+
+#include "attn.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* ─── errors ───────────────────────────────────────────────────────────────
+ * attn__fail formats the thread-local detailed message and returns s, so
+ * validation reads: if (x < 0) return attn__fail(ATTN_ERR_SHAPE, "seq_q = %lld < 0", x); */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+attn_status attn__fail(attn_status s, const char *fmt, ...);
+
+/* ─── CPU / dispatch ─────────────────────────────────────────────────────── */
+typedef struct attn_cpu_features {
+    int sse2, avx, avx2, fma, f16c, avx512f, avx512bw, avx512dq, avx512vl, avx512bf16, os_avx, os_avx512;
+    char brand[64];
+} attn_cpu_features;
+const attn_cpu_features *attn__cpu(void);
+
+/* ─── threads ────────────────────────────────────────────────────────────
+ * fn(ctx, task, tid) is called once for every task in [0, ntasks), on up to
+ * nthreads threads (tid in [0, nthreads)); tasks are handed out dynamically,
+ * so a task must only write memory that it owns (results then do not depend
+ * on the thread count). nthreads <= 0 means attn_get_num_threads().
+ * Safe to call from several user threads: a call that finds the pool busy
+ * runs its tasks on the calling thread. */
+typedef void (*attn_task_fn)(void *ctx, int64_t task, int tid);
+void attn__parallel_for(int64_t ntasks, int nthreads, attn_task_fn fn, void *ctx);
+int attn__resolve_threads(int requested); /* requested <= 0 -> default; clamps to [1, 256] */
+
+/* ─── memory ────────────────────────────────────────────────────────────── */
+#define ATTN_ALIGN 64
+void *attn__malloc(size_t bytes);          /* 64-byte aligned, NULL on failure or bytes == 0 */
+void *attn__calloc(size_t n, size_t size); /* zeroed, overflow-checked */
+void attn__free(void *p);
+/* Round up to a multiple of 64; returns 0 on overflow (callers treat 0 as NOMEM when n > 0). */
+static inline size_t attn__round_up(size_t n) { return n > SIZE_MAX - 63 ? 0 : (n + 63) & ~(size_t)63; }
+/* a * b with overflow detection: returns 0 and sets *ok = 0 on overflow. */
+static inline size_t attn__mul_size(size_t a, size_t b, int *ok) {
+    if (a != 0 && b > SIZE_MAX / a) { *ok = 0; return 0; }
+    return a * b;
+}
+static inline size_t attn__add_size(size_t a, size_t b, int *ok) {
+    if (b > SIZE_MAX - a) { *ok = 0; return 0; }
+    return a + b;
+}
+
+#endif
