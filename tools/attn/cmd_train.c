@@ -1,5 +1,401 @@
-/* cmd_train.c — placeholder until the training demo lands (replaced by its owner). */
+/*
+ * cmd_train.c — `attn train`: trains the byte-level transformer LM of lm.h on
+ * a text file (default: the bundled KJV Genesis + Exodus), or fine-tunes LoRA
+ * adapters of a trained checkpoint (--lora R --base FILE), with AdamW, a
+ * linear warm-up + cosine learning-rate schedule and global-norm gradient
+ * clipping. Holds out the last 10% of the text for validation; writes a
+ * safetensors checkpoint. See docs/train.md.
+ */
 #include "cli.h"
+#include "lm.h"
+
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
-int cmd_train(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "attn train: not built yet\n"); return 1; }
-int cmd_generate(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "attn generate: not built yet\n"); return 1; }
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef ATTN_SOURCE_DIR
+#define ATTN_SOURCE_DIR "."
+#endif
+
+#define DEFAULT_DATA "data/kjv_genesis_exodus.txt"
+#define DEFAULT_LORA_DATA "data/kjv_proverbs.txt"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_float(const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) return 0;
+    *out = v;
+    return 1;
+}
+
+/* Reads a whole file; bytes are the tokens. */
+static int read_text(const char *path, unsigned char **out, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t cap = 1 << 20, len = 0;
+    unsigned char *b = malloc(cap);
+    while (b) {
+        if (len == cap) {
+            unsigned char *nb = realloc(b, cap * 2);
+            if (!nb) { free(b); b = NULL; break; }
+            b = nb;
+            cap *= 2;
+        }
+        size_t r = fread(b + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!b || err) { free(b); return 0; }
+    *out = b;
+    *n = len;
+    return 1;
+}
+
+/* A bundled file: ATTN_SOURCE_DIR/rel, else rel relative to the working directory. */
+static const char *bundled(const char *rel, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s", ATTN_SOURCE_DIR, rel);
+    if (access(buf, R_OK) == 0) return buf;
+    return rel;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: attn train [--data FILE] [--seconds N | --steps N] [--layers L] [--dim E]\n"
+            "                  [--heads H] [--kv-heads H] [--hidden F] [--seq S] [--batch B] [--lr X]\n"
+            "                  [--warmup N] [--seed N] [--threads N] [--log-every N]\n"
+            "                  [--out ckpt.safetensors] [--lora R --base ckpt.safetensors]\n"
+            "  Trains a byte-level causal transformer LM (RMSNorm, attn_mha with RoPE + GQA,\n"
+            "  SwiGLU MLP) with AdamW, warm-up + cosine schedule. Defaults: the bundled\n"
+            "  %s, --seconds 60, --layers 4 --dim 128 --heads 4 --kv-heads 2\n"
+            "  --seq 128 --batch 16 --lr 3e-3, --out attn-lm.safetensors.\n"
+            "  --lora R fine-tunes rank-R LoRA adapters on q_proj and v_proj of every layer\n"
+            "  of --base (everything else frozen); default data %s,\n"
+            "  default out attn-lm-lora.safetensors.\n",
+            DEFAULT_DATA, DEFAULT_LORA_DATA);
+}
+
+typedef struct train_args {
+    const char *data, *out, *base;
+    double seconds, lr;
+    long steps, batch, seed, lora, warmup, threads, log_every;
+    lm_config cfg;
+    int dims_given, seq_given;
+} train_args;
+
+/* Mean loss over the validation windows (non-overlapping, from the start of
+ * the validation slice, at most max_windows), in eval mode. */
+static int eval_loss(lm_model *m, const unsigned char *val, size_t nval, int T, int B, int max_windows,
+                     int32_t *x, int32_t *y, double *out, int *windows) {
+    int nw = (int)((nval - 1) / (size_t)T);
+    if (nw > max_windows) nw = max_windows;
+    if (nw < 1) return 0;
+    if (lm_set_training(m, 0) != ATTN_OK) return 0;
+    double sum = 0.0;
+    for (int w0 = 0; w0 < nw; w0 += B) {
+        int b = nw - w0 < B ? nw - w0 : B;
+        for (int i = 0; i < b; i++)
+            for (int t = 0; t < T; t++) {
+                size_t o = (size_t)(w0 + i) * (size_t)T + (size_t)t;
+                x[i * T + t] = val[o];
+                y[i * T + t] = val[o + 1];
+            }
+        float loss;
+        if (lm_forward(m, x, y, b, T, &loss) != ATTN_OK) return 0;
+        sum += (double)loss * b;
+    }
+    *out = sum / nw;
+    *windows = nw;
+    return 1;
+}
+
+static void progress_bar(double frac, long step, float loss, double tps, double elapsed) {
+    int width = 30, fill = (int)(frac * width + 0.5);
+    if (fill > width) fill = width;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r[%s] %3.0f%% step %ld loss %.3f %.0f tok/s %.1fs ", bar, 100.0 * frac, step, (double)loss,
+            tps, elapsed);
+    fflush(stderr);
+}
+
+int cmd_train(int argc, char **argv) {
+    train_args a;
+    memset(&a, 0, sizeof a);
+    lm_config_default(&a.cfg);
+    a.seconds = 60.0;
+    a.steps = 0;
+    a.batch = 16;
+    a.lr = 3e-3;
+    a.seed = 1337;
+    a.warmup = -1;
+    a.log_every = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long iv;
+        double dv;
+        if (!strcmp(k, "-h") || !strcmp(k, "--help")) { usage(stdout); return 0; }
+#define NEED()                                                                                      \
+    do {                                                                                            \
+        if (!v) { fprintf(stderr, "attn train: %s needs a value\n", k); return 1; }                 \
+        i++;                                                                                        \
+    } while (0)
+#define INT_OPT(name, lo, hi, dst)                                                                  \
+    if (!strcmp(k, name)) {                                                                         \
+        NEED();                                                                                     \
+        if (!parse_int(v, lo, hi, &iv)) {                                                           \
+            fprintf(stderr, "attn train: %s %s: expected an integer in [%ld, %ld]\n", k, v, (long)(lo), (long)(hi)); \
+            return 1;                                                                               \
+        }                                                                                           \
+        dst = iv;                                                                                   \
+        continue;                                                                                   \
+    }
+        if (!strcmp(k, "--data")) { NEED(); a.data = v; continue; }
+        if (!strcmp(k, "--out")) { NEED(); a.out = v; continue; }
+        if (!strcmp(k, "--base")) { NEED(); a.base = v; continue; }
+        if (!strcmp(k, "--seconds")) {
+            NEED();
+            if (!parse_float(v, 0.01, 1e7, &dv)) { fprintf(stderr, "attn train: --seconds %s: expected a number > 0\n", v); return 1; }
+            a.seconds = dv;
+            a.steps = 0;
+            continue;
+        }
+        if (!strcmp(k, "--lr")) {
+            NEED();
+            if (!parse_float(v, 1e-8, 10.0, &dv)) { fprintf(stderr, "attn train: --lr %s: expected a number in [1e-8, 10]\n", v); return 1; }
+            a.lr = dv;
+            continue;
+        }
+        INT_OPT("--steps", 1, 100000000L, a.steps)
+        INT_OPT("--batch", 1, 4096, a.batch)
+        INT_OPT("--seed", 0, 2147483647L, a.seed)
+        INT_OPT("--lora", 1, 1024, a.lora)
+        INT_OPT("--warmup", 0, 100000000L, a.warmup)
+        INT_OPT("--threads", 0, 256, a.threads)
+        INT_OPT("--log-every", 1, 100000000L, a.log_every)
+        INT_OPT("--layers", 0, 256, a.cfg.n_layer)
+        INT_OPT("--dim", 2, 16384, a.cfg.dim)
+        INT_OPT("--heads", 1, 1024, a.cfg.n_head)
+        INT_OPT("--kv-heads", 1, 1024, a.cfg.n_kv_head)
+        INT_OPT("--hidden", 1, 65536, a.cfg.hidden)
+        INT_OPT("--seq", 1, 65536, a.cfg.max_seq)
+#undef INT_OPT
+#undef NEED
+        fprintf(stderr, "attn train: unknown option %s (see attn train --help)\n", k);
+        return 1;
+    }
+    if ((a.lora > 0) != (a.base != NULL)) {
+        fprintf(stderr, "attn train: --lora R and --base FILE go together\n");
+        return 1;
+    }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--layers") || !strcmp(argv[i], "--dim") || !strcmp(argv[i], "--heads") ||
+            !strcmp(argv[i], "--kv-heads") || !strcmp(argv[i], "--hidden"))
+            a.dims_given = 1;
+        else if (!strcmp(argv[i], "--seq"))
+            a.seq_given = 1;
+    if (a.threads > 0 && attn_set_num_threads((int)a.threads) != ATTN_OK) {
+        fprintf(stderr, "attn train: --threads %ld: %s\n", a.threads, attn_last_error());
+        return 1;
+    }
+
+    int rc = 1;
+    unsigned char *text = NULL;
+    lm_model *m = NULL;
+    attn_optim *opt = NULL;
+    int32_t *x = NULL, *y = NULL;
+    float *hist = NULL; /* loss per step */
+    char pathbuf[4096];
+    const char *data = a.data ? a.data : bundled(a.lora ? DEFAULT_LORA_DATA : DEFAULT_DATA, pathbuf, sizeof pathbuf);
+    const char *out = a.out ? a.out : (a.lora ? "attn-lm-lora.safetensors" : "attn-lm.safetensors");
+    size_t n = 0;
+    attn_status st;
+
+    /* ─── model ─── */
+    if (a.lora) {
+        st = lm_load(&m, a.base);
+        if (st != ATTN_OK) { fprintf(stderr, "attn train: --base %s: %s\n", a.base, lm_error()); goto done; }
+        if (lm_lora_rank(m) > 0) { fprintf(stderr, "attn train: --base %s already has LoRA adapters\n", a.base); goto done; }
+        if (a.dims_given) fprintf(stderr, "attn train: note: model dimensions come from --base; --layers/--dim/--heads ignored\n");
+        int seq_req = a.seq_given ? a.cfg.max_seq : lm_get_config(m)->max_seq;
+        a.cfg = *lm_get_config(m);
+        if (seq_req > a.cfg.max_seq) { fprintf(stderr, "attn train: --seq %d > the base model's %d\n", seq_req, a.cfg.max_seq); goto done; }
+        int64_t total = lm_num_params(m);
+        st = lm_lora_attach(m, a.lora, (float)(2 * a.lora), (uint64_t)a.seed);
+        if (st != ATTN_OK) { fprintf(stderr, "attn train: %s\n", lm_error()); goto done; }
+        a.cfg.max_seq = seq_req; /* train windows; the checkpoint keeps the base's max_seq */
+        int64_t lora_n = lm_num_params(m) - total, tr = lm_num_trainable(m);
+        printf("LoRA rank %ld (alpha %ld) on q_proj, v_proj of %d layers: %lld trainable of %lld parameters "
+               "(%.2f%%; base %lld frozen)\n",
+               a.lora, 2 * a.lora, a.cfg.n_layer, (long long)tr, (long long)(total + lora_n),
+               100.0 * (double)tr / (double)(total + lora_n), (long long)total);
+    } else {
+        st = lm_config_validate(&a.cfg);
+        if (st != ATTN_OK) { fprintf(stderr, "attn train: %s\n", lm_error()); goto done; }
+        st = lm_create(&m, &a.cfg, (uint64_t)a.seed);
+        if (st != ATTN_OK) { fprintf(stderr, "attn train: %s\n", lm_error()); goto done; }
+    }
+    const lm_config *c = lm_get_config(m);
+    int T = a.cfg.max_seq, B = (int)a.batch;
+
+    /* ─── data ─── */
+    if (!read_text(data, &text, &n)) { fprintf(stderr, "attn train: cannot read --data %s\n", data); goto done; }
+    size_t nval = n / 10;
+    if (nval < (size_t)T + 1) nval = (size_t)T + 1;
+    if (n < nval + (size_t)T + 1) {
+        fprintf(stderr, "attn train: %s has %zu bytes; need at least %zu for --seq %d\n", data, n, nval + (size_t)T + 1, T);
+        goto done;
+    }
+    size_t ntrain = n - nval;
+    const unsigned char *train = text, *val = text + ntrain;
+
+    x = malloc((size_t)B * (size_t)T * sizeof *x);
+    y = malloc((size_t)B * (size_t)T * sizeof *y);
+    if (!x || !y) { fprintf(stderr, "attn train: out of memory\n"); goto done; }
+
+    st = attn_optim_create_adamw(&opt, (float)a.lr, 0.9f, 0.95f, 1e-8f, 0.0f);
+    if (st != ATTN_OK) { fprintf(stderr, "attn train: attn_optim_create_adamw: %s\n", attn_last_error()); goto done; }
+
+    printf("model: %d layers, dim %d, heads %d (kv %d, head dim %d), SwiGLU hidden %d, byte vocab %d, %lld params\n",
+           c->n_layer, c->dim, c->n_head, c->n_kv_head, c->dim / c->n_head, c->hidden, c->vocab,
+           (long long)lm_num_params(m));
+    printf("data: %s: %zu bytes (train %zu, validation %zu); batch %d x seq %d = %d tokens/step\n", data, n, ntrain,
+           nval, B, T, B * T);
+    if (a.steps) printf("schedule: %ld steps, lr %g, ", a.steps, a.lr);
+    else printf("schedule: %.0f s, lr %g, ", a.seconds, a.lr);
+    printf("AdamW (0.9, 0.95), warm-up + cosine to lr/10, clip 1.0, seed %ld, %d threads\n", a.seed,
+           attn_get_num_threads());
+
+    const int max_val_windows = 64;
+    double val0 = 0.0, val1 = 0.0;
+    int nvw = 0;
+    if (!eval_loss(m, val, nval, T, B, max_val_windows, x, y, &val0, &nvw)) {
+        fprintf(stderr, "attn train: validation: %s\n", lm_error());
+        goto done;
+    }
+    printf("validation loss before training: %.4f (%d windows of %d)\n", val0, nvw, T);
+    if (lm_set_training(m, 1) != ATTN_OK) { fprintf(stderr, "attn train: %s\n", lm_error()); goto done; }
+
+    int64_t np;
+    const attn_param *params = lm_params(m, &np);
+    lm_rng rng = {(uint64_t)a.seed * 0x2545F4914F6CDD1Dull + 17};
+    int tty = isatty(fileno(stderr));
+    long warmup = a.warmup >= 0 ? a.warmup : (a.steps ? (a.steps / 20 > 0 ? a.steps / 20 : 1) : 30);
+    long log_every = a.log_every ? a.log_every : 10;
+    double t0 = now_s(), elapsed = 0.0;
+    float first_loss = 0.0f, loss = 0.0f;
+    double tail_sum = 0.0;
+    long hist_cap = 0, step = 0;
+    long long tokens = 0;
+    for (;; step++) {
+        elapsed = now_s() - t0;
+        double frac = a.steps ? (double)step / (double)a.steps : elapsed / a.seconds;
+        if (frac >= 1.0) break;
+        /* lr: linear warm-up over `warmup` steps, then cosine from lr to lr/10 over the progress */
+        double lr = a.lr;
+        if (step < warmup) lr = a.lr * (double)(step + 1) / (double)(warmup + 1);
+        else lr = a.lr * (0.1 + 0.9 * 0.5 * (1.0 + cos(3.141592653589793 * frac)));
+        attn_optim_set_lr(opt, (float)lr);
+        for (int b = 0; b < B; b++) {
+            size_t o = (size_t)(lm_rng_next(&rng) % (uint64_t)(ntrain - (size_t)T));
+            for (int t = 0; t < T; t++) {
+                x[b * T + t] = train[o + (size_t)t];
+                y[b * T + t] = train[o + (size_t)t + 1];
+            }
+        }
+        st = lm_forward(m, x, y, B, T, &loss);
+        if (st == ATTN_OK) st = lm_zero_grad(m);
+        if (st == ATTN_OK) st = lm_backward(m);
+        if (st != ATTN_OK) { if (tty) fputc('\n', stderr); fprintf(stderr, "attn train: step %ld: %s\n", step, lm_error()); goto done; }
+        if (!isfinite(loss)) { if (tty) fputc('\n', stderr); fprintf(stderr, "attn train: step %ld: loss is %g (diverged; lower --lr)\n", step, (double)loss); goto done; }
+        /* global-norm clipping to 1.0 */
+        double gn = 0.0;
+        for (int64_t i = 0; i < np; i++) {
+            if (!params[i].trainable) continue;
+            const float *g = params[i].grad;
+            for (int64_t j = 0; j < params[i].numel; j++) gn += (double)g[j] * g[j];
+        }
+        gn = sqrt(gn);
+        if (gn > 1.0) {
+            float s = (float)(1.0 / gn);
+            for (int64_t i = 0; i < np; i++) {
+                if (!params[i].trainable) continue;
+                float *g = params[i].grad;
+                for (int64_t j = 0; j < params[i].numel; j++) g[j] *= s;
+            }
+        }
+        st = attn_optim_step(opt, params, np);
+        if (st != ATTN_OK) { fprintf(stderr, "attn train: attn_optim_step: %s\n", attn_last_error()); goto done; }
+        tokens += (long long)B * T;
+        if (step == 0) first_loss = loss;
+        if (step >= hist_cap) {
+            long nc = hist_cap ? hist_cap * 2 : 1024;
+            float *nh = realloc(hist, (size_t)nc * sizeof *nh);
+            if (!nh) { fprintf(stderr, "attn train: out of memory\n"); goto done; }
+            hist = nh;
+            hist_cap = nc;
+        }
+        hist[step] = loss;
+        elapsed = now_s() - t0;
+        double tps = (double)tokens / (elapsed > 1e-9 ? elapsed : 1e-9);
+        double fr = a.steps ? (double)(step + 1) / (double)a.steps : elapsed / a.seconds;
+        if (step % log_every == 0) {
+            if (tty) fputs("\r\033[K", stderr);
+            printf("step %5ld | loss %.4f | lr %.2e | grad norm %.2f | %6.0f tok/s | %5.1f s\n", step, (double)loss, lr, gn,
+                   tps, elapsed);
+            fflush(stdout);
+        }
+        if (tty) progress_bar(fr > 1.0 ? 1.0 : fr, step, loss, tps, elapsed);
+    }
+    if (tty) fputs("\r\033[K", stderr);
+    if (step == 0) { fprintf(stderr, "attn train: no step ran (raise --seconds)\n"); goto done; }
+    long tail = step < 10 ? step : 10;
+    for (long i = step - tail; i < step; i++) tail_sum += hist[i];
+    double end_loss = tail_sum / (double)tail;
+    printf("trained %ld steps, %lld tokens in %.1f s: %.0f tok/s\n", step, tokens, elapsed, (double)tokens / elapsed);
+    printf("train loss: %.4f (step 0) -> %.4f (mean of the last %ld steps): %.1f%% lower\n", (double)first_loss, end_loss,
+           tail, 100.0 * (1.0 - end_loss / (double)first_loss));
+    free(hist);
+    hist = NULL;
+    if (!eval_loss(m, val, nval, T, B, max_val_windows, x, y, &val1, &nvw)) {
+        fprintf(stderr, "attn train: validation: %s\n", lm_error());
+        goto done;
+    }
+    printf("validation loss: %.4f -> %.4f (%d windows of %d bytes, %.3f bits/byte)\n", val0, val1, nvw, T,
+           val1 / log(2.0));
+    st = lm_save(m, out);
+    if (st != ATTN_OK) { fprintf(stderr, "attn train: saving %s: %s\n", out, lm_error()); goto done; }
+    printf("saved %s (%lld tensors)\n", out, (long long)np);
+    rc = 0;
+done:
+    free(hist);
+    attn_optim_free(opt);
+    lm_free(m);
+    free(text);
+    free(x);
+    free(y);
+    return rc;
+}
