@@ -1,0 +1,21 @@
+/* gemm.h — thin wrapper over CBLAS sgemm (OpenBLAS), row-major only.
+ *
+ *   C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C
+ *   op(X) = X or X^T; A is stored (M, K) row-major with leading dimension lda
+ *   when trans_a == 0, else (K, M); likewise B is (K, N) or (N, K).
+ *
+ * Sets the OpenBLAS thread count to attn_get_num_threads() before each call
+ * (only when it changed). M, N or K == 0 are handled (C scaled by beta, or
+ * untouched when M or N is 0). */
+#ifndef ATTN_GEMM_H
+#define ATTN_GEMM_H
+
+#include <stdint.h>
+
+void attn__sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* Sync the OpenBLAS thread count with attn_get_num_threads(). */
+void attn__gemm_sync_threads(void);
+
+#endif

@@ -1,0 +1,43 @@
+/* rope.h — rotary position embedding (RoPE), forward and backward.
+ *
+ * Layouts (attn_rope_kind):
+ *   NEOX: pairs (x[i], x[i + R/2]) for i < R/2 (rotate halves; Llama, Qwen, NeoX)
+ *   GPTJ: pairs (x[2i], x[2i + 1]) for i < R/2 (interleaved; GPT-J)
+ * where R = rope_dim <= D (partial rotary: dims R .. D-1 pass through).
+ * Pair i at position p is rotated by angle p * inv_freq[i]:
+ *   y1 = x1 cos - x2 sin,  y2 = x2 cos + x1 sin.
+ * The backward (vector-Jacobian product) is the inverse rotation (angle -a):
+ * RoPE is orthogonal, so dx = R(-a) dy. Angles are computed in float64 and
+ * rounded to fp32 cos/sin tables. */
+#ifndef ATTN_ROPE_H
+#define ATTN_ROPE_H
+
+#include <stdint.h>
+
+typedef struct attn_rope_cfg {
+    int kind;                  /* attn_rope_kind (NEOX or GPTJ) */
+    int64_t rope_dim;          /* R: rotated dims, even, >= 2 */
+    double theta;              /* base, > 0 */
+    int scaling;               /* attn_rope_scaling */
+    double factor;             /* linear / llama3 factor (> 0 when scaling) */
+    double low_freq_factor;    /* llama3 */
+    double high_freq_factor;   /* llama3 */
+    double original_max_pos;   /* llama3 original context length */
+} attn_rope_cfg;
+
+/* inv_freq (R/2): theta^(-2i/R), then scaled (linear: / factor; llama3:
+ * wavelength-dependent, as HuggingFace _compute_llama3_parameters). */
+void attn__rope_inv_freq(const attn_rope_cfg *c, double *inv_freq);
+
+/* Tables for ntok tokens at positions pos (ntok):
+ *   cos_t, sin_t (ntok, R/2): cos/sin(pos[t] * inv_freq[i]). */
+void attn__rope_tables(const double *inv_freq, int64_t half, const int64_t *pos, int64_t ntok, float *cos_t,
+                       float *sin_t);
+
+/* Rotates one token in place: x (H, D) with heads at x + h * head_stride.
+ * cos_r, sin_r (R/2) are the token's table rows. inverse != 0 applies the
+ * backward (rotation by -angle). */
+void attn__rope_row(float *x, int64_t H, int64_t head_stride, int kind, int64_t half, const float *cos_r,
+                    const float *sin_r, int inverse);
+
+#endif

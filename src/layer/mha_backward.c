@@ -1,0 +1,151 @@
+/* mha_backward.c — backward of the last training-mode attn_mha_forward.
+ *
+ * Legend as in mha_internal.h. The mirror image of the forward:
+ *   y = o Wo^T + bo (+ s_o (o A_o^T) B_o^T)
+ *       dWo += dy^T o,  dbo += sum_rows dy,  dO = dy Wo (+ LoRA)
+ *   o = sdpa(q, k, v)               ─► attn_sdpa_bwd: dq, dk, dv (into dproj, same layout as proj)
+ *   q = rope(norm(x Wq^T + bq))     ─► dq ← rope^-1(dq) ─► rmsnorm bwd (dq_norm +=) ─► d(pre-norm q)
+ *   dWq += dq^T x, dbq += sum dq, dx = dq Wq + dk Wk + dv Wv (self-attention: one GEMM over
+ *   Wqkv (qd + 2 kvd, E)), LoRA:  dB += s dY^T (X A^T),  dA += (s dY B)^T X,  dX += (s dY B) A.
+ * Parameter gradients are accumulated (+=); frozen base parameters (LoRA
+ * attached) get none. */
+#include "layer/mha_internal.h"
+
+#include "kernels/gemm.h"
+
+#include <string.h>
+
+/* LoRA part of the backward of projection p:
+ *   dY (rows, out) [ld_dy], X (rows, in) [ld_x] the saved input,
+ *   dX (rows, in) [ld_dx] accumulated (+=) or NULL. */
+static attn_status lora_bwd(attn_mha *m, int p, int64_t rows, const float *dY, int64_t ld_dy, const float *X,
+                            int64_t ld_x, float *dX, int64_t ld_dx) {
+    if (!mha__lora_on(m, p) || rows == 0) return ATTN_OK;
+    const mha_lora *l = &m->lora[p];
+    const int64_t r = l->rank;
+    attn_status s;
+    float *xa, *dxa;
+    if ((s = mha__grow_f(&m->b_xa[p], rows * r, &xa)) != ATTN_OK) return s;
+    if (m->lora_merged) /* the forward did not run the branch: recompute X A^T */
+        attn__sgemm(0, 1, rows, r, l->in, 1.0f, X, ld_x, l->A, l->in, 0.0f, xa, r);
+    if ((s = mha__grow_f(&m->b_dxa, rows * r, &dxa)) != ATTN_OK) return s;
+    /* dB (out, r) += s dY^T xa */
+    attn__sgemm(1, 0, l->out, r, rows, l->scale, dY, ld_dy, xa, r, 1.0f, l->dB, r);
+    /* dxa (rows, r) = s dY B */
+    attn__sgemm(0, 0, rows, r, l->out, l->scale, dY, ld_dy, l->B, r, 0.0f, dxa, r);
+    /* dA (r, in) += dxa^T X */
+    attn__sgemm(1, 0, r, l->in, rows, 1.0f, dxa, r, X, ld_x, 1.0f, l->dA, l->in);
+    /* dX += dxa A (merged weights already contain the branch) */
+    if (dX && !m->lora_merged) attn__sgemm(0, 0, rows, l->in, r, 1.0f, dxa, r, l->A, l->in, 1.0f, dX, ld_dx);
+    return ATTN_OK;
+}
+
+attn_status attn_mha_backward(attn_mha *m, const float *dy, float *dx, float *dkey, float *dvalue) {
+    if (!m) return attn__fail(ATTN_ERR_NULL, "attn_mha_backward: m is NULL");
+    if (!dy) return attn__fail(ATTN_ERR_NULL, "attn_mha_backward: dy is NULL");
+    mha_state *st = &m->st;
+    if (!st->valid)
+        return attn__fail(ATTN_ERR_STATE, "attn_mha_backward: no saved training-mode forward "
+                          "(call attn_mha_set_training(m, 1) and attn_mha_forward first; one backward per forward)");
+    const int64_t E = m->E, qd = m->qd, kvd = m->kvd, D = m->D;
+    const int64_t rows_q = st->rows_q, rows_k = st->rows_k;
+    if (rows_q == 0) { /* empty query: no gradient reaches key / value */
+        if (st->cross && dkey) memset(dkey, 0, (size_t)(rows_k * m->kdim) * sizeof(float));
+        if (st->cross && !st->value_is_key && dvalue) memset(dvalue, 0, (size_t)(rows_k * m->vdim) * sizeof(float));
+        st->valid = 0;
+        return ATTN_OK;
+    }
+    const int train = m->base_trainable;
+    const float *x = (const float *)m->b_x.p;
+    const float *key = st->cross ? (const float *)m->b_key.p : x;
+    const float *value = st->cross ? (st->value_is_key ? key : (const float *)m->b_value.p) : x;
+    const float *o = (const float *)m->b_o.p;
+    attn_status s;
+
+    /* ── output projection: y = o Wo^T + bo ── */
+    float *dO;
+    if ((s = mha__grow_f(&m->b_do, rows_q * qd, &dO)) != ATTN_OK) return s;
+    if (train) {
+        attn__sgemm(1, 0, E, qd, rows_q, 1.0f, dy, E, o, qd, 1.0f, m->dw[MHA_O], qd); /* dWo += dy^T o */
+        if (m->db[MHA_O]) mha__bias_grad(rows_q, E, dy, E, m->db[MHA_O]);
+    }
+    attn__sgemm(0, 0, rows_q, qd, E, 1.0f, dy, E, m->w[MHA_O], qd, 0.0f, dO, qd); /* dO = dy Wo */
+    if ((s = lora_bwd(m, MHA_O, rows_q, dy, E, o, qd, dO, qd)) != ATTN_OK) return s;
+
+    /* ── attention ── */
+    float *dproj;
+    const int64_t nproj = st->cross ? rows_q * qd + rows_k * st->ld_k : rows_q * st->ld_q;
+    if ((s = mha__grow_f(&m->b_dproj, nproj, &dproj)) != ATTN_OK) return s;
+    float *dqp = dproj + (st->qp - (float *)m->b_proj.p);
+    float *dkp = dproj + (st->kp - (float *)m->b_proj.p);
+    float *dvp = dproj + (st->vp - (float *)m->b_proj.p);
+    attn_view dq = mha__rows_view(dqp, st->layout, st->B, st->Sq, st->ld_q, D);
+    attn_view dk = mha__rows_view(dkp, st->layout, st->B, st->Skv, st->ld_k, D);
+    attn_view dv = mha__rows_view(dvp, st->layout, st->B, st->Skv, st->ld_k, D);
+    attn_view dOv = mha__rows_view(dO, st->layout, st->B, st->Sq, qd, D);
+    size_t ws = attn_sdpa_bwd_workspace_size(&st->dims, &st->opts);
+    void *wsp = mha__grow(&m->b_ws, ws);
+    if (!wsp) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_backward: sdpa workspace of %zu bytes", ws);
+    if ((s = attn_sdpa_bwd(&st->dims, st->q, st->k, st->v, st->o, dOv, (const float *)m->b_lse.p, dq, dk, dv,
+                           &st->opts, wsp, m->b_ws.cap)) != ATTN_OK)
+        return s;
+
+    /* ── RoPE^-1, then qk-norm backward (in place on dq, dk) ── */
+    mha_seg seg[2];
+    memset(seg, 0, sizeof seg);
+    const int rope = m->rope_half > 0;
+    seg[0].base = dqp; seg[0].ld = st->ld_q; seg[0].H = m->Hq; seg[0].Dh = D;
+    seg[1].base = dkp; seg[1].ld = st->ld_k; seg[1].H = m->Hkv; seg[1].Dh = D;
+    if (rope) {
+        seg[0].cos_t = (const float *)m->b_cos_q.p; seg[0].sin_t = (const float *)m->b_sin_q.p;
+        seg[1].cos_t = st->cross ? (const float *)m->b_cos_k.p : seg[0].cos_t;
+        seg[1].sin_t = st->cross ? (const float *)m->b_sin_k.p : seg[0].sin_t;
+    }
+    if (m->qn) {
+        seg[0].norm_w = m->qn; seg[0].xhat = (float *)m->b_qhat.p; seg[0].rstd = (float *)m->b_rstd_q.p;
+        seg[0].dnorm_w = train ? m->dqn : NULL;
+        seg[1].norm_w = m->kn; seg[1].xhat = (float *)m->b_khat.p; seg[1].rstd = (float *)m->b_rstd_k.p;
+        seg[1].dnorm_w = train ? m->dkn : NULL;
+    }
+    if (!st->cross) s = mha__bwd_rows(m, rows_q, seg, 2);
+    else if ((s = mha__bwd_rows(m, rows_q, seg, 1)) == ATTN_OK) s = mha__bwd_rows(m, rows_k, seg + 1, 1);
+    if (s != ATTN_OK) return s;
+
+    /* ── input projections ── */
+    if (train) {
+        if (m->db[MHA_Q]) mha__bias_grad(rows_q, qd, dqp, st->ld_q, m->db[MHA_Q]);
+        if (m->db[MHA_K]) mha__bias_grad(rows_k, kvd, dkp, st->ld_k, m->db[MHA_K]);
+        if (m->db[MHA_V]) mha__bias_grad(rows_k, kvd, dvp, st->ld_k, m->db[MHA_V]);
+    }
+    if (!st->cross) {
+        const int64_t N = st->ld_q; /* qd + 2 kvd */
+        if (train) /* dWqkv (N, E) += dproj^T x */
+            attn__sgemm(1, 0, N, E, rows_q, 1.0f, dproj, N, x, E, 1.0f, m->dw[MHA_Q], E);
+        if (dx) attn__sgemm(0, 0, rows_q, E, N, 1.0f, dproj, N, m->w[MHA_Q], E, 0.0f, dx, E); /* dx = dproj Wqkv */
+        if ((s = lora_bwd(m, MHA_Q, rows_q, dqp, N, x, E, dx, E)) != ATTN_OK) return s;
+        if ((s = lora_bwd(m, MHA_K, rows_q, dkp, N, x, E, dx, E)) != ATTN_OK) return s;
+        if ((s = lora_bwd(m, MHA_V, rows_q, dvp, N, x, E, dx, E)) != ATTN_OK) return s;
+    } else {
+        const int64_t kdim = m->kdim, vdim = m->vdim, ldk = st->ld_k;
+        if (train) attn__sgemm(1, 0, qd, E, rows_q, 1.0f, dqp, qd, x, E, 1.0f, m->dw[MHA_Q], E);
+        if (dx) attn__sgemm(0, 0, rows_q, E, qd, 1.0f, dqp, qd, m->w[MHA_Q], E, 0.0f, dx, E);
+        if ((s = lora_bwd(m, MHA_Q, rows_q, dqp, qd, x, E, dx, E)) != ATTN_OK) return s;
+        if (st->value_is_key) { /* [Wk; Wv] (2 kvd, kdim) acts on key */
+            if (train) attn__sgemm(1, 0, 2 * kvd, kdim, rows_k, 1.0f, dkp, ldk, key, kdim, 1.0f, m->dw[MHA_K], kdim);
+            if (dkey) attn__sgemm(0, 0, rows_k, kdim, 2 * kvd, 1.0f, dkp, ldk, m->w[MHA_K], kdim, 0.0f, dkey, kdim);
+            if ((s = lora_bwd(m, MHA_K, rows_k, dkp, ldk, key, kdim, dkey, kdim)) != ATTN_OK) return s;
+            if ((s = lora_bwd(m, MHA_V, rows_k, dvp, ldk, key, kdim, dkey, kdim)) != ATTN_OK) return s;
+        } else {
+            if (train) {
+                attn__sgemm(1, 0, kvd, kdim, rows_k, 1.0f, dkp, ldk, key, kdim, 1.0f, m->dw[MHA_K], kdim);
+                attn__sgemm(1, 0, kvd, vdim, rows_k, 1.0f, dvp, ldk, value, vdim, 1.0f, m->dw[MHA_V], vdim);
+            }
+            if (dkey) attn__sgemm(0, 0, rows_k, kdim, kvd, 1.0f, dkp, ldk, m->w[MHA_K], kdim, 0.0f, dkey, kdim);
+            if (dvalue) attn__sgemm(0, 0, rows_k, vdim, kvd, 1.0f, dvp, ldk, m->w[MHA_V], vdim, 0.0f, dvalue, vdim);
+            if ((s = lora_bwd(m, MHA_K, rows_k, dkp, ldk, key, kdim, dkey, kdim)) != ATTN_OK) return s;
+            if ((s = lora_bwd(m, MHA_V, rows_k, dvp, ldk, value, vdim, dvalue, vdim)) != ATTN_OK) return s;
+        }
+    }
+    st->valid = 0;
+    return ATTN_OK;
+}
