@@ -1,0 +1,67 @@
+/* dispatch.h — per-ISA table of the sdpa micro-kernels.
+ *
+ * The tiled FlashAttention-2 drivers (sdpa_fwd.c, sdpa_bwd.c) are written
+ * once in portable C; every inner loop that matters for speed is a call
+ * through this table. The table for an ISA starts as a copy of the generic
+ * one and is overridden entry by entry by the avx2 / avx512 kernels
+ * (BLIS-style), so a missing SIMD kernel silently falls back to C.
+ *
+ * Tile conventions (all buffers are row-major, 64-byte aligned, in per-thread
+ * workspace unless stated):
+ *   - "n" (the vectorised dimension) is always padded by the caller to a
+ *     multiple of 16 floats: B and C have >= round16(n) valid (possibly zero)
+ *     columns and the kernels may read/write the padding.
+ *   - lda/ldb/ldc are row strides in elements.
+ *
+ * Every kernel is deterministic: its result depends only on its inputs (no
+ * thread count, no alignment-dependent summation order).
+ */
+#ifndef ATTN_KERNELS_DISPATCH_H
+#define ATTN_KERNELS_DISPATCH_H
+
+#include "attn.h"
+#include <stdint.h>
+
+typedef struct attn__sdpa_kernels {
+    const char *name; /* e.g. "avx512" */
+
+    /* C (m, n) = A (m, k) . B (k, n)          (acc == 0)
+     * C (m, n) += A (m, k) . B (k, n)         (acc != 0)
+     * A is read element-wise (broadcast); B and C row vectors. A may be an
+     * unpacked strided view (e.g. K rows straight from the caller). */
+    void (*gemm_ab)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
+                    float *C, int64_t ldc, int acc);
+
+    /* C (m, n) += A^T . B  where A is (k, m) and B is (k, n):
+     *   C[i][:] += sum_p A[p][i] * B[p][:]   (p ascending). */
+    void (*gemm_atb)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
+                     float *C, int64_t ldc);
+
+    /* Online-softmax step on a transposed score tile S (nc, mp) [key c][row m]
+     * (mp a multiple of 16). For every column m:
+     *   mx = max_c S[c][m]; mn = max(mrow[m], mx)
+     *   mn == -inf: S[:, m] = 0, alpha[m] = 1 (row still fully masked)
+     *   else: alpha[m] = exp(mrow[m] - mn), S[c][m] = exp(S[c][m] - mn),
+     *         lrow[m] = alpha[m] * lrow[m] + sum_c S[c][m]   (c ascending), mrow[m] = mn.
+     * Returns nonzero iff some alpha[m] != 1 (O must be rescaled). */
+    int (*softmax_tile)(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha);
+
+    /* Backward probabilities on a transposed tile S (nc, mp):
+     *   S[c][m] = lse[m] == -inf ? 0 : exp(S[c][m] - lse[m]). */
+    void (*bwd_probs)(int64_t nc, int64_t mp, float *S, const float *lse);
+
+    /* dS on a transposed tile: dP[c][m] = P[c][m] * (dP[c][m] - Di[m]). */
+    void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di);
+} attn__sdpa_kernels;
+
+/* The table for the currently active ISA (attn_isa_active()). */
+const attn__sdpa_kernels *attn__sdpa_kernels_get(void);
+/* The table for a given ISA (capped at what is compiled in; tests). */
+const attn__sdpa_kernels *attn__sdpa_kernels_for(attn_isa isa);
+
+/* Per-ISA override hooks, each defined in its ISA directory. */
+void attn__sdpa_kernels_generic(attn__sdpa_kernels *t);
+void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t);
+void attn__sdpa_kernels_avx512(attn__sdpa_kernels *t);
+
+#endif

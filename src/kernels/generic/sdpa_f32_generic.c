@@ -1,0 +1,81 @@
+/* sdpa_f32_generic.c — portable C micro-kernels of the sdpa table (the
+ * fallback for every entry and the baseline the SIMD kernels are checked
+ * against). Plain loops; summation orders are fixed (ascending index). */
+#include "kernels/dispatch.h"
+
+#include <math.h>
+#include <string.h>
+
+static void gemm_ab_generic(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
+                            int64_t ldb, float *C, int64_t ldc, int acc) {
+    for (int64_t i = 0; i < m; i++) {
+        float *c = C + i * ldc;        /* (n) row i of C */
+        const float *a = A + i * lda;  /* (k) row i of A */
+        if (!acc) memset(c, 0, (size_t)n * sizeof(float));
+        for (int64_t p = 0; p < k; p++) {
+            const float ap = a[p];
+            const float *b = B + p * ldb; /* (n) row p of B */
+            for (int64_t j = 0; j < n; j++) c[j] += ap * b[j];
+        }
+    }
+}
+
+static void gemm_atb_generic(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
+                             int64_t ldb, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < m; i++) {
+        float *c = C + i * ldc; /* (n) row i of C */
+        for (int64_t p = 0; p < k; p++) {
+            const float ap = A[p * lda + i];
+            const float *b = B + p * ldb;
+            for (int64_t j = 0; j < n; j++) c[j] += ap * b[j];
+        }
+    }
+}
+
+static int softmax_tile_generic(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
+    int changed = 0;
+    for (int64_t m = 0; m < mp; m++) {
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < nc; c++) mx = fmaxf(mx, S[c * mp + m]);
+        float mn = fmaxf(mrow[m], mx);
+        if (mn == -INFINITY) {
+            for (int64_t c = 0; c < nc; c++) S[c * mp + m] = 0.0f;
+            alpha[m] = 1.0f;
+            continue;
+        }
+        float a = expf(mrow[m] - mn);
+        float sum = 0.0f;
+        for (int64_t c = 0; c < nc; c++) {
+            float e = expf(S[c * mp + m] - mn);
+            S[c * mp + m] = e;
+            sum += e;
+        }
+        alpha[m] = a;
+        if (a != 1.0f) changed = 1;
+        lrow[m] = a * lrow[m] + sum;
+        mrow[m] = mn;
+    }
+    return changed;
+}
+
+static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, const float *lse) {
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t m = 0; m < mp; m++) {
+            float l = lse[m];
+            S[c * mp + m] = l == -INFINITY ? 0.0f : expf(S[c * mp + m] - l);
+        }
+}
+
+static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di) {
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t m = 0; m < mp; m++) dP[c * mp + m] = P[c * mp + m] * (dP[c * mp + m] - Di[m]);
+}
+
+void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
+    t->name = "generic";
+    t->gemm_ab = gemm_ab_generic;
+    t->gemm_atb = gemm_atb_generic;
+    t->softmax_tile = softmax_tile_generic;
+    t->bwd_probs = bwd_probs_generic;
+    t->bwd_ds = bwd_ds_generic;
+}

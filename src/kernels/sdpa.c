@@ -1,0 +1,258 @@
+/* sdpa.c — public entry points of the fused sdpa kernels: options, workspace
+ * sizing, the execution plan (tiling + task split), workspace handling, and
+ * the per-element logit work shared by forward and backward.
+ *
+ * Determinism: the plan (block sizes, number of key splits / chunks) depends
+ * only on the shape and options; every task writes memory it alone owns, and
+ * partial results are combined in a fixed order. Results are therefore
+ * bit-identical for any thread count and across runs (for a given ISA). */
+#include "kernels/sdpa_internal.h"
+#include "kernels/dropout.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SDPA_MROWS 64      /* target rows (heads x positions) per query block */
+#define SDPA_BC 64         /* keys per tile */
+#define SDPA_FWD_TASKS 32  /* below this many forward tasks, split keys (flash-decoding) */
+#define SDPA_BWD_TASKS 8   /* below this many (b, kv head) pairs, split keys in backward */
+
+void attn_sdpa_opts_init(attn_sdpa_opts *opts) {
+    if (!opts) return;
+    memset(opts, 0, sizeof *opts);
+    opts->scale = 0.0f;
+    opts->causal = 0;
+    opts->align = ATTN_ALIGN_TOP_LEFT;
+    opts->window_left = -1;
+    opts->window_right = -1;
+    opts->mask_kind = ATTN_MASK_NONE;
+    opts->num_threads = 0;
+}
+
+static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
+
+void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd, int nthreads) {
+    memset(pl, 0, sizeof *pl);
+    pl->Gs = P->G < SDPA_MROWS ? P->G : SDPA_MROWS;
+    pl->nhc = attn__ceil_div(P->G, pl->Gs);
+    pl->Br = SDPA_MROWS / pl->Gs;
+    if (pl->Br < 1) pl->Br = 1;
+    int64_t maxq = P->varlen ? P->Sq : P->Sq; /* packed total bounds every sequence */
+    if (maxq >= 1 && pl->Br > maxq) pl->Br = maxq;
+    pl->Mmax = pl->Gs * pl->Br;
+    pl->Mp = attn__round16(pl->Mmax);
+    pl->Bc = SDPA_BC;
+    pl->Dp = attn__round16(P->D);
+    pl->Dvp = attn__round16(P->Dv);
+    pl->nqb = attn__ceil_div(P->Sq, pl->Br);
+    if (P->varlen) pl->ntasks0 = P->Hkv * pl->nhc * (pl->nqb + P->B);
+    else pl->ntasks0 = P->B * pl->nqb * P->Hkv * pl->nhc;
+    pl->nsplit = 1;
+    pl->nchunks = 1;
+    const int64_t Bc = pl->Bc, Mp = pl->Mp, M = pl->Mmax, D = P->D, Dv = P->Dv, Dp = pl->Dp, Dvp = pl->Dvp;
+    size_t th = 0, gl = 0;
+    if (!bwd) {
+        if (!P->varlen && pl->ntasks0 > 0 && pl->ntasks0 < SDPA_FWD_TASKS) {
+            int64_t want = attn__ceil_div(SDPA_FWD_TASKS, pl->ntasks0);
+            int64_t maxs = P->Sk / (2 * Bc);
+            pl->nsplit = want < maxs ? want : maxs;
+            if (pl->nsplit < 1) pl->nsplit = 1;
+        }
+        th += fl(D * Mp);          /* Qt */
+        th += fl(Bc * Mp);         /* St */
+        th += fl(Bc * Dvp);        /* Vp */
+        th += fl(M * Dvp);         /* O */
+        th += 3 * fl(Mp);          /* mrow, lrow, alpha */
+        th += 2 * fl(2 * pl->Br);  /* lo, hi (int64) */
+        th += fl(2 * Mp);          /* rowkey (uint64) */
+        if (pl->nsplit > 1) gl += fl(pl->ntasks0 * pl->nsplit * (M * Dvp + 2 * Mp));
+        if (P->varlen) gl += fl(2 * (P->B + 1));
+    } else {
+        int64_t pairs = P->B * P->Hkv;
+        int64_t nkb = attn__ceil_div(P->Sk, Bc);
+        if (pairs > 0 && pairs < SDPA_BWD_TASKS && nkb > 1) {
+            int64_t want = attn__ceil_div(SDPA_BWD_TASKS, pairs);
+            pl->nchunks = want < nkb ? want : nkb;
+        }
+        th += fl(D * Mp) + fl(M * Dp);    /* Qt, Qr */
+        th += fl(Dv * Mp) + fl(M * Dvp);  /* dOt, dOr */
+        th += 4 * fl(Bc * Mp);            /* St (P), X (P*z), dPt (dP -> dS), Tt (tanh) */
+        th += fl(Bc * Dp) + fl(Bc * Dvp); /* dKa, dVa */
+        th += fl(Bc * Dp);                /* Kp */
+        th += fl(M * Dp);                 /* dqt */
+        th += 2 * fl(Mp);                 /* lse_r, Di */
+        th += 2 * fl(2 * pl->Br);         /* lo, hi */
+        th += fl(2 * Mp);                 /* rowkey */
+        int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
+        if (pl->nchunks > 1) gl += fl((pl->nchunks - 1) * rows * P->Hq * D);
+    }
+    int64_t ntasks = bwd ? P->B * P->Hkv * pl->nchunks : pl->ntasks0 * pl->nsplit;
+    if (ntasks < 1) ntasks = 1;
+    if (nthreads > ntasks) nthreads = (int)ntasks;
+    if (nthreads < 1) nthreads = 1;
+    pl->nthreads = nthreads;
+    pl->thread_bytes = th;
+    pl->global_bytes = gl;
+}
+
+static size_t plan_total(const attn__sdpa_plan *pl) {
+    return pl->global_bytes + (size_t)pl->nthreads * pl->thread_bytes;
+}
+
+/* Light validation for the size queries (0 when the shape is unusable). */
+static int dims_ok(const attn_sdpa_dims *d) {
+    return d && d->batch >= 0 && d->seq_q >= 0 && d->seq_k >= 0 && d->seq_q <= ((int64_t)1 << 40) &&
+           d->seq_k <= ((int64_t)1 << 40) && d->heads_q >= 1 && d->heads_kv >= 1 && d->heads_q <= INT32_MAX &&
+           d->heads_q % d->heads_kv == 0 && d->head_dim >= 1 && d->head_dim <= 256 && d->head_dim_v >= 0 &&
+           d->head_dim_v <= 256 && d->batch <= ((int64_t)1 << 40);
+}
+
+static size_t ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd) {
+    if (!dims_ok(dims)) return 0;
+    attn_sdpa_opts def;
+    if (!opts) { attn_sdpa_opts_init(&def); opts = &def; }
+    if (opts->num_threads < 0) return 0;
+    attn__sdpa_prob P;
+    attn__sdpa_prob_init(&P, dims, opts);
+    attn__sdpa_plan pl;
+    attn__sdpa_plan_make(&pl, &P, bwd, attn__resolve_threads(opts->num_threads));
+    return plan_total(&pl);
+}
+
+size_t attn_sdpa_fwd_workspace_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts) {
+    return ws_size(dims, opts, 0);
+}
+size_t attn_sdpa_bwd_workspace_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts) {
+    return ws_size(dims, opts, 1);
+}
+
+/* Binds the caller's workspace (or allocates one). *owned is set when the
+ * call must free it. May lower pl->nthreads to fit a smaller workspace. */
+static attn_status bind_workspace(const char *fn, attn__sdpa_plan *pl, void *ws, size_t ws_size,
+                                  unsigned char **base, void **owned) {
+    *owned = NULL;
+    if (!ws) {
+        size_t need = plan_total(pl);
+        void *p = attn__malloc(need);
+        if (!p) return attn__fail(ATTN_ERR_NOMEM, "%s: cannot allocate a %zu-byte workspace", fn, need);
+        *owned = p;
+        *base = p;
+        return ATTN_OK;
+    }
+    if (((uintptr_t)ws & (ATTN_ALIGN - 1)) != 0)
+        return attn__fail(ATTN_ERR_WORKSPACE, "%s: workspace %p is not 64-byte aligned", fn, ws);
+    size_t one = pl->global_bytes + pl->thread_bytes;
+    if (ws_size < one)
+        return attn__fail(ATTN_ERR_WORKSPACE,
+                          "%s: workspace_size = %zu bytes, need %zu for %d threads (at least %zu for one thread)", fn,
+                          ws_size, plan_total(pl), pl->nthreads, one);
+    size_t fit = (ws_size - pl->global_bytes) / pl->thread_bytes;
+    if (fit < (size_t)pl->nthreads) pl->nthreads = (int)fit;
+    *base = ws;
+    return ATTN_OK;
+}
+
+attn_status attn_sdpa_fwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
+                          float *lse, const attn_sdpa_opts *opts, void *workspace, size_t workspace_size) {
+    static const char fn[] = "attn_sdpa_fwd";
+    attn_view none = {0};
+    attn_status st = attn__sdpa_validate(fn, dims, opts, 0, q, k, v, o, none, lse, none, none, none);
+    if (st) return st;
+    attn__sdpa_prob P;
+    attn__sdpa_prob_init(&P, dims, opts);
+    P.q = q; P.k = k; P.v = v; P.o = o;
+    P.lse_out = lse;
+    if (P.B == 0 || P.Sq == 0) return ATTN_OK;
+    attn__sdpa_plan pl;
+    attn__sdpa_plan_make(&pl, &P, 0, attn__resolve_threads(opts ? opts->num_threads : 0));
+    unsigned char *base;
+    void *owned;
+    if ((st = bind_workspace(fn, &pl, workspace, workspace_size, &base, &owned))) return st;
+    attn__sdpa_fwd_run(&P, &pl, attn__sdpa_kernels_get(), base);
+    attn__free(owned);
+    return ATTN_OK;
+}
+
+attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
+                          attn_view dO, const float *lse, attn_view dq, attn_view dk, attn_view dv,
+                          const attn_sdpa_opts *opts, void *workspace, size_t workspace_size) {
+    static const char fn[] = "attn_sdpa_bwd";
+    attn_status st = attn__sdpa_validate(fn, dims, opts, 1, q, k, v, o, dO, lse, dq, dk, dv);
+    if (st) return st;
+    attn__sdpa_prob P;
+    attn__sdpa_prob_init(&P, dims, opts);
+    P.q = q; P.k = k; P.v = v; P.o = o; P.dO = dO;
+    P.dq = dq; P.dk = dk; P.dv = dv;
+    P.lse_in = lse;
+    if (P.B == 0 || (P.Sq == 0 && P.Sk == 0)) return ATTN_OK;
+    attn__sdpa_plan pl;
+    attn__sdpa_plan_make(&pl, &P, 1, attn__resolve_threads(opts ? opts->num_threads : 0));
+    unsigned char *base;
+    void *owned;
+    if ((st = bind_workspace(fn, &pl, workspace, workspace_size, &base, &owned))) return st;
+    attn__sdpa_bwd_run(&P, &pl, attn__sdpa_kernels_get(), base);
+    attn__free(owned);
+    return ATTN_OK;
+}
+
+/* ─── per-element logit work ─────────────────────────────────────────────── */
+
+void attn__sdpa_apply_elem(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t kvh, int64_t g0, int64_t ng,
+                           int64_t r0, int64_t nr, const int64_t *lo, const int64_t *hi, int64_t j0, int64_t nc,
+                           int64_t mp, int full, float *St, float *T) {
+    const float cap = P->softcap, inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
+    for (int64_t r = 0; r < nr; r++) {
+        const int64_t i = r0 + r;              /* row within the sequence */
+        const int64_t pos = i + s->shift;      /* p(i) */
+        int64_t a = lo[r] - j0, e = hi[r] - j0; /* visible c in [a, e) */
+        if (full) { a = 0; e = nc; }
+        if (a < 0) a = 0;
+        if (e > nc) e = nc;
+        for (int64_t g = 0; g < ng; g++) {
+            const int64_t m = r * ng + g;
+            const int64_t h = kvh * P->G + g0 + g; /* query head */
+            const float slope = P->alibi ? P->alibi[h] : 0.0f;
+            const uint8_t *mb = NULL;
+            const float *ma = NULL;
+            if (P->mask_kind != ATTN_MASK_NONE) {
+                int64_t off = s->b * P->msb + h * P->msh + i * P->msq + j0;
+                if (P->mask_kind == ATTN_MASK_BOOL) mb = (const uint8_t *)P->mask + off;
+                else ma = (const float *)P->mask + off;
+            }
+            for (int64_t c = 0; c < nc; c++) {
+                float *x = &St[c * mp + m];
+                if (c < a || c >= e) { *x = -INFINITY; if (T) T[c * mp + m] = 0.0f; continue; }
+                float y = *x;
+                if (cap > 0.0f) {
+                    float t = tanhf(y * inv_cap);
+                    if (T) T[c * mp + m] = t;
+                    y = cap * t;
+                }
+                if (P->alibi) {
+                    int64_t dd = pos - (j0 + c);
+                    y -= slope * (float)(dd < 0 ? -dd : dd);
+                }
+                if (mb && !mb[c]) y = -INFINITY;
+                if (ma) y += ma[c];
+                *x = y;
+            }
+        }
+    }
+}
+
+void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, int64_t M, int64_t j0, int64_t nc,
+                              int64_t mp, float *St, float *Pd) {
+    const uint32_t thr = P->drop_thr;
+    const float sc = P->drop_scale;
+    for (int64_t c = 0; c < nc; c++) {
+        const int64_t j = j0 + c;
+        for (int64_t m = 0; m < M; m++) {
+            int keep = attn__dropout_keep(rowkey[m], j, thr);
+            if (Pd) Pd[c * mp + m] = keep ? St[c * mp + m] * sc : 0.0f;
+            else if (!keep) St[c * mp + m] = 0.0f;
+        }
+        if (Pd)
+            for (int64_t m = M; m < mp; m++) Pd[c * mp + m] = 0.0f;
+    }
+}

@@ -1,0 +1,275 @@
+/* sdpa_bwd.c — tiled FlashAttention-2 backward.
+ *
+ * Task = (sequence b, kv head, key chunk). The task owns dk/dv of its keys
+ * (summed over all G query heads of the group inside the task: no atomics)
+ * and its own dq accumulator: chunk 0 accumulates straight into dq, chunk
+ * c >= 1 into workspace partial c-1; a final pass adds the partials to dq in
+ * chunk order. The number of chunks depends only on the shape, so results
+ * are bit-identical for any thread count.
+ *
+ * For each key tile (Bc keys) and each query block seeing it:
+ *   St  = K . Qt                      (scores, transposed, scale folded into Q)
+ *   P   = exp(S - lse)                (after softcap / ALiBi / masks as forward)
+ *   Pd  = P * z                       (dropout: z = keep / (1 - p))
+ *   dV += Pd . dO
+ *   dPt = V . dOt
+ *   dS  = Pd * dP - P * Di            (Di = rowsum(dO * O)); softcap: * (1 - tanh^2)
+ *   dK += dS . (scale Q)
+ *   dQ += dS^T . (scale K)
+ */
+#include "kernels/sdpa_internal.h"
+#include "kernels/dropout.h"
+
+static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
+
+typedef struct bwd_bufs {
+    float *Qt;   /* (D, Mp)   scale * q^T, zero-padded rows */
+    float *Qr;   /* (M, Dp)   scale * q rows, zero-padded columns */
+    float *dOt;  /* (Dv, Mp)  dO^T */
+    float *dOr;  /* (M, Dvp)  dO rows */
+    float *St;   /* (Bc, Mp)  scores -> P */
+    float *X;    /* (Bc, Mp)  P * z (dropout) */
+    float *dPt;  /* (Bc, Mp)  dP -> dS */
+    float *Tt;   /* (Bc, Mp)  tanh(x / softcap) */
+    float *dKa;  /* (Bc, Dp)  dk accumulator of the key tile */
+    float *dVa;  /* (Bc, Dvp) dv accumulator */
+    float *Kp;   /* (Bc, Dp)  scale * K tile, zero-padded columns */
+    float *dqt;  /* (M, Dp)   dq contribution of one (key tile, query block) */
+    float *lse;  /* (Mp)      lse per row, -inf on padding */
+    float *Di;   /* (Mp)      rowsum(dO * O) */
+    int64_t *lo, *hi; /* (Br) */
+    uint64_t *rowkey; /* (Mp) */
+} bwd_bufs;
+
+static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, bwd_bufs *b) {
+    const int64_t Mp = pl->Mp, M = pl->Mmax, Bc = pl->Bc, Dp = pl->Dp, Dvp = pl->Dvp;
+    b->Qt = (float *)p; p += fl(P->D * Mp);
+    b->Qr = (float *)p; p += fl(M * Dp);
+    b->dOt = (float *)p; p += fl(P->Dv * Mp);
+    b->dOr = (float *)p; p += fl(M * Dvp);
+    b->St = (float *)p; p += fl(Bc * Mp);
+    b->X = (float *)p; p += fl(Bc * Mp);
+    b->dPt = (float *)p; p += fl(Bc * Mp);
+    b->Tt = (float *)p; p += fl(Bc * Mp);
+    b->dKa = (float *)p; p += fl(Bc * Dp);
+    b->dVa = (float *)p; p += fl(Bc * Dvp);
+    b->Kp = (float *)p; p += fl(Bc * Dp);
+    b->dqt = (float *)p; p += fl(M * Dp);
+    b->lse = (float *)p; p += fl(Mp);
+    b->Di = (float *)p; p += fl(Mp);
+    b->lo = (int64_t *)p; p += fl(2 * pl->Br);
+    b->hi = (int64_t *)p; p += fl(2 * pl->Br);
+    b->rowkey = (uint64_t *)p;
+}
+
+typedef struct bwd_ctx {
+    const attn__sdpa_prob *P;
+    const attn__sdpa_plan *pl;
+    const attn__sdpa_kernels *kt;
+    unsigned char *ws;
+    float *dqp; /* (nchunks - 1, rows, Hq, D) dq partials; rows = B * Sq or Tq (varlen) */
+} bwd_ctx;
+
+/* dq row pointer of (sequence, row i, head h) for chunk ch. */
+static float *dq_row(const bwd_ctx *c, const attn__sdpa_seq *s, int64_t ch, int64_t i, int64_t h) {
+    const attn__sdpa_prob *P = c->P;
+    if (ch == 0) return attn__sdpa_at(P->dq, s, s->q0, i, h);
+    int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
+    int64_t row = P->varlen ? s->q0 + i : s->b * P->Sq + i;
+    return c->dqp + (((ch - 1) * rows + row) * P->Hq + h) * P->D;
+}
+
+/* first i in [0, n) with f(i) true, for a monotone predicate (n if none) */
+static int64_t first_row_hi_gt(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t j0) {
+    int64_t lo = 0, hi = s->sq;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2, a, e;
+        attn__sdpa_row_range(P, s, mid, &a, &e);
+        if (e > j0) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+static int64_t first_row_lo_ge(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t j1) {
+    int64_t lo = 0, hi = s->sq;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2, a, e;
+        attn__sdpa_row_range(P, s, mid, &a, &e);
+        if (a >= j1) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
+static void bwd_task(void *vctx, int64_t t, int tid) {
+    const bwd_ctx *c = vctx;
+    const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_plan *pl = c->pl;
+    const attn__sdpa_kernels *kt = c->kt;
+    const int64_t nch = pl->nchunks;
+    const int64_t ch = t % nch;
+    const int64_t kvh = (t / nch) % P->Hkv;
+    const int64_t b = t / (nch * P->Hkv);
+    attn__sdpa_seq s;
+    attn__sdpa_seq_get(P, b, &s);
+    const int64_t D = P->D, Dv = P->Dv, Dp = pl->Dp, Dvp = pl->Dvp, Bc = pl->Bc, G = P->G;
+    bwd_bufs w;
+    bwd_bufs_get(P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
+
+    /* zero this task's dq accumulator (all rows of the group's heads) */
+    for (int64_t i = 0; i < s.sq; i++)
+        for (int64_t g = 0; g < G; g++) memset(dq_row(c, &s, ch, i, kvh * G + g), 0, (size_t)D * sizeof(float));
+
+    const int64_t nkb = attn__ceil_div(s.sk, Bc);
+    const int64_t kb0 = ch * nkb / nch, kb1 = (ch + 1) * nkb / nch;
+    const float *kbase = attn__sdpa_at(P->k, &s, s.k0, 0, kvh);
+    const float *vbase = attn__sdpa_at(P->v, &s, s.k0, 0, kvh);
+    const float scale = P->scale;
+    const int dropout = P->dropout_p > 0.0f;
+    const int softcap = P->softcap > 0.0f;
+
+    for (int64_t kbi = kb0; kbi < kb1; kbi++) {
+        const int64_t j0 = kbi * Bc;
+        const int64_t nc = s.sk - j0 < Bc ? s.sk - j0 : Bc;
+        memset(w.dKa, 0, (size_t)(nc * Dp) * sizeof(float));
+        memset(w.dVa, 0, (size_t)(nc * Dvp) * sizeof(float));
+        int64_t ia = 0, ib = 0;
+        if (j0 < s.kl) {
+            ia = first_row_hi_gt(P, &s, j0);
+            ib = first_row_lo_ge(P, &s, j0 + nc);
+        }
+        if (ia < ib) {
+            for (int64_t cc = 0; cc < nc; cc++) { /* Kp = scale * K tile */
+                const float *kr = kbase + (j0 + cc) * P->k.stride_s;
+                float *dst = w.Kp + cc * Dp;
+                for (int64_t d = 0; d < D; d++) dst[d] = scale * kr[d];
+                for (int64_t d = D; d < Dp; d++) dst[d] = 0.0f;
+            }
+        }
+        for (int64_t hc = 0; hc < pl->nhc && ia < ib; hc++) {
+            const int64_t g0 = hc * pl->Gs;
+            const int64_t ng = G - g0 < pl->Gs ? G - g0 : pl->Gs;
+            const int64_t h0 = kvh * G + g0;
+            for (int64_t r0 = ia; r0 < ib; r0 += pl->Br) {
+                const int64_t nr = ib - r0 < pl->Br ? ib - r0 : pl->Br;
+                const int64_t M = nr * ng, Mp = attn__round16(M);
+                for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
+                /* pack the query block */
+                for (int64_t m = 0; m < M; m++) {
+                    const int64_t i = r0 + m / ng, h = h0 + m % ng;
+                    const float *qr = attn__sdpa_at(P->q, &s, s.q0, i, h);
+                    const float *dor = attn__sdpa_at(P->dO, &s, s.q0, i, h);
+                    const float *orw = attn__sdpa_at(P->o, &s, s.q0, i, h);
+                    float *qd = w.Qr + m * Dp, *dd = w.dOr + m * Dvp;
+                    for (int64_t d = 0; d < D; d++) {
+                        float x = scale * qr[d];
+                        w.Qt[d * Mp + m] = x;
+                        qd[d] = x;
+                    }
+                    for (int64_t d = D; d < Dp; d++) qd[d] = 0.0f;
+                    float di = 0.0f;
+                    for (int64_t e = 0; e < Dv; e++) {
+                        w.dOt[e * Mp + m] = dor[e];
+                        dd[e] = dor[e];
+                        di += dor[e] * orw[e];
+                    }
+                    for (int64_t e = Dv; e < Dvp; e++) dd[e] = 0.0f;
+                    w.Di[m] = di;
+                    w.lse[m] = P->lse_in[attn__sdpa_lse_idx(P, &s, h, i)];
+                    if (dropout) w.rowkey[m] = attn__dropout_row_key(P->seed, b, h, i);
+                }
+                for (int64_t m = M; m < Mp; m++) {
+                    for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = 0.0f;
+                    for (int64_t e = 0; e < Dv; e++) w.dOt[e * Mp + m] = 0.0f;
+                    w.Di[m] = 0.0f;
+                    w.lse[m] = -INFINITY;
+                }
+                /* St = K . Qt */
+                kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+                const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
+                if (!full || P->has_elem)
+                    attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St,
+                                          softcap ? w.Tt : NULL);
+                kt->bwd_probs(nc, Mp, w.St, w.lse);
+                const float *Pd = w.St;
+                if (dropout) {
+                    attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, w.X);
+                    Pd = w.X;
+                }
+                /* dV (nc, Dvp) += Pd (nc, M) . dOr (M, Dvp) */
+                kt->gemm_ab(nc, Dvp, M, Pd, Mp, w.dOr, Dvp, w.dVa, Dvp, 1);
+                /* dPt (nc, Mp) = V (nc, Dv) . dOt (Dv, Mp) */
+                kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
+                if (!dropout) {
+                    kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di);
+                } else {
+                    for (int64_t cc = 0; cc < nc; cc++)
+                        for (int64_t m = 0; m < Mp; m++) {
+                            const int64_t x = cc * Mp + m;
+                            w.dPt[x] = w.X[x] * w.dPt[x] - w.St[x] * w.Di[m];
+                        }
+                }
+                if (softcap)
+                    for (int64_t cc = 0; cc < nc; cc++)
+                        for (int64_t m = 0; m < Mp; m++) {
+                            const int64_t x = cc * Mp + m;
+                            const float th = w.Tt[x];
+                            w.dPt[x] *= 1.0f - th * th;
+                        }
+                /* dK (nc, Dp) += dS (nc, M) . Qr (M, Dp) */
+                kt->gemm_ab(nc, Dp, M, w.dPt, Mp, w.Qr, Dp, w.dKa, Dp, 1);
+                /* dqt (M, Dp) = dS^T . Kp */
+                memset(w.dqt, 0, (size_t)(M * Dp) * sizeof(float));
+                kt->gemm_atb(M, Dp, nc, w.dPt, Mp, w.Kp, Dp, w.dqt, Dp);
+                for (int64_t m = 0; m < M; m++) {
+                    float *dst = dq_row(c, &s, ch, r0 + m / ng, h0 + m % ng);
+                    const float *src = w.dqt + m * Dp;
+                    for (int64_t d = 0; d < D; d++) dst[d] += src[d];
+                }
+            }
+        }
+        for (int64_t cc = 0; cc < nc; cc++) {
+            float *dkr = attn__sdpa_at(P->dk, &s, s.k0, j0 + cc, kvh);
+            float *dvr = attn__sdpa_at(P->dv, &s, s.k0, j0 + cc, kvh);
+            memcpy(dkr, w.dKa + cc * Dp, (size_t)D * sizeof(float));
+            memcpy(dvr, w.dVa + cc * Dvp, (size_t)Dv * sizeof(float));
+        }
+    }
+}
+
+/* dq += partials (chunk order), over blocks of 64 packed rows. */
+static void bwd_reduce(void *vctx, int64_t t, int tid) {
+    const bwd_ctx *c = vctx;
+    const attn__sdpa_prob *P = c->P;
+    const int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
+    const int64_t a = t * 64, e = a + 64 < rows ? a + 64 : rows;
+    for (int64_t row = a; row < e; row++) {
+        float *dst0;
+        for (int64_t h = 0; h < P->Hq; h++) {
+            if (P->varlen) dst0 = P->dq.data + row * P->dq.stride_s + h * P->dq.stride_h;
+            else dst0 = P->dq.data + (row / P->Sq) * P->dq.stride_b + (row % P->Sq) * P->dq.stride_s + h * P->dq.stride_h;
+            for (int64_t ch = 1; ch < c->pl->nchunks; ch++) {
+                const float *src = c->dqp + (((ch - 1) * rows + row) * P->Hq + h) * P->D;
+                for (int64_t d = 0; d < P->D; d++) dst0[d] += src[d];
+            }
+        }
+    }
+    (void)tid;
+}
+
+/* Zero dq rows / dk dv rows no task visits (none in this design: every
+ * (b, kv head) pair is a task covering all its rows and keys). */
+void attn__sdpa_bwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
+                        unsigned char *ws) {
+    bwd_ctx c;
+    c.P = P;
+    c.pl = pl;
+    c.kt = kt;
+    c.ws = ws;
+    c.dqp = pl->nchunks > 1 ? (float *)ws : NULL;
+    attn__parallel_for(P->B * P->Hkv * pl->nchunks, pl->nthreads, bwd_task, &c);
+    if (pl->nchunks > 1) {
+        const int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
+        attn__parallel_for(attn__ceil_div(rows, 64), pl->nthreads, bwd_reduce, &c);
+    }
+}

@@ -1,0 +1,253 @@
+/* sdpa_fwd.c — tiled FlashAttention-2 forward.
+ *
+ * Task = (sequence b, query block, kv head, head chunk[, key split]). A query
+ * block holds ng heads of one kv group x nr positions: M = nr * ng rows
+ * (row m = r * ng + g), so each K/V tile is read once for the whole group.
+ * For each key tile the task computes St = K_tile . Qt (transposed scores),
+ * applies masks, runs the online softmax (running max m, sum l; O rescaled
+ * only when a max changes), and accumulates O += St^T . V_tile.
+ *
+ * Tiles outside the union of the rows' visible intervals are never visited;
+ * tiles inside every row's interval need no per-element mask work (unless
+ * softcap / ALiBi / an explicit mask is on).
+ *
+ * Key splits (flash-decoding, when there are few tasks): split s of a task
+ * handles a fixed key range and stores its unnormalised (m, l, O) in the
+ * workspace; a second pass combines splits in order s = 0, 1, ... */
+#include "kernels/sdpa_internal.h"
+#include "kernels/dropout.h"
+
+typedef struct fwd_ctx {
+    const attn__sdpa_prob *P;
+    const attn__sdpa_plan *pl;
+    const attn__sdpa_kernels *kt;
+    unsigned char *ws;
+    float *partials;        /* (ntasks0, nsplit, M * Dvp + 2 * Mp) when nsplit > 1 */
+    const int64_t *prefix;  /* varlen: (B + 1) prefix sums of query blocks per sequence */
+    int64_t nbq;            /* total (b, q block) pairs */
+} fwd_ctx;
+
+static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
+
+/* Per-thread buffers of the forward. */
+typedef struct fwd_bufs {
+    float *Qt;       /* (D, Mp)  scale * q, transposed, zero-padded rows */
+    float *St;       /* (Bc, Mp) scores -> probabilities */
+    float *Vp;       /* (Bc, Dvp) packed V tile, zero-padded columns */
+    float *O;        /* (M, Dvp) unnormalised output accumulator */
+    float *mrow, *lrow, *alpha; /* (Mp) each */
+    int64_t *lo, *hi;           /* (Br) each */
+    uint64_t *rowkey;           /* (Mp) dropout row keys */
+} fwd_bufs;
+
+static void fwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, fwd_bufs *b) {
+    const int64_t Mp = pl->Mp, Bc = pl->Bc;
+    b->Qt = (float *)p; p += fl(P->D * Mp);
+    b->St = (float *)p; p += fl(Bc * Mp);
+    b->Vp = (float *)p; p += fl(Bc * pl->Dvp);
+    b->O = (float *)p; p += fl(pl->Mmax * pl->Dvp);
+    b->mrow = (float *)p; p += fl(Mp);
+    b->lrow = (float *)p; p += fl(Mp);
+    b->alpha = (float *)p; p += fl(Mp);
+    b->lo = (int64_t *)p; p += fl(2 * pl->Br);
+    b->hi = (int64_t *)p; p += fl(2 * pl->Br);
+    b->rowkey = (uint64_t *)p;
+}
+
+/* Maps a (b, q block) index (heaviest blocks first) to b and the block. */
+static void bq_decode(const fwd_ctx *c, int64_t u, int64_t *b, int64_t *qb) {
+    const attn__sdpa_prob *P = c->P;
+    if (!P->varlen) {
+        *qb = c->pl->nqb - 1 - u / P->B;
+        *b = u % P->B;
+        return;
+    }
+    int64_t idx = c->nbq - 1 - u; /* binary search: prefix[b] <= idx < prefix[b+1] */
+    int64_t lo = 0, hi = P->B;
+    while (hi - lo > 1) {
+        int64_t mid = (lo + hi) / 2;
+        if (c->prefix[mid] <= idx) lo = mid;
+        else hi = mid;
+    }
+    *b = lo;
+    *qb = idx - c->prefix[lo];
+}
+
+static void fwd_task(void *vctx, int64_t t, int tid) {
+    const fwd_ctx *c = vctx;
+    const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_plan *pl = c->pl;
+    const attn__sdpa_kernels *kt = c->kt;
+    const int64_t nsplit = pl->nsplit, nhc = pl->nhc;
+    const int64_t split = t % nsplit;
+    const int64_t t0 = t / nsplit; /* task without split */
+    const int64_t hc = t0 % nhc;
+    const int64_t kvh = (t0 / nhc) % P->Hkv;
+    const int64_t u = t0 / (nhc * P->Hkv);
+    int64_t b, qb;
+    bq_decode(c, u, &b, &qb);
+    attn__sdpa_seq s;
+    attn__sdpa_seq_get(P, b, &s);
+    const int64_t r0 = qb * pl->Br;
+    if (r0 >= s.sq) return; /* cannot happen for exact enumeration; defensive */
+    const int64_t nr = s.sq - r0 < pl->Br ? s.sq - r0 : pl->Br;
+    const int64_t g0 = hc * pl->Gs;
+    const int64_t ng = P->G - g0 < pl->Gs ? P->G - g0 : pl->Gs;
+    const int64_t M = nr * ng, Mp = attn__round16(M);
+    const int64_t D = P->D, Dv = P->Dv, Dvp = pl->Dvp, Bc = pl->Bc;
+    const int64_t h0 = kvh * P->G + g0; /* first query head of the block */
+
+    fwd_bufs w;
+    fwd_bufs_get(P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
+
+    for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
+    int64_t ka = w.lo[0], kb = w.hi[nr - 1]; /* union of the rows' intervals */
+    if (nsplit > 1) {
+        int64_t span = attn__ceil_div(attn__ceil_div(s.sk, nsplit), Bc) * Bc; /* keys per split */
+        int64_t sa = split * span, sb = sa + span;
+        if (ka < sa) ka = sa;
+        if (kb > sb) kb = sb;
+    }
+
+    /* pack Qt (D, Mp) = scale * q^T */
+    const float scale = P->scale;
+    for (int64_t m = 0; m < M; m++) {
+        const float *qr = attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng);
+        for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = scale * qr[d];
+    }
+    for (int64_t d = 0; d < D; d++)
+        for (int64_t m = M; m < Mp; m++) w.Qt[d * Mp + m] = 0.0f;
+    for (int64_t m = 0; m < Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
+    memset(w.O, 0, (size_t)(M * Dvp) * sizeof(float));
+    const int dropout = P->dropout_p > 0.0f;
+    if (dropout)
+        for (int64_t m = 0; m < M; m++)
+            w.rowkey[m] = attn__dropout_row_key(P->seed, b, h0 + m % ng, r0 + m / ng);
+
+    const float *kbase = attn__sdpa_at(P->k, &s, s.k0, 0, kvh);
+    const float *vbase = attn__sdpa_at(P->v, &s, s.k0, 0, kvh);
+    for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
+        const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
+        /* St (nc, Mp) = K[j0 : j0 + nc] . Qt */
+        kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
+        if (!full || P->has_elem)
+            attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
+        if (kt->softmax_tile(nc, Mp, w.St, w.mrow, w.lrow, w.alpha)) {
+            for (int64_t m = 0; m < M; m++) {
+                const float a = w.alpha[m];
+                if (a == 1.0f) continue;
+                float *orow = w.O + m * Dvp;
+                for (int64_t e = 0; e < Dvp; e++) orow[e] *= a;
+            }
+        }
+        if (dropout) attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, NULL);
+        /* Vp (nc, Dvp) */
+        for (int64_t cc = 0; cc < nc; cc++) {
+            const float *vr = vbase + (j0 + cc) * P->v.stride_s;
+            float *dst = w.Vp + cc * Dvp;
+            memcpy(dst, vr, (size_t)Dv * sizeof(float));
+            for (int64_t e = Dv; e < Dvp; e++) dst[e] = 0.0f;
+        }
+        /* O (M, Dvp) += St^T . Vp */
+        kt->gemm_atb(M, Dvp, nc, w.St, Mp, w.Vp, Dvp, w.O, Dvp);
+    }
+
+    if (nsplit > 1) { /* store the unnormalised partial */
+        float *slot = c->partials + t * (pl->Mmax * Dvp + 2 * pl->Mp);
+        memcpy(slot, w.O, (size_t)(M * Dvp) * sizeof(float));
+        memcpy(slot + pl->Mmax * Dvp, w.mrow, (size_t)M * sizeof(float));
+        memcpy(slot + pl->Mmax * Dvp + pl->Mp, w.lrow, (size_t)M * sizeof(float));
+        return;
+    }
+    for (int64_t m = 0; m < M; m++) {
+        const int64_t r = m / ng, h = h0 + m % ng;
+        float *orow = attn__sdpa_at(P->o, &s, s.q0, r0 + r, h);
+        const float l = w.lrow[m];
+        if (l > 0.0f) {
+            const float inv = P->drop_scale / l;
+            const float *src = w.O + m * Dvp;
+            for (int64_t e = 0; e < Dv; e++) orow[e] = src[e] * inv;
+        } else {
+            for (int64_t e = 0; e < Dv; e++) orow[e] = 0.0f;
+        }
+        if (P->lse_out)
+            P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = l > 0.0f ? w.mrow[m] + logf(l) : -INFINITY;
+    }
+}
+
+/* Combines the nsplit partials of task t0 in split order. */
+static void fwd_combine(void *vctx, int64_t t0, int tid) {
+    const fwd_ctx *c = vctx;
+    const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_plan *pl = c->pl;
+    const int64_t nhc = pl->nhc, nsplit = pl->nsplit;
+    const int64_t hc = t0 % nhc;
+    const int64_t kvh = (t0 / nhc) % P->Hkv;
+    const int64_t u = t0 / (nhc * P->Hkv);
+    int64_t b, qb;
+    bq_decode(c, u, &b, &qb);
+    attn__sdpa_seq s;
+    attn__sdpa_seq_get(P, b, &s);
+    const int64_t r0 = qb * pl->Br;
+    if (r0 >= s.sq) return;
+    const int64_t nr = s.sq - r0 < pl->Br ? s.sq - r0 : pl->Br;
+    const int64_t g0 = hc * pl->Gs;
+    const int64_t ng = P->G - g0 < pl->Gs ? P->G - g0 : pl->Gs;
+    const int64_t M = nr * ng, Dv = P->Dv, Dvp = pl->Dvp;
+    const int64_t h0 = kvh * P->G + g0;
+    const int64_t slot_n = pl->Mmax * Dvp + 2 * pl->Mp;
+    const float *base = c->partials + t0 * nsplit * slot_n;
+    for (int64_t m = 0; m < M; m++) {
+        const int64_t r = m / ng, h = h0 + m % ng;
+        float mx = -INFINITY;
+        for (int64_t sp = 0; sp < nsplit; sp++) mx = fmaxf(mx, base[sp * slot_n + pl->Mmax * Dvp + m]);
+        float *orow = attn__sdpa_at(P->o, &s, s.q0, r0 + r, h);
+        float l = 0.0f;
+        for (int64_t e = 0; e < Dv; e++) orow[e] = 0.0f;
+        if (mx != -INFINITY) {
+            for (int64_t sp = 0; sp < nsplit; sp++) {
+                const float *slot = base + sp * slot_n;
+                const float ms = slot[pl->Mmax * Dvp + m];
+                if (ms == -INFINITY) continue;
+                const float wgt = expf(ms - mx);
+                l += wgt * slot[pl->Mmax * Dvp + pl->Mp + m];
+                const float *src = slot + m * Dvp;
+                for (int64_t e = 0; e < Dv; e++) orow[e] += wgt * src[e];
+            }
+            if (l > 0.0f) {
+                const float inv = P->drop_scale / l;
+                for (int64_t e = 0; e < Dv; e++) orow[e] *= inv;
+            }
+        }
+        if (P->lse_out)
+            P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = l > 0.0f ? mx + logf(l) : -INFINITY;
+    }
+    (void)tid;
+}
+
+void attn__sdpa_fwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
+                        unsigned char *ws) {
+    fwd_ctx c;
+    c.P = P;
+    c.pl = pl;
+    c.kt = kt;
+    c.ws = ws;
+    c.partials = pl->nsplit > 1 ? (float *)ws : NULL;
+    c.prefix = NULL;
+    if (P->varlen) {
+        int64_t *pre = (int64_t *)(ws + pl->global_bytes - fl(2 * (P->B + 1)));
+        pre[0] = 0;
+        for (int64_t b = 0; b < P->B; b++) {
+            int64_t sq = (int64_t)P->cu_q[b + 1] - P->cu_q[b];
+            pre[b + 1] = pre[b] + attn__ceil_div(sq, pl->Br);
+        }
+        c.prefix = pre;
+        c.nbq = pre[P->B];
+    } else {
+        c.nbq = P->B * pl->nqb;
+    }
+    const int64_t ntasks0 = c.nbq * P->Hkv * pl->nhc;
+    attn__parallel_for(ntasks0 * pl->nsplit, pl->nthreads, fwd_task, &c);
+    if (pl->nsplit > 1) attn__parallel_for(ntasks0, pl->nthreads, fwd_combine, &c);
+}

@@ -1,0 +1,153 @@
+/* sdpa_internal.h — shared state of the fused sdpa kernels (not installed).
+ *
+ * Legend: B batch (sequences), Sq/Sk query/key length, Hq/Hkv heads, G = Hq/Hkv
+ * query heads per kv head, D q/k head dim, Dv v head dim.
+ *
+ * Orientation. Score tiles are kept TRANSPOSED: St (nc, Mp) [key c][row m], so
+ *   - St = K_tile (nc, D) . Qt (D, Mp): K rows are read straight from the
+ *     caller's tensor (broadcast operand), only the query block is packed
+ *     (transposed, once per block);
+ *   - softmax statistics (max, sum) are vertical vector ops across m;
+ *   - O (M, Dv) += St^T . V_tile, dV += P . dO, dK += dS . Q, dQ += dS^T . K
+ *     are all "broadcast one operand, stream row vectors of the other".
+ * Row m of a block = (position r, head g) with m = r * ng + g: the G query
+ * heads of a kv group share every K/V tile (GQA packing).
+ *
+ * Position model (attn.h): p(i) = i + shift; key j visible iff
+ * lo(i) <= j < hi(i) and the explicit mask allows it. lo and hi are
+ * non-decreasing in i, which gives cheap tile classification.
+ */
+#ifndef ATTN_SDPA_INTERNAL_H
+#define ATTN_SDPA_INTERNAL_H
+
+#include "core/core.h"
+#include "kernels/dispatch.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Validated, resolved problem (views as given by the caller). */
+typedef struct attn__sdpa_prob {
+    int64_t B, Sq, Sk, Hq, Hkv, G, D, Dv;
+    int varlen;                     /* cu_seqlens given */
+    const int32_t *cu_q, *cu_k;     /* (B+1) each, or NULL */
+    const int32_t *key_lens;        /* (B) or NULL */
+    float scale;                    /* resolved (1/sqrt(D) if 0) */
+    float softcap;                  /* 0 = off */
+    int causal, align;
+    int64_t wl, wr;                 /* -1 = unlimited (clamped so no overflow) */
+    const float *alibi;             /* (Hq) or NULL */
+    int mask_kind;
+    const void *mask;
+    int64_t msb, msh, msq;          /* mask strides (elements) */
+    float dropout_p, drop_scale;    /* drop_scale = 1 / (1 - p) */
+    uint32_t drop_thr;
+    uint64_t seed;
+    int has_elem;                   /* softcap / alibi / explicit mask: per-element work in every tile */
+    attn_view q, k, v, o, dO, dq, dk, dv;
+    float *lse_out;                 /* fwd: (B, Hq, Sq) / varlen (Hq, Tq), or NULL */
+    const float *lse_in;            /* bwd */
+} attn__sdpa_prob;
+
+/* One sequence b of the batch. */
+typedef struct attn__sdpa_seq {
+    int64_t b;
+    int64_t q0, k0;   /* first packed row (varlen), else 0 */
+    int64_t sq, sk;   /* query rows / keys of this sequence in the views */
+    int64_t kl;       /* valid keys (key_lens[b] or sk) */
+    int64_t shift;    /* p(i) = i + shift */
+    int64_t qoff_b, koff_b, voff_b; /* element offset of the batch entry in q/o, k, v */
+} attn__sdpa_seq;
+
+static inline void attn__sdpa_seq_get(const attn__sdpa_prob *P, int64_t b, attn__sdpa_seq *s) {
+    s->b = b;
+    if (P->varlen) {
+        s->q0 = P->cu_q[b];
+        s->k0 = P->cu_k[b];
+        s->sq = (int64_t)P->cu_q[b + 1] - P->cu_q[b];
+        s->sk = (int64_t)P->cu_k[b + 1] - P->cu_k[b];
+    } else {
+        s->q0 = s->k0 = 0;
+        s->sq = P->Sq;
+        s->sk = P->Sk;
+    }
+    s->kl = P->key_lens ? P->key_lens[b] : s->sk;
+    s->shift = P->align == ATTN_ALIGN_BOTTOM_RIGHT ? s->kl - s->sq : 0;
+    s->qoff_b = P->varlen ? 0 : b; /* multiplied by the view's stride_b at use */
+    s->koff_b = s->voff_b = s->qoff_b;
+}
+
+/* Pointer to element (b, row i of sequence, head h, 0) of a view. */
+static inline float *attn__sdpa_at(attn_view v, const attn__sdpa_seq *s, int64_t row0, int64_t i, int64_t h) {
+    return v.data + s->qoff_b * v.stride_b + (row0 + i) * v.stride_s + h * v.stride_h;
+}
+
+/* lse index of (sequence, head h, row i). */
+static inline int64_t attn__sdpa_lse_idx(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t h, int64_t i) {
+    return P->varlen ? h * P->Sq + s->q0 + i : (s->b * P->Hq + h) * P->Sq + i;
+}
+
+/* Visible key interval [lo, hi) of row i (before the explicit mask). */
+static inline void attn__sdpa_row_range(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t i, int64_t *lo,
+                                        int64_t *hi) {
+    int64_t p = i + s->shift;
+    int64_t a = 0, e = s->kl;
+    if (P->causal && p + 1 < e) e = p + 1;
+    if (P->wr >= 0 && p + P->wr + 1 < e) e = p + P->wr + 1;
+    if (P->wl >= 0 && p - P->wl > a) a = p - P->wl;
+    if (a > s->kl) a = s->kl;
+    if (e < a) e = a;
+    *lo = a;
+    *hi = e;
+}
+
+/* Execution plan: tiling and task split. Depends only on the shape and
+ * options (never on the data or the thread count, except the number of
+ * per-thread workspace areas). */
+typedef struct attn__sdpa_plan {
+    int64_t Gs, nhc;   /* heads per block, head chunks per kv group */
+    int64_t Br;        /* query positions per block */
+    int64_t Mmax, Mp;  /* rows per block (Gs * Br), padded to 16 */
+    int64_t Bc;        /* keys per tile */
+    int64_t Dp, Dvp;   /* D, Dv padded to 16 */
+    int64_t nqb;       /* q blocks per sequence (non-varlen) */
+    int64_t ntasks0;   /* fwd: (b, q block, kv head, head chunk) tasks; varlen: upper bound */
+    int64_t nsplit;    /* fwd: key splits per task (flash-decoding), 1 = none */
+    int64_t nchunks;   /* bwd: key chunks per (b, kv head) */
+    int nthreads;      /* per-thread areas in the workspace */
+    size_t thread_bytes; /* bytes of one per-thread area (multiple of 64) */
+    size_t global_bytes; /* shared area (partials, task tables) */
+} attn__sdpa_plan;
+
+static inline int64_t attn__ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static inline int64_t attn__round16(int64_t a) { return (a + 15) & ~(int64_t)15; }
+
+/* sdpa_validate.c */
+attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
+                                attn_view q, attn_view k, attn_view v, attn_view o, attn_view dO,
+                                const float *lse, attn_view dq, attn_view dk, attn_view dv);
+/* Fills P from validated arguments. */
+void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts);
+
+/* sdpa.c */
+void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd, int nthreads);
+
+/* Per-element logit work on a transposed tile St (nc, mp) of rows (r0.., ng heads
+ * from g0) and keys j0..: interval visibility (unless full), softcap, alibi,
+ * explicit mask. T (optional, bwd with softcap): receives tanh values. */
+void attn__sdpa_apply_elem(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t kvh, int64_t g0, int64_t ng,
+                           int64_t r0, int64_t nr, const int64_t *lo, const int64_t *hi, int64_t j0, int64_t nc,
+                           int64_t mp, int full, float *St, float *T);
+/* Zero dropped probabilities of St (nc, mp) in place and, if Pd != NULL, write
+ * P * z to Pd instead (St unchanged). rowkey (M) per row m. */
+void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, int64_t M, int64_t j0, int64_t nc,
+                              int64_t mp, float *St, float *Pd);
+
+/* sdpa_fwd.c / sdpa_bwd.c: run with a prepared workspace. */
+void attn__sdpa_fwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
+                        unsigned char *ws);
+void attn__sdpa_bwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
+                        unsigned char *ws);
+
+#endif
