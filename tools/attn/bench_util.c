@@ -1,0 +1,302 @@
+/* bench_util.c — see bench_util.h. */
+#include "bench_util.h"
+
+#include "core/core.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BU_X86 1
+#endif
+
+double bu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int bu_time(bu_fn fn, void *ctx, int min_runs, double min_seconds, double max_seconds, bu_timing *out) {
+    enum { MAXR = 4096 };
+    static double t[MAXR];
+    int n = 0;
+    double total = 0;
+    if (min_runs < 1) min_runs = 1;
+    while (n < MAXR) {
+        double t0 = bu_now();
+        if (fn(ctx) != 0) return 1;
+        double dt = bu_now() - t0;
+        t[n++] = dt;
+        total += dt;
+        if (n >= min_runs && total >= min_seconds) break;
+        if (total >= max_seconds) break;
+    }
+    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    out->runs = n;
+    out->best_s = t[0];
+    out->median_s = (n & 1) ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    out->total_s = total;
+    return 0;
+}
+
+/* ─── FMA peak probe ─────────────────────────────────────────────────────────
+ * Each chain: a = a * m + c with m = 1 - 1e-6, c = 1e-6 (fixed point 1: no
+ * overflow, no denormals). Enough independent chains to cover FMA latency x
+ * pipes on current cores. Flops per FMA lane = 2. */
+#ifdef BU_X86
+__attribute__((target("avx512f"))) static float probe_avx512(int64_t iters) {
+    __m512 m = _mm512_set1_ps(1.0f - 1e-6f), c = _mm512_set1_ps(1e-6f);
+    __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+    for (int64_t i = 0; i < iters; i++) {
+        a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c);
+        a2 = _mm512_fmadd_ps(a2, m, c); a3 = _mm512_fmadd_ps(a3, m, c);
+        a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
+        a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c);
+        a8 = _mm512_fmadd_ps(a8, m, c); a9 = _mm512_fmadd_ps(a9, m, c);
+        a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
+        a12 = _mm512_fmadd_ps(a12, m, c); a13 = _mm512_fmadd_ps(a13, m, c);
+        a14 = _mm512_fmadd_ps(a14, m, c); a15 = _mm512_fmadd_ps(a15, m, c);
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)),
+                                       _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15))));
+    return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma"))) static float probe_avx2(int64_t iters) {
+    __m256 m = _mm256_set1_ps(1.0f - 1e-6f), c = _mm256_set1_ps(1e-6f);
+    __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+    __m256 a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    for (int64_t i = 0; i < iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c);
+        a2 = _mm256_fmadd_ps(a2, m, c); a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c); a9 = _mm256_fmadd_ps(a9, m, c);
+        a10 = _mm256_fmadd_ps(a10, m, c); a11 = _mm256_fmadd_ps(a11, m, c);
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    float t[8];
+    _mm256_storeu_ps(t, s);
+    return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+#endif
+
+static float probe_scalar(int64_t iters) {
+    volatile float vm = 1.0f - 1e-6f, vc = 1e-6f;
+    float m = vm, c = vc;
+    float a0 = 1, a1 = 1, a2 = 1, a3 = 1, a4 = 1, a5 = 1, a6 = 1, a7 = 1;
+    for (int64_t i = 0; i < iters; i++) {
+        a0 = fmaf(a0, m, c); a1 = fmaf(a1, m, c); a2 = fmaf(a2, m, c); a3 = fmaf(a3, m, c);
+        a4 = fmaf(a4, m, c); a5 = fmaf(a5, m, c); a6 = fmaf(a6, m, c); a7 = fmaf(a7, m, c);
+    }
+    return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+}
+
+typedef struct probe_job {
+    int kind; /* 2 avx512, 1 avx2, 0 scalar */
+    int64_t iters;
+    float sink;
+} probe_job;
+
+static float run_probe(int kind, int64_t iters) {
+#ifdef BU_X86
+    if (kind == 2) return probe_avx512(iters);
+    if (kind == 1) return probe_avx2(iters);
+#endif
+    return probe_scalar(iters);
+}
+
+static void *probe_thread(void *p) {
+    probe_job *j = p;
+    j->sink = run_probe(j->kind, j->iters);
+    return NULL;
+}
+
+/* flops per iteration of each probe (per thread) */
+static double probe_flops(int kind) { return kind == 2 ? 16.0 * 16 * 2 : kind == 1 ? 12.0 * 8 * 2 : 8.0 * 2; }
+
+/* All threads run the same work; thread start-up (~0.1 ms) is noise next to ~0.1 s. */
+static double probe_once(int kind, int threads, int64_t iters) {
+    enum { MAXT = 256 };
+    pthread_t th[MAXT];
+    probe_job jobs[MAXT];
+    if (threads > MAXT) threads = MAXT;
+    double t0 = bu_now();
+    int started = 0;
+    for (int t = 1; t < threads; t++) {
+        jobs[t].kind = kind; jobs[t].iters = iters; jobs[t].sink = 0;
+        if (pthread_create(&th[t], NULL, probe_thread, &jobs[t]) != 0) break;
+        started++;
+    }
+    jobs[0].kind = kind; jobs[0].iters = iters;
+    probe_thread(&jobs[0]);
+    float sink = jobs[0].sink;
+    for (int t = 1; t <= started; t++) { pthread_join(th[t], NULL); sink += jobs[t].sink; }
+    double dt = bu_now() - t0;
+    if (!(sink == sink)) return 0; /* keeps sink alive */
+    return probe_flops(kind) * (double)iters * (started + 1) / dt * 1e-9;
+}
+
+double bu_fma_peak(int threads, const char **isa_out) {
+    const attn_cpu_features *c = attn__cpu();
+    int kind = 0;
+    const char *name = "scalar fmaf";
+#ifdef BU_X86
+    if (c->avx512f && c->os_avx512) { kind = 2; name = "AVX-512 FMA"; }
+    else if (c->avx2 && c->fma && c->os_avx) { kind = 1; name = "AVX2 FMA"; }
+#else
+    (void)c;
+#endif
+    if (threads < 1) threads = 1;
+    /* calibrate to ~0.1 s per trial */
+    int64_t iters = 1 << 16;
+    double t0 = bu_now();
+    (void)run_probe(kind, iters);
+    double dt = bu_now() - t0;
+    if (dt > 0) iters = (int64_t)((double)iters * 0.1 / dt);
+    if (iters < (1 << 16)) iters = 1 << 16;
+    double best = 0;
+    for (int trial = 0; trial < 3; trial++) {
+        double g = probe_once(kind, threads, iters);
+        if (g > best) best = g;
+    }
+    if (isa_out) *isa_out = name;
+    return best;
+}
+
+int64_t bu_peak_rss(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return (int64_t)ru.ru_maxrss * 1024; /* Linux: KiB */
+}
+
+int64_t bu_current_rss(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    long long size = 0, res = 0;
+    int n = fscanf(f, "%lld %lld", &size, &res);
+    fclose(f);
+    if (n != 2) return -1;
+    return (int64_t)res * (int64_t)sysconf(_SC_PAGESIZE);
+}
+
+void bu_json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+const char *bu_which(const char *prog) {
+    static char buf[4096];
+    const char *path = getenv("PATH");
+    if (!path) path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *e = strchr(path, ':');
+        size_t len = e ? (size_t)(e - path) : strlen(path);
+        if (len > 0 && len + strlen(prog) + 2 < sizeof buf) {
+            memcpy(buf, path, len);
+            buf[len] = '/';
+            strcpy(buf + len + 1, prog);
+            struct stat st;
+            if (stat(buf, &st) == 0 && S_ISREG(st.st_mode) && access(buf, X_OK) == 0) return buf;
+        }
+        if (!e) break;
+        path = e + 1;
+    }
+    return NULL;
+}
+
+static const char *ext_of(const char *p) {
+    const char *d = strrchr(p, '.');
+    return d ? d + 1 : "";
+}
+
+int bu_plot(const char *out_path, const char *title, const char *xlabel, const char *ylabel, const bu_series *s,
+            int nseries, char *err, size_t errlen) {
+    const char *ext = ext_of(out_path);
+    const char *term;
+    if (!strcmp(ext, "png")) term = "pngcairo size 1000,640 noenhanced";
+    else if (!strcmp(ext, "svg")) term = "svg size 1000,640 noenhanced";
+    else { snprintf(err, errlen, "--plot %s: the file name must end in .png or .svg", out_path); return 1; }
+    const char *gp = bu_which("gnuplot");
+    if (!gp) {
+        snprintf(err, errlen, "--plot needs gnuplot, which is not on PATH (install: apt-get install gnuplot-nox)");
+        return 1;
+    }
+    char gpath[4096];
+    snprintf(gpath, sizeof gpath, "%s", gp);
+    char dir[] = "/tmp/attn-plot-XXXXXX";
+    if (!mkdtemp(dir)) { snprintf(err, errlen, "--plot: cannot create a temporary directory"); return 1; }
+    char script[256];
+    snprintf(script, sizeof script, "%s/plot.gp", dir);
+    FILE *f = fopen(script, "w");
+    if (!f) { snprintf(err, errlen, "--plot: cannot write %s", script); rmdir(dir); return 1; }
+    fprintf(f, "set terminal %s\nset output ", term);
+    /* gnuplot strings: single quotes, '' escapes a quote */
+    fputc('\'', f);
+    for (const char *p = out_path; *p; p++) { if (*p == '\'') fputc('\'', f); fputc(*p, f); }
+    fprintf(f, "'\nset title '%s'\nset xlabel '%s'\nset ylabel '%s'\n", title, xlabel, ylabel);
+    fprintf(f, "set logscale x 2\nset grid\nset key outside right\nset yrange [0:*]\n");
+    fprintf(f, "plot ");
+    for (int i = 0; i < nseries; i++)
+        fprintf(f, "%s'-' using 1:2 with linespoints lw 2 lc %d dt %d title '%s'", i ? ", " : "",
+                s[i].color > 0 ? s[i].color : i + 1, s[i].dashed ? 2 : 1, s[i].title);
+    fprintf(f, "\n");
+    for (int i = 0; i < nseries; i++) {
+        for (int j = 0; j < s[i].n; j++) fprintf(f, "%g %g\n", s[i].x[j], s[i].y[j]);
+        fprintf(f, "e\n");
+    }
+    int werr = ferror(f);
+    fclose(f);
+    if (werr) { snprintf(err, errlen, "--plot: cannot write %s", script); return 1; }
+    char logp[256];
+    snprintf(logp, sizeof logp, "%s/gnuplot.log", dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *lf = freopen(logp, "w", stderr);
+        (void)lf;
+        execl(gpath, "gnuplot", script, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0, rc = 1;
+    if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) rc = 0;
+    if (rc) {
+        char line[256] = "";
+        FILE *lf = fopen(logp, "r");
+        if (lf) {
+            char tmp[256];
+            while (fgets(tmp, sizeof tmp, lf))
+                if (strspn(tmp, " \t\r\n^") != strlen(tmp)) snprintf(line, sizeof line, "%s", tmp);
+            fclose(lf);
+        }
+        line[strcspn(line, "\r\n")] = 0;
+        snprintf(err, errlen, "--plot: gnuplot failed writing %s%s%s", out_path, line[0] ? ": " : "", line);
+    }
+    unlink(script);
+    unlink(logp);
+    rmdir(dir);
+    return rc;
+}

@@ -1,0 +1,52 @@
+/* bench_util.h — measurement helpers for `attn bench`: wall-clock timer,
+ * repeated timing (warm-up + best/median), the machine's FP32 FMA peak,
+ * resident-set size, JSON string escaping and gnuplot plotting. */
+#ifndef ATTN_TOOL_BENCH_UTIL_H
+#define ATTN_TOOL_BENCH_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+double bu_now(void); /* seconds, monotonic */
+
+/* Times fn(ctx) (which returns 0 on success): repeats until at least
+ * min_runs runs AND min_seconds of timed work, or max_seconds is exceeded
+ * after at least one run. No warm-up here: the caller runs fn once first
+ * (that run validates the output). */
+typedef int (*bu_fn)(void *ctx);
+typedef struct bu_timing {
+    int runs;
+    double best_s, median_s, total_s;
+} bu_timing;
+int bu_time(bu_fn fn, void *ctx, int min_runs, double min_seconds, double max_seconds, bu_timing *out);
+
+/* FP32 peak of this machine: chains of independent FMAs on `threads`
+ * threads, the widest of AVX-512 / AVX2+FMA / scalar the CPU and OS support.
+ * Returns GFLOP/s (best of a few trials); *isa_out names the path used. */
+double bu_fma_peak(int threads, const char **isa_out);
+
+/* Peak resident set of the process (getrusage), bytes. */
+int64_t bu_peak_rss(void);
+/* Current resident set (/proc/self/statm), bytes; -1 if unavailable. */
+int64_t bu_current_rss(void);
+
+/* Writes s as a JSON string literal (with quotes). */
+void bu_json_str(FILE *f, const char *s);
+
+/* Full path of an executable found on PATH (static buffer), or NULL. */
+const char *bu_which(const char *prog);
+
+/* Plot series of (x, y) points to out_path (.png or .svg) with gnuplot.
+ * Returns 0, or 1 with a one-line reason in err. */
+typedef struct bu_series {
+    const char *title;
+    int n;
+    const double *x, *y;
+    int dashed; /* 1: dashed line (peers) */
+    int color;  /* 1-based gnuplot line colour index; series with the same colour belong together */
+} bu_series;
+int bu_plot(const char *out_path, const char *title, const char *xlabel, const char *ylabel, const bu_series *s,
+            int nseries, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,874 @@
+/* cmd_bench.c — `attn bench`: speed of the sdpa kernels and of the layer,
+ * next to peers measured in the same process.
+ *
+ *  sdpa rows   forward, backward, causal forward, causal backward at
+ *              Llama-3-8B (Hq 32, Hkv 8, D 128) and GPT-2 (Hq = Hkv = 12, D 64)
+ *              attention, batch 1, S = 512 .. 4096; single-token decode
+ *              (Sq = 1, bottom-right) against a 4096-long cache.
+ *              Peer: bench_peer.c (naive OpenBLAS, materialised Sq x Sk).
+ *  layer rows  attn_mha forward and forward+backward at E = 1024, 16 heads,
+ *              B = 4, S = 2048; the same work done by its parts (OpenBLAS
+ *              GEMMs + sdpa kernels) timed separately; PyTorch
+ *              nn.MultiheadAttention via bench/torch_mha_peer.py if available.
+ *  --memory    one causal forward at S = 32768, Hq 32, Hkv 8, D 128:
+ *              peak RSS minus inputs and outputs.
+ *
+ * FLOP counts (FlashAttention convention): forward 4·B·Hq·Sq·Sk·D, halved
+ * when causal (Sq = Sk); backward 2.5 x forward. Every row: the kernel's
+ * output is validated against the peer's first; each side then runs until
+ * >= --runs runs and >= --min-time seconds; the median is reported. */
+#include "args.h"
+#include "bench_peer.h"
+#include "bench_util.h"
+#include "cli.h"
+#include "core/core.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef ATTN_SOURCE_DIR
+#define ATTN_SOURCE_DIR "."
+#endif
+
+static const char *SUB = "bench";
+
+const char *cli_blas_core_hint(const char *core); /* cmd_info.c */
+
+#define VALIDATE_TOL 1e-3 /* max|attn - peer| / max|peer|, both fp32 */
+
+typedef struct model_shape {
+    const char *name;
+    int64_t Hq, Hkv, D;
+} model_shape;
+static const model_shape MODELS[] = { { "llama3-8b", 32, 8, 128 }, { "gpt2", 12, 12, 64 } };
+enum { NMODELS = 2 };
+
+enum { V_FWD, V_BWD, V_FWD_CAUSAL, V_BWD_CAUSAL, V_DECODE, NVARIANTS };
+static const char *const VNAMES[NVARIANTS] = { "fwd", "bwd", "fwd-causal", "bwd-causal", "decode" };
+
+typedef struct bench_row {
+    const model_shape *m;
+    int variant;
+    int64_t B, Sq, Sk;
+    double flops, bytes; /* bytes: K+V read (decode) */
+    bu_timing ta, tp;    /* attn, peer */
+    double err;
+    int valid, ran;
+    char note[256];
+} bench_row;
+
+/* ─── progress on stderr ─────────────────────────────────────────────────── */
+static int g_tty;
+static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void progress(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (g_tty) fputs("\r\033[K", stderr);
+    vfprintf(stderr, fmt, ap);
+    if (!g_tty) fputc('\n', stderr);
+    va_end(ap);
+    fflush(stderr);
+}
+static void progress_clear(void) {
+    if (g_tty) fputs("\r\033[K", stderr);
+    fflush(stderr);
+}
+
+/* ─── random data ────────────────────────────────────────────────────────── */
+static void fill_rand(float *p, int64_t n, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < n; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        /* sum of two uniforms: roughly bell-shaped in (-1, 1), scaled to unit variance */
+        float a = (float)((s >> 40) & 0xFFFFFF) / 16777216.0f, b = (float)((s >> 16) & 0xFFFFFF) / 16777216.0f;
+        p[i] = (a + b - 1.0f) * 2.449f;
+    }
+}
+
+static float *falloc(int64_t n) { return attn__malloc((size_t)(n > 0 ? n : 1) * sizeof(float)); }
+
+static double max_rel_diff(const float *a, const float *b, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double x = a[i], y = b[i];
+        if (isnan(x) || isnan(y)) return INFINITY;
+        double e = fabs(x - y);
+        if (e > num) num = e;
+        if (fabs(y) > den) den = fabs(y);
+    }
+    return num / (den > 0 ? den : 1);
+}
+
+/* ─── one (model, Sq, Sk) problem: buffers shared by its variants ───────── */
+typedef struct problem {
+    attn_sdpa_dims d;
+    attn_sdpa_opts o;
+    float *q, *k, *v, *out, *dO, *lse, *dq, *dk, *dv; /* attn */
+    float *po, *pdq, *pdk, *pdv;                      /* peer */
+    void *ws;
+    size_t wsn;
+    peer_ws pw;
+    int threads;
+} problem;
+
+static void problem_free(problem *p) {
+    attn__free(p->q); attn__free(p->k); attn__free(p->v); attn__free(p->out); attn__free(p->dO);
+    attn__free(p->lse); attn__free(p->dq); attn__free(p->dk); attn__free(p->dv);
+    attn__free(p->po); attn__free(p->pdq); attn__free(p->pdk); attn__free(p->pdv);
+    attn__free(p->ws);
+    peer_ws_free(&p->pw);
+    memset(p, 0, sizeof *p);
+}
+
+static int problem_init(problem *p, const model_shape *m, int64_t Sq, int64_t Sk, int backward, int threads) {
+    memset(p, 0, sizeof *p);
+    p->d = (attn_sdpa_dims){ .batch = 1, .seq_q = Sq, .seq_k = Sk, .heads_q = m->Hq, .heads_kv = m->Hkv,
+                             .head_dim = m->D, .head_dim_v = m->D };
+    p->threads = threads;
+    attn_sdpa_opts_init(&p->o);
+    p->o.num_threads = threads;
+    const int64_t nq = Sq * m->Hq * m->D, nk = Sk * m->Hkv * m->D;
+    p->q = falloc(nq); p->k = falloc(nk); p->v = falloc(nk); p->out = falloc(nq); p->lse = falloc(Sq * m->Hq);
+    p->po = falloc(nq);
+    if (backward) {
+        p->dO = falloc(nq); p->dq = falloc(nq); p->dk = falloc(nk); p->dv = falloc(nk);
+        p->pdq = falloc(nq); p->pdk = falloc(nk); p->pdv = falloc(nk);
+    }
+    if (!p->q || !p->k || !p->v || !p->out || !p->lse || !p->po ||
+        (backward && (!p->dO || !p->dq || !p->dk || !p->dv || !p->pdq || !p->pdk || !p->pdv)))
+        return 1;
+    fill_rand(p->q, nq, 1 + (uint64_t)Sq);
+    fill_rand(p->k, nk, 2 + (uint64_t)Sk);
+    fill_rand(p->v, nk, 3 + (uint64_t)Sk);
+    if (backward) fill_rand(p->dO, nq, 4 + (uint64_t)Sq);
+    /* workspace: the largest any variant needs */
+    size_t need = 0;
+    for (int c = 0; c < 2; c++) {
+        attn_sdpa_opts o = p->o;
+        o.causal = c;
+        o.align = ATTN_ALIGN_BOTTOM_RIGHT;
+        size_t a = attn_sdpa_fwd_workspace_size(&p->d, &o), b = backward ? attn_sdpa_bwd_workspace_size(&p->d, &o) : 0;
+        if (a > need) need = a;
+        if (b > need) need = b;
+    }
+    p->wsn = need;
+    if (need && !(p->ws = attn__malloc(need))) return 1;
+    if (need) memset(p->ws, 0, need); /* first touch outside the timed runs */
+    if (peer_ws_init(&p->pw, Sq, Sk, backward, threads)) return 1;
+    memset(p->pw.p, 0, p->pw.cap);
+    if (p->pw.dp) memset(p->pw.dp, 0, p->pw.cap);
+    return 0;
+}
+
+typedef struct run_ctx {
+    problem *p;
+    int causal, bwd;
+} run_ctx;
+
+static attn_view vw(float *x, int64_t S, int64_t H, int64_t D) { return attn_view_bshd(x, S, H, D); }
+
+static int attn_fwd_fn(void *vctx) {
+    run_ctx *c = vctx;
+    problem *p = c->p;
+    const attn_sdpa_dims *d = &p->d;
+    attn_sdpa_opts o = p->o;
+    o.causal = c->causal;
+    o.align = ATTN_ALIGN_BOTTOM_RIGHT;
+    attn_status st = attn_sdpa_fwd(d, vw(p->q, d->seq_q, d->heads_q, d->head_dim), vw(p->k, d->seq_k, d->heads_kv, d->head_dim),
+                                   vw(p->v, d->seq_k, d->heads_kv, d->head_dim), vw(p->out, d->seq_q, d->heads_q, d->head_dim),
+                                   p->lse, &o, p->ws, p->wsn);
+    return st != ATTN_OK;
+}
+
+static int attn_bwd_fn(void *vctx) {
+    run_ctx *c = vctx;
+    problem *p = c->p;
+    const attn_sdpa_dims *d = &p->d;
+    attn_sdpa_opts o = p->o;
+    o.causal = c->causal;
+    o.align = ATTN_ALIGN_BOTTOM_RIGHT;
+    const int64_t Sq = d->seq_q, Sk = d->seq_k, Hq = d->heads_q, Hkv = d->heads_kv, D = d->head_dim;
+    attn_status st = attn_sdpa_bwd(d, vw(p->q, Sq, Hq, D), vw(p->k, Sk, Hkv, D), vw(p->v, Sk, Hkv, D),
+                                   vw(p->out, Sq, Hq, D), vw(p->dO, Sq, Hq, D), p->lse, vw(p->dq, Sq, Hq, D),
+                                   vw(p->dk, Sk, Hkv, D), vw(p->dv, Sk, Hkv, D), &o, p->ws, p->wsn);
+    return st != ATTN_OK;
+}
+
+static int peer_fwd_fn(void *vctx) {
+    run_ctx *c = vctx;
+    problem *p = c->p;
+    float scale = 1.0f / sqrtf((float)p->d.head_dim);
+    peer_sdpa_fwd(&p->d, c->causal, ATTN_ALIGN_BOTTOM_RIGHT, scale, p->q, p->k, p->v, p->po, &p->pw);
+    return 0;
+}
+
+static int peer_bwd_fn(void *vctx) {
+    run_ctx *c = vctx;
+    problem *p = c->p;
+    float scale = 1.0f / sqrtf((float)p->d.head_dim);
+    peer_sdpa_bwd(&p->d, c->causal, ATTN_ALIGN_BOTTOM_RIGHT, scale, p->q, p->k, p->v, p->dO, p->pdq, p->pdk, p->pdv,
+                  &p->pw);
+    return 0;
+}
+
+typedef struct timing_cfg {
+    int min_runs;
+    double min_time, max_time;
+} timing_cfg;
+
+/* Validates then times one row. */
+static void run_row(bench_row *r, problem *p, const timing_cfg *tc, int idx, int total) {
+    const int bwd = r->variant == V_BWD || r->variant == V_BWD_CAUSAL;
+    run_ctx c = { p, r->variant == V_FWD_CAUSAL || r->variant == V_BWD_CAUSAL || r->variant == V_DECODE, bwd };
+    const attn_sdpa_dims *d = &p->d;
+    const int64_t nq = d->seq_q * d->heads_q * d->head_dim, nk = d->seq_k * d->heads_kv * d->head_dim;
+    progress("[%d/%d] %s %s S=%lld: validating", idx, total, r->m->name, VNAMES[r->variant],
+             (long long)(r->variant == V_DECODE ? r->Sk : r->Sq));
+    /* warm-up + validation */
+    if (attn_fwd_fn(&c)) { snprintf(r->note, sizeof r->note, "attn_sdpa_fwd: %s", attn_last_error()); return; }
+    if (bwd && attn_bwd_fn(&c)) { snprintf(r->note, sizeof r->note, "attn_sdpa_bwd: %s", attn_last_error()); return; }
+    if (bwd) {
+        peer_bwd_fn(&c);
+        double e1 = max_rel_diff(p->dq, p->pdq, nq), e2 = max_rel_diff(p->dk, p->pdk, nk), e3 = max_rel_diff(p->dv, p->pdv, nk);
+        r->err = e1 > e2 ? e1 : e2;
+        r->err = r->err > e3 ? r->err : e3;
+    } else {
+        peer_fwd_fn(&c);
+        r->err = max_rel_diff(p->out, p->po, nq);
+    }
+    r->valid = r->err <= VALIDATE_TOL;
+    if (!r->valid) snprintf(r->note, sizeof r->note, "output differs from the peer: max rel err %.2e > %.0e", r->err, VALIDATE_TOL);
+    usleep(100000); /* let OpenBLAS's workers go idle before timing the kernel */
+    progress("[%d/%d] %s %s S=%lld: timing attn", idx, total, r->m->name, VNAMES[r->variant],
+             (long long)(r->variant == V_DECODE ? r->Sk : r->Sq));
+    if (bu_time(bwd ? attn_bwd_fn : attn_fwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &r->ta)) {
+        snprintf(r->note, sizeof r->note, "attn failed: %s", attn_last_error());
+        return;
+    }
+    progress("[%d/%d] %s %s S=%lld: timing peer", idx, total, r->m->name, VNAMES[r->variant],
+             (long long)(r->variant == V_DECODE ? r->Sk : r->Sq));
+    bu_time(bwd ? peer_bwd_fn : peer_fwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &r->tp);
+    r->ran = 1;
+}
+
+static double sdpa_flops(const model_shape *m, int64_t Sq, int64_t Sk, int variant) {
+    double f = 4.0 * (double)m->Hq * (double)Sq * (double)Sk * (double)m->D;
+    if (variant == V_FWD_CAUSAL || variant == V_BWD_CAUSAL) f *= 0.5;
+    if (variant == V_BWD || variant == V_BWD_CAUSAL) f *= 2.5;
+    return f;
+}
+
+/* ─── layer ──────────────────────────────────────────────────────────────── */
+typedef struct layer_res {
+    int ran;
+    char note[256];
+    int64_t E, H, B, S;
+    double flops_fwd, flops_fb; /* torch_mha_peer.py convention */
+    bu_timing fwd, fb;          /* attn_mha eval forward; training forward + backward */
+    bu_timing gemm_fwd, gemm_bwd, sdpa_fwd, sdpa_bwd;
+    double torch_fwd_ms, torch_fb_ms; /* < 0: not measured */
+    char torch_note[256], torch_version[64];
+} layer_res;
+
+typedef struct layer_ctx {
+    attn_mha *m;
+    attn_mha_input in;
+    float *y, *dy, *dx;
+    /* parts */
+    float *X, *W, *Y, *G; /* (BS, E), (E, E), (BS, E), (E, E) */
+    int64_t rows, E;
+    problem p;
+    run_ctx rc;
+} layer_ctx;
+
+static int layer_fwd_fn(void *vctx) {
+    layer_ctx *c = vctx;
+    return attn_mha_forward(c->m, &c->in, c->y) != ATTN_OK;
+}
+static int layer_fb_fn(void *vctx) {
+    layer_ctx *c = vctx;
+    if (attn_mha_forward(c->m, &c->in, c->y) != ATTN_OK) return 1;
+    return attn_mha_backward(c->m, c->dy, c->dx, NULL, NULL) != ATTN_OK;
+}
+/* the forward's projections: 4 x (rows, E) = (rows, E) · (E, E)ᵀ */
+static int gemm_fwd_fn(void *vctx) {
+    layer_ctx *c = vctx;
+    const int n = (int)c->rows, e = (int)c->E;
+    for (int i = 0; i < 4; i++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, e, e, 1.0f, c->X, e, c->W, e, 0.0f, c->Y, e);
+    return 0;
+}
+/* the backward's: per projection dX += dY · W and dW += dYᵀ · X */
+static int gemm_bwd_fn(void *vctx) {
+    layer_ctx *c = vctx;
+    const int n = (int)c->rows, e = (int)c->E;
+    for (int i = 0; i < 4; i++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, e, e, 1.0f, c->Y, e, c->W, e, 1.0f, c->X, e);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, e, e, n, 1.0f, c->Y, e, c->X, e, 1.0f, c->G, e);
+    }
+    return 0;
+}
+static int sdpa_fwd_part(void *vctx) { layer_ctx *c = vctx; return attn_fwd_fn(&c->rc); }
+static int sdpa_bwd_part(void *vctx) { layer_ctx *c = vctx; return attn_bwd_fn(&c->rc); }
+
+/* Finds "key": <number> in a JSON line. */
+static int json_num(const char *line, const char *key, double *out) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p) return 0;
+    p += strlen(pat);
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p) return 0;
+    *out = v;
+    return 1;
+}
+static int json_str(const char *line, const char *key, char *out, size_t n) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": \"", key);
+    const char *p = strstr(line, pat);
+    if (!p) return 0;
+    p += strlen(pat);
+    size_t i = 0;
+    while (p[i] && p[i] != '"' && i + 1 < n) { out[i] = p[i]; i++; }
+    out[i] = 0;
+    return 1;
+}
+
+static void run_torch(layer_res *L, int threads, int repeat) {
+    L->torch_fwd_ms = L->torch_fb_ms = -1;
+    const char *py = bu_which("python3");
+    if (!py) { snprintf(L->torch_note, sizeof L->torch_note, "skipped: python3 not found"); return; }
+    char script[4096];
+    snprintf(script, sizeof script, "%s/bench/torch_mha_peer.py", ATTN_SOURCE_DIR);
+    if (access(script, R_OK) != 0) {
+        snprintf(L->torch_note, sizeof L->torch_note, "skipped: bench/torch_mha_peer.py not found");
+        return;
+    }
+    if (system("python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+        snprintf(L->torch_note, sizeof L->torch_note, "skipped: python3 -c 'import torch' fails (PyTorch not installed)");
+        return;
+    }
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "python3 '%s' --only layer --threads %d --repeat %d --warmup 1 --embed-dim %lld --heads %lld --batch %lld "
+             "--seq %lld 2>/dev/null",
+             script, threads, repeat, (long long)L->E, (long long)L->H, (long long)L->B, (long long)L->S);
+    FILE *f = popen(cmd, "r");
+    if (!f) { snprintf(L->torch_note, sizeof L->torch_note, "skipped: cannot run python3"); return; }
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        double ms;
+        if (!json_num(line, "ms", &ms)) continue;
+        if (strstr(line, "\"torch.layer.fwd_bwd\"")) L->torch_fb_ms = ms;
+        else if (strstr(line, "\"torch.layer.fwd\"")) L->torch_fwd_ms = ms;
+        json_str(line, "torch", L->torch_version, sizeof L->torch_version);
+    }
+    int st = pclose(f);
+    if (L->torch_fwd_ms < 0 || L->torch_fb_ms < 0)
+        snprintf(L->torch_note, sizeof L->torch_note, "bench/torch_mha_peer.py failed (exit status %d)",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+static void run_layer(layer_res *L, int threads, const timing_cfg *tc, int torch, int torch_repeat) {
+    memset(L, 0, sizeof *L);
+    L->E = 1024; L->H = 16; L->B = 4; L->S = 2048;
+    L->torch_fwd_ms = L->torch_fb_ms = -1;
+    const int64_t E = L->E, rows = L->B * L->S;
+    L->flops_fwd = 8.0 * (double)(L->B * L->S) * (double)(E * E) + 4.0 * (double)L->B * (double)L->S * (double)L->S * (double)E;
+    L->flops_fb = 3 * L->flops_fwd;
+    layer_ctx c;
+    memset(&c, 0, sizeof c);
+    c.rows = rows; c.E = E;
+    attn_mha_config cfg;
+    attn_mha_config_init(&cfg);
+    cfg.embed_dim = E; cfg.num_heads = L->H; cfg.bias_q = cfg.bias_k = cfg.bias_v = cfg.bias_o = 1;
+    progress("layer: set-up");
+    if (attn_mha_create(&c.m, &cfg) != ATTN_OK || attn_mha_init_weights(c.m, ATTN_INIT_XAVIER_UNIFORM, 1) != ATTN_OK) {
+        snprintf(L->note, sizeof L->note, "attn_mha: %s", attn_last_error());
+        goto done;
+    }
+    c.y = falloc(rows * E); c.dy = falloc(rows * E); c.dx = falloc(rows * E);
+    c.X = falloc(rows * E); c.Y = falloc(rows * E); c.W = falloc(E * E); c.G = falloc(E * E);
+    if (!c.y || !c.dy || !c.dx || !c.X || !c.Y || !c.W || !c.G) { snprintf(L->note, sizeof L->note, "out of memory"); goto done; }
+    fill_rand(c.X, rows * E, 11);
+    fill_rand(c.dy, rows * E, 12);
+    fill_rand(c.W, E * E, 13);
+    fill_rand(c.Y, rows * E, 14);
+    memset(c.G, 0, (size_t)(E * E) * sizeof(float));
+    attn_mha_input_init(&c.in);
+    c.in.batch = L->B; c.in.seq_q = L->S; c.in.x = c.X;
+    /* eval forward */
+    progress("layer: forward");
+    if (layer_fwd_fn(&c)) { snprintf(L->note, sizeof L->note, "attn_mha_forward: %s", attn_last_error()); goto done; }
+    if (bu_time(layer_fwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &L->fwd)) goto done;
+    /* training forward + backward */
+    progress("layer: forward+backward");
+    if (attn_mha_set_training(c.m, 1) != ATTN_OK || layer_fb_fn(&c)) {
+        snprintf(L->note, sizeof L->note, "attn_mha forward/backward: %s", attn_last_error());
+        goto done;
+    }
+    if (bu_time(layer_fb_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &L->fb)) goto done;
+    attn_mha_free(c.m);
+    c.m = NULL;
+    /* the parts */
+    progress("layer: parts (GEMMs)");
+    gemm_fwd_fn(&c);
+    bu_time(gemm_fwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &L->gemm_fwd);
+    gemm_bwd_fn(&c);
+    bu_time(gemm_bwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &L->gemm_bwd);
+    progress("layer: parts (sdpa)");
+    {
+        problem *p = &c.p; /* (B, S, H, D) with B = 4: built here, problem_init is batch 1 */
+        p->d = (attn_sdpa_dims){ .batch = L->B, .seq_q = L->S, .seq_k = L->S, .heads_q = L->H, .heads_kv = L->H,
+                                 .head_dim = E / L->H, .head_dim_v = E / L->H };
+        attn_sdpa_opts_init(&p->o);
+        p->o.num_threads = threads;
+        const int64_t n = L->B * L->S * E;
+        p->q = falloc(n); p->k = falloc(n); p->v = falloc(n); p->out = falloc(n); p->dO = falloc(n);
+        p->lse = falloc(L->B * L->H * L->S); p->dq = falloc(n); p->dk = falloc(n); p->dv = falloc(n);
+        size_t a = attn_sdpa_fwd_workspace_size(&p->d, &p->o), b = attn_sdpa_bwd_workspace_size(&p->d, &p->o);
+        p->wsn = a > b ? a : b;
+        if (p->wsn) p->ws = attn__malloc(p->wsn);
+        if (!p->q || !p->k || !p->v || !p->out || !p->dO || !p->lse || !p->dq || !p->dk || !p->dv || (p->wsn && !p->ws)) {
+            snprintf(L->note, sizeof L->note, "out of memory");
+            goto done;
+        }
+        fill_rand(p->q, n, 21); fill_rand(p->k, n, 22); fill_rand(p->v, n, 23); fill_rand(p->dO, n, 24);
+        c.rc = (run_ctx){ p, 0, 0 };
+        if (sdpa_fwd_part(&c) || bu_time(sdpa_fwd_part, &c, tc->min_runs, tc->min_time, tc->max_time, &L->sdpa_fwd) ||
+            sdpa_bwd_part(&c) || bu_time(sdpa_bwd_part, &c, tc->min_runs, tc->min_time, tc->max_time, &L->sdpa_bwd)) {
+            snprintf(L->note, sizeof L->note, "sdpa: %s", attn_last_error());
+            goto done;
+        }
+    }
+    L->ran = 1;
+    if (torch) {
+        progress("layer: PyTorch nn.MultiheadAttention (bench/torch_mha_peer.py)");
+        run_torch(L, threads, torch_repeat);
+    } else {
+        snprintf(L->torch_note, sizeof L->torch_note, "skipped (--no-torch)");
+    }
+done:
+    attn_mha_free(c.m);
+    attn__free(c.y); attn__free(c.dy); attn__free(c.dx); attn__free(c.X); attn__free(c.Y); attn__free(c.W); attn__free(c.G);
+    problem_free(&c.p);
+}
+
+/* ─── --memory ───────────────────────────────────────────────────────────── */
+static int run_memory(int threads, const char *json_path) {
+    const model_shape m = { "llama3-8b", 32, 8, 128 };
+    const int64_t S = 32768;
+    const int64_t base_rss = bu_current_rss(), base_peak = bu_peak_rss();
+    attn_sdpa_dims d = { .batch = 1, .seq_q = S, .seq_k = S, .heads_q = m.Hq, .heads_kv = m.Hkv, .head_dim = m.D, .head_dim_v = m.D };
+    attn_sdpa_opts o;
+    attn_sdpa_opts_init(&o);
+    o.causal = 1;
+    o.num_threads = threads;
+    const int64_t nq = S * m.Hq * m.D, nk = S * m.Hkv * m.D, nl = S * m.Hq;
+    const double io_bytes = (double)(2 * nq + 2 * nk + nl) * sizeof(float);
+    printf("attn bench --memory: causal forward, B 1, S %lld, Hq %lld, Hkv %lld, D %lld, %d threads\n", (long long)S,
+           (long long)m.Hq, (long long)m.Hkv, (long long)m.D, threads);
+    printf("inputs + outputs (q, k, v, o, lse): %.1f MiB; process RSS before allocating them: %.1f MiB\n",
+           io_bytes / 1048576.0, (double)base_rss / 1048576.0);
+    fflush(stdout);
+    float *q = falloc(nq), *k = falloc(nk), *v = falloc(nk), *out = falloc(nq), *lse = falloc(nl);
+    if (!q || !k || !v || !out || !lse) return cli_fail(SUB, "--memory: cannot allocate %.0f MiB of inputs/outputs", io_bytes / 1048576.0);
+    progress("memory: filling inputs");
+    fill_rand(q, nq, 1); fill_rand(k, nk, 2); fill_rand(v, nk, 3);
+    memset(out, 0, (size_t)nq * sizeof(float));
+    memset(lse, 0, (size_t)nl * sizeof(float));
+    size_t wsn = attn_sdpa_fwd_workspace_size(&d, &o);
+    void *ws = wsn ? attn__malloc(wsn) : NULL;
+    if (wsn && !ws) return cli_fail(SUB, "--memory: cannot allocate the %zu-byte workspace", wsn);
+    progress("memory: running the forward (S = 32768, ~%.0f GFLOP)", sdpa_flops(&m, S, S, V_FWD_CAUSAL) * 1e-9);
+    double t0 = bu_now();
+    attn_status st = attn_sdpa_fwd(&d, attn_view_bshd(q, S, m.Hq, m.D), attn_view_bshd(k, S, m.Hkv, m.D),
+                                   attn_view_bshd(v, S, m.Hkv, m.D), attn_view_bshd(out, S, m.Hq, m.D), lse, &o, ws, wsn);
+    double dt = bu_now() - t0;
+    progress_clear();
+    if (st != ATTN_OK) return cli_fail(SUB, "--memory: attn_sdpa_fwd: %s", attn_last_error());
+    const int64_t peak = bu_peak_rss();
+    const double extra = (double)peak - io_bytes;
+    printf("forward: %.2f s, %.1f GFLOP/s\n", dt, sdpa_flops(&m, S, S, V_FWD_CAUSAL) / dt * 1e-9);
+    printf("peak RSS (getrusage): %.1f MiB; minus inputs+outputs: %.1f MiB (target <= 64 MiB: %s)\n",
+           (double)peak / 1048576.0, extra / 1048576.0, extra <= 64.0 * 1048576.0 ? "met" : "NOT met");
+    printf("  of which: process before the run %.1f MiB (code, libraries, OpenBLAS), kernel workspace %.2f MiB\n",
+           (double)base_rss / 1048576.0, (double)wsn / 1048576.0);
+    (void)base_peak;
+    if (json_path) {
+        FILE *f = fopen(json_path, "w");
+        if (!f) return cli_fail(SUB, "--json %s: %s", json_path, strerror(errno));
+        fprintf(f, "{\"memory\": {\"S\": %lld, \"Hq\": %lld, \"Hkv\": %lld, \"D\": %lld, \"causal\": true, \"threads\": %d, "
+                   "\"io_bytes\": %.0f, \"peak_rss_bytes\": %lld, \"extra_bytes\": %.0f, \"base_rss_bytes\": %lld, "
+                   "\"workspace_bytes\": %zu, \"seconds\": %.3f}}\n",
+                (long long)S, (long long)m.Hq, (long long)m.Hkv, (long long)m.D, threads, io_bytes, (long long)peak, extra,
+                (long long)base_rss, wsn, dt);
+        fclose(f);
+    }
+    attn__free(q); attn__free(k); attn__free(v); attn__free(out); attn__free(lse); attn__free(ws);
+    return 0;
+}
+
+/* ─── list parsing ───────────────────────────────────────────────────────── */
+static int parse_seqs(const char *s, int64_t *out, int max, int *n) {
+    *n = 0;
+    while (*s) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno || end == s || v < 1 || v > 65536 || *n >= max || (*end && *end != ',')) return 1;
+        out[(*n)++] = v;
+        s = *end ? end + 1 : end;
+    }
+    return *n == 0;
+}
+
+/* ─── output ─────────────────────────────────────────────────────────────── */
+static void print_row(const bench_row *r, double peak) {
+    if (!r->ran) {
+        printf("%-10s %-11s %5lld  %s\n", r->m->name, VNAMES[r->variant], (long long)r->Sq, r->note[0] ? r->note : "failed");
+        return;
+    }
+    const double ams = r->ta.median_s * 1e3, pms = r->tp.median_s * 1e3;
+    const double ag = r->flops / r->ta.median_s * 1e-9, pg = r->flops / r->tp.median_s * 1e-9;
+    printf("%-10s %-11s %5lld %9.2f %8.1f %6.1f%% %9.2f %8.1f %7.2fx %9.1e%s\n", r->m->name, VNAMES[r->variant],
+           (long long)r->Sq, ams, ag, 100.0 * ag / peak, pms, pg, pms / ams, r->err, r->valid ? "" : "  INVALID");
+}
+
+static void print_decode(const bench_row *r, double peak) {
+    if (!r->ran) {
+        printf("%-10s %-7s %5lld  %s\n", r->m->name, "decode", (long long)r->Sk, r->note[0] ? r->note : "failed");
+        return;
+    }
+    const double ams = r->ta.median_s * 1e3, pms = r->tp.median_s * 1e3;
+    printf("%-10s %-7s %5lld %9.3f %8.1f %8.1f %6.1f%% %9.3f %8.1f %7.2fx %9.1e%s\n", r->m->name, "decode",
+           (long long)r->Sk, ams, r->bytes / r->ta.median_s * 1e-9, r->flops / r->ta.median_s * 1e-9,
+           100.0 * r->flops / r->ta.median_s * 1e-9 / peak, pms, r->bytes / r->tp.median_s * 1e-9, pms / ams, r->err,
+           r->valid ? "" : "  INVALID");
+}
+
+static void json_timing(FILE *f, const char *key, const bu_timing *t) {
+    fprintf(f, "\"%s\": {\"median_ms\": %.4f, \"best_ms\": %.4f, \"runs\": %d}", key, t->median_s * 1e3, t->best_s * 1e3,
+            t->runs);
+}
+
+int cmd_bench(int argc, char **argv) {
+    int64_t threads = 2, runs = 3;
+    double min_time = 0.3;
+    int quick = 0, memory = 0, no_torch = 0, no_layer = 0, no_decode = 0;
+    const char *json_path = NULL, *plot_path = NULL, *seqs_s = NULL, *models_s = NULL;
+    const arg_spec specs[] = {
+        { "threads", ARG_INT, &threads, "N", "threads for attn and for the peers (default 2)" },
+        { "quick", ARG_FLAG, &quick, NULL, "short subset (the tour): S 1024 only, 1 timed layer run" },
+        { "seqs", ARG_STR, &seqs_s, "LIST", "sequence lengths (default 512,1024,2048,4096)" },
+        { "models", ARG_STR, &models_s, "LIST", "llama3-8b,gpt2 (default both)" },
+        { "runs", ARG_INT, &runs, "N", "at least N timed runs per row (default 3)" },
+        { "min-time", ARG_DOUBLE, &min_time, "SEC", "and at least SEC seconds of timed runs per row (default 0.3)" },
+        { "no-decode", ARG_FLAG, &no_decode, NULL, "skip the decode rows" },
+        { "no-layer", ARG_FLAG, &no_layer, NULL, "skip the layer rows" },
+        { "no-torch", ARG_FLAG, &no_torch, NULL, "skip the PyTorch peer of the layer rows" },
+        { "json", ARG_STR, &json_path, "FILE", "also write every figure to FILE as JSON" },
+        { "plot", ARG_STR, &plot_path, "FILE", "draw GFLOP/s vs S to FILE.png or FILE.svg (needs gnuplot)" },
+        { "memory", ARG_FLAG, &memory, NULL, "only measure peak memory of one S=32768 forward (Hq 32, D 128)" },
+    };
+    const int nspecs = (int)(sizeof specs / sizeof specs[0]);
+    int help = 0;
+    if (args_parse(SUB, argc, argv, specs, nspecs, &help)) return 1;
+    if (help) {
+        args_print_help(SUB, "[options]",
+                        "Times attn_sdpa_fwd/bwd (plain and causal) at Llama-3-8B (Hq 32, Hkv 8, D 128) and GPT-2\n"
+                        "(Hq 12, D 64) attention, batch 1, S = 512..4096, single-token decode against a 4096 cache,\n"
+                        "and the attn_mha layer (E 1024, 16 heads, B 4, S 2048) with its parts timed separately.\n"
+                        "Each row: median ms, GFLOP/s (forward 4·B·Hq·Sq·Sk·D, halved when causal, backward 2.5x),\n"
+                        "%% of this machine's FP32 peak (FMA probe) and the speed-up over a naive OpenBLAS peer\n"
+                        "(per head: sgemm Q·Kᵀ into an Sq x Sk buffer, softmax, sgemm P·V) run in the same process,\n"
+                        "after checking that both give the same output. Layer: PyTorch nn.MultiheadAttention too,\n"
+                        "via python3 bench/torch_mha_peer.py, when torch imports.\n"
+                        "If OPENBLAS_CORETYPE is unset on an AVX-512 CPU whose OpenBLAS core is not an AVX-512 one,\n"
+                        "attn bench re-executes itself with OPENBLAS_CORETYPE=SkylakeX (and says so).",
+                        specs, nspecs);
+        return 0;
+    }
+    if (threads < 1 || threads > 256) return cli_fail(SUB, "--threads %lld: must be in [1, 256]", (long long)threads);
+    if (runs < 1 || runs > 1000) return cli_fail(SUB, "--runs %lld: must be in [1, 1000]", (long long)runs);
+    if (min_time < 0 || min_time > 600) return cli_fail(SUB, "--min-time %g: must be in [0, 600]", min_time);
+    int64_t seqs[16];
+    int nseqs = 0;
+    if (seqs_s && parse_seqs(seqs_s, seqs, 16, &nseqs))
+        return cli_fail(SUB, "--seqs %s: expected a comma-separated list of up to 16 lengths in [1, 65536]", seqs_s);
+    int use_model[NMODELS] = { 1, 1 };
+    if (models_s) {
+        use_model[0] = use_model[1] = 0;
+        const char *s = models_s;
+        while (*s) {
+            size_t len = strcspn(s, ",");
+            int found = 0;
+            for (int i = 0; i < NMODELS; i++)
+                if (strlen(MODELS[i].name) == len && !strncmp(s, MODELS[i].name, len)) { use_model[i] = 1; found = 1; }
+            if (!found) return cli_fail(SUB, "--models %s: unknown model '%.*s' (choose from llama3-8b, gpt2)", models_s, (int)len, s);
+            s += len;
+            if (*s) s++;
+        }
+    }
+    if (plot_path) {
+        const char *dot = strrchr(plot_path, '.');
+        if (!dot || (strcmp(dot, ".png") && strcmp(dot, ".svg")))
+            return cli_fail(SUB, "--plot %s: the file name must end in .png or .svg", plot_path);
+        if (!bu_which("gnuplot"))
+            return cli_fail(SUB, "--plot needs gnuplot, which is not installed (apt-get install gnuplot-nox)");
+    }
+    if (json_path) { /* fail now, not after minutes of measuring */
+        FILE *f = fopen(json_path, "a");
+        if (!f) return cli_fail(SUB, "--json %s: %s", json_path, strerror(errno));
+        fclose(f);
+    }
+    g_tty = isatty(2);
+    attn_set_num_threads((int)threads);
+    if (memory) return run_memory((int)threads, json_path);
+
+    /* OpenBLAS core: re-exec with OPENBLAS_CORETYPE=SkylakeX when it helps */
+    const char *core = peer_blas_core();
+    const char *hint = cli_blas_core_hint(core);
+    const char *reexec = getenv("ATTN_BENCH_REEXEC");
+    if (hint && !strcmp(hint, "SkylakeX") && !getenv("OPENBLAS_CORETYPE") && !reexec) {
+        char *nargv[64];
+        int n = 0;
+        nargv[n++] = (char *)"attn";
+        for (int i = 0; i < argc && n < 63; i++) nargv[n++] = argv[i];
+        nargv[n] = NULL;
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+        setenv("ATTN_BENCH_REEXEC", core, 1);
+        fflush(NULL);
+        execv("/proc/self/exe", nargv);
+        unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on as we are */
+        unsetenv("ATTN_BENCH_REEXEC");
+    }
+    peer_blas_set_threads((int)threads);
+
+    if (!nseqs) {
+        if (quick) { seqs[0] = 1024; nseqs = 1; }
+        else { seqs[0] = 512; seqs[1] = 1024; seqs[2] = 2048; seqs[3] = 4096; nseqs = 4; }
+    }
+    timing_cfg tc = { (int)runs, min_time, 60.0 };
+    const int64_t decode_sk = 4096;
+
+    /* rows */
+    bench_row rows[NMODELS * 16 * 4 + NMODELS];
+    int nrows = 0;
+    for (int mi = 0; mi < NMODELS; mi++) {
+        if (!use_model[mi]) continue;
+        for (int si = 0; si < nseqs; si++)
+            for (int v = 0; v < 4; v++) {
+                bench_row *r = &rows[nrows++];
+                memset(r, 0, sizeof *r);
+                r->m = &MODELS[mi]; r->variant = v; r->B = 1; r->Sq = r->Sk = seqs[si];
+                r->flops = sdpa_flops(r->m, r->Sq, r->Sk, v);
+            }
+    }
+    const int nsdpa = nrows;
+    if (!no_decode)
+        for (int mi = 0; mi < NMODELS; mi++) {
+            if (!use_model[mi] || (quick && mi != 0)) continue;
+            bench_row *r = &rows[nrows++];
+            memset(r, 0, sizeof *r);
+            r->m = &MODELS[mi]; r->variant = V_DECODE; r->B = 1; r->Sq = 1; r->Sk = decode_sk;
+            r->flops = sdpa_flops(r->m, 1, decode_sk, V_FWD);
+            r->bytes = 2.0 * (double)decode_sk * (double)r->m->Hkv * (double)r->m->D * sizeof(float);
+        }
+
+    const attn_cpu_features *cpu = attn__cpu();
+    progress("measuring the FP32 FMA peak");
+    const char *probe_isa = "";
+    const double peak = bu_fma_peak((int)threads, &probe_isa);
+    progress_clear();
+    core = peer_blas_core();
+    printf("attn bench: attn %s, %s, kernel ISA %s, %lld threads, batch 1\n", attn_version(),
+           cpu->brand[0] ? cpu->brand : "unknown CPU", attn_isa_name(attn_isa_active()), (long long)threads);
+    printf("FP32 peak of this machine: %.1f GFLOP/s (%s probe, %lld threads)\n", peak, probe_isa, (long long)threads);
+    printf("peer: naive per-head OpenBLAS sgemm + softmax with a materialised Sq x Sk buffer; OpenBLAS core %s, %lld threads\n",
+           core, (long long)threads);
+    if (reexec)
+        printf("      (OPENBLAS_CORETYPE was unset and OpenBLAS picked %s on this AVX-512 CPU: attn bench re-executed itself "
+               "with OPENBLAS_CORETYPE=SkylakeX)\n", reexec);
+    else if ((hint = cli_blas_core_hint(core)) != NULL)
+        printf("      (core %s is not the best for this CPU: set OPENBLAS_CORETYPE=%s for a stronger peer)\n", core, hint);
+    else if (!(cpu->avx512f && cpu->os_avx512))
+        printf("      (no usable AVX-512 on this CPU/OS, so OPENBLAS_CORETYPE=SkylakeX does not apply)\n");
+    printf("timing: median of >= %lld runs and >= %.2g s per side, after a validated warm-up run\n\n", (long long)runs, min_time);
+    fflush(stdout);
+
+    int nbad = 0, idx = 0;
+    const int total = nrows;
+    /* sdpa rows, grouped by problem */
+    printf("%-10s %-11s %5s %9s %8s %7s %9s %8s %8s %9s\n", "model", "variant", "S", "attn ms", "GFLOP/s", "%peak", "peer ms",
+           "GFLOP/s", "speedup", "max err");
+    for (int i = 0; i < nsdpa; i += 4) {
+        problem p;
+        if (problem_init(&p, rows[i].m, rows[i].Sq, rows[i].Sk, 1, (int)threads)) {
+            for (int j = 0; j < 4; j++) snprintf(rows[i + j].note, sizeof rows[i + j].note, "out of memory");
+        } else {
+            for (int j = 0; j < 4; j++) run_row(&rows[i + j], &p, &tc, ++idx, total);
+        }
+        problem_free(&p);
+        progress_clear();
+        for (int j = 0; j < 4; j++) {
+            print_row(&rows[i + j], peak);
+            nbad += !rows[i + j].ran || !rows[i + j].valid;
+        }
+        fflush(stdout);
+    }
+    if (nrows > nsdpa) {
+        printf("\n%-10s %-7s %5s %9s %8s %8s %7s %9s %8s %8s %9s\n", "model", "decode", "Sk", "attn ms", "GB/s", "GFLOP/s",
+               "%peak", "peer ms", "GB/s", "speedup", "max err");
+        for (int i = nsdpa; i < nrows; i++) {
+            problem p;
+            if (problem_init(&p, rows[i].m, 1, rows[i].Sk, 0, (int)threads)) snprintf(rows[i].note, sizeof rows[i].note, "out of memory");
+            else run_row(&rows[i], &p, &tc, ++idx, total);
+            problem_free(&p);
+            progress_clear();
+            print_decode(&rows[i], peak);
+            nbad += !rows[i].ran || !rows[i].valid;
+            fflush(stdout);
+        }
+        printf("(decode: Sq = 1, bottom-right, batch 1; GB/s = bytes of K and V read per call / time)\n");
+    }
+
+    layer_res L;
+    memset(&L, 0, sizeof L);
+    if (!no_layer) {
+        timing_cfg ltc = tc;
+        if (quick) { ltc.min_runs = 1; ltc.min_time = 0; }
+        run_layer(&L, (int)threads, &ltc, !no_torch, quick ? 1 : (int)runs);
+        progress_clear();
+        printf("\nlayer: attn_mha E=%lld, %lld heads (D %lld), q/k/v/o biases, no mask, B=%lld, S=%lld\n", (long long)L.E,
+               (long long)L.H, (long long)(L.E / L.H), (long long)L.B, (long long)L.S);
+        if (!L.ran) {
+            printf("  failed: %s\n", L.note);
+            nbad++;
+        } else {
+            const double pf = (L.gemm_fwd.median_s + L.sdpa_fwd.median_s), pb = pf + L.gemm_bwd.median_s + L.sdpa_bwd.median_s;
+            printf("%-18s %9s %8s %7s %9s %9s %9s %9s\n", "", "attn ms", "GFLOP/s", "%peak", "parts ms", "overhead", "torch ms",
+                   "vs torch");
+            const double tf = L.torch_fwd_ms, tb = L.torch_fb_ms;
+            char tfs[32] = "-", tbs[32] = "-", rfs[32] = "-", rbs[32] = "-";
+            if (tf > 0) { snprintf(tfs, sizeof tfs, "%.1f", tf); snprintf(rfs, sizeof rfs, "%.2fx", tf / (L.fwd.median_s * 1e3)); }
+            if (tb > 0) { snprintf(tbs, sizeof tbs, "%.1f", tb); snprintf(rbs, sizeof rbs, "%.2fx", tb / (L.fb.median_s * 1e3)); }
+            const double gf = L.flops_fwd / L.fwd.median_s * 1e-9, gb = L.flops_fb / L.fb.median_s * 1e-9;
+            printf("%-18s %9.1f %8.1f %6.1f%% %9.1f %8.2fx %9s %9s\n", "forward (eval)", L.fwd.median_s * 1e3, gf,
+                   100 * gf / peak, pf * 1e3, L.fwd.median_s / pf, tfs, rfs);
+            printf("%-18s %9.1f %8.1f %6.1f%% %9.1f %8.2fx %9s %9s\n", "forward+backward", L.fb.median_s * 1e3, gb,
+                   100 * gb / peak, pb * 1e3, L.fb.median_s / pb, tbs, rbs);
+            printf("parts: OpenBLAS GEMMs fwd %.1f ms (4 x %lldx%lldx%lld), bwd %.1f ms (8); sdpa fwd %.1f ms, bwd %.1f ms\n",
+                   L.gemm_fwd.median_s * 1e3, (long long)(L.B * L.S), (long long)L.E, (long long)L.E,
+                   L.gemm_bwd.median_s * 1e3, L.sdpa_fwd.median_s * 1e3, L.sdpa_bwd.median_s * 1e3);
+            printf("(overhead = layer / sum of its parts; GFLOP/s: fwd 8·B·S·E² + 4·B·S²·E, fwd+bwd 3x that, as "
+                   "bench/torch_mha_peer.py;\n vs torch = torch ms / attn ms, torch %s%s%s)\n",
+                   L.torch_version[0] ? L.torch_version : "", L.torch_version[0] && L.torch_note[0] ? "; " : "",
+                   L.torch_note[0] ? L.torch_note : (L.torch_version[0] ? "" : "-"));
+        }
+    }
+    fflush(stdout);
+
+    if (json_path) {
+        FILE *f = fopen(json_path, "w");
+        if (!f) return cli_fail(SUB, "--json %s: %s", json_path, strerror(errno));
+        fprintf(f, "{\n  \"attn_version\": \"%s\", \"cpu\": ", attn_version());
+        bu_json_str(f, cpu->brand);
+        fprintf(f, ", \"isa\": \"%s\", \"threads\": %lld,\n  \"peak_gflops\": %.2f, \"peak_probe\": \"%s\",\n  \"blas_config\": ",
+                attn_isa_name(attn_isa_active()), (long long)threads, peak, probe_isa);
+        bu_json_str(f, peer_blas_config());
+        fprintf(f, ", \"blas_core\": ");
+        bu_json_str(f, core);
+        fprintf(f, ", \"blas_coretype_reexec\": %s,\n  \"rows\": [\n", reexec ? "true" : "false");
+        for (int i = 0; i < nrows; i++) {
+            const bench_row *r = &rows[i];
+            fprintf(f, "    {\"model\": \"%s\", \"variant\": \"%s\", \"B\": %lld, \"Sq\": %lld, \"Sk\": %lld, \"Hq\": %lld, "
+                       "\"Hkv\": %lld, \"D\": %lld, \"flops\": %.0f, \"ran\": %s, \"valid\": %s, \"max_err\": %.3e",
+                    r->m->name, VNAMES[r->variant], (long long)r->B, (long long)r->Sq, (long long)r->Sk, (long long)r->m->Hq,
+                    (long long)r->m->Hkv, (long long)r->m->D, r->flops, r->ran ? "true" : "false", r->valid ? "true" : "false",
+                    isfinite(r->err) ? r->err : -1.0);
+            if (r->ran) {
+                fprintf(f, ", ");
+                json_timing(f, "attn", &r->ta);
+                fprintf(f, ", ");
+                json_timing(f, "peer", &r->tp);
+                const double ag = r->flops / r->ta.median_s * 1e-9;
+                fprintf(f, ", \"attn_gflops\": %.2f, \"peer_gflops\": %.2f, \"pct_peak\": %.2f, \"speedup\": %.3f", ag,
+                        r->flops / r->tp.median_s * 1e-9, 100 * ag / peak, r->tp.median_s / r->ta.median_s);
+                if (r->variant == V_DECODE)
+                    fprintf(f, ", \"kv_bytes\": %.0f, \"attn_gbps\": %.2f, \"peer_gbps\": %.2f", r->bytes,
+                            r->bytes / r->ta.median_s * 1e-9, r->bytes / r->tp.median_s * 1e-9);
+            } else {
+                fprintf(f, ", \"note\": ");
+                bu_json_str(f, r->note);
+            }
+            fprintf(f, "}%s\n", i + 1 < nrows ? "," : "");
+        }
+        fprintf(f, "  ]");
+        if (!no_layer) {
+            fprintf(f, ",\n  \"layer\": {\"E\": %lld, \"heads\": %lld, \"B\": %lld, \"S\": %lld, \"ran\": %s", (long long)L.E,
+                    (long long)L.H, (long long)L.B, (long long)L.S, L.ran ? "true" : "false");
+            if (L.ran) {
+                fprintf(f, ", \"flops_fwd\": %.0f, \"flops_fwd_bwd\": %.0f, ", L.flops_fwd, L.flops_fb);
+                json_timing(f, "fwd", &L.fwd); fprintf(f, ", ");
+                json_timing(f, "fwd_bwd", &L.fb); fprintf(f, ", ");
+                json_timing(f, "gemm_fwd", &L.gemm_fwd); fprintf(f, ", ");
+                json_timing(f, "gemm_bwd", &L.gemm_bwd); fprintf(f, ", ");
+                json_timing(f, "sdpa_fwd", &L.sdpa_fwd); fprintf(f, ", ");
+                json_timing(f, "sdpa_bwd", &L.sdpa_bwd);
+                fprintf(f, ", \"torch_fwd_ms\": %.3f, \"torch_fwd_bwd_ms\": %.3f, \"torch_note\": ", L.torch_fwd_ms, L.torch_fb_ms);
+                bu_json_str(f, L.torch_note);
+            } else {
+                fprintf(f, ", \"note\": ");
+                bu_json_str(f, L.note);
+            }
+            fprintf(f, "}");
+        }
+        fprintf(f, "\n}\n");
+        if (fclose(f) != 0) return cli_fail(SUB, "--json %s: write failed", json_path);
+        printf("\nwrote %s\n", json_path);
+    }
+    if (plot_path) {
+        /* GFLOP/s vs S per (model, variant): attn solid, peer dashed, same colour */
+        bu_series ser[NMODELS * 4 * 2];
+        double xs[NMODELS * 4 * 2][16], ys[NMODELS * 4 * 2][16];
+        char titles[NMODELS * 4 * 2][64];
+        int ns = 0;
+        for (int mi = 0; mi < NMODELS; mi++)
+            for (int v = 0; v < 4; v++)
+                for (int side = 0; side < 2; side++) {
+                    int n = 0;
+                    for (int i = 0; i < nsdpa; i++) {
+                        const bench_row *r = &rows[i];
+                        if (r->m != &MODELS[mi] || r->variant != v || !r->ran) continue;
+                        xs[ns][n] = (double)r->Sq;
+                        ys[ns][n] = r->flops / (side ? r->tp.median_s : r->ta.median_s) * 1e-9;
+                        n++;
+                    }
+                    if (!n) continue;
+                    snprintf(titles[ns], sizeof titles[ns], "%s %s%s", MODELS[mi].name, VNAMES[v], side ? " (peer)" : "");
+                    ser[ns] = (bu_series){ titles[ns], n, xs[ns], ys[ns], side, 1 + mi * 4 + v };
+                    ns++;
+                }
+        char title[256], err[512];
+        snprintf(title, sizeof title, "attn sdpa, batch 1, %lld threads, %s (peak %.0f GFLOP/s); dashed: naive OpenBLAS (%s)",
+                 (long long)threads, cpu->brand, peak, core);
+        if (!ns) return cli_fail(SUB, "--plot: no sdpa rows to plot");
+        if (bu_plot(plot_path, title, "sequence length S", "GFLOP/s", ser, ns, err, sizeof err)) return cli_fail(SUB, "%s", err);
+        printf("wrote %s\n", plot_path);
+    }
+    if (nbad) {
+        fprintf(stderr, "attn bench: %d row%s failed or did not validate against the peer\n", nbad, nbad > 1 ? "s" : "");
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,66 @@
+/* cmd_info.c — `attn info`: version, CPU, kernel ISA, threads, BLAS. */
+#include "args.h"
+#include "bench_peer.h"
+#include "cli.h"
+#include "core/core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Best OpenBLAS core name for this CPU, or NULL if the current one is fine. */
+const char *cli_blas_core_hint(const char *core);
+const char *cli_blas_core_hint(const char *core) {
+    const attn_cpu_features *c = attn__cpu();
+    static const char *const avx512_cores[] = { "SkylakeX", "Cooperlake", "SapphireRapids" };
+    static const char *const avx2_cores[] = { "Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids" };
+    if (!core) return NULL;
+    if (c->avx512f && c->avx512bw && c->avx512dq && c->avx512vl && c->os_avx512) {
+        for (size_t i = 0; i < sizeof avx512_cores / sizeof *avx512_cores; i++)
+            if (!strcasecmp(core, avx512_cores[i])) return NULL;
+        return "SkylakeX";
+    }
+    if (c->avx2 && c->fma && c->os_avx) {
+        for (size_t i = 0; i < sizeof avx2_cores / sizeof *avx2_cores; i++)
+            if (!strcasecmp(core, avx2_cores[i])) return NULL;
+        return "Haswell";
+    }
+    return NULL;
+}
+
+static const char *yn(int x) { return x ? "yes" : "no"; }
+
+int cmd_info(int argc, char **argv) {
+    const char *sub = "info";
+    int help = 0;
+    if (args_parse(sub, argc, argv, NULL, 0, &help)) return 1;
+    if (help) {
+        args_print_help(sub, "", "Prints the version, CPU features, the kernel ISA chosen (override: ATTN_ISA=generic|avx2|avx512),\nthe thread count (ATTN_NUM_THREADS) and the BLAS library in use.", NULL, 0);
+        return 0;
+    }
+    const attn_cpu_features *c = attn__cpu();
+    const char *isa_env = getenv("ATTN_ISA"), *thr_env = getenv("ATTN_NUM_THREADS");
+    const char *core_env = getenv("OPENBLAS_CORETYPE");
+    printf("attn %s (libattn %s, %d)\n", ATTN_VERSION_STRING, attn_version(), attn_version_number());
+    printf("cpu        %s\n", c->brand[0] ? c->brand : "(unknown)");
+    printf("features   sse2 %s, avx %s, avx2 %s, fma %s, f16c %s, os-avx %s\n", yn(c->sse2), yn(c->avx),
+           yn(c->avx2), yn(c->fma), yn(c->f16c), yn(c->os_avx));
+    printf("           avx512f %s, avx512bw %s, avx512dq %s, avx512vl %s, os-avx512 %s, avx512bf16 %s\n",
+           yn(c->avx512f), yn(c->avx512bw), yn(c->avx512dq), yn(c->avx512vl), yn(c->os_avx512),
+           yn(c->avx512bf16));
+    printf("kernel isa detected %s, active %s (ATTN_ISA %s%s%s)\n", attn_isa_name(attn_isa_detected()),
+           attn_isa_name(attn_isa_active()), isa_env ? "=" : "unset", isa_env ? isa_env : "",
+           isa_env && attn_isa_active() != attn_isa_detected() ? ", capped" : "");
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("threads    %d (ATTN_NUM_THREADS %s%s; %ld online CPUs)\n", attn_get_num_threads(),
+           thr_env ? "=" : "unset", thr_env ? thr_env : "", online);
+    printf("blas       %s\n", peer_blas_config());
+    const char *core = peer_blas_core();
+    const char *hint = cli_blas_core_hint(core);
+    printf("blas core  %s (OPENBLAS_CORETYPE %s%s)", core, core_env ? "=" : "unset", core_env ? core_env : "");
+    if (hint) printf(" -- not the best for this CPU: set OPENBLAS_CORETYPE=%s\n", hint);
+    else printf(", suits this CPU\n");
+    return 0;
+}
