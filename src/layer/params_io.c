@@ -1,0 +1,198 @@
+/* params_io.c — attn_mha_load / attn_mha_save over safetensors (attn_st_*).
+ * Kept apart from params.c so that the layer links without the IO module
+ * when load/save are not used.
+ *
+ * Load: HF naming reads every base parameter (required) and the LoRA
+ * tensors when present (optional: a base checkpoint loads into an adapted
+ * layer). Tensors the layer cannot hold (a bias with bias_* = 0, norms with
+ * qk_norm = 0) are an error rather than silently dropped. TORCH naming
+ * (nn.MultiheadAttention) reads in_proj_weight (3E, E) — exactly the layer's
+ * adjacent Wq | Wk | Wv — or q/k/v_proj_weight when kdim/vdim != E,
+ * in_proj_bias (3E), out_proj.weight, out_proj.bias.
+ * Save: HF naming. A merged layer saves the merged weights without adapters.
+ *
+ * Loading is all-or-nothing: tensors are read into a staging copy and only
+ * committed when every one of them was found with the right shape. */
+#include "layer/mha_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ═══ load / save ═══════════════════════════════════════════════════════════ */
+
+static attn_status full_name(char *buf, size_t cap, const char *prefix, const char *name) {
+    int n = (prefix && *prefix) ? snprintf(buf, cap, "%s.%s", prefix, name) : snprintf(buf, cap, "%s", name);
+    if (n < 0 || (size_t)n >= cap)
+        return attn__fail(ATTN_ERR_OPTION, "attn_mha: tensor name \"%s.%s\" is too long (prefix too long)", prefix ? prefix : "", name);
+    return ATTN_OK;
+}
+
+static int has_tensor(const attn_st *st, const char *name) {
+    attn_tensor_info ti;
+    return attn_st_find(st, name, &ti) == ATTN_OK;
+}
+
+/* Reads tensor `name` (expected shape ndim/shape) as fp32 into dst (numel);
+ * a missing or mis-shaped tensor is an error naming it (attn_st_read_f32). */
+static attn_status read_into(const attn_st *st, const char *name, float *dst, int64_t numel, int ndim, const int64_t *shape) {
+    return attn_st_read_f32(st, name, dst, numel, ndim, shape);
+}
+
+/* Error if the file holds `name` but the layer has no such parameter. */
+static attn_status reject_extra(const attn_st *st, const char *prefix, const char *suffix, const char *why) {
+    char nm[512];
+    attn_status s = full_name(nm, sizeof nm, prefix, suffix);
+    if (s != ATTN_OK) return s;
+    if (has_tensor(st, nm))
+        return attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: file has tensor \"%s\" but the layer has %s", nm, why);
+    return ATTN_OK;
+}
+
+static attn_status load_hf(attn_mha *m, const attn_st *st, const char *prefix, float *stage, float *lstage) {
+    char nm[512];
+    attn_status s;
+    for (int i = 0; i < m->nparams; i++) {
+        const mha_param_rec *r = &m->params[i];
+        const int lora = strstr(r->name, ".lora_") != NULL;
+        float *dst = lora ? lstage + (r->data - m->lora_arena) : stage + (r->data - m->arena);
+        if ((s = full_name(nm, sizeof nm, prefix, r->name)) != ATTN_OK) return s;
+        if (lora && !has_tensor(st, nm)) continue; /* adapters are optional: keep their current values */
+        if ((s = read_into(st, nm, dst, r->numel, r->ndim, r->shape)) != ATTN_OK) return s;
+    }
+    static const char *bias_names[MHA_NPROJ] = {"q_proj.bias", "k_proj.bias", "v_proj.bias", "o_proj.bias"};
+    static const char *bias_why[MHA_NPROJ] = {"bias_q = 0", "bias_k = 0", "bias_v = 0", "bias_o = 0"};
+    for (int p = 0; p < MHA_NPROJ; p++)
+        if (!m->b[p] && (s = reject_extra(st, prefix, bias_names[p], bias_why[p])) != ATTN_OK) return s;
+    if (!m->qn) {
+        if ((s = reject_extra(st, prefix, "q_norm.weight", "qk_norm = 0")) != ATTN_OK) return s;
+        if ((s = reject_extra(st, prefix, "k_norm.weight", "qk_norm = 0")) != ATTN_OK) return s;
+    }
+    return ATTN_OK;
+}
+
+/* Copies part p (of 3) of a packed (3E) bias into the layer's bias, or
+ * checks it is zero when the layer has no such bias. */
+static attn_status split_bias(attn_mha *m, const float *packed, float *stage, const char *name) {
+    const int64_t E = m->E;
+    static const char *flag[3] = {"bias_q", "bias_k", "bias_v"};
+    for (int p = 0; p < 3; p++) {
+        const float *src = packed + p * E;
+        if (m->b[p]) {
+            memcpy(stage + (m->b[p] - m->arena), src, (size_t)E * sizeof(float));
+        } else {
+            for (int64_t i = 0; i < E; i++)
+                if (src[i] != 0.0f)
+                    return attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: \"%s\" has a nonzero part %d but the layer has %s = 0",
+                                      name, p, flag[p]);
+        }
+    }
+    return ATTN_OK;
+}
+
+static attn_status load_torch(attn_mha *m, const attn_st *st, const char *prefix, float *stage) {
+    const int64_t E = m->E;
+    char nm[512];
+    attn_status s;
+    if (m->qd != E || m->kvd != E)
+        return attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: ATTN_NAMING_TORCH needs num_heads * head_dim = num_kv_heads * head_dim "
+                          "= embed_dim (nn.MultiheadAttention), have %lld, %lld, %lld",
+                          (long long)m->qd, (long long)m->kvd, (long long)E);
+    if ((s = reject_extra(st, prefix, "bias_k", "no add_bias_kv support")) != ATTN_OK) return s;
+    if ((s = reject_extra(st, prefix, "bias_v", "no add_bias_kv support")) != ATTN_OK) return s;
+    if (m->kdim == E && m->vdim == E) {
+        /* in_proj_weight (3E, E) = [Wq; Wk; Wv], exactly our adjacent layout */
+        const int64_t shp[2] = {3 * E, E};
+        if ((s = full_name(nm, sizeof nm, prefix, "in_proj_weight")) != ATTN_OK) return s;
+        if ((s = read_into(st, nm, stage + (m->w[MHA_Q] - m->arena), 3 * E * E, 2, shp)) != ATTN_OK) return s;
+    } else {
+        static const char *nms[3] = {"q_proj_weight", "k_proj_weight", "v_proj_weight"};
+        const int64_t in_w[3] = {E, m->kdim, m->vdim};
+        for (int p = 0; p < 3; p++) {
+            const int64_t shp[2] = {E, in_w[p]};
+            if ((s = full_name(nm, sizeof nm, prefix, nms[p])) != ATTN_OK) return s;
+            if ((s = read_into(st, nm, stage + (m->w[p] - m->arena), E * in_w[p], 2, shp)) != ATTN_OK) return s;
+        }
+    }
+    if ((s = full_name(nm, sizeof nm, prefix, "in_proj_bias")) != ATTN_OK) return s;
+    const int any_in_bias = m->b[0] || m->b[1] || m->b[2];
+    if (any_in_bias || has_tensor(st, nm)) {
+        float *packed = (float *)malloc((size_t)(3 * E) * sizeof(float));
+        if (!packed) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_load: in_proj_bias scratch");
+        const int64_t shp[1] = {3 * E};
+        s = read_into(st, nm, packed, 3 * E, 1, shp);
+        if (s == ATTN_OK) s = split_bias(m, packed, stage, nm);
+        free(packed);
+        if (s != ATTN_OK) return s;
+    }
+    {
+        const int64_t shp[2] = {E, E};
+        if ((s = full_name(nm, sizeof nm, prefix, "out_proj.weight")) != ATTN_OK) return s;
+        if ((s = read_into(st, nm, stage + (m->w[MHA_O] - m->arena), E * E, 2, shp)) != ATTN_OK) return s;
+    }
+    if ((s = full_name(nm, sizeof nm, prefix, "out_proj.bias")) != ATTN_OK) return s;
+    if (m->b[MHA_O]) {
+        const int64_t shp[1] = {E};
+        if ((s = read_into(st, nm, stage + (m->b[MHA_O] - m->arena), E, 1, shp)) != ATTN_OK) return s;
+    } else if (has_tensor(st, nm)) {
+        float *tmp = (float *)malloc((size_t)E * sizeof(float));
+        if (!tmp) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_load: out_proj.bias scratch");
+        const int64_t shp[1] = {E};
+        s = read_into(st, nm, tmp, E, 1, shp);
+        for (int64_t i = 0; s == ATTN_OK && i < E; i++)
+            if (tmp[i] != 0.0f)
+                s = attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: \"%s\" is nonzero but the layer has bias_o = 0", nm);
+        free(tmp);
+        if (s != ATTN_OK) return s;
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_mha_load(attn_mha *m, const attn_st *st, const char *prefix, attn_naming naming) {
+    if (!m) return attn__fail(ATTN_ERR_NULL, "attn_mha_load: m is NULL");
+    if (!st) return attn__fail(ATTN_ERR_NULL, "attn_mha_load: st is NULL");
+    if (naming != ATTN_NAMING_HF && naming != ATTN_NAMING_TORCH)
+        return attn__fail(ATTN_ERR_OPTION, "attn_mha_load: naming = %d, must be ATTN_NAMING_HF (0) or ATTN_NAMING_TORCH (1)",
+                          (int)naming);
+    if (m->lora_merged)
+        return attn__fail(ATTN_ERR_STATE, "attn_mha_load: LoRA is merged into the weights; unmerge first");
+    /* staging copies: the layer is only modified once everything was read */
+    float *stage = (float *)attn__malloc(m->arena_n * sizeof(float));
+    size_t ln = 0;
+    for (int p = 0; p < MHA_NPROJ; p++)
+        if (m->lora[p].rank > 0) ln += (size_t)(2 * m->lora[p].rank * (m->lora[p].in + m->lora[p].out));
+    float *lstage = ln ? (float *)attn__malloc(ln * sizeof(float)) : NULL;
+    if (!stage || (ln && !lstage)) {
+        attn__free(stage);
+        attn__free(lstage);
+        return attn__fail(ATTN_ERR_NOMEM, "attn_mha_load: staging copy of %zu floats", m->arena_n + ln);
+    }
+    memcpy(stage, m->arena, m->arena_n * sizeof(float));
+    if (ln) memcpy(lstage, m->lora_arena, ln * sizeof(float));
+    attn_status s = naming == ATTN_NAMING_HF ? load_hf(m, st, prefix, stage, lstage) : load_torch(m, st, prefix, stage);
+    if (s == ATTN_OK) {
+        memcpy(m->arena, stage, m->arena_n * sizeof(float));
+        if (ln) memcpy(m->lora_arena, lstage, ln * sizeof(float));
+        m->st.valid = 0;
+    }
+    attn__free(stage);
+    attn__free(lstage);
+    return s;
+}
+
+attn_status attn_mha_save(const attn_mha *m, attn_st_writer *w, const char *prefix) {
+    if (!m) return attn__fail(ATTN_ERR_NULL, "attn_mha_save: m is NULL");
+    if (!w) return attn__fail(ATTN_ERR_NULL, "attn_mha_save: w is NULL");
+    char nm[512];
+    attn_status s;
+    for (int i = 0; i < m->nparams; i++) {
+        const mha_param_rec *r = &m->params[i];
+        /* merged: the weights already hold W + scale B A; saving the adapters
+         * too would apply them twice on reload, so a merged save is an export
+         * of the merged weights alone */
+        if (m->lora_merged && strstr(r->name, ".lora_")) continue;
+        if ((s = full_name(nm, sizeof nm, prefix, r->name)) != ATTN_OK) return s;
+        if ((s = attn_st_writer_add_f32(w, nm, r->data, r->ndim, r->shape)) != ATTN_OK) return s;
+    }
+    return ATTN_OK;
+}
