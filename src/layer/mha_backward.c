@@ -5,8 +5,7 @@
  *       dWo += dy^T o,  dbo += sum_rows dy,  dO = dy Wo (+ LoRA)
  *   o = sdpa(q, k, v)               ─► attn_sdpa_bwd: dq, dk, dv (into dproj, same layout as proj)
  *   q = rope(norm(x Wq^T + bq))     ─► dq ← rope^-1(dq) ─► rmsnorm bwd (dq_norm +=) ─► d(pre-norm q)
- *   dWq += dq^T x, dbq += sum dq, dx = dq Wq + dk Wk + dv Wv (self-attention: one GEMM over
- *   Wqkv (qd + 2 kvd, E)), LoRA:  dB += s dY^T (X A^T),  dA += (s dY B)^T X,  dX += (s dY B) A.
+ *   dWq += dq^T x, dbq += sum dq, dx = dq Wq + dk Wk + dv Wv, LoRA:  dB += s dY^T (X A^T),  dA += (s dY B)^T X,  dX += (s dY B) A.
  * Parameter gradients are accumulated (+=); frozen base parameters (LoRA
  * attached) get none. */
 #include "layer/mha_internal.h"
@@ -72,16 +71,14 @@ attn_status attn_mha_backward(attn_mha *m, const float *dy, float *dx, float *dk
     attn__sgemm(0, 0, rows_q, qd, E, 1.0f, dy, E, m->w[MHA_O], qd, 0.0f, dO, qd); /* dO = dy Wo */
     if ((s = lora_bwd(m, MHA_O, rows_q, dy, E, o, qd, dO, qd)) != ATTN_OK) return s;
 
-    /* ── attention ── */
+    /* ── attention ── dproj = dq (rows_q, qd) | dk (rows_k, kvd) | dv (rows_k, kvd): three
+     * separate blocks (the kernel's outputs must not share an address range) */
     float *dproj;
-    const int64_t nproj = st->cross ? rows_q * qd + rows_k * st->ld_k : rows_q * st->ld_q;
-    if ((s = mha__grow_f(&m->b_dproj, nproj, &dproj)) != ATTN_OK) return s;
-    float *dqp = dproj + (st->qp - (float *)m->b_proj.p);
-    float *dkp = dproj + (st->kp - (float *)m->b_proj.p);
-    float *dvp = dproj + (st->vp - (float *)m->b_proj.p);
-    attn_view dq = mha__rows_view(dqp, st->layout, st->B, st->Sq, st->ld_q, D);
-    attn_view dk = mha__rows_view(dkp, st->layout, st->B, st->Skv, st->ld_k, D);
-    attn_view dv = mha__rows_view(dvp, st->layout, st->B, st->Skv, st->ld_k, D);
+    if ((s = mha__grow_f(&m->b_dproj, rows_q * qd + 2 * rows_k * kvd, &dproj)) != ATTN_OK) return s;
+    float *dqp = dproj, *dkp = dproj + rows_q * qd, *dvp = dkp + rows_k * kvd;
+    attn_view dq = mha__rows_view(dqp, st->layout, st->B, st->Sq, qd, D);
+    attn_view dk = mha__rows_view(dkp, st->layout, st->B, st->Skv, kvd, D);
+    attn_view dv = mha__rows_view(dvp, st->layout, st->B, st->Skv, kvd, D);
     attn_view dOv = mha__rows_view(dO, st->layout, st->B, st->Sq, qd, D);
     size_t ws = attn_sdpa_bwd_workspace_size(&st->dims, &st->opts);
     void *wsp = mha__grow(&m->b_ws, ws);
@@ -94,8 +91,8 @@ attn_status attn_mha_backward(attn_mha *m, const float *dy, float *dx, float *dk
     mha_seg seg[2];
     memset(seg, 0, sizeof seg);
     const int rope = m->rope_half > 0;
-    seg[0].base = dqp; seg[0].ld = st->ld_q; seg[0].H = m->Hq; seg[0].Dh = D;
-    seg[1].base = dkp; seg[1].ld = st->ld_k; seg[1].H = m->Hkv; seg[1].Dh = D;
+    seg[0].base = dqp; seg[0].ld = qd; seg[0].H = m->Hq; seg[0].Dh = D;
+    seg[1].base = dkp; seg[1].ld = kvd; seg[1].H = m->Hkv; seg[1].Dh = D;
     if (rope) {
         seg[0].cos_t = (const float *)m->b_cos_q.p; seg[0].sin_t = (const float *)m->b_sin_q.p;
         seg[1].cos_t = st->cross ? (const float *)m->b_cos_k.p : seg[0].cos_t;
@@ -111,40 +108,25 @@ attn_status attn_mha_backward(attn_mha *m, const float *dy, float *dx, float *dk
     else if ((s = mha__bwd_rows(m, rows_q, seg, 1)) == ATTN_OK) s = mha__bwd_rows(m, rows_k, seg + 1, 1);
     if (s != ATTN_OK) return s;
 
-    /* ── input projections ── */
-    if (train) {
-        if (m->db[MHA_Q]) mha__bias_grad(rows_q, qd, dqp, st->ld_q, m->db[MHA_Q]);
-        if (m->db[MHA_K]) mha__bias_grad(rows_k, kvd, dkp, st->ld_k, m->db[MHA_K]);
-        if (m->db[MHA_V]) mha__bias_grad(rows_k, kvd, dvp, st->ld_k, m->db[MHA_V]);
-    }
-    if (!st->cross) {
-        const int64_t N = st->ld_q; /* qd + 2 kvd */
-        if (train) /* dWqkv (N, E) += dproj^T x */
-            attn__sgemm(1, 0, N, E, rows_q, 1.0f, dproj, N, x, E, 1.0f, m->dw[MHA_Q], E);
-        if (dx) attn__sgemm(0, 0, rows_q, E, N, 1.0f, dproj, N, m->w[MHA_Q], E, 0.0f, dx, E); /* dx = dproj Wqkv */
-        if ((s = lora_bwd(m, MHA_Q, rows_q, dqp, N, x, E, dx, E)) != ATTN_OK) return s;
-        if ((s = lora_bwd(m, MHA_K, rows_q, dkp, N, x, E, dx, E)) != ATTN_OK) return s;
-        if ((s = lora_bwd(m, MHA_V, rows_q, dvp, N, x, E, dx, E)) != ATTN_OK) return s;
-    } else {
-        const int64_t kdim = m->kdim, vdim = m->vdim, ldk = st->ld_k;
-        if (train) attn__sgemm(1, 0, qd, E, rows_q, 1.0f, dqp, qd, x, E, 1.0f, m->dw[MHA_Q], E);
-        if (dx) attn__sgemm(0, 0, rows_q, E, qd, 1.0f, dqp, qd, m->w[MHA_Q], E, 0.0f, dx, E);
-        if ((s = lora_bwd(m, MHA_Q, rows_q, dqp, qd, x, E, dx, E)) != ATTN_OK) return s;
-        if (st->value_is_key) { /* [Wk; Wv] (2 kvd, kdim) acts on key */
-            if (train) attn__sgemm(1, 0, 2 * kvd, kdim, rows_k, 1.0f, dkp, ldk, key, kdim, 1.0f, m->dw[MHA_K], kdim);
-            if (dkey) attn__sgemm(0, 0, rows_k, kdim, 2 * kvd, 1.0f, dkp, ldk, m->w[MHA_K], kdim, 0.0f, dkey, kdim);
-            if ((s = lora_bwd(m, MHA_K, rows_k, dkp, ldk, key, kdim, dkey, kdim)) != ATTN_OK) return s;
-            if ((s = lora_bwd(m, MHA_V, rows_k, dvp, ldk, key, kdim, dkey, kdim)) != ATTN_OK) return s;
-        } else {
-            if (train) {
-                attn__sgemm(1, 0, kvd, kdim, rows_k, 1.0f, dkp, ldk, key, kdim, 1.0f, m->dw[MHA_K], kdim);
-                attn__sgemm(1, 0, kvd, vdim, rows_k, 1.0f, dvp, ldk, value, vdim, 1.0f, m->dw[MHA_V], vdim);
-            }
-            if (dkey) attn__sgemm(0, 0, rows_k, kdim, kvd, 1.0f, dkp, ldk, m->w[MHA_K], kdim, 0.0f, dkey, kdim);
-            if (dvalue) attn__sgemm(0, 0, rows_k, vdim, kvd, 1.0f, dvp, ldk, m->w[MHA_V], vdim, 0.0f, dvalue, vdim);
-            if ((s = lora_bwd(m, MHA_K, rows_k, dkp, ldk, key, kdim, dkey, kdim)) != ATTN_OK) return s;
-            if ((s = lora_bwd(m, MHA_V, rows_k, dvp, ldk, value, vdim, dvalue, vdim)) != ATTN_OK) return s;
+    /* ── input projections: W (out, in); dW += dY^T X, db += sum dY, dX (+)= dY W ── */
+    const float *X[3] = {x, key, value};
+    const int64_t in_w[3] = {E, m->kdim, m->vdim}, nrow[3] = {rows_q, rows_k, rows_k}, outw[3] = {qd, kvd, kvd};
+    const float *dY[3] = {dqp, dkp, dvp};
+    /* where each projection's input gradient goes: self-attention -> dx for all three;
+     * cross -> dx, dkey, dvalue (or dkey for both when value is key) */
+    float *dX[3] = {dx, st->cross ? dkey : dx, st->cross ? (st->value_is_key ? dkey : dvalue) : dx};
+    for (int p = 0; p < 3; p++) {
+        if (train) {
+            attn__sgemm(1, 0, outw[p], in_w[p], nrow[p], 1.0f, dY[p], outw[p], X[p], in_w[p], 1.0f, m->dw[p], in_w[p]);
+            if (m->db[p]) mha__bias_grad(nrow[p], outw[p], dY[p], outw[p], m->db[p]);
         }
+        if (dX[p]) { /* the first projection writing a given dX overwrites it */
+            int first = 1;
+            for (int pp = 0; pp < p; pp++) first &= dX[pp] != dX[p];
+            attn__sgemm(0, 0, nrow[p], in_w[p], outw[p], 1.0f, dY[p], outw[p], m->w[p], in_w[p], first ? 0.0f : 1.0f,
+                        dX[p], in_w[p]);
+        }
+        if ((s = lora_bwd(m, p, nrow[p], dY[p], outw[p], X[p], in_w[p], dX[p], in_w[p])) != ATTN_OK) return s;
     }
     st->valid = 0;
     return ATTN_OK;
