@@ -494,7 +494,8 @@ static void test_checkpoint_lora(void) {
 static void test_sampler_config(void) {
     float lg[LM_VOCAB];
     tu_rng r = {5};
-    tu_fill(&r, lg, LM_VOCAB, 1.0f);
+    tu_fill(&r, lg, LM_VOCAB, 0.5f);
+    for (int v = 0; v < LM_VOCAB; v++) lg[v] = fminf(lg[v], 2.5f);
     lg[77] = 4.0f;
     lg[78] = 3.5f;
     lg[79] = 3.0f;

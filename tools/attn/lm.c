@@ -753,28 +753,43 @@ static attn_status splice_metadata(const char *path, const char *meta /* "k":"v"
     for (int i = 7; i >= 0; i--) hl = hl << 8 | b[i];
     if (hl < 2 || hl > size - 8 || b[8] != '{') { free(b); return lm_fail(ATTN_ERR_FORMAT, "%s: bad header", path); }
     const char *h = (const char *)b + 8;
-    size_t rest = (size_t)hl - 1; /* after '{' */
-    while (rest > 0 && h[rest] == ' ') rest--; /* trailing padding */
-    /* is the tensor object empty ("{}")? */
-    size_t j = 1;
-    while (j < rest && (h[j] == ' ' || h[j] == '\n')) j++;
-    int empty = h[j] == '}';
-    size_t mlen = strlen(meta);
-    size_t nh = 1 + strlen("\"__metadata__\":{") + mlen + 1 + (empty ? 0 : 1) + (rest + 1 - 1);
+    size_t end = (size_t)hl - 1; /* index of the closing '}' (before any padding) */
+    while (end > 0 && h[end] == ' ') end--;
+    /* insertion point: inside an existing "__metadata__" object (the writer
+     * adds {"format":"pt"}), else right after the opening '{' */
+    static const char mk[] = "\"__metadata__\"";
+    size_t ins = 1, i;
+    int in_meta = 0;
+    for (i = 0; i + sizeof mk - 1 <= end; i++)
+        if (memcmp(h + i, mk, sizeof mk - 1) == 0) break;
+    if (i + sizeof mk - 1 <= end) {
+        i += sizeof mk - 1;
+        while (i < end && h[i] != '{') i++;
+        if (i >= end) { free(b); return lm_fail(ATTN_ERR_FORMAT, "%s: bad __metadata__", path); }
+        ins = i + 1;
+        in_meta = 1;
+    }
+    size_t j = ins;
+    while (j < end && (h[j] == ' ' || h[j] == '\n')) j++;
+    int comma = h[j] != '}'; /* the object we insert into is not empty */
+    char pre[] = "\"__metadata__\":{";
+    size_t nh = ins + (in_meta ? 0 : strlen(pre)) + strlen(meta) + (in_meta ? 0 : 1) + (size_t)comma + (end + 1 - ins);
     size_t padded = (nh + 7) & ~(size_t)7;
-    unsigned char *o = malloc(8 + padded + (size - 8 - (size_t)hl));
+    size_t nd = size - 8 - (size_t)hl; /* data bytes */
+    unsigned char *o = malloc(8 + padded + nd);
     if (!o) { free(b); return lm_fail(ATTN_ERR_NOMEM, "out of memory"); }
     size_t p = 8;
-    o[p++] = '{';
-    p += (size_t)sprintf((char *)o + p, "\"__metadata__\":{%s}", meta);
-    if (!empty) o[p++] = ',';
-    memcpy(o + p, h + 1, rest); /* up to and including the closing '}' */
-    p += rest;
+    memcpy(o + p, h, ins); p += ins;
+    if (!in_meta) { memcpy(o + p, pre, strlen(pre)); p += strlen(pre); }
+    memcpy(o + p, meta, strlen(meta)); p += strlen(meta);
+    if (!in_meta) o[p++] = '}';
+    if (comma) o[p++] = ',';
+    memcpy(o + p, h + ins, end + 1 - ins); p += end + 1 - ins;
     while (p - 8 < padded) o[p++] = ' ';
     uint64_t nl = padded;
-    for (int i = 0; i < 8; i++) o[i] = (unsigned char)(nl >> (8 * i));
-    memcpy(o + p, b + 8 + hl, size - 8 - (size_t)hl);
-    p += size - 8 - (size_t)hl;
+    for (int k = 0; k < 8; k++) o[k] = (unsigned char)(nl >> (8 * k));
+    memcpy(o + p, b + 8 + hl, nd);
+    p += nd;
     free(b);
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) { free(o); return lm_fail(ATTN_ERR_IO, "path too long"); }
