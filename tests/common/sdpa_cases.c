@@ -281,7 +281,7 @@ static void alloc_io(sc_case *c, tu_rng *r, double sd_qk) {
         int lq = li == SC_CACHE || li == SC_CACHE_HM ? SC_PADDED : li;
         sc_tensor_alloc(&c->q, B, Sq, Hq, D, lq, r);
         sc_tensor_alloc(&c->k, B, Sk, Hkv, D, li, r);
-        int lv = li == SC_CACHE ? (tu_int(r, 0, 1) ? SC_CACHE : SC_CACHE_HM) : li;
+        int lv = li == SC_CACHE || li == SC_CACHE_HM ? (tu_int(r, 0, 1) ? SC_CACHE : SC_CACHE_HM) : li;
         sc_tensor_alloc(&c->v, B, Sk, Hkv, Dv, lv, r);
     }
     int ldo = c->features & SC_F_VIEWS ? (int)tu_int(r, 0, 3) : SC_BSHD;
@@ -397,8 +397,18 @@ void sc_gen_case(sc_case *c, tu_rng *r, const sc_gen *g) {
     int64_t group = f & SC_F_GQA ? tu_int(r, 2, g->max_group) : 1;
     if (!(f & SC_F_GQA) && tu_int(r, 0, 3) == 0) Hkv = 1; /* plain single-head too */
     int varlen = (f & SC_F_VARLEN) != 0;
+    if (f & SC_F_VIEWS) {
+        static const int ins[6] = {SC_BHSD, SC_PADDED, SC_PADDED_HM, SC_CACHE, SC_CACHE_HM, SC_PACKED};
+        static const int outs[4] = {SC_BHSD, SC_PADDED, SC_PADDED_HM, SC_PACKED};
+        c->layout_in = ins[tu_int(r, 0, 5)];
+        c->layout_out = outs[tu_int(r, 0, 3)];
+    } else {
+        c->layout_in = c->layout_out = SC_BSHD;
+    }
+    int want_packed = c->layout_in == SC_PACKED || c->layout_out == SC_PACKED;
+    if (want_packed) Dv = D;
     int64_t B = tu_int(r, 1, g->max_b + (varlen ? 1 : 0));
-    int64_t Sq = pick(r, g->seqs, g->nseqs), Sk = tu_int(r, 0, 3) == 0 ? Sq : pick(r, g->seqs, g->nseqs);
+    int64_t Sq = pick(r, g->seqs, g->nseqs), Sk = tu_int(r, 0, 3) == 0 || want_packed ? Sq : pick(r, g->seqs, g->nseqs);
     int64_t *lq = NULL, *lk = NULL;
     if (varlen) {
         lq = xcalloc((size_t)B, sizeof *lq);
@@ -406,7 +416,7 @@ void sc_gen_case(sc_case *c, tu_rng *r, const sc_gen *g) {
         int self = tu_int(r, 0, 2) == 0;
         for (int64_t b = 0; b < B; b++) {
             lq[b] = tu_int(r, 0, 9) == 0 ? 0 : pick(r, g->seqs, g->nseqs);
-            lk[b] = self ? lq[b] : tu_int(r, 0, 9) == 0 ? 0 : pick(r, g->seqs, g->nseqs);
+            lk[b] = self || want_packed ? lq[b] : tu_int(r, 0, 9) == 0 ? 0 : pick(r, g->seqs, g->nseqs);
         }
     }
     /* shrink to the work bound */
@@ -417,10 +427,10 @@ void sc_gen_case(sc_case *c, tu_rng *r, const sc_gen *g) {
         else
             w = B * Hkv * group * Sq * Sk * (D + Dv);
         if (w <= g->max_work) break;
-        int choice = (int)tu_int(r, 0, 2);
-        if (choice == 0 && !varlen && B > 1) { B--; continue; }
-        if (choice == 1 && Hkv > 1) { Hkv--; continue; }
-        if (choice == 1 && group > 2) { group--; continue; }
+        int64_t choice = tu_int(r, 0, 19); /* 25% batch, 15% heads, 60% sequence */
+        if (choice < 5 && !varlen && B > 1) { B--; continue; }
+        if (choice >= 5 && choice < 8 && Hkv > 1) { Hkv--; continue; }
+        if (choice >= 5 && choice < 8 && group > 2) { group--; continue; }
         if (varlen) {
             int64_t *mx = &lq[0];
             for (int64_t b = 0; b < B; b++) {
@@ -428,7 +438,16 @@ void sc_gen_case(sc_case *c, tu_rng *r, const sc_gen *g) {
                 if (lk[b] > *mx) mx = &lk[b];
             }
             if (*mx <= 1) { D = D > 8 ? 8 : D; Dv = Dv > 8 ? 8 : Dv; break; }
-            *mx = shrink(g, *mx);
+            int64_t nv = shrink(g, *mx);
+            if (want_packed) /* keep q and k lengths equal */
+                for (int64_t b = 0; b < B; b++) {
+                    if (lq[b] == *mx && mx != &lq[b]) lq[b] = nv;
+                    if (lk[b] == *mx && mx != &lk[b]) lk[b] = nv;
+                }
+            *mx = nv;
+        } else if (want_packed) {
+            if (Sq <= 1) { if (B > 1) B--; else if (Hkv > 1) Hkv--; else break; continue; }
+            Sq = Sk = shrink(g, Sq);
         } else {
             if (Sq <= 1 && Sk <= 1) {
                 if (B > 1) B--; else if (Hkv > 1) Hkv--; else break;
@@ -511,15 +530,7 @@ void sc_gen_case(sc_case *c, tu_rng *r, const sc_gen *g) {
     if (tu_int(r, 0, 3) == 0) c->o.num_threads = (int)tu_int(r, 1, 3);
     c->features = f;
 
-    /* layouts and data */
-    if (f & SC_F_VIEWS) {
-        static const int ins[5] = {SC_BHSD, SC_PADDED, SC_PADDED_HM, SC_CACHE, SC_PACKED};
-        static const int outs[4] = {SC_BHSD, SC_PADDED, SC_PADDED_HM, SC_PACKED};
-        c->layout_in = ins[tu_int(r, 0, 4)];
-        c->layout_out = outs[tu_int(r, 0, 3)];
-    } else {
-        c->layout_in = c->layout_out = SC_BSHD;
-    }
+    /* data */
     double sd = 1.0;
     if (tu_int(r, 0, 4) == 0) sd = 2.5;
     if ((f & SC_F_SOFTCAP) && tu_int(r, 0, 2) == 0) sd = 3.0;
@@ -549,6 +560,152 @@ attn_status sc_ref_fwd(const sc_case *c, double *o, double *lse) {
 
 attn_status sc_ref_bwd(const sc_case *c, double *dq, double *dk, double *dv) {
     return attn_ref_sdpa_bwd(&c->d, c->q64, c->k64, c->v64, c->dO64, dq, dk, dv, &c->o);
+}
+
+/* ─── condition (term magnitudes) in float64 ─────────────────────────────── */
+static double cond_row(const sc_case *c, const sc_seq *sq, int64_t b, int64_t h, int64_t i, double scale, double *t,
+                       double *s) {
+    const attn_sdpa_opts *o = &c->o;
+    int64_t p = o->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + sq->skb - sq->sq : i;
+    int64_t Hq = c->d.heads_q, Hkv = c->d.heads_kv, D = c->d.head_dim, hk = h / (Hq / Hkv);
+    const double *q_i = c->q64 + ((sq->q0 + i) * Hq + h) * D;
+    double m = -INFINITY;
+    for (int64_t j = 0; j < sq->skv; j++) {
+        int vis = j < sq->skb;
+        if (o->causal && j > p) vis = 0;
+        if (o->window_left >= 0 && j < p - o->window_left) vis = 0;
+        if (o->window_right >= 0 && j > p + o->window_right) vis = 0;
+        int64_t moff = b * o->mask_stride_b + h * o->mask_stride_h + i * o->mask_stride_q + j;
+        if (o->mask_kind == ATTN_MASK_BOOL && vis && ((const uint8_t *)o->mask)[moff] == 0) vis = 0;
+        t[j] = 0.0;
+        if (!vis) { s[j] = -INFINITY; continue; }
+        const double *k_j = c->k64 + ((sq->k0 + j) * Hkv + hk) * D;
+        double dot = 0.0;
+        for (int64_t d = 0; d < D; d++) dot += q_i[d] * k_j[d];
+        double x = scale * dot;
+        t[j] = x;
+        if (o->softcap > 0.0f) x = (double)o->softcap * tanh(x / (double)o->softcap);
+        if (o->alibi_slopes) x -= (double)o->alibi_slopes[h] * (double)llabs(p - j);
+        if (o->mask_kind == ATTN_MASK_ADD) x += (double)((const float *)o->mask)[moff];
+        s[j] = x;
+        if (x > m) m = x;
+    }
+    return m;
+}
+
+void sc_ref_cond(const sc_case *c, double cond[5], double condA[5]) {
+    int64_t Hq = c->d.heads_q, Hkv = c->d.heads_kv, D = c->d.head_dim, Dv = c->Dv, G = Hq / Hkv;
+    double scale = c->o.scale != 0.0f ? (double)c->o.scale : 1.0 / sqrt((double)D);
+    int64_t mk = 1;
+    for (int64_t b = 0; b < c->d.batch; b++) {
+        sc_seq s = seq_of(c, b);
+        if (s.skv > mk) mk = s.skv;
+    }
+    double *t = xmalloc((size_t)mk * sizeof(double)), *s = xmalloc((size_t)mk * sizeof(double));
+    double *co = xcalloc((size_t)sc_no(c) + 1, sizeof(double));
+    double *cq = xcalloc((size_t)sc_nq(c) + 1, sizeof(double));
+    double *ck = xcalloc((size_t)sc_nk(c) + 1, sizeof(double));
+    double *cv = xcalloc((size_t)sc_nv(c) + 1, sizeof(double));
+    double *coA = xcalloc((size_t)sc_no(c) + 1, sizeof(double));
+    double *cqA = xcalloc((size_t)sc_nq(c) + 1, sizeof(double));
+    double *ckA = xcalloc((size_t)sc_nk(c) + 1, sizeof(double));
+    double *oa = xcalloc((size_t)Dv + 1, sizeof(double));
+    double lmax = 0.0, lmaxA = 0.0;
+    uint32_t thr = attn__dropout_threshold(c->o.dropout_p);
+    double dsc = c->o.dropout_p > 0.0f ? 1.0 / (1.0 - (double)c->o.dropout_p) : 1.0;
+    for (int64_t b = 0; b < c->d.batch; b++) {
+        sc_seq sq = seq_of(c, b);
+        for (int64_t h = 0; h < Hq; h++) {
+            int64_t hk = h / G;
+            for (int64_t i = 0; i < sq.sq; i++) {
+                double m = cond_row(c, &sq, b, h, i, scale, t, s);
+                if (!(m > -INFINITY)) continue;
+                double sum = 0.0;
+                for (int64_t j = 0; j < sq.skv; j++) sum += s[j] == -INFINITY ? 0.0 : exp(s[j] - m);
+                double lse = m + log(sum);
+                int64_t row = (sq.q0 + i) * Hq + h;
+                const double *dO_i = c->dO64 + row * Dv, *q_i = c->q64 + row * D;
+                uint64_t rk = attn__dropout_row_key(c->o.dropout_seed, b, h, i);
+                /* A_j = |scale| sum_d |q_id k_jd| (1 - tanh^2): the size of the
+                 * rounding error of logit j in units of eps */
+                for (int64_t j = 0; j < sq.skv; j++) {
+                    if (s[j] == -INFINITY) continue;
+                    const double *k_j = c->k64 + ((sq.k0 + j) * Hkv + hk) * D;
+                    double a = 0.0;
+                    for (int64_t d = 0; d < D; d++) a += fabs(q_i[d] * k_j[d]);
+                    a *= fabs(scale);
+                    if (c->o.softcap > 0.0f) {
+                        double th = tanh(t[j] / (double)c->o.softcap);
+                        a *= 1.0 - th * th;
+                    }
+                    t[j] = a; /* t is only needed through A from here on */
+                }
+                /* o_i (true) and the o / lse conditions */
+                memset(oa, 0, (size_t)Dv * sizeof(double));
+                double *co_i = co + row * Dv, clse = fabs(lse) + 1.0, clseA = 0.0;
+                for (int64_t j = 0; j < sq.skv; j++) {
+                    if (s[j] == -INFINITY) continue;
+                    double P = exp(s[j] - lse);
+                    double mj = c->o.dropout_p > 0.0f ? (attn__dropout_keep(rk, j, thr) ? dsc : 0.0) : 1.0;
+                    const double *v_j = c->v64 + ((sq.k0 + j) * Hkv + hk) * Dv;
+                    for (int64_t d = 0; d < Dv; d++) oa[d] += P * mj * v_j[d];
+                    clseA += P * t[j];
+                }
+                if (clse > lmax) lmax = clse;
+                if (clseA > lmaxA) lmaxA = clseA;
+                for (int64_t j = 0; j < sq.skv; j++) {
+                    if (s[j] == -INFINITY) continue;
+                    double P = exp(s[j] - lse);
+                    double mj = c->o.dropout_p > 0.0f ? (attn__dropout_keep(rk, j, thr) ? dsc : 0.0) : 1.0;
+                    const double *v_j = c->v64 + ((sq.k0 + j) * Hkv + hk) * Dv;
+                    for (int64_t d = 0; d < Dv; d++) {
+                        co_i[d] += P * mj * fabs(v_j[d]);
+                        coA[row * Dv + d] += P * mj * fabs(v_j[d]) * t[j];
+                    }
+                }
+                double adi = 0.0, ado = 0.0;
+                for (int64_t d = 0; d < Dv; d++) {
+                    adi += fabs(dO_i[d] * oa[d]);
+                    ado += fabs(dO_i[d]);
+                }
+                (void)ado;
+                for (int64_t j = 0; j < sq.skv; j++) {
+                    if (s[j] == -INFINITY) continue;
+                    double P = exp(s[j] - lse);
+                    double mj = c->o.dropout_p > 0.0f ? (attn__dropout_keep(rk, j, thr) ? dsc : 0.0) : 1.0;
+                    const double *v_j = c->v64 + ((sq.k0 + j) * Hkv + hk) * Dv;
+                    const double *k_j = c->k64 + ((sq.k0 + j) * Hkv + hk) * D;
+                    double *cv_j = cv + ((sq.k0 + j) * Hkv + hk) * Dv, *ck_j = ck + ((sq.k0 + j) * Hkv + hk) * D;
+                    double adp = 0.0;
+                    for (int64_t d = 0; d < Dv; d++) {
+                        adp += fabs(dO_i[d] * v_j[d]);
+                        cv_j[d] += P * mj * fabs(dO_i[d]);
+                    }
+                    double ads = P * (mj * adp + adi) * fabs(scale);
+                    for (int64_t d = 0; d < D; d++) {
+                        cq[row * D + d] += ads * fabs(k_j[d]);
+                        ck_j[d] += ads * fabs(q_i[d]);
+                        cqA[row * D + d] += ads * t[j] * fabs(k_j[d]);
+                        ckA[((sq.k0 + j) * Hkv + hk) * D + d] += ads * t[j] * fabs(q_i[d]);
+                    }
+                }
+            }
+        }
+    }
+    double *arr[5] = {co, NULL, cq, ck, cv}, *arrA[5] = {coA, NULL, cqA, ckA, NULL};
+    int64_t len[5] = {sc_no(c), 0, sc_nq(c), sc_nk(c), sc_nv(c)};
+    for (int w = 0; w < 5; w++) {
+        double mx = 0.0, mxA = 0.0;
+        for (int64_t x = 0; x < len[w]; x++) {
+            if (arr[w][x] > mx) mx = arr[w][x];
+            if (arrA[w] && arrA[w][x] > mxA) mxA = arrA[w][x];
+        }
+        cond[w] = mx;
+        condA[w] = mxA;
+    }
+    cond[1] = lmax;
+    condA[1] = lmaxA;
+    free(t); free(s); free(co); free(cq); free(ck); free(cv); free(oa); free(coA); free(cqA); free(ckA);
 }
 
 /* ─── naive fp32 ────────────────────────────────────────────────────────── */

@@ -129,6 +129,21 @@ int64_t sc_no(const sc_case *c);  /* Bq*Sq*Hq*Dv */
 attn_status sc_ref_fwd(const sc_case *c, double *o, double *lse);
 attn_status sc_ref_bwd(const sc_case *c, double *dq, double *dk, double *dv);
 
+/* Magnitude of the terms summed into each output ("condition"), in float64.
+ * cond (the plain sums of |terms|):
+ *   o:   max_i,d  sum_j P'_ij |v_jd|            lse: max_i |lse_i| + 1
+ *   dv:  max_j,d  sum_i P'_ij |dO_id|
+ *   dq:  max_i,d  |scale| sum_j P_ij (m_ij |dO_i|.|v_j| + |dO_i|.|o_i|) |k_jd|
+ *   dk:  max_j,d  the same with |q_id|
+ * condA (the same weighted by A_ij = |scale| sum_d |q_id k_jd| (1 - tanh^2 with
+ * softcap), the rounding scale of logit ij: the part of the error that comes
+ * from rounded logits, large for peaky softmaxes):
+ *   o: sum_j P'_ij |v_jd| A_ij; lse: sum_j P_ij A_ij; dq/dk: as above times A_ij; dv: 0.
+ * An fp32 computation's rounding error is a small multiple of
+ * eps * (cond + condA) even when the result itself cancels to ~0 (e.g. one
+ * visible key: dq = dk = 0 exactly). */
+void sc_ref_cond(const sc_case *c, double cond[5], double condA[5]);
+
 /* Naive fp32 implementation (contiguous float in/out) — the accuracy yardstick. */
 void sc_naive_fwd(const sc_case *c, float *o, float *lse);
 void sc_naive_bwd(const sc_case *c, const float *o, const float *lse, float *dq, float *dk, float *dv);
