@@ -174,7 +174,7 @@ double bu_fma_peak(int threads, const char **isa_out) {
     if (dt > 0) iters = (int64_t)((double)iters * 0.1 / dt);
     if (iters < (1 << 16)) iters = 1 << 16;
     double best = 0;
-    for (int trial = 0; trial < 3; trial++) {
+    for (int trial = 0; trial < 5; trial++) {
         double g = probe_once(kind, threads, iters);
         if (g > best) best = g;
     }

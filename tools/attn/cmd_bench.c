@@ -76,6 +76,17 @@ static void progress(const char *fmt, ...) {
     va_end(ap);
     fflush(stderr);
 }
+/* a step inside a row: shown on a terminal only (logs get one line per row) */
+static void progress_step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void progress_step(const char *fmt, ...) {
+    if (!g_tty) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("\r\033[K", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fflush(stderr);
+}
 static void progress_clear(void) {
     if (g_tty) fputs("\r\033[K", stderr);
     fflush(stderr);
@@ -229,7 +240,7 @@ static void run_row(bench_row *r, problem *p, const timing_cfg *tc, int idx, int
     run_ctx c = { p, r->variant == V_FWD_CAUSAL || r->variant == V_BWD_CAUSAL || r->variant == V_DECODE, bwd };
     const attn_sdpa_dims *d = &p->d;
     const int64_t nq = d->seq_q * d->heads_q * d->head_dim, nk = d->seq_k * d->heads_kv * d->head_dim;
-    progress("[%d/%d] %s %s S=%lld: validating", idx, total, r->m->name, VNAMES[r->variant],
+    progress("[%d/%d] %s %s S=%lld: validating, then timing", idx, total, r->m->name, VNAMES[r->variant],
              (long long)(r->variant == V_DECODE ? r->Sk : r->Sq));
     /* warm-up + validation */
     if (attn_fwd_fn(&c)) { snprintf(r->note, sizeof r->note, "attn_sdpa_fwd: %s", attn_last_error()); return; }
@@ -246,13 +257,13 @@ static void run_row(bench_row *r, problem *p, const timing_cfg *tc, int idx, int
     r->valid = r->err <= VALIDATE_TOL;
     if (!r->valid) snprintf(r->note, sizeof r->note, "output differs from the peer: max rel err %.2e > %.0e", r->err, VALIDATE_TOL);
     usleep(100000); /* let OpenBLAS's workers go idle before timing the kernel */
-    progress("[%d/%d] %s %s S=%lld: timing attn", idx, total, r->m->name, VNAMES[r->variant],
+    progress_step("[%d/%d] %s %s S=%lld: timing attn", idx, total, r->m->name, VNAMES[r->variant],
              (long long)(r->variant == V_DECODE ? r->Sk : r->Sq));
     if (bu_time(bwd ? attn_bwd_fn : attn_fwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &r->ta)) {
         snprintf(r->note, sizeof r->note, "attn failed: %s", attn_last_error());
         return;
     }
-    progress("[%d/%d] %s %s S=%lld: timing peer", idx, total, r->m->name, VNAMES[r->variant],
+    progress_step("[%d/%d] %s %s S=%lld: timing peer", idx, total, r->m->name, VNAMES[r->variant],
              (long long)(r->variant == V_DECODE ? r->Sk : r->Sq));
     bu_time(bwd ? peer_bwd_fn : peer_fwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &r->tp);
     r->ran = 1;
@@ -391,7 +402,7 @@ static void run_layer(layer_res *L, int threads, const timing_cfg *tc, int torch
     attn_mha_config cfg;
     attn_mha_config_init(&cfg);
     cfg.embed_dim = E; cfg.num_heads = L->H; cfg.bias_q = cfg.bias_k = cfg.bias_v = cfg.bias_o = 1;
-    progress("layer: set-up");
+    progress("layer: attn_mha forward, forward+backward, its parts, PyTorch peer");
     if (attn_mha_create(&c.m, &cfg) != ATTN_OK || attn_mha_init_weights(c.m, ATTN_INIT_XAVIER_UNIFORM, 1) != ATTN_OK) {
         snprintf(L->note, sizeof L->note, "attn_mha: %s", attn_last_error());
         goto done;
@@ -407,11 +418,11 @@ static void run_layer(layer_res *L, int threads, const timing_cfg *tc, int torch
     attn_mha_input_init(&c.in);
     c.in.batch = L->B; c.in.seq_q = L->S; c.in.x = c.X;
     /* eval forward */
-    progress("layer: forward");
+    progress_step("layer: forward");
     if (layer_fwd_fn(&c)) { snprintf(L->note, sizeof L->note, "attn_mha_forward: %s", attn_last_error()); goto done; }
     if (bu_time(layer_fwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &L->fwd)) goto done;
     /* training forward + backward */
-    progress("layer: forward+backward");
+    progress_step("layer: forward+backward");
     if (attn_mha_set_training(c.m, 1) != ATTN_OK || layer_fb_fn(&c)) {
         snprintf(L->note, sizeof L->note, "attn_mha forward/backward: %s", attn_last_error());
         goto done;
@@ -420,12 +431,12 @@ static void run_layer(layer_res *L, int threads, const timing_cfg *tc, int torch
     attn_mha_free(c.m);
     c.m = NULL;
     /* the parts */
-    progress("layer: parts (GEMMs)");
+    progress_step("layer: parts (GEMMs)");
     gemm_fwd_fn(&c);
     bu_time(gemm_fwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &L->gemm_fwd);
     gemm_bwd_fn(&c);
     bu_time(gemm_bwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &L->gemm_bwd);
-    progress("layer: parts (sdpa)");
+    progress_step("layer: parts (sdpa)");
     {
         problem *p = &c.p; /* (B, S, H, D) with B = 4: built here, problem_init is batch 1 */
         p->d = (attn_sdpa_dims){ .batch = L->B, .seq_q = L->S, .seq_k = L->S, .heads_q = L->H, .heads_kv = L->H,
@@ -452,7 +463,7 @@ static void run_layer(layer_res *L, int threads, const timing_cfg *tc, int torch
     }
     L->ran = 1;
     if (torch) {
-        progress("layer: PyTorch nn.MultiheadAttention (bench/torch_mha_peer.py)");
+        progress_step("layer: PyTorch nn.MultiheadAttention (bench/torch_mha_peer.py)");
         run_torch(L, threads, torch_repeat);
     } else {
         snprintf(L->torch_note, sizeof L->torch_note, "skipped (--no-torch)");
@@ -703,6 +714,17 @@ int cmd_bench(int argc, char **argv) {
         printf("      (core %s is not the best for this CPU: set OPENBLAS_CORETYPE=%s for a stronger peer)\n", core, hint);
     else if (!(cpu->avx512f && cpu->os_avx512))
         printf("      (no usable AVX-512 on this CPU/OS, so OPENBLAS_CORETYPE=SkylakeX does not apply)\n");
+    double load = 0;
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (fscanf(lf, "%lf", &load) != 1) load = 0;
+        fclose(lf);
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu > 0 && load > 0.5 * (double)ncpu)
+        printf("note: load average %.2f on %ld CPUs: other processes share this machine, so every figure (the peak\n"
+               "      probe too) is noisy; compare attn with its peer on the same row, measured minutes apart at most\n",
+               load, ncpu);
     printf("timing: median of >= %lld runs and >= %.2g s per side, after a validated warm-up run\n\n", (long long)runs, min_time);
     fflush(stdout);
 

@@ -1,0 +1,104 @@
+#!/bin/sh
+# test_cli_run.sh — `attn run` on the committed fixture tests/fixtures/llama_run/
+# (a 2-layer Llama saved by transformers: bf16 safetensors, config.json with
+# llama3 RoPE scaling, x.npy (2, 8, 64), y.npy = layer 0 self_attn output,
+# causal, positions 0..7). y must match within 1e-5 relative:
+# max|a - b| <= 1e-5 * max|b| (checked by the hidden `attn compare`).
+# usage: sh tests/cli/test_cli_run.sh path/to/attn   (from the repo root)
+ATTN=${1:?usage: sh $0 path/to/attn}
+FIX=tests/fixtures/llama_run
+T=$(mktemp -d) || exit 1
+trap 'rm -rf "$T"' EXIT INT TERM
+nfail=0
+npass=0
+
+step() { # step NAME CMD ARGS...: must succeed
+    name=$1
+    shift
+    if "$@" >"$T/out" 2>"$T/err"; then
+        echo "ok   $name: $(tail -n 1 "$T/out")"
+        npass=$((npass + 1))
+    else
+        echo "FAIL $name (exit status $?)"
+        sed 's/^/    | /' "$T/out" "$T/err"
+        nfail=$((nfail + 1))
+    fi
+}
+differs() { # differs NAME CMD ARGS...: must fail (outputs that must NOT match)
+    name=$1
+    shift
+    if "$@" >"$T/out" 2>"$T/err"; then
+        echo "FAIL $name: matched, but must differ"
+        sed 's/^/    | /' "$T/out"
+        nfail=$((nfail + 1))
+    else
+        echo "ok   $name (differs, as it must)"
+        npass=$((npass + 1))
+    fi
+}
+
+# npy_data_offset FILE: bytes before the data of a .npy v1 file
+npy_data_offset() {
+    set -- $(od -An -tu1 -j8 -N2 "$1")
+    echo $((10 + $1 + 256 * $2))
+}
+# mkhdr FILE DESCR SHAPE: a .npy v1.0 header only
+mkhdr() {
+    hdr="{'descr': '$2', 'fortran_order': False, 'shape': $3, }"
+    total=$((10 + ${#hdr} + 1))
+    pad=$(((64 - total % 64) % 64))
+    hl=$((${#hdr} + pad + 1))
+    {
+        printf '\223NUMPY\001\000'
+        printf "\\$(printf %03o $((hl % 256)))\\$(printf %03o $((hl / 256)))"
+        printf '%s' "$hdr"
+        printf "%${pad}s\n" ""
+    } >"$1"
+}
+# int64 little-endian values
+i64() { for v in "$@"; do printf "\\$(printf %03o "$v")\\000\\000\\000\\000\\000\\000\\000"; done; }
+
+RUN="$ATTN run --weights $FIX/model.safetensors --prefix model.layers.0.self_attn --config $FIX/config.json"
+
+# 1. the fixture, as given
+step "run (B, S, E) input" $RUN --input "$FIX/x.npy" --output "$T/y.npy"
+step "y matches transformers within 1e-5" "$ATTN" compare "$T/y.npy" "$FIX/y.npy" --rtol 1e-5
+
+# 2. the same with explicit positions 0..7, int64 (S) and (B, S)
+mkhdr "$T/pos.npy" '<i8' '(8,)'
+i64 0 1 2 3 4 5 6 7 >>"$T/pos.npy"
+mkhdr "$T/pos2.npy" '<i8' '(2, 8)'
+i64 0 1 2 3 4 5 6 7 0 1 2 3 4 5 6 7 >>"$T/pos2.npy"
+step "run --positions (S) int64" $RUN --input "$FIX/x.npy" --output "$T/y_pos.npy" --positions "$T/pos.npy"
+step "positions 0..S-1 give the same y" "$ATTN" compare "$T/y_pos.npy" "$FIX/y.npy" --rtol 1e-5
+step "run --positions (B, S) int64" $RUN --input "$FIX/x.npy" --output "$T/y_pos2.npy" --positions "$T/pos2.npy"
+step "(B, S) positions give the same y" "$ATTN" compare "$T/y_pos2.npy" "$FIX/y.npy" --rtol 1e-5
+
+# 3. (S, E) input: batch 0 of x alone gives batch 0 of y
+xo=$(npy_data_offset "$FIX/x.npy")
+yo=$(npy_data_offset "$FIX/y.npy")
+mkhdr "$T/x0.npy" '<f4' '(8, 64)'
+tail -c +$((xo + 1)) "$FIX/x.npy" | head -c 2048 >>"$T/x0.npy"
+mkhdr "$T/y0ref.npy" '<f4' '(8, 64)'
+tail -c +$((yo + 1)) "$FIX/y.npy" | head -c 2048 >>"$T/y0ref.npy"
+step "run (S, E) input" $RUN --input "$T/x0.npy" --output "$T/y0.npy"
+step "(S, E) output = batch 0 of y" "$ATTN" compare "$T/y0.npy" "$T/y0ref.npy" --rtol 1e-5
+
+# 4. thread count does not change a bit
+step "run --threads 1" $RUN --input "$FIX/x.npy" --output "$T/y_t1.npy" --threads 1
+step "1 and default threads bit-identical" "$ATTN" compare "$T/y_t1.npy" "$T/y.npy" --rtol 0
+
+# 5. the options matter: shifted positions, no causal mask
+mkhdr "$T/pos_shift.npy" '<i8' '(8,)'
+i64 3 4 5 6 7 8 9 10 >>"$T/pos_shift.npy"
+step "run with positions 3..10" $RUN --input "$FIX/x.npy" --output "$T/y_shift.npy" --positions "$T/pos_shift.npy"
+step "shifted positions: RoPE is relative, y kept (1e-4)" "$ATTN" compare "$T/y_shift.npy" "$FIX/y.npy" --rtol 1e-4
+mkhdr "$T/pos_x2.npy" '<i8' '(8,)'
+i64 0 2 4 6 8 10 12 14 >>"$T/pos_x2.npy"
+step "run with positions 0,2,..,14" $RUN --input "$FIX/x.npy" --output "$T/y_x2.npy" --positions "$T/pos_x2.npy"
+differs "stretched positions change y" "$ATTN" compare "$T/y_x2.npy" "$FIX/y.npy" --rtol 1e-5
+step "run --no-causal" $RUN --input "$FIX/x.npy" --output "$T/y_nc.npy" --no-causal
+differs "--no-causal changes y" "$ATTN" compare "$T/y_nc.npy" "$FIX/y.npy" --rtol 1e-5
+
+echo "test_cli_run: $npass passed, $nfail failed"
+[ "$nfail" -eq 0 ]
