@@ -1,20 +1,64 @@
-/* gemm.c — see gemm.h. */
+/* gemm.c — see gemm.h.
+ *
+ * Determinism: OpenBLAS's own threading splits C by the thread count, and
+ * its micro-kernels round differently at tile edges, so a threaded sgemm
+ * gives different bits for different thread counts (measured on 0.3.21).
+ * attn promises bit-identical results whatever the thread count, so large
+ * products are split here into a FIXED number of blocks of C (along the
+ * larger of M and N; the split depends only on the shape), each computed by
+ * a single-threaded cblas_sgemm on the library's thread pool. OpenBLAS is
+ * kept at one thread. The cost is re-packing the shared operand once per
+ * block: <= 8 blocks of >= 256 rows, i.e. >= 512 flops per packed float. */
 #include "kernels/gemm.h"
 
 #include "core/core.h"
 
 #include <cblas.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 static _Atomic int g_blas_threads = 0; /* last value given to openblas_set_num_threads (0 = never) */
 
 void attn__gemm_sync_threads(void) {
-    int want = attn_get_num_threads();
-    if (atomic_load_explicit(&g_blas_threads, memory_order_relaxed) != want) {
-        openblas_set_num_threads(want);
-        atomic_store_explicit(&g_blas_threads, want, memory_order_relaxed);
+    if (atomic_load_explicit(&g_blas_threads, memory_order_relaxed) != 1) {
+        openblas_set_num_threads(1);
+        atomic_store_explicit(&g_blas_threads, 1, memory_order_relaxed);
     }
 }
+
+typedef struct gemm_ctx {
+    int trans_a, trans_b;
+    int64_t M, N, K, lda, ldb, ldc, blk;
+    int split_m;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} gemm_ctx;
+
+static void one(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (blasint)M,
+                (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
+
+static void gemm_task(void *vctx, int64_t t, int tid) {
+    (void)tid;
+    const gemm_ctx *g = (const gemm_ctx *)vctx;
+    if (g->split_m) {
+        int64_t r0 = t * g->blk, r1 = r0 + g->blk > g->M ? g->M : r0 + g->blk;
+        const float *A = g->trans_a ? g->A + r0 : g->A + r0 * g->lda; /* A (M, K) or A^T stored (K, M) */
+        one(g->trans_a, g->trans_b, r1 - r0, g->N, g->K, g->alpha, A, g->lda, g->B, g->ldb, g->beta, g->C + r0 * g->ldc,
+            g->ldc);
+    } else {
+        int64_t c0 = t * g->blk, c1 = c0 + g->blk > g->N ? g->N : c0 + g->blk;
+        const float *B = g->trans_b ? g->B + c0 * g->ldb : g->B + c0; /* B (K, N) or B^T stored (N, K) */
+        one(g->trans_a, g->trans_b, g->M, c1 - c0, g->K, g->alpha, g->A, g->lda, B, g->ldb, g->beta, g->C + c0, g->ldc);
+    }
+}
+
+#define GEMM_MAX_BLOCKS 8
+#define GEMM_MIN_BLOCK 256
+#define GEMM_MIN_FLOPS (1 << 22)
 
 void attn__sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
@@ -25,7 +69,18 @@ void attn__sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, floa
         return;
     }
     attn__gemm_sync_threads();
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
-                (blasint)ldc);
+    const double flops = 2.0 * (double)M * (double)N * (double)K;
+    const int split_m = M >= N;
+    const int64_t dim = split_m ? M : N;
+    int64_t nblk = dim / GEMM_MIN_BLOCK;
+    if (nblk > GEMM_MAX_BLOCKS) nblk = GEMM_MAX_BLOCKS;
+    if (flops < GEMM_MIN_FLOPS || nblk <= 1) {
+        one(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int64_t blk = (dim + nblk - 1) / nblk;
+    blk = (blk + 15) & ~(int64_t)15; /* block edges on 16-row/column boundaries */
+    nblk = (dim + blk - 1) / blk;
+    gemm_ctx g = {trans_a, trans_b, M, N, K, lda, ldb, ldc, blk, split_m, alpha, beta, A, B, C};
+    attn__parallel_for(nblk, 0, gemm_task, &g);
 }

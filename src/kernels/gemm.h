@@ -4,9 +4,11 @@
  *   op(X) = X or X^T; A is stored (M, K) row-major with leading dimension lda
  *   when trans_a == 0, else (K, M); likewise B is (K, N) or (N, K).
  *
- * Sets the OpenBLAS thread count to attn_get_num_threads() before each call
- * (only when it changed). M, N or K == 0 are handled (C scaled by beta, or
- * untouched when M or N is 0). */
+ * Large products run on the library's thread pool (attn_get_num_threads())
+ * as a fixed, shape-only split of C into blocks, each a single-threaded
+ * OpenBLAS call: results are bit-identical whatever the thread count (see
+ * gemm.c). M, N or K == 0 are handled (C scaled by beta, or untouched when M
+ * or N is 0). */
 #ifndef ATTN_GEMM_H
 #define ATTN_GEMM_H
 
@@ -15,7 +17,7 @@
 void attn__sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
-/* Sync the OpenBLAS thread count with attn_get_num_threads(). */
+/* Keeps OpenBLAS single-threaded (the split above does the threading). */
 void attn__gemm_sync_threads(void);
 
 #endif
