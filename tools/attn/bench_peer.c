@@ -84,8 +84,16 @@ static void scores_softmax(const attn_sdpa_dims *d, int causal, int align, float
     attn__parallel_for((sq + ROWS_PER_TASK - 1) / ROWS_PER_TASK, w->threads, softmax_task, &c);
 }
 
+/* OpenBLAS threads for the peer: the library keeps OpenBLAS at 1 thread (kernels/gemm.c), the peer
+ * uses its own threading with w->threads. */
+static int g_blas_last = 0;
+static void blas_threads(int n) {
+    if (n != g_blas_last) { openblas_set_num_threads(n); g_blas_last = n; }
+}
+
 void peer_sdpa_fwd(const attn_sdpa_dims *d, int causal, int align, float scale, const float *q, const float *k,
                    const float *v, float *o, peer_ws *w) {
+    blas_threads(w->threads);
     const int64_t B = d->batch, sq = d->seq_q, sk = d->seq_k, Hq = d->heads_q, Hkv = d->heads_kv;
     const int64_t D = d->head_dim, Dv = d->head_dim_v ? d->head_dim_v : D, grp = Hq / Hkv;
     if (sq == 0) return;
@@ -108,6 +116,7 @@ void peer_sdpa_fwd(const attn_sdpa_dims *d, int causal, int align, float scale, 
 
 void peer_sdpa_bwd(const attn_sdpa_dims *d, int causal, int align, float scale, const float *q, const float *k,
                    const float *v, const float *dO, float *dq, float *dk, float *dv, peer_ws *w) {
+    blas_threads(w->threads);
     const int64_t B = d->batch, sq = d->seq_q, sk = d->seq_k, Hq = d->heads_q, Hkv = d->heads_kv;
     const int64_t D = d->head_dim, Dv = d->head_dim_v ? d->head_dim_v : D, grp = Hq / Hkv;
     memset(dk, 0, (size_t)(B * sk * Hkv * D) * sizeof(float));
@@ -144,4 +153,4 @@ void peer_sdpa_bwd(const attn_sdpa_dims *d, int causal, int align, float scale, 
 
 const char *peer_blas_config(void) { return openblas_get_config(); }
 const char *peer_blas_core(void) { return openblas_get_corename(); }
-void peer_blas_set_threads(int n) { openblas_set_num_threads(n); }
+void peer_blas_set_threads(int n) { openblas_set_num_threads(n); g_blas_last = n; }

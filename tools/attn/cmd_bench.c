@@ -22,6 +22,7 @@
 #include "bench_util.h"
 #include "cli.h"
 #include "core/core.h"
+#include "kernels/gemm.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -308,21 +309,22 @@ static int layer_fb_fn(void *vctx) {
     if (attn_mha_forward(c->m, &c->in, c->y) != ATTN_OK) return 1;
     return attn_mha_backward(c->m, c->dy, c->dx, NULL, NULL) != ATTN_OK;
 }
-/* the forward's projections: 4 x (rows, E) = (rows, E) · (E, E)ᵀ */
+/* The layer's GEMMs, through the same wrapper the layer uses (kernels/gemm.h:
+ * a fixed split over the attn pool, single-threaded OpenBLAS per block).
+ * Forward: 4 projections (rows, E) = (rows, E) · (E, E)ᵀ. */
 static int gemm_fwd_fn(void *vctx) {
     layer_ctx *c = vctx;
-    const int n = (int)c->rows, e = (int)c->E;
-    for (int i = 0; i < 4; i++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, e, e, 1.0f, c->X, e, c->W, e, 0.0f, c->Y, e);
+    const int64_t n = c->rows, e = c->E;
+    for (int i = 0; i < 4; i++) attn__sgemm(0, 1, n, e, e, 1.0f, c->X, e, c->W, e, 0.0f, c->Y, e);
     return 0;
 }
-/* the backward's: per projection dX += dY · W and dW += dYᵀ · X */
+/* Backward: per projection dX += dY · W and dW += dYᵀ · X. */
 static int gemm_bwd_fn(void *vctx) {
     layer_ctx *c = vctx;
-    const int n = (int)c->rows, e = (int)c->E;
+    const int64_t n = c->rows, e = c->E;
     for (int i = 0; i < 4; i++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, e, e, 1.0f, c->Y, e, c->W, e, 1.0f, c->X, e);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, e, e, n, 1.0f, c->Y, e, c->X, e, 1.0f, c->G, e);
+        attn__sgemm(0, 0, n, e, e, 1.0f, c->Y, e, c->W, e, 1.0f, c->X, e);
+        attn__sgemm(1, 0, e, e, n, 1.0f, c->Y, e, c->X, e, 1.0f, c->G, e);
     }
     return 0;
 }
@@ -389,9 +391,9 @@ static void run_torch(layer_res *L, int threads, int repeat) {
                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
-static void run_layer(layer_res *L, int threads, const timing_cfg *tc, int torch, int torch_repeat) {
+static void run_layer(layer_res *L, int64_t seq, int threads, const timing_cfg *tc, int torch, int torch_repeat) {
     memset(L, 0, sizeof *L);
-    L->E = 1024; L->H = 16; L->B = 4; L->S = 2048;
+    L->E = 1024; L->H = 16; L->B = 4; L->S = seq;
     L->torch_fwd_ms = L->torch_fb_ms = -1;
     const int64_t E = L->E, rows = L->B * L->S;
     L->flops_fwd = 8.0 * (double)(L->B * L->S) * (double)(E * E) + 4.0 * (double)L->B * (double)L->S * (double)L->S * (double)E;
@@ -403,6 +405,7 @@ static void run_layer(layer_res *L, int threads, const timing_cfg *tc, int torch
     attn_mha_config_init(&cfg);
     cfg.embed_dim = E; cfg.num_heads = L->H; cfg.bias_q = cfg.bias_k = cfg.bias_v = cfg.bias_o = 1;
     progress("layer: attn_mha forward, forward+backward, its parts, PyTorch peer");
+    peer_blas_set_threads(1); /* the layer keeps OpenBLAS single-threaded (kernels/gemm.c); the peers raised it */
     if (attn_mha_create(&c.m, &cfg) != ATTN_OK || attn_mha_init_weights(c.m, ATTN_INIT_XAVIER_UNIFORM, 1) != ATTN_OK) {
         snprintf(L->note, sizeof L->note, "attn_mha: %s", attn_last_error());
         goto done;
@@ -475,9 +478,8 @@ done:
 }
 
 /* ─── --memory ───────────────────────────────────────────────────────────── */
-static int run_memory(int threads, const char *json_path) {
+static int run_memory(int64_t S, int threads, const char *json_path) {
     const model_shape m = { "llama3-8b", 32, 8, 128 };
-    const int64_t S = 32768;
     const int64_t base_rss = bu_current_rss(), base_peak = bu_peak_rss();
     attn_sdpa_dims d = { .batch = 1, .seq_q = S, .seq_k = S, .heads_q = m.Hq, .heads_kv = m.Hkv, .head_dim = m.D, .head_dim_v = m.D };
     attn_sdpa_opts o;
@@ -500,7 +502,7 @@ static int run_memory(int threads, const char *json_path) {
     size_t wsn = attn_sdpa_fwd_workspace_size(&d, &o);
     void *ws = wsn ? attn__malloc(wsn) : NULL;
     if (wsn && !ws) return cli_fail(SUB, "--memory: cannot allocate the %zu-byte workspace", wsn);
-    progress("memory: running the forward (S = 32768, ~%.0f GFLOP)", sdpa_flops(&m, S, S, V_FWD_CAUSAL) * 1e-9);
+    progress("memory: running the forward (S = %lld, ~%.0f GFLOP)", (long long)S, sdpa_flops(&m, S, S, V_FWD_CAUSAL) * 1e-9);
     double t0 = bu_now();
     attn_status st = attn_sdpa_fwd(&d, attn_view_bshd(q, S, m.Hq, m.D), attn_view_bshd(k, S, m.Hkv, m.D),
                                    attn_view_bshd(v, S, m.Hkv, m.D), attn_view_bshd(out, S, m.Hq, m.D), lse, &o, ws, wsn);
@@ -573,7 +575,7 @@ static void json_timing(FILE *f, const char *key, const bu_timing *t) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    int64_t threads = 2, runs = 3;
+    int64_t threads = 2, runs = 3, layer_seq = 2048, memory_seq = 32768;
     double min_time = 0.3;
     int quick = 0, memory = 0, no_torch = 0, no_layer = 0, no_decode = 0;
     const char *json_path = NULL, *plot_path = NULL, *seqs_s = NULL, *models_s = NULL;
@@ -587,9 +589,11 @@ int cmd_bench(int argc, char **argv) {
         { "no-decode", ARG_FLAG, &no_decode, NULL, "skip the decode rows" },
         { "no-layer", ARG_FLAG, &no_layer, NULL, "skip the layer rows" },
         { "no-torch", ARG_FLAG, &no_torch, NULL, "skip the PyTorch peer of the layer rows" },
+        { "layer-seq", ARG_INT, &layer_seq, "S", "sequence length of the layer rows (default 2048)" },
         { "json", ARG_STR, &json_path, "FILE", "also write every figure to FILE as JSON" },
         { "plot", ARG_STR, &plot_path, "FILE", "draw GFLOP/s vs S to FILE.png or FILE.svg (needs gnuplot)" },
         { "memory", ARG_FLAG, &memory, NULL, "only measure peak memory of one S=32768 forward (Hq 32, D 128)" },
+        { "memory-seq", ARG_INT, &memory_seq, "S", "sequence length of --memory (default 32768)" },
     };
     const int nspecs = (int)(sizeof specs / sizeof specs[0]);
     int help = 0;
@@ -610,6 +614,7 @@ int cmd_bench(int argc, char **argv) {
         return 0;
     }
     if (threads < 1 || threads > 256) return cli_fail(SUB, "--threads %lld: must be in [1, 256]", (long long)threads);
+    if (layer_seq < 1 || layer_seq > 65536) return cli_fail(SUB, "--layer-seq %lld: must be in [1, 65536]", (long long)layer_seq);
     if (runs < 1 || runs > 1000) return cli_fail(SUB, "--runs %lld: must be in [1, 1000]", (long long)runs);
     if (min_time < 0 || min_time > 600) return cli_fail(SUB, "--min-time %g: must be in [0, 600]", min_time);
     int64_t seqs[16];
@@ -644,7 +649,8 @@ int cmd_bench(int argc, char **argv) {
     }
     g_tty = isatty(2);
     attn_set_num_threads((int)threads);
-    if (memory) return run_memory((int)threads, json_path);
+    if (memory_seq < 1 || memory_seq > (1 << 20)) return cli_fail(SUB, "--memory-seq %lld: must be in [1, 1048576]", (long long)memory_seq);
+    if (memory) return run_memory(memory_seq, (int)threads, json_path);
 
     /* OpenBLAS core: re-exec with OPENBLAS_CORETYPE=SkylakeX when it helps */
     const char *core = peer_blas_core();
@@ -769,7 +775,7 @@ int cmd_bench(int argc, char **argv) {
     if (!no_layer) {
         timing_cfg ltc = tc;
         if (quick) { ltc.min_runs = 1; ltc.min_time = 0; }
-        run_layer(&L, (int)threads, &ltc, !no_torch, quick ? 1 : (int)runs);
+        run_layer(&L, layer_seq, (int)threads, &ltc, !no_torch, quick ? 1 : (int)runs);
         progress_clear();
         printf("\nlayer: attn_mha E=%lld, %lld heads (D %lld), q/k/v/o biases, no mask, B=%lld, S=%lld\n", (long long)L.E,
                (long long)L.H, (long long)(L.E / L.H), (long long)L.B, (long long)L.S);
