@@ -592,7 +592,7 @@ int cmd_bench(int argc, char **argv) {
         { "layer-seq", ARG_INT, &layer_seq, "S", "sequence length of the layer rows (default 2048)" },
         { "json", ARG_STR, &json_path, "FILE", "also write every figure to FILE as JSON" },
         { "plot", ARG_STR, &plot_path, "FILE", "draw GFLOP/s vs S to FILE.png or FILE.svg (needs gnuplot)" },
-        { "memory", ARG_FLAG, &memory, NULL, "only measure peak memory of one S=32768 forward (Hq 32, D 128)" },
+        { "memory", ARG_FLAG, &memory, NULL, "only measure peak RSS of one causal forward, S 32768, Hq 32, Hkv 8, D 128" },
         { "memory-seq", ARG_INT, &memory_seq, "S", "sequence length of --memory (default 32768)" },
     };
     const int nspecs = (int)(sizeof specs / sizeof specs[0]);
@@ -604,7 +604,7 @@ int cmd_bench(int argc, char **argv) {
                         "(Hq 12, D 64) attention, batch 1, S = 512..4096, single-token decode against a 4096 cache,\n"
                         "and the attn_mha layer (E 1024, 16 heads, B 4, S 2048) with its parts timed separately.\n"
                         "Each row: median ms, GFLOP/s (forward 4·B·Hq·Sq·Sk·D, halved when causal, backward 2.5x),\n"
-                        "%% of this machine's FP32 peak (FMA probe) and the speed-up over a naive OpenBLAS peer\n"
+                        "% of this machine's FP32 peak (FMA probe) and the speed-up over a naive OpenBLAS peer\n"
                         "(per head: sgemm Q·Kᵀ into an Sq x Sk buffer, softmax, sgemm P·V) run in the same process,\n"
                         "after checking that both give the same output. Layer: PyTorch nn.MultiheadAttention too,\n"
                         "via python3 bench/torch_mha_peer.py, when torch imports.\n"

@@ -3,6 +3,7 @@
 #include "bench_peer.h"
 #include "cli.h"
 #include "core/core.h"
+#include "kernels/dispatch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,18 @@ int cmd_info(int argc, char **argv) {
     printf("kernel isa detected %s, active %s (ATTN_ISA %s%s%s)\n", attn_isa_name(attn_isa_detected()),
            attn_isa_name(attn_isa_active()), isa_env ? "=" : "unset", isa_env ? isa_env : "",
            isa_env && attn_isa_active() != attn_isa_detected() ? ", capped" : "");
+    /* which entries of each ISA's sdpa micro-kernel table are its own (not the C fallback) */
+    const attn__sdpa_kernels *g = attn__sdpa_kernels_for(ATTN_ISA_GENERIC);
+    printf("sdpa tables");
+    for (int i = 0; i <= (int)attn_isa_detected(); i++) {
+        const attn__sdpa_kernels *t = attn__sdpa_kernels_for((attn_isa)i);
+        if (!t) continue;
+        int own = (t->gemm_ab != g->gemm_ab) + (t->gemm_atb != g->gemm_atb) + (t->softmax_tile != g->softmax_tile) +
+                  (t->bwd_probs != g->bwd_probs) + (t->bwd_ds != g->bwd_ds);
+        if (i == ATTN_ISA_GENERIC) printf(" %s (portable C)", t->name);
+        else printf("%s %s (%d/5 micro-kernels SIMD)", i ? "," : "", attn_isa_name((attn_isa)i), own);
+    }
+    printf("\n");
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     printf("threads    %d (ATTN_NUM_THREADS %s%s; %ld online CPUs)\n", attn_get_num_threads(),
            thr_env ? "=" : "unset", thr_env ? thr_env : "", online);
