@@ -199,6 +199,10 @@ static void test_errors(void) {
     expect("rope_scaling dup", "{" HN ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2, \"factor\": 3}}",
            ATTN_ERR_FORMAT, "duplicate key 'rope_scaling.factor'");
     expect("partial_rotary_factor 0", "{" HN ", \"partial_rotary_factor\": 0}", ATTN_ERR_CONFIG, "'partial_rotary_factor'");
+    expect("partial_rotary_factor tiny", "{" HN ", \"partial_rotary_factor\": 0.01}", ATTN_ERR_CONFIG, "no rotated dimension");
+    expect("rope_theta below float range", "{" HN ", \"rope_theta\": 1e-50}", ATTN_ERR_CONFIG, "'rope_theta'");
+    expect("dropout rounds to 1 as a float", "{" HN ", \"attention_dropout\": 0.99999999999}", ATTN_ERR_CONFIG,
+           "'attention_dropout'");
     expect("partial_rotary_factor 2", "{" HN ", \"partial_rotary_factor\": 2}", ATTN_ERR_CONFIG, "'partial_rotary_factor'");
     expect("sliding_window 0", "{" HN ", \"sliding_window\": 0}", ATTN_ERR_CONFIG, "'sliding_window' = 0");
     expect("sliding_window string", "{" HN ", \"sliding_window\": \"4096\"}", ATTN_ERR_FORMAT, "'sliding_window'");

@@ -91,7 +91,9 @@ static attn_status hf_num(const hf *h, attn_json obj, const char *where, const c
     attn_json_num n;
     attn__json_num(v, &n);
     double d = n.d;
-    int ok = isfinite(d) && (lo_open ? d > lo : d >= lo) && (hi_open ? d < hi : d <= hi);
+    double f = (double)(float)d; /* the value is stored as a float: check that too */
+    int ok = isfinite(d) && (lo_open ? d > lo : d >= lo) && (hi_open ? d < hi : d <= hi) &&
+             (lo_open ? f > lo : f >= lo) && (hi_open ? f < hi : f <= hi);
     if (!ok)
         return attn__fail(ATTN_ERR_CONFIG, "%s: '%s%s' = %g, must be in %c%g, %g%c", h->src, where, key, d,
                           lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
@@ -256,7 +258,12 @@ static attn_status hf_parse(const char *src, const char *json, size_t len, attn_
         if ((s = parse_rope_scaling(&h, rp, "rope_parameters.", &c)) != ATTN_OK) return s;
     }
     if ((s = hf_num(&h, root, "", "partial_rotary_factor", 0, 0.0, 1, 1.0, 0, &d, &have)) != ATTN_OK) return s;
-    if (have) c.rope_dim = (int64_t)((double)hd * d);
+    if (have) {
+        c.rope_dim = (int64_t)((double)hd * d); /* as transformers: int(head_dim * factor) */
+        if (c.rope_dim < 1)
+            return attn__fail(ATTN_ERR_CONFIG, "%s: 'partial_rotary_factor' = %g gives no rotated dimension (head_dim %lld)",
+                              src, d, (long long)hd);
+    }
 
     /* biases */
     int attention_bias = 0;

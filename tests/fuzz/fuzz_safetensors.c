@@ -1,0 +1,56 @@
+/* fuzz_safetensors.c — libFuzzer target for the safetensors reader:
+ * attn_st_open_memory, then every query and a read of every tensor. */
+#include "core/core.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef FUZZ_CHECK
+#define FUZZ_CHECK(c) do { if (!(c)) abort(); } while (0)
+#endif
+
+static int fuzz_st_one(const uint8_t *data, size_t size) {
+    attn_st *st = NULL;
+    attn_status s = attn_st_open_memory(&st, data, size);
+    if (s != ATTN_OK) {
+        FUZZ_CHECK(st == NULL && attn_last_error()[0] != 0);
+        return 0;
+    }
+    int64_t n = attn_st_count(st);
+    FUZZ_CHECK(n >= 0 && (uint64_t)n <= size);
+    const char *prev = NULL;
+    for (int64_t i = 0; i < n; i++) {
+        attn_tensor_info ti, tf;
+        FUZZ_CHECK(attn_st_info(st, i, &ti) == ATTN_OK);
+        FUZZ_CHECK(ti.name && ti.name[0]);
+        if (prev) FUZZ_CHECK(strcmp(prev, ti.name) < 0); /* sorted, unique */
+        prev = ti.name;
+        FUZZ_CHECK(attn_st_find(st, ti.name, &tf) == ATTN_OK && tf.name == ti.name);
+        FUZZ_CHECK(ti.ndim >= 0 && ti.ndim <= ATTN_MAX_DIMS && ti.numel >= 0);
+        int convertible = ti.dtype == ATTN_DTYPE_F32 || ti.dtype == ATTN_DTYPE_F16 || ti.dtype == ATTN_DTYPE_BF16 ||
+                          ti.dtype == ATTN_DTYPE_F64;
+        if (convertible) FUZZ_CHECK((uint64_t)ti.numel * 2 <= size); /* the data is really there */
+        float *dst = (float *)malloc((size_t)(convertible && ti.numel ? ti.numel : 1) * sizeof(float));
+        if (!dst) continue;
+        s = attn_st_read_f32(st, ti.name, dst, ti.numel, ti.ndim, ti.shape);
+        FUZZ_CHECK(convertible ? s == ATTN_OK : s == ATTN_ERR_DTYPE);
+        if (ti.ndim > 0) { /* a wrong expected shape is refused before anything is read */
+            int64_t bad[ATTN_MAX_DIMS];
+            memcpy(bad, ti.shape, sizeof bad);
+            bad[0] += 1;
+            FUZZ_CHECK(attn_st_read_f32(st, ti.name, dst, ti.numel, ti.ndim, bad) == ATTN_ERR_SHAPE);
+        }
+        free(dst);
+    }
+    FUZZ_CHECK(attn_st_find(st, "", NULL) == ATTN_ERR_NOT_FOUND);
+    attn_tensor_info ti;
+    FUZZ_CHECK(attn_st_info(st, n, &ti) == ATTN_ERR_NOT_FOUND);
+    attn_st_free(st);
+    return 0;
+}
+
+#ifndef FUZZ_NO_MAIN
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { return fuzz_st_one(data, size); }
+#endif
