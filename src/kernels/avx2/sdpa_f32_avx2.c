@@ -1,4 +1,187 @@
-/* sdpa_f32_avx2.c — AVX2 + FMA micro-kernels of the sdpa table. */
+/* sdpa_f32_avx2.c — AVX2 + FMA micro-kernels of the sdpa table.
+ *
+ *   gemm_ab_avx2_6x16   C (m, n) (+)= A (m, k) . B (k, n): register tile of
+ *                       6 rows x 16 columns (12 ymm accumulators), A broadcast,
+ *                       B rows loaded as 2 ymm; rows 1..5 for the m tail.
+ *   gemm_atb_avx2_6x16  C (m, n) += A^T . B, A (k, m): the same tile with the
+ *                       6 broadcasts taken from one row of A (contiguous).
+ *   softmax / bwd_probs / bwd_ds: 8 columns at a time (vertical statistics of
+ *                       the transposed score tile), vectorised exp.
+ * n is always a multiple of 16 (callers pad), so there is no column tail.
+ * Summation orders are fixed (p ascending) and independent of alignment. */
 #include "kernels/dispatch.h"
 
-void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) { t->name = "avx2"; }
+#include <immintrin.h>
+#include <math.h>
+
+#define AI static inline __attribute__((always_inline))
+
+/* exp(x) for x <= ~88: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, degree-6
+ * polynomial (Taylor-like minimax coefficients), scale by 2^n. Results below
+ * ~1e-38 (x < -87.3) flush to 0; exp(-inf) = 0 exactly. ~1-2 ulp. */
+AI __m256 exp_avx2(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.3f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    __m256 xc = _mm256_max_ps(x, lo);
+    xc = _mm256_min_ps(xc, _mm256_set1_ps(88.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 res = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(under, res);
+}
+
+/* ─── C (R, 16) (+)= A (R, k) . B (k, 16) ─────────────────────────────────── */
+AI void ab_tile(const int R, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                int64_t ldc, int acc) {
+    __m256 c0[6], c1[6];
+    for (int r = 0; r < R; r++) {
+        if (acc) {
+            c0[r] = _mm256_loadu_ps(C + r * ldc);
+            c1[r] = _mm256_loadu_ps(C + r * ldc + 8);
+        } else {
+            c0[r] = _mm256_setzero_ps();
+            c1[r] = _mm256_setzero_ps();
+        }
+    }
+    for (int64_t p = 0; p < k; p++) {
+        const __m256 b0 = _mm256_loadu_ps(B + p * ldb), b1 = _mm256_loadu_ps(B + p * ldb + 8);
+        for (int r = 0; r < R; r++) {
+            const __m256 a = _mm256_broadcast_ss(A + r * lda + p);
+            c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm256_storeu_ps(C + r * ldc, c0[r]);
+        _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
+    }
+}
+
+static void gemm_ab_avx2_6x16(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
+                              int64_t ldb, float *C, int64_t ldc, int acc) {
+    for (int64_t i = 0; i < m; i += 6) {
+        const int64_t R = m - i < 6 ? m - i : 6;
+        const float *Ai = A + i * lda;
+        float *Ci = C + i * ldc;
+        for (int64_t j = 0; j < n; j += 16) {
+            switch (R) {
+            case 6: ab_tile(6, k, Ai, lda, B + j, ldb, Ci + j, ldc, acc); break;
+            case 5: ab_tile(5, k, Ai, lda, B + j, ldb, Ci + j, ldc, acc); break;
+            case 4: ab_tile(4, k, Ai, lda, B + j, ldb, Ci + j, ldc, acc); break;
+            case 3: ab_tile(3, k, Ai, lda, B + j, ldb, Ci + j, ldc, acc); break;
+            case 2: ab_tile(2, k, Ai, lda, B + j, ldb, Ci + j, ldc, acc); break;
+            default: ab_tile(1, k, Ai, lda, B + j, ldb, Ci + j, ldc, acc); break;
+            }
+        }
+    }
+}
+
+/* ─── C (R, 16) += A^T (R, k) . B (k, 16), A stored (k, lda) ─────────────── */
+AI void atb_tile(const int R, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                 int64_t ldc) {
+    __m256 c0[6], c1[6];
+    for (int r = 0; r < R; r++) {
+        c0[r] = _mm256_loadu_ps(C + r * ldc);
+        c1[r] = _mm256_loadu_ps(C + r * ldc + 8);
+    }
+    for (int64_t p = 0; p < k; p++) {
+        const __m256 b0 = _mm256_loadu_ps(B + p * ldb), b1 = _mm256_loadu_ps(B + p * ldb + 8);
+        const float *a = A + p * lda;
+        for (int r = 0; r < R; r++) {
+            const __m256 av = _mm256_broadcast_ss(a + r);
+            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm256_storeu_ps(C + r * ldc, c0[r]);
+        _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
+    }
+}
+
+static void gemm_atb_avx2_6x16(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
+                               int64_t ldb, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < m; i += 6) {
+        const int64_t R = m - i < 6 ? m - i : 6;
+        for (int64_t j = 0; j < n; j += 16) {
+            switch (R) {
+            case 6: atb_tile(6, k, A + i, lda, B + j, ldb, C + i * ldc + j, ldc); break;
+            case 5: atb_tile(5, k, A + i, lda, B + j, ldb, C + i * ldc + j, ldc); break;
+            case 4: atb_tile(4, k, A + i, lda, B + j, ldb, C + i * ldc + j, ldc); break;
+            case 3: atb_tile(3, k, A + i, lda, B + j, ldb, C + i * ldc + j, ldc); break;
+            case 2: atb_tile(2, k, A + i, lda, B + j, ldb, C + i * ldc + j, ldc); break;
+            default: atb_tile(1, k, A + i, lda, B + j, ldb, C + i * ldc + j, ldc); break;
+            }
+        }
+    }
+}
+
+/* ─── softmax statistics on the transposed tile ───────────────────────────── */
+static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), one = _mm256_set1_ps(1.0f);
+    int changed = 0;
+    for (int64_t m = 0; m < mp; m += 8) {
+        __m256 mx = ninf;
+        for (int64_t c = 0; c < nc; c++) mx = _mm256_max_ps(mx, _mm256_loadu_ps(S + c * mp + m));
+        const __m256 mo = _mm256_loadu_ps(mrow + m);
+        const __m256 mn = _mm256_max_ps(mo, mx);
+        const __m256 dead = _mm256_cmp_ps(mn, ninf, _CMP_EQ_OQ); /* row still fully masked */
+        const __m256 mns = _mm256_andnot_ps(dead, mn);            /* 0 where dead */
+        __m256 a = exp_avx2(_mm256_sub_ps(mo, mns));
+        a = _mm256_blendv_ps(a, one, dead);
+        __m256 sum = _mm256_setzero_ps();
+        for (int64_t c = 0; c < nc; c++) {
+            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(S + c * mp + m), mns));
+            _mm256_storeu_ps(S + c * mp + m, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        _mm256_storeu_ps(alpha + m, a);
+        _mm256_storeu_ps(lrow + m, _mm256_fmadd_ps(a, _mm256_loadu_ps(lrow + m), sum));
+        _mm256_storeu_ps(mrow + m, _mm256_blendv_ps(mn, mo, dead));
+        if (_mm256_movemask_ps(_mm256_cmp_ps(a, one, _CMP_NEQ_UQ))) changed = 1;
+    }
+    return changed;
+}
+
+static void bwd_probs_avx2(int64_t nc, int64_t mp, float *S, const float *lse) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    for (int64_t m = 0; m < mp; m += 8) {
+        const __m256 l = _mm256_loadu_ps(lse + m);
+        const __m256 dead = _mm256_cmp_ps(l, ninf, _CMP_EQ_OQ);
+        const __m256 ls = _mm256_andnot_ps(dead, l);
+        for (int64_t c = 0; c < nc; c++) {
+            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(S + c * mp + m), ls));
+            _mm256_storeu_ps(S + c * mp + m, _mm256_andnot_ps(dead, e));
+        }
+    }
+}
+
+static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di) {
+    for (int64_t m = 0; m < mp; m += 8) {
+        const __m256 di = _mm256_loadu_ps(Di + m);
+        for (int64_t c = 0; c < nc; c++) {
+            __m256 x = _mm256_sub_ps(_mm256_loadu_ps(dP + c * mp + m), di);
+            _mm256_storeu_ps(dP + c * mp + m, _mm256_mul_ps(_mm256_loadu_ps(P + c * mp + m), x));
+        }
+    }
+}
+
+void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
+    t->name = "avx2";
+    t->gemm_ab = gemm_ab_avx2_6x16;
+    t->gemm_atb = gemm_atb_avx2_6x16;
+    t->softmax_tile = softmax_tile_avx2;
+    t->bwd_probs = bwd_probs_avx2;
+    t->bwd_ds = bwd_ds_avx2;
+}
