@@ -36,7 +36,21 @@ static int has_tensor(const attn_st *st, const char *name) {
 /* Reads tensor `name` (expected shape ndim/shape) as fp32 into dst (numel);
  * a missing or mis-shaped tensor is an error naming it (attn_st_read_f32). */
 static attn_status read_into(const attn_st *st, const char *name, float *dst, int64_t numel, int ndim, const int64_t *shape) {
-    return attn_st_read_f32(st, name, dst, numel, ndim, shape);
+    char shp[96];
+    int n = snprintf(shp, sizeof shp, "[");
+    for (int i = 0; i < ndim && n < (int)sizeof shp - 24; i++)
+        n += snprintf(shp + n, sizeof shp - (size_t)n, i ? ", %lld" : "%lld", (long long)shape[i]);
+    snprintf(shp + n, sizeof shp - (size_t)n, "]");
+    attn_tensor_info ti;
+    if (attn_st_find(st, name, &ti) != ATTN_OK)
+        return attn__fail(ATTN_ERR_NOT_FOUND, "attn_mha_load: missing tensor '%.300s' (expected shape %s)", name, shp);
+    attn_status s = attn_st_read_f32(st, name, dst, numel, ndim, shape);
+    if (s != ATTN_OK) { /* e.g. "tensor 'x': expected shape [a, b], file has [c, d]" */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", attn_last_error());
+        return attn__fail(s, "attn_mha_load: %s", msg);
+    }
+    return ATTN_OK;
 }
 
 /* Error if the file holds `name` but the layer has no such parameter. */
