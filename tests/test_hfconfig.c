@@ -185,6 +185,10 @@ static void test_errors(void) {
            ATTN_ERR_UNSUPPORTED, "rope scaling type 'yarn' is not supported");
     expect("rope_scaling dynamic", "{" HN ", \"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0}}",
            ATTN_ERR_UNSUPPORTED, "'dynamic'");
+    expect("rope type with NUL", "{" HN ", \"rope_scaling\": {\"rope_type\": \"linear\\u0000x\", \"factor\": 2}}",
+           ATTN_ERR_UNSUPPORTED, "'linear?x'");
+    expect("long rope type", "{" HN ", \"rope_scaling\": {\"rope_type\": \"linearlinearlinearlinearlinearlinearlinear\"}}",
+           ATTN_ERR_UNSUPPORTED, "'linearlinearlinear");
     expect("rope_scaling no type", "{" HN ", \"rope_scaling\": {\"factor\": 2.0}}", ATTN_ERR_UNSUPPORTED, "rope_type");
     expect("rope_scaling type int", "{" HN ", \"rope_scaling\": {\"rope_type\": 1}}", ATTN_ERR_FORMAT,
            "'rope_scaling.rope_type' must be a string");

@@ -126,7 +126,10 @@ static attn_status hf_str(const hf *h, attn_json obj, const char *where, const c
         return attn__fail(ATTN_ERR_FORMAT, "%s: '%s%s' must be a string, got a %s", h->src, where, key,
                           attn__json_type_name(v.type));
     size_t n = attn__json_str_get(v, buf, cap);
-    if (n >= cap || strlen(buf) != n) buf[0] = '?', buf[1] = 0; /* too long or NUL inside: matches nothing */
+    /* a NUL inside must not make "linear\u0000x" compare equal to "linear": show it as '?'
+       (a truncated value is longer than every name compared against, so it matches nothing) */
+    for (size_t i = 0; i < n && i + 1 < cap; i++)
+        if (buf[i] == 0) buf[i] = '?';
     return ATTN_OK;
 }
 
