@@ -216,6 +216,11 @@ static void test_errors(void) {
     expect("rms_norm_eps string", "{" HN ", \"rms_norm_eps\": \"x\"}", ATTN_ERR_FORMAT, "'rms_norm_eps'");
     expect("text_config missing keys", "{\"text_config\": {\"model_type\": \"x\"}}", ATTN_ERR_NOT_FOUND, "'hidden_size'");
     attn_mha_config c;
+    /* every strict prefix of a real config is invalid JSON */
+    size_t full = strlen(QWEN3);
+    int bad = 0;
+    for (size_t n = 0; n < full; n++) bad += attn_hf_config_parse(QWEN3, n, &c) != ATTN_ERR_FORMAT;
+    CHECK(bad == 0, "%d truncated configs not rejected as ATTN_ERR_FORMAT", bad);
     CHECK(attn_hf_config_parse(NULL, 3, &c) == ATTN_ERR_NULL, "NULL json");
     CHECK(attn_hf_config_parse("{}", 2, NULL) == ATTN_ERR_NULL, "NULL out");
     CHECK(attn_hf_config_parse("{\"hidden_size\": 64, \"num_attention_heads\": 4}xyz", 45, &c) == ATTN_OK,

@@ -139,6 +139,11 @@ static void test_navigation(void) {
     attn_json r, v;
     CHECK(parse(t, &r, NULL) == 0, "parse");
     CHECK(r.type == ATTN_JSON_OBJECT, "root type");
+    /* every prefix that ends before the closing brace is invalid */
+    const char *close = strrchr(t, '}');
+    int bad = 0;
+    for (size_t n = 0; n <= (size_t)(close - t); n++) bad += attn__json_parse(t, n, NULL, NULL) != -1;
+    CHECK(bad == 0, "%d truncated documents accepted", bad);
     CHECK(attn__json_count(r) == 4, "count %zu", attn__json_count(r));
     CHECK(attn__json_get(r, "a", &v) == -1, "duplicate 'a' reported");
     CHECK(v.type == ATTN_JSON_ARRAY && attn__json_count(v) == 7, "first 'a' is the array");
