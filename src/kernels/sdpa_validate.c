@@ -8,9 +8,16 @@
 
 #define MAX_SEQ ((int64_t)1 << 40) /* Sq, Sk limit: keeps position arithmetic far from overflow */
 
+/* The memory a tensor argument touches: a byte range plus, for strided views,
+ * the exact lattice (base + sum_k i_k * stride_k, 0 <= i_k < n_k, each element
+ * `elem` bytes wide) so interleaved views of one buffer (e.g. a packed dQKV)
+ * can be told apart from truly overlapping ones. */
 typedef struct vrange {
     const char *name;
-    uintptr_t lo, hi; /* byte range [lo, hi); empty if lo == hi */
+    uintptr_t lo, hi;   /* byte range [lo, hi); empty if lo == hi */
+    int nd;             /* dims (n > 1 only) */
+    int64_t n[4], s[4]; /* sizes and byte strides */
+    int64_t elem;       /* bytes of the innermost contiguous run of one element */
 } vrange;
 
 /* Element extent (max offset + 1) of a (n0, n1, n2, n3) view with strides
@@ -67,6 +74,8 @@ static attn_status check_view(const char *fn, const tens *t, int64_t B, int varl
         return attn__fail(ATTN_ERR_NOMEM, "%s: %s has too many elements (size overflow)", fn, t->name);
     r->name = t->name;
     r->lo = r->hi = 0;
+    r->nd = 0;
+    r->elem = 0;
     if (numel == 0) return ATTN_OK;
     if (!v.data) return attn__fail(ATTN_ERR_NULL, "%s: %s.data is NULL (tensor has %lld elements)", fn, t->name,
                                    (long long)numel);
@@ -91,6 +100,13 @@ static attn_status check_view(const char *fn, const tens *t, int64_t B, int varl
         return attn__fail(ATTN_ERR_NOMEM, "%s: %s extends past the end of the address space", fn, t->name);
     r->lo = base;
     r->hi = base + (uintptr_t)ext * 4u;
+    { /* lattice: the innermost D run is one element of 4 * Dl bytes */
+        int64_t nn[3] = {Bn, t->S, t->H}, ss[3] = {sb, v.stride_s, v.stride_h};
+        r->nd = 0;
+        for (int i = 0; i < 3; i++)
+            if (nn[i] > 1) { r->n[r->nd] = nn[i]; r->s[r->nd] = ss[i] * 4; r->nd++; }
+        r->elem = t->Dl * 4;
+    }
     return ATTN_OK;
 }
 
@@ -98,10 +114,42 @@ static void flat_range(vrange *r, const char *name, const void *p, uint64_t byte
     r->name = name;
     r->lo = (uintptr_t)p;
     r->hi = p && bytes ? (uintptr_t)p + (uintptr_t)bytes : (uintptr_t)p;
+    r->nd = 0;
+    r->elem = (int64_t)(r->hi - r->lo);
 }
 
+/* Width (bytes) of the residues mod L of a lattice, or -1 if they do not form
+ * one run shorter than L: dims whose stride is a multiple of L contribute 0,
+ * the others must stay below L together. */
+static int64_t residue_width(const vrange *a, int64_t L) {
+    int64_t w = a->elem;
+    for (int k = 0; k < a->nd; k++) {
+        if (a->s[k] % L == 0) continue;
+        if (a->s[k] > L) return -1;
+        w += (a->n[k] - 1) * a->s[k];
+        if (w > L) return -1;
+    }
+    return w;
+}
+
+/* Do two argument lattices share a byte? Exact when their byte ranges are
+ * disjoint; otherwise proven disjoint if for some modulus L (one of their
+ * strides) both occupy single runs of residues mod L that do not meet. */
 static int overlaps(const vrange *a, const vrange *b) {
-    return a->lo < a->hi && b->lo < b->hi && a->lo < b->hi && b->lo < a->hi;
+    if (!(a->lo < a->hi && b->lo < b->hi && a->lo < b->hi && b->lo < a->hi)) return 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const vrange *c = pass ? b : a;
+        for (int k = 0; k < c->nd; k++) {
+            const int64_t L = c->s[k];
+            if (L <= 0) continue;
+            int64_t wa = residue_width(a, L), wb = residue_width(b, L);
+            if (wa < 0 || wb < 0) continue;
+            int64_t ra = (int64_t)(a->lo % (uint64_t)L), rb = (int64_t)(b->lo % (uint64_t)L);
+            int64_t d = ((rb - ra) % L + L) % L; /* b's run starts d bytes after a's */
+            if (d >= wa && L - d >= wb) return 0;
+        }
+    }
+    return 1;
 }
 
 static attn_status check_cu(const char *fn, const char *name, const int32_t *cu, int64_t B, int64_t total,
