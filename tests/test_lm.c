@@ -514,7 +514,7 @@ static void test_sampler_config(void) {
           "top-k frequencies follow softmax: %d %d %d", cnt[0], cnt[1], cnt[2]);
     lm_config c;
     lm_config_default(&c);
-    CHECK(lm_config_validate(&c) == ATTN_OK && c.hidden == 352, "default config valid, hidden %d", c.hidden);
+    CHECK(lm_config_validate(&c) == ATTN_OK && c.hidden == 192, "default config valid, hidden %d", c.hidden);
     c.n_head = 3;
     CHECK(lm_config_validate(&c) == ATTN_ERR_CONFIG && strstr(lm_error(), "heads"), "heads must divide dim");
     lm_config_default(&c);

@@ -88,8 +88,8 @@ static void usage(FILE *f) {
             "                  [--out ckpt.safetensors] [--lora R --base ckpt.safetensors]\n"
             "  Trains a byte-level causal transformer LM (RMSNorm, attn_mha with RoPE + GQA,\n"
             "  SwiGLU MLP) with AdamW, warm-up + cosine schedule. Defaults: the bundled\n"
-            "  %s, --seconds 60, --layers 4 --dim 128 --heads 4 --kv-heads 2\n"
-            "  --seq 128 --batch 16 --lr 3e-3, --out attn-lm.safetensors.\n"
+            "  %s, --seconds 60, --layers 2 --dim 64 --heads 4 --kv-heads 2\n"
+            "  --hidden 192 --seq 64 --batch 16 --lr 1e-2 --seed 1337, --out attn-lm.safetensors.\n"
             "  --lora R fine-tunes rank-R LoRA adapters on q_proj and v_proj of every layer\n"
             "  of --base (everything else frozen); default data %s,\n"
             "  default out attn-lm-lora.safetensors.\n",
@@ -148,7 +148,7 @@ int cmd_train(int argc, char **argv) {
     a.seconds = 60.0;
     a.steps = 0;
     a.batch = 16;
-    a.lr = 3e-3;
+    a.lr = 1e-2;
     a.seed = 1337;
     a.warmup = -1;
     a.log_every = 0;
@@ -303,8 +303,8 @@ int cmd_train(int argc, char **argv) {
     const attn_param *params = lm_params(m, &np);
     lm_rng rng = {(uint64_t)a.seed * 0x2545F4914F6CDD1Dull + 17};
     int tty = isatty(fileno(stderr));
-    long warmup = a.warmup >= 0 ? a.warmup : (a.steps ? (a.steps / 20 > 0 ? a.steps / 20 : 1) : 30);
-    long log_every = a.log_every ? a.log_every : 10;
+    long warmup = a.warmup >= 0 ? a.warmup : (a.steps && a.steps < 200 ? (a.steps / 20 > 0 ? a.steps / 20 : 1) : 10);
+    long log_every = a.log_every ? a.log_every : 20;
     double t0 = now_s(), elapsed = 0.0;
     float first_loss = 0.0f, loss = 0.0f;
     double tail_sum = 0.0;

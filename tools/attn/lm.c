@@ -232,9 +232,9 @@ struct lm_model {
 void lm_config_default(lm_config *c) {
     memset(c, 0, sizeof *c);
     c->vocab = LM_VOCAB;
-    c->max_seq = 128;
-    c->n_layer = 4;
-    c->dim = 128;
+    c->max_seq = 64;
+    c->n_layer = 2;
+    c->dim = 64;
     c->n_head = 4;
     c->n_kv_head = 2;
     c->hidden = 0;
@@ -823,7 +823,7 @@ attn_status lm_save(const lm_model *m, const char *path) {
     }
     if (st == ATTN_OK) {
         st = attn_st_writer_save(w, path);
-        if (st != ATTN_OK) lm_fail_attn(st, path);
+        if (st != ATTN_OK) lm_fail_attn(st, "writing checkpoint");
     }
     attn_st_writer_free(w);
     if (st != ATTN_OK) return st;
@@ -903,7 +903,7 @@ attn_status lm_load(lm_model **out, const char *path) {
     *out = NULL;
     attn_st *stf = NULL;
     attn_status st = attn_st_open(&stf, path);
-    if (st != ATTN_OK) return lm_fail_attn(st, path);
+    if (st != ATTN_OK) return lm_fail_attn(st, "reading checkpoint");
     /* the header (validated by attn_st_open) */
     FILE *f = fopen(path, "rb");
     unsigned char lb[8];
@@ -939,13 +939,13 @@ attn_status lm_load(lm_model **out, const char *path) {
         if (strstr(p->name, ".self_attn.")) continue;
         int64_t shape[2] = {p->shape[0], p->shape[1]};
         st = attn_st_read_f32(stf, p->name, p->data, p->numel, p->ndim, shape);
-        if (st != ATTN_OK) lm_fail_attn(st, path);
+        if (st != ATTN_OK) lm_fail_attn(st, "reading checkpoint");
     }
     for (int l = 0; st == ATTN_OK && l < c.n_layer; l++) {
         char prefix[64];
         snprintf(prefix, sizeof prefix, "model.layers.%d.self_attn", l);
         st = attn_mha_load(m->attn[l], stf, prefix, ATTN_NAMING_HF);
-        if (st != ATTN_OK) lm_fail_attn(st, path);
+        if (st != ATTN_OK) lm_fail_attn(st, "reading checkpoint");
     }
     attn_st_free(stf);
     if (st != ATTN_OK) { lm_free(m); return st; }

@@ -48,7 +48,8 @@ typedef struct lm_config {
     float norm_eps;   /* RMSNorm epsilon */
 } lm_config;
 
-/* Defaults: V 256, max_seq 128, L 4, C 128, NH 4, NKV 2, F 352, theta 10000, eps 1e-5. */
+/* Defaults (the `attn train` demo): V 256, max_seq 64, L 2, C 64, NH 4, NKV 2,
+ * F 192, theta 10000, eps 1e-5. */
 void lm_config_default(lm_config *c);
 /* Checks ranges and divisibility; fills hidden (if 0) with round_up(8C/3, 32). */
 attn_status lm_config_validate(lm_config *c);
