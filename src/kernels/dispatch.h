@@ -50,7 +50,8 @@ typedef struct attn__sdpa_kernels {
      *   S[c][m] = lse[m] == -inf ? 0 : exp(S[c][m] - lse[m]). */
     void (*bwd_probs)(int64_t nc, int64_t mp, float *S, const float *lse);
 
-    /* dS on a transposed tile: dP[c][m] = P[c][m] * (dP[c][m] - Di[m]). */
+    /* dS on a transposed tile: dP[c][m] = P[c][m] * (dP[c][m] - Di[m]), and
+     * exactly 0 where P[c][m] == 0 (masked keys may hold Inf/NaN values). */
     void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di);
 } attn__sdpa_kernels;
 

@@ -66,6 +66,7 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
         th += 3 * fl(Mp);          /* mrow, lrow, alpha */
         th += 2 * fl(2 * pl->Br);  /* lo, hi (int64) */
         th += fl(2 * Mp);          /* rowkey (uint64) */
+        th += fl(Bc);              /* bad rows (int32) */
         if (pl->nsplit > 1) gl += fl(pl->ntasks0 * pl->nsplit * (M * Dvp + 2 * Mp));
         if (P->varlen) gl += fl(2 * (P->B + 1));
     } else {
@@ -84,6 +85,7 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
         th += 2 * fl(Mp);                 /* lse_r, Di */
         th += 2 * fl(2 * pl->Br);         /* lo, hi */
         th += fl(2 * Mp);                 /* rowkey */
+        th += fl(Bc);                     /* bad rows */
         int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
         if (pl->nchunks > 1) gl += fl((pl->nchunks - 1) * rows * P->Hq * D);
     }
@@ -234,7 +236,7 @@ void attn__sdpa_apply_elem(const attn__sdpa_prob *P, const attn__sdpa_seq *s, in
                     y -= slope * (float)(dd < 0 ? -dd : dd);
                 }
                 if (mb && !mb[c]) y = -INFINITY;
-                if (ma) y += ma[c];
+                if (ma) y = ma[c] == -INFINITY ? -INFINITY : y + ma[c];
                 *x = y;
             }
         }

@@ -39,6 +39,7 @@ typedef struct bwd_bufs {
     float *Di;   /* (Mp)      rowsum(dO * O) */
     int64_t *lo, *hi; /* (Br) */
     uint64_t *rowkey; /* (Mp) */
+    int32_t *bad;     /* (Bc) K rows of the tile holding Inf/NaN */
 } bwd_bufs;
 
 static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, bwd_bufs *b) {
@@ -59,7 +60,8 @@ static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, un
     b->Di = (float *)p; p += fl(Mp);
     b->lo = (int64_t *)p; p += fl(2 * pl->Br);
     b->hi = (int64_t *)p; p += fl(2 * pl->Br);
-    b->rowkey = (uint64_t *)p;
+    b->rowkey = (uint64_t *)p; p += fl(2 * Mp);
+    b->bad = (int32_t *)p;
 }
 
 typedef struct bwd_ctx {
@@ -138,12 +140,18 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
             ia = first_row_hi_gt(P, &s, j0);
             ib = first_row_lo_ge(P, &s, j0 + nc);
         }
+        int nbad = 0; /* K rows holding Inf/NaN: zeroed in Kp, added to dq only where dS != 0 */
         if (ia < ib) {
             for (int64_t cc = 0; cc < nc; cc++) { /* Kp = scale * K tile */
                 const float *kr = kbase + (j0 + cc) * P->k.stride_s;
                 float *dst = w.Kp + cc * Dp;
-                for (int64_t d = 0; d < D; d++) dst[d] = scale * kr[d];
+                float chk = 0.0f;
+                for (int64_t d = 0; d < D; d++) { dst[d] = scale * kr[d]; chk += kr[d] - kr[d]; }
                 for (int64_t d = D; d < Dp; d++) dst[d] = 0.0f;
+                if (chk != 0.0f) {
+                    w.bad[nbad++] = (int32_t)cc;
+                    memset(dst, 0, (size_t)D * sizeof(float));
+                }
             }
         }
         for (int64_t hc = 0; hc < pl->nhc && ia < ib; hc++) {
@@ -206,7 +214,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                     for (int64_t cc = 0; cc < nc; cc++)
                         for (int64_t m = 0; m < Mp; m++) {
                             const int64_t x = cc * Mp + m;
-                            w.dPt[x] = w.X[x] * w.dPt[x] - w.St[x] * w.Di[m];
+                            w.dPt[x] = w.St[x] == 0.0f ? 0.0f : w.X[x] * w.dPt[x] - w.St[x] * w.Di[m];
                         }
                 }
                 if (softcap)
@@ -221,6 +229,16 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 /* dqt (M, Dp) = dS^T . Kp */
                 memset(w.dqt, 0, (size_t)(M * Dp) * sizeof(float));
                 kt->gemm_atb(M, Dp, nc, w.dPt, Mp, w.Kp, Dp, w.dqt, Dp);
+                for (int x = 0; x < nbad; x++) {
+                    const int64_t cc = w.bad[x];
+                    const float *kr = kbase + (j0 + cc) * P->k.stride_s;
+                    for (int64_t m = 0; m < M; m++) {
+                        const float ds = w.dPt[cc * Mp + m];
+                        if (ds == 0.0f) continue;
+                        float *dst = w.dqt + m * Dp;
+                        for (int64_t d = 0; d < D; d++) dst[d] += ds * (scale * kr[d]);
+                    }
+                }
                 for (int64_t m = 0; m < M; m++) {
                     float *dst = dq_row(c, &s, ch, r0 + m / ng, h0 + m % ng);
                     const float *src = w.dqt + m * Dp;

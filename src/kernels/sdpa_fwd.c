@@ -38,6 +38,7 @@ typedef struct fwd_bufs {
     float *mrow, *lrow, *alpha; /* (Mp) each */
     int64_t *lo, *hi;           /* (Br) each */
     uint64_t *rowkey;           /* (Mp) dropout row keys */
+    int32_t *bad;               /* (Bc) key rows of the tile holding Inf/NaN */
 } fwd_bufs;
 
 static void fwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, fwd_bufs *b) {
@@ -51,7 +52,8 @@ static void fwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, un
     b->alpha = (float *)p; p += fl(Mp);
     b->lo = (int64_t *)p; p += fl(2 * pl->Br);
     b->hi = (int64_t *)p; p += fl(2 * pl->Br);
-    b->rowkey = (uint64_t *)p;
+    b->rowkey = (uint64_t *)p; p += fl(2 * Mp);
+    b->bad = (int32_t *)p;
 }
 
 /* Maps a (b, q block) index (heaviest blocks first) to b and the block. */
@@ -142,15 +144,33 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
             }
         }
         if (dropout) attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, NULL);
-        /* Vp (nc, Dvp) */
+        /* Vp (nc, Dvp); rows holding Inf/NaN are zeroed here and added below
+         * only to the rows that attend to them (0 * NaN must not leak into
+         * rows for which the key is masked, e.g. garbage in padding). */
+        int nbad = 0;
         for (int64_t cc = 0; cc < nc; cc++) {
             const float *vr = vbase + (j0 + cc) * P->v.stride_s;
             float *dst = w.Vp + cc * Dvp;
-            memcpy(dst, vr, (size_t)Dv * sizeof(float));
+            float chk = 0.0f;
+            for (int64_t e = 0; e < Dv; e++) { dst[e] = vr[e]; chk += vr[e] - vr[e]; }
             for (int64_t e = Dv; e < Dvp; e++) dst[e] = 0.0f;
+            if (chk != 0.0f) { /* NaN: some element not finite */
+                w.bad[nbad++] = (int32_t)cc;
+                memset(dst, 0, (size_t)Dv * sizeof(float));
+            }
         }
         /* O (M, Dvp) += St^T . Vp */
         kt->gemm_atb(M, Dvp, nc, w.St, Mp, w.Vp, Dvp, w.O, Dvp);
+        for (int x = 0; x < nbad; x++) {
+            const int64_t cc = w.bad[x];
+            const float *vr = vbase + (j0 + cc) * P->v.stride_s;
+            for (int64_t m = 0; m < M; m++) {
+                const float pr = w.St[cc * Mp + m];
+                if (pr == 0.0f) continue;
+                float *orow = w.O + m * Dvp;
+                for (int64_t e = 0; e < Dv; e++) orow[e] += pr * vr[e];
+            }
+        }
     }
 
     if (nsplit > 1) { /* store the unnormalised partial */
@@ -163,8 +183,8 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     for (int64_t m = 0; m < M; m++) {
         const int64_t r = m / ng, h = h0 + m % ng;
         float *orow = attn__sdpa_at(P->o, &s, s.q0, r0 + r, h);
-        const float l = w.lrow[m];
-        if (l > 0.0f) {
+        const float l = w.lrow[m]; /* 0: fully masked row; NaN propagates */
+        if (l != 0.0f) {
             const float inv = P->drop_scale / l;
             const float *src = w.O + m * Dvp;
             for (int64_t e = 0; e < Dv; e++) orow[e] = src[e] * inv;
@@ -172,7 +192,7 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
             for (int64_t e = 0; e < Dv; e++) orow[e] = 0.0f;
         }
         if (P->lse_out)
-            P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = l > 0.0f ? w.mrow[m] + logf(l) : -INFINITY;
+            P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = l != 0.0f ? w.mrow[m] + logf(l) : -INFINITY;
     }
 }
 
@@ -215,13 +235,13 @@ static void fwd_combine(void *vctx, int64_t t0, int tid) {
                 const float *src = slot + m * Dvp;
                 for (int64_t e = 0; e < Dv; e++) orow[e] += wgt * src[e];
             }
-            if (l > 0.0f) {
+            if (l != 0.0f) {
                 const float inv = P->drop_scale / l;
                 for (int64_t e = 0; e < Dv; e++) orow[e] *= inv;
             }
         }
         if (P->lse_out)
-            P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = l > 0.0f ? mx + logf(l) : -INFINITY;
+            P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = l != 0.0f ? mx + logf(l) : -INFINITY;
     }
     (void)tid;
 }

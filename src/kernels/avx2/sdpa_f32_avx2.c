@@ -22,8 +22,8 @@
 AI __m256 exp_avx2(__m256 x) {
     const __m256 lo = _mm256_set1_ps(-87.3f);
     __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    __m256 xc = _mm256_max_ps(x, lo);
-    xc = _mm256_min_ps(xc, _mm256_set1_ps(88.3f));
+    __m256 xc = _mm256_max_ps(lo, x);                 /* NaN stays NaN (max/min return the 2nd operand) */
+    xc = _mm256_min_ps(_mm256_set1_ps(88.3f), xc);
     __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
@@ -133,7 +133,8 @@ static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float *mrow, floa
     int changed = 0;
     for (int64_t m = 0; m < mp; m += 8) {
         __m256 mx = ninf;
-        for (int64_t c = 0; c < nc; c++) mx = _mm256_max_ps(mx, _mm256_loadu_ps(S + c * mp + m));
+        /* NaN scores are ignored by the max (operand order) and surface through exp */
+        for (int64_t c = 0; c < nc; c++) mx = _mm256_max_ps(_mm256_loadu_ps(S + c * mp + m), mx);
         const __m256 mo = _mm256_loadu_ps(mrow + m);
         const __m256 mn = _mm256_max_ps(mo, mx);
         const __m256 dead = _mm256_cmp_ps(mn, ninf, _CMP_EQ_OQ); /* row still fully masked */
@@ -171,8 +172,10 @@ static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const
     for (int64_t m = 0; m < mp; m += 8) {
         const __m256 di = _mm256_loadu_ps(Di + m);
         for (int64_t c = 0; c < nc; c++) {
-            __m256 x = _mm256_sub_ps(_mm256_loadu_ps(dP + c * mp + m), di);
-            _mm256_storeu_ps(dP + c * mp + m, _mm256_mul_ps(_mm256_loadu_ps(P + c * mp + m), x));
+            const __m256 p = _mm256_loadu_ps(P + c * mp + m);
+            const __m256 zero = _mm256_cmp_ps(p, _mm256_setzero_ps(), _CMP_EQ_OQ);
+            __m256 x = _mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(dP + c * mp + m), di));
+            _mm256_storeu_ps(dP + c * mp + m, _mm256_andnot_ps(zero, x));
         }
     }
 }

@@ -68,7 +68,10 @@ static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, const float *lse
 
 static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di) {
     for (int64_t c = 0; c < nc; c++)
-        for (int64_t m = 0; m < mp; m++) dP[c * mp + m] = P[c * mp + m] * (dP[c * mp + m] - Di[m]);
+        for (int64_t m = 0; m < mp; m++) {
+            const float p = P[c * mp + m]; /* p == 0 (masked): exactly 0, even if dP is not finite */
+            dP[c * mp + m] = p == 0.0f ? 0.0f : p * (dP[c * mp + m] - Di[m]);
+        }
 }
 
 void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
