@@ -91,8 +91,8 @@ static void usage(FILE *f) {
             "  %s, --seconds 60, --layers 2 --dim 64 --heads 4 --kv-heads 2\n"
             "  --hidden 192 --seq 64 --batch 16 --lr 1e-2 --seed 1337, --out attn-lm.safetensors.\n"
             "  --lora R fine-tunes rank-R LoRA adapters on q_proj and v_proj of every layer\n"
-            "  of --base (everything else frozen); default data %s,\n"
-            "  default out attn-lm-lora.safetensors.\n",
+            "  of --base (everything else frozen; alpha = 2R); default data %s,\n"
+            "  default --lr 3e-2, default out attn-lm-lora.safetensors.\n",
             DEFAULT_DATA, DEFAULT_LORA_DATA);
 }
 
@@ -101,7 +101,7 @@ typedef struct train_args {
     double seconds, lr;
     long steps, batch, seed, lora, warmup, threads, log_every;
     lm_config cfg;
-    int dims_given, seq_given;
+    int dims_given, seq_given, lr_given;
 } train_args;
 
 /* Mean loss over the validation windows (non-overlapping, from the start of
@@ -185,6 +185,7 @@ int cmd_train(int argc, char **argv) {
         }
         if (!strcmp(k, "--lr")) {
             NEED();
+            a.lr_given = 1;
             if (!parse_float(v, 1e-8, 10.0, &dv)) { fprintf(stderr, "attn train: --lr %s: expected a number in [1e-8, 10]\n", v); return 1; }
             a.lr = dv;
             continue;
@@ -207,6 +208,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "attn train: unknown option %s (see attn train --help)\n", k);
         return 1;
     }
+    if (a.lora && !a.lr_given) a.lr = 3e-2; /* adapters start at B = 0 and like a larger step */
     if ((a.lora > 0) != (a.base != NULL)) {
         fprintf(stderr, "attn train: --lora R and --base FILE go together\n");
         return 1;
