@@ -8,7 +8,8 @@
  * Run:
  *   ATTN_NUM_THREADS=2 build-layer/bench_layer [E H B S causal reps]
  *   defaults: 1024 16 4 2048 0 3
- * Reports the best of `reps` runs of each part (the machine is shared). */
+ * Reports the best of `reps` runs of each part, as wall time and as process
+ * CPU time (the machine is shared: wall time includes waiting for cores). */
 #include "attn.h"
 #include "kernels/gemm.h"
 
@@ -22,6 +23,21 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* process CPU time (all threads): the work done, insensitive to other load
+ * on a shared machine (the pool's idle workers sleep, OpenBLAS runs
+ * single-threaded inside the pool's tasks, so nothing spins) */
+static double cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct { double wall, cpu; } tm2;
+static void keep_best(tm2 *best, double w0, double w1, double c0, double c1) {
+    if (w1 - w0 < best->wall) best->wall = w1 - w0;
+    if (c1 - c0 < best->cpu) best->cpu = c1 - c0;
 }
 
 static float *randv(int64_t n, uint64_t seed) {
@@ -56,29 +72,26 @@ int main(int argc, char **argv) {
     attn_mha_input_init(&in);
     in.batch = B; in.seq_q = S; in.x = x;
 
-    double best_f = 1e30, best_b = 1e30;
+    tm2 lf = {1e30, 1e30}, lb = {1e30, 1e30};
     for (int r = 0; r <= reps; r++) { /* r = 0: warm-up (first touch of the scratch) */
-        double t0 = now();
+        double t0 = now(), c0 = cpu();
         if (attn_mha_forward(m, &in, y) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
-        double t1 = now();
+        double t1 = now(), c1 = cpu();
         if (attn_mha_backward(m, dy, dx, NULL, NULL) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
-        double t2 = now();
-        if (r > 0) {
-            if (t1 - t0 < best_f) best_f = t1 - t0;
-            if (t2 - t1 < best_b) best_b = t2 - t1;
-        }
+        double t2 = now(), c2 = cpu();
+        if (r > 0) { keep_best(&lf, t0, t1, c0, c1); keep_best(&lb, t1, t2, c1, c2); }
     }
 
     /* ── the same GEMMs alone ── */
     float *W = randv(N3 * E, 3), *Wo = randv(E * E, 4), *proj = randv(rows * N3, 5), *o = randv(rows * E, 6);
     float *dW = calloc((size_t)(N3 * E), sizeof(float)), *dWo = calloc((size_t)(E * E), sizeof(float));
     float *dproj = randv(rows * N3, 7), *dO = malloc(sizeof(float) * rows * E);
-    double best_gf = 1e30, best_gb = 1e30;
+    tm2 gf = {1e30, 1e30}, gb = {1e30, 1e30};
     for (int r = 0; r <= reps; r++) {
-        double t0 = now();
+        double t0 = now(), c0 = cpu();
         attn__sgemm(0, 1, rows, N3, E, 1.0f, x, E, W, E, 0.0f, proj, N3);    /* proj = x Wqkv^T */
         attn__sgemm(0, 1, rows, E, E, 1.0f, o, E, Wo, E, 0.0f, y, E);         /* y = o Wo^T */
-        double t1 = now();
+        double t1 = now(), c1 = cpu();
         attn__sgemm(1, 0, E, E, rows, 1.0f, dy, E, o, E, 1.0f, dWo, E);       /* dWo += dy^T o */
         attn__sgemm(0, 0, rows, E, E, 1.0f, dy, E, Wo, E, 0.0f, dO, E);       /* dO = dy Wo */
         for (int p = 0; p < 3; p++) {                                         /* per projection */
@@ -86,11 +99,8 @@ int main(int argc, char **argv) {
             attn__sgemm(1, 0, E, E, rows, 1.0f, dYp, E, x, E, 1.0f, dW + (size_t)p * E * E, E);
             attn__sgemm(0, 0, rows, E, E, 1.0f, dYp, E, W + (size_t)p * E * E, E, p ? 1.0f : 0.0f, dx, E);
         }
-        double t2 = now();
-        if (r > 0) {
-            if (t1 - t0 < best_gf) best_gf = t1 - t0;
-            if (t2 - t1 < best_gb) best_gb = t2 - t1;
-        }
+        double t2 = now(), c2 = cpu();
+        if (r > 0) { keep_best(&gf, t0, t1, c0, c1); keep_best(&gb, t1, t2, c1, c2); }
     }
 
     /* ── the sdpa kernels alone, on the layer's strided views ── */
@@ -108,32 +118,34 @@ int main(int argc, char **argv) {
     void *ws = aligned_alloc(64, (wsn + 63) & ~(size_t)63);
     memset(ws, 0, wsn);
     for (int64_t i = 0; i < rows * N3; i++) proj[i] *= 4.0f; /* O(1) logits */
-    double best_sf = 1e30, best_sb = 1e30;
+    tm2 sf = {1e30, 1e30}, sb = {1e30, 1e30};
     for (int r = 0; r <= reps; r++) {
-        double t0 = now();
+        double t0 = now(), c0 = cpu();
         if (attn_sdpa_fwd(&dims, qv, kv, vv, ov, lse, &opts, ws, wsn) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
-        double t1 = now();
+        double t1 = now(), c1 = cpu();
         if (attn_sdpa_bwd(&dims, qv, kv, vv, ov, dov, lse, dqv, dkv, dvv, &opts, ws, wsn) != ATTN_OK) {
             fprintf(stderr, "%s\n", attn_last_error());
             return 1;
         }
-        double t2 = now();
-        if (r > 0) {
-            if (t1 - t0 < best_sf) best_sf = t1 - t0;
-            if (t2 - t1 < best_sb) best_sb = t2 - t1;
-        }
+        double t2 = now(), c2 = cpu();
+        if (r > 0) { keep_best(&sf, t0, t1, c0, c1); keep_best(&sb, t1, t2, c1, c2); }
     }
     const double gemm_flop_f = 2.0 * rows * E * (N3 + E), gemm_flop_b = 2.0 * 2.0 * rows * E * (N3 + E);
     const double sd = causal ? 0.5 : 1.0, sdpa_flop_f = 4.0 * B * H * S * S * D * sd, sdpa_flop_b = 2.5 * sdpa_flop_f;
-    printf("layer   fwd %8.1f ms  bwd %8.1f ms  total %8.1f ms\n", 1e3 * best_f, 1e3 * best_b, 1e3 * (best_f + best_b));
-    printf("gemm    fwd %8.1f ms  bwd %8.1f ms  (%.1f / %.1f GFLOP/s)\n", 1e3 * best_gf, 1e3 * best_gb,
-           gemm_flop_f / best_gf * 1e-9, gemm_flop_b / best_gb * 1e-9);
-    printf("sdpa    fwd %8.1f ms  bwd %8.1f ms  (%.1f / %.1f GFLOP/s)\n", 1e3 * best_sf, 1e3 * best_sb,
-           sdpa_flop_f / best_sf * 1e-9, sdpa_flop_b / best_sb * 1e-9);
-    const double parts_f = best_gf + best_sf, parts_b = best_gb + best_sb;
-    printf("parts   fwd %8.1f ms  bwd %8.1f ms  total %8.1f ms\n", 1e3 * parts_f, 1e3 * parts_b, 1e3 * (parts_f + parts_b));
-    printf("ratio layer / parts: fwd %.3f  bwd %.3f  total %.3f\n", best_f / parts_f, best_b / parts_b,
-           (best_f + best_b) / (parts_f + parts_b));
+    for (int k = 0; k < 2; k++) {
+        const char *what = k ? "cpu (process CPU time, all threads)" : "wall";
+#define T(x) (k ? (x).cpu : (x).wall)
+        printf("── %s ──\n", what);
+        printf("layer   fwd %8.1f ms  bwd %8.1f ms  total %8.1f ms\n", 1e3 * T(lf), 1e3 * T(lb), 1e3 * (T(lf) + T(lb)));
+        printf("gemm    fwd %8.1f ms  bwd %8.1f ms  (%.1f / %.1f GFLOP/s)\n", 1e3 * T(gf), 1e3 * T(gb),
+               gemm_flop_f / T(gf) * 1e-9, gemm_flop_b / T(gb) * 1e-9);
+        printf("sdpa    fwd %8.1f ms  bwd %8.1f ms  (%.1f / %.1f GFLOP/s)\n", 1e3 * T(sf), 1e3 * T(sb),
+               sdpa_flop_f / T(sf) * 1e-9, sdpa_flop_b / T(sb) * 1e-9);
+        const double pf = T(gf) + T(sf), pb = T(gb) + T(sb);
+        printf("parts   fwd %8.1f ms  bwd %8.1f ms  total %8.1f ms\n", 1e3 * pf, 1e3 * pb, 1e3 * (pf + pb));
+        printf("ratio layer / parts: fwd %.3f  bwd %.3f  total %.3f\n", T(lf) / pf, T(lb) / pb, (T(lf) + T(lb)) / (pf + pb));
+#undef T
+    }
     attn_mha_free(m);
     free(x); free(dy); free(y); free(dx); free(W); free(Wo); free(proj); free(o); free(dW); free(dWo); free(dproj);
     free(dO); free(lse); free(ws);
