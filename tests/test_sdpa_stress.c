@@ -7,6 +7,8 @@
  *      key_lens, causal, sliding window, bool mask, varlen key_lens) and NaN
  *      in q / dO of fully masked rows leave o, lse, dq, dk, dv bit-identical
  *      to the same inputs with zeros there — a masked position never leaks;
+ *      hand-built scenarios plus 300 random configurations (every option)
+ *      whose hidden keys / dead rows are derived from the mask semantics;
  *   4. NaN at a visible key position propagates to exactly the rows that see it;
  *   5. fully masked rows of every kind: o = 0, lse = -inf, zero gradients, no NaN;
  *   6. workspace sizes do not grow with Sq * Sk. */
@@ -411,6 +413,142 @@ static void masked_never_leak(void) {
     }
 }
 
+/* Random configurations: every K / V row (per kv head) that no query of its
+ * group may see, and the q / dO rows of every fully masked (row, head), are
+ * poisoned; o, lse, dq, dk, dv must be bit-identical to the run with zeros
+ * (K / V) or ordinary values (q / dO) there. */
+static float *row_of(const sc_case *c, sc_tensor *t, int64_t b, int64_t r0, int64_t r, int64_t h) {
+    return c->varlen ? sc_at(t, 0, r0 + r, h) : sc_at(t, b, r, h);
+}
+
+static void random_no_leak(int64_t count) {
+    static const int64_t seqs[] = {1, 3, 7, 16, 17, 33, 47, 64, 65, 100};
+    static const int64_t dims[] = {8, 16, 40, 64};
+    static const unsigned masking[6] = {SC_F_CAUSAL, SC_F_KEYLENS, SC_F_WINDOW, SC_F_BOOL, SC_F_ADD, SC_F_VARLEN};
+    sc_gen g = {seqs, 10, dims, 4, 150000, 3, 2, 3, SC_F_ALL, 0, 0.3};
+    tu_rng r = {606};
+    int64_t tested = 0, hidden_rows = 0, dead_rows = 0;
+    int64_t runs[2] = {0, 0}, fails_f[2] = {0, 0}, fails_b[2] = {0, 0}, feat_fail[2][12];
+    static char first_fail[2][700];
+    memset(feat_fail, 0, sizeof feat_fail);
+    first_fail[0][0] = first_fail[1][0] = 0;
+    for (int64_t n = 0; n < count; n++) {
+        g.force = masking[n % 6] | (n % 2 ? masking[(n / 2) % 6] : 0);
+        sc_case c;
+        sc_gen_case(&c, &r, &g);
+        int64_t Hq = c.d.heads_q, Hkv = c.d.heads_kv, G = Hq / Hkv;
+        int64_t nk = c.Bq * c.d.seq_k * Hkv, nq = c.Bq * c.d.seq_q * Hq;
+        unsigned char *hid = calloc((size_t)nk + 1, 1), *dead = calloc((size_t)nq + 1, 1);
+        int64_t nh = 0, nd = 0;
+        for (int64_t b = 0; b < c.d.batch; b++) {
+            int64_t q0, sq, k0, sk;
+            sc_seq_rows(&c, b, &q0, &sq, &k0, &sk);
+            int64_t qb = c.varlen ? q0 : b * c.d.seq_q, kb = c.varlen ? k0 : b * c.d.seq_k;
+            for (int64_t hk = 0; hk < Hkv; hk++)
+                for (int64_t j = 0; j < sk; j++) {
+                    int seen = 0;
+                    for (int64_t h = hk * G; h < (hk + 1) * G && !seen; h++)
+                        for (int64_t i = 0; i < sq && !seen; i++) seen = sc_visible(&c, b, h, i, j);
+                    if (!seen) { hid[(kb + j) * Hkv + hk] = 1; nh++; }
+                }
+            for (int64_t h = 0; h < Hq; h++)
+                for (int64_t i = 0; i < sq; i++) {
+                    int any = 0;
+                    for (int64_t j = 0; j < sk && !any; j++) any = sc_visible(&c, b, h, i, j);
+                    if (!any) { dead[(qb + i) * Hq + h] = 1; nd++; }
+                }
+        }
+        if (nh + nd == 0) { free(hid); free(dead); sc_case_free(&c); continue; }
+        tested++;
+        hidden_rows += nh;
+        dead_rows += nd;
+        res clean, dirty;
+        res_alloc(&clean, &c);
+        res_alloc(&dirty, &c);
+        for (int ii = 0; ii < nisa; ii++) {
+            attn_isa_set(isas[ii]);
+            /* variant 0: NaN k / +Inf v in hidden rows; 1: -Inf k / NaN v; 2: NaN q / dO in dead rows */
+            for (int variant = 0; variant < 3; variant++) {
+                if (variant < 2 && nh == 0) continue;
+                if (variant == 2 && nd == 0) continue;
+                float pk = variant == 1 ? -INFINITY : NAN, pv = variant == 1 ? NAN : INFINITY;
+                for (int pass = 0; pass < 2; pass++) { /* 0: clean, 1: poisoned */
+                    for (int64_t b = 0; b < c.d.batch; b++) {
+                        int64_t q0, sq, k0, sk;
+                        sc_seq_rows(&c, b, &q0, &sq, &k0, &sk);
+                        int64_t qb = c.varlen ? q0 : b * c.d.seq_q, kb = c.varlen ? k0 : b * c.d.seq_k;
+                        for (int64_t hk = 0; hk < Hkv; hk++)
+                            for (int64_t j = 0; j < sk; j++)
+                                if (hid[(kb + j) * Hkv + hk]) {
+                                    float *kr = row_of(&c, &c.k, b, k0, j, hk), *vr = row_of(&c, &c.v, b, k0, j, hk);
+                                    int poison = pass && variant < 2;
+                                    for (int64_t x = 0; x < c.d.head_dim; x++) kr[x] = poison ? pk : 0.0f;
+                                    for (int64_t x = 0; x < c.Dv; x++) vr[x] = poison ? pv : 0.0f;
+                                }
+                        for (int64_t h = 0; h < Hq; h++)
+                            for (int64_t i = 0; i < sq; i++)
+                                if (dead[(qb + i) * Hq + h]) {
+                                    float *qr = row_of(&c, &c.q, b, q0, i, h), *dr = row_of(&c, &c.dO, b, q0, i, h);
+                                    int poison = pass && variant == 2;
+                                    for (int64_t x = 0; x < c.d.head_dim; x++) qr[x] = poison ? NAN : 0.5f;
+                                    for (int64_t x = 0; x < c.Dv; x++) dr[x] = poison ? NAN : -0.25f;
+                                }
+                    }
+                    run(&c, pass ? &dirty : &clean);
+                }
+                if (!clean.ok || !dirty.ok) {
+                    CHECK(0, "random no-leak cfg %lld [%s]: call failed: %s", (long long)n, attn_isa_name(isas[ii]),
+                          attn_last_error());
+                    continue;
+                }
+                int okf = sc_bits_equal(clean.o, dirty.o, sc_no(&c)) && sc_bits_equal(clean.lse, dirty.lse, c.nlse);
+                int okb = sc_bits_equal(clean.dq, dirty.dq, sc_nq(&c)) && sc_bits_equal(clean.dk, dirty.dk, sc_nk(&c)) &&
+                          sc_bits_equal(clean.dv, dirty.dv, sc_nv(&c));
+                int cat = variant < 2 ? 0 : 1;
+                runs[cat]++;
+                if (!okf) fails_f[cat]++;
+                if (!okb) fails_b[cat]++;
+                if (!(okf && okb)) {
+                    for (int f = 0; f < 12; f++)
+                        if (c.features >> f & 1) feat_fail[cat][f]++;
+                    if (!first_fail[cat][0])
+                        snprintf(first_fail[cat], sizeof first_fail[cat],
+                                 "cfg %lld [%s]: %s%s differ (non-finite o %lld dq %lld dk %lld dv %lld) | %s",
+                                 (long long)n, attn_isa_name(isas[ii]), okf ? "" : "fwd", okb ? "" : " bwd",
+                                 (long long)count_nonfinite(dirty.o, sc_no(&c)),
+                                 (long long)count_nonfinite(dirty.dq, sc_nq(&c)),
+                                 (long long)count_nonfinite(dirty.dk, sc_nk(&c)),
+                                 (long long)count_nonfinite(dirty.dv, sc_nv(&c)), c.desc);
+                }
+            }
+        }
+        res_free(&clean);
+        res_free(&dirty);
+        free(hid);
+        free(dead);
+        sc_case_free(&c);
+    }
+    printf("random no-leak: %lld of %lld configs had hidden keys or dead rows (%lld hidden kv rows, %lld dead q rows)\n",
+           (long long)tested, (long long)count, (long long)hidden_rows, (long long)dead_rows);
+    static const char *cn[2] = {"Inf/NaN in K/V rows no query sees", "NaN in q/dO of fully masked rows"};
+    static const char *fnames[12] = {"causal", "key_lens", "window", "alibi", "softcap", "bool", "add",
+                                     "varlen", "dropout", "gqa", "views", "scale"};
+    for (int cat = 0; cat < 2; cat++) {
+        char fs[400] = "";
+        for (int f = 0; f < 12; f++)
+            if (feat_fail[cat][f]) {
+                char it[40];
+                snprintf(it, sizeof it, " %s=%lld", fnames[f], (long long)feat_fail[cat][f]);
+                strncat(fs, it, sizeof fs - strlen(fs) - 1);
+            }
+        printf("  %s: %lld runs, forward changed in %lld, backward changed in %lld%s%s\n", cn[cat], (long long)runs[cat],
+               (long long)fails_f[cat], (long long)fails_b[cat], fs[0] ? "; failing runs by feature:" : "", fs);
+        CHECK(fails_f[cat] == 0 && fails_b[cat] == 0,
+              "random no-leak, %s: %lld of %lld runs change the forward, %lld the backward; first: %s", cn[cat],
+              (long long)fails_f[cat], (long long)runs[cat], (long long)fails_b[cat], first_fail[cat]);
+    }
+}
+
 /* ─── 4: NaN at a visible position reaches exactly the rows that see it ──── */
 static void nan_propagates(void) {
     tu_rng r = {404};
@@ -629,6 +767,7 @@ int main(void) {
     huge_logits();
     constant_inputs();
     masked_never_leak();
+    random_no_leak(sc_count(300));
     nan_propagates();
     fully_masked_rows();
     workspace_growth();

@@ -178,6 +178,25 @@ static sc_seq seq_of(const sc_case *c, int64_t b) {
     return s;
 }
 
+int sc_visible(const sc_case *c, int64_t b, int64_t h, int64_t i, int64_t j) {
+    const attn_sdpa_opts *o = &c->o;
+    sc_seq sq = seq_of(c, b);
+    int64_t p = o->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + sq.skb - sq.sq : i;
+    if (j >= sq.skb) return 0;
+    if (o->causal && j > p) return 0;
+    if (o->window_left >= 0 && j < p - o->window_left) return 0;
+    if (o->window_right >= 0 && j > p + o->window_right) return 0;
+    int64_t moff = b * o->mask_stride_b + h * o->mask_stride_h + i * o->mask_stride_q + j;
+    if (o->mask_kind == ATTN_MASK_BOOL && ((const uint8_t *)o->mask)[moff] == 0) return 0;
+    if (o->mask_kind == ATTN_MASK_ADD && ((const float *)o->mask)[moff] == -INFINITY) return 0;
+    return 1;
+}
+
+void sc_seq_rows(const sc_case *c, int64_t b, int64_t *q0, int64_t *sq, int64_t *k0, int64_t *sk) {
+    sc_seq s = seq_of(c, b);
+    *q0 = s.q0; *sq = s.sq; *k0 = s.k0; *sk = s.skv;
+}
+
 int64_t sc_nq(const sc_case *c) { return c->Bq * c->d.seq_q * c->d.heads_q * c->d.head_dim; }
 int64_t sc_nk(const sc_case *c) { return c->Bq * c->d.seq_k * c->d.heads_kv * c->d.head_dim; }
 int64_t sc_nv(const sc_case *c) { return c->Bq * c->d.seq_k * c->d.heads_kv * c->Dv; }

@@ -119,6 +119,12 @@ void sc_case_free(sc_case *c);
 void sc_case_refresh64(sc_case *c); /* recompute q64/k64/v64/dO64 from the fp32 views */
 void sc_describe(sc_case *c);        /* (re)writes c->desc */
 
+/* Is key j of sequence b visible to query row i (within the sequence) of query
+ * head h? (key_lens, causal, window, bool mask, additive mask == -inf) */
+int sc_visible(const sc_case *c, int64_t b, int64_t h, int64_t i, int64_t j);
+/* Rows / keys of sequence b: first packed row and count (q), first packed key and count (k). */
+void sc_seq_rows(const sc_case *c, int64_t b, int64_t *q0, int64_t *sq, int64_t *k0, int64_t *sk);
+
 /* element counts of the contiguous copies */
 int64_t sc_nq(const sc_case *c);  /* Bq*Sq*Hq*D */
 int64_t sc_nk(const sc_case *c);  /* Bq*Sk*Hkv*D */
