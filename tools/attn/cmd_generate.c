@@ -96,7 +96,7 @@ int cmd_generate(int argc, char **argv) {
     lm_rng rng = {(uint64_t)seed * 0x9E3779B97F4A7C15ull + 1};
     double t0 = now_s();
     st = lm_forward_cached(m, cache, ctx, n, logits);
-    if (st != ATTN_OK) { fprintf(stderr, "\nattn generate: prefill: %s\n", lm_error()); goto done; }
+    if (st != ATTN_OK) { fputc('\n', stdout); fprintf(stderr, "attn generate: prefill: %s\n", lm_error()); goto done; }
     double t_prefill = now_s() - t0, t1 = now_s();
     long refills = 0;
     for (long i = 0; i < ntok; i++) {
@@ -111,12 +111,12 @@ int cmd_generate(int argc, char **argv) {
             n = keep;
             st = lm_cache_reset(cache);
             if (st == ATTN_OK) st = lm_forward_cached(m, cache, ctx, n, logits);
-            if (st != ATTN_OK) { fprintf(stderr, "\nattn generate: refill: %s\n", lm_error()); goto done; }
+            if (st != ATTN_OK) { fputc('\n', stdout); fprintf(stderr, "attn generate: refill: %s\n", lm_error()); goto done; }
             refills++;
         }
         ctx[n++] = tok;
         st = lm_forward_cached(m, cache, &ctx[n - 1], 1, logits);
-        if (st != ATTN_OK) { fprintf(stderr, "\nattn generate: decode: %s\n", lm_error()); goto done; }
+        if (st != ATTN_OK) { fputc('\n', stdout); fprintf(stderr, "attn generate: decode: %s\n", lm_error()); goto done; }
     }
     double t_decode = now_s() - t1;
     fputc('\n', stdout);

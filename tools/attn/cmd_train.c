@@ -331,8 +331,8 @@ int cmd_train(int argc, char **argv) {
         st = lm_forward(m, x, y, B, T, &loss);
         if (st == ATTN_OK) st = lm_zero_grad(m);
         if (st == ATTN_OK) st = lm_backward(m);
-        if (st != ATTN_OK) { if (tty) fputc('\n', stderr); fprintf(stderr, "attn train: step %ld: %s\n", step, lm_error()); goto done; }
-        if (!isfinite(loss)) { if (tty) fputc('\n', stderr); fprintf(stderr, "attn train: step %ld: loss is %g (diverged; lower --lr)\n", step, (double)loss); goto done; }
+        if (st != ATTN_OK) { if (tty) fputs("\r\033[K", stderr); fprintf(stderr, "attn train: step %ld: %s\n", step, lm_error()); goto done; }
+        if (!isfinite(loss)) { if (tty) fputs("\r\033[K", stderr); fprintf(stderr, "attn train: step %ld: loss is %g (diverged; lower --lr)\n", step, (double)loss); goto done; }
         /* global-norm clipping to 1.0 */
         double gn = 0.0;
         for (int64_t i = 0; i < np; i++) {
