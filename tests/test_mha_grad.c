@@ -345,7 +345,52 @@ static void test_accumulate(void) {
     attn_mha_free(m);
 }
 
+/* backward results do not depend on the thread count */
+static void test_threads(void) {
+    attn_mha_config cfg = mk(64, 4, 2, 16);
+    cfg.bias_q = cfg.bias_k = cfg.bias_v = cfg.bias_o = 1; cfg.qk_norm = 1; cfg.rope = ATTN_ROPE_NEOX; cfg.causal = 1;
+    attn_mha *m = NULL;
+    if (attn_mha_create(&m, &cfg) != ATTN_OK) { CHECK(0, "create"); return; }
+    attn_mha_init_weights(m, ATTN_INIT_XAVIER_UNIFORM, 1);
+    attn_mha_lora_attach(m, ATTN_PROJ_Q | ATTN_PROJ_O, 4, 8, 2);
+    tu_rng r = {10};
+    mha_randomize_params(m, &r, 0.3, 1.0);
+    const int64_t B = 3, S = 40, n = B * S * 64;
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n), *g = malloc(sizeof(float) * n);
+    float *dx[2] = {malloc(sizeof(float) * n), malloc(sizeof(float) * n)};
+    tu_fill(&r, x, n, 1); tu_fill(&r, g, n, 1);
+    attn_mha_input in;
+    attn_mha_input_init(&in);
+    in.batch = B; in.seq_q = S; in.x = x;
+    attn_mha_set_training(m, 1);
+    const int nt0 = attn_get_num_threads();
+    int64_t np = attn_mha_num_params(m);
+    float **gr = calloc((size_t)np, sizeof(float *));
+    for (int k = 0; k < 2; k++) {
+        attn_set_num_threads(k ? 3 : 1);
+        attn_mha_zero_grad(m);
+        attn_mha_forward(m, &in, y);
+        CHECK(attn_mha_backward(m, g, dx[k], NULL, NULL) == ATTN_OK, "backward");
+        for (int64_t i = 0; i < np; i++) {
+            attn_param p;
+            attn_mha_param(m, i, &p);
+            if (!k) {
+                gr[i] = malloc(sizeof(float) * (size_t)p.numel);
+                memcpy(gr[i], p.grad, sizeof(float) * (size_t)p.numel);
+            } else {
+                CHECK(memcmp(gr[i], p.grad, sizeof(float) * (size_t)p.numel) == 0, "%s grad depends on the thread count", p.name);
+                free(gr[i]);
+            }
+        }
+    }
+    attn_set_num_threads(nt0);
+    CHECK(memcmp(dx[0], dx[1], sizeof(float) * n) == 0, "dx depends on the thread count");
+    free(gr); free(x); free(y); free(g); free(dx[0]); free(dx[1]);
+    attn_mha_free(m);
+}
+
 int main(void) {
+    test_threads();
     test_fd_self();
     test_cases();
     test_accumulate();

@@ -132,13 +132,13 @@ attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const floa
     if (seq_q < 0) return attn__fail(ATTN_ERR_SHAPE, "attn_mha_forward_cached: seq_q = %lld < 0", (long long)seq_q);
     int64_t max_len = 0;
     for (int64_t b = 0; b < batch; b++) {
-        if (cache->len[b] + seq_q > cache->cap)
+        if (seq_q > cache->cap - cache->len[b])
             return attn__fail(ATTN_ERR_CAPACITY, "attn_mha_forward_cached: sequence %lld has %lld tokens, + seq_q = %lld "
                               "exceeds capacity %lld", (long long)b, (long long)cache->len[b], (long long)seq_q,
                               (long long)cache->cap);
         if (cache->len[b] + seq_q > max_len) max_len = cache->len[b] + seq_q;
     }
-    if (batch * seq_q > (int64_t)INT32_MAX / 4)
+    if (seq_q > 0 && batch > (int64_t)INT32_MAX / 4 / seq_q)
         return attn__fail(ATTN_ERR_SHAPE, "attn_mha_forward_cached: batch * seq_q = %lld tokens is too many", (long long)(batch * seq_q));
     m->st.valid = 0; /* the scratch buffers are reused */
     if (seq_q == 0) return ATTN_OK;

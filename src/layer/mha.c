@@ -607,10 +607,10 @@ static attn_status check_input(const attn_mha *m, const attn_mha_input *in, cons
             return attn__fail(ATTN_ERR_SHAPE, "attn_mha_forward: self-attention (in->key = NULL) needs kdim = vdim = embed_dim = %lld, "
                               "have kdim = %lld, vdim = %lld", (long long)m->E, (long long)m->kdim, (long long)m->vdim);
     }
-    const int64_t Skv = in->key ? in->seq_kv : in->seq_q;
-    if (in->batch * (in->seq_q > Skv ? in->seq_q : Skv) > MHA_MAX_ROWS / 4)
-        return attn__fail(ATTN_ERR_SHAPE, "attn_mha_forward: batch * seq = %lld tokens is too many",
-                          (long long)(in->batch * (in->seq_q > Skv ? in->seq_q : Skv)));
+    const int64_t Skv = in->key ? in->seq_kv : in->seq_q, Smax = in->seq_q > Skv ? in->seq_q : Skv;
+    if (Smax > 0 && in->batch > MHA_MAX_ROWS / 4 / Smax)
+        return attn__fail(ATTN_ERR_SHAPE, "attn_mha_forward: batch = %lld x seq = %lld tokens is too many (max %lld)",
+                          (long long)in->batch, (long long)Smax, (long long)(MHA_MAX_ROWS / 4));
     if (in->mask_kind != ATTN_MASK_NONE && in->mask_kind != ATTN_MASK_BOOL && in->mask_kind != ATTN_MASK_ADD)
         return attn__fail(ATTN_ERR_OPTION, "attn_mha_forward: in->mask_kind = %d, must be NONE (0), BOOL (1) or ADD (2)",
                           in->mask_kind);
