@@ -302,6 +302,13 @@ ATTN_API attn_status attn_st_find(const attn_st *st, const char *name, attn_tens
  * only checks numel == dst_numel. */
 ATTN_API attn_status attn_st_read_f32(const attn_st *st, const char *name, float *dst,
                                       int64_t dst_numel, int ndim, const int64_t *shape);
+/* The "__metadata__" (string -> string) entries of the file, sorted by key.
+ * Strings are owned by the handle (a value containing \u0000 ends there). */
+ATTN_API int64_t attn_st_metadata_count(const attn_st *st);
+ATTN_API attn_status attn_st_metadata_entry(const attn_st *st, int64_t index, const char **key,
+                                            const char **value);
+/* Value of a metadata key, or NULL if the file has no such key. */
+ATTN_API const char *attn_st_metadata(const attn_st *st, const char *key);
 
 typedef struct attn_st_writer attn_st_writer; /* collects tensors, then writes one file */
 ATTN_API attn_status attn_st_writer_create(attn_st_writer **out);
@@ -309,6 +316,9 @@ ATTN_API void attn_st_writer_free(attn_st_writer *w);
 /* Adds an F32 tensor (data is copied). Duplicate names are an error. */
 ATTN_API attn_status attn_st_writer_add_f32(attn_st_writer *w, const char *name, const float *data,
                                             int ndim, const int64_t *shape);
+/* Sets a "__metadata__" entry (UTF-8 key and value; setting a key again
+ * replaces its value). "format": "pt" is always written unless set here. */
+ATTN_API attn_status attn_st_writer_set_metadata(attn_st_writer *w, const char *key, const char *value);
 ATTN_API attn_status attn_st_writer_save(const attn_st_writer *w, const char *path);
 
 /* ═══ IO: .npy ══════════════════════════════════════════════════════════════ */

@@ -193,6 +193,14 @@ static void check_ref(const attn_st *st) {
     CHECK(attn_st_info(st, 4, &ti) == ATTN_ERR_NOT_FOUND && attn_st_info(st, -1, &ti) == ATTN_ERR_NOT_FOUND, "info range");
     CHECK(attn_st_find(st, "f3", &ti) == ATTN_ERR_NOT_FOUND && attn_st_find(st, "f320", &ti) == ATTN_ERR_NOT_FOUND,
           "find near names");
+    /* metadata */
+    const char *k = NULL, *mv = NULL;
+    CHECK(attn_st_metadata_count(st) == 1, "metadata count");
+    CHECK(attn_st_metadata_entry(st, 0, &k, &mv) == ATTN_OK && strcmp(k, "format") == 0 && strcmp(mv, "pt") == 0,
+          "metadata entry");
+    CHECK(attn_st_metadata_entry(st, 1, &k, &mv) == ATTN_ERR_NOT_FOUND, "metadata entry range");
+    CHECK(attn_st_metadata(st, "format") && strcmp(attn_st_metadata(st, "format"), "pt") == 0, "metadata get");
+    CHECK(attn_st_metadata(st, "formats") == NULL && attn_st_metadata(st, NULL) == NULL, "metadata missing");
 }
 
 static void test_reference_file(void) {
@@ -310,6 +318,12 @@ static void test_writer(void) {
     CHECK(attn_st_writer_add_f32(w, "nodata", NULL, 1, (int64_t[]){ 2 }) == ATTN_ERR_NULL, "NULL data");
     CHECK(attn_st_writer_add_f32(NULL, "x", c, 1, (int64_t[]){ 2 }) == ATTN_ERR_NULL, "NULL writer");
 
+    CHECK(attn_st_writer_set_metadata(w, "zeta", "1") == ATTN_OK, "meta zeta");
+    CHECK(attn_st_writer_set_metadata(w, "alpha", "x\"y\n\xc3\xa9") == ATTN_OK, "meta alpha");
+    CHECK(attn_st_writer_set_metadata(w, "zeta", "2") == ATTN_OK, "meta zeta replaced");
+    CHECK(attn_st_writer_set_metadata(w, "", "1") == ATTN_ERR_OPTION, "meta empty key");
+    CHECK(attn_st_writer_set_metadata(w, "k", "\xff") == ATTN_ERR_OPTION, "meta invalid UTF-8 value");
+    CHECK(attn_st_writer_set_metadata(w, "k", NULL) == ATTN_ERR_NULL, "meta NULL value");
     char path[512];
     tmp_path(path, sizeof path, "rt.safetensors");
     CHECK(attn_st_writer_save(w, path) == ATTN_OK, "save: %s", attn_last_error());
@@ -325,8 +339,9 @@ static void test_writer(void) {
     if (fb) {
         uint64_t h = attn__ld_le64(fb);
         CHECK(h % 8 == 0, "header padded to 8 (%llu)", (unsigned long long)h);
-        CHECK(memcmp(fb + 8, "{\"__metadata__\":{\"format\":\"pt\"},\"b.bias\":{\"dtype\":\"F32\",\"shape\":[5],"
-                             "\"data_offsets\":[0,20]},\"empty\":", 80) == 0, "header starts as expected: %.90s", fb + 8);
+        const char *want = "{\"__metadata__\":{\"alpha\":\"x\\\"y\\u000a\xc3\xa9\",\"format\":\"pt\",\"zeta\":\"2\"},"
+                           "\"b.bias\":{\"dtype\":\"F32\",\"shape\":[5],\"data_offsets\":[0,20]},\"empty\":";
+        CHECK(memcmp(fb + 8, want, strlen(want)) == 0, "header starts as expected: %.140s", fb + 8);
         CHECK(fb[8 + h - 1] == ' ' || fb[8 + h - 1] == '}', "padding is spaces");
     }
     for (int src = 0; src < 2; src++) {
@@ -344,6 +359,12 @@ static void test_writer(void) {
         CHECK(attn_st_read_f32(st, "empty", NULL, 0, 2, (int64_t[]){ 0, 7 }) == ATTN_OK, "empty");
         attn_tensor_info ti;
         CHECK(attn_st_info(st, 0, &ti) == ATTN_OK && strcmp(ti.name, "b.bias") == 0, "sorted by name");
+        CHECK(attn_st_metadata_count(st) == 3, "3 metadata entries");
+        const char *mk = NULL, *mv = NULL;
+        CHECK(attn_st_metadata_entry(st, 0, &mk, &mv) == ATTN_OK && strcmp(mk, "alpha") == 0 &&
+              strcmp(mv, "x\"y\n\xc3\xa9") == 0, "metadata round trip");
+        CHECK(attn_st_metadata(st, "zeta") && strcmp(attn_st_metadata(st, "zeta"), "2") == 0, "replaced value");
+        CHECK(attn_st_metadata(st, "format") && strcmp(attn_st_metadata(st, "format"), "pt") == 0, "default format");
         attn_st_free(st);
     }
     free(fb);
@@ -355,7 +376,18 @@ static void test_writer(void) {
     attn_st_writer_free(w);
     attn_st *st = NULL;
     CHECK(attn_st_open(&st, path) == ATTN_OK && attn_st_count(st) == 0, "open empty: %s", attn_last_error());
+    CHECK(attn_st_metadata_count(st) == 1 && strcmp(attn_st_metadata(st, "format"), "pt") == 0, "empty: format pt");
     attn_st_free(st);
+    /* a caller's "format" replaces the default */
+    CHECK(attn_st_writer_create(&w) == ATTN_OK, "create 3");
+    CHECK(attn_st_writer_set_metadata(w, "format", "np") == ATTN_OK, "set format");
+    CHECK(attn_st_writer_save(w, path) == ATTN_OK, "save 3");
+    attn_st_writer_free(w);
+    st = NULL;
+    CHECK(attn_st_open(&st, path) == ATTN_OK && attn_st_metadata_count(st) == 1 &&
+          strcmp(attn_st_metadata(st, "format"), "np") == 0, "format overridden");
+    attn_st_free(st);
+    CHECK(attn_st_metadata_count(NULL) == 0 && attn_st_metadata(NULL, "format") == NULL, "metadata NULL handle");
 }
 
 /* ─── malformed files ───────────────────────────────────────────────────── */
@@ -552,6 +584,17 @@ static void test_malformed(void) {
     expect_open("metadata non-string value", mk("{\"__metadata__\":{\"k\":1}}", NULL, 0), ATTN_ERR_FORMAT,
                 "value of 'k' is a number");
     expect_open("metadata twice", mk("{\"__metadata__\":{},\"__metadata__\":{}}", NULL, 0), ATTN_ERR_FORMAT, "twice");
+    expect_open("metadata key with NUL", mk("{\"__metadata__\":{\"a\\u0000b\":\"v\"}}", NULL, 0), ATTN_ERR_FORMAT,
+                "contains a NUL");
+    {
+        buf mb = mk("{\"__metadata__\":{\"k\":\"a\\u0000b\",\"\\u00e9\":\"\"}}", NULL, 0);
+        attn_st *st = NULL;
+        CHECK(attn_st_open_memory(&st, mb.p, mb.n) == ATTN_OK, "metadata value with NUL: %s", attn_last_error());
+        CHECK(st && strcmp(attn_st_metadata(st, "k"), "a") == 0, "value cut at the NUL");
+        CHECK(st && attn_st_metadata(st, "\xc3\xa9") && attn_st_metadata(st, "\xc3\xa9")[0] == 0, "escaped key, empty value");
+        attn_st_free(st);
+        free(mb.p);
+    }
     expect_open("metadata duplicate key", mk("{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", NULL, 0), ATTN_ERR_FORMAT,
                 "has the key 'k' twice");
 

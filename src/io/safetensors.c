@@ -71,6 +71,9 @@ struct attn_st {
     int64_t count;
     st_entry *entries;      /* sorted by name */
     char *names;            /* NUL-terminated names, back to back */
+    int64_t nmeta;          /* "__metadata__" entries */
+    const char **meta;      /* key, value pairs sorted by key (2 * nmeta) */
+    char *meta_text;        /* their text */
 };
 
 /* "[64, 32]" */
@@ -270,12 +273,22 @@ static attn_status parse_metadata(st_parse *ps, attn_json meta) {
     attn_json k, v;
     attn__json_iter_init(&it, meta);
     while (attn__json_next(&it, &k, &v)) {
-        if (v.type != ATTN_JSON_STRING) {
-            char kn[80];
-            attn__json_str_get(k, kn, sizeof kn);
+        char kn[80];
+        size_t kl = attn__json_str_get(k, kn, sizeof kn);
+        if (v.type != ATTN_JSON_STRING)
             return attn__fail(ATTN_ERR_FORMAT, "%s: \"__metadata__\" value of '%s' is a %s, expected a string",
                               ps->src, kn, attn__json_type_name(v.type));
+        /* keys must be usable as C strings (values are cut at a NUL) */
+        int has_nul = strlen(kn) != (kl < sizeof kn ? kl : sizeof kn - 1);
+        if (!has_nul && kl >= sizeof kn) {
+            char *tmp = (char *)attn__malloc(kl + 1);
+            if (!tmp) return attn__fail(ATTN_ERR_NOMEM, "%s: out of memory", ps->src);
+            attn__json_str_get(k, tmp, kl + 1);
+            has_nul = strlen(tmp) != kl;
+            attn__free(tmp);
         }
+        if (has_nul)
+            return attn__fail(ATTN_ERR_FORMAT, "%s: \"__metadata__\" key '%s...' contains a NUL character", ps->src, kn);
     }
     attn_json dup;
     int r = attn__json_find_dup_key(meta, &dup);
@@ -285,6 +298,50 @@ static attn_status parse_metadata(st_parse *ps, attn_json meta) {
         attn__json_str_get(dup, kn, sizeof kn);
         return attn__fail(ATTN_ERR_FORMAT, "%s: \"__metadata__\" has the key '%s' twice", ps->src, kn);
     }
+    return ATTN_OK;
+}
+
+static int cmp_meta(const void *ctx, uint32_t a, uint32_t b) {
+    const char *const *m = (const char *const *)ctx;
+    return strcmp(m[2 * a], m[2 * b]);
+}
+
+/* Decodes the (validated) "__metadata__" object into st->meta, sorted by key. */
+static attn_status load_metadata(attn_st *st, const char *src, attn_json meta) {
+    size_t n = attn__json_count(meta), bytes = 0;
+    if (n == 0) return ATTN_OK;
+    attn_json_iter it;
+    attn_json k, v;
+    attn__json_iter_init(&it, meta);
+    while (attn__json_next(&it, &k, &v)) bytes += attn__json_str_len(k) + attn__json_str_len(v) + 2;
+    char *text = (char *)attn__malloc(bytes);
+    const char **pairs = (const char **)attn__calloc(2 * n, sizeof *pairs);
+    const char **sorted = (const char **)attn__calloc(2 * n, sizeof *sorted);
+    uint32_t *order = (uint32_t *)attn__calloc(n, sizeof *order);
+    if (!text || !pairs || !sorted || !order) {
+        attn__free(text); attn__free(pairs); attn__free(sorted); attn__free(order);
+        return attn__fail(ATTN_ERR_NOMEM, "%s: out of memory for %zu metadata entries", src, n);
+    }
+    size_t used = 0, i = 0;
+    attn__json_iter_init(&it, meta);
+    while (i < n && attn__json_next(&it, &k, &v)) {
+        pairs[2 * i] = text + used;
+        used += attn__json_str_get(k, text + used, bytes - used) + 1;
+        pairs[2 * i + 1] = text + used;
+        used += attn__json_str_get(v, text + used, bytes - used) + 1;
+        order[i] = (uint32_t)i;
+        i++;
+    }
+    idx_sort(order, n, cmp_meta, pairs);
+    for (size_t j = 0; j < n; j++) {
+        sorted[2 * j] = pairs[2 * order[j]];
+        sorted[2 * j + 1] = pairs[2 * order[j] + 1];
+    }
+    attn__free(pairs);
+    attn__free(order);
+    st->nmeta = (int64_t)n;
+    st->meta = sorted;
+    st->meta_text = text;
     return ATTN_OK;
 }
 
@@ -308,12 +365,14 @@ static attn_status parse_header(attn_st *st, const char *src, const char *hdr, s
     attn__json_iter_init(&it, root);
     size_t count = 0, name_bytes = 0;
     int have_meta = 0;
+    attn_json meta = root;
     st_entry e;
     attn_status s;
     while (attn__json_next(&it, &k, &v)) {
         if (attn__json_str_eq(k, "__metadata__")) {
             if (have_meta) return attn__fail(ATTN_ERR_FORMAT, "%s: header has \"__metadata__\" twice", src);
             have_meta = 1;
+            meta = v;
             if ((s = parse_metadata(&ps, v)) != ATTN_OK) return s;
             continue;
         }
@@ -393,6 +452,8 @@ static attn_status parse_header(attn_st *st, const char *src, const char *hdr, s
         }
     }
     attn__free(order);
+    order = NULL;
+    if (have_meta && (s = load_metadata(st, src, meta)) != ATTN_OK) goto fail;
     st->count = (int64_t)count;
     st->entries = entries;
     st->names = names;
@@ -417,6 +478,8 @@ void attn_st_free(attn_st *st) {
     attn__free(st->mem);
     attn__free(st->entries);
     attn__free(st->names);
+    attn__free((void *)st->meta);
+    attn__free(st->meta_text);
     attn__free(st);
 }
 
@@ -565,6 +628,31 @@ attn_status attn_st_find(const attn_st *st, const char *name, attn_tensor_info *
     return ATTN_OK;
 }
 
+int64_t attn_st_metadata_count(const attn_st *st) { return st ? st->nmeta : 0; }
+
+attn_status attn_st_metadata_entry(const attn_st *st, int64_t index, const char **key, const char **value) {
+    if (!st) return attn__fail(ATTN_ERR_NULL, "attn_st_metadata_entry: st is NULL");
+    if (index < 0 || index >= st->nmeta)
+        return attn__fail(ATTN_ERR_NOT_FOUND, "attn_st_metadata_entry: index %lld out of range (%lld entries)",
+                          (long long)index, (long long)st->nmeta);
+    if (key) *key = st->meta[2 * index];
+    if (value) *value = st->meta[2 * index + 1];
+    return ATTN_OK;
+}
+
+const char *attn_st_metadata(const attn_st *st, const char *key) {
+    if (!st || !key) return NULL;
+    int64_t lo = 0, hi = st->nmeta;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(st->meta[2 * mid], key);
+        if (c == 0) return st->meta[2 * mid + 1];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
 static attn_status st_read_bytes(const attn_st *st, const st_entry *e, uint64_t off, void *dst, size_t n) {
     uint64_t at = st->data_start + e->begin + off;
     if (st->mem) {
@@ -670,6 +758,8 @@ typedef struct wt_entry {
 struct attn_st_writer {
     wt_entry *v;
     size_t n, cap;
+    char **meta; /* key, value pairs */
+    size_t nmeta, capmeta;
 };
 
 attn_status attn_st_writer_create(attn_st_writer **out) {
@@ -687,7 +777,50 @@ void attn_st_writer_free(attn_st_writer *w) {
         attn__free(w->v[i].data);
     }
     attn__free(w->v);
+    for (size_t i = 0; i < 2 * w->nmeta; i++) attn__free(w->meta[i]);
+    attn__free(w->meta);
     attn__free(w);
+}
+
+static char *str_dup(const char *s) {
+    size_t n = strlen(s);
+    char *p = (char *)attn__malloc(n + 1);
+    if (p) memcpy(p, s, n + 1);
+    return p;
+}
+
+attn_status attn_st_writer_set_metadata(attn_st_writer *w, const char *key, const char *value) {
+    if (!w) return attn__fail(ATTN_ERR_NULL, "attn_st_writer_set_metadata: w is NULL");
+    if (!key) return attn__fail(ATTN_ERR_NULL, "attn_st_writer_set_metadata: key is NULL");
+    if (!value) return attn__fail(ATTN_ERR_NULL, "attn_st_writer_set_metadata: value is NULL");
+    if (!key[0]) return attn__fail(ATTN_ERR_OPTION, "attn_st_writer_set_metadata: empty key");
+    if (!attn__json_utf8_valid(key, strlen(key)))
+        return attn__fail(ATTN_ERR_OPTION, "attn_st_writer_set_metadata: key '%.200s' is not valid UTF-8", key);
+    if (!attn__json_utf8_valid(value, strlen(value)))
+        return attn__fail(ATTN_ERR_OPTION, "attn_st_writer_set_metadata: value of '%.200s' is not valid UTF-8", key);
+    char *v = str_dup(value);
+    if (!v) return attn__fail(ATTN_ERR_NOMEM, "attn_st_writer_set_metadata: out of memory");
+    for (size_t i = 0; i < w->nmeta; i++)
+        if (strcmp(w->meta[2 * i], key) == 0) {
+            attn__free(w->meta[2 * i + 1]);
+            w->meta[2 * i + 1] = v;
+            return ATTN_OK;
+        }
+    if (w->nmeta == w->capmeta) {
+        size_t cap = w->capmeta ? 2 * w->capmeta : 8;
+        char **nm = (char **)attn__calloc(2 * cap, sizeof *nm);
+        if (!nm) { attn__free(v); return attn__fail(ATTN_ERR_NOMEM, "attn_st_writer_set_metadata: out of memory"); }
+        if (w->nmeta) memcpy(nm, w->meta, 2 * w->nmeta * sizeof *nm);
+        attn__free(w->meta);
+        w->meta = nm;
+        w->capmeta = cap;
+    }
+    char *k = str_dup(key);
+    if (!k) { attn__free(v); return attn__fail(ATTN_ERR_NOMEM, "attn_st_writer_set_metadata: out of memory"); }
+    w->meta[2 * w->nmeta] = k;
+    w->meta[2 * w->nmeta + 1] = v;
+    w->nmeta++;
+    return ATTN_OK;
 }
 
 attn_status attn_st_writer_add_f32(attn_st_writer *w, const char *name, const float *data, int ndim,
@@ -803,6 +936,10 @@ static int cmp_wt_name(const void *ctx, uint32_t a, uint32_t b) {
     const wt_entry *v = (const wt_entry *)ctx;
     return strcmp(v[a].name, v[b].name);
 }
+static int cmp_wt_meta(const void *ctx, uint32_t a, uint32_t b) {
+    char *const *m = (char *const *)ctx;
+    return strcmp(m[2 * a], m[2 * b]);
+}
 
 attn_status attn_st_writer_save(const attn_st_writer *w, const char *path) {
     if (!w) return attn__fail(ATTN_ERR_NULL, "attn_st_writer_save: w is NULL");
@@ -813,9 +950,35 @@ attn_status attn_st_writer_save(const attn_st_writer *w, const char *path) {
     for (size_t i = 0; i < w->n; i++) order[i] = (uint32_t)i;
     idx_sort(order, w->n, cmp_wt_name, w->v);
 
-    /* header: tensors sorted by name, contiguous data, padded to 8 bytes */
+    /* header: metadata sorted by key, tensors sorted by name, contiguous data, padded to 8 bytes */
     sbuf b = { 0 };
-    sb_str(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+    uint32_t *morder = w->nmeta ? (uint32_t *)attn__calloc(w->nmeta, sizeof *morder) : NULL;
+    if (w->nmeta && !morder) b.oom = 1;
+    int has_format = 0;
+    for (size_t i = 0; i < w->nmeta && morder; i++) {
+        morder[i] = (uint32_t)i;
+        if (strcmp(w->meta[2 * i], "format") == 0) has_format = 1;
+    }
+    if (morder) idx_sort(morder, w->nmeta, cmp_wt_meta, w->meta);
+    sb_str(&b, "{\"__metadata__\":{");
+    int first = 1;
+    for (size_t i = 0; i <= w->nmeta && morder; i++) {
+        /* "format": "pt" at its sorted place unless the caller set "format" */
+        if (!has_format && (i == w->nmeta || strcmp(w->meta[2 * morder[i]], "format") > 0)) {
+            sb_str(&b, first ? "\"format\":\"pt\"" : ",\"format\":\"pt\"");
+            first = 0;
+            has_format = 1;
+        }
+        if (i == w->nmeta) break;
+        if (!first) sb_str(&b, ",");
+        first = 0;
+        sb_json_str(&b, w->meta[2 * morder[i]]);
+        sb_str(&b, ":");
+        sb_json_str(&b, w->meta[2 * morder[i] + 1]);
+    }
+    if (!w->nmeta) sb_str(&b, "\"format\":\"pt\"");
+    sb_str(&b, "}");
+    attn__free(morder);
     uint64_t off = 0;
     for (size_t j = 0; j < w->n; j++) {
         const wt_entry *e = &w->v[order[j]];

@@ -43,6 +43,18 @@ static int fuzz_st_one(const uint8_t *data, size_t size) {
         }
         free(dst);
     }
+    int64_t nm = attn_st_metadata_count(st);
+    FUZZ_CHECK(nm >= 0 && (uint64_t)nm <= size);
+    const char *pk = NULL;
+    for (int64_t i = 0; i < nm; i++) {
+        const char *k = NULL, *v = NULL;
+        FUZZ_CHECK(attn_st_metadata_entry(st, i, &k, &v) == ATTN_OK && k && v);
+        if (pk) FUZZ_CHECK(strcmp(pk, k) < 0); /* sorted, unique */
+        pk = k;
+        FUZZ_CHECK(attn_st_metadata(st, k) == v);
+        (void)strlen(v);
+    }
+    FUZZ_CHECK(attn_st_metadata_entry(st, nm, NULL, NULL) == ATTN_ERR_NOT_FOUND);
     FUZZ_CHECK(attn_st_find(st, "", NULL) == ATTN_ERR_NOT_FOUND);
     attn_tensor_info ti;
     FUZZ_CHECK(attn_st_info(st, n, &ti) == ATTN_ERR_NOT_FOUND);
