@@ -403,7 +403,10 @@ ATTN_API attn_status attn_mha_init_weights(attn_mha *m, attn_init_scheme scheme,
 /* Training mode saves activations for backward and enables dropout. Default: eval. */
 ATTN_API attn_status attn_mha_set_training(attn_mha *m, int training);
 
-/* Inputs of one forward. Start from attn_mha_input_init(). */
+/* Inputs of one forward. Start from attn_mha_input_init().
+ * Cross-attention with RoPE: keys sit at positions 0 .. Skv-1. In training
+ * mode x / key / value and the masks are copied into the layer for backward
+ * (the caller's buffers may be reused right after the call). */
 typedef struct attn_mha_input {
     int layout;                 /* attn_layout of x / key / value / y / dy / dx */
     int64_t batch;              /* B */
@@ -464,13 +467,19 @@ typedef enum attn_naming {
 } attn_naming;
 
 /* Loads every parameter from an opened file; prefix may be "" or NULL.
- * Missing or mis-shaped tensors: error naming the tensor, expected and actual shape. */
+ * Missing or mis-shaped tensors: error naming the tensor, expected and actual shape.
+ * All-or-nothing (on error the layer is unchanged). LoRA tensors are optional
+ * (a base checkpoint loads into an adapted layer); a tensor the layer has no
+ * room for (a bias with bias_* = 0, norms without qk_norm) is ATTN_ERR_CONFIG.
+ * save writes HF names; a merged layer saves the merged weights without adapters. */
 ATTN_API attn_status attn_mha_load(attn_mha *m, const attn_st *st, const char *prefix, attn_naming naming);
 ATTN_API attn_status attn_mha_save(const attn_mha *m, attn_st_writer *w, const char *prefix);
 
 /* LoRA: y += (alpha / r) * x A^T B^T on the chosen projections. A (r, in) is
  * initialised ~ Kaiming-uniform (seeded), B (out, r) = 0. Attaching freezes
- * the base weights (trainable = 0). which: bitmask of ATTN_PROJ_*. */
+ * the base weights (trainable = 0). which: bitmask of ATTN_PROJ_*.
+ * Every base parameter (weights, biases, norm weights) is frozen; attaching
+ * twice is ATTN_ERR_STATE; while merged the forward skips the adapter branch. */
 #define ATTN_PROJ_Q 1
 #define ATTN_PROJ_K 2
 #define ATTN_PROJ_V 4
@@ -497,7 +506,10 @@ ATTN_API int64_t attn_kvcache_capacity(const attn_kvcache *c);
  * (B, Sq, E) to the cache at positions len_b .. len_b + Sq - 1 (RoPE positions
  * continue from len_b), then attends causally over the whole cached sequence.
  * y (B, Sq, E). Prefill and single-token decode alike. Fails with
- * ATTN_ERR_CAPACITY (and changes nothing) if any sequence would overflow. */
+ * ATTN_ERR_CAPACITY (and changes nothing) if any sequence would overflow.
+ * Always causal (whatever cfg.causal), inference only (no dropout, nothing
+ * saved for backward), self-attention layers only (kdim = vdim = embed_dim,
+ * else ATTN_ERR_UNSUPPORTED); the cache must match batch, Hkv and D. */
 ATTN_API attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const float *x,
                                              int64_t batch, int64_t seq_q, float *y);
 
