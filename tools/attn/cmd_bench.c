@@ -581,7 +581,7 @@ int cmd_bench(int argc, char **argv) {
     const char *json_path = NULL, *plot_path = NULL, *seqs_s = NULL, *models_s = NULL;
     const arg_spec specs[] = {
         { "threads", ARG_INT, &threads, "N", "threads for attn and for the peers (default 2)" },
-        { "quick", ARG_FLAG, &quick, NULL, "short subset (the tour): S 1024 only, 1 timed layer run" },
+        { "quick", ARG_FLAG, &quick, NULL, "short subset (the tour): Llama-3-8B shape at S 1024, decode, layer at S 1024" },
         { "seqs", ARG_STR, &seqs_s, "LIST", "sequence lengths (default 512,1024,2048,4096)" },
         { "models", ARG_STR, &models_s, "LIST", "llama3-8b,gpt2 (default both)" },
         { "runs", ARG_INT, &runs, "N", "at least N timed runs per row (default 3)" },
@@ -598,6 +598,8 @@ int cmd_bench(int argc, char **argv) {
     const int nspecs = (int)(sizeof specs / sizeof specs[0]);
     int help = 0;
     if (args_parse(SUB, argc, argv, specs, nspecs, &help)) return 1;
+    int layer_seq_given = 0;
+    for (int i = 1; i < argc; i++) layer_seq_given |= !strncmp(argv[i], "--layer-seq", 11);
     if (help) {
         args_print_help(SUB, "[options]",
                         "Times attn_sdpa_fwd/bwd (plain and causal) at Llama-3-8B (Hq 32, Hkv 8, D 128) and GPT-2\n"
@@ -675,7 +677,11 @@ int cmd_bench(int argc, char **argv) {
         if (quick) { seqs[0] = 1024; nseqs = 1; }
         else { seqs[0] = 512; seqs[1] = 1024; seqs[2] = 2048; seqs[3] = 4096; nseqs = 4; }
     }
-    timing_cfg tc = { (int)runs, min_time, 60.0 };
+    /* --quick: Llama-3-8B shape only (unless --models), at most ~2 s of timed runs per side, and
+     * a layer at S = 1024 (unless --layer-seq) with one timed run */
+    if (quick && !models_s) use_model[1] = 0;
+    if (quick && !layer_seq_given) layer_seq = 1024;
+    timing_cfg tc = { (int)runs, min_time, quick ? 2.0 : 60.0 };
     const int64_t decode_sk = 4096;
 
     /* rows */
