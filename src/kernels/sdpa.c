@@ -85,7 +85,7 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
         th += 2 * fl(Mp);                 /* lse_r, Di */
         th += 2 * fl(2 * pl->Br);         /* lo, hi */
         th += fl(2 * Mp);                 /* rowkey */
-        th += fl(Bc);                     /* bad rows */
+        th += fl(Bc) + 2 * fl(Mp);        /* bad K rows, bad q / dO rows */
         int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
         if (pl->nchunks > 1) gl += fl((pl->nchunks - 1) * rows * P->Hq * D);
     }
@@ -224,7 +224,12 @@ void attn__sdpa_apply_elem(const attn__sdpa_prob *P, const attn__sdpa_seq *s, in
             }
             for (int64_t c = 0; c < nc; c++) {
                 float *x = &St[c * mp + m];
-                if (c < a || c >= e) { *x = -INFINITY; if (T) T[c * mp + m] = 0.0f; continue; }
+                /* masked: exactly -inf whatever the score (it may be NaN from garbage keys) */
+                if (c < a || c >= e || (mb && !mb[c]) || (ma && ma[c] == -INFINITY)) {
+                    *x = -INFINITY;
+                    if (T) T[c * mp + m] = 0.0f;
+                    continue;
+                }
                 float y = *x;
                 if (cap > 0.0f) {
                     float t = tanhf(y * inv_cap);
@@ -235,8 +240,7 @@ void attn__sdpa_apply_elem(const attn__sdpa_prob *P, const attn__sdpa_seq *s, in
                     int64_t dd = pos - (j0 + c);
                     y -= slope * (float)(dd < 0 ? -dd : dd);
                 }
-                if (mb && !mb[c]) y = -INFINITY;
-                if (ma) y = ma[c] == -INFINITY ? -INFINITY : y + ma[c];
+                if (ma) y += ma[c];
                 *x = y;
             }
         }

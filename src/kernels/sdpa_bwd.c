@@ -40,6 +40,7 @@ typedef struct bwd_bufs {
     int64_t *lo, *hi; /* (Br) */
     uint64_t *rowkey; /* (Mp) */
     int32_t *bad;     /* (Bc) K rows of the tile holding Inf/NaN */
+    int32_t *qbad, *dbad; /* (Mp) rows of the query block whose q / dO hold Inf/NaN */
 } bwd_bufs;
 
 static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, bwd_bufs *b) {
@@ -61,7 +62,9 @@ static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, un
     b->lo = (int64_t *)p; p += fl(2 * pl->Br);
     b->hi = (int64_t *)p; p += fl(2 * pl->Br);
     b->rowkey = (uint64_t *)p; p += fl(2 * Mp);
-    b->bad = (int32_t *)p;
+    b->bad = (int32_t *)p; p += fl(Bc);
+    b->qbad = (int32_t *)p; p += fl(Mp);
+    b->dbad = (int32_t *)p;
 }
 
 typedef struct bwd_ctx {
@@ -140,20 +143,10 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
             ia = first_row_hi_gt(P, &s, j0);
             ib = first_row_lo_ge(P, &s, j0 + nc);
         }
-        int nbad = 0; /* K rows holding Inf/NaN: zeroed in Kp, added to dq only where dS != 0 */
-        if (ia < ib) {
-            for (int64_t cc = 0; cc < nc; cc++) { /* Kp = scale * K tile */
-                const float *kr = kbase + (j0 + cc) * P->k.stride_s;
-                float *dst = w.Kp + cc * Dp;
-                float chk = 0.0f;
-                for (int64_t d = 0; d < D; d++) { dst[d] = scale * kr[d]; chk += kr[d] - kr[d]; }
-                for (int64_t d = D; d < Dp; d++) dst[d] = 0.0f;
-                if (chk != 0.0f) {
-                    w.bad[nbad++] = (int32_t)cc;
-                    memset(dst, 0, (size_t)D * sizeof(float));
-                }
-            }
-        }
+        /* Kp = scale * K tile; K rows holding Inf/NaN are zeroed in Kp and
+         * added to dq below only where dS != 0 */
+        int nbad = 0;
+        if (ia < ib) nbad = kt->pack_rows(nc, D, kbase + j0 * P->k.stride_s, P->k.stride_s, scale, w.Kp, Dp, Dp, w.bad);
         for (int64_t hc = 0; hc < pl->nhc && ia < ib; hc++) {
             const int64_t g0 = hc * pl->Gs;
             const int64_t ng = G - g0 < pl->Gs ? G - g0 : pl->Gs;
@@ -162,17 +155,35 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 const int64_t nr = ib - r0 < pl->Br ? ib - r0 : pl->Br;
                 const int64_t M = nr * ng, Mp = attn__round16(M);
                 for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
-                /* pack the query block */
+                /* pack the query block. Fully masked rows (lse = -inf) are
+                 * zeroed: they contribute nothing whatever q / dO hold. Rows
+                 * whose q or dO hold Inf/NaN are zeroed in Qr / dOr (the
+                 * GEMM operands of dK / dV) and added back below only where
+                 * dS / P is nonzero, so they cannot leak into masked keys. */
+                int nqbad = 0, ndbad = 0;
                 for (int64_t m = 0; m < M; m++) {
                     const int64_t i = r0 + m / ng, h = h0 + m % ng;
                     const float *qr = attn__sdpa_at(P->q, &s, s.q0, i, h);
                     const float *dor = attn__sdpa_at(P->dO, &s, s.q0, i, h);
                     const float *orw = attn__sdpa_at(P->o, &s, s.q0, i, h);
                     float *qd = w.Qr + m * Dp, *dd = w.dOr + m * Dvp;
+                    const float l = P->lse_in[attn__sdpa_lse_idx(P, &s, h, i)];
+                    w.lse[m] = l;
+                    if (dropout) w.rowkey[m] = attn__dropout_row_key(P->seed, b, h, i);
+                    if (l == -INFINITY) {
+                        for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = 0.0f;
+                        for (int64_t d = 0; d < Dp; d++) qd[d] = 0.0f;
+                        for (int64_t e = 0; e < Dv; e++) w.dOt[e * Mp + m] = 0.0f;
+                        for (int64_t e = 0; e < Dvp; e++) dd[e] = 0.0f;
+                        w.Di[m] = 0.0f;
+                        continue;
+                    }
+                    float qchk = 0.0f, dchk = 0.0f; /* x - x: 0 if finite, NaN otherwise */
                     for (int64_t d = 0; d < D; d++) {
                         float x = scale * qr[d];
                         w.Qt[d * Mp + m] = x;
                         qd[d] = x;
+                        qchk += qr[d] - qr[d];
                     }
                     for (int64_t d = D; d < Dp; d++) qd[d] = 0.0f;
                     float di = 0.0f;
@@ -180,11 +191,18 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                         w.dOt[e * Mp + m] = dor[e];
                         dd[e] = dor[e];
                         di += dor[e] * orw[e];
+                        dchk += dor[e] - dor[e];
                     }
                     for (int64_t e = Dv; e < Dvp; e++) dd[e] = 0.0f;
                     w.Di[m] = di;
-                    w.lse[m] = P->lse_in[attn__sdpa_lse_idx(P, &s, h, i)];
-                    if (dropout) w.rowkey[m] = attn__dropout_row_key(P->seed, b, h, i);
+                    if (qchk != 0.0f) {
+                        w.qbad[nqbad++] = (int32_t)m;
+                        for (int64_t d = 0; d < D; d++) qd[d] = 0.0f;
+                    }
+                    if (dchk != 0.0f) {
+                        w.dbad[ndbad++] = (int32_t)m;
+                        for (int64_t e = 0; e < Dv; e++) dd[e] = 0.0f;
+                    }
                 }
                 for (int64_t m = M; m < Mp; m++) {
                     for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = 0.0f;
@@ -206,6 +224,15 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 }
                 /* dV (nc, Dvp) += Pd (nc, M) . dOr (M, Dvp) */
                 kt->gemm_ab(nc, Dvp, M, Pd, Mp, w.dOr, Dvp, w.dVa, Dvp, 1);
+                for (int x = 0; x < ndbad; x++) {
+                    const int64_t m = w.dbad[x];
+                    const float *dor = attn__sdpa_at(P->dO, &s, s.q0, r0 + m / ng, h0 + m % ng);
+                    for (int64_t cc = 0; cc < nc; cc++) {
+                        const float pd = Pd[cc * Mp + m];
+                        if (pd == 0.0f) continue;
+                        for (int64_t e = 0; e < Dv; e++) w.dVa[cc * Dvp + e] += pd * dor[e];
+                    }
+                }
                 /* dPt (nc, Mp) = V (nc, Dv) . dOt (Dv, Mp) */
                 kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
                 if (!dropout) {
@@ -226,6 +253,15 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                         }
                 /* dK (nc, Dp) += dS (nc, M) . Qr (M, Dp) */
                 kt->gemm_ab(nc, Dp, M, w.dPt, Mp, w.Qr, Dp, w.dKa, Dp, 1);
+                for (int x = 0; x < nqbad; x++) {
+                    const int64_t m = w.qbad[x];
+                    const float *qr = attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng);
+                    for (int64_t cc = 0; cc < nc; cc++) {
+                        const float ds = w.dPt[cc * Mp + m];
+                        if (ds == 0.0f) continue;
+                        for (int64_t d = 0; d < D; d++) w.dKa[cc * Dp + d] += ds * (scale * qr[d]);
+                    }
+                }
                 /* dqt (M, Dp) = dS^T . Kp */
                 memset(w.dqt, 0, (size_t)(M * Dp) * sizeof(float));
                 kt->gemm_atb(M, Dp, nc, w.dPt, Mp, w.Kp, Dp, w.dqt, Dp);

@@ -147,18 +147,7 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         /* Vp (nc, Dvp); rows holding Inf/NaN are zeroed here and added below
          * only to the rows that attend to them (0 * NaN must not leak into
          * rows for which the key is masked, e.g. garbage in padding). */
-        int nbad = 0;
-        for (int64_t cc = 0; cc < nc; cc++) {
-            const float *vr = vbase + (j0 + cc) * P->v.stride_s;
-            float *dst = w.Vp + cc * Dvp;
-            float chk = 0.0f;
-            for (int64_t e = 0; e < Dv; e++) { dst[e] = vr[e]; chk += vr[e] - vr[e]; }
-            for (int64_t e = Dv; e < Dvp; e++) dst[e] = 0.0f;
-            if (chk != 0.0f) { /* NaN: some element not finite */
-                w.bad[nbad++] = (int32_t)cc;
-                memset(dst, 0, (size_t)Dv * sizeof(float));
-            }
-        }
+        const int nbad = kt->pack_rows(nc, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, 1.0f, w.Vp, Dvp, Dvp, w.bad);
         /* O (M, Dvp) += St^T . Vp */
         kt->gemm_atb(M, Dvp, nc, w.St, Mp, w.Vp, Dvp, w.O, Dvp);
         for (int x = 0; x < nbad; x++) {

@@ -45,7 +45,7 @@ AI __m256 exp_avx2(__m256 x) {
 AI void ab_tile(const int R, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                 int64_t ldc, int acc) {
     __m256 c0[6], c1[6];
-    for (int r = 0; r < R; r++) {
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
         if (acc) {
             c0[r] = _mm256_loadu_ps(C + r * ldc);
             c1[r] = _mm256_loadu_ps(C + r * ldc + 8);
@@ -56,13 +56,13 @@ AI void ab_tile(const int R, int64_t k, const float *A, int64_t lda, const float
     }
     for (int64_t p = 0; p < k; p++) {
         const __m256 b0 = _mm256_loadu_ps(B + p * ldb), b1 = _mm256_loadu_ps(B + p * ldb + 8);
-        for (int r = 0; r < R; r++) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
             const __m256 a = _mm256_broadcast_ss(A + r * lda + p);
             c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
             c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
         }
     }
-    for (int r = 0; r < R; r++) {
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
         _mm256_storeu_ps(C + r * ldc, c0[r]);
         _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
     }
@@ -91,20 +91,20 @@ static void gemm_ab_avx2_6x16(int64_t m, int64_t n, int64_t k, const float *A, i
 AI void atb_tile(const int R, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                  int64_t ldc) {
     __m256 c0[6], c1[6];
-    for (int r = 0; r < R; r++) {
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
         c0[r] = _mm256_loadu_ps(C + r * ldc);
         c1[r] = _mm256_loadu_ps(C + r * ldc + 8);
     }
     for (int64_t p = 0; p < k; p++) {
         const __m256 b0 = _mm256_loadu_ps(B + p * ldb), b1 = _mm256_loadu_ps(B + p * ldb + 8);
         const float *a = A + p * lda;
-        for (int r = 0; r < R; r++) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
             const __m256 av = _mm256_broadcast_ss(a + r);
             c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
             c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
         }
     }
-    for (int r = 0; r < R; r++) {
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
         _mm256_storeu_ps(C + r * ldc, c0[r]);
         _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
     }
@@ -180,6 +180,37 @@ static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const
     }
 }
 
+static int pack_rows_avx2(int64_t nr, int64_t n, const float *src, int64_t lds, float scale, float *dst,
+                          int64_t ldd, int64_t npad, int32_t *bad) {
+    const __m256i expo = _mm256_set1_epi32(0x7f800000);
+    const __m256 sc = _mm256_set1_ps(scale);
+    const int64_t n8 = n & ~(int64_t)7;
+    int nbad = 0;
+    for (int64_t r = 0; r < nr; r++) {
+        const float *s = src + r * lds;
+        float *d = dst + r * ldd;
+        __m256i acc = _mm256_setzero_si256();
+        int64_t e = 0;
+        for (; e < n8; e += 8) {
+            const __m256 x = _mm256_loadu_ps(s + e);
+            acc = _mm256_or_si256(acc, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(x), expo), expo));
+            _mm256_storeu_ps(d + e, _mm256_mul_ps(sc, x));
+        }
+        int tail = 0;
+        for (; e < n; e++) {
+            const float x = s[e];
+            tail |= !isfinite(x);
+            d[e] = scale * x;
+        }
+        for (; e < npad; e++) d[e] = 0.0f;
+        if (tail || !_mm256_testz_si256(acc, acc)) {
+            for (int64_t z = 0; z < n; z++) d[z] = 0.0f;
+            bad[nbad++] = (int32_t)r;
+        }
+    }
+    return nbad;
+}
+
 void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->name = "avx2";
     t->gemm_ab = gemm_ab_avx2_6x16;
@@ -187,4 +218,5 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->softmax_tile = softmax_tile_avx2;
     t->bwd_probs = bwd_probs_avx2;
     t->bwd_ds = bwd_ds_avx2;
+    t->pack_rows = pack_rows_avx2;
 }
