@@ -24,6 +24,13 @@ double bu_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+double bu_cpu_time(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -35,6 +42,7 @@ int bu_time(bu_fn fn, void *ctx, int min_runs, double min_seconds, double max_se
     int n = 0;
     double total = 0;
     if (min_runs < 1) min_runs = 1;
+    const double c0 = bu_cpu_time();
     while (n < MAXR) {
         double t0 = bu_now();
         if (fn(ctx) != 0) return 1;
@@ -49,6 +57,7 @@ int bu_time(bu_fn fn, void *ctx, int min_runs, double min_seconds, double max_se
     out->best_s = t[0];
     out->median_s = (n & 1) ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     out->total_s = total;
+    out->cpu_s = bu_cpu_time() - c0;
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 double bu_now(void); /* seconds, monotonic */
+double bu_cpu_time(void); /* process CPU seconds, user + system, all threads */
 
 /* Times fn(ctx) (which returns 0 on success): repeats until at least
  * min_runs runs AND min_seconds of timed work, or max_seconds is exceeded
@@ -18,6 +19,7 @@ typedef int (*bu_fn)(void *ctx);
 typedef struct bu_timing {
     int runs;
     double best_s, median_s, total_s;
+    double cpu_s; /* process CPU time (user + system, all threads) over the timed runs */
 } bu_timing;
 int bu_time(bu_fn fn, void *ctx, int min_runs, double min_seconds, double max_seconds, bu_timing *out);
 

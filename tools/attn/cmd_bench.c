@@ -546,6 +546,12 @@ static int parse_seqs(const char *s, int64_t *out, int max, int *n) {
 }
 
 /* ─── output ─────────────────────────────────────────────────────────────── */
+static int g_threads = 1;
+/* CPU time the process got during the timed runs / (wall time x threads): ~1 on an idle
+ * machine, well below when other processes took the cores (the row's times are then inflated). */
+static double cpu_share(const bu_timing *t) {
+    return t->total_s > 0 ? t->cpu_s / (t->total_s * (double)g_threads) : 0;
+}
 static void print_row(const bench_row *r, double peak) {
     if (!r->ran) {
         printf("%-10s %-11s %5lld  %s\n", r->m->name, VNAMES[r->variant], (long long)r->Sq, r->note[0] ? r->note : "failed");
@@ -553,8 +559,9 @@ static void print_row(const bench_row *r, double peak) {
     }
     const double ams = r->ta.median_s * 1e3, pms = r->tp.median_s * 1e3;
     const double ag = r->flops / r->ta.median_s * 1e-9, pg = r->flops / r->tp.median_s * 1e-9;
-    printf("%-10s %-11s %5lld %9.2f %8.1f %6.1f%% %9.2f %8.1f %7.2fx %9.1e%s\n", r->m->name, VNAMES[r->variant],
-           (long long)r->Sq, ams, ag, 100.0 * ag / peak, pms, pg, pms / ams, r->err, r->valid ? "" : "  INVALID");
+    printf("%-10s %-11s %5lld %9.2f %8.1f %6.1f%% %9.2f %8.1f %7.2fx %9.1e  %3.0f/%3.0f%s\n", r->m->name,
+           VNAMES[r->variant], (long long)r->Sq, ams, ag, 100.0 * ag / peak, pms, pg, pms / ams, r->err,
+           100 * cpu_share(&r->ta), 100 * cpu_share(&r->tp), r->valid ? "" : "  INVALID");
 }
 
 static void print_decode(const bench_row *r, double peak) {
@@ -563,15 +570,15 @@ static void print_decode(const bench_row *r, double peak) {
         return;
     }
     const double ams = r->ta.median_s * 1e3, pms = r->tp.median_s * 1e3;
-    printf("%-10s %-7s %5lld %9.3f %8.1f %8.1f %6.1f%% %9.3f %8.1f %7.2fx %9.1e%s\n", r->m->name, "decode",
+    printf("%-10s %-7s %5lld %9.3f %8.1f %8.1f %6.1f%% %9.3f %8.1f %7.2fx %9.1e  %3.0f/%3.0f%s\n", r->m->name, "decode",
            (long long)r->Sk, ams, r->bytes / r->ta.median_s * 1e-9, r->flops / r->ta.median_s * 1e-9,
            100.0 * r->flops / r->ta.median_s * 1e-9 / peak, pms, r->bytes / r->tp.median_s * 1e-9, pms / ams, r->err,
-           r->valid ? "" : "  INVALID");
+           100 * cpu_share(&r->ta), 100 * cpu_share(&r->tp), r->valid ? "" : "  INVALID");
 }
 
 static void json_timing(FILE *f, const char *key, const bu_timing *t) {
-    fprintf(f, "\"%s\": {\"median_ms\": %.4f, \"best_ms\": %.4f, \"runs\": %d}", key, t->median_s * 1e3, t->best_s * 1e3,
-            t->runs);
+    fprintf(f, "\"%s\": {\"median_ms\": %.4f, \"best_ms\": %.4f, \"runs\": %d, \"cpu_share\": %.3f}", key, t->median_s * 1e3,
+            t->best_s * 1e3, t->runs, cpu_share(t));
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -650,6 +657,7 @@ int cmd_bench(int argc, char **argv) {
         fclose(f);
     }
     g_tty = isatty(2);
+    g_threads = (int)threads;
     attn_set_num_threads((int)threads);
     if (memory_seq < 1 || memory_seq > (1 << 20)) return cli_fail(SUB, "--memory-seq %lld: must be in [1, 1048576]", (long long)memory_seq);
     if (memory) return run_memory(memory_seq, (int)threads, json_path);
@@ -737,14 +745,16 @@ int cmd_bench(int argc, char **argv) {
         printf("note: load average %.2f on %ld CPUs: other processes share this machine, so every figure (the peak\n"
                "      probe too) is noisy; compare attn with its peer on the same row, measured minutes apart at most\n",
                load, ncpu);
-    printf("timing: median of >= %lld runs and >= %.2g s per side, after a validated warm-up run\n\n", (long long)runs, min_time);
+    printf("timing: median of >= %lld runs and >= %.2g s per side%s, after a validated warm-up run;\n"
+           "        cpu%%a/p = CPU time the process got / (wall time x threads) while timing attn / the peer\n\n",
+           (long long)runs, min_time, quick ? " (at most 2 s)" : "");
     fflush(stdout);
 
     int nbad = 0, idx = 0;
     const int total = nrows;
     /* sdpa rows, grouped by problem */
-    printf("%-10s %-11s %5s %9s %8s %7s %9s %8s %8s %9s\n", "model", "variant", "S", "attn ms", "GFLOP/s", "%peak", "peer ms",
-           "GFLOP/s", "speedup", "max err");
+    printf("%-10s %-11s %5s %9s %8s %7s %9s %8s %8s %9s  %7s\n", "model", "variant", "S", "attn ms", "GFLOP/s", "%peak",
+           "peer ms", "GFLOP/s", "speedup", "max err", "cpu%a/p");
     for (int i = 0; i < nsdpa; i += 4) {
         problem p;
         if (problem_init(&p, rows[i].m, rows[i].Sq, rows[i].Sk, 1, (int)threads)) {
@@ -761,8 +771,8 @@ int cmd_bench(int argc, char **argv) {
         fflush(stdout);
     }
     if (nrows > nsdpa) {
-        printf("\n%-10s %-7s %5s %9s %8s %8s %7s %9s %8s %8s %9s\n", "model", "decode", "Sk", "attn ms", "GB/s", "GFLOP/s",
-               "%peak", "peer ms", "GB/s", "speedup", "max err");
+        printf("\n%-10s %-7s %5s %9s %8s %8s %7s %9s %8s %8s %9s  %7s\n", "model", "decode", "Sk", "attn ms", "GB/s", "GFLOP/s",
+               "%peak", "peer ms", "GB/s", "speedup", "max err", "cpu%a/p");
         for (int i = nsdpa; i < nrows; i++) {
             problem p;
             if (problem_init(&p, rows[i].m, 1, rows[i].Sk, 0, (int)threads)) snprintf(rows[i].note, sizeof rows[i].note, "out of memory");
@@ -790,24 +800,27 @@ int cmd_bench(int argc, char **argv) {
             nbad++;
         } else {
             const double pf = (L.gemm_fwd.median_s + L.sdpa_fwd.median_s), pb = pf + L.gemm_bwd.median_s + L.sdpa_bwd.median_s;
-            printf("%-18s %9s %8s %7s %9s %9s %9s %9s\n", "", "attn ms", "GFLOP/s", "%peak", "parts ms", "overhead", "torch ms",
-                   "vs torch");
+            printf("%-18s %9s %8s %7s %9s %9s %9s %9s  %4s\n", "", "attn ms", "GFLOP/s", "%peak", "parts ms", "overhead",
+                   "torch ms", "vs torch", "cpu%");
             const double tf = L.torch_fwd_ms, tb = L.torch_fb_ms;
             char tfs[32] = "-", tbs[32] = "-", rfs[32] = "-", rbs[32] = "-";
             if (tf > 0) { snprintf(tfs, sizeof tfs, "%.1f", tf); snprintf(rfs, sizeof rfs, "%.2fx", tf / (L.fwd.median_s * 1e3)); }
             if (tb > 0) { snprintf(tbs, sizeof tbs, "%.1f", tb); snprintf(rbs, sizeof rbs, "%.2fx", tb / (L.fb.median_s * 1e3)); }
             const double gf = L.flops_fwd / L.fwd.median_s * 1e-9, gb = L.flops_fb / L.fb.median_s * 1e-9;
-            printf("%-18s %9.1f %8.1f %6.1f%% %9.1f %8.2fx %9s %9s\n", "forward (eval)", L.fwd.median_s * 1e3, gf,
-                   100 * gf / peak, pf * 1e3, L.fwd.median_s / pf, tfs, rfs);
-            printf("%-18s %9.1f %8.1f %6.1f%% %9.1f %8.2fx %9s %9s\n", "forward+backward", L.fb.median_s * 1e3, gb,
-                   100 * gb / peak, pb * 1e3, L.fb.median_s / pb, tbs, rbs);
-            printf("parts: OpenBLAS GEMMs fwd %.1f ms (4 x %lldx%lldx%lld), bwd %.1f ms (8); sdpa fwd %.1f ms, bwd %.1f ms\n",
+            printf("%-18s %9.1f %8.1f %6.1f%% %9.1f %8.2fx %9s %9s  %4.0f\n", "forward (eval)", L.fwd.median_s * 1e3, gf,
+                   100 * gf / peak, pf * 1e3, L.fwd.median_s / pf, tfs, rfs, 100 * cpu_share(&L.fwd));
+            printf("%-18s %9.1f %8.1f %6.1f%% %9.1f %8.2fx %9s %9s  %4.0f\n", "forward+backward", L.fb.median_s * 1e3, gb,
+                   100 * gb / peak, pb * 1e3, L.fb.median_s / pb, tbs, rbs, 100 * cpu_share(&L.fb));
+            printf("parts: projection GEMMs fwd %.1f ms (4 x %lldx%lldx%lld), bwd %.1f ms (8); sdpa fwd %.1f ms, bwd %.1f ms\n",
                    L.gemm_fwd.median_s * 1e3, (long long)(L.B * L.S), (long long)L.E, (long long)L.E,
                    L.gemm_bwd.median_s * 1e3, L.sdpa_fwd.median_s * 1e3, L.sdpa_bwd.median_s * 1e3);
-            printf("(overhead = layer / sum of its parts; GFLOP/s: fwd 8·B·S·E² + 4·B·S²·E, fwd+bwd 3x that, as "
-                   "bench/torch_mha_peer.py;\n vs torch = torch ms / attn ms, torch %s%s%s)\n",
-                   L.torch_version[0] ? L.torch_version : "", L.torch_version[0] && L.torch_note[0] ? "; " : "",
-                   L.torch_note[0] ? L.torch_note : (L.torch_version[0] ? "" : "-"));
+            printf("(overhead = layer / sum of its parts; GFLOP/s: fwd 8·B·S·E² + 4·B·S²·E, fwd+bwd 3x that, as in\n"
+                   " bench/torch_mha_peer.py; ");
+            if (tf > 0 && tb > 0)
+                printf("vs torch = torch ms / attn ms, PyTorch %s nn.MultiheadAttention, %lld threads)\n", L.torch_version,
+                       (long long)threads);
+            else
+                printf("PyTorch: %s)\n", L.torch_note[0] ? L.torch_note : "not measured");
         }
     }
     fflush(stdout);
