@@ -35,6 +35,11 @@ if cmp -s "$T/g1" "$T/g2"; then ok "greedy generation is repeatable"; else bad "
 if grep -q 'tok/s' "$T/err"; then ok "generate reports tok/s"; else bad "no tok/s"; fi
 if "$ATTN" generate --ckpt "$T/a.safetensors" --tokens 200 --seed 5 >/dev/null 2>"$T/err"; then ok "generate past the context (refill)"; else bad "generate 200"; fi
 
+long=$(awk 'BEGIN { for (i = 0; i < 300; i++) printf "x" }')
+if "$ATTN" generate --ckpt "$T/a.safetensors" --prompt "$long" --tokens 10 >/dev/null 2>"$T/err"; then ok "generate: prompt longer than the context"; else bad "long prompt"; fi
+if "$ATTN" train --seq 1 --batch 1 --steps 2 --out "$T/s1.safetensors" >/dev/null 2>"$T/err" &&
+    "$ATTN" generate --ckpt "$T/s1.safetensors" --tokens 5 >/dev/null 2>"$T/err"; then ok "context of 1 byte"; else bad "--seq 1"; fi
+
 # ── LoRA ────────────────────────────────────────────────────────────────────
 if "$ATTN" train --lora 4 --base "$T/a.safetensors" --steps 10 --out "$T/l.safetensors" >"$T/lora.log" 2>"$T/err"; then ok "train --lora 4"; else bad "train --lora 4"; fi
 if grep -q '^LoRA rank 4 (alpha 8) on q_proj, v_proj of 2 layers: 1792 trainable of' "$T/lora.log"; then ok "LoRA trainable count"; else bad "LoRA count line: $(head -n 1 "$T/lora.log")"; fi

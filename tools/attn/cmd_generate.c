@@ -78,10 +78,11 @@ int cmd_generate(int argc, char **argv) {
     size_t plen = strlen(prompt);
     const char *p = prompt;
     if (plen == 0) { p = "\n"; plen = 1; }
-    if (plen > (size_t)S - 1 && S > 1) {
-        fprintf(stderr, "attn generate: note: prompt longer than the model's context %d; keeping its last %d bytes\n", S, S - 1);
-        p += plen - (size_t)(S - 1);
-        plen = (size_t)(S - 1);
+    size_t maxp = S > 1 ? (size_t)S - 1 : 1; /* leave room for one generated token */
+    if (plen > maxp) {
+        fprintf(stderr, "attn generate: note: prompt longer than the model's context %d; keeping its last %zu bytes\n", S, maxp);
+        p += plen - maxp;
+        plen = maxp;
     }
     ctx = malloc((size_t)S * sizeof *ctx);
     logits = malloc((size_t)V * sizeof *logits);
@@ -106,11 +107,11 @@ int cmd_generate(int argc, char **argv) {
         if (ch == '\n') fflush(stdout);
         if (i + 1 == ntok) break;
         if (n == S) { /* context full: keep the last S/2 tokens, refill the cache with them */
-            int keep = S / 2 > 0 ? S / 2 : 1;
+            int keep = S / 2; /* 0 when S == 1 */
             memmove(ctx, ctx + (n - keep), (size_t)keep * sizeof *ctx);
             n = keep;
             st = lm_cache_reset(cache);
-            if (st == ATTN_OK) st = lm_forward_cached(m, cache, ctx, n, logits);
+            if (st == ATTN_OK && n > 0) st = lm_forward_cached(m, cache, ctx, n, logits);
             if (st != ATTN_OK) { fputc('\n', stdout); fprintf(stderr, "attn generate: refill: %s\n", lm_error()); goto done; }
             refills++;
         }
