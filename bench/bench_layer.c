@@ -72,37 +72,10 @@ int main(int argc, char **argv) {
     attn_mha_input_init(&in);
     in.batch = B; in.seq_q = S; in.x = x;
 
-    tm2 lf = {1e30, 1e30}, lb = {1e30, 1e30};
-    for (int r = 0; r <= reps; r++) { /* r = 0: warm-up (first touch of the scratch) */
-        double t0 = now(), c0 = cpu();
-        if (attn_mha_forward(m, &in, y) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
-        double t1 = now(), c1 = cpu();
-        if (attn_mha_backward(m, dy, dx, NULL, NULL) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
-        double t2 = now(), c2 = cpu();
-        if (r > 0) { keep_best(&lf, t0, t1, c0, c1); keep_best(&lb, t1, t2, c1, c2); }
-    }
-
     /* ── the same GEMMs alone ── */
     float *W = randv(N3 * E, 3), *Wo = randv(E * E, 4), *proj = randv(rows * N3, 5), *o = randv(rows * E, 6);
     float *dW = calloc((size_t)(N3 * E), sizeof(float)), *dWo = calloc((size_t)(E * E), sizeof(float));
     float *dproj = randv(rows * N3, 7), *dO = malloc(sizeof(float) * rows * E);
-    tm2 gf = {1e30, 1e30}, gb = {1e30, 1e30};
-    for (int r = 0; r <= reps; r++) {
-        double t0 = now(), c0 = cpu();
-        attn__sgemm(0, 1, rows, N3, E, 1.0f, x, E, W, E, 0.0f, proj, N3);    /* proj = x Wqkv^T */
-        attn__sgemm(0, 1, rows, E, E, 1.0f, o, E, Wo, E, 0.0f, y, E);         /* y = o Wo^T */
-        double t1 = now(), c1 = cpu();
-        attn__sgemm(1, 0, E, E, rows, 1.0f, dy, E, o, E, 1.0f, dWo, E);       /* dWo += dy^T o */
-        attn__sgemm(0, 0, rows, E, E, 1.0f, dy, E, Wo, E, 0.0f, dO, E);       /* dO = dy Wo */
-        for (int p = 0; p < 3; p++) {                                         /* per projection */
-            const float *dYp = dproj + (size_t)p * rows * E;
-            attn__sgemm(1, 0, E, E, rows, 1.0f, dYp, E, x, E, 1.0f, dW + (size_t)p * E * E, E);
-            attn__sgemm(0, 0, rows, E, E, 1.0f, dYp, E, W + (size_t)p * E * E, E, p ? 1.0f : 0.0f, dx, E);
-        }
-        double t2 = now(), c2 = cpu();
-        if (r > 0) { keep_best(&gf, t0, t1, c0, c1); keep_best(&gb, t1, t2, c1, c2); }
-    }
-
     /* ── the sdpa kernels alone, on the layer's strided views ── */
     attn_sdpa_dims dims = {B, S, S, H, H, D, D};
     attn_sdpa_opts opts;
@@ -118,17 +91,44 @@ int main(int argc, char **argv) {
     void *ws = aligned_alloc(64, (wsn + 63) & ~(size_t)63);
     memset(ws, 0, wsn);
     for (int64_t i = 0; i < rows * N3; i++) proj[i] *= 4.0f; /* O(1) logits */
-    tm2 sf = {1e30, 1e30}, sb = {1e30, 1e30};
+    tm2 lf = {1e30, 1e30}, lb = {1e30, 1e30}, gf = {1e30, 1e30}, gb = {1e30, 1e30}, sf = {1e30, 1e30}, sb = {1e30, 1e30};
+    /* the three measurements interleaved, so that each repetition sees similar
+     * load from other processes; r = 0 is a warm-up (first touch of scratch) */
     for (int r = 0; r <= reps; r++) {
-        double t0 = now(), c0 = cpu();
-        if (attn_sdpa_fwd(&dims, qv, kv, vv, ov, lse, &opts, ws, wsn) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
-        double t1 = now(), c1 = cpu();
-        if (attn_sdpa_bwd(&dims, qv, kv, vv, ov, dov, lse, dqv, dkv, dvv, &opts, ws, wsn) != ATTN_OK) {
-            fprintf(stderr, "%s\n", attn_last_error());
-            return 1;
+        {
+            double t0 = now(), c0 = cpu();
+            if (attn_mha_forward(m, &in, y) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
+            double t1 = now(), c1 = cpu();
+            if (attn_mha_backward(m, dy, dx, NULL, NULL) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
+            double t2 = now(), c2 = cpu();
+            if (r > 0) { keep_best(&lf, t0, t1, c0, c1); keep_best(&lb, t1, t2, c1, c2); }
         }
-        double t2 = now(), c2 = cpu();
-        if (r > 0) { keep_best(&sf, t0, t1, c0, c1); keep_best(&sb, t1, t2, c1, c2); }
+        {
+            double t0 = now(), c0 = cpu();
+            attn__sgemm(0, 1, rows, N3, E, 1.0f, x, E, W, E, 0.0f, proj, N3);    /* proj = x Wqkv^T */
+            attn__sgemm(0, 1, rows, E, E, 1.0f, o, E, Wo, E, 0.0f, y, E);         /* y = o Wo^T */
+            double t1 = now(), c1 = cpu();
+            attn__sgemm(1, 0, E, E, rows, 1.0f, dy, E, o, E, 1.0f, dWo, E);       /* dWo += dy^T o */
+            attn__sgemm(0, 0, rows, E, E, 1.0f, dy, E, Wo, E, 0.0f, dO, E);       /* dO = dy Wo */
+            for (int p = 0; p < 3; p++) {                                         /* per projection */
+                const float *dYp = dproj + (size_t)p * rows * E;
+                attn__sgemm(1, 0, E, E, rows, 1.0f, dYp, E, x, E, 1.0f, dW + (size_t)p * E * E, E);
+                attn__sgemm(0, 0, rows, E, E, 1.0f, dYp, E, W + (size_t)p * E * E, E, p ? 1.0f : 0.0f, dx, E);
+        }
+            double t2 = now(), c2 = cpu();
+            if (r > 0) { keep_best(&gf, t0, t1, c0, c1); keep_best(&gb, t1, t2, c1, c2); }
+        }
+        {
+            double t0 = now(), c0 = cpu();
+            if (attn_sdpa_fwd(&dims, qv, kv, vv, ov, lse, &opts, ws, wsn) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
+            double t1 = now(), c1 = cpu();
+            if (attn_sdpa_bwd(&dims, qv, kv, vv, ov, dov, lse, dqv, dkv, dvv, &opts, ws, wsn) != ATTN_OK) {
+                fprintf(stderr, "%s\n", attn_last_error());
+                return 1;
+        }
+            double t2 = now(), c2 = cpu();
+            if (r > 0) { keep_best(&sf, t0, t1, c0, c1); keep_best(&sb, t1, t2, c1, c2); }
+        }
     }
     const double gemm_flop_f = 2.0 * rows * E * (N3 + E), gemm_flop_b = 2.0 * 2.0 * rows * E * (N3 + E);
     const double sd = causal ? 0.5 : 1.0, sdpa_flop_f = 4.0 * B * H * S * S * D * sd, sdpa_flop_b = 2.5 * sdpa_flop_f;

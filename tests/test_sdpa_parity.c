@@ -21,8 +21,8 @@
  * Every call also checks: inputs unchanged, nothing written outside the
  * output views (sentinel-filled gaps), nothing past lse.
  *
- * Usage: test_sdpa_parity [configs [seed]]; ATTN_TEST_SCALE scales the
- * default count (2000). */
+ * Usage: test_sdpa_parity [configs [seed [only]]]; ATTN_TEST_SCALE scales the
+ * default count (2000) and, when < 1, the per-config work bound too. */
 #include "sdpa_cases.h"
 #include "testutil.h"
 
@@ -57,6 +57,7 @@ static void record(int isa, int which, const char *what, int64_t cfg, double ef,
 }
 
 static const int64_t seqs[] = {1, 1, 2, 3, 5, 7, 8, 13, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 113, 127, 128, 129, 200, 257};
+static const int64_t bigseqs[] = {1, 63, 113, 128, 129, 200, 255, 257, 257, 300, 511};
 static const int64_t dimsl[] = {8, 8, 40, 64, 64, 80, 128, 256, 1, 3, 17, 33, 100};
 
 int main(int argc, char **argv) {
@@ -81,19 +82,40 @@ int main(int argc, char **argv) {
                 400000, 3, 3, 4, SC_F_ALL, 0, 0.25};
     tu_rng r = {seed};
     int64_t feat_count[12] = {0}, layout_in[SC_NLAYOUTS] = {0}, layout_out[SC_NLAYOUTS] = {0};
-    int64_t packed_rejects = 0, total_calls = 0, total_work = 0;
+    int64_t packed_rejects = 0, total_calls = 0, total_work = 0, shape_count[8] = {0};
     double t_ref = 0, t_naive = 0, t_fast = 0, t0 = sc_now();
     static const char *names[5] = {"o", "lse", "dq", "dk", "dv"};
 
     for (int64_t n = 0; n < count; n++) {
-        /* rotate forced features so each appears in >= 1/12 of the configs;
-         * every 16th config is big (more tiles, split paths) */
+        /* rotate forced features so each appears in >= 1/12 of the configs */
         g.force = 1u << (n % 12);
-        g.max_work = n % 16 == 15 ? 6000000 : 400000;
+        /* every 16th config is big: long sequences, more tiles, split paths */
+        int big = n % 16 == 15;
+        g.max_work = big ? 6000000 : 400000;
+        g.seqs = big ? bigseqs : seqs;
+        g.nseqs = big ? (int)(sizeof bigseqs / sizeof *bigseqs) : (int)(sizeof seqs / sizeof *seqs);
+        if (sc_test_scale() < 1.0) /* sanitizer runs: fewer AND smaller configs */
+            g.max_work = (int64_t)((double)g.max_work * sc_test_scale());
         sc_case c;
         sc_gen_case(&c, &r, &g);
         if (only >= 0 && n != only) { sc_case_free(&c); continue; }
         total_work += c.work;
+        {
+            int64_t mx = c.d.seq_q > c.d.seq_k ? c.d.seq_q : c.d.seq_k;
+            for (int64_t b = 0; c.varlen && b < c.d.batch; b++) {
+                int64_t lq = c.cu_q[b + 1] - c.cu_q[b], lk = c.cu_k[b + 1] - c.cu_k[b];
+                if (lq > mx) mx = lq;
+                if (lk > mx) mx = lk;
+            }
+            shape_count[0] += c.varlen ? 0 : mx >= 257;
+            shape_count[1] += c.varlen ? 0 : c.d.seq_q != c.d.seq_k;
+            shape_count[2] += c.d.head_dim == 256;
+            shape_count[3] += c.Dv != c.d.head_dim;
+            shape_count[4] += c.d.heads_kv == 1 && c.d.heads_q > 1;
+            shape_count[5] += c.d.heads_kv > 1 && c.d.heads_q > c.d.heads_kv;
+            shape_count[6] += c.d.seq_q == 1;
+            shape_count[7] += !c.varlen && (c.d.seq_q == 1 || c.d.seq_k == 1 || c.d.seq_q % 2 == 1 || c.d.seq_k % 2 == 1);
+        }
         for (int f = 0; f < 12; f++) feat_count[f] += (c.features >> f) & 1;
         layout_in[c.layout_in]++;
         layout_out[c.layout_out]++;
@@ -200,6 +222,9 @@ int main(int argc, char **argv) {
                                      "varlen", "dropout", "gqa", "views", "scale"};
     printf("feature counts:");
     for (int f = 0; f < 12; f++) printf(" %s=%lld", fnames[f], (long long)feat_count[f]);
+    printf("\nshapes: max(Sq,Sk)>=257 %lld, Sq!=Sk %lld, D=256 %lld, Dv!=D %lld, MQA %lld, GQA %lld, Sq=1 %lld, odd sizes %lld",
+           (long long)shape_count[0], (long long)shape_count[1], (long long)shape_count[2], (long long)shape_count[3],
+           (long long)shape_count[4], (long long)shape_count[5], (long long)shape_count[6], (long long)shape_count[7]);
     printf("\nlayouts in:");
     for (int l = 0; l < SC_NLAYOUTS; l++) printf(" %s=%lld", sc_layout_name(l), (long long)layout_in[l]);
     printf("\nlayouts out:");

@@ -212,7 +212,7 @@ static int run_case(const cfg *c, tu_rng *rng, int check_threads, const char *ta
         op.mask_kind = c->mask_kind;
         op.mask_stride_q = c->msq ? mSk : 0;
         op.mask_stride_h = c->msh ? (c->msq ? mSq : 1) * mSk : 0;
-        op.mask_stride_b = c->msb ? c->Hq * (c->msq ? mSq : 1) * mSk : 0;
+        op.mask_stride_b = c->msb ? (c->msh ? c->Hq : 1) * (c->msq ? mSq : 1) * mSk : 0;
         int64_t n = (c->msb ? c->B : 1) * (c->msh ? c->Hq : 1) * (c->msq ? mSq : 1) * mSk + 1;
         if (c->mask_kind == ATTN_MASK_BOOL) {
             uint8_t *m = malloc((size_t)n);

@@ -628,6 +628,7 @@ void sc_ref_cond(const sc_case *c, double cond[5], double condA[5]) {
     double *coA = xcalloc((size_t)sc_no(c) + 1, sizeof(double));
     double *cqA = xcalloc((size_t)sc_nq(c) + 1, sizeof(double));
     double *ckA = xcalloc((size_t)sc_nk(c) + 1, sizeof(double));
+    double *cvA = xcalloc((size_t)sc_nv(c) + 1, sizeof(double));
     double *oa = xcalloc((size_t)Dv + 1, sizeof(double));
     double lmax = 0.0, lmaxA = 0.0;
     uint32_t thr = attn__dropout_threshold(c->o.dropout_p);
@@ -645,8 +646,9 @@ void sc_ref_cond(const sc_case *c, double cond[5], double condA[5]) {
                 int64_t row = (sq.q0 + i) * Hq + h;
                 const double *dO_i = c->dO64 + row * Dv, *q_i = c->q64 + row * D;
                 uint64_t rk = attn__dropout_row_key(c->o.dropout_seed, b, h, i);
-                /* A_j = |scale| sum_d |q_id k_jd| (1 - tanh^2): the size of the
-                 * rounding error of logit j in units of eps */
+                /* A_j = |scale| sum_d |q_id k_jd| (1 - tanh^2) + |s_j| + |lse|: the
+                 * size of the rounding error of logit j (dot product, softcap /
+                 * alibi / mask additions, s - lse) in units of eps */
                 for (int64_t j = 0; j < sq.skv; j++) {
                     if (s[j] == -INFINITY) continue;
                     const double *k_j = c->k64 + ((sq.k0 + j) * Hkv + hk) * D;
@@ -657,7 +659,7 @@ void sc_ref_cond(const sc_case *c, double cond[5], double condA[5]) {
                         double th = tanh(t[j] / (double)c->o.softcap);
                         a *= 1.0 - th * th;
                     }
-                    t[j] = a; /* t is only needed through A from here on */
+                    t[j] = a + fabs(s[j]) + fabs(lse); /* t is only needed through A from here on */
                 }
                 /* o_i (true) and the o / lse conditions */
                 memset(oa, 0, (size_t)Dv * sizeof(double));
@@ -699,6 +701,7 @@ void sc_ref_cond(const sc_case *c, double cond[5], double condA[5]) {
                     for (int64_t d = 0; d < Dv; d++) {
                         adp += fabs(dO_i[d] * v_j[d]);
                         cv_j[d] += P * mj * fabs(dO_i[d]);
+                        cvA[((sq.k0 + j) * Hkv + hk) * Dv + d] += P * mj * fabs(dO_i[d]) * t[j];
                     }
                     double ads = P * (mj * adp + adi) * fabs(scale);
                     for (int64_t d = 0; d < D; d++) {
@@ -711,7 +714,7 @@ void sc_ref_cond(const sc_case *c, double cond[5], double condA[5]) {
             }
         }
     }
-    double *arr[5] = {co, NULL, cq, ck, cv}, *arrA[5] = {coA, NULL, cqA, ckA, NULL};
+    double *arr[5] = {co, NULL, cq, ck, cv}, *arrA[5] = {coA, NULL, cqA, ckA, cvA};
     int64_t len[5] = {sc_no(c), 0, sc_nq(c), sc_nk(c), sc_nv(c)};
     for (int w = 0; w < 5; w++) {
         double mx = 0.0, mxA = 0.0;
@@ -724,7 +727,7 @@ void sc_ref_cond(const sc_case *c, double cond[5], double condA[5]) {
     }
     cond[1] = lmax;
     condA[1] = lmaxA;
-    free(t); free(s); free(co); free(cq); free(ck); free(cv); free(oa); free(coA); free(cqA); free(ckA);
+    free(t); free(s); free(co); free(cq); free(ck); free(cv); free(oa); free(coA); free(cqA); free(ckA); free(cvA);
 }
 
 /* ─── naive fp32 ────────────────────────────────────────────────────────── */

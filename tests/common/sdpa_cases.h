@@ -141,10 +141,11 @@ attn_status sc_ref_bwd(const sc_case *c, double *dq, double *dk, double *dv);
  *   dv:  max_j,d  sum_i P'_ij |dO_id|
  *   dq:  max_i,d  |scale| sum_j P_ij (m_ij |dO_i|.|v_j| + |dO_i|.|o_i|) |k_jd|
  *   dk:  max_j,d  the same with |q_id|
- * condA (the same weighted by A_ij = |scale| sum_d |q_id k_jd| (1 - tanh^2 with
- * softcap), the rounding scale of logit ij: the part of the error that comes
- * from rounded logits, large for peaky softmaxes):
- *   o: sum_j P'_ij |v_jd| A_ij; lse: sum_j P_ij A_ij; dq/dk: as above times A_ij; dv: 0.
+ * condA (the same weighted by A_ij = |scale| sum_d |q_id k_jd| c'_ij + |s_ij| +
+ * |lse_i|, with c' = 1 - tanh^2 under softcap, else 1: the rounding scale of
+ * logit ij and of s - lse, i.e. the part of the error that comes from rounded
+ * logits, large for peaky softmaxes):
+ *   o: sum_j P'_ij |v_jd| A_ij; lse: sum_j P_ij A_ij; dq/dk/dv: as above times A_ij.
  * An fp32 computation's rounding error is a small multiple of
  * eps * (cond + condA) even when the result itself cancels to ~0 (e.g. one
  * visible key: dq = dk = 0 exactly). */
