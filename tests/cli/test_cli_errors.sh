@@ -28,6 +28,18 @@ expect_err() {
     fi
 }
 
+# expect_msg NAME PATTERN CMD ARGS...: as expect_err, and the line matches the grep PATTERN
+expect_msg() {
+    name=$1
+    pat=$2
+    shift 2
+    expect_err "$name" "$@"
+    if ! grep -q -e "$pat" "$T/err"; then
+        echo "FAIL $name: the message does not match '$pat'"
+        nfail=$((nfail + 1))
+    fi
+}
+
 # expect_ok NAME CMD ARGS...: exit status 0
 expect_ok() {
     name=$1
@@ -93,11 +105,28 @@ RUN="$ATTN run --weights $FIX/model.safetensors --config $FIX/config.json"
 # ── the command itself ───────────────────────────────────────────────────────
 expect_err "unknown command" "$ATTN" frobnicate
 expect_err "unknown top-level option" "$ATTN" --frobnicate
+expect_err "help for an unknown command" "$ATTN" help frobnicate
 # ── unknown options / bad values, every subcommand ───────────────────────────
 for sub in info check bench run train generate; do
     expect_err "$sub: unknown flag" "$ATTN" $sub --no-such-flag
 done
 expect_err "info: positional argument" "$ATTN" info extra
+# every subcommand parses options alike: --name=value works, a missing value, a bad number and
+# --threads 0 are one-line errors (train and generate once had their own parser)
+for sub in check run train generate; do
+    expect_msg "$sub: --threads=x" "'x' is not an integer" "$ATTN" $sub --threads=x
+    expect_msg "$sub: --threads without value" "'--threads' needs a value" "$ATTN" $sub --threads
+    expect_msg "$sub: positional argument" "unexpected argument 'extra'" "$ATTN" $sub extra
+done
+expect_msg "check: --threads 0" "--threads 0: expected an integer in \[1, 256\]" "$ATTN" check --threads 0
+expect_msg "run: --threads 0" "--threads 0: expected" $RUN --input "$FIX/x.npy" --output "$T/y.npy" --threads 0
+expect_msg "train: --threads 0" "--threads 0: expected" "$ATTN" train --threads 0 --steps 1
+expect_msg "generate: --threads 0" "--threads 0: expected" "$ATTN" generate --threads 0
+expect_msg "train: --seconds and --steps" "not both" "$ATTN" train --seconds 5 --steps 3
+expect_msg "train: --steps=0" "--steps 0: expected an integer in" "$ATTN" train --steps=0
+expect_msg "train: --lr not a number" "'fast' is not a number" "$ATTN" train --lr fast
+expect_msg "generate: --tokens -1" "--tokens -1: expected" "$ATTN" generate --tokens -1
+expect_msg "generate: --top-k=300" "--top-k 300: expected an integer in \[0, 256\]" "$ATTN" generate --top-k=300
 expect_err "check: bad --isa" "$ATTN" check --isa sse9
 expect_err "check: --threads not a number" "$ATTN" check --threads two
 expect_err "bench: --threads 0" "$ATTN" bench --threads 0

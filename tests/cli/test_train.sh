@@ -40,6 +40,14 @@ if "$ATTN" generate --ckpt "$T/a.safetensors" --prompt "$long" --tokens 10 >/dev
 if "$ATTN" train --seq 1 --batch 1 --steps 2 --out "$T/s1.safetensors" >/dev/null 2>"$T/err" &&
     "$ATTN" generate --ckpt "$T/s1.safetensors" --tokens 5 >/dev/null 2>"$T/err"; then ok "context of 1 byte"; else bad "--seq 1"; fi
 
+# --name=value options (the parser every subcommand shares) and an empty prompt (starts from "\n")
+if "$ATTN" train --steps=2 --seq=16 --batch=2 --log-every=1 --out="$T/eq.safetensors" >"$T/eq.log" 2>"$T/err" &&
+    grep -q '^schedule: 2 steps' "$T/eq.log" && grep -q '^step     1 ' "$T/eq.log"; then ok "train --name=value options"; else bad "train --name=value"; fi
+"$ATTN" generate --ckpt="$T/eq.safetensors" --prompt= --tokens=5 >"$T/g3" 2>"$T/err"
+rc=$?
+n=$(wc -c <"$T/g3" | tr -d ' ')
+if [ $rc -eq 0 ] && [ "$n" -eq 6 ]; then ok "generate --prompt= (empty): 5 bytes + newline"; else bad "generate empty prompt: rc $rc, $n bytes"; fi
+
 # ── LoRA ────────────────────────────────────────────────────────────────────
 if "$ATTN" train --lora 4 --base "$T/a.safetensors" --steps 10 --out "$T/l.safetensors" >"$T/lora.log" 2>"$T/err"; then ok "train --lora 4"; else bad "train --lora 4"; fi
 if grep -q '^LoRA rank 4 (alpha 8) on q_proj, v_proj of 2 layers: 1792 trainable of' "$T/lora.log"; then ok "LoRA trainable count"; else bad "LoRA count line: $(head -n 1 "$T/lora.log")"; fi

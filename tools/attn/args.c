@@ -1,5 +1,6 @@
 /* args.c — see args.h. */
 #include "args.h"
+#include "attn.h"
 
 #include <errno.h>
 #include <math.h>
@@ -51,8 +52,8 @@ int args_parse(const char *sub, int argc, char **argv, const arg_spec *specs, in
         if (eq) val = eq + 1;
         else if (i + 1 < argc) val = argv[++i];
         else return cli_fail(sub, "option '--%s' needs a value (%s)", s->name, s->metavar ? s->metavar : "VALUE");
-        if (s->kind == ARG_STR) {
-            if (!*val) return cli_fail(sub, "option '--%s' needs a non-empty value", s->name);
+        if (s->kind == ARG_STR || s->kind == ARG_TEXT) {
+            if (!*val && s->kind == ARG_STR) return cli_fail(sub, "option '--%s' needs a non-empty value", s->name);
             *(const char **)s->dst = val;
         } else if (s->kind == ARG_INT) {
             char *end;
@@ -75,7 +76,7 @@ int args_parse(const char *sub, int argc, char **argv, const arg_spec *specs, in
 
 void args_print_help(const char *sub, const char *usage, const char *description, const arg_spec *specs,
                      int nspecs) {
-    printf("usage: attn %s %s\n\n%s\n\noptions:\n", sub, usage, description);
+    printf("usage: attn %s%s%s\n\n%s\n\noptions:\n", sub, *usage ? " " : "", usage, description);
     for (int i = 0; i < nspecs; i++) {
         char left[64];
         if (specs[i].metavar) snprintf(left, sizeof left, "--%s %s", specs[i].name, specs[i].metavar);
@@ -83,4 +84,16 @@ void args_print_help(const char *sub, const char *usage, const char *description
         printf("  %-26s %s\n", left, specs[i].help);
     }
     printf("  %-26s %s\n", "-h, --help", "show this help");
+}
+
+int args_threads(const char *sub, int64_t *threads) {
+    if (*threads == ARG_UNSET) {
+        *threads = 0;
+        return 0;
+    }
+    if (*threads < 1 || *threads > 256)
+        return cli_fail(sub, "--threads %lld: expected an integer in [1, 256]", (long long)*threads);
+    if (attn_set_num_threads((int)*threads) != ATTN_OK)
+        return cli_fail(sub, "--threads %lld: %s", (long long)*threads, attn_last_error());
+    return 0;
 }

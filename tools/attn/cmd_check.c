@@ -571,11 +571,11 @@ done:
 /* ═══ the command ════════════════════════════════════════════════════════════ */
 int cmd_check(int argc, char **argv) {
     const char *isa_name = NULL;
-    int64_t threads = 0;
+    int64_t threads = ARG_UNSET;
     int quiet = 0;
     const arg_spec specs[] = {
         { "isa", ARG_STR, &isa_name, "NAME", "check only this ISA: generic|avx2|avx512 (default: every ISA the CPU has)" },
-        { "threads", ARG_INT, &threads, "N", "worker threads (default: the library default)" },
+        { "threads", ARG_INT, &threads, "N", "worker threads (default: ATTN_NUM_THREADS or all CPUs)" },
         { "quiet", ARG_FLAG, &quiet, NULL, "print failures and the summary only" },
     };
     const int nspecs = (int)(sizeof specs / sizeof specs[0]);
@@ -593,7 +593,7 @@ int cmd_check(int argc, char **argv) {
                         specs, nspecs);
         return 0;
     }
-    if (threads < 0 || threads > 256) return cli_fail(SUB, "--threads %lld: must be in [1, 256]", (long long)threads);
+    if (args_threads(SUB, &threads)) return 1;
     const attn_isa detected = attn_isa_detected(), active0 = attn_isa_active();
     attn_isa lo = ATTN_ISA_GENERIC, hi = detected;
     if (isa_name) {
@@ -605,7 +605,6 @@ int cmd_check(int argc, char **argv) {
             return cli_fail(SUB, "--isa %s: this CPU supports at most %s", isa_name, attn_isa_name(detected));
         lo = hi = want;
     }
-    if (threads > 0) attn_set_num_threads((int)threads);
     printf("attn check: sdpa kernels vs float64 reference, ISAs %s..%s, %d threads\n", attn_isa_name(lo),
            attn_isa_name(hi), attn_get_num_threads());
     if (!quiet)

@@ -5,10 +5,10 @@
  * When the context reaches the model's max_seq, the cache is refilled with
  * the last max_seq/2 tokens (sliding window) and decoding continues.
  */
+#include "args.h"
 #include "cli.h"
 #include "lm.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,51 +20,38 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: attn generate [--ckpt FILE] [--prompt TEXT] [--tokens N] [--temperature T]\n"
-            "                     [--top-k K] [--seed N] [--threads N]\n"
-            "  Samples N bytes from a checkpoint of `attn train` (default attn-lm.safetensors),\n"
-            "  using a KV cache. Defaults: --prompt \"And God said\" --tokens 300\n"
-            "  --temperature 0.8 --top-k 40 --seed 1. --temperature 0 is greedy.\n"
-            "  The text goes to stdout, statistics to stderr.\n");
-}
-
 int cmd_generate(int argc, char **argv) {
+    const char *sub = "generate";
     const char *ckpt = "attn-lm.safetensors", *prompt = "And God said";
-    long ntok = 300, top_k = 40, seed = 1, threads = 0;
+    int64_t ntok = 300, top_k = 40, seed = 1, threads = ARG_UNSET;
     double temp = 0.8;
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(k, "-h") || !strcmp(k, "--help")) { usage(stdout); return 0; }
-        if (!v) { fprintf(stderr, "attn generate: %s: unknown option or missing value (see --help)\n", k); return 1; }
-        char *end;
-        errno = 0;
-        if (!strcmp(k, "--ckpt")) ckpt = v;
-        else if (!strcmp(k, "--prompt")) prompt = v;
-        else if (!strcmp(k, "--temperature")) {
-            temp = strtod(v, &end);
-            if (errno || end == v || *end || !(temp >= 0.0 && temp <= 100.0)) {
-                fprintf(stderr, "attn generate: --temperature %s: expected a number in [0, 100]\n", v);
-                return 1;
-            }
-        } else {
-            long *dst = !strcmp(k, "--tokens") ? &ntok : !strcmp(k, "--top-k") ? &top_k
-                      : !strcmp(k, "--seed") ? &seed : !strcmp(k, "--threads") ? &threads : NULL;
-            if (!dst) { fprintf(stderr, "attn generate: unknown option %s (see --help)\n", k); return 1; }
-            long x = strtol(v, &end, 10);
-            if (errno || end == v || *end || x < 0 || x > 100000000L) {
-                fprintf(stderr, "attn generate: %s %s: expected an integer >= 0\n", k, v);
-                return 1;
-            }
-            *dst = x;
-        }
-        i++;
+    const arg_spec specs[] = {
+        { "ckpt", ARG_STR, &ckpt, "FILE", "checkpoint written by 'attn train' (default attn-lm.safetensors)" },
+        { "prompt", ARG_TEXT, &prompt, "TEXT", "text to continue, may be empty (default \"And God said\")" },
+        { "tokens", ARG_INT, &ntok, "N", "bytes to generate (default 300)" },
+        { "temperature", ARG_DOUBLE, &temp, "T", "sampling temperature in [0, 100]; 0 is greedy (default 0.8)" },
+        { "top-k", ARG_INT, &top_k, "K", "sample among the K likeliest bytes; 0 = all 256 (default 40)" },
+        { "seed", ARG_INT, &seed, "N", "sampling seed (default 1)" },
+        { "threads", ARG_INT, &threads, "N", "worker threads (default: ATTN_NUM_THREADS or all CPUs)" },
+    };
+    const int nspecs = (int)(sizeof specs / sizeof specs[0]);
+    int help = 0;
+    if (args_parse(sub, argc, argv, specs, nspecs, &help)) return 1;
+    if (help) {
+        args_print_help(sub, "[options]",
+                        "Loads a checkpoint of 'attn train', prefills the prompt through one KV cache per layer,\n"
+                        "then samples N bytes one at a time through the cache (when the context is full it keeps\n"
+                        "the last half and refills the cache). The prompt and the sample go to stdout, timing to\n"
+                        "stderr.",
+                        specs, nspecs);
+        return 0;
     }
-    if (threads > 0 && attn_set_num_threads((int)threads) != ATTN_OK) {
-        fprintf(stderr, "attn generate: --threads %ld: %s\n", threads, attn_last_error());
-        return 1;
-    }
+    if (!(temp >= 0.0 && temp <= 100.0)) return cli_fail(sub, "--temperature %g: expected a number in [0, 100]", temp);
+    if (ntok < 0 || ntok > 100000000)
+        return cli_fail(sub, "--tokens %lld: expected an integer in [0, 100000000]", (long long)ntok);
+    if (top_k < 0 || top_k > 256) return cli_fail(sub, "--top-k %lld: expected an integer in [0, 256]", (long long)top_k);
+    if (seed < 0) return cli_fail(sub, "--seed %lld: expected an integer >= 0", (long long)seed);
+    if (args_threads(sub, &threads)) return 1;
     int rc = 1;
     lm_model *m = NULL;
     lm_cache *cache = NULL;
@@ -122,8 +109,8 @@ int cmd_generate(int argc, char **argv) {
     double t_decode = now_s() - t1;
     fputc('\n', stdout);
     fflush(stdout);
-    fprintf(stderr, "prefill %d tokens in %.1f ms (%.0f tok/s); generated %ld tokens in %.2f s (%.0f tok/s)", (int)plen,
-            1e3 * t_prefill, plen / (t_prefill > 1e-9 ? t_prefill : 1e-9), ntok, t_decode,
+    fprintf(stderr, "prefill %d tokens in %.1f ms (%.0f tok/s); generated %lld tokens in %.2f s (%.0f tok/s)", (int)plen,
+            1e3 * t_prefill, plen / (t_prefill > 1e-9 ? t_prefill : 1e-9), (long long)ntok, t_decode,
             ntok / (t_decode > 1e-9 ? t_decode : 1e-9));
     if (refills) fprintf(stderr, "; context refilled %ld times", refills);
     fprintf(stderr, "\n");

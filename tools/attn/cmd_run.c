@@ -188,7 +188,7 @@ int cmd_run(int argc, char **argv) {
     const char *weights = NULL, *prefix = "model.layers.0.self_attn", *config = NULL, *input = NULL, *output = NULL,
                *positions = NULL;
     int causal = -1;
-    int64_t threads = 0;
+    int64_t threads = ARG_UNSET;
     const arg_spec specs[] = {
         { "weights", ARG_STR, &weights, "FILE", "safetensors file with the layer's weights (required)" },
         { "prefix", ARG_STR, &prefix, "NAME", "tensor name prefix (default model.layers.0.self_attn)" },
@@ -214,8 +214,7 @@ int cmd_run(int argc, char **argv) {
     if (!config) return cli_fail(sub, "missing --config FILE (see 'attn run --help')");
     if (!input) return cli_fail(sub, "missing --input FILE (see 'attn run --help')");
     if (!output) return cli_fail(sub, "missing --output FILE (see 'attn run --help')");
-    if (threads < 0 || threads > 256) return cli_fail(sub, "--threads %lld: must be in [1, 256]", (long long)threads);
-    if (threads > 0) attn_set_num_threads((int)threads);
+    if (args_threads(sub, &threads)) return 1;
 
     int rc = 1;
     attn_mha *m = NULL;

@@ -6,6 +6,7 @@
  * clipping. Holds out the last 10% of the text for validation; writes a
  * safetensors checkpoint. See docs/train.md.
  */
+#include "args.h"
 #include "cli.h"
 #include "lm.h"
 
@@ -28,24 +29,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
-}
-
-static int parse_float(const char *s, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) return 0;
-    *out = v;
-    return 1;
 }
 
 /* Reads a whole file; bytes are the tokens. */
@@ -80,26 +63,10 @@ static const char *bundled(const char *rel, char *buf, size_t cap) {
     return rel;
 }
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: attn train [--data FILE] [--seconds N | --steps N] [--layers L] [--dim E]\n"
-            "                  [--heads H] [--kv-heads H] [--hidden F] [--seq S] [--batch B] [--lr X]\n"
-            "                  [--warmup N] [--seed N] [--threads N] [--log-every N]\n"
-            "                  [--out ckpt.safetensors] [--lora R --base ckpt.safetensors]\n"
-            "  Trains a byte-level causal transformer LM (RMSNorm, attn_mha with RoPE + GQA,\n"
-            "  SwiGLU MLP) with AdamW, warm-up + cosine schedule. Defaults: the bundled\n"
-            "  %s, --seconds 60, --layers 2 --dim 64 --heads 4 --kv-heads 2\n"
-            "  --hidden 192 --seq 64 --batch 16 --lr 1e-2 --seed 1337, --out attn-lm.safetensors.\n"
-            "  --lora R fine-tunes rank-R LoRA adapters on q_proj and v_proj of every layer\n"
-            "  of --base (everything else frozen; alpha = 2R); default data %s,\n"
-            "  default --lr 3e-2, default out attn-lm-lora.safetensors.\n",
-            DEFAULT_DATA, DEFAULT_LORA_DATA);
-}
-
 typedef struct train_args {
     const char *data, *out, *base;
     double seconds, lr;
-    long steps, batch, seed, lora, warmup, threads, log_every;
+    long steps, batch, seed, lora, warmup, log_every;
     lm_config cfg;
     int dims_given, seq_given, lr_given;
 } train_args;
@@ -141,88 +108,89 @@ static void progress_bar(double frac, long step, float loss, double tps, double 
     fflush(stderr);
 }
 
+/* an integer option given on the command line: in [lo, hi], else a one-line error */
+#define UNSET ARG_UNSET
+static int int_in(const char *name, int64_t v, int64_t lo, int64_t hi) {
+    if (v == UNSET || (v >= lo && v <= hi)) return 0;
+    return cli_fail("train", "--%s %lld: expected an integer in [%lld, %lld]", name, (long long)v, (long long)lo,
+                    (long long)hi);
+}
+
 int cmd_train(int argc, char **argv) {
+    const char *sub = "train";
     train_args a;
     memset(&a, 0, sizeof a);
     lm_config_default(&a.cfg);
-    a.seconds = 60.0;
-    a.steps = 0;
-    a.batch = 16;
-    a.lr = 1e-2;
-    a.seed = 1337;
-    a.warmup = -1;
-    a.log_every = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long iv;
-        double dv;
-        if (!strcmp(k, "-h") || !strcmp(k, "--help")) { usage(stdout); return 0; }
-#define NEED()                                                                                      \
-    do {                                                                                            \
-        if (!v) { fprintf(stderr, "attn train: %s needs a value\n", k); return 1; }                 \
-        i++;                                                                                        \
-    } while (0)
-#define INT_OPT(name, lo, hi, dst)                                                                  \
-    if (!strcmp(k, name)) {                                                                         \
-        NEED();                                                                                     \
-        if (!parse_int(v, lo, hi, &iv)) {                                                           \
-            fprintf(stderr, "attn train: %s %s: expected an integer in [%ld, %ld]\n", k, v, (long)(lo), (long)(hi)); \
-            return 1;                                                                               \
-        }                                                                                           \
-        dst = iv;                                                                                   \
-        continue;                                                                                   \
+    const char *data = NULL, *out = NULL, *base = NULL;
+    double o_seconds = NAN, o_lr = NAN;
+    int64_t o_steps = UNSET, o_batch = UNSET, o_seed = UNSET, o_lora = UNSET, o_warmup = UNSET, o_threads = UNSET,
+            o_log_every = UNSET, o_layers = UNSET, o_dim = UNSET, o_heads = UNSET, o_kv_heads = UNSET, o_hidden = UNSET,
+            o_seq = UNSET;
+    const arg_spec specs[] = {
+        { "data", ARG_STR, &data, "FILE", "training text, bytes are the tokens (default " DEFAULT_DATA "; LoRA: " DEFAULT_LORA_DATA ")" },
+        { "seconds", ARG_DOUBLE, &o_seconds, "SEC", "wall-time budget (default 60); the lr schedule follows elapsed time" },
+        { "steps", ARG_INT, &o_steps, "N", "train N steps instead of --seconds (deterministic for a given seed)" },
+        { "layers", ARG_INT, &o_layers, "L", "transformer layers (default 2)" },
+        { "dim", ARG_INT, &o_dim, "C", "model width (default 64)" },
+        { "heads", ARG_INT, &o_heads, "H", "query heads, divides --dim (default 4)" },
+        { "kv-heads", ARG_INT, &o_kv_heads, "H", "key/value heads, divides --heads (default 2)" },
+        { "hidden", ARG_INT, &o_hidden, "F", "SwiGLU hidden width (default round_up(8C/3, 32): 192 for C 64)" },
+        { "seq", ARG_INT, &o_seq, "T", "context length in bytes (default 64)" },
+        { "batch", ARG_INT, &o_batch, "B", "sequences per step (default 16)" },
+        { "lr", ARG_DOUBLE, &o_lr, "X", "peak learning rate (default 1e-2; LoRA 3e-2)" },
+        { "warmup", ARG_INT, &o_warmup, "N", "linear warm-up steps (default 10; --steps N < 200: N/20)" },
+        { "seed", ARG_INT, &o_seed, "N", "seed of the initial weights and the batch sampling (default 1337)" },
+        { "threads", ARG_INT, &o_threads, "N", "worker threads (default: ATTN_NUM_THREADS or all CPUs)" },
+        { "log-every", ARG_INT, &o_log_every, "N", "print a step line every N steps (default 20)" },
+        { "out", ARG_STR, &out, "FILE", "checkpoint to write (default attn-lm.safetensors; LoRA attn-lm-lora.safetensors)" },
+        { "lora", ARG_INT, &o_lora, "R", "fine-tune rank-R LoRA adapters (alpha 2R) on q_proj, v_proj of --base" },
+        { "base", ARG_STR, &base, "FILE", "the checkpoint --lora starts from (its other weights stay frozen)" },
+    };
+    const int nspecs = (int)(sizeof specs / sizeof specs[0]);
+    int help = 0;
+    if (args_parse(sub, argc, argv, specs, nspecs, &help)) return 1;
+    if (help) {
+        args_print_help(sub, "[options]",
+                        "Trains a byte-level causal transformer language model (RMSNorm, attn_mha with RoPE + GQA,\n"
+                        "SwiGLU MLP) on a text file with AdamW, a warm-up + cosine schedule and gradient clipping,\n"
+                        "holds out the last 10% of the text for validation and writes a safetensors checkpoint\n"
+                        "for 'attn generate'. With --lora R --base FILE it fine-tunes LoRA adapters instead.\n"
+                        "See docs/train.md.",
+                        specs, nspecs);
+        return 0;
     }
-        if (!strcmp(k, "--data")) { NEED(); a.data = v; continue; }
-        if (!strcmp(k, "--out")) { NEED(); a.out = v; continue; }
-        if (!strcmp(k, "--base")) { NEED(); a.base = v; continue; }
-        if (!strcmp(k, "--seconds")) {
-            NEED();
-            if (!parse_float(v, 0.01, 1e7, &dv)) { fprintf(stderr, "attn train: --seconds %s: expected a number > 0\n", v); return 1; }
-            a.seconds = dv;
-            a.steps = 0;
-            continue;
-        }
-        if (!strcmp(k, "--lr")) {
-            NEED();
-            a.lr_given = 1;
-            if (!parse_float(v, 1e-8, 10.0, &dv)) { fprintf(stderr, "attn train: --lr %s: expected a number in [1e-8, 10]\n", v); return 1; }
-            a.lr = dv;
-            continue;
-        }
-        INT_OPT("--steps", 1, 100000000L, a.steps)
-        INT_OPT("--batch", 1, 4096, a.batch)
-        INT_OPT("--seed", 0, 2147483647L, a.seed)
-        INT_OPT("--lora", 1, 1024, a.lora)
-        INT_OPT("--warmup", 0, 100000000L, a.warmup)
-        INT_OPT("--threads", 0, 256, a.threads)
-        INT_OPT("--log-every", 1, 100000000L, a.log_every)
-        INT_OPT("--layers", 0, 256, a.cfg.n_layer)
-        INT_OPT("--dim", 2, 16384, a.cfg.dim)
-        INT_OPT("--heads", 1, 1024, a.cfg.n_head)
-        INT_OPT("--kv-heads", 1, 1024, a.cfg.n_kv_head)
-        INT_OPT("--hidden", 1, 65536, a.cfg.hidden)
-        INT_OPT("--seq", 1, 65536, a.cfg.max_seq)
-#undef INT_OPT
-#undef NEED
-        fprintf(stderr, "attn train: unknown option %s (see attn train --help)\n", k);
+    if (!isnan(o_seconds) && o_steps != UNSET) return cli_fail(sub, "give --seconds or --steps, not both");
+    if (!isnan(o_seconds) && !(o_seconds >= 0.01 && o_seconds <= 1e7))
+        return cli_fail(sub, "--seconds %g: expected a number of seconds in [0.01, 1e7]", o_seconds);
+    if (!isnan(o_lr) && !(o_lr >= 1e-8 && o_lr <= 10.0)) return cli_fail(sub, "--lr %g: expected a number in [1e-8, 10]", o_lr);
+    if (int_in("steps", o_steps, 1, 100000000) || int_in("batch", o_batch, 1, 4096) ||
+        int_in("seed", o_seed, 0, 2147483647) || int_in("lora", o_lora, 1, 1024) || int_in("warmup", o_warmup, 0, 100000000) ||
+int_in("log-every", o_log_every, 1, 100000000) ||
+        int_in("layers", o_layers, 0, 256) || int_in("dim", o_dim, 2, 16384) || int_in("heads", o_heads, 1, 1024) ||
+        int_in("kv-heads", o_kv_heads, 1, 1024) || int_in("hidden", o_hidden, 1, 65536) || int_in("seq", o_seq, 1, 65536))
         return 1;
-    }
-    if (a.lora && !a.lr_given) a.lr = 3e-2; /* adapters start at B = 0 and like a larger step */
-    if ((a.lora > 0) != (a.base != NULL)) {
-        fprintf(stderr, "attn train: --lora R and --base FILE go together\n");
-        return 1;
-    }
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--layers") || !strcmp(argv[i], "--dim") || !strcmp(argv[i], "--heads") ||
-            !strcmp(argv[i], "--kv-heads") || !strcmp(argv[i], "--hidden"))
-            a.dims_given = 1;
-        else if (!strcmp(argv[i], "--seq"))
-            a.seq_given = 1;
-    if (a.threads > 0 && attn_set_num_threads((int)a.threads) != ATTN_OK) {
-        fprintf(stderr, "attn train: --threads %ld: %s\n", a.threads, attn_last_error());
-        return 1;
-    }
+    if ((o_lora != UNSET) != (base != NULL)) return cli_fail(sub, "--lora R and --base FILE go together");
+    a.data = data;
+    a.out = out;
+    a.base = base;
+    a.steps = o_steps != UNSET ? (long)o_steps : 0;
+    a.seconds = isnan(o_seconds) ? 60.0 : o_seconds;
+    a.batch = o_batch != UNSET ? (long)o_batch : 16;
+    a.seed = o_seed != UNSET ? (long)o_seed : 1337;
+    a.lora = o_lora != UNSET ? (long)o_lora : 0;
+    a.warmup = o_warmup != UNSET ? (long)o_warmup : -1;
+    a.log_every = o_log_every != UNSET ? (long)o_log_every : 0;
+    a.lr_given = !isnan(o_lr);
+    a.lr = a.lr_given ? o_lr : a.lora ? 3e-2 : 1e-2; /* LoRA: adapters start at B = 0 and like a larger step */
+    if (o_layers != UNSET) a.cfg.n_layer = (int)o_layers;
+    if (o_dim != UNSET) a.cfg.dim = (int)o_dim;
+    if (o_heads != UNSET) a.cfg.n_head = (int)o_heads;
+    if (o_kv_heads != UNSET) a.cfg.n_kv_head = (int)o_kv_heads;
+    if (o_hidden != UNSET) a.cfg.hidden = (int)o_hidden;
+    if (o_seq != UNSET) a.cfg.max_seq = (int)o_seq;
+    a.dims_given = o_layers != UNSET || o_dim != UNSET || o_heads != UNSET || o_kv_heads != UNSET || o_hidden != UNSET;
+    a.seq_given = o_seq != UNSET;
+    if (args_threads(sub, &o_threads)) return 1;
 
     int rc = 1;
     unsigned char *text = NULL;
@@ -231,8 +199,8 @@ int cmd_train(int argc, char **argv) {
     int32_t *x = NULL, *y = NULL;
     float *hist = NULL; /* loss per step */
     char pathbuf[4096];
-    const char *data = a.data ? a.data : bundled(a.lora ? DEFAULT_LORA_DATA : DEFAULT_DATA, pathbuf, sizeof pathbuf);
-    const char *out = a.out ? a.out : (a.lora ? "attn-lm-lora.safetensors" : "attn-lm.safetensors");
+    data = a.data ? a.data : bundled(a.lora ? DEFAULT_LORA_DATA : DEFAULT_DATA, pathbuf, sizeof pathbuf);
+    out = a.out ? a.out : (a.lora ? "attn-lm-lora.safetensors" : "attn-lm.safetensors");
     size_t n = 0;
     attn_status st;
 
@@ -264,7 +232,11 @@ int cmd_train(int argc, char **argv) {
     int T = a.cfg.max_seq, B = (int)a.batch;
 
     /* ─── data ─── */
-    if (!read_text(data, &text, &n)) { fprintf(stderr, "attn train: cannot read --data %s\n", data); goto done; }
+    errno = 0;
+    if (!read_text(data, &text, &n)) {
+        cli_fail(sub, "--data %s: %s", data, errno ? strerror(errno) : "read error");
+        goto done;
+    }
     size_t nval = n / 10;
     if (nval < (size_t)T + 1) nval = (size_t)T + 1;
     if (n < nval + (size_t)T + 1) {
