@@ -2,7 +2,7 @@
 # Installs what building attn needs on Debian 12 (as root), only if missing.
 set -e
 need=""
-for p in build-essential cmake pkg-config libopenblas-dev; do
+for p in build-essential cmake pkg-config libopenblas-dev libsimde-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 for p in "$@"; do

@@ -62,6 +62,24 @@ typedef struct attn__sdpa_kernels {
                      int64_t npad, int32_t *bad);
 } attn__sdpa_kernels;
 
+/* Shared end of one pack_rows row, after the SIMD part packed d[0:e): the
+ * scalar tail e..n (never reads past the row), zero padding n..npad, and the
+ * screen: a row whose source held an Inf/NaN (nonfinite != 0 on entry, or in
+ * the tail) is zeroed and its index r appended to bad[*nbad]. */
+static inline void attn__pack_row_finish(const float *s, float *d, int64_t e, int64_t n, int64_t npad, float scale,
+                                         int nonfinite, int32_t *bad, int *nbad, int64_t r) {
+    for (; e < n; e++) {
+        const float x = s[e];
+        nonfinite |= !(x - x == 0.0f); /* Inf - Inf and NaN - NaN are NaN */
+        d[e] = scale * x;
+    }
+    for (; e < npad; e++) d[e] = 0.0f;
+    if (nonfinite) {
+        for (int64_t z = 0; z < n; z++) d[z] = 0.0f;
+        bad[(*nbad)++] = (int32_t)r;
+    }
+}
+
 /* The table for the currently active ISA (attn_isa_active()). */
 const attn__sdpa_kernels *attn__sdpa_kernels_get(void);
 /* The table for a given ISA (capped at what is compiled in; tests). */

@@ -130,6 +130,11 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     const float *vbase = attn__sdpa_at(P->v, &s, s.k0, 0, kvh);
     for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
+        if (j0 + Bc < kb) { /* the next tile's K and V rows, while this one computes */
+            const int64_t nn = kb - j0 - Bc < Bc ? kb - j0 - Bc : Bc;
+            attn__prefetch_rows(kbase + (j0 + Bc) * P->k.stride_s, P->k.stride_s, nn, D);
+            attn__prefetch_rows(vbase + (j0 + Bc) * P->v.stride_s, P->v.stride_s, nn, Dv);
+        }
         /* St (nc, Mp) = K[j0 : j0 + nc] . Qt */
         kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
         const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;

@@ -120,6 +120,15 @@ typedef struct attn__sdpa_plan {
     size_t global_bytes; /* shared area (partials, task tables) */
 } attn__sdpa_plan;
 
+/* Software prefetch of nr rows of n floats, row stride ld. K/V rows of one
+ * head are usually a page apart (BSHD: stride Hkv*D floats), where hardware
+ * prefetchers stop; decoding (few query rows per key) is bound by this
+ * latency, so the drivers prefetch the next key tile while computing one. */
+static inline void attn__prefetch_rows(const float *p, int64_t ld, int64_t nr, int64_t n) {
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t e = 0; e < n; e += 16) __builtin_prefetch(p + r * ld + e, 0, 3);
+}
+
 static inline int64_t attn__ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t attn__round16(int64_t a) { return (a + 15) & ~(int64_t)15; }
 

@@ -68,8 +68,14 @@ int bu_time(bu_fn fn, void *ctx, int min_runs, double min_seconds, double max_se
 #ifdef BU_X86
 __attribute__((target("avx512f"))) static float probe_avx512(int64_t iters) {
     __m512 m = _mm512_set1_ps(1.0f - 1e-6f), c = _mm512_set1_ps(1e-6f);
-    __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+    /* distinct starting values: identical chains would be merged into one by
+     * the compiler (common-subexpression elimination), inflating the peak */
+#define S512(x) _mm512_set1_ps(x)
+    __m512 a0 = S512(1.00f), a1 = S512(1.01f), a2 = S512(1.02f), a3 = S512(1.03f), a4 = S512(1.04f);
+    __m512 a5 = S512(1.05f), a6 = S512(1.06f), a7 = S512(1.07f), a8 = S512(1.08f), a9 = S512(1.09f);
+    __m512 a10 = S512(1.10f), a11 = S512(1.11f), a12 = S512(1.12f), a13 = S512(1.13f), a14 = S512(1.14f);
+    __m512 a15 = S512(1.15f);
+#undef S512
     for (int64_t i = 0; i < iters; i++) {
         a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c);
         a2 = _mm512_fmadd_ps(a2, m, c); a3 = _mm512_fmadd_ps(a3, m, c);
@@ -89,8 +95,12 @@ __attribute__((target("avx512f"))) static float probe_avx512(int64_t iters) {
 
 __attribute__((target("avx2,fma"))) static float probe_avx2(int64_t iters) {
     __m256 m = _mm256_set1_ps(1.0f - 1e-6f), c = _mm256_set1_ps(1e-6f);
-    __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
-    __m256 a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    /* distinct starting values (see probe_avx512) */
+#define S256(x) _mm256_set1_ps(x)
+    __m256 a0 = S256(1.00f), a1 = S256(1.01f), a2 = S256(1.02f), a3 = S256(1.03f), a4 = S256(1.04f);
+    __m256 a5 = S256(1.05f), a6 = S256(1.06f), a7 = S256(1.07f), a8 = S256(1.08f), a9 = S256(1.09f);
+    __m256 a10 = S256(1.10f), a11 = S256(1.11f);
+#undef S256
     for (int64_t i = 0; i < iters; i++) {
         a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c);
         a2 = _mm256_fmadd_ps(a2, m, c); a3 = _mm256_fmadd_ps(a3, m, c);
@@ -111,7 +121,7 @@ __attribute__((target("avx2,fma"))) static float probe_avx2(int64_t iters) {
 static float probe_scalar(int64_t iters) {
     volatile float vm = 1.0f - 1e-6f, vc = 1e-6f;
     float m = vm, c = vc;
-    float a0 = 1, a1 = 1, a2 = 1, a3 = 1, a4 = 1, a5 = 1, a6 = 1, a7 = 1;
+    float a0 = 1.00f, a1 = 1.01f, a2 = 1.02f, a3 = 1.03f, a4 = 1.04f, a5 = 1.05f, a6 = 1.06f, a7 = 1.07f;
     for (int64_t i = 0; i < iters; i++) {
         a0 = fmaf(a0, m, c); a1 = fmaf(a1, m, c); a2 = fmaf(a2, m, c); a3 = fmaf(a3, m, c);
         a4 = fmaf(a4, m, c); a5 = fmaf(a5, m, c); a6 = fmaf(a6, m, c); a7 = fmaf(a7, m, c);

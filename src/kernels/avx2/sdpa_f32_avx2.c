@@ -196,17 +196,7 @@ static int pack_rows_avx2(int64_t nr, int64_t n, const float *src, int64_t lds, 
             acc = _mm256_or_si256(acc, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(x), expo), expo));
             _mm256_storeu_ps(d + e, _mm256_mul_ps(sc, x));
         }
-        int tail = 0;
-        for (; e < n; e++) {
-            const float x = s[e];
-            tail |= !isfinite(x);
-            d[e] = scale * x;
-        }
-        for (; e < npad; e++) d[e] = 0.0f;
-        if (tail || !_mm256_testz_si256(acc, acc)) {
-            for (int64_t z = 0; z < n; z++) d[z] = 0.0f;
-            bad[nbad++] = (int32_t)r;
-        }
+        attn__pack_row_finish(s, d, e, n, npad, scale, !_mm256_testz_si256(acc, acc), bad, &nbad, r);
     }
     return nbad;
 }

@@ -1,4 +1,227 @@
-/* sdpa_f32_avx512.c — AVX-512 micro-kernels of the sdpa table. */
+/* sdpa_f32_avx512.c — AVX-512 micro-kernels of the sdpa table.
+ *
+ *   gemm_ab   C (m, n) (+)= A (m, k) . B (k, n)
+ *   gemm_atb  C (m, n)  += A^T . B, A stored (k, m)
+ *             Register tiles of R rows x 16*NV columns, A broadcast (folded
+ *             into the FMA as an embedded broadcast), B rows loaded as NV
+ *             zmm: 6x64 while >= 64 columns remain, then 8x48, 12x32, 12x16;
+ *             row tails use the same NV with fewer rows. Per column chunk the
+ *             B panel (k x 16*NV) stays in L1 while all row blocks stream by.
+ *   softmax / bwd_probs / bwd_ds: 16 columns at a time (vertical statistics
+ *             of the transposed score tile), vectorised exp.
+ *   rows_exp / rows_ds: the same on row-major tiles (one statistic per row).
+ *   pack_rows: scaled copy with an Inf/NaN screen.
+ *   pack_t:   transposed scaled copy (K/V tiles of the backward).
+ * n is always a multiple of 16 (callers pad), so there is no column tail.
+ * Summation orders are fixed (p ascending) and independent of alignment, so
+ * results do not depend on the tiling or the thread count. */
 #include "kernels/dispatch.h"
 
-void attn__sdpa_kernels_avx512(attn__sdpa_kernels *t) { t->name = "avx512"; }
+#ifdef ATTN_SIMDE_AVX512
+/* Test build (tests/test_avx512_emul.c): the same source on SIMDe's portable
+ * AVX-512 emulation, so these kernels are checked on machines without
+ * AVX-512. Only intrinsics SIMDe implements are used below. */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+typedef simde__mmask16 __mmask16;
+#define _MM_FROUND_TO_NEAREST_INT SIMDE_MM_FROUND_TO_NEAREST_INT
+#define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
+#define attn__sdpa_kernels_avx512 attn__sdpa_kernels_avx512_emul
+#else
+#include <immintrin.h>
+#endif
+#include <math.h>
+
+#define AI static inline __attribute__((always_inline))
+
+/* exp(x) for x <= ~88: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2,
+ * degree-6 polynomial, 2^n applied with vscalefps. x < -87.3 flushes to 0 and
+ * exp(-inf) = 0 exactly; NaN propagates. ~1-2 ulp. */
+AI __m512 exp512(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.3f);
+    const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    __m512 xc = _mm512_max_ps(lo, x); /* NaN stays NaN (2nd operand returned) */
+    xc = _mm512_min_ps(_mm512_set1_ps(88.3f), xc);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    const __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_mov_ps((__mmask16)~under, _mm512_scalef_ps(p, n));
+}
+
+/* ─── register tiles ──────────────────────────────────────────────────────── */
+
+/* C (R, 16 NV) (+)= A (R, k) . B (k, 16 NV); A element (r, p) at A[r*ars + p*aps]. */
+AI void tile(const int R, const int NV, int64_t k, const float *A, int64_t ars, int64_t aps, const float *B,
+             int64_t ldb, float *C, int64_t ldc, int acc) {
+    __m512 c[12][4];
+    _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {
+            c[r][v] = acc ? _mm512_loadu_ps(C + r * ldc + 16 * v) : _mm512_setzero_ps();
+        }
+    }
+    for (int64_t p = 0; p < k; p++) {
+        __m512 b[4];
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(B + p * ldb + 16 * v);
+        const float *ap = A + p * aps;
+        _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {
+            const __m512 a = _mm512_set1_ps(ap[r * ars]);
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) c[r][v] = _mm512_fmadd_ps(a, b[v], c[r][v]);
+        }
+    }
+    _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) _mm512_storeu_ps(C + r * ldc + 16 * v, c[r][v]);
+    }
+}
+
+/* All row blocks of one column chunk of width 16*NV, full tiles of RM rows. */
+#define DEFINE_PANEL(NV, RM)                                                                                     \
+    static void panel##NV(int64_t m, int64_t k, const float *A, int64_t ars, int64_t aps, const float *B,        \
+                          int64_t ldb, float *C, int64_t ldc, int acc) {                                         \
+        int64_t i = 0;                                                                                           \
+        for (; i + RM <= m; i += RM) tile(RM, NV, k, A + i * ars, ars, aps, B, ldb, C + i * ldc, ldc, acc);      \
+        const float *Ai = A + i * ars;                                                                           \
+        float *Ci = C + i * ldc;                                                                                 \
+        switch (m - i) {                                                                                         \
+        case 0: break;                                                                                           \
+        case 1: tile(1, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                                      \
+        case 2: tile(2, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                                      \
+        case 3: tile(3, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                                      \
+        case 4: tile(4 < RM ? 4 : 1, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                         \
+        case 5: tile(5 < RM ? 5 : 1, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                         \
+        case 6: tile(6 < RM ? 6 : 1, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                         \
+        case 7: tile(7 < RM ? 7 : 1, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                         \
+        case 8: tile(8 < RM ? 8 : 1, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                         \
+        case 9: tile(9 < RM ? 9 : 1, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                         \
+        case 10: tile(10 < RM ? 10 : 1, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                      \
+        default: tile(11 < RM ? 11 : 1, NV, k, Ai, ars, aps, B, ldb, Ci, ldc, acc); break;                      \
+        }                                                                                                        \
+    }
+DEFINE_PANEL(4, 6)
+DEFINE_PANEL(3, 8)
+DEFINE_PANEL(2, 12)
+DEFINE_PANEL(1, 12)
+
+/* Column chunks: 64 while possible, then one chunk of 48, 32 or 16. */
+AI void gemm(int64_t m, int64_t n, int64_t k, const float *A, int64_t ars, int64_t aps, const float *B, int64_t ldb,
+             float *C, int64_t ldc, int acc) {
+    int64_t j = 0;
+    for (; j + 64 <= n; j += 64) panel4(m, k, A, ars, aps, B + j, ldb, C + j, ldc, acc);
+    switch ((n - j) / 16) {
+    case 3: panel3(m, k, A, ars, aps, B + j, ldb, C + j, ldc, acc); break;
+    case 2: panel2(m, k, A, ars, aps, B + j, ldb, C + j, ldc, acc); break;
+    case 1: panel1(m, k, A, ars, aps, B + j, ldb, C + j, ldc, acc); break;
+    default: break;
+    }
+}
+
+static void gemm_ab_avx512(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
+                           float *C, int64_t ldc, int acc) {
+    gemm(m, n, k, A, lda, 1, B, ldb, C, ldc, acc);
+}
+
+static void gemm_atb_avx512(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
+                            int64_t ldb, float *C, int64_t ldc) {
+    gemm(m, n, k, A, 1, lda, B, ldb, C, ldc, 1);
+}
+
+/* ─── softmax statistics on the transposed tile ───────────────────────────── */
+static int softmax_tile_avx512(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
+    int changed = 0;
+    for (int64_t m = 0; m < mp; m += 16) {
+        __m512 mx = ninf;
+        /* NaN scores are ignored by the max (operand order) and surface through exp */
+        for (int64_t c = 0; c < nc; c++) mx = _mm512_max_ps(_mm512_loadu_ps(S + c * mp + m), mx);
+        const __m512 mo = _mm512_loadu_ps(mrow + m);
+        const __m512 mn = _mm512_max_ps(mo, mx);
+        const __mmask16 dead = _mm512_cmp_ps_mask(mn, ninf, _CMP_EQ_OQ); /* row still fully masked */
+        const __m512 mns = _mm512_mask_mov_ps(mn, dead, _mm512_setzero_ps());
+        const __m512 a = _mm512_mask_mov_ps(exp512(_mm512_sub_ps(mo, mns)), dead, one);
+        __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+        int64_t c = 0;
+        for (; c + 2 <= nc; c += 2) { /* two chains; combined below in a fixed order */
+            const __m512 e0 = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + c * mp + m), mns));
+            const __m512 e1 = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + (c + 1) * mp + m), mns));
+            _mm512_storeu_ps(S + c * mp + m, e0);
+            _mm512_storeu_ps(S + (c + 1) * mp + m, e1);
+            sum0 = _mm512_add_ps(sum0, e0);
+            sum1 = _mm512_add_ps(sum1, e1);
+        }
+        if (c < nc) {
+            const __m512 e0 = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + c * mp + m), mns));
+            _mm512_storeu_ps(S + c * mp + m, e0);
+            sum0 = _mm512_add_ps(sum0, e0);
+        }
+        const __m512 sum = _mm512_add_ps(sum0, sum1);
+        _mm512_storeu_ps(alpha + m, a);
+        _mm512_storeu_ps(lrow + m, _mm512_fmadd_ps(a, _mm512_loadu_ps(lrow + m), sum));
+        _mm512_storeu_ps(mrow + m, _mm512_mask_mov_ps(mn, dead, mo));
+        if (_mm512_cmp_ps_mask(a, one, _CMP_NEQ_UQ)) changed = 1;
+    }
+    return changed;
+}
+
+static void bwd_probs_avx512(int64_t nc, int64_t mp, float *S, const float *lse) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int64_t m = 0; m < mp; m += 16) {
+        const __m512 l = _mm512_loadu_ps(lse + m);
+        const __mmask16 live = _mm512_cmp_ps_mask(l, ninf, _CMP_NEQ_UQ);
+        const __m512 ls = _mm512_maskz_mov_ps(live, l);
+        for (int64_t c = 0; c < nc; c++) {
+            const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + c * mp + m), ls));
+            _mm512_storeu_ps(S + c * mp + m, _mm512_maskz_mov_ps(live, e));
+        }
+    }
+}
+
+static void bwd_ds_avx512(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di) {
+    for (int64_t m = 0; m < mp; m += 16) {
+        const __m512 di = _mm512_loadu_ps(Di + m);
+        for (int64_t c = 0; c < nc; c++) {
+            const __m512 p = _mm512_loadu_ps(P + c * mp + m);
+            const __mmask16 nz = _mm512_cmp_ps_mask(p, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+            const __m512 x = _mm512_mul_ps(p, _mm512_sub_ps(_mm512_loadu_ps(dP + c * mp + m), di));
+            _mm512_storeu_ps(dP + c * mp + m, _mm512_maskz_mov_ps(nz, x));
+        }
+    }
+}
+
+static int pack_rows_avx512(int64_t nr, int64_t n, const float *src, int64_t lds, float scale, float *dst,
+                            int64_t ldd, int64_t npad, int32_t *bad) {
+    const __m512i expo = _mm512_set1_epi32(0x7f800000);
+    const __m512 sc = _mm512_set1_ps(scale);
+    const int64_t n16 = n & ~(int64_t)15;
+    int nbad = 0;
+    for (int64_t r = 0; r < nr; r++) {
+        const float *s = src + r * lds;
+        float *d = dst + r * ldd;
+        __mmask16 nonfinite = 0;
+        int64_t e = 0;
+        for (; e < n16; e += 16) {
+            const __m512 x = _mm512_loadu_ps(s + e);
+            nonfinite |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(x), expo), expo);
+            _mm512_storeu_ps(d + e, _mm512_mul_ps(sc, x));
+        }
+        attn__pack_row_finish(s, d, e, n, npad, scale, nonfinite != 0, bad, &nbad, r);
+    }
+    return nbad;
+}
+
+void attn__sdpa_kernels_avx512(attn__sdpa_kernels *t) {
+    t->name = "avx512";
+    t->gemm_ab = gemm_ab_avx512;
+    t->gemm_atb = gemm_atb_avx512;
+    t->softmax_tile = softmax_tile_avx512;
+    t->bwd_probs = bwd_probs_avx512;
+    t->bwd_ds = bwd_ds_avx512;
+    t->pack_rows = pack_rows_avx512;
+}

@@ -77,22 +77,7 @@ static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, co
 static int pack_rows_generic(int64_t nr, int64_t n, const float *src, int64_t lds, float scale, float *dst,
                              int64_t ldd, int64_t npad, int32_t *bad) {
     int nbad = 0;
-    for (int64_t r = 0; r < nr; r++) {
-        const float *s = src + r * lds;
-        float *d = dst + r * ldd;
-        uint32_t inf = 0; /* exponent all ones <=> Inf or NaN */
-        for (int64_t e = 0; e < n; e++) {
-            uint32_t u;
-            memcpy(&u, &s[e], 4);
-            inf |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
-            d[e] = scale * s[e];
-        }
-        for (int64_t e = n; e < npad; e++) d[e] = 0.0f;
-        if (inf) {
-            memset(d, 0, (size_t)n * sizeof(float));
-            bad[nbad++] = (int32_t)r;
-        }
-    }
+    for (int64_t r = 0; r < nr; r++) attn__pack_row_finish(src + r * lds, dst + r * ldd, 0, n, npad, scale, 0, bad, &nbad, r);
     return nbad;
 }
 
