@@ -3,7 +3,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #     SECONDS  fuzzing time per target (default 60); 0 = only replay the committed
 #              corpora and regression inputs
-#     TARGET   json safetensors npy hfconfig (default: all)
+#     TARGET   json safetensors npy hfconfig sdpa mha (default: all)
 # New inputs go to build-fuzz/corpus/<target> (never into the source tree); crashes
 # to build-fuzz/artifacts/. Exits non-zero if any target found a problem.
 # Extra libFuzzer flags can be passed in ATTN_FUZZ_FLAGS (e.g. "-jobs=2 -workers=2").
@@ -11,7 +11,7 @@ set -eu
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-json safetensors npy hfconfig}
+TARGETS=${*:-json safetensors npy hfconfig sdpa mha}
 BUILD=${ATTN_FUZZ_BUILD:-build-fuzz}
 CC=${CC_FUZZ:-clang}
 

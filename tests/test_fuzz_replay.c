@@ -15,8 +15,10 @@ static const char *g_current = "";
 
 #include "fuzz/fuzz_hfconfig.c"
 #include "fuzz/fuzz_json.c"
+#include "fuzz/fuzz_mha.c"
 #include "fuzz/fuzz_npy.c"
 #include "fuzz/fuzz_safetensors.c"
+#include "fuzz/fuzz_sdpa.c"
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 
@@ -71,6 +73,8 @@ int main(void) {
         { "safetensors", fuzz_st_one },
         { "npy", fuzz_npy_one },
         { "hfconfig", fuzz_hf_one },
+        { "sdpa", fuzz_sdpa_one },
+        { "mha", fuzz_mha_one },
     };
     for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
         char dir[1024];
