@@ -490,8 +490,17 @@ void mha__lora_fwd(attn_mha *m, int p, int64_t rows, const float *X, int64_t ld_
 /* ═══ masks ═════════════════════════════════════════════════════════════════ */
 
 /* Number of elements spanned by a (B, Hq, Sq, Skv) view with the given strides. */
+/* Elements a (B, H, Sq, Skv) mask with strides (sb, sh, sq, 1) spans: 0 if
+ * empty, -1 if that overflows or exceeds INT64_MAX / 8 (strides >= 0). */
 static int64_t mask_extent(int64_t B, int64_t H, int64_t Sq, int64_t Skv, int64_t sb, int64_t sh, int64_t sq) {
-    return (B - 1) * sb + (H - 1) * sh + (Sq - 1) * sq + Skv;
+    if (B <= 0 || H <= 0 || Sq <= 0 || Skv <= 0) return 0;
+    const int64_t n[3] = {B, H, Sq}, st[3] = {sb, sh, sq};
+    int64_t e = Skv;
+    for (int i = 0; i < 3; i++) {
+        int64_t t;
+        if (__builtin_mul_overflow(n[i] - 1, st[i], &t) || __builtin_add_overflow(e, t, &e)) return -1;
+    }
+    return e > INT64_MAX / 8 ? -1 : e;
 }
 
 /* Sets the mask fields of o (and o->align, o->key_lens) for the call.
@@ -619,6 +628,12 @@ static attn_status check_input(const attn_mha *m, const attn_mha_input *in, cons
         if (in->mask_stride_b < 0 || in->mask_stride_h < 0 || in->mask_stride_q < 0)
             return attn__fail(ATTN_ERR_STRIDE, "attn_mha_forward: mask strides (b %lld, h %lld, q %lld) must be >= 0",
                               (long long)in->mask_stride_b, (long long)in->mask_stride_h, (long long)in->mask_stride_q);
+        /* the mask is read (copied, combined with the padding) before the kernel checks it */
+        if (mask_extent(in->batch, m->Hq, in->seq_q, Skv, in->mask_stride_b, in->mask_stride_h, in->mask_stride_q) < 0)
+            return attn__fail(ATTN_ERR_NOMEM, "attn_mha_forward: mask extent overflows (strides b %lld, h %lld, q %lld "
+                              "for batch %lld, %lld heads, seq_q %lld, seq_kv %lld)",
+                              (long long)in->mask_stride_b, (long long)in->mask_stride_h, (long long)in->mask_stride_q,
+                              (long long)in->batch, (long long)m->Hq, (long long)in->seq_q, (long long)Skv);
     }
     return ATTN_OK;
 }
