@@ -40,7 +40,7 @@ static void usage(FILE *f) {
     for (int i = 0; i < NSUBS; i++)
         if (SUBS[i].summary) fprintf(f, "  %-9s %s\n", SUBS[i].name, SUBS[i].summary);
     fprintf(f, "\nWith no command, attn runs the tour (2-4 minutes, depending on the machine's load): check,\n"
-               "bench --quick --layer-seq 512, train --seconds 45, then generate a sample.\n"
+               "bench --quick --seqs 512 --layer-seq 512, train --seconds 45, then generate a sample.\n"
                "'attn <command> --help' lists a command's options; 'attn --version' prints the version.\n"
                "Environment: ATTN_NUM_THREADS (threads), ATTN_ISA=generic|avx2|avx512 (cap the kernel ISA),\n"
                "OPENBLAS_CORETYPE (OpenBLAS kernels, used by the peers and the layer's GEMMs).\n");
@@ -85,7 +85,7 @@ static int tour(void) {
     printf("(each step is an ordinary subcommand; 'attn --help' lists them)\n");
     double t0 = now_s();
     char *check[] = { "attn", "check", "--quiet", NULL };
-    char *bench[] = { "attn", "bench", "--quick", "--layer-seq", "512", NULL };
+    char *bench[] = { "attn", "bench", "--quick", "--seqs", "512", "--layer-seq", "512", NULL };
     char *train[] = { "attn", "train", "--seconds", "45", "--out", "attn-lm.safetensors", NULL };
     char *gen[] = { "attn", "generate", "--ckpt", "attn-lm.safetensors", "--tokens", "300", NULL };
     const char *names[4] = { "check", "bench", "train", "generate" };
