@@ -489,7 +489,6 @@ void mha__lora_fwd(attn_mha *m, int p, int64_t rows, const float *X, int64_t ld_
 
 /* ═══ masks ═════════════════════════════════════════════════════════════════ */
 
-/* Number of elements spanned by a (B, Hq, Sq, Skv) view with the given strides. */
 /* Elements a (B, H, Sq, Skv) mask with strides (sb, sh, sq, 1) spans: 0 if
  * empty, -1 if that overflows or exceeds INT64_MAX / 8 (strides >= 0). */
 static int64_t mask_extent(int64_t B, int64_t H, int64_t Sq, int64_t Skv, int64_t sb, int64_t sh, int64_t sq) {
@@ -620,6 +619,9 @@ static attn_status check_input(const attn_mha *m, const attn_mha_input *in, cons
     if (Smax > 0 && in->batch > MHA_MAX_ROWS / 4 / Smax)
         return attn__fail(ATTN_ERR_SHAPE, "attn_mha_forward: batch = %lld x seq = %lld tokens is too many (max %lld)",
                           (long long)in->batch, (long long)Smax, (long long)(MHA_MAX_ROWS / 4));
+    if (!in->positions && in->seq_q > 0 && in->pos_offset > INT64_MAX - in->seq_q)
+        return attn__fail(ATTN_ERR_OPTION, "attn_mha_forward: in->pos_offset = %lld + seq_q = %lld overflows the positions",
+                          (long long)in->pos_offset, (long long)in->seq_q);
     if (in->mask_kind != ATTN_MASK_NONE && in->mask_kind != ATTN_MASK_BOOL && in->mask_kind != ATTN_MASK_ADD)
         return attn__fail(ATTN_ERR_OPTION, "attn_mha_forward: in->mask_kind = %d, must be NONE (0), BOOL (1) or ADD (2)",
                           in->mask_kind);

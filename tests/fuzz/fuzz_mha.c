@@ -341,6 +341,7 @@ static int fuzz_mha_one(const uint8_t *data, size_t size) {
                                       -1, INT32_MAX, (int64_t)1 << 62};
         in.pos_offset = pb < 248 ? (int64_t)(pb % 40) : s8[pb - 248];
         if (pb >= 248) finite = 0; /* huge positions: RoPE angles lose all precision */
+        if (Sq > 0 && in.pos_offset > INT64_MAX - Sq) in_bad = 1; /* pos_offset + i overflows */
     }
     if ((xb >> 4) & 1) { /* key_padding_mask (B, Skv), nonzero = ignore */
         pad.bytes = (size_t)(Bp * Skp);
