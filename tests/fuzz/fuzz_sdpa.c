@@ -700,13 +700,16 @@ static int fuzz_sdpa_one(const uint8_t *data, size_t size) {
         t->data = c->arena + (t->placed ? t->off : 0);
         if (t->null_data || (t->numel == 0 && (layout & 1))) t->data = NULL;
 #if FUZZ_SDPA_KNOWN_BUGS
-        /* pending/sdpa/empty-view-*: with Sk = 0 (or another empty view) the kernels
-           still form data + b * stride_b + ... (sdpa_internal.h attn__sdpa_at), UB
-           pointer arithmetic for a NULL or huge-stride empty view the checks accept */
-        if (t->numel == 0 && k != SF_LSE) {
-            t->data = c->arena;
+        /* pending/sdpa/empty-*: with Sk = 0 (or another empty view, or a varlen
+           sequence without keys) the kernels still form data + b * stride_b +
+           row * stride_s ... (sdpa_internal.h attn__sdpa_at, sdpa_fwd.c kbase /
+           vbase), UB pointer arithmetic for a NULL view or for a huge stride of a
+           size-1 or size-0 dimension, which the checks rightly accept */
+        if (k != SF_LSE) {
+            if (t->numel == 0) t->data = c->arena;
             for (int x = 0; x < 3; x++)
-                if (t->s[x] > (1 << 20) || t->s[x] < -(1 << 20)) t->s[x] = 1 << 20;
+                if ((t->numel == 0 || t->n[x] <= 1) && (t->s[x] > (1 << 20) || (t->numel == 0 && t->s[x] < -(1 << 20))))
+                    t->s[x] = 1 << 20;
         }
 #endif
     }
