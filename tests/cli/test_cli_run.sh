@@ -62,7 +62,10 @@ RUN="$ATTN run --weights $FIX/model.safetensors --prefix model.layers.0.self_att
 
 # 1. the fixture, as given
 step "run (B, S, E) input" $RUN --input "$FIX/x.npy" --output "$T/y.npy"
+cp "$T/out" "$T/run.out"
 step "y matches transformers within 1e-5" "$ATTN" compare "$T/y.npy" "$FIX/y.npy" --rtol 1e-5
+step "summary names what config.json made of the layer" \
+    grep -q 'E 64, heads 4/2, D 16, RoPE theta 500000 llama3-scaled x4, causal)$' "$T/run.out"
 
 # 2. the same with explicit positions 0..7, int64 (S) and (B, S)
 mkhdr "$T/pos.npy" '<i8' '(8,)'

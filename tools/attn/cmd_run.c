@@ -289,10 +289,27 @@ int cmd_run(int argc, char **argv) {
     if (attn_mha_forward(m, &in, y) != ATTN_OK) { cli_fail(sub, "forward: %s", attn_last_error()); goto done; }
     if (attn_npy_write(output, y, x.ndim, x.shape) != ATTN_OK) { cli_fail(sub, "%s: %s", output, lib_msg(output)); goto done; }
     shape_str(sh, sizeof sh, x.ndim, x.shape);
-    printf("attn run: wrote %s %s float32 (layer %s: E %lld, heads %lld/%lld, D %lld, %s%s, %s)\n", output, sh, prefix,
-           (long long)E, (long long)rcfg->num_heads, (long long)rcfg->num_kv_heads, (long long)rcfg->head_dim,
-           rcfg->rope == ATTN_ROPE_NEOX ? "RoPE" : rcfg->rope == ATTN_ROPE_GPTJ ? "RoPE (GPT-J)" : "no RoPE",
-           rcfg->qk_norm ? ", qk-norm" : "", rcfg->causal ? "causal" : "not causal");
+    /* what the config made of the layer: the features that change y */
+    char feat[256];
+    size_t fl = 0;
+    if (rcfg->rope == ATTN_ROPE_NONE) fl += (size_t)snprintf(feat + fl, sizeof feat - fl, "no RoPE");
+    else
+        fl += (size_t)snprintf(feat + fl, sizeof feat - fl, "RoPE%s theta %g%s", rcfg->rope == ATTN_ROPE_GPTJ ? " (GPT-J)" : "",
+                               (double)rcfg->rope_theta,
+                               rcfg->rope_scaling == ATTN_ROPE_SCALING_LLAMA3   ? " llama3-scaled"
+                               : rcfg->rope_scaling == ATTN_ROPE_SCALING_LINEAR ? " linear-scaled"
+                                                                                 : "");
+    if (rcfg->rope != ATTN_ROPE_NONE && rcfg->rope_scaling != ATTN_ROPE_SCALING_NONE && fl < sizeof feat)
+        fl += (size_t)snprintf(feat + fl, sizeof feat - fl, " x%g", (double)rcfg->rope_factor);
+    if (rcfg->qk_norm && fl < sizeof feat) fl += (size_t)snprintf(feat + fl, sizeof feat - fl, ", qk-norm");
+    if ((rcfg->bias_q || rcfg->bias_k || rcfg->bias_v || rcfg->bias_o) && fl < sizeof feat)
+        fl += (size_t)snprintf(feat + fl, sizeof feat - fl, ", biases %s%s%s%s", rcfg->bias_q ? "q" : "",
+                               rcfg->bias_k ? "k" : "", rcfg->bias_v ? "v" : "", rcfg->bias_o ? "o" : "");
+    if (rcfg->window_left >= 0 && fl < sizeof feat)
+        fl += (size_t)snprintf(feat + fl, sizeof feat - fl, ", window %lld", (long long)rcfg->window_left + 1);
+    printf("attn run: wrote %s %s float32 (layer %s: E %lld, heads %lld/%lld, D %lld, %s, %s)\n", output, sh, prefix,
+           (long long)E, (long long)rcfg->num_heads, (long long)rcfg->num_kv_heads, (long long)rcfg->head_dim, feat,
+           rcfg->causal ? "causal" : "not causal");
     rc = 0;
 done:
     attn_st_free(st);
