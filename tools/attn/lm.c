@@ -694,11 +694,8 @@ attn_status lm_forward_cached(lm_model *m, lm_cache *c, const int32_t *tokens, i
 
 /* ─── sampling ─────────────────────────────────────────────────────────── */
 typedef struct { float v; int i; } scored;
-static int cmp_scored(const void *a, const void *b) {
-    const scored *x = a, *y = b;
-    if (x->v != y->v) return x->v > y->v ? -1 : 1;
-    return x->i - y->i;
-}
+/* the sampling order: larger logit first, ties by smaller index */
+static int sample_before(scored x, scored y) { return x.v > y.v || (x.v == y.v && x.i < y.i); }
 
 int lm_sample(const float *logits, int V, float temperature, int top_k, lm_rng *rng) {
     if (temperature <= 0.0f || top_k == 1) {
@@ -708,9 +705,17 @@ int lm_sample(const float *logits, int V, float temperature, int top_k, lm_rng *
     }
     scored s[LM_VOCAB];
     if (V > LM_VOCAB) V = LM_VOCAB;
-    for (int v = 0; v < V; v++) { s[v].v = logits[v]; s[v].i = v; }
-    qsort(s, (size_t)V, sizeof *s, cmp_scored);
     int k = (top_k <= 0 || top_k > V) ? V : top_k;
+    /* the k best in sampling order, by insertion: the same as sorting all V,
+     * without the V log V comparator calls per token */
+    int n = 0;
+    for (int v = 0; v < V; v++) {
+        scored x = {logits[v], v};
+        if (n == k && !sample_before(x, s[n - 1])) continue;
+        int j = n < k ? n++ : n - 1;
+        for (; j > 0 && sample_before(x, s[j - 1]); j--) s[j] = s[j - 1];
+        s[j] = x;
+    }
     double p[LM_VOCAB], sum = 0.0;
     for (int j = 0; j < k; j++) { p[j] = exp((double)(s[j].v - s[0].v) / temperature); sum += p[j]; }
     double u = (double)lm_rng_uniform(rng) * sum, acc = 0.0;
