@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "core/core.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -53,8 +54,10 @@ static double now_s(void) {
 }
 
 /* Runs `attn <args...>` as a child process (the tour's steps stay independent:
- * each has its own memory, thread pools and OpenBLAS set-up). */
-static int run_step(const char *title, char *const args[]) {
+ * each has its own memory, thread pools and OpenBLAS set-up). A step that runs
+ * longer than limit_s seconds is stopped (SIGTERM, then SIGKILL) and counts as
+ * failed, so that the tour still reaches its sample in bounded time. */
+static int run_step(const char *title, char *const args[], double limit_s) {
     char line[512] = "";
     size_t used = 0;
     for (int i = 0; args[i] && used < sizeof line - 1; i++)
@@ -68,11 +71,28 @@ static int run_step(const char *title, char *const args[]) {
         fprintf(stderr, "attn: cannot start '%s': %s\n", line, strerror(err));
         return 1;
     }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {}
+    int status = 0, timed_out = 0;
+    double killed_at = 0.0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR)) break;
+        double t = now_s() - t0;
+        if (!timed_out && t > limit_s) {
+            timed_out = 1;
+            killed_at = t;
+            kill(pid, SIGTERM);
+        } else if (timed_out && t > killed_at + 5.0) {
+            kill(pid, SIGKILL);
+        }
+        struct timespec nap = { 0, 50 * 1000 * 1000 };
+        nanosleep(&nap, NULL);
+    }
     double dt = now_s() - t0;
-    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    printf("\n── %s: %s (%.1f s)\n", title, ok ? "ok" : "FAILED", dt);
+    int ok = !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (timed_out)
+        printf("\n── %s: FAILED: stopped after its time limit of %.0f s\n", title, limit_s);
+    else
+        printf("\n── %s: %s (%.1f s)\n", title, ok ? "ok" : "FAILED", dt);
     fflush(stdout);
     return !ok;
 }
@@ -90,10 +110,12 @@ static int tour(void) {
     char *gen[] = { "attn", "generate", "--ckpt", "attn-lm.safetensors", "--tokens", "300", NULL };
     const char *names[4] = { "check", "bench", "train", "generate" };
     int failed[4];
-    failed[0] = run_step("1/4 check", check);
-    failed[1] = run_step("2/4 bench", bench);
-    failed[2] = run_step("3/4 train", train);
-    failed[3] = failed[2] ? -1 : run_step("4/4 generate", gen);
+    /* time limits: ~10x what each step takes on a loaded 2-core machine (bench: ~2x), so that
+     * even a hung step leaves the tour under 5 minutes with its sample */
+    failed[0] = run_step("1/4 check", check, 60);
+    failed[1] = run_step("2/4 bench", bench, 150);
+    failed[2] = run_step("3/4 train", train, 120);
+    failed[3] = failed[2] ? -1 : run_step("4/4 generate", gen, 60);
     if (failed[3] < 0) printf("\n── 4/4 generate: skipped (training failed)\n");
     int nfail = 0;
     printf("\ntour:");
@@ -103,6 +125,7 @@ static int tour(void) {
     }
     int secs = (int)(now_s() - t0 + 0.5);
     printf("tour time: %d min %02d s\n", secs / 60, secs % 60);
+    fflush(stdout);
     if (nfail) fprintf(stderr, "attn: %d tour step%s failed\n", nfail, nfail > 1 ? "s" : "");
     return nfail ? 1 : 0;
 }
