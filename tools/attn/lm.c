@@ -727,85 +727,12 @@ int lm_sample(const float *logits, int V, float temperature, int top_k, lm_rng *
 }
 
 /* ═══ checkpoints ══════════════════════════════════════════════════════════
- * Written with attn_st_writer (tensors: own ones as (L, ...) slices named per
- * layer, layers through attn_mha_save), then the config is spliced into the
- * JSON header as "__metadata__" (string -> string, as safetensors requires).
+ * Written with attn_st_writer (own tensors named per layer, layers through
+ * attn_mha_save); the config goes into the header's "__metadata__" (string ->
+ * string, as safetensors requires) through attn_st_writer_set_metadata and is
+ * read back with attn_st_metadata.
  */
 #define META_PREFIX "attn_lm."
-
-static attn_status read_whole(const char *path, unsigned char **buf, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lm_fail(ATTN_ERR_IO, "cannot open %s", path);
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return lm_fail(ATTN_ERR_IO, "cannot seek %s", path); }
-    long n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return lm_fail(ATTN_ERR_IO, "cannot size %s", path); }
-    unsigned char *b = malloc((size_t)n + 1);
-    if (!b) { fclose(f); return lm_fail(ATTN_ERR_NOMEM, "out of memory reading %s", path); }
-    if (n > 0 && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); fclose(f); return lm_fail(ATTN_ERR_IO, "cannot read %s", path); }
-    fclose(f);
-    *buf = b;
-    *size = (size_t)n;
-    return ATTN_OK;
-}
-
-static attn_status splice_metadata(const char *path, const char *meta /* "k":"v",... */) {
-    unsigned char *b = NULL;
-    size_t size = 0;
-    attn_status st = read_whole(path, &b, &size);
-    if (st != ATTN_OK) return st;
-    uint64_t hl = 0;
-    if (size < 8) { free(b); return lm_fail(ATTN_ERR_FORMAT, "%s: too short", path); }
-    for (int i = 7; i >= 0; i--) hl = hl << 8 | b[i];
-    if (hl < 2 || hl > size - 8 || b[8] != '{') { free(b); return lm_fail(ATTN_ERR_FORMAT, "%s: bad header", path); }
-    const char *h = (const char *)b + 8;
-    size_t end = (size_t)hl - 1; /* index of the closing '}' (before any padding) */
-    while (end > 0 && h[end] == ' ') end--;
-    /* insertion point: inside an existing "__metadata__" object (the writer
-     * adds {"format":"pt"}), else right after the opening '{' */
-    static const char mk[] = "\"__metadata__\"";
-    size_t ins = 1, i;
-    int in_meta = 0;
-    for (i = 0; i + sizeof mk - 1 <= end; i++)
-        if (memcmp(h + i, mk, sizeof mk - 1) == 0) break;
-    if (i + sizeof mk - 1 <= end) {
-        i += sizeof mk - 1;
-        while (i < end && h[i] != '{') i++;
-        if (i >= end) { free(b); return lm_fail(ATTN_ERR_FORMAT, "%s: bad __metadata__", path); }
-        ins = i + 1;
-        in_meta = 1;
-    }
-    size_t j = ins;
-    while (j < end && (h[j] == ' ' || h[j] == '\n')) j++;
-    int comma = h[j] != '}'; /* the object we insert into is not empty */
-    char pre[] = "\"__metadata__\":{";
-    size_t nh = ins + (in_meta ? 0 : strlen(pre)) + strlen(meta) + (in_meta ? 0 : 1) + (size_t)comma + (end + 1 - ins);
-    size_t padded = (nh + 7) & ~(size_t)7;
-    size_t nd = size - 8 - (size_t)hl; /* data bytes */
-    unsigned char *o = malloc(8 + padded + nd);
-    if (!o) { free(b); return lm_fail(ATTN_ERR_NOMEM, "out of memory"); }
-    size_t p = 8;
-    memcpy(o + p, h, ins); p += ins;
-    if (!in_meta) { memcpy(o + p, pre, strlen(pre)); p += strlen(pre); }
-    memcpy(o + p, meta, strlen(meta)); p += strlen(meta);
-    if (!in_meta) o[p++] = '}';
-    if (comma) o[p++] = ',';
-    memcpy(o + p, h + ins, end + 1 - ins); p += end + 1 - ins;
-    while (p - 8 < padded) o[p++] = ' ';
-    uint64_t nl = padded;
-    for (int k = 0; k < 8; k++) o[k] = (unsigned char)(nl >> (8 * k));
-    memcpy(o + p, b + 8 + hl, nd);
-    p += nd;
-    free(b);
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) { free(o); return lm_fail(ATTN_ERR_IO, "path too long"); }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { free(o); return lm_fail(ATTN_ERR_IO, "cannot write %s", tmp); }
-    int ok = fwrite(o, 1, p, f) == p;
-    ok &= fclose(f) == 0;
-    free(o);
-    if (!ok || rename(tmp, path) != 0) { remove(tmp); return lm_fail(ATTN_ERR_IO, "cannot write %s", path); }
-    return ATTN_OK;
-}
 
 attn_status lm_save(const lm_model *m, const char *path) {
     const lm_config *c = &m->cfg;
@@ -826,77 +753,54 @@ attn_status lm_save(const lm_model *m, const char *path) {
         st = attn_mha_save(m->attn[l], w, prefix);
         if (st != ATTN_OK) lm_fail_attn(st, "attn_mha_save");
     }
+    char v[13][48];
+    snprintf(v[0], sizeof v[0], "%d", c->vocab);
+    snprintf(v[1], sizeof v[1], "%d", c->max_seq);
+    snprintf(v[2], sizeof v[2], "%d", c->n_layer);
+    snprintf(v[3], sizeof v[3], "%d", c->dim);
+    snprintf(v[4], sizeof v[4], "%d", c->n_head);
+    snprintf(v[5], sizeof v[5], "%d", c->n_kv_head);
+    snprintf(v[6], sizeof v[6], "%d", c->hidden);
+    snprintf(v[7], sizeof v[7], "%.9g", (double)c->rope_theta);
+    snprintf(v[8], sizeof v[8], "%.9g", (double)c->norm_eps);
+    snprintf(v[9], sizeof v[9], "%lld", (long long)m->lora_rank);
+    snprintf(v[10], sizeof v[10], "%.9g", (double)m->lora_alpha);
+    const char *const meta[][2] = {
+        {META_PREFIX "format", "1"},        {META_PREFIX "vocab", v[0]},     {META_PREFIX "max_seq", v[1]},
+        {META_PREFIX "n_layer", v[2]},      {META_PREFIX "dim", v[3]},       {META_PREFIX "n_head", v[4]},
+        {META_PREFIX "n_kv_head", v[5]},    {META_PREFIX "hidden", v[6]},    {META_PREFIX "rope_theta", v[7]},
+        {META_PREFIX "norm_eps", v[8]},     {META_PREFIX "lora_rank", v[9]}, {META_PREFIX "lora_alpha", v[10]},
+        {META_PREFIX "tokenizer", "bytes"}, {META_PREFIX "mlp", "swiglu"},   {META_PREFIX "rope", "neox"},
+    };
+    for (size_t i = 0; i < sizeof meta / sizeof meta[0] && st == ATTN_OK; i++) {
+        st = attn_st_writer_set_metadata(w, meta[i][0], meta[i][1]);
+        if (st != ATTN_OK) lm_fail_attn(st, "checkpoint metadata");
+    }
     if (st == ATTN_OK) {
         st = attn_st_writer_save(w, path);
         if (st != ATTN_OK) lm_fail_attn(st, "writing checkpoint");
     }
     attn_st_writer_free(w);
-    if (st != ATTN_OK) return st;
-    char meta[1024];
-    snprintf(meta, sizeof meta,
-             "\"" META_PREFIX "format\":\"1\",\"" META_PREFIX "vocab\":\"%d\",\"" META_PREFIX "max_seq\":\"%d\","
-             "\"" META_PREFIX "n_layer\":\"%d\",\"" META_PREFIX "dim\":\"%d\",\"" META_PREFIX "n_head\":\"%d\","
-             "\"" META_PREFIX "n_kv_head\":\"%d\",\"" META_PREFIX "hidden\":\"%d\",\"" META_PREFIX "rope_theta\":\"%.9g\","
-             "\"" META_PREFIX "norm_eps\":\"%.9g\",\"" META_PREFIX "lora_rank\":\"%lld\",\"" META_PREFIX "lora_alpha\":\"%.9g\","
-             "\"" META_PREFIX "tokenizer\":\"bytes\",\"" META_PREFIX "mlp\":\"swiglu\",\"" META_PREFIX "rope\":\"neox\"",
-             c->vocab, c->max_seq, c->n_layer, c->dim, c->n_head, c->n_kv_head, c->hidden, (double)c->rope_theta,
-             (double)c->norm_eps, (long long)m->lora_rank, (double)m->lora_alpha);
-    return splice_metadata(path, meta);
+    return st;
 }
 
-/* Finds "key":"value" inside the __metadata__ object of header h (n bytes).
- * Values are plain strings without escapes (we only read our own keys). */
-static int meta_get(const char *h, size_t n, const char *key, char *val, size_t vcap) {
-    const char *mk = "\"__metadata__\"";
-    size_t mkl = strlen(mk);
-    size_t i = 0;
-    for (; i + mkl <= n; i++)
-        if (memcmp(h + i, mk, mkl) == 0) break;
-    if (i + mkl > n) return 0;
-    i += mkl;
-    while (i < n && (h[i] == ' ' || h[i] == ':' || h[i] == '\n')) i++;
-    if (i >= n || h[i] != '{') return 0;
-    i++;
-    size_t kl = strlen(key);
-    while (i < n && h[i] != '}') {
-        while (i < n && (h[i] == ' ' || h[i] == ',' || h[i] == '\n')) i++;
-        if (i >= n || h[i] != '"') return 0;
-        size_t ks = ++i;
-        while (i < n && h[i] != '"') { if (h[i] == '\\') i++; i++; }
-        if (i >= n) return 0;
-        size_t ke = i++;
-        while (i < n && (h[i] == ' ' || h[i] == ':')) i++;
-        if (i >= n || h[i] != '"') return 0;
-        size_t vs = ++i;
-        while (i < n && h[i] != '"') { if (h[i] == '\\') i++; i++; }
-        if (i >= n) return 0;
-        size_t ve = i++;
-        if (ke - ks == kl && memcmp(h + ks, key, kl) == 0) {
-            if (ve - vs + 1 > vcap) return 0;
-            memcpy(val, h + vs, ve - vs);
-            val[ve - vs] = 0;
-            return 1;
-        }
-        while (i < n && h[i] == ' ') i++;
-    }
-    return 0;
-}
-
-static attn_status meta_int(const char *h, size_t n, const char *key, long long lo, long long hi, long long *out,
+static attn_status meta_int(const attn_st *stf, const char *key, long long lo, long long hi, long long *out,
                             const char *path) {
-    char full[96], v[64], *end;
+    char full[96], *end;
     snprintf(full, sizeof full, META_PREFIX "%s", key);
-    if (!meta_get(h, n, full, v, sizeof v)) return lm_fail(ATTN_ERR_FORMAT, "%s: metadata %s missing (not an attn train checkpoint?)", path, full);
+    const char *v = attn_st_metadata(stf, full);
+    if (!v) return lm_fail(ATTN_ERR_FORMAT, "%s: metadata %s missing (not an attn train checkpoint?)", path, full);
     long long x = strtoll(v, &end, 10);
     if (end == v || *end || x < lo || x > hi) return lm_fail(ATTN_ERR_FORMAT, "%s: metadata %s = \"%s\" out of range", path, full, v);
     *out = x;
     return ATTN_OK;
 }
 
-static attn_status meta_float(const char *h, size_t n, const char *key, float *out, const char *path) {
-    char full[96], v[64], *end;
+static attn_status meta_float(const attn_st *stf, const char *key, float *out, const char *path) {
+    char full[96], *end;
     snprintf(full, sizeof full, META_PREFIX "%s", key);
-    if (!meta_get(h, n, full, v, sizeof v)) return lm_fail(ATTN_ERR_FORMAT, "%s: metadata %s missing", path, full);
+    const char *v = attn_st_metadata(stf, full);
+    if (!v) return lm_fail(ATTN_ERR_FORMAT, "%s: metadata %s missing", path, full);
     double x = strtod(v, &end);
     if (end == v || *end || !isfinite(x)) return lm_fail(ATTN_ERR_FORMAT, "%s: metadata %s = \"%s\" invalid", path, full, v);
     *out = (float)x;
@@ -909,28 +813,16 @@ attn_status lm_load(lm_model **out, const char *path) {
     attn_st *stf = NULL;
     attn_status st = attn_st_open(&stf, path);
     if (st != ATTN_OK) return lm_fail_attn(st, "reading checkpoint");
-    /* the header (validated by attn_st_open) */
-    FILE *f = fopen(path, "rb");
-    unsigned char lb[8];
-    if (!f || fread(lb, 1, 8, f) != 8) { if (f) fclose(f); attn_st_free(stf); return lm_fail(ATTN_ERR_IO, "cannot read %s", path); }
-    uint64_t hl = 0;
-    for (int i = 7; i >= 0; i--) hl = hl << 8 | lb[i];
-    if (hl > (64u << 20)) { fclose(f); attn_st_free(stf); return lm_fail(ATTN_ERR_FORMAT, "%s: header too large", path); }
-    char *h = malloc((size_t)hl + 1);
-    if (!h || fread(h, 1, (size_t)hl, f) != (size_t)hl) { free(h); fclose(f); attn_st_free(stf); return lm_fail(ATTN_ERR_FORMAT, "%s: truncated header", path); }
-    fclose(f);
-    h[hl] = 0;
     lm_config c;
     lm_config_default(&c);
     long long x[8], lr = 0;
     float alpha = 0.0f;
     static const char *const keys[8] = {"vocab", "max_seq", "n_layer", "dim", "n_head", "n_kv_head", "hidden", "format"};
-    for (int i = 0; i < 8 && st == ATTN_OK; i++) st = meta_int(h, (size_t)hl, keys[i], 0, 1 << 20, &x[i], path);
-    if (st == ATTN_OK) st = meta_float(h, (size_t)hl, "rope_theta", &c.rope_theta, path);
-    if (st == ATTN_OK) st = meta_float(h, (size_t)hl, "norm_eps", &c.norm_eps, path);
-    if (st == ATTN_OK) st = meta_int(h, (size_t)hl, "lora_rank", 0, 1 << 16, &lr, path);
-    if (st == ATTN_OK && lr > 0) st = meta_float(h, (size_t)hl, "lora_alpha", &alpha, path);
-    free(h);
+    for (int i = 0; i < 8 && st == ATTN_OK; i++) st = meta_int(stf, keys[i], 0, 1 << 20, &x[i], path);
+    if (st == ATTN_OK) st = meta_float(stf, "rope_theta", &c.rope_theta, path);
+    if (st == ATTN_OK) st = meta_float(stf, "norm_eps", &c.norm_eps, path);
+    if (st == ATTN_OK) st = meta_int(stf, "lora_rank", 0, 1 << 16, &lr, path);
+    if (st == ATTN_OK && lr > 0) st = meta_float(stf, "lora_alpha", &alpha, path);
     if (st == ATTN_OK && x[7] != 1) st = lm_fail(ATTN_ERR_FORMAT, "%s: checkpoint format %lld unsupported", path, x[7]);
     if (st != ATTN_OK) { attn_st_free(stf); return st; }
     c.vocab = (int)x[0]; c.max_seq = (int)x[1]; c.n_layer = (int)x[2]; c.dim = (int)x[3];
