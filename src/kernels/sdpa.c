@@ -115,6 +115,16 @@ static size_t ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, in
     attn_sdpa_opts def;
     if (!opts) { attn_sdpa_opts_init(&def); opts = &def; }
     if (opts->num_threads < 0) return 0;
+    /* the plan's size products (tasks, partials) are bounded by these; the
+     * calls themselves reject such shapes, the queries return 0 */
+    const int64_t dmax = dims->head_dim_v > dims->head_dim ? dims->head_dim_v : dims->head_dim;
+    int64_t nq, nk;
+    if (__builtin_mul_overflow(dims->batch, dims->seq_q, &nq) || __builtin_mul_overflow(nq, dims->heads_q, &nq) ||
+        __builtin_mul_overflow(nq, dmax, &nq) || nq > ((int64_t)1 << 52) ||
+        __builtin_mul_overflow(dims->batch, dims->seq_k, &nk) || __builtin_mul_overflow(nk, dims->heads_kv, &nk) ||
+        __builtin_mul_overflow(nk, dmax, &nk) || nk > ((int64_t)1 << 52))
+        return 0;
+    if (!(opts->dropout_p >= 0.0f && opts->dropout_p < 1.0f)) return 0; /* also NaN */
     attn__sdpa_prob P;
     attn__sdpa_prob_init(&P, dims, opts);
     attn__sdpa_plan pl;

@@ -127,8 +127,9 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
 
     const int64_t nkb = attn__ceil_div(s.sk, Bc);
     const int64_t kb0 = ch * nkb / nch, kb1 = (ch + 1) * nkb / nch;
-    const float *kbase = attn__sdpa_at(P->k, &s, s.k0, 0, kvh);
-    const float *vbase = attn__sdpa_at(P->v, &s, s.k0, 0, kvh);
+    /* formed only for a non-empty K/V view (see sdpa_fwd.c) */
+    const float *kbase = s.sk > 0 ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
+    const float *vbase = s.sk > 0 ? attn__sdpa_at(P->v, &s, s.k0, 0, kvh) : NULL;
     const float scale = P->scale;
     const int dropout = P->dropout_p > 0.0f;
     const int softcap = P->softcap > 0.0f;

@@ -126,8 +126,10 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         for (int64_t m = 0; m < M; m++)
             w.rowkey[m] = attn__dropout_row_key(P->seed, b, h0 + m % ng, r0 + m / ng);
 
-    const float *kbase = attn__sdpa_at(P->k, &s, s.k0, 0, kvh);
-    const float *vbase = attn__sdpa_at(P->v, &s, s.k0, 0, kvh);
+    /* formed only when keys are visited: an empty K/V view (Sk = 0, a varlen
+     * sequence without keys) may have any data pointer and strides */
+    const float *kbase = ka < kb ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
+    const float *vbase = ka < kb ? attn__sdpa_at(P->v, &s, s.k0, 0, kvh) : NULL;
     for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
         if (j0 + Bc < kb) { /* the next tile's K and V rows, while this one computes */
