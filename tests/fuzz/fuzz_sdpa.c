@@ -41,13 +41,6 @@
     do { if (!(c)) { fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #c); abort(); } } while (0)
 #endif
 
-/* Known kernel bugs (in src/kernels/, owned elsewhere) are stepped around so
- * fuzzing can go on; build with -DFUZZ_SDPA_KNOWN_BUGS=0 to hit them (their
- * reproducers are in tests/fuzz/pending/sdpa/, see docs/fuzzing.md). */
-#ifndef FUZZ_SDPA_KNOWN_BUGS
-#define FUZZ_SDPA_KNOWN_BUGS 1
-#endif
-
 #define SF_CAP ((int64_t)1 << 17)    /* arena elements */
 #define SF_WORK ((int64_t)200000)   /* B*Hq*Sq*Sk*(D+Dv) budget of one call */
 
@@ -638,28 +631,8 @@ static int fuzz_sdpa_one(const uint8_t *data, size_t size) {
     if (!c->small || too_big || work > SF_WORK) c->clean = 0;
 
     /* size queries take any dims */
-    int size_query = 1;
-#if FUZZ_SDPA_KNOWN_BUGS
-    { /* pending/sdpa/ws-overflow-*: the plan multiplies B * Sq * Hkv ... in int64 without
-         overflow checks (sdpa.c attn__sdpa_plan_make), UB for dims the calls reject */
-        int64_t a, b2;
-        int big = __builtin_mul_overflow(B > 0 ? B : 1, c->d.seq_q > 0 ? c->d.seq_q : 1, &a) ||
-                  __builtin_mul_overflow(a, Hq > 0 ? Hq : 1, &a) ||
-                  __builtin_mul_overflow(a, c->Dv > D ? c->Dv : D > 0 ? D : 1, &a) || a > ((int64_t)1 << 56) ||
-                  __builtin_mul_overflow(B > 0 ? B : 1, c->d.seq_k > 0 ? c->d.seq_k : 1, &b2) ||
-                  __builtin_mul_overflow(b2, Hq > 0 ? Hq : 1, &b2) || b2 > ((int64_t)1 << 56);
-        if (big) size_query = 0;
-        /* pending/sdpa/ws-dropout-*: the size queries convert a negative or NaN
-           dropout_p to uint32 (dropout.h attn__dropout_threshold) before any check */
-        if (!(o->dropout_p >= 0.0f && o->dropout_p <= 1.0f)) size_query = 0;
-    }
-#endif
-    size_t ws_f = 0, ws_b = 0;
-    if (size_query) {
-        ws_f = attn_sdpa_fwd_workspace_size(&c->d, o);
-        ws_b = attn_sdpa_bwd_workspace_size(&c->d, o);
-        (void)attn_sdpa_fwd_workspace_size(&c->d, NULL);
-    }
+    size_t ws_f = attn_sdpa_fwd_workspace_size(&c->d, o), ws_b = attn_sdpa_bwd_workspace_size(&c->d, o);
+    (void)attn_sdpa_fwd_workspace_size(&c->d, NULL);
     (void)attn_sdpa_bwd_workspace_size(NULL, o);
 
     /* ── arena ── */
@@ -699,19 +672,6 @@ static int fuzz_sdpa_one(const uint8_t *data, size_t size) {
         sf_tensor *t = &c->t[k];
         t->data = c->arena + (t->placed ? t->off : 0);
         if (t->null_data || (t->numel == 0 && (layout & 1))) t->data = NULL;
-#if FUZZ_SDPA_KNOWN_BUGS
-        /* pending/sdpa/empty-*: with Sk = 0 (or another empty view, or a varlen
-           sequence without keys) the kernels still form data + b * stride_b +
-           row * stride_s ... (sdpa_internal.h attn__sdpa_at, sdpa_fwd.c kbase /
-           vbase), UB pointer arithmetic for a NULL view or for a huge stride of a
-           size-1 or size-0 dimension, which the checks rightly accept */
-        if (k != SF_LSE) {
-            if (t->numel == 0) t->data = c->arena;
-            for (int x = 0; x < 3; x++)
-                if ((t->numel == 0 || t->n[x] <= 1) && (t->s[x] > (1 << 20) || (t->numel == 0 && t->s[x] < -(1 << 20))))
-                    t->s[x] = 1 << 20;
-        }
-#endif
     }
     /* poison everything no view may touch (only when every view has memory) */
     int all_placed = run_fwd && c->small && !too_big;
@@ -745,7 +705,7 @@ static int fuzz_sdpa_one(const uint8_t *data, size_t size) {
     {
         attn_sdpa_opts o1 = *o;
         o1.num_threads = 1;
-        ws1 = size_query ? attn_sdpa_fwd_workspace_size(&c->d, &o1) : 0;
+        ws1 = attn_sdpa_fwd_workspace_size(&c->d, &o1);
     }
     void *ws_free = NULL;
     size_t wsz;
@@ -787,7 +747,7 @@ static int fuzz_sdpa_one(const uint8_t *data, size_t size) {
         {
             attn_sdpa_opts o1 = *o;
             o1.num_threads = 1;
-            ws1 = size_query ? attn_sdpa_bwd_workspace_size(&c->d, &o1) : 0;
+            ws1 = attn_sdpa_bwd_workspace_size(&c->d, &o1);
         }
         ws_clean = 1;
         ws = sf_workspace(fz_u8(r), ws_b, ws1, &wsz, &ws_free, &ws_clean);
