@@ -14,6 +14,7 @@
  * default). The output allocation (numel * 4 bytes) is made only after the
  * data has been found to be present, so it is at most 2x the input size. */
 #include "core/core.h"
+#include "io/file.h"
 #include "io/half.h"
 
 #include <errno.h>
@@ -294,42 +295,18 @@ attn_status attn_npy_read_memory(const void *data, size_t size, attn_npy *out) {
     return ATTN_OK;
 }
 
-static int read_full(int fd, void *buf, size_t n) {
-    unsigned char *p = (unsigned char *)buf;
-    while (n > 0) {
-        size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
-        ssize_t r = read(fd, p, chunk);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (r == 0) return 1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 attn_status attn_npy_read(const char *path, attn_npy *out) {
     if (!path) return attn__fail(ATTN_ERR_NULL, "attn_npy_read: path is NULL");
     if (!out) return attn__fail(ATTN_ERR_NULL, "attn_npy_read: out is NULL");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return attn__fail(ATTN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return attn__fail(ATTN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return attn__fail(ATTN_ERR_IO, "%s: not a regular file", path);
-    }
-    uint64_t total = (uint64_t)sb.st_size;
+    int fd;
+    uint64_t total;
+    attn_status os = attn__file_open(path, &fd, &total);
+    if (os != ATTN_OK) return os;
     size_t pre = total < 12 + NPY_MAX_HEADER ? (size_t)total : 12 + NPY_MAX_HEADER;
     unsigned char *head = (unsigned char *)attn__malloc(pre ? pre : 1);
     if (!head) { close(fd); return attn__fail(ATTN_ERR_NOMEM, "%s: out of memory", path); }
-    int r = read_full(fd, head, pre);
+    int r = attn__pread_full(fd, head, pre, 0);
+    uint64_t off = pre; /* next file byte to read */
     npy_info info;
     attn_status s;
     if (r != 0) {
@@ -358,7 +335,8 @@ attn_status attn_npy_read(const char *path, attn_npy *out) {
         while (done_el < n) {
             size_t m = n - done_el < sizeof buf / isz ? n - done_el : sizeof buf / isz;
             memcpy(buf, part, skip);
-            r = read_full(fd, buf + skip, m * isz - skip);
+            r = attn__pread_full(fd, buf + skip, m * isz - skip, off);
+            off += m * isz - skip;
             if (r != 0) {
                 attn__free(dst);
                 s = attn__fail(ATTN_ERR_IO, "%s: read failed: %s", path,

@@ -22,6 +22,7 @@
  * before that value has been checked against the real size.
  * attn_st is immutable after opening: concurrent reads are safe. */
 #include "core/core.h"
+#include "io/file.h"
 #include "io/half.h"
 #include "io/json.h"
 
@@ -521,45 +522,20 @@ attn_status attn_st_open_memory(attn_st **out, const void *data, size_t size) {
     return ATTN_OK;
 }
 
-/* pread exactly n bytes at off; 0 ok, 1 end of file, -1 error (errno) */
-static int pread_full(int fd, void *buf, size_t n, uint64_t off) {
-    unsigned char *p = (unsigned char *)buf;
-    while (n > 0) {
-        size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
-        ssize_t r = pread(fd, p, chunk, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (r == 0) return 1;
-        p += r; off += (uint64_t)r; n -= (size_t)r;
-    }
-    return 0;
-}
-
 attn_status attn_st_open(attn_st **out, const char *path) {
     if (!out) return attn__fail(ATTN_ERR_NULL, "attn_st_open: out is NULL");
     if (!path) return attn__fail(ATTN_ERR_NULL, "attn_st_open: path is NULL");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return attn__fail(ATTN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return attn__fail(ATTN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return attn__fail(ATTN_ERR_IO, "%s: not a regular file", path);
-    }
-    uint64_t total = (uint64_t)sb.st_size;
+    int fd;
+    uint64_t total;
+    attn_status os = attn__file_open(path, &fd, &total);
+    if (os != ATTN_OK) return os;
     if (total < 8) {
         close(fd);
         return attn__fail(ATTN_ERR_FORMAT, "%s: %llu bytes, too short for the 8-byte header length", path,
                           (unsigned long long)total);
     }
     unsigned char p8[8];
-    int r = pread_full(fd, p8, 8, 0);
+    int r = attn__pread_full(fd, p8, 8, 0);
     if (r != 0) {
         int e = errno;
         close(fd);
@@ -578,7 +554,7 @@ attn_status attn_st_open(attn_st **out, const char *path) {
     st->fd = fd;
     st->data_start = 8 + n;
     st->data_size = total - 8 - n;
-    r = pread_full(fd, hdr, (size_t)n, 8);
+    r = attn__pread_full(fd, hdr, (size_t)n, 8);
     if (r != 0) {
         int e = errno;
         attn__free(hdr);
@@ -659,7 +635,7 @@ static attn_status st_read_bytes(const attn_st *st, const st_entry *e, uint64_t 
         memcpy(dst, st->mem + at, n);
         return ATTN_OK;
     }
-    int r = pread_full(st->fd, dst, n, at);
+    int r = attn__pread_full(st->fd, dst, n, at);
     if (r != 0)
         return attn__fail(ATTN_ERR_IO, "tensor '%.300s': cannot read %zu bytes at file offset %llu: %s", e->info.name,
                           n, (unsigned long long)at, r > 0 ? "unexpected end of file (file changed?)" : strerror(errno));
