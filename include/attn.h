@@ -490,7 +490,7 @@ ATTN_API attn_status attn_mha_lora_unmerge(attn_mha *m); /* W -= (alpha/r) B A *
 
 /* ═══ KV cache ═════════════════════════════════════════════════════════════
  * Holds K and V (after RoPE / k-norm) of B independent sequences:
- *   k, v: (B, capacity, Hkv, D), each sequence with its own length. */
+ *   k, v: (B, Hkv, capacity, D) (head-major), each sequence with its own length. */
 typedef struct attn_kvcache attn_kvcache;
 
 ATTN_API attn_status attn_kvcache_create(attn_kvcache **out, int64_t batch, int64_t capacity,

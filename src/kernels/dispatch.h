@@ -37,6 +37,14 @@ typedef struct attn__sdpa_kernels {
     void (*gemm_atb)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
                      float *C, int64_t ldc);
 
+    /* C (m, n) = A (m, k) . B^T, B stored (n, k): C[i][j] = sum_p A[i][p] * B[j][p]
+     * (dot products along rows). For score tiles with few query rows
+     * (decoding): A = K rows straight from the caller (read only within
+     * [0, k)), B = packed query rows zero-padded to round16(k) readable
+     * elements. Columns n..round16(n) of C are set to 0. */
+    void (*gemm_abt)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
+                     float *C, int64_t ldc);
+
     /* Online-softmax step on a transposed score tile S (nc, mp) [key c][row m]
      * (mp a multiple of 16). For every column m:
      *   mx = max_c S[c][m]; mn = max(mrow[m], mx)

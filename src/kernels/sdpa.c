@@ -60,6 +60,7 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
             if (pl->nsplit < 1) pl->nsplit = 1;
         }
         th += fl(D * Mp);          /* Qt */
+        th += fl(ATTN__SDPA_DOT_ROWS * Dp); /* Qr (few-row blocks) */
         th += fl(Bc * Mp);         /* St */
         th += fl(Bc * Dvp);        /* Vp */
         th += fl(M * Dvp);         /* O */

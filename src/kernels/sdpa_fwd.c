@@ -25,6 +25,7 @@ typedef struct fwd_ctx {
     float *partials;        /* (ntasks0, nsplit, M * Dvp + 2 * Mp) when nsplit > 1 */
     const int64_t *prefix;  /* varlen: (B + 1) prefix sums of query blocks per sequence */
     int64_t nbq;            /* total (b, q block) pairs */
+    int64_t ntasks0;        /* tasks without key splits: nbq * Hkv * nhc */
 } fwd_ctx;
 
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
@@ -32,6 +33,7 @@ static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); 
 /* Per-thread buffers of the forward. */
 typedef struct fwd_bufs {
     float *Qt;       /* (D, Mp)  scale * q, transposed, zero-padded rows */
+    float *Qr;       /* (ATTN__SDPA_DOT_ROWS, Dp) scale * q rows, zero-padded (blocks of M <= that many rows) */
     float *St;       /* (Bc, Mp) scores -> probabilities */
     float *Vp;       /* (Bc, Dvp) packed V tile, zero-padded columns */
     float *O;        /* (M, Dvp) unnormalised output accumulator */
@@ -44,6 +46,7 @@ typedef struct fwd_bufs {
 static void fwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, fwd_bufs *b) {
     const int64_t Mp = pl->Mp, Bc = pl->Bc;
     b->Qt = (float *)p; p += fl(P->D * Mp);
+    b->Qr = (float *)p; p += fl(ATTN__SDPA_DOT_ROWS * pl->Dp);
     b->St = (float *)p; p += fl(Bc * Mp);
     b->Vp = (float *)p; p += fl(Bc * pl->Dvp);
     b->O = (float *)p; p += fl(pl->Mmax * pl->Dvp);
@@ -81,8 +84,10 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     const attn__sdpa_plan *pl = c->pl;
     const attn__sdpa_kernels *kt = c->kt;
     const int64_t nsplit = pl->nsplit, nhc = pl->nhc;
-    const int64_t split = t % nsplit;
-    const int64_t t0 = t / nsplit; /* task without split */
+    /* splits outermost: consecutive tasks walk the same key range of
+     * different heads, whose rows share pages in (B, S, H, D) layouts */
+    const int64_t split = t / c->ntasks0;
+    const int64_t t0 = t % c->ntasks0; /* task without split */
     const int64_t hc = t0 % nhc;
     const int64_t kvh = (t0 / nhc) % P->Hkv;
     const int64_t u = t0 / (nhc * P->Hkv);
@@ -111,14 +116,23 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         if (kb > sb) kb = sb;
     }
 
-    /* pack Qt (D, Mp) = scale * q^T */
+    /* pack Qr (M, Dp) = scale * q rows (few rows: dot-product scores), else
+     * Qt (D, Mp) = scale * q^T */
     const float scale = P->scale;
+    const int dot = M <= ATTN__SDPA_DOT_ROWS;
+    const int64_t Dp = pl->Dp;
     for (int64_t m = 0; m < M; m++) {
         const float *qr = attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng);
-        for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = scale * qr[d];
+        if (dot) {
+            for (int64_t d = 0; d < D; d++) w.Qr[m * Dp + d] = scale * qr[d];
+            for (int64_t d = D; d < Dp; d++) w.Qr[m * Dp + d] = 0.0f;
+        } else {
+            for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = scale * qr[d];
+        }
     }
-    for (int64_t d = 0; d < D; d++)
-        for (int64_t m = M; m < Mp; m++) w.Qt[d * Mp + m] = 0.0f;
+    if (!dot)
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t m = M; m < Mp; m++) w.Qt[d * Mp + m] = 0.0f;
     for (int64_t m = 0; m < Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
     memset(w.O, 0, (size_t)(M * Dvp) * sizeof(float));
     const int dropout = P->dropout_p > 0.0f;
@@ -137,8 +151,9 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
             attn__prefetch_rows(kbase + (j0 + Bc) * P->k.stride_s, P->k.stride_s, nn, D);
             attn__prefetch_rows(vbase + (j0 + Bc) * P->v.stride_s, P->v.stride_s, nn, Dv);
         }
-        /* St (nc, Mp) = K[j0 : j0 + nc] . Qt */
-        kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+        /* St (nc, Mp) = K[j0 : j0 + nc] . Qt  (= K . Qr^T, padding columns 0) */
+        if (dot) kt->gemm_abt(nc, M, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qr, Dp, w.St, Mp);
+        else kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
         const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
         if (!full || P->has_elem)
             attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
@@ -170,7 +185,7 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     }
 
     if (nsplit > 1) { /* store the unnormalised partial */
-        float *slot = c->partials + t * (pl->Mmax * Dvp + 2 * pl->Mp);
+        float *slot = c->partials + (t0 * nsplit + split) * (pl->Mmax * Dvp + 2 * pl->Mp);
         memcpy(slot, w.O, (size_t)(M * Dvp) * sizeof(float));
         memcpy(slot + pl->Mmax * Dvp, w.mrow, (size_t)M * sizeof(float));
         memcpy(slot + pl->Mmax * Dvp + pl->Mp, w.lrow, (size_t)M * sizeof(float));
@@ -263,7 +278,7 @@ void attn__sdpa_fwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, con
     } else {
         c.nbq = P->B * pl->nqb;
     }
-    const int64_t ntasks0 = c.nbq * P->Hkv * pl->nhc;
-    attn__parallel_for(ntasks0 * pl->nsplit, pl->nthreads, fwd_task, &c);
-    if (pl->nsplit > 1) attn__parallel_for(ntasks0, pl->nthreads, fwd_combine, &c);
+    c.ntasks0 = c.nbq * P->Hkv * pl->nhc;
+    attn__parallel_for(c.ntasks0 * pl->nsplit, pl->nthreads, fwd_task, &c);
+    if (pl->nsplit > 1) attn__parallel_for(c.ntasks0, pl->nthreads, fwd_combine, &c);
 }

@@ -129,6 +129,11 @@ static inline void attn__prefetch_rows(const float *p, int64_t ld, int64_t nr, i
         for (int64_t e = 0; e < n; e += 16) __builtin_prefetch(p + r * ld + e, 0, 3);
 }
 
+/* Forward blocks of at most this many rows (heads x positions: decoding)
+ * compute scores as dot products along D (gemm_abt) from packed query rows
+ * instead of broadcasting K against the 16-column transposed query block. */
+#define ATTN__SDPA_DOT_ROWS 8
+
 static inline int64_t attn__ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t attn__round16(int64_t a) { return (a + 15) & ~(int64_t)15; }
 

@@ -1,7 +1,9 @@
 /* kvcache.c — KV cache and the incremental (inference) forward.
  *
  * The cache holds K and V after k-norm and RoPE, only the Hkv heads:
- *   k, v (B, capacity, Hkv, D), sequence b valid for positions [0, len[b]).
+ *   k, v (B, Hkv, capacity, D) (head-major: a decoding step streams each
+ *   head's keys as one contiguous block instead of touching one page per
+ *   key), sequence b valid for positions [0, len[b]).
  * attn_mha_forward_cached projects the Sq new tokens of x (B, Sq, E),
  * normalises / rotates them at positions len[b] + i, appends K and V at
  * those slots, and calls the sdpa kernel with a strided view over the cache:
@@ -18,7 +20,7 @@
 
 struct attn_kvcache {
     int64_t B, cap, Hkv, D;
-    float *k, *v;    /* (B, cap, Hkv, D) each */
+    float *k, *v;    /* (B, Hkv, cap, D) each */
     int64_t *len;    /* (B) valid tokens per sequence */
     int32_t *lens32; /* (B) scratch: key_lens for the kernel */
 };
@@ -106,11 +108,14 @@ static void append_task(void *vctx, int64_t b, int tid) {
     (void)tid;
     append_ctx *a = (append_ctx *)vctx;
     attn_kvcache *c = a->c;
-    const int64_t W = c->Hkv * c->D;
-    for (int64_t s = 0; s < a->Sq; s++) {
-        const int64_t slot = (b * c->cap + c->len[b] + s) * W;
-        memcpy(c->k + slot, a->kp + (b * a->Sq + s) * a->ld, (size_t)W * sizeof(float));
-        memcpy(c->v + slot, a->vp + (b * a->Sq + s) * a->ld, (size_t)W * sizeof(float));
+    const int64_t D = c->D;
+    for (int64_t h = 0; h < c->Hkv; h++) {
+        const int64_t slot = ((b * c->Hkv + h) * c->cap + c->len[b]) * D; /* (b, h, len[b], 0) */
+        for (int64_t s = 0; s < a->Sq; s++) {
+            const int64_t src = (b * a->Sq + s) * a->ld + h * D; /* row (b, s), head h */
+            memcpy(c->k + slot + s * D, a->kp + src, (size_t)D * sizeof(float));
+            memcpy(c->v + slot + s * D, a->vp + src, (size_t)D * sizeof(float));
+        }
     }
 }
 
@@ -196,8 +201,8 @@ attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const floa
     opts.softcap = m->cfg.softcap;
     attn_view qv = attn_view_bshd(qp, Sq, m->Hq, D);
     qv.stride_s = ld; qv.stride_b = Sq * ld;
-    attn_view kv = attn_view_bshd(cache->k, cache->cap, m->Hkv, D);
-    attn_view vv = attn_view_bshd(cache->v, cache->cap, m->Hkv, D);
+    attn_view kv = attn_view_bhsd(cache->k, cache->cap, m->Hkv, D);
+    attn_view vv = attn_view_bhsd(cache->v, cache->cap, m->Hkv, D);
     attn_view ov = attn_view_bshd(o, Sq, m->Hq, D);
     size_t ws = attn_sdpa_fwd_workspace_size(&dims, &opts);
     void *wsp = mha__grow(&m->b_ws, ws);

@@ -75,11 +75,12 @@ static void dsoftmax_task(void *vctx, int64_t task, int tid) {
     }
 }
 
+/* kg: key rows of one head, ldk apart */
 static void scores_softmax(const attn_sdpa_dims *d, int causal, int align, float scale, const float *qh,
-                           const float *kg, peer_ws *w) {
+                           const float *kg, int64_t ldk, peer_ws *w) {
     const int64_t sq = d->seq_q, sk = d->seq_k, D = d->head_dim;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)sq, (int)sk, (int)D, scale, qh,
-                (int)(d->heads_q * D), kg, (int)(d->heads_kv * D), 0.0f, w->p, (int)sk);
+                (int)(d->heads_q * D), kg, (int)ldk, 0.0f, w->p, (int)sk);
     row_ctx c = { w->p, w->dp, sq, sk, causal, align };
     attn__parallel_for((sq + ROWS_PER_TASK - 1) / ROWS_PER_TASK, w->threads, softmax_task, &c);
 }
@@ -92,7 +93,7 @@ static void blas_threads(int n) {
 }
 
 void peer_sdpa_fwd(const attn_sdpa_dims *d, int causal, int align, float scale, const float *q, const float *k,
-                   const float *v, float *o, peer_ws *w) {
+                   const float *v, int kv_head_major, float *o, peer_ws *w) {
     blas_threads(w->threads);
     const int64_t B = d->batch, sq = d->seq_q, sk = d->seq_k, Hq = d->heads_q, Hkv = d->heads_kv;
     const int64_t D = d->head_dim, Dv = d->head_dim_v ? d->head_dim_v : D, grp = Hq / Hkv;
@@ -101,16 +102,17 @@ void peer_sdpa_fwd(const attn_sdpa_dims *d, int causal, int align, float scale, 
         for (int64_t h = 0; h < Hq; h++) {
             const int64_t g = h / grp;
             const float *qh = q + (b * sq * Hq + h) * D;
-            const float *kg = k + (b * sk * Hkv + g) * D;
-            const float *vg = v + (b * sk * Hkv + g) * Dv;
+            const float *kg = kv_head_major ? k + (b * Hkv + g) * sk * D : k + (b * sk * Hkv + g) * D;
+            const float *vg = kv_head_major ? v + (b * Hkv + g) * sk * Dv : v + (b * sk * Hkv + g) * Dv;
+            const int64_t ldk = kv_head_major ? D : Hkv * D, ldv = kv_head_major ? Dv : Hkv * Dv;
             float *oh = o + (b * sq * Hq + h) * Dv;
             if (sk == 0) {
                 for (int64_t i = 0; i < sq; i++) memset(oh + i * Hq * Dv, 0, (size_t)Dv * sizeof(float));
                 continue;
             }
-            scores_softmax(d, causal, align, scale, qh, kg, w);
+            scores_softmax(d, causal, align, scale, qh, kg, ldk, w);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)sq, (int)Dv, (int)sk, 1.0f, w->p,
-                        (int)sk, vg, (int)(Hkv * Dv), 0.0f, oh, (int)(Hq * Dv));
+                        (int)sk, vg, (int)ldv, 0.0f, oh, (int)(Hq * Dv));
         }
 }
 
@@ -133,7 +135,7 @@ void peer_sdpa_bwd(const attn_sdpa_dims *d, int causal, int align, float scale, 
             float *dqh = dq + (b * sq * Hq + h) * D;
             float *dkg = dk + (b * sk * Hkv + g) * D;
             float *dvg = dv + (b * sk * Hkv + g) * Dv;
-            scores_softmax(d, causal, align, scale, qh, kg, w);
+            scores_softmax(d, causal, align, scale, qh, kg, Hkv * D, w);
             /* dV += Pᵀ dO */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)sk, (int)Dv, (int)sq, 1.0f, w->p, (int)sk,
                         doh, (int)(Hq * Dv), 1.0f, dvg, (int)(Hkv * Dv));

@@ -24,8 +24,9 @@ typedef struct peer_ws {
 int peer_ws_init(peer_ws *w, int64_t sq, int64_t sk, int backward, int threads);
 void peer_ws_free(peer_ws *w);
 
+/* q, o (B, Sq, Hq, D); k, v (B, Sk, Hkv, D), or (B, Hkv, Sk, D) when kv_head_major. */
 void peer_sdpa_fwd(const attn_sdpa_dims *d, int causal, int align, float scale, const float *q, const float *k,
-                   const float *v, float *o, peer_ws *w);
+                   const float *v, int kv_head_major, float *o, peer_ws *w);
 void peer_sdpa_bwd(const attn_sdpa_dims *d, int causal, int align, float scale, const float *q, const float *k,
                    const float *v, const float *dO, float *dq, float *dk, float *dv, peer_ws *w);
 

@@ -51,8 +51,10 @@ typedef struct model_shape {
 static const model_shape MODELS[] = { { "llama3-8b", 32, 8, 128 }, { "gpt2", 12, 12, 64 } };
 enum { NMODELS = 2 };
 
-enum { V_FWD, V_BWD, V_FWD_CAUSAL, V_BWD_CAUSAL, V_DECODE, NVARIANTS };
-static const char *const VNAMES[NVARIANTS] = { "fwd", "bwd", "fwd-causal", "bwd-causal", "decode" };
+/* decode: K/V (B, Sk, Hkv, D); decode-hm: K/V head-major (B, Hkv, Sk, D), the layout of attn_kvcache */
+enum { V_FWD, V_BWD, V_FWD_CAUSAL, V_BWD_CAUSAL, V_DECODE, V_DECODE_HM, NVARIANTS };
+static const char *const VNAMES[NVARIANTS] = { "fwd", "bwd", "fwd-causal", "bwd-causal", "decode", "decode-hm" };
+static int is_decode(int variant) { return variant == V_DECODE || variant == V_DECODE_HM; }
 
 typedef struct bench_row {
     const model_shape *m;
@@ -128,6 +130,7 @@ typedef struct problem {
     size_t wsn;
     peer_ws pw;
     int threads;
+    int kv_hm; /* k, v (and dk, dv) are (B, Hkv, Sk, D) instead of (B, Sk, Hkv, D) */
 } problem;
 
 static void problem_free(problem *p) {
@@ -185,6 +188,10 @@ typedef struct run_ctx {
 } run_ctx;
 
 static attn_view vw(float *x, int64_t S, int64_t H, int64_t D) { return attn_view_bshd(x, S, H, D); }
+/* K/V-side view in the problem's layout */
+static attn_view kvw(const problem *p, float *x, int64_t S, int64_t H, int64_t D) {
+    return p->kv_hm ? attn_view_bhsd(x, S, H, D) : attn_view_bshd(x, S, H, D);
+}
 
 static int attn_fwd_fn(void *vctx) {
     run_ctx *c = vctx;
@@ -193,8 +200,8 @@ static int attn_fwd_fn(void *vctx) {
     attn_sdpa_opts o = p->o;
     o.causal = c->causal;
     o.align = ATTN_ALIGN_BOTTOM_RIGHT;
-    attn_status st = attn_sdpa_fwd(d, vw(p->q, d->seq_q, d->heads_q, d->head_dim), vw(p->k, d->seq_k, d->heads_kv, d->head_dim),
-                                   vw(p->v, d->seq_k, d->heads_kv, d->head_dim), vw(p->out, d->seq_q, d->heads_q, d->head_dim),
+    attn_status st = attn_sdpa_fwd(d, vw(p->q, d->seq_q, d->heads_q, d->head_dim), kvw(p, p->k, d->seq_k, d->heads_kv, d->head_dim),
+                                   kvw(p, p->v, d->seq_k, d->heads_kv, d->head_dim), vw(p->out, d->seq_q, d->heads_q, d->head_dim),
                                    p->lse, &o, p->ws, p->wsn);
     return st != ATTN_OK;
 }
@@ -207,9 +214,9 @@ static int attn_bwd_fn(void *vctx) {
     o.causal = c->causal;
     o.align = ATTN_ALIGN_BOTTOM_RIGHT;
     const int64_t Sq = d->seq_q, Sk = d->seq_k, Hq = d->heads_q, Hkv = d->heads_kv, D = d->head_dim;
-    attn_status st = attn_sdpa_bwd(d, vw(p->q, Sq, Hq, D), vw(p->k, Sk, Hkv, D), vw(p->v, Sk, Hkv, D),
+    attn_status st = attn_sdpa_bwd(d, vw(p->q, Sq, Hq, D), kvw(p, p->k, Sk, Hkv, D), kvw(p, p->v, Sk, Hkv, D),
                                    vw(p->out, Sq, Hq, D), vw(p->dO, Sq, Hq, D), p->lse, vw(p->dq, Sq, Hq, D),
-                                   vw(p->dk, Sk, Hkv, D), vw(p->dv, Sk, Hkv, D), &o, p->ws, p->wsn);
+                                   kvw(p, p->dk, Sk, Hkv, D), kvw(p, p->dv, Sk, Hkv, D), &o, p->ws, p->wsn);
     return st != ATTN_OK;
 }
 
@@ -217,7 +224,7 @@ static int peer_fwd_fn(void *vctx) {
     run_ctx *c = vctx;
     problem *p = c->p;
     float scale = 1.0f / sqrtf((float)p->d.head_dim);
-    peer_sdpa_fwd(&p->d, c->causal, ATTN_ALIGN_BOTTOM_RIGHT, scale, p->q, p->k, p->v, p->po, &p->pw);
+    peer_sdpa_fwd(&p->d, c->causal, ATTN_ALIGN_BOTTOM_RIGHT, scale, p->q, p->k, p->v, p->kv_hm, p->po, &p->pw);
     return 0;
 }
 
@@ -238,11 +245,11 @@ typedef struct timing_cfg {
 /* Validates then times one row. */
 static void run_row(bench_row *r, problem *p, const timing_cfg *tc, int idx, int total) {
     const int bwd = r->variant == V_BWD || r->variant == V_BWD_CAUSAL;
-    run_ctx c = { p, r->variant == V_FWD_CAUSAL || r->variant == V_BWD_CAUSAL || r->variant == V_DECODE, bwd };
+    run_ctx c = { p, r->variant == V_FWD_CAUSAL || r->variant == V_BWD_CAUSAL || is_decode(r->variant), bwd };
     const attn_sdpa_dims *d = &p->d;
     const int64_t nq = d->seq_q * d->heads_q * d->head_dim, nk = d->seq_k * d->heads_kv * d->head_dim;
     progress("[%d/%d] %s %s S=%lld: validating, then timing", idx, total, r->m->name, VNAMES[r->variant],
-             (long long)(r->variant == V_DECODE ? r->Sk : r->Sq));
+             (long long)(is_decode(r->variant) ? r->Sk : r->Sq));
     /* warm-up + validation */
     if (attn_fwd_fn(&c)) { snprintf(r->note, sizeof r->note, "attn_sdpa_fwd: %s", attn_last_error()); return; }
     if (bwd && attn_bwd_fn(&c)) { snprintf(r->note, sizeof r->note, "attn_sdpa_bwd: %s", attn_last_error()); return; }
@@ -259,13 +266,13 @@ static void run_row(bench_row *r, problem *p, const timing_cfg *tc, int idx, int
     if (!r->valid) snprintf(r->note, sizeof r->note, "output differs from the peer: max rel err %.2e > %.0e", r->err, VALIDATE_TOL);
     usleep(100000); /* let OpenBLAS's workers go idle before timing the kernel */
     progress_step("[%d/%d] %s %s S=%lld: timing attn", idx, total, r->m->name, VNAMES[r->variant],
-             (long long)(r->variant == V_DECODE ? r->Sk : r->Sq));
+             (long long)(is_decode(r->variant) ? r->Sk : r->Sq));
     if (bu_time(bwd ? attn_bwd_fn : attn_fwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &r->ta)) {
         snprintf(r->note, sizeof r->note, "attn failed: %s", attn_last_error());
         return;
     }
     progress_step("[%d/%d] %s %s S=%lld: timing peer", idx, total, r->m->name, VNAMES[r->variant],
-             (long long)(r->variant == V_DECODE ? r->Sk : r->Sq));
+             (long long)(is_decode(r->variant) ? r->Sk : r->Sq));
     bu_time(bwd ? peer_bwd_fn : peer_fwd_fn, &c, tc->min_runs, tc->min_time, tc->max_time, &r->tp);
     r->ran = 1;
 }
@@ -566,11 +573,11 @@ static void print_row(const bench_row *r, double peak) {
 
 static void print_decode(const bench_row *r, double peak) {
     if (!r->ran) {
-        printf("%-10s %-7s %5lld  %s\n", r->m->name, "decode", (long long)r->Sk, r->note[0] ? r->note : "failed");
+        printf("%-10s %-9s %5lld  %s\n", r->m->name, VNAMES[r->variant], (long long)r->Sk, r->note[0] ? r->note : "failed");
         return;
     }
     const double ams = r->ta.median_s * 1e3, pms = r->tp.median_s * 1e3;
-    printf("%-10s %-7s %5lld %9.3f %8.1f %8.1f %6.1f%% %9.3f %8.1f %7.2fx %9.1e  %3.0f/%3.0f%s\n", r->m->name, "decode",
+    printf("%-10s %-9s %5lld %9.3f %8.1f %8.1f %6.1f%% %9.3f %8.1f %7.2fx %9.1e  %3.0f/%3.0f%s\n", r->m->name, VNAMES[r->variant],
            (long long)r->Sk, ams, r->bytes / r->ta.median_s * 1e-9, r->flops / r->ta.median_s * 1e-9,
            100.0 * r->flops / r->ta.median_s * 1e-9 / peak, pms, r->bytes / r->tp.median_s * 1e-9, pms / ams, r->err,
            100 * cpu_share(&r->ta), 100 * cpu_share(&r->tp), r->valid ? "" : "  INVALID");
@@ -693,7 +700,7 @@ int cmd_bench(int argc, char **argv) {
     const int64_t decode_sk = 4096;
 
     /* rows */
-    bench_row rows[NMODELS * 16 * 4 + NMODELS];
+    bench_row rows[NMODELS * 16 * 4 + 2 * NMODELS];
     int nrows = 0;
     for (int mi = 0; mi < NMODELS; mi++) {
         if (!use_model[mi]) continue;
@@ -709,11 +716,13 @@ int cmd_bench(int argc, char **argv) {
     if (!no_decode)
         for (int mi = 0; mi < NMODELS; mi++) {
             if (!use_model[mi] || (quick && mi != 0)) continue;
-            bench_row *r = &rows[nrows++];
-            memset(r, 0, sizeof *r);
-            r->m = &MODELS[mi]; r->variant = V_DECODE; r->B = 1; r->Sq = 1; r->Sk = decode_sk;
-            r->flops = sdpa_flops(r->m, 1, decode_sk, V_FWD);
-            r->bytes = 2.0 * (double)decode_sk * (double)r->m->Hkv * (double)r->m->D * sizeof(float);
+            for (int v = V_DECODE; v <= V_DECODE_HM; v++) {
+                bench_row *r = &rows[nrows++];
+                memset(r, 0, sizeof *r);
+                r->m = &MODELS[mi]; r->variant = v; r->B = 1; r->Sq = 1; r->Sk = decode_sk;
+                r->flops = sdpa_flops(r->m, 1, decode_sk, V_FWD);
+                r->bytes = 2.0 * (double)decode_sk * (double)r->m->Hkv * (double)r->m->D * sizeof(float);
+            }
         }
 
     const attn_cpu_features *cpu = attn__cpu();
@@ -771,19 +780,23 @@ int cmd_bench(int argc, char **argv) {
         fflush(stdout);
     }
     if (nrows > nsdpa) {
-        printf("\n%-10s %-7s %5s %9s %8s %8s %7s %9s %8s %8s %9s  %7s\n", "model", "decode", "Sk", "attn ms", "GB/s", "GFLOP/s",
+        printf("\n%-10s %-9s %5s %9s %8s %8s %7s %9s %8s %8s %9s  %7s\n", "model", "decode", "Sk", "attn ms", "GB/s", "GFLOP/s",
                "%peak", "peer ms", "GB/s", "speedup", "max err", "cpu%a/p");
         for (int i = nsdpa; i < nrows; i++) {
             problem p;
             if (problem_init(&p, rows[i].m, 1, rows[i].Sk, 0, (int)threads)) snprintf(rows[i].note, sizeof rows[i].note, "out of memory");
-            else run_row(&rows[i], &p, &tc, ++idx, total);
+            else {
+                p.kv_hm = rows[i].variant == V_DECODE_HM;
+                run_row(&rows[i], &p, &tc, ++idx, total);
+            }
             problem_free(&p);
             progress_clear();
             print_decode(&rows[i], peak);
             nbad += !rows[i].ran || !rows[i].valid;
             fflush(stdout);
         }
-        printf("(decode: Sq = 1, bottom-right, batch 1; GB/s = bytes of K and V read per call / time)\n");
+        printf("(decode: Sq = 1, bottom-right, batch 1, K/V (B, Sk, Hkv, D); decode-hm: K/V head-major (B, Hkv, Sk, D),\n"
+               " the layout of attn_kvcache, read so by attn and the peer; GB/s = bytes of K and V read per call / time)\n");
     }
 
     layer_res L;
@@ -851,7 +864,7 @@ int cmd_bench(int argc, char **argv) {
                 const double ag = r->flops / r->ta.median_s * 1e-9;
                 fprintf(f, ", \"attn_gflops\": %.2f, \"peer_gflops\": %.2f, \"pct_peak\": %.2f, \"speedup\": %.3f", ag,
                         r->flops / r->tp.median_s * 1e-9, 100 * ag / peak, r->tp.median_s / r->ta.median_s);
-                if (r->variant == V_DECODE)
+                if (is_decode(r->variant))
                     fprintf(f, ", \"kv_bytes\": %.0f, \"attn_gbps\": %.2f, \"peer_gbps\": %.2f", r->bytes,
                             r->bytes / r->ta.median_s * 1e-9, r->bytes / r->tp.median_s * 1e-9);
             } else {

@@ -5,6 +5,9 @@
  *                       B rows loaded as 2 ymm; rows 1..5 for the m tail.
  *   gemm_atb_avx2_6x16  C (m, n) += A^T . B, A (k, m): the same tile with the
  *                       6 broadcasts taken from one row of A (contiguous).
+ *   gemm_abt_avx2_4x2   C (m, n) = A (m, k) . B (n, k)^T as dot products along k
+ *                       (score tiles with few query rows): 4 x 2 tile of ymm
+ *                       accumulators, masked loads for the k tail of A.
  *   softmax / bwd_probs / bwd_ds: 8 columns at a time (vertical statistics of
  *                       the transposed score tile), vectorised exp.
  * n is always a multiple of 16 (callers pad), so there is no column tail.
@@ -127,6 +130,71 @@ static void gemm_atb_avx2_6x16(int64_t m, int64_t n, int64_t k, const float *A, 
     }
 }
 
+/* ─── C (R, J) = A (R, k) . B (J, k)^T: R <= 4 rows of A, J <= 2 rows of B ── */
+/* Sum of the 8 lanes of each of a0..a3, as the 4 lanes of one __m128. */
+AI __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+AI void abt_tile(const int R, const int J, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
+                 float *C, int64_t ldc) {
+    __m256 acc[4][2];
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+        acc[r][0] = _mm256_setzero_ps();
+        acc[r][1] = _mm256_setzero_ps();
+    }
+    const int64_t k8 = k & ~(int64_t)7;
+    int64_t p = 0;
+    for (; p < k8; p += 8) {
+        __m256 b[2];
+        _Pragma("GCC unroll 2") for (int j = 0; j < J; j++) b[j] = _mm256_loadu_ps(B + j * ldb + p);
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
+            const __m256 a = _mm256_loadu_ps(A + r * lda + p);
+            _Pragma("GCC unroll 2") for (int j = 0; j < J; j++) acc[r][j] = _mm256_fmadd_ps(a, b[j], acc[r][j]);
+        }
+    }
+    if (p < k) { /* A is read only within its k elements; B rows are zero-padded */
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k - p)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256 b[2];
+        _Pragma("GCC unroll 2") for (int j = 0; j < J; j++) b[j] = _mm256_loadu_ps(B + j * ldb + p);
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
+            const __m256 a = _mm256_maskload_ps(A + r * lda + p, mask);
+            _Pragma("GCC unroll 2") for (int j = 0; j < J; j++) acc[r][j] = _mm256_fmadd_ps(a, b[j], acc[r][j]);
+        }
+    }
+    _Pragma("GCC unroll 2") for (int j = 0; j < J; j++) {
+        float s[4];
+        _mm_storeu_ps(s, hsum4(acc[0][j], acc[1][j], acc[2][j], acc[3][j]));
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) C[r * ldc + j] = s[r];
+    }
+}
+
+static void gemm_abt_avx2_4x2(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
+                              int64_t ldb, float *C, int64_t ldc) {
+    const int64_t np = (n + 15) & ~(int64_t)15;
+    for (int64_t i = 0; i < m; i += 4) {
+        const int64_t R = m - i < 4 ? m - i : 4;
+        const float *Ai = A + i * lda;
+        float *Ci = C + i * ldc;
+        for (int64_t j = 0; j < n; j += 2) {
+            const int two = n - j >= 2;
+            switch (R * 2 + two) {
+            case 9: abt_tile(4, 2, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
+            case 8: abt_tile(4, 1, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
+            case 7: abt_tile(3, 2, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
+            case 6: abt_tile(3, 1, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
+            case 5: abt_tile(2, 2, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
+            case 4: abt_tile(2, 1, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
+            case 3: abt_tile(1, 2, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
+            default: abt_tile(1, 1, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
+            }
+        }
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t j = n; j < np; j++) Ci[r * ldc + j] = 0.0f;
+    }
+}
+
 /* ─── softmax statistics on the transposed tile ───────────────────────────── */
 static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
     const __m256 ninf = _mm256_set1_ps(-INFINITY), one = _mm256_set1_ps(1.0f);
@@ -205,6 +273,7 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->name = "avx2";
     t->gemm_ab = gemm_ab_avx2_6x16;
     t->gemm_atb = gemm_atb_avx2_6x16;
+    t->gemm_abt = gemm_abt_avx2_4x2;
     t->softmax_tile = softmax_tile_avx2;
     t->bwd_probs = bwd_probs_avx2;
     t->bwd_ds = bwd_ds_avx2;

@@ -32,6 +32,21 @@ static void gemm_atb_generic(int64_t m, int64_t n, int64_t k, const float *A, in
     }
 }
 
+static void gemm_abt_generic(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
+                             int64_t ldb, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < m; i++) {
+        const float *a = A + i * lda; /* (k) row i of A */
+        float *c = C + i * ldc;       /* (round16(n)) row i of C */
+        for (int64_t j = 0; j < n; j++) {
+            const float *b = B + j * ldb; /* (k) row j of B */
+            float s = 0.0f;
+            for (int64_t p = 0; p < k; p++) s += a[p] * b[p];
+            c[j] = s;
+        }
+        for (int64_t j = n; j < ((n + 15) & ~(int64_t)15); j++) c[j] = 0.0f;
+    }
+}
+
 static int softmax_tile_generic(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
     int changed = 0;
     for (int64_t m = 0; m < mp; m++) {
@@ -85,6 +100,7 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->name = "generic";
     t->gemm_ab = gemm_ab_generic;
     t->gemm_atb = gemm_atb_generic;
+    t->gemm_abt = gemm_abt_generic;
     t->softmax_tile = softmax_tile_generic;
     t->bwd_probs = bwd_probs_generic;
     t->bwd_ds = bwd_ds_generic;
