@@ -180,6 +180,12 @@ int main(void) {
     d = p.d; d.heads_q = 4; d.heads_kv = 3; both("Hq % Hkv != 0", &p, &d, &p.o, ATTN_ERR_SHAPE, 0, "heads_kv");
     d = p.d; d.batch = (int64_t)1 << 50; d.seq_q = (int64_t)1 << 30;
     both("size overflow", &p, &d, &p.o, ATTN_ERR_SHAPE, ATTN_ERR_NOMEM, NULL);
+    d = p.d; d.batch = ((int64_t)1 << 40) + 1; d.seq_q = 0;
+    both("batch 2^40 + 1", &p, &d, &p.o, ATTN_ERR_SHAPE, 0, "batch");
+    d = p.d; d.batch = (int64_t)1 << 40; d.seq_q = 0; d.heads_q = (int64_t)1 << 22; d.heads_kv = 1;
+    both("heads_q * (seq_q + batch) > 2^61", &p, &d, &p.o, ATTN_ERR_SHAPE, 0, "batch");
+    CHECK(attn_sdpa_fwd_workspace_size(&d, NULL) == 0 && attn_sdpa_bwd_workspace_size(&d, NULL) == 0,
+          "size queries: 0 for heads_q * (seq_q + batch) > 2^61");
     /* ── strides ───────────────────────────────────────────────────────── */
     { prob x = base(); x.q.stride_s = -1; both("q stride_s -1", &x, &x.d, &x.o, ATTN_ERR_STRIDE, 0, "q"); }
     { prob x = base(); x.k.stride_h = -8; both("k stride_h -8", &x, &x.d, &x.o, ATTN_ERR_STRIDE, 0, "k"); }

@@ -108,7 +108,8 @@ static int dims_ok(const attn_sdpa_dims *d) {
     return d && d->batch >= 0 && d->seq_q >= 0 && d->seq_k >= 0 && d->seq_q <= ((int64_t)1 << 40) &&
            d->seq_k <= ((int64_t)1 << 40) && d->heads_q >= 1 && d->heads_kv >= 1 && d->heads_q <= INT32_MAX &&
            d->heads_q % d->heads_kv == 0 && d->head_dim >= 1 && d->head_dim <= 256 && d->head_dim_v >= 0 &&
-           d->head_dim_v <= 256 && d->batch <= ((int64_t)1 << 40);
+           d->head_dim_v <= 256 && d->batch <= ((int64_t)1 << 40) &&
+           attn__sdpa_tasks_bounded(d->batch, d->seq_q, d->heads_q);
 }
 
 static size_t ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd) {

@@ -137,6 +137,14 @@ static inline void attn__prefetch_rows(const float *p, int64_t ld, int64_t nr, i
 static inline int64_t attn__ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t attn__round16(int64_t a) { return (a + 15) & ~(int64_t)15; }
 
+/* Bound on the plan's task counts (varlen: Hq * (query blocks + B) <=
+ * Hq * (Sq + B)), also when B or Sq is 0 and no tensor size limits them:
+ * 1 if Hq * (Sq + B) <= 2^61 (B, Sq, Hq >= 0). */
+static inline int attn__sdpa_tasks_bounded(int64_t B, int64_t Sq, int64_t Hq) {
+    int64_t n;
+    return !__builtin_add_overflow(Sq, B, &n) && !__builtin_mul_overflow(n, Hq, &n) && n <= ((int64_t)1 << 61);
+}
+
 /* sdpa_validate.c */
 attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
                                 attn_view q, attn_view k, attn_view v, attn_view o, attn_view dO,

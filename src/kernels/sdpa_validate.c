@@ -184,6 +184,10 @@ attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, cons
         return attn__fail(ATTN_ERR_SHAPE, "%s: dims->heads_q = %lld, must be >= 1", fn, (long long)Hq);
     if (Hkv < 1 || Hkv > INT32_MAX)
         return attn__fail(ATTN_ERR_SHAPE, "%s: dims->heads_kv = %lld, must be >= 1", fn, (long long)Hkv);
+    if (B > MAX_SEQ || !attn__sdpa_tasks_bounded(B, Sq, Hq))
+        return attn__fail(ATTN_ERR_SHAPE, "%s: dims->batch = %lld with seq_q = %lld, heads_q = %lld: batch must be "
+                                          "<= 2^40 and heads_q * (seq_q + batch) <= 2^61", fn, (long long)B,
+                          (long long)Sq, (long long)Hq);
     if (Hq % Hkv != 0)
         return attn__fail(ATTN_ERR_SHAPE, "%s: dims->heads_q = %lld is not a multiple of dims->heads_kv = %lld", fn,
                           (long long)Hq, (long long)Hkv);

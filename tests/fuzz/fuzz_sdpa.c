@@ -385,7 +385,8 @@ static int fuzz_sdpa_one(const uint8_t *data, size_t size) {
     const int64_t B = c->d.batch, Hq = c->d.heads_q, Hkv = c->d.heads_kv, D = c->d.head_dim;
     c->dims_bad = B < 0 || c->d.seq_q < 0 || c->d.seq_q > ((int64_t)1 << 40) || c->d.seq_k < 0 ||
                   c->d.seq_k > ((int64_t)1 << 40) || Hq < 1 || Hq > INT32_MAX || Hkv < 1 || Hkv > INT32_MAX ||
-                  Hq % Hkv != 0 || D < 1 || D > 256 || c->d.head_dim_v < 0 || c->d.head_dim_v > 256;
+                  Hq % Hkv != 0 || D < 1 || D > 256 || c->d.head_dim_v < 0 || c->d.head_dim_v > 256 ||
+                  B > ((int64_t)1 << 40) || sf_mul(Hq, sf_add(c->d.seq_q, B)) > ((int64_t)1 << 61);
     c->Dv = c->d.head_dim_v ? c->d.head_dim_v : D;
     c->small = !c->dims_bad && B <= 3 && c->d.seq_q <= 60 && c->d.seq_k <= 60 && Hq <= 8 && D <= 256 &&
                c->Dv <= 256;
