@@ -80,13 +80,13 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
         th += fl(D * Mp) + fl(M * Dp);    /* Qt, Qr */
         th += fl(Dv * Mp) + fl(M * Dvp);  /* dOt, dOr */
         th += 4 * fl(Bc * Mp);            /* St (P), X (P*z), dPt (dP -> dS), Tt (tanh) */
-        th += fl(Bc * Dp) + fl(Bc * Dvp); /* dKa, dVa */
-        th += fl(Bc * Dp);                /* Kp */
+        th += fl(ATTN__SDPA_BWD_TILES * Bc * Dp) + fl(ATTN__SDPA_BWD_TILES * Bc * Dvp); /* dKa, dVa */
+        th += fl(ATTN__SDPA_BWD_TILES * Bc * Dp);                /* Kp */
         th += fl(M * Dp);                 /* dqt */
         th += 2 * fl(Mp);                 /* lse_r, Di */
         th += 2 * fl(2 * pl->Br);         /* lo, hi */
         th += fl(2 * Mp);                 /* rowkey */
-        th += fl(Bc) + 2 * fl(Mp);        /* bad K rows, bad q / dO rows */
+        th += fl(ATTN__SDPA_BWD_TILES * Bc) + 2 * fl(Mp); /* bad K rows, bad q / dO rows */
         int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
         if (pl->nchunks > 1) gl += fl((pl->nchunks - 1) * rows * P->Hq * D);
     }

@@ -7,6 +7,11 @@
  * chunk order. The number of chunks depends only on the shape, so results
  * are bit-identical for any thread count.
  *
+ * Keys are taken in groups of ATTN__SDPA_BWD_TILES tiles: each query block
+ * seeing the group is packed once (q, dO transposed and as rows, lse, Di)
+ * and its dq contribution summed over the group's tiles before it is added
+ * to dq, which divides that scalar, strided work by the group size (it was
+ * ~20% of the backward with one tile per packing).
  * For each key tile (Bc keys) and each query block seeing it:
  *   St  = K . Qt                      (scores, transposed, scale folded into Q)
  *   P   = exp(S - lse)                (after softcap / ALiBi / masks as forward)
@@ -31,15 +36,15 @@ typedef struct bwd_bufs {
     float *X;    /* (Bc, Mp)  P * z (dropout) */
     float *dPt;  /* (Bc, Mp)  dP -> dS */
     float *Tt;   /* (Bc, Mp)  tanh(x / softcap) */
-    float *dKa;  /* (Bc, Dp)  dk accumulator of the key tile */
-    float *dVa;  /* (Bc, Dvp) dv accumulator */
-    float *Kp;   /* (Bc, Dp)  scale * K tile, zero-padded columns */
+    float *dKa;  /* (KT * Bc, Dp)  dk accumulator of a group of KT key tiles */
+    float *dVa;  /* (KT * Bc, Dvp) dv accumulator */
+    float *Kp;   /* (KT * Bc, Dp)  scale * K tiles, zero-padded columns */
     float *dqt;  /* (M, Dp)   dq contribution of one (key tile, query block) */
     float *lse;  /* (Mp)      lse per row, -inf on padding */
     float *Di;   /* (Mp)      rowsum(dO * O) */
     int64_t *lo, *hi; /* (Br) */
     uint64_t *rowkey; /* (Mp) */
-    int32_t *bad;     /* (Bc) K rows of the tile holding Inf/NaN */
+    int32_t *bad;     /* (KT, Bc) K rows of each tile holding Inf/NaN */
     int32_t *qbad, *dbad; /* (Mp) rows of the query block whose q / dO hold Inf/NaN */
 } bwd_bufs;
 
@@ -53,16 +58,17 @@ static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, un
     b->X = (float *)p; p += fl(Bc * Mp);
     b->dPt = (float *)p; p += fl(Bc * Mp);
     b->Tt = (float *)p; p += fl(Bc * Mp);
-    b->dKa = (float *)p; p += fl(Bc * Dp);
-    b->dVa = (float *)p; p += fl(Bc * Dvp);
-    b->Kp = (float *)p; p += fl(Bc * Dp);
+    const int64_t KB = ATTN__SDPA_BWD_TILES * Bc;
+    b->dKa = (float *)p; p += fl(KB * Dp);
+    b->dVa = (float *)p; p += fl(KB * Dvp);
+    b->Kp = (float *)p; p += fl(KB * Dp);
     b->dqt = (float *)p; p += fl(M * Dp);
     b->lse = (float *)p; p += fl(Mp);
     b->Di = (float *)p; p += fl(Mp);
     b->lo = (int64_t *)p; p += fl(2 * pl->Br);
     b->hi = (int64_t *)p; p += fl(2 * pl->Br);
     b->rowkey = (uint64_t *)p; p += fl(2 * Mp);
-    b->bad = (int32_t *)p; p += fl(Bc);
+    b->bad = (int32_t *)p; p += fl(KB);
     b->qbad = (int32_t *)p; p += fl(Mp);
     b->dbad = (int32_t *)p;
 }
@@ -106,6 +112,90 @@ static int64_t first_row_lo_ge(const attn__sdpa_prob *P, const attn__sdpa_seq *s
     return lo;
 }
 
+/* One (key tile, query block) step: St = K . Qt, P, dV, dS, dK into the
+ * tile's accumulators dKa (nc, Dp) / dVa (nc, Dvp), and dqt += dS^T . Kp.
+ * The block (Qt, Qr, dOt, dOr, lse, Di, lo, hi, rowkey, qbad, dbad) is packed
+ * in w by the caller. */
+static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs *wp, int64_t kvh, int64_t g0,
+                     int64_t ng, int64_t r0, int64_t nr, int64_t j0, int64_t nc, float *dKa, float *dVa,
+                     const float *Kp, const int32_t *bad, int nbad, int nqbad, int ndbad) {
+    const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_kernels *kt = c->kt;
+    const attn__sdpa_seq s = *sp;
+    const bwd_bufs w = *wp;
+    const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp;
+    const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0;
+    const float scale = P->scale;
+    const int dropout = P->dropout_p > 0.0f;
+    const int softcap = P->softcap > 0.0f;
+    const float *kbase = attn__sdpa_at(P->k, &s, s.k0, 0, kvh);
+    const float *vbase = attn__sdpa_at(P->v, &s, s.k0, 0, kvh);
+
+    /* St = K . Qt */
+    kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+    const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
+    if (!full || P->has_elem)
+        attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, softcap ? w.Tt : NULL);
+    kt->bwd_probs(nc, Mp, w.St, w.lse);
+    const float *Pd = w.St;
+    if (dropout) {
+        attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, w.X);
+        Pd = w.X;
+    }
+    /* dV (nc, Dvp) += Pd (nc, M) . dOr (M, Dvp) */
+    kt->gemm_ab(nc, Dvp, M, Pd, Mp, w.dOr, Dvp, dVa, Dvp, 1);
+    for (int x = 0; x < ndbad; x++) {
+        const int64_t m = w.dbad[x];
+        const float *dor = attn__sdpa_at(P->dO, &s, s.q0, r0 + m / ng, h0 + m % ng);
+        for (int64_t cc = 0; cc < nc; cc++) {
+            const float pd = Pd[cc * Mp + m];
+            if (pd == 0.0f) continue;
+            for (int64_t e = 0; e < Dv; e++) dVa[cc * Dvp + e] += pd * dor[e];
+        }
+    }
+    /* dPt (nc, Mp) = V (nc, Dv) . dOt (Dv, Mp) */
+    kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
+    if (!dropout) {
+        kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di);
+    } else {
+        for (int64_t cc = 0; cc < nc; cc++)
+            for (int64_t m = 0; m < Mp; m++) {
+                const int64_t x = cc * Mp + m;
+                w.dPt[x] = w.St[x] == 0.0f ? 0.0f : w.X[x] * w.dPt[x] - w.St[x] * w.Di[m];
+            }
+    }
+    if (softcap)
+        for (int64_t cc = 0; cc < nc; cc++)
+            for (int64_t m = 0; m < Mp; m++) {
+                const int64_t x = cc * Mp + m;
+                const float th = w.Tt[x];
+                w.dPt[x] *= 1.0f - th * th;
+            }
+    /* dK (nc, Dp) += dS (nc, M) . Qr (M, Dp) */
+    kt->gemm_ab(nc, Dp, M, w.dPt, Mp, w.Qr, Dp, dKa, Dp, 1);
+    for (int x = 0; x < nqbad; x++) {
+        const int64_t m = w.qbad[x];
+        const float *qr = attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng);
+        for (int64_t cc = 0; cc < nc; cc++) {
+            const float ds = w.dPt[cc * Mp + m];
+            if (ds == 0.0f) continue;
+            for (int64_t d = 0; d < D; d++) dKa[cc * Dp + d] += ds * (scale * qr[d]);
+        }
+    }
+    /* dqt (M, Dp) += dS^T . Kp */
+    kt->gemm_atb(M, Dp, nc, w.dPt, Mp, Kp, Dp, w.dqt, Dp);
+    for (int x = 0; x < nbad; x++) {
+        const int64_t cc = bad[x];
+        const float *kr = kbase + (j0 + cc) * P->k.stride_s;
+        for (int64_t m = 0; m < M; m++) {
+            const float ds = w.dPt[cc * Mp + m];
+            if (ds == 0.0f) continue;
+            float *dst = w.dqt + m * Dp;
+            for (int64_t d = 0; d < D; d++) dst[d] += ds * (scale * kr[d]);
+        }
+    }
+}
+
 static void bwd_task(void *vctx, int64_t t, int tid) {
     const bwd_ctx *c = vctx;
     const attn__sdpa_prob *P = c->P;
@@ -129,32 +219,46 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
     const int64_t kb0 = ch * nkb / nch, kb1 = (ch + 1) * nkb / nch;
     /* formed only for a non-empty K/V view (see sdpa_fwd.c) */
     const float *kbase = s.sk > 0 ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
-    const float *vbase = s.sk > 0 ? attn__sdpa_at(P->v, &s, s.k0, 0, kvh) : NULL;
     const float scale = P->scale;
     const int dropout = P->dropout_p > 0.0f;
-    const int softcap = P->softcap > 0.0f;
 
-    for (int64_t kbi = kb0; kbi < kb1; kbi++) {
-        const int64_t j0 = kbi * Bc;
-        const int64_t nc = s.sk - j0 < Bc ? s.sk - j0 : Bc;
-        memset(w.dKa, 0, (size_t)(nc * Dp) * sizeof(float));
-        memset(w.dVa, 0, (size_t)(nc * Dvp) * sizeof(float));
-        int64_t ia = 0, ib = 0;
-        if (j0 < s.kl) {
-            ia = first_row_hi_gt(P, &s, j0);
-            ib = first_row_lo_ge(P, &s, j0 + nc);
+    const int64_t KT = ATTN__SDPA_BWD_TILES;
+    for (int64_t kbs = kb0; kbs < kb1; kbs += KT) {
+        /* a group of nt key tiles [J0, J1): each query block is packed once
+         * per group and its dq contribution summed over the group's tiles */
+        const int64_t nt = kb1 - kbs < KT ? kb1 - kbs : KT;
+        const int64_t J0 = kbs * Bc, J1 = (kbs + nt) * Bc < s.sk ? (kbs + nt) * Bc : s.sk;
+        memset(w.dKa, 0, (size_t)((J1 - J0) * Dp) * sizeof(float));
+        memset(w.dVa, 0, (size_t)((J1 - J0) * Dvp) * sizeof(float));
+        int64_t ia[ATTN__SDPA_BWD_TILES], ib[ATTN__SDPA_BWD_TILES]; /* rows seeing tile t: [ia, ib) */
+        int nbad[ATTN__SDPA_BWD_TILES];
+        int64_t ua = s.sq, ub = 0; /* union of the tiles' row ranges */
+        for (int64_t ti = 0; ti < nt; ti++) {
+            const int64_t j0 = J0 + ti * Bc, nc = J1 - j0 < Bc ? J1 - j0 : Bc;
+            ia[ti] = ib[ti] = 0;
+            nbad[ti] = 0;
+            if (j0 < s.kl) {
+                ia[ti] = first_row_hi_gt(P, &s, j0);
+                ib[ti] = first_row_lo_ge(P, &s, j0 + nc);
+            }
+            if (ia[ti] >= ib[ti]) continue;
+            /* Kp = scale * K tile; K rows holding Inf/NaN are zeroed in Kp and
+             * added to dq below only where dS != 0 */
+            nbad[ti] = kt->pack_rows(nc, D, kbase + j0 * P->k.stride_s, P->k.stride_s, scale, w.Kp + ti * Bc * Dp, Dp,
+                                    Dp, w.bad + ti * Bc);
+            if (ia[ti] < ua) ua = ia[ti];
+            if (ib[ti] > ub) ub = ib[ti];
         }
-        /* Kp = scale * K tile; K rows holding Inf/NaN are zeroed in Kp and
-         * added to dq below only where dS != 0 */
-        int nbad = 0;
-        if (ia < ib) nbad = kt->pack_rows(nc, D, kbase + j0 * P->k.stride_s, P->k.stride_s, scale, w.Kp, Dp, Dp, w.bad);
-        for (int64_t hc = 0; hc < pl->nhc && ia < ib; hc++) {
+        for (int64_t hc = 0; hc < pl->nhc && ua < ub; hc++) {
             const int64_t g0 = hc * pl->Gs;
             const int64_t ng = G - g0 < pl->Gs ? G - g0 : pl->Gs;
             const int64_t h0 = kvh * G + g0;
-            for (int64_t r0 = ia; r0 < ib; r0 += pl->Br) {
-                const int64_t nr = ib - r0 < pl->Br ? ib - r0 : pl->Br;
+            for (int64_t r0 = ua; r0 < ub; r0 += pl->Br) {
+                const int64_t nr = ub - r0 < pl->Br ? ub - r0 : pl->Br;
                 const int64_t M = nr * ng, Mp = attn__round16(M);
+                int seen = 0;
+                for (int64_t ti = 0; ti < nt; ti++) seen |= ia[ti] < ib[ti] && r0 < ib[ti] && r0 + nr > ia[ti];
+                if (!seen) continue;
                 for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
                 /* pack the query block. Fully masked rows (lse = -inf) are
                  * zeroed: they contribute nothing whatever q / dO hold. Rows
@@ -211,70 +315,15 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                     w.Di[m] = 0.0f;
                     w.lse[m] = -INFINITY;
                 }
-                /* St = K . Qt */
-                kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
-                const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
-                if (!full || P->has_elem)
-                    attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St,
-                                          softcap ? w.Tt : NULL);
-                kt->bwd_probs(nc, Mp, w.St, w.lse);
-                const float *Pd = w.St;
-                if (dropout) {
-                    attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, w.X);
-                    Pd = w.X;
-                }
-                /* dV (nc, Dvp) += Pd (nc, M) . dOr (M, Dvp) */
-                kt->gemm_ab(nc, Dvp, M, Pd, Mp, w.dOr, Dvp, w.dVa, Dvp, 1);
-                for (int x = 0; x < ndbad; x++) {
-                    const int64_t m = w.dbad[x];
-                    const float *dor = attn__sdpa_at(P->dO, &s, s.q0, r0 + m / ng, h0 + m % ng);
-                    for (int64_t cc = 0; cc < nc; cc++) {
-                        const float pd = Pd[cc * Mp + m];
-                        if (pd == 0.0f) continue;
-                        for (int64_t e = 0; e < Dv; e++) w.dVa[cc * Dvp + e] += pd * dor[e];
-                    }
-                }
-                /* dPt (nc, Mp) = V (nc, Dv) . dOt (Dv, Mp) */
-                kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
-                if (!dropout) {
-                    kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di);
-                } else {
-                    for (int64_t cc = 0; cc < nc; cc++)
-                        for (int64_t m = 0; m < Mp; m++) {
-                            const int64_t x = cc * Mp + m;
-                            w.dPt[x] = w.St[x] == 0.0f ? 0.0f : w.X[x] * w.dPt[x] - w.St[x] * w.Di[m];
-                        }
-                }
-                if (softcap)
-                    for (int64_t cc = 0; cc < nc; cc++)
-                        for (int64_t m = 0; m < Mp; m++) {
-                            const int64_t x = cc * Mp + m;
-                            const float th = w.Tt[x];
-                            w.dPt[x] *= 1.0f - th * th;
-                        }
-                /* dK (nc, Dp) += dS (nc, M) . Qr (M, Dp) */
-                kt->gemm_ab(nc, Dp, M, w.dPt, Mp, w.Qr, Dp, w.dKa, Dp, 1);
-                for (int x = 0; x < nqbad; x++) {
-                    const int64_t m = w.qbad[x];
-                    const float *qr = attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng);
-                    for (int64_t cc = 0; cc < nc; cc++) {
-                        const float ds = w.dPt[cc * Mp + m];
-                        if (ds == 0.0f) continue;
-                        for (int64_t d = 0; d < D; d++) w.dKa[cc * Dp + d] += ds * (scale * qr[d]);
-                    }
-                }
-                /* dqt (M, Dp) = dS^T . Kp */
+                /* dqt (M, Dp): dq contribution of this block over the group's tiles */
                 memset(w.dqt, 0, (size_t)(M * Dp) * sizeof(float));
-                kt->gemm_atb(M, Dp, nc, w.dPt, Mp, w.Kp, Dp, w.dqt, Dp);
-                for (int x = 0; x < nbad; x++) {
-                    const int64_t cc = w.bad[x];
-                    const float *kr = kbase + (j0 + cc) * P->k.stride_s;
-                    for (int64_t m = 0; m < M; m++) {
-                        const float ds = w.dPt[cc * Mp + m];
-                        if (ds == 0.0f) continue;
-                        float *dst = w.dqt + m * Dp;
-                        for (int64_t d = 0; d < D; d++) dst[d] += ds * (scale * kr[d]);
-                    }
+                for (int64_t ti = 0; ti < nt; ti++) {
+                    if (!(ia[ti] < ib[ti] && r0 < ib[ti] && r0 + nr > ia[ti])) continue;
+                    const int64_t j0 = J0 + ti * Bc, nc = J1 - j0 < Bc ? J1 - j0 : Bc;
+                    float *dKa = w.dKa + ti * Bc * Dp, *dVa = w.dVa + ti * Bc * Dvp;
+                    const float *Kp = w.Kp + ti * Bc * Dp;
+                    const int32_t *bad = w.bad + ti * Bc;
+                    bwd_tile(c, &s, &w, kvh, g0, ng, r0, nr, j0, nc, dKa, dVa, Kp, bad, nbad[ti], nqbad, ndbad);
                 }
                 for (int64_t m = 0; m < M; m++) {
                     float *dst = dq_row(c, &s, ch, r0 + m / ng, h0 + m % ng);
@@ -283,9 +332,9 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 }
             }
         }
-        for (int64_t cc = 0; cc < nc; cc++) {
-            float *dkr = attn__sdpa_at(P->dk, &s, s.k0, j0 + cc, kvh);
-            float *dvr = attn__sdpa_at(P->dv, &s, s.k0, j0 + cc, kvh);
+        for (int64_t cc = 0; cc < J1 - J0; cc++) {
+            float *dkr = attn__sdpa_at(P->dk, &s, s.k0, J0 + cc, kvh);
+            float *dvr = attn__sdpa_at(P->dv, &s, s.k0, J0 + cc, kvh);
             memcpy(dkr, w.dKa + cc * Dp, (size_t)D * sizeof(float));
             memcpy(dvr, w.dVa + cc * Dvp, (size_t)Dv * sizeof(float));
         }

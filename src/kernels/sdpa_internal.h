@@ -134,6 +134,10 @@ static inline void attn__prefetch_rows(const float *p, int64_t ld, int64_t nr, i
  * instead of broadcasting K against the 16-column transposed query block. */
 #define ATTN__SDPA_DOT_ROWS 8
 
+/* Backward: key tiles processed together per packed query block (the
+ * block's transposed packing and its dq update are paid once per group). */
+#define ATTN__SDPA_BWD_TILES 4
+
 static inline int64_t attn__ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t attn__round16(int64_t a) { return (a + 15) & ~(int64_t)15; }
 
