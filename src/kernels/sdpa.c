@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SDPA_MROWS 64      /* target rows (heads x positions) per query block */
+#define SDPA_MROWS_FWD 128  /* target rows (heads x positions) per query block: forward */
+#define SDPA_MROWS_BWD 64   /* backward (five tiles per block step; 128 was ~15% slower) */
 #define SDPA_BC 64         /* keys per tile */
 #define SDPA_FWD_TASKS 32  /* below this many forward tasks, split keys (flash-decoding) */
 #define SDPA_BWD_TASKS 8   /* below this many (b, kv head) pairs, split keys in backward */
@@ -34,9 +35,12 @@ static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); 
 
 void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd, int nthreads) {
     memset(pl, 0, sizeof *pl);
-    pl->Gs = P->G < SDPA_MROWS ? P->G : SDPA_MROWS;
+    /* forward: 128 rows reuse each K/V tile (read from memory, a page per
+     * row in BSHD) twice as often as 64 (~10% at Llama shapes) */
+    const int64_t mrows = bwd ? SDPA_MROWS_BWD : SDPA_MROWS_FWD;
+    pl->Gs = P->G < mrows ? P->G : mrows;
     pl->nhc = attn__ceil_div(P->G, pl->Gs);
-    pl->Br = SDPA_MROWS / pl->Gs;
+    pl->Br = mrows / pl->Gs;
     if (pl->Br < 1) pl->Br = 1;
     int64_t maxq = P->varlen ? P->Sq : P->Sq; /* packed total bounds every sequence */
     if (maxq >= 1 && pl->Br > maxq) pl->Br = maxq;
