@@ -1,6 +1,10 @@
-/* test_core.c — status strings, error messages, ISA dispatch, thread pool. */
+/* test_core.c — status strings, error messages, ISA dispatch, thread pool,
+ * the split sgemm wrapper (thread-count identity of every split path). */
 #include "core/core.h"
+#include "kernels/gemm.h"
 #include "testutil.h"
+
+#include <math.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +14,56 @@ static void square_task(void *ctx, int64_t t, int tid) {
     out[t] = t * t + tid * 0; /* every task writes only its own slot */
 }
 
+/* attn__sgemm on shapes taking each path of gemm.c (one call, split along M,
+ * split along N, the long-K split): bit-identical for 1, 2 and 3 threads,
+ * and each sampled entry within fp32 rounding of a double dot product. */
+static void test_gemm(void) {
+    static const struct { int ta, tb; int64_t M, N, K; const char *what; } cs[] = {
+        {0, 1, 96, 80, 70, "one block"},
+        {0, 0, 1600, 100, 200, "split along M"},
+        {1, 1, 64, 1700, 150, "split along N, both transposed"},
+        {1, 0, 512, 520, 2048, "long K (weight gradient), split along N"},
+        {1, 0, 530, 512, 2048, "long K, split along M"},
+    };
+    const int nt0 = attn_get_num_threads();
+    for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+        const int64_t M = cs[c].M, N = cs[c].N, K = cs[c].K;
+        const int64_t lda = cs[c].ta ? M : K, ldb = cs[c].tb ? K : N; /* A (M,K) or (K,M); B (K,N) or (N,K) */
+        float *A = malloc(sizeof(float) * M * K), *Bm = malloc(sizeof(float) * K * N);
+        float *C[3];
+        tu_rng r = {11 + c};
+        tu_fill(&r, A, M * K, 1.0f);
+        tu_fill(&r, Bm, K * N, 1.0f);
+        for (int t = 0; t < 3; t++) {
+            C[t] = malloc(sizeof(float) * M * N);
+            attn_set_num_threads(t + 1);
+            attn__sgemm(cs[c].ta, cs[c].tb, M, N, K, 0.5f, A, lda, Bm, ldb, 0.0f, C[t], N);
+        }
+        attn_set_num_threads(nt0);
+        CHECK(memcmp(C[0], C[1], sizeof(float) * M * N) == 0 && memcmp(C[0], C[2], sizeof(float) * M * N) == 0,
+              "gemm %s: bit-identical for 1, 2, 3 threads", cs[c].what);
+        double worst = 0;
+        for (int64_t i = 0; i < M; i += 37)
+            for (int64_t j = 0; j < N; j += 41) {
+                double ref = 0, mag = 0;
+                for (int64_t p = 0; p < K; p++) {
+                    double a = cs[c].ta ? A[p * lda + i] : A[i * lda + p];
+                    double b = cs[c].tb ? Bm[j * ldb + p] : Bm[p * ldb + j];
+                    ref += a * b;
+                    mag += fabs(a * b);
+                }
+                double e = fabs(C[0][i * N + j] - 0.5 * ref) / (0.5 * mag + 1e-30);
+                if (e > worst) worst = e;
+            }
+        CHECK(worst < 1e-5, "gemm %s: max error %.3g relative to sum |a b|", cs[c].what, worst);
+        for (int t = 0; t < 3; t++) free(C[t]);
+        free(A);
+        free(Bm);
+    }
+}
+
 int main(void) {
+    test_gemm();
     CHECK(strcmp(attn_version(), ATTN_VERSION_STRING) == 0, "version %s", attn_version());
     CHECK(attn_version_number() == ATTN_VERSION_NUMBER, "version number");
     for (int s = 0; s > -ATTN_STATUS_COUNT; s--)
