@@ -13,7 +13,13 @@
  *
  * Key splits (flash-decoding, when there are few tasks): split s of a task
  * handles a fixed key range and stores its unnormalised (m, l, O) in the
- * workspace; a second pass combines splits in order s = 0, 1, ... */
+ * workspace; a second pass combines splits in order s = 0, 1, ... Splits are
+ * the outermost task index, so consecutive tasks read the same key range of
+ * different kv heads (whose rows share pages in (B, S, H, D) layouts).
+ *
+ * Blocks of at most ATTN__SDPA_DOT_ROWS rows (decoding) take the scores as
+ * dot products along D from packed query rows (gemm_abt) instead of the
+ * transposed block (gemm_ab broadcasts K against >= 16 columns). */
 #include "kernels/sdpa_internal.h"
 #include "kernels/dropout.h"
 
