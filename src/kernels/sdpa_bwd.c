@@ -39,7 +39,7 @@ typedef struct bwd_bufs {
     float *dKa;  /* (KT * Bc, Dp)  dk accumulator of a group of KT key tiles */
     float *dVa;  /* (KT * Bc, Dvp) dv accumulator */
     float *Kp;   /* (KT * Bc, Dp)  scale * K tiles, zero-padded columns */
-    float *dqt;  /* (M, Dp)   dq contribution of one (key tile, query block) */
+    float *dqt;  /* (M, Dp)   dq contribution of one query block over a group of key tiles */
     float *lse;  /* (Mp)      lse per row, -inf on padding */
     float *Di;   /* (Mp)      rowsum(dO * O) */
     int64_t *lo, *hi; /* (Br) */
