@@ -1,6 +1,7 @@
 /* bench_sdpa.c — private micro-benchmark of attn_sdpa_fwd / attn_sdpa_bwd.
  *
  * Usage: bench_sdpa [fwd|bwd|decode] B Hq Hkv D Sq Sk causal [reps] [isa]
+ * (HEAD_MAJOR=1 in the environment: K/V views (B, Hkv, Sk, D) instead of (B, Sk, Hkv, D))
  * Reports best-of-reps and median ms, GFLOP/s (fwd: 4*B*Hq*Sq*Sk*D, halved for
  * causal with Sq == Sk; bwd: 2.5x forward; decode: GB/s of K+V read), and for
  * fwd a naive OpenBLAS peer (per head: sgemm Q.K^T into an Sq x Sk buffer,
@@ -93,6 +94,10 @@ int main(int argc, char **argv) {
     float *dq = NULL, *dk = NULL, *dv = NULL;
     if (bwd) { dq = randbuf(B * Sq * Hq * D, 7); dk = randbuf(B * Sk * Hkv * D, 8); dv = randbuf(B * Sk * Hkv * D, 9); }
     attn_view vq = attn_view_bshd(q, Sq, Hq, D), vk = attn_view_bshd(k, Sk, Hkv, D), vv = attn_view_bshd(v, Sk, Hkv, D);
+    if (getenv("HEAD_MAJOR")) { /* K/V (B, Hkv, Sk, D), the KV-cache layout */
+        vk = attn_view_bhsd(k, Sk, Hkv, D);
+        vv = attn_view_bhsd(v, Sk, Hkv, D);
+    }
     attn_view vo = attn_view_bshd(o, Sq, Hq, D), vdo = attn_view_bshd(dO, Sq, Hq, D);
     attn_view vdq = attn_view_bshd(dq, Sq, Hq, D), vdk = attn_view_bshd(dk, Sk, Hkv, D), vdv = attn_view_bshd(dv, Sk, Hkv, D);
     size_t wsz = bwd ? attn_sdpa_bwd_workspace_size(&d, &op) : attn_sdpa_fwd_workspace_size(&d, &op);

@@ -5,9 +5,11 @@
  *                       B rows loaded as 2 ymm; rows 1..5 for the m tail.
  *   gemm_atb_avx2_6x16  C (m, n) += A^T . B, A (k, m): the same tile with the
  *                       6 broadcasts taken from one row of A (contiguous).
- *   gemm_abt_avx2_4x2   C (m, n) = A (m, k) . B (n, k)^T as dot products along k
- *                       (score tiles with few query rows): 4 x 2 tile of ymm
- *                       accumulators, masked loads for the k tail of A.
+ *   gemm_abt_avx2_3x4   C (m, n) = A (m, k) . B (n, k)^T as dot products along k
+ *                       (score tiles with few query rows): 3 rows of A against
+ *                       4 rows of B (12 ymm accumulators), masked loads for
+ *                       the k tail of A.
+ *   rows_finite         Inf/NaN screen of a tile without copying it.
  *   softmax / bwd_probs / bwd_ds: 8 columns at a time (vertical statistics of
  *                       the transposed score tile), vectorised exp.
  * n is always a multiple of 16 (callers pad), so there is no column tail.
@@ -130,70 +132,73 @@ static void gemm_atb_avx2_6x16(int64_t m, int64_t n, int64_t k, const float *A, 
     }
 }
 
-/* ─── C (R, J) = A (R, k) . B (J, k)^T: R <= 4 rows of A, J <= 2 rows of B ── */
+/* ─── C[i][j : j + 4) = A[i][:] . B[j + t][:], t < J <= 4 ─────────────────── */
 /* Sum of the 8 lanes of each of a0..a3, as the 4 lanes of one __m128. */
 AI __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
     const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
     return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
 }
 
+/* R <= 3 rows of A (keys, often a page apart: several in flight) against
+ * J <= 4 rows of B (packed query rows, L1-resident): 12 accumulators, one
+ * row of B loaded per 8 elements and used by the R FMAs. Lanes t >= J of
+ * each stored __m128 are 0 (their accumulators stay 0): C has round16(n)
+ * writable columns. */
 AI void abt_tile(const int R, const int J, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
                  float *C, int64_t ldc) {
-    __m256 acc[4][2];
-    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
-        acc[r][0] = _mm256_setzero_ps();
-        acc[r][1] = _mm256_setzero_ps();
-    }
+    __m256 acc[3][4];
+    _Pragma("GCC unroll 3") for (int r = 0; r < 3; r++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[r][j] = _mm256_setzero_ps();
     const int64_t k8 = k & ~(int64_t)7;
     int64_t p = 0;
     for (; p < k8; p += 8) {
-        __m256 b[2];
-        _Pragma("GCC unroll 2") for (int j = 0; j < J; j++) b[j] = _mm256_loadu_ps(B + j * ldb + p);
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
-            const __m256 a = _mm256_loadu_ps(A + r * lda + p);
-            _Pragma("GCC unroll 2") for (int j = 0; j < J; j++) acc[r][j] = _mm256_fmadd_ps(a, b[j], acc[r][j]);
+        __m256 a[3];
+        _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) a[r] = _mm256_loadu_ps(A + r * lda + p);
+        _Pragma("GCC unroll 4") for (int j = 0; j < J; j++) {
+            const __m256 b = _mm256_loadu_ps(B + j * ldb + p);
+            _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) acc[r][j] = _mm256_fmadd_ps(a[r], b, acc[r][j]);
         }
     }
     if (p < k) { /* A is read only within its k elements; B rows are zero-padded */
         const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k - p)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256 b[2];
-        _Pragma("GCC unroll 2") for (int j = 0; j < J; j++) b[j] = _mm256_loadu_ps(B + j * ldb + p);
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
-            const __m256 a = _mm256_maskload_ps(A + r * lda + p, mask);
-            _Pragma("GCC unroll 2") for (int j = 0; j < J; j++) acc[r][j] = _mm256_fmadd_ps(a, b[j], acc[r][j]);
+        __m256 a[3];
+        _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) a[r] = _mm256_maskload_ps(A + r * lda + p, mask);
+        _Pragma("GCC unroll 4") for (int j = 0; j < J; j++) {
+            const __m256 b = _mm256_loadu_ps(B + j * ldb + p);
+            _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) acc[r][j] = _mm256_fmadd_ps(a[r], b, acc[r][j]);
         }
     }
-    _Pragma("GCC unroll 2") for (int j = 0; j < J; j++) {
-        float s[4];
-        _mm_storeu_ps(s, hsum4(acc[0][j], acc[1][j], acc[2][j], acc[3][j]));
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) C[r * ldc + j] = s[r];
-    }
+    _Pragma("GCC unroll 3") for (int r = 0; r < R; r++)
+        _mm_storeu_ps(C + r * ldc, hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
 }
 
-static void gemm_abt_avx2_4x2(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
+#define ABT_J(R, J) abt_tile(R, J, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc)
+#define ABT_R(R)                                                                                                  \
+    switch (n - j < 4 ? n - j : 4) {                                                                                  \
+    case 4: ABT_J(R, 4); break;                                                                                       \
+    case 3: ABT_J(R, 3); break;                                                                                       \
+    case 2: ABT_J(R, 2); break;                                                                                       \
+    default: ABT_J(R, 1); break;                                                                                      \
+    }
+
+static void gemm_abt_avx2_3x4(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
                               int64_t ldb, float *C, int64_t ldc) {
-    const int64_t np = (n + 15) & ~(int64_t)15;
-    for (int64_t i = 0; i < m; i += 4) {
-        const int64_t R = m - i < 4 ? m - i : 4;
+    const int64_t np = (n + 15) & ~(int64_t)15, n4 = (n + 3) & ~(int64_t)3;
+    for (int64_t i = 0; i < m; i += 3) {
+        const int64_t R = m - i < 3 ? m - i : 3;
         const float *Ai = A + i * lda;
         float *Ci = C + i * ldc;
-        for (int64_t j = 0; j < n; j += 2) {
-            const int two = n - j >= 2;
-            switch (R * 2 + two) {
-            case 9: abt_tile(4, 2, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
-            case 8: abt_tile(4, 1, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
-            case 7: abt_tile(3, 2, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
-            case 6: abt_tile(3, 1, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
-            case 5: abt_tile(2, 2, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
-            case 4: abt_tile(2, 1, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
-            case 3: abt_tile(1, 2, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
-            default: abt_tile(1, 1, k, Ai, lda, B + j * ldb, ldb, Ci + j, ldc); break;
-            }
+        for (int64_t j = 0; j < n; j += 4) {
+            if (R == 3) { ABT_R(3) }
+            else if (R == 2) { ABT_R(2) }
+            else { ABT_R(1) }
         }
         for (int64_t r = 0; r < R; r++)
-            for (int64_t j = n; j < np; j++) Ci[r * ldc + j] = 0.0f;
+            for (int64_t j = n4; j < np; j += 4) _mm_storeu_ps(Ci + r * ldc + j, _mm_setzero_ps());
     }
 }
+#undef ABT_R
+#undef ABT_J
 
 /* ─── softmax statistics on the transposed tile ───────────────────────────── */
 static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
@@ -248,6 +253,29 @@ static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const
     }
 }
 
+/* x * 0 + acc: +-0 for finite x, NaN for Inf / NaN (and NaN sticks); the loads
+ * fold into the FMAs, so a row of n floats costs ~n / 8 instructions. */
+static int rows_finite_avx2(int64_t nr, int64_t n, const float *src, int64_t lds) {
+    const __m256 z = _mm256_setzero_ps();
+    __m256 a0 = z, a1 = z, a2 = z, a3 = z;
+    const int64_t n32 = n & ~(int64_t)31, n8 = n & ~(int64_t)7;
+    float t = 0.0f;
+    for (int64_t r = 0; r < nr; r++) {
+        const float *s = src + r * lds;
+        int64_t e = 0;
+        for (; e < n32; e += 32) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(s + e), z, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(s + e + 8), z, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(s + e + 16), z, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(s + e + 24), z, a3);
+        }
+        for (; e < n8; e += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(s + e), z, a0);
+        for (; e < n; e++) t += s[e] * 0.0f;
+    }
+    a0 = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+    return !_mm256_movemask_ps(_mm256_cmp_ps(a0, a0, _CMP_UNORD_Q)) && t == t;
+}
+
 static int pack_rows_avx2(int64_t nr, int64_t n, const float *src, int64_t lds, float scale, float *dst,
                           int64_t ldd, int64_t npad, int32_t *bad) {
     const __m256i expo = _mm256_set1_epi32(0x7f800000);
@@ -273,9 +301,10 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->name = "avx2";
     t->gemm_ab = gemm_ab_avx2_6x16;
     t->gemm_atb = gemm_atb_avx2_6x16;
-    t->gemm_abt = gemm_abt_avx2_4x2;
+    t->gemm_abt = gemm_abt_avx2_3x4;
     t->softmax_tile = softmax_tile_avx2;
     t->bwd_probs = bwd_probs_avx2;
     t->bwd_ds = bwd_ds_avx2;
+    t->rows_finite = rows_finite_avx2;
     t->pack_rows = pack_rows_avx2;
 }

@@ -96,6 +96,13 @@ static int pack_rows_generic(int64_t nr, int64_t n, const float *src, int64_t ld
     return nbad;
 }
 
+static int rows_finite_generic(int64_t nr, int64_t n, const float *src, int64_t lds) {
+    float acc = 0.0f; /* x * 0 is +-0 for finite x and NaN for Inf / NaN; NaN sticks */
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t e = 0; e < n; e++) acc += src[r * lds + e] * 0.0f;
+    return acc == acc;
+}
+
 void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->name = "generic";
     t->gemm_ab = gemm_ab_generic;
@@ -104,5 +111,6 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->softmax_tile = softmax_tile_generic;
     t->bwd_probs = bwd_probs_generic;
     t->bwd_ds = bwd_ds_generic;
+    t->rows_finite = rows_finite_generic;
     t->pack_rows = pack_rows_generic;
 }
