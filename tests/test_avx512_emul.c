@@ -7,7 +7,8 @@
  *
  * Cases: random shapes with every row / column tail of the register tiles
  * (m 1..70, n 16..144, k 1..130), strided operands, accumulate on/off;
- * softmax tiles with -inf, fully masked columns, NaN; bwd probs with dead
+ * softmax tiles (mp a multiple of 8) with -inf, fully masked columns, NaN,
+ * nothing written past the tile; bwd probs with dead
  * rows; dS with exact zeros; row packing with Inf/NaN rows and tails. */
 #include "testutil.h"
 
@@ -82,7 +83,8 @@ static void test_gemm(const attn__sdpa_kernels *E, const attn__sdpa_kernels *G, 
 static void test_softmax(const attn__sdpa_kernels *E, const attn__sdpa_kernels *G, tu_rng *r) {
     int bad = 0;
     for (int it = 0; it < 300 && !bad; it++) {
-        const int64_t nc = tu_int(r, 1, 64), mp = 16 * tu_int(r, 1, 5);
+        /* mp % 16 == 8 too: the 8-column tiles of few-row (decode) blocks */
+        const int64_t nc = tu_int(r, 1, 64), mp = 8 * tu_int(r, 1, 10);
         float *S0 = fbuf(nc * mp), *S1 = fbuf(nc * mp);
         float m0[96], m1[96], l0[96], l1[96], a0[96], a1[96];
         for (int64_t i = 0; i < nc * mp; i++) {
@@ -98,7 +100,14 @@ static void test_softmax(const attn__sdpa_kernels *E, const attn__sdpa_kernels *
         }
         memcpy(S1, S0, sizeof(float) * (size_t)(nc * mp));
         memcpy(m1, m0, sizeof m0); memcpy(l1, l0, sizeof l0);
+        /* sentinels past the tile and past the mp statistics: nothing is written there */
+        for (int64_t i = 0; i < 16; i++) S0[nc * mp + i] = m0[mp + i] = l0[mp + i] = a0[mp + i] = 12345.0f;
         int c0 = E->softmax_tile(nc, mp, S0, m0, l0, a0);
+        for (int64_t i = 0; i < 16 && !bad; i++)
+            if (S0[nc * mp + i] != 12345.0f || m0[mp + i] != 12345.0f || l0[mp + i] != 12345.0f || a0[mp + i] != 12345.0f) {
+                CHECK(0, "softmax nc=%lld mp=%lld wrote past the tile (+%lld)", (long long)nc, (long long)mp, (long long)i);
+                bad = 1;
+            }
         int c1 = G->softmax_tile(nc, mp, S1, m1, l1, a1);
         if (c0 != c1) { CHECK(0, "softmax nc=%lld mp=%lld: changed %d vs %d", (long long)nc, (long long)mp, c0, c1); bad = 1; }
         for (int64_t m = 0; m < mp && !bad; m++) {

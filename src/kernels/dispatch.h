@@ -10,7 +10,8 @@
  * workspace unless stated):
  *   - "n" (the vectorised dimension) is always padded by the caller to a
  *     multiple of 16 floats: B and C have >= round16(n) valid (possibly zero)
- *     columns and the kernels may read/write the padding.
+ *     columns and the kernels may read/write the padding. Exception: score
+ *     tiles of few-row blocks (gemm_abt's C, softmax_tile) use a multiple of 8.
  *   - lda/ldb/ldc are row strides in elements.
  *
  * Every kernel is deterministic: its result depends only on its inputs (no
@@ -41,12 +42,13 @@ typedef struct attn__sdpa_kernels {
      * (dot products along rows). For score tiles with few query rows
      * (decoding): A = K rows straight from the caller (read only within
      * [0, k)), B = packed query rows zero-padded to round16(k) readable
-     * elements. Columns n..round16(n) of C are set to 0. */
+     * elements. Columns n..round8(n) of C are set to 0 (C has round8(n)
+     * columns: ldc may be round8(n)). */
     void (*gemm_abt)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
                      float *C, int64_t ldc);
 
     /* Online-softmax step on a transposed score tile S (nc, mp) [key c][row m]
-     * (mp a multiple of 16). For every column m:
+     * (mp a multiple of 8). For every column m:
      *   mx = max_c S[c][m]; mn = max(mrow[m], mx)
      *   mn == -inf: S[:, m] = 0, alpha[m] = 1 (row still fully masked)
      *   else: alpha[m] = exp(mrow[m] - mn), S[c][m] = exp(S[c][m] - mn),

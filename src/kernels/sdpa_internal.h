@@ -129,6 +129,20 @@ static inline void attn__prefetch_rows(const float *p, int64_t ld, int64_t nr, i
         for (int64_t e = 0; e < n; e += 16) __builtin_prefetch(p + r * ld + e, 0, 3);
 }
 
+/* Software prefetch of a contiguous span of n floats (dense K/V rows, e.g. a
+ * head-major KV cache) towards L2 (prefetcht1: L1 keeps the tile being
+ * computed), 4 lines per loop step. */
+static inline void attn__prefetch_span(const float *p, int64_t n) {
+    const char *a = (const char *)p, *e = (const char *)(p + n);
+    for (; a + 256 <= e; a += 256) {
+        __builtin_prefetch(a, 0, 2);
+        __builtin_prefetch(a + 64, 0, 2);
+        __builtin_prefetch(a + 128, 0, 2);
+        __builtin_prefetch(a + 192, 0, 2);
+    }
+    for (; a < e; a += 64) __builtin_prefetch(a, 0, 2);
+}
+
 /* Forward blocks of at most this many rows (heads x positions: decoding)
  * compute scores as dot products along D (gemm_abt) from packed query rows
  * instead of broadcasting K against the 16-column transposed query block. */

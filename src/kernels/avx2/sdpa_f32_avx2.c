@@ -142,7 +142,7 @@ AI __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
 /* R <= 3 rows of A (keys, often a page apart: several in flight) against
  * J <= 4 rows of B (packed query rows, L1-resident): 12 accumulators, one
  * row of B loaded per 8 elements and used by the R FMAs. Lanes t >= J of
- * each stored __m128 are 0 (their accumulators stay 0): C has round16(n)
+ * each stored __m128 are 0 (their accumulators stay 0): C has round8(n)
  * writable columns. */
 AI void abt_tile(const int R, const int J, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
                  float *C, int64_t ldc) {
@@ -183,7 +183,7 @@ AI void abt_tile(const int R, const int J, int64_t k, const float *A, int64_t ld
 
 static void gemm_abt_avx2_3x4(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
                               int64_t ldb, float *C, int64_t ldc) {
-    const int64_t np = (n + 15) & ~(int64_t)15, n4 = (n + 3) & ~(int64_t)3;
+    const int64_t np = (n + 7) & ~(int64_t)7, n4 = (n + 3) & ~(int64_t)3;
     for (int64_t i = 0; i < m; i += 3) {
         const int64_t R = m - i < 3 ? m - i : 3;
         const float *Ai = A + i * lda;

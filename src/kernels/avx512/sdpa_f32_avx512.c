@@ -8,7 +8,8 @@
  *             row tails use the same NV with fewer rows. Per column chunk the
  *             B panel (k x 16*NV) stays in L1 while all row blocks stream by.
  *   softmax / bwd_probs / bwd_ds: 16 columns at a time (vertical statistics
- *             of the transposed score tile), vectorised exp.
+ *             of the transposed score tile), vectorised exp; the softmax
+ *             also takes mp % 16 == 8 (few-row decode tiles), masked.
  *   rows_exp / rows_ds: the same on row-major tiles (one statistic per row).
  *   pack_rows: scaled copy with an Inf/NaN screen.
  *   pack_t:   transposed scaled copy (K/V tiles of the backward).
@@ -134,14 +135,26 @@ static void gemm_atb_avx512(int64_t m, int64_t n, int64_t k, const float *A, int
 }
 
 /* ─── softmax statistics on the transposed tile ───────────────────────────── */
+/* 16 floats, or (half != 0) 8 floats zero-extended, and the matching store:
+ * the last 8 columns of a tile with mp % 16 == 8 (256-bit accesses; SIMDe has
+ * no masked 512-bit loads / stores). */
+AI __m512 ld16(const float *p, int half) {
+    return half ? _mm512_maskz_mov_ps((__mmask16)0x00FF, _mm512_castps256_ps512(_mm256_loadu_ps(p))) : _mm512_loadu_ps(p);
+}
+AI void st16(float *p, __m512 v, int half) {
+    if (half) _mm256_storeu_ps(p, _mm512_castps512_ps256(v));
+    else _mm512_storeu_ps(p, v);
+}
+
 static int softmax_tile_avx512(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
     int changed = 0;
     for (int64_t m = 0; m < mp; m += 16) {
+        const int h = mp - m < 16; /* mp % 16 == 8: the last 8 columns */
         __m512 mx = ninf;
         /* NaN scores are ignored by the max (operand order) and surface through exp */
-        for (int64_t c = 0; c < nc; c++) mx = _mm512_max_ps(_mm512_loadu_ps(S + c * mp + m), mx);
-        const __m512 mo = _mm512_loadu_ps(mrow + m);
+        for (int64_t c = 0; c < nc; c++) mx = _mm512_max_ps(ld16(S + c * mp + m, h), mx);
+        const __m512 mo = ld16(mrow + m, h);
         const __m512 mn = _mm512_max_ps(mo, mx);
         const __mmask16 dead = _mm512_cmp_ps_mask(mn, ninf, _CMP_EQ_OQ); /* row still fully masked */
         const __m512 mns = _mm512_mask_mov_ps(mn, dead, _mm512_setzero_ps());
@@ -149,23 +162,23 @@ static int softmax_tile_avx512(int64_t nc, int64_t mp, float *S, float *mrow, fl
         __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
         int64_t c = 0;
         for (; c + 2 <= nc; c += 2) { /* two chains; combined below in a fixed order */
-            const __m512 e0 = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + c * mp + m), mns));
-            const __m512 e1 = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + (c + 1) * mp + m), mns));
-            _mm512_storeu_ps(S + c * mp + m, e0);
-            _mm512_storeu_ps(S + (c + 1) * mp + m, e1);
+            const __m512 e0 = exp512(_mm512_sub_ps(ld16(S + c * mp + m, h), mns));
+            const __m512 e1 = exp512(_mm512_sub_ps(ld16(S + (c + 1) * mp + m, h), mns));
+            st16(S + c * mp + m, e0, h);
+            st16(S + (c + 1) * mp + m, e1, h);
             sum0 = _mm512_add_ps(sum0, e0);
             sum1 = _mm512_add_ps(sum1, e1);
         }
         if (c < nc) {
-            const __m512 e0 = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + c * mp + m), mns));
-            _mm512_storeu_ps(S + c * mp + m, e0);
+            const __m512 e0 = exp512(_mm512_sub_ps(ld16(S + c * mp + m, h), mns));
+            st16(S + c * mp + m, e0, h);
             sum0 = _mm512_add_ps(sum0, e0);
         }
         const __m512 sum = _mm512_add_ps(sum0, sum1);
-        _mm512_storeu_ps(alpha + m, a);
-        _mm512_storeu_ps(lrow + m, _mm512_fmadd_ps(a, _mm512_loadu_ps(lrow + m), sum));
-        _mm512_storeu_ps(mrow + m, _mm512_mask_mov_ps(mn, dead, mo));
-        if (_mm512_cmp_ps_mask(a, one, _CMP_NEQ_UQ)) changed = 1;
+        st16(alpha + m, a, h);
+        st16(lrow + m, _mm512_fmadd_ps(a, ld16(lrow + m, h), sum), h);
+        st16(mrow + m, _mm512_mask_mov_ps(mn, dead, mo), h);
+        if (_mm512_cmp_ps_mask(a, one, _CMP_NEQ_UQ) & (h ? 0x00FF : 0xFFFF)) changed = 1;
     }
     return changed;
 }

@@ -36,14 +36,14 @@ static void gemm_abt_generic(int64_t m, int64_t n, int64_t k, const float *A, in
                              int64_t ldb, float *C, int64_t ldc) {
     for (int64_t i = 0; i < m; i++) {
         const float *a = A + i * lda; /* (k) row i of A */
-        float *c = C + i * ldc;       /* (round16(n)) row i of C */
+        float *c = C + i * ldc;       /* (round8(n)) row i of C */
         for (int64_t j = 0; j < n; j++) {
             const float *b = B + j * ldb; /* (k) row j of B */
             float s = 0.0f;
             for (int64_t p = 0; p < k; p++) s += a[p] * b[p];
             c[j] = s;
         }
-        for (int64_t j = n; j < ((n + 15) & ~(int64_t)15); j++) c[j] = 0.0f;
+        for (int64_t j = n; j < ((n + 7) & ~(int64_t)7); j++) c[j] = 0.0f;
     }
 }
 
