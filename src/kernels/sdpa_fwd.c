@@ -84,21 +84,39 @@ static void bq_decode(const fwd_ctx *c, int64_t u, int64_t *b, int64_t *qb) {
     *qb = idx - c->prefix[lo];
 }
 
+/* Task t0 (without split) -> sequence b, query block qb, kv head, head chunk.
+ * Several query blocks per head: the head is the outer index, so the
+ * threads work through one head's query blocks together while its K/V
+ * (S x D x 8 bytes: 2 MiB at Llama's S 2048) stays in L2/L3; with heads
+ * inner, every block streamed its K/V from memory again. One block per
+ * sequence (decoding): heads inner, so consecutive tasks read rows of the
+ * same positions (which share pages in (B, S, H, D) layouts). */
+static void task_decode(const fwd_ctx *c, int64_t t0, int64_t *b, int64_t *qb, int64_t *kvh, int64_t *hc) {
+    const int64_t nhc = c->pl->nhc, Hkv = c->P->Hkv;
+    *hc = t0 % nhc;
+    int64_t u;
+    if (c->pl->nqb > 1) {
+        u = (t0 / nhc) % c->nbq;
+        *kvh = t0 / (nhc * c->nbq);
+    } else {
+        *kvh = (t0 / nhc) % Hkv;
+        u = t0 / (nhc * Hkv);
+    }
+    bq_decode(c, u, b, qb);
+}
+
 static void fwd_task(void *vctx, int64_t t, int tid) {
     const fwd_ctx *c = vctx;
     const attn__sdpa_prob *P = c->P;
     const attn__sdpa_plan *pl = c->pl;
     const attn__sdpa_kernels *kt = c->kt;
-    const int64_t nsplit = pl->nsplit, nhc = pl->nhc;
+    const int64_t nsplit = pl->nsplit;
     /* splits outermost: consecutive tasks walk the same key range of
      * different heads, whose rows share pages in (B, S, H, D) layouts */
     const int64_t split = t / c->ntasks0;
     const int64_t t0 = t % c->ntasks0; /* task without split */
-    const int64_t hc = t0 % nhc;
-    const int64_t kvh = (t0 / nhc) % P->Hkv;
-    const int64_t u = t0 / (nhc * P->Hkv);
-    int64_t b, qb;
-    bq_decode(c, u, &b, &qb);
+    int64_t b, qb, kvh, hc;
+    task_decode(c, t0, &b, &qb, &kvh, &hc);
     attn__sdpa_seq s;
     attn__sdpa_seq_get(P, b, &s);
     const int64_t r0 = qb * pl->Br;
@@ -238,12 +256,9 @@ static void fwd_combine(void *vctx, int64_t t0, int tid) {
     const fwd_ctx *c = vctx;
     const attn__sdpa_prob *P = c->P;
     const attn__sdpa_plan *pl = c->pl;
-    const int64_t nhc = pl->nhc, nsplit = pl->nsplit;
-    const int64_t hc = t0 % nhc;
-    const int64_t kvh = (t0 / nhc) % P->Hkv;
-    const int64_t u = t0 / (nhc * P->Hkv);
-    int64_t b, qb;
-    bq_decode(c, u, &b, &qb);
+    const int64_t nsplit = pl->nsplit;
+    int64_t b, qb, kvh, hc;
+    task_decode(c, t0, &b, &qb, &kvh, &hc);
     attn__sdpa_seq s;
     attn__sdpa_seq_get(P, b, &s);
     const int64_t r0 = qb * pl->Br;
