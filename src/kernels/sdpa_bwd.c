@@ -196,6 +196,12 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     }
 }
 
+/* Does a key tile whose visible rows are [ia, ib) see any of the rows
+ * [r0, r0 + nr)? */
+static inline int tile_sees(int64_t ia, int64_t ib, int64_t r0, int64_t nr) {
+    return ia < ib && r0 < ib && r0 + nr > ia;
+}
+
 static void bwd_task(void *vctx, int64_t t, int tid) {
     const bwd_ctx *c = vctx;
     const attn__sdpa_prob *P = c->P;
@@ -257,7 +263,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 const int64_t nr = ub - r0 < pl->Br ? ub - r0 : pl->Br;
                 const int64_t M = nr * ng, Mp = attn__round16(M);
                 int seen = 0;
-                for (int64_t ti = 0; ti < nt; ti++) seen |= ia[ti] < ib[ti] && r0 < ib[ti] && r0 + nr > ia[ti];
+                for (int64_t ti = 0; ti < nt; ti++) seen |= tile_sees(ia[ti], ib[ti], r0, nr);
                 if (!seen) continue;
                 for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
                 /* pack the query block. Fully masked rows (lse = -inf) are
@@ -318,7 +324,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 /* dqt (M, Dp): dq contribution of this block over the group's tiles */
                 memset(w.dqt, 0, (size_t)(M * Dp) * sizeof(float));
                 for (int64_t ti = 0; ti < nt; ti++) {
-                    if (!(ia[ti] < ib[ti] && r0 < ib[ti] && r0 + nr > ia[ti])) continue;
+                    if (!tile_sees(ia[ti], ib[ti], r0, nr)) continue;
                     const int64_t j0 = J0 + ti * Bc, nc = J1 - j0 < Bc ? J1 - j0 : Bc;
                     float *dKa = w.dKa + ti * Bc * Dp, *dVa = w.dVa + ti * Bc * Dvp;
                     const float *Kp = w.Kp + ti * Bc * Dp;
