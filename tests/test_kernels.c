@@ -1,0 +1,91 @@
+/* test_kernels — entries of the sdpa micro-kernel table that the decode path
+ * relies on, checked directly (not only through the drivers) for every ISA
+ * table this machine can run:
+ *   - gemm_abt: few query rows (n 1..8) against m key rows, every k tail
+ *     (k 1..260), A rows allocated exactly (a read past row m-1's k elements
+ *     is a heap overflow under ASan), C with the tight round8(n) row stride
+ *     of the decode tiles; compared with a double reference; padding columns
+ *     n..round8(n) must be 0 and nothing is written past C;
+ *   - rows_finite: tiles with and without one Inf / -Inf / NaN at a random
+ *     place (also in the scalar tail), huge finite values, exact-size source. */
+#include "testutil.h"
+#include "kernels/dispatch.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_gemm_abt(const attn__sdpa_kernels *T, tu_rng *r) {
+    int bad = 0;
+    for (int it = 0; it < 400 && !bad; it++) {
+        const int64_t m = tu_int(r, 1, 70), n = tu_int(r, 1, 8), k = tu_int(r, 1, 260);
+        const int64_t lda = k + tu_int(r, 0, 3), ldb = ((k + 15) & ~(int64_t)15) + 16 * tu_int(r, 0, 1);
+        const int64_t n8 = (n + 7) & ~(int64_t)7, ldc = n8;
+        float *A = malloc(sizeof(float) * (size_t)((m - 1) * lda + k)); /* (m, lda), last row exactly k */
+        float *B = calloc((size_t)(n * ldb), sizeof(float));           /* (n, ldb), zero beyond k */
+        float *C = malloc(sizeof(float) * (size_t)(m * ldc + 8));       /* (m, ldc) + 8 sentinels */
+        for (int64_t i = 0; i < (m - 1) * lda + k; i++) A[i] = (float)tu_normal(r);
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t p = 0; p < k; p++) B[j * ldb + p] = (float)tu_normal(r);
+        for (int64_t i = 0; i < m * ldc + 8; i++) C[i] = 777.0f;
+        T->gemm_abt(m, n, k, A, lda, B, ldb, C, ldc);
+        for (int64_t i = 0; i < 8 && !bad; i++)
+            if (C[m * ldc + i] != 777.0f) {
+                CHECK(0, "%s gemm_abt m=%lld n=%lld k=%lld wrote past C", T->name, (long long)m, (long long)n, (long long)k);
+                bad = 1;
+            }
+        for (int64_t i = 0; i < m && !bad; i++) {
+            for (int64_t j = 0; j < n8 && !bad; j++) {
+                double ref = 0.0, mag = 0.0;
+                for (int64_t p = 0; j < n && p < k; p++) {
+                    ref += (double)A[i * lda + p] * B[j * ldb + p];
+                    mag += fabs((double)A[i * lda + p] * B[j * ldb + p]);
+                }
+                const float got = C[i * ldc + j];
+                if (j >= n ? got != 0.0f : !(fabs(got - ref) <= 2e-6 * mag + 1e-30)) {
+                    CHECK(0, "%s gemm_abt m=%lld n=%lld k=%lld C[%lld][%lld] = %g, want %g", T->name, (long long)m,
+                          (long long)n, (long long)k, (long long)i, (long long)j, got, j >= n ? 0.0 : ref);
+                    bad = 1;
+                }
+            }
+        }
+        free(A); free(B); free(C);
+    }
+    CHECK(!bad, "%s gemm_abt matches the double reference on 400 few-row tiles", T->name);
+}
+
+static void test_rows_finite(const attn__sdpa_kernels *T, tu_rng *r) {
+    int bad = 0;
+    for (int it = 0; it < 600 && !bad; it++) {
+        const int64_t nr = tu_int(r, 1, 70), n = tu_int(r, 1, 260), lds = n + tu_int(r, 0, 20);
+        const int64_t len = (nr - 1) * lds + n;
+        float *src = malloc(sizeof(float) * (size_t)len); /* exactly nr rows of n */
+        for (int64_t i = 0; i < len; i++) src[i] = (float)tu_normal(r);
+        src[tu_int(r, 0, len - 1)] = 3.0e38f;               /* huge but finite */
+        const int kind = (int)tu_int(r, 0, 3);             /* 0: clean, 1: NaN, 2: +Inf, 3: -Inf */
+        if (kind) {
+            const int64_t rr = tu_int(r, 0, nr - 1), e = it % 5 == 0 ? n - 1 : tu_int(r, 0, n - 1);
+            src[rr * lds + e] = kind == 1 ? NAN : kind == 2 ? INFINITY : -INFINITY;
+        }
+        /* a non-finite value in a row's padding (between n and lds) is not part of the tile */
+        if (lds > n && nr > 1) src[lds - 1] = NAN;
+        const int got = T->rows_finite(nr, n, src, lds);
+        if (got != !kind) {
+            CHECK(0, "%s rows_finite nr=%lld n=%lld lds=%lld kind %d: got %d", T->name, (long long)nr, (long long)n,
+                  (long long)lds, kind, got);
+            bad = 1;
+        }
+        free(src);
+    }
+    CHECK(!bad, "%s rows_finite finds every Inf / NaN and nothing else on 600 tiles", T->name);
+}
+
+int main(void) {
+    tu_rng r = {20261124};
+    for (int isa = ATTN_ISA_GENERIC; isa <= (int)attn_isa_detected(); isa++) {
+        const attn__sdpa_kernels *T = attn__sdpa_kernels_for((attn_isa)isa);
+        test_gemm_abt(T, &r);
+        test_rows_finite(T, &r);
+    }
+    return test_summary("test_kernels");
+}
