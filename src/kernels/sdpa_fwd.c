@@ -18,8 +18,10 @@
  * different kv heads (whose rows share pages in (B, S, H, D) layouts).
  *
  * Blocks of at most ATTN__SDPA_DOT_ROWS rows (decoding) take the scores as
- * dot products along D from packed query rows (gemm_abt) instead of the
- * transposed block (gemm_ab broadcasts K against >= 16 columns). */
+ * dot products along D from packed query rows (gemm_abt) into 8-column tiles
+ * instead of the transposed block (gemm_ab broadcasts K against >= 16
+ * columns); over dense K/V rows (a head-major cache) they prefetch two tiles
+ * ahead as spans and read a V tile in place when it holds no Inf/NaN. */
 #include "kernels/sdpa_internal.h"
 #include "kernels/dropout.h"
 
