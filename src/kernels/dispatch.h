@@ -64,14 +64,14 @@ typedef struct attn__sdpa_kernels {
      * exactly 0 where P[c][m] == 0 (masked keys may hold Inf/NaN values). */
     void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di);
 
-    /* Row packing with a finiteness screen:
-     *   dst[r][0:n] = scale * src[r][0:n], dst[r][n:npad] = 0   (r < nr)
-     * except that a row whose SOURCE holds an Inf/NaN is zeroed entirely and
-     * its index appended to bad[]. Returns the number of such rows. */
     /* 1 iff src[r][0:n] is finite (no Inf / NaN) for every r < nr; reads
      * only those elements. A clean V tile is then used in place (no packing). */
     int (*rows_finite)(int64_t nr, int64_t n, const float *src, int64_t lds);
 
+    /* Row packing with a finiteness screen:
+     *   dst[r][0:n] = scale * src[r][0:n], dst[r][n:npad] = 0   (r < nr)
+     * except that a row whose SOURCE holds an Inf/NaN is zeroed entirely and
+     * its index appended to bad[]. Returns the number of such rows. */
     int (*pack_rows)(int64_t nr, int64_t n, const float *src, int64_t lds, float scale, float *dst, int64_t ldd,
                      int64_t npad, int32_t *bad);
 } attn__sdpa_kernels;
