@@ -382,23 +382,63 @@ typedef struct attn_mha_config {
     int64_t rope_original_max_pos;                     /* llama3 */
     int qk_norm;           /* per-head RMSNorm of q and k (Qwen3), before RoPE */
     float qk_norm_eps;     /* 0 = 1e-6 */
+    /* appended fields (older callers that start from attn_mha_config_init get the defaults) */
+    float qk_norm_offset;  /* the norm multiplies by (qk_norm_offset + w): 0 (default), or 1 for
+                              Gemma 3, whose q_norm / k_norm weights are stored as w - 1 */
 } attn_mha_config;
 
 ATTN_API void attn_mha_config_init(attn_mha_config *cfg);
 
-/* Reads a HuggingFace config.json (Llama / Qwen2 / Qwen3 / Mistral style):
- * hidden_size, num_attention_heads, num_key_value_heads, head_dim, rope_theta,
- * rope_scaling, attention_bias, rms_norm_eps (qk-norm for qwen3), sliding_window...
- * Sets causal = 1 and rope = NEOX. */
+/* ─── HuggingFace config.json ───────────────────────────────────────────────
+ * Reads the attention layer of a transformers config.json. The architecture
+ * comes from "model_type" (multimodal wrappers: "text_config"); each one has
+ * a table of the keys it READS (each implemented), IGNORES (they cannot change
+ * attention: MLP, embeddings, tokens, generation) and REFUSES unless they hold
+ * the implemented value. Anything else is refused, never guessed: an unknown
+ * model_type (the message lists the supported ones), an unknown key, an
+ * unsupported value (one line naming the key, the value and what is
+ * supported). docs/hf.md lists the tables. Supported model_type values:
+ * llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2,
+ * gemma3_text (gemma3 via text_config), stablelm.
+ * Per-layer settings (Qwen2 max_window_layers, layer_types, Gemma 3's local
+ * RoPE base) are read for the chosen layer; without a layer every layer must
+ * read alike, otherwise ATTN_ERR_CONFIG asks for one.
+ * attn_hf_config_read(path, out) = attn_hf_config_read_ex(path, NULL, out, NULL)
+ * with the defaults of attn_hf_opts_init (path: a file or a model directory). */
 ATTN_API attn_status attn_hf_config_read(const char *path, attn_mha_config *out);
 ATTN_API attn_status attn_hf_config_parse(const char *json, size_t len, attn_mha_config *out);
+
+typedef struct attn_hf_opts {
+    int64_t layer;          /* layer index to read; -1 (default): every layer must read alike */
+    const char *model_type; /* NULL (default): the config's own; else read it as this supported type */
+    int allow_unknown_keys; /* 0 (default): a key no table lists is refused; 1: ignored */
+} attn_hf_opts;
+ATTN_API void attn_hf_opts_init(attn_hf_opts *opts);
+
+/* What the reader understood (attn run prints it). */
+typedef struct attn_hf_info {
+    char model_type[32];    /* the architecture read, e.g. "gemma2" */
+    char arch_name[32];     /* e.g. "Gemma 2" */
+    int64_t num_layers;     /* num_hidden_layers, 0 if the config does not say */
+    int64_t layer;          /* the layer read (0 when opts.layer = -1) */
+    char prefix[128];       /* its tensor-name prefix, e.g. "model.layers.3.self_attn" */
+    int naming;             /* attn_naming to pass to attn_mha_load */
+    int sliding;            /* 1 if the layer has a sliding window */
+} attn_hf_info;
+
+/* opts and info may be NULL. *out and *info are written only on success. */
+ATTN_API attn_status attn_hf_config_read_ex(const char *path, const attn_hf_opts *opts, attn_mha_config *out,
+                                            attn_hf_info *info);
+ATTN_API attn_status attn_hf_config_parse_ex(const char *json, size_t len, const attn_hf_opts *opts,
+                                             attn_mha_config *out, attn_hf_info *info);
 
 typedef struct attn_mha attn_mha;
 
 ATTN_API attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg);
 ATTN_API void attn_mha_free(attn_mha *m);
 ATTN_API const attn_mha_config *attn_mha_get_config(const attn_mha *m); /* resolved defaults */
-/* Seeded, reproducible initialisation of weights; biases zero; norm weights one. */
+/* Seeded, reproducible initialisation of weights; biases zero; norm weights one
+ * (qk_norm_offset + w = 1). */
 ATTN_API attn_status attn_mha_init_weights(attn_mha *m, attn_init_scheme scheme, uint64_t seed);
 /* Training mode saves activations for backward and enables dropout. Default: eval. */
 ATTN_API attn_status attn_mha_set_training(attn_mha *m, int training);

@@ -99,13 +99,13 @@ static void test_models(void) {
 static void test_fields(void) {
     attn_mha_config c;
     /* minimal: defaults */
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4}", &c) == ATTN_OK, "minimal: %s", attn_last_error());
+    CHECK(parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4}", &c) == ATTN_OK, "minimal: %s", attn_last_error());
     CHECK(c.num_kv_heads == 4 && c.head_dim == 16 && c.rope_theta == 10000.0f && !c.bias_q && c.causal &&
           c.rope == ATTN_ROPE_NEOX && c.window_left == -1, "defaults");
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"num_key_value_heads\": null, \"head_dim\": null,"
+    CHECK(parse("{\"model_type\": \"mistral\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"num_key_value_heads\": null, \"head_dim\": null,"
                 " \"rope_scaling\": null, \"sliding_window\": null}", &c) == ATTN_OK && c.num_kv_heads == 4 &&
           c.head_dim == 16 && c.window_left == -1, "nulls are defaults");
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"attention_bias\": true}", &c) == ATTN_OK &&
+    CHECK(parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"attention_bias\": true}", &c) == ATTN_OK &&
           c.bias_q && c.bias_k && c.bias_v && c.bias_o, "attention_bias true");
     CHECK(parse("{\"model_type\": \"qwen2\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"attention_bias\": true}",
                 &c) == ATTN_OK && c.bias_q && !c.bias_o, "qwen2 ignores attention_bias for o_proj");
@@ -113,35 +113,56 @@ static void test_fields(void) {
           c.qk_norm && c.qk_norm_eps == 1e-6f, "qwen3 default eps");
     CHECK(parse("{\"model_type\": \"qwen3_moe\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"rms_norm_eps\": 1e-5}",
                 &c) == ATTN_OK && c.qk_norm && c.qk_norm_eps == 1e-5f, "qwen3_moe eps");
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"rms_norm_eps\": 1e-5}", &c) == ATTN_OK && !c.qk_norm,
+    CHECK(parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"rms_norm_eps\": 1e-5}", &c) == ATTN_OK && !c.qk_norm,
           "rms_norm_eps alone does not enable qk-norm");
-    CHECK(parse("{\"hidden_size\": 2560, \"num_attention_heads\": 32, \"partial_rotary_factor\": 0.4}", &c) == ATTN_OK &&
+    CHECK(parse("{\"model_type\": \"stablelm\", \"hidden_size\": 2560, \"num_attention_heads\": 32, \"partial_rotary_factor\": 0.4}", &c) == ATTN_OK &&
           c.head_dim == 80 && c.rope_dim == 32, "partial rotary (phi-2): %lld", (long long)c.rope_dim);
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"head_dim\": 32}", &c) == ATTN_OK && c.head_dim == 32,
+    CHECK(parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"head_dim\": 32}", &c) == ATTN_OK && c.head_dim == 32,
           "explicit head_dim");
-    CHECK(parse("{\"hidden_size\": 60, \"num_attention_heads\": 8, \"head_dim\": 8}", &c) == ATTN_OK && c.head_dim == 8,
+    CHECK(parse("{\"model_type\": \"llama\", \"hidden_size\": 60, \"num_attention_heads\": 8, \"head_dim\": 8}", &c) == ATTN_OK && c.head_dim == 8,
           "head_dim given: no divisibility needed");
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"use_sliding_window\": true, \"sliding_window\": 128}",
-                &c) == ATTN_OK && c.window_left == 127, "use_sliding_window true");
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"use_sliding_window\": false, \"sliding_window\": 128}",
-                &c) == ATTN_OK && c.window_left == -1, "use_sliding_window false");
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"use_sliding_window\": true}", &c) == ATTN_OK &&
+#define QW "\"model_type\": \"qwen2\", \"hidden_size\": 64, \"num_attention_heads\": 4"
+    {
+        attn_hf_opts o;
+        attn_hf_opts_init(&o);
+        o.layer = 3;
+        const char *j = "{" QW ", \"use_sliding_window\": true, \"sliding_window\": 128, \"max_window_layers\": 2}";
+        CHECK(attn_hf_config_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_OK && c.window_left == 127,
+              "qwen2 layer >= max_window_layers slides: %s", attn_last_error());
+        o.layer = 1;
+        CHECK(attn_hf_config_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_OK && c.window_left == -1,
+              "qwen2 layer < max_window_layers: full attention");
+    }
+    CHECK(parse("{" QW ", \"use_sliding_window\": false, \"sliding_window\": 128}", &c) == ATTN_OK &&
+          c.window_left == -1, "use_sliding_window false");
+    CHECK(parse("{" QW ", \"use_sliding_window\": true, \"sliding_window\": null}", &c) == ATTN_OK &&
           c.window_left == -1, "use_sliding_window without a size");
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"attention_dropout\": 0.1}", &c) == ATTN_OK &&
+    CHECK(parse("{\"model_type\": \"mistral\", \"hidden_size\": 64, \"num_attention_heads\": 4}", &c) == ATTN_OK &&
+          c.window_left == 4095 && c.num_kv_heads == 8, "mistral class defaults: window 4096, 8 kv heads");
+    CHECK(parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"attention_dropout\": 0.1}", &c) == ATTN_OK &&
           c.dropout == 0.1f, "dropout");
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}}",
+    CHECK(parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}}",
                 &c) == ATTN_OK && c.rope_scaling == ATTN_ROPE_SCALING_LINEAR && c.rope_factor == 2.0f, "linear (old 'type')");
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"rope_scaling\": {\"rope_type\": \"default\"}}", &c) ==
+    CHECK(parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"rope_scaling\": {\"rope_type\": \"default\"}}", &c) ==
               ATTN_OK && c.rope_scaling == ATTN_ROPE_SCALING_NONE, "default rope_type");
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"rope_parameters\": {\"rope_type\": \"linear\","
+    CHECK(parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"rope_parameters\": {\"rope_type\": \"linear\","
                 " \"factor\": 4.0, \"rope_theta\": 5e5}}", &c) == ATTN_OK &&
           c.rope_scaling == ATTN_ROPE_SCALING_LINEAR && c.rope_factor == 4.0f && c.rope_theta == 5e5f,
           "transformers-5 rope_parameters: %s", attn_last_error());
     CHECK(parse("{\"text_config\": {\"model_type\": \"qwen3\", \"hidden_size\": 64, \"num_attention_heads\": 4},"
                 " \"model_type\": \"wrapper\"}", &c) == ATTN_OK && c.embed_dim == 64 && c.qk_norm,
           "text_config: %s", attn_last_error());
-    CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"unknown\": {\"deep\": [1, 2, {\"x\": null}]},"
-                " \"hidden_size_extra\": \"x\"}", &c) == ATTN_OK, "unknown keys ignored");
+    {
+        const char *j = "{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"unknown\": "
+                        "{\"deep\": [1, 2, {\"x\": null}]}, \"hidden_size_extra\": \"x\"}";
+        CHECK(parse(j, &c) == ATTN_ERR_UNSUPPORTED && strstr(attn_last_error(), "key 'unknown' = a object of 1 is not known for llama"),
+              "unknown keys refused: %s", attn_last_error());
+        attn_hf_opts o;
+        attn_hf_opts_init(&o);
+        o.allow_unknown_keys = 1;
+        CHECK(attn_hf_config_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_OK && c.embed_dim == 64,
+              "allow_unknown_keys ignores them: %s", attn_last_error());
+    }
 }
 
 static void expect(const char *what, const char *json, attn_status want, const char *msg) {
@@ -154,32 +175,34 @@ static void expect(const char *what, const char *json, attn_status want, const c
     if (s != ATTN_OK) CHECK(memcmp(&c, &before, sizeof c) == 0, "%s: output written on error", what);
 }
 
-#define HN "\"hidden_size\": 64, \"num_attention_heads\": 4"
+#define SL "\"model_type\": \"stablelm\", \"hidden_size\": 64, \"num_attention_heads\": 4"
+#define MI "\"model_type\": \"mistral\", \"hidden_size\": 64, \"num_attention_heads\": 4"
+#define HN "\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4"
 static void test_errors(void) {
-    expect("invalid JSON", "{\"hidden_size\": 64,}", ATTN_ERR_FORMAT, "invalid JSON");
+    expect("invalid JSON", "{\"model_type\": \"llama\", \"hidden_size\": 64,}", ATTN_ERR_FORMAT, "invalid JSON");
     expect("invalid JSON offset", "{\"a\" 1}", ATTN_ERR_FORMAT, "at byte 5");
     expect("not an object", "[1, 2]", ATTN_ERR_FORMAT, "top level is a JSON array");
     expect("empty", "", ATTN_ERR_FORMAT, "empty");
-    expect("missing hidden_size", "{\"num_attention_heads\": 4}", ATTN_ERR_NOT_FOUND, "'hidden_size'");
-    expect("missing heads", "{\"hidden_size\": 64}", ATTN_ERR_NOT_FOUND, "'num_attention_heads'");
-    expect("hidden_size string", "{\"hidden_size\": \"64\", \"num_attention_heads\": 4}", ATTN_ERR_FORMAT,
+    expect("missing hidden_size", "{\"model_type\": \"llama\", \"num_attention_heads\": 4}", ATTN_ERR_NOT_FOUND, "'hidden_size'");
+    expect("missing heads", "{\"model_type\": \"llama\", \"hidden_size\": 64}", ATTN_ERR_NOT_FOUND, "'num_attention_heads'");
+    expect("hidden_size string", "{\"model_type\": \"llama\", \"hidden_size\": \"64\", \"num_attention_heads\": 4}", ATTN_ERR_FORMAT,
            "'hidden_size' must be an integer, got a string");
-    expect("hidden_size float", "{\"hidden_size\": 64.5, \"num_attention_heads\": 4}", ATTN_ERR_FORMAT,
+    expect("hidden_size float", "{\"model_type\": \"llama\", \"hidden_size\": 64.5, \"num_attention_heads\": 4}", ATTN_ERR_FORMAT,
            "'hidden_size' must be an integer, got 64.5");
-    expect("hidden_size 1e3", "{\"hidden_size\": 1e3, \"num_attention_heads\": 4}", ATTN_ERR_FORMAT, "'hidden_size'");
-    expect("hidden_size huge", "{\"hidden_size\": 99999999999999999999, \"num_attention_heads\": 4}", ATTN_ERR_FORMAT,
+    expect("hidden_size 1e3", "{\"model_type\": \"llama\", \"hidden_size\": 1e3, \"num_attention_heads\": 4}", ATTN_ERR_FORMAT, "'hidden_size'");
+    expect("hidden_size huge", "{\"model_type\": \"llama\", \"hidden_size\": 99999999999999999999, \"num_attention_heads\": 4}", ATTN_ERR_FORMAT,
            "'hidden_size'");
-    expect("hidden_size 0", "{\"hidden_size\": 0, \"num_attention_heads\": 4}", ATTN_ERR_CONFIG, "'hidden_size' = 0");
-    expect("negative heads", "{\"hidden_size\": 64, \"num_attention_heads\": -4}", ATTN_ERR_CONFIG, "'num_attention_heads' = -4");
+    expect("hidden_size 0", "{\"model_type\": \"llama\", \"hidden_size\": 0, \"num_attention_heads\": 4}", ATTN_ERR_CONFIG, "'hidden_size' = 0");
+    expect("negative heads", "{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": -4}", ATTN_ERR_CONFIG, "'num_attention_heads' = -4");
     expect("kv heads bool", "{" HN ", \"num_key_value_heads\": true}", ATTN_ERR_FORMAT, "'num_key_value_heads' must be an integer, got a boolean");
-    expect("not divisible", "{\"hidden_size\": 65, \"num_attention_heads\": 4}", ATTN_ERR_CONFIG, "not divisible");
+    expect("not divisible", "{\"model_type\": \"llama\", \"hidden_size\": 65, \"num_attention_heads\": 4}", ATTN_ERR_CONFIG, "not divisible");
     expect("duplicate key", "{" HN ", \"hidden_size\": 128}", ATTN_ERR_FORMAT, "duplicate key 'hidden_size'");
     expect("duplicate unknown key", "{" HN ", \"x\": 1, \"x\": 2}", ATTN_ERR_FORMAT, "duplicate key 'x'");
     expect("rope_theta string", "{" HN ", \"rope_theta\": \"1e4\"}", ATTN_ERR_FORMAT, "'rope_theta' must be a number");
     expect("rope_theta negative", "{" HN ", \"rope_theta\": -1}", ATTN_ERR_CONFIG, "'rope_theta'");
     expect("rope_theta inf", "{" HN ", \"rope_theta\": 1e999}", ATTN_ERR_CONFIG, "'rope_theta'");
     expect("attention_bias int", "{" HN ", \"attention_bias\": 1}", ATTN_ERR_FORMAT, "'attention_bias' must be true or false");
-    expect("model_type int", "{" HN ", \"model_type\": 3}", ATTN_ERR_FORMAT, "'model_type' must be a string");
+    expect("model_type int", "{\"hidden_size\": 64, \"num_attention_heads\": 4, \"model_type\": 3}", ATTN_ERR_FORMAT, "'model_type' must be a string");
     expect("rope_scaling string", "{" HN ", \"rope_scaling\": \"linear\"}", ATTN_ERR_FORMAT, "'rope_scaling' must be an object");
     expect("rope_scaling yarn", "{" HN ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}",
            ATTN_ERR_UNSUPPORTED, "rope scaling type 'yarn' is not supported");
@@ -202,19 +225,19 @@ static void test_errors(void) {
            "'rope_scaling.factor' = 0");
     expect("rope_scaling dup", "{" HN ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2, \"factor\": 3}}",
            ATTN_ERR_FORMAT, "duplicate key 'rope_scaling.factor'");
-    expect("partial_rotary_factor 0", "{" HN ", \"partial_rotary_factor\": 0}", ATTN_ERR_CONFIG, "'partial_rotary_factor'");
-    expect("partial_rotary_factor tiny", "{" HN ", \"partial_rotary_factor\": 0.01}", ATTN_ERR_CONFIG, "no rotated dimension");
+    expect("partial_rotary_factor 0", "{" SL ", \"partial_rotary_factor\": 0}", ATTN_ERR_CONFIG, "'partial_rotary_factor'");
+    expect("partial_rotary_factor tiny", "{" SL ", \"partial_rotary_factor\": 0.01}", ATTN_ERR_CONFIG, "no rotated dimension");
     expect("rope_theta below float range", "{" HN ", \"rope_theta\": 1e-50}", ATTN_ERR_CONFIG, "'rope_theta'");
     expect("dropout rounds to 1 as a float", "{" HN ", \"attention_dropout\": 0.99999999999}", ATTN_ERR_CONFIG,
            "'attention_dropout'");
-    expect("partial_rotary_factor 2", "{" HN ", \"partial_rotary_factor\": 2}", ATTN_ERR_CONFIG, "'partial_rotary_factor'");
-    expect("sliding_window 0", "{" HN ", \"sliding_window\": 0}", ATTN_ERR_CONFIG, "'sliding_window' = 0");
-    expect("sliding_window string", "{" HN ", \"sliding_window\": \"4096\"}", ATTN_ERR_FORMAT, "'sliding_window'");
-    expect("use_sliding_window string", "{" HN ", \"use_sliding_window\": \"yes\"}", ATTN_ERR_FORMAT, "'use_sliding_window'");
+    expect("partial_rotary_factor 2", "{" SL ", \"partial_rotary_factor\": 2}", ATTN_ERR_CONFIG, "'partial_rotary_factor'");
+    expect("sliding_window 0", "{" MI ", \"sliding_window\": 0}", ATTN_ERR_CONFIG, "'sliding_window' = 0");
+    expect("sliding_window string", "{" MI ", \"sliding_window\": \"4096\"}", ATTN_ERR_FORMAT, "'sliding_window'");
+    expect("use_sliding_window string", "{" QW ", \"use_sliding_window\": \"yes\"}", ATTN_ERR_FORMAT, "'use_sliding_window'");
     expect("dropout 1", "{" HN ", \"attention_dropout\": 1.0}", ATTN_ERR_CONFIG, "'attention_dropout' = 1");
     expect("rms_norm_eps 0", "{" HN ", \"rms_norm_eps\": 0}", ATTN_ERR_CONFIG, "'rms_norm_eps'");
     expect("rms_norm_eps string", "{" HN ", \"rms_norm_eps\": \"x\"}", ATTN_ERR_FORMAT, "'rms_norm_eps'");
-    expect("text_config missing keys", "{\"text_config\": {\"model_type\": \"x\"}}", ATTN_ERR_NOT_FOUND, "'hidden_size'");
+    expect("text_config missing keys", "{\"text_config\": {\"model_type\": \"llama\"}}", ATTN_ERR_NOT_FOUND, "'text_config.hidden_size'");
     attn_mha_config c;
     /* every strict prefix of a real config is invalid JSON */
     size_t full = strlen(QWEN3);
@@ -223,8 +246,190 @@ static void test_errors(void) {
     CHECK(bad == 0, "%d truncated configs not rejected as ATTN_ERR_FORMAT", bad);
     CHECK(attn_hf_config_parse(NULL, 3, &c) == ATTN_ERR_NULL, "NULL json");
     CHECK(attn_hf_config_parse("{}", 2, NULL) == ATTN_ERR_NULL, "NULL out");
-    CHECK(attn_hf_config_parse("{\"hidden_size\": 64, \"num_attention_heads\": 4}xyz", 45, &c) == ATTN_OK,
+    CHECK(attn_hf_config_parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4}xyz", 68, &c) == ATTN_OK,
           "len bounds the text");
+}
+
+static attn_status parse_layer(const char *s, int64_t layer, attn_mha_config *c, attn_hf_info *info) {
+    attn_hf_opts o;
+    attn_hf_opts_init(&o);
+    o.layer = layer;
+    return attn_hf_config_parse_ex(s, strlen(s), &o, c, info);
+}
+
+/* Gemma 2 as transformers 5 writes it (layer_types, rope_parameters) */
+static const char *GEMMA2 =
+    "{\"architectures\": [\"Gemma2ForCausalLM\"], \"attention_bias\": false, \"attention_dropout\": 0.0,"
+    " \"attn_logit_softcapping\": 50.0, \"dtype\": \"float32\", \"final_logit_softcapping\": 30.0, \"head_dim\": 16,"
+    " \"hidden_activation\": \"gelu_pytorch_tanh\", \"hidden_size\": 64, \"initializer_range\": 0.02,"
+    " \"intermediate_size\": 32, \"layer_types\": [\"sliding_attention\", \"full_attention\"],"
+    " \"max_position_embeddings\": 256, \"model_type\": \"gemma2\", \"num_attention_heads\": 4,"
+    " \"num_hidden_layers\": 2, \"num_key_value_heads\": 2, \"pad_token_id\": 0, \"query_pre_attn_scalar\": 24,"
+    " \"rms_norm_eps\": 1e-06, \"rope_parameters\": {\"rope_theta\": 10000.0, \"rope_type\": \"default\"},"
+    " \"sliding_window\": 8, \"use_cache\": true, \"vocab_size\": 16}";
+
+/* Gemma 3 (text) as transformers 4 writes it: rope_local_base_freq, sliding_window_pattern */
+static const char *GEMMA3_V4 =
+    "{\"model_type\": \"gemma3_text\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"num_key_value_heads\": 1,"
+    " \"head_dim\": 16, \"num_hidden_layers\": 6, \"query_pre_attn_scalar\": 16, \"rope_theta\": 1000000.0,"
+    " \"rope_local_base_freq\": 10000.0, \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 8.0},"
+    " \"sliding_window\": 512, \"sliding_window_pattern\": 6, \"rms_norm_eps\": 1e-06,"
+    " \"attn_logit_softcapping\": null, \"final_logit_softcapping\": null}";
+
+/* Gemma 3 as transformers 5 writes it: rope parameters per layer type, wrapped in text_config */
+static const char *GEMMA3_V5 =
+    "{\"model_type\": \"gemma3\", \"mm_tokens_per_image\": 256, \"vision_config\": {\"hidden_size\": 8},"
+    " \"text_config\": {\"model_type\": \"gemma3_text\", \"hidden_size\": 64, \"num_attention_heads\": 4,"
+    " \"num_key_value_heads\": 1, \"head_dim\": 16, \"num_hidden_layers\": 2, \"query_pre_attn_scalar\": 16,"
+    " \"layer_types\": [\"sliding_attention\", \"full_attention\"], \"sliding_window\": 512,"
+    " \"rope_parameters\": {\"full_attention\": {\"rope_type\": \"linear\", \"factor\": 8.0, \"rope_theta\": 1000000.0},"
+    " \"sliding_attention\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0}}, \"rms_norm_eps\": 1e-06}}";
+
+/* StableLM as transformers 5 writes it: partial_rotary_factor inside rope_parameters */
+static const char *STABLELM_V5 =
+    "{\"model_type\": \"stablelm\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"num_key_value_heads\": 4,"
+    " \"num_hidden_layers\": 2, \"use_qkv_bias\": true, \"qk_layernorm\": false, \"use_parallel_residual\": false,"
+    " \"layer_norm_eps\": 1e-05, \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000,"
+    " \"partial_rotary_factor\": 0.25}}";
+
+static void test_archs(void) {
+    attn_mha_config c;
+    attn_hf_info info;
+    /* Gemma 2: scale = query_pre_attn_scalar^-1/2, softcap, sliding layer 0, full layer 1 */
+    CHECK(parse_layer(GEMMA2, 0, &c, &info) == ATTN_OK, "gemma2 layer 0: %s", attn_last_error());
+    CHECK(c.scale == (float)(1.0 / sqrt(24.0)) && c.softcap == 50.0f && c.window_left == 7 && info.sliding,
+          "gemma2 layer 0: scale %g softcap %g window %lld", (double)c.scale, (double)c.softcap, (long long)c.window_left);
+    CHECK(!strcmp(info.model_type, "gemma2") && !strcmp(info.prefix, "model.layers.0.self_attn") &&
+          info.num_layers == 2 && info.naming == ATTN_NAMING_HF, "gemma2 info");
+    CHECK(parse_layer(GEMMA2, 1, &c, &info) == ATTN_OK && c.window_left == -1 && !info.sliding &&
+          !strcmp(info.prefix, "model.layers.1.self_attn") && c.softcap == 50.0f, "gemma2 layer 1: full attention");
+    CHECK(parse(GEMMA2, &c) == ATTN_ERR_CONFIG && strstr(attn_last_error(), "layers differ") &&
+          strstr(attn_last_error(), "layer 0: window 8") && strstr(attn_last_error(), "layer 1: full attention"),
+          "gemma2 without a layer is refused: %s", attn_last_error());
+    CHECK(parse_layer(GEMMA2, 2, &c, NULL) == ATTN_ERR_OPTION && strstr(attn_last_error(), "layer 2 does not exist"),
+          "gemma2 layer 2: %s", attn_last_error());
+    /* Gemma 2 defaults: alternate layers without layer_types */
+    {
+        const char *j = "{\"model_type\": \"gemma2\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"num_hidden_layers\": 4}";
+        CHECK(parse_layer(j, 2, &c, NULL) == ATTN_OK && c.window_left == 4095 && c.head_dim == 256 &&
+              c.num_kv_heads == 4 && c.scale == 1.0f / 16.0f && c.softcap == 50.0f, "gemma2 class defaults: %s",
+              attn_last_error());
+        CHECK(parse_layer(j, 3, &c, NULL) == ATTN_OK && c.window_left == -1, "gemma2 odd layers are full");
+    }
+    /* Gemma 3, transformers 4: sliding layers use rope_local_base_freq and no scaling */
+    CHECK(parse_layer(GEMMA3_V4, 0, &c, &info) == ATTN_OK, "gemma3 v4: %s", attn_last_error());
+    CHECK(c.window_left == 511 && c.rope_theta == 10000.0f && c.rope_scaling == ATTN_ROPE_SCALING_NONE &&
+          c.qk_norm && c.qk_norm_offset == 1.0f && c.softcap == 0.0f && c.scale == 0.25f, "gemma3 v4 sliding layer");
+    CHECK(parse_layer(GEMMA3_V4, 5, &c, &info) == ATTN_OK && c.window_left == -1 && c.rope_theta == 1e6f &&
+          c.rope_scaling == ATTN_ROPE_SCALING_LINEAR && c.rope_factor == 8.0f, "gemma3 v4 layer 5 is global");
+    /* Gemma 3, transformers 5 (nested rope parameters, text_config) */
+    CHECK(parse_layer(GEMMA3_V5, 0, &c, &info) == ATTN_OK, "gemma3 v5: %s", attn_last_error());
+    CHECK(c.window_left == 511 && c.rope_theta == 10000.0f && c.rope_scaling == ATTN_ROPE_SCALING_NONE && c.qk_norm &&
+          !strcmp(info.model_type, "gemma3_text"), "gemma3 v5 sliding layer");
+    CHECK(parse_layer(GEMMA3_V5, 1, &c, &info) == ATTN_OK && c.window_left == -1 && c.rope_theta == 1e6f &&
+          c.rope_scaling == ATTN_ROPE_SCALING_LINEAR && c.rope_factor == 8.0f, "gemma3 v5 full layer");
+    {
+        attn_mha *m = NULL;
+        CHECK(attn_mha_create(&m, &c) == ATTN_OK, "gemma3 layer: %s", attn_last_error());
+        attn_param p;
+        CHECK(m && attn_mha_find_param(m, "q_norm.weight", &p) == ATTN_OK && p.data[0] == 0.0f,
+              "gemma3 q_norm starts at w = 0 (effective weight 1)");
+        attn_mha_free(m);
+    }
+    /* StableLM 5: partial_rotary_factor inside rope_parameters */
+    CHECK(parse(STABLELM_V5, &c) == ATTN_OK && c.head_dim == 16 && c.rope_dim == 4 && c.bias_q && c.bias_v && !c.bias_o,
+          "stablelm v5 partial rotary: rope_dim %lld: %s", (long long)c.rope_dim, attn_last_error());
+    CHECK(parse("{\"model_type\": \"stablelm\", \"hidden_size\": 64, \"num_attention_heads\": 4}", &c) == ATTN_OK &&
+          c.rope_dim == 4 && c.num_kv_heads == 32 && !c.bias_q, "stablelm class defaults (partial 0.25)");
+    /* Qwen2 with layer_types (transformers 5) */
+    {
+        const char *j = "{\"model_type\": \"qwen2\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"num_hidden_layers\": 2,"
+                        " \"use_sliding_window\": true, \"sliding_window\": 16, \"max_window_layers\": 0,"
+                        " \"layer_types\": [\"full_attention\", \"sliding_attention\"]}";
+        CHECK(parse_layer(j, 0, &c, NULL) == ATTN_OK && c.window_left == -1, "qwen2 layer_types[0] full");
+        CHECK(parse_layer(j, 1, &c, NULL) == ATTN_OK && c.window_left == 15, "qwen2 layer_types[1] sliding");
+        CHECK(parse(j, &c) == ATTN_ERR_CONFIG && strstr(attn_last_error(), "layers differ"), "qwen2 mixed layers refused");
+        const char *k = "{\"model_type\": \"qwen2\", \"hidden_size\": 64, \"num_attention_heads\": 4,"
+                        " \"use_sliding_window\": true, \"sliding_window\": 16}";
+        CHECK(parse(k, &c) == ATTN_ERR_CONFIG && strstr(attn_last_error(), "'num_hidden_layers' is missing"),
+              "qwen2 without layer count: %s", attn_last_error());
+    }
+    /* a transformers-5 file with both spellings: they must agree */
+    CHECK(parse("{" HN ", \"rope_theta\": 5e5, \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 5e5}}", &c) ==
+              ATTN_OK && c.rope_theta == 5e5f, "both spellings agree");
+    expect("rope spellings disagree", "{" HN ", \"rope_theta\": 1e4, \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 5e5}}",
+           ATTN_ERR_CONFIG, "disagree");
+    /* overrides */
+    {
+        const char *j = "{\"model_type\": \"my_llama\", \"hidden_size\": 64, \"num_attention_heads\": 4}";
+        expect("unknown model_type", j, ATTN_ERR_UNSUPPORTED,
+               "'model_type' = 'my_llama' is not supported (supported: llama, mistral");
+        attn_hf_opts o;
+        attn_hf_opts_init(&o);
+        o.model_type = "llama";
+        CHECK(attn_hf_config_parse_ex(j, strlen(j), &o, &c, &info) == ATTN_OK && !strcmp(info.model_type, "llama"),
+              "model_type override: %s", attn_last_error());
+        o.model_type = "gpt5";
+        CHECK(attn_hf_config_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_ERR_UNSUPPORTED &&
+              strstr(attn_last_error(), "override 'gpt5' is not supported"), "bad override");
+        expect("no model_type", "{\"hidden_size\": 64, \"num_attention_heads\": 4}", ATTN_ERR_UNSUPPORTED,
+               "no 'model_type', so the architecture is unknown (supported: llama");
+        o.model_type = NULL;
+        o.layer = -2;
+        const char *l = "{" HN "}";
+        CHECK(attn_hf_config_parse_ex(l, strlen(l), &o, &c, NULL) == ATTN_ERR_OPTION, "layer -2");
+    }
+}
+
+/* One negative test per refused key or value: the one-line message names the
+ * key, the value and what is supported. */
+static void test_refusals(void) {
+#define G2 "\"model_type\": \"gemma2\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"num_hidden_layers\": 1"
+#define G3 "\"model_type\": \"gemma3_text\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"num_hidden_layers\": 1"
+    static const struct { const char *what, *json, *msg; } R[] = {
+        {"stablelm qk_layernorm", "{" SL ", \"qk_layernorm\": true}",
+         "'qk_layernorm' = true is not supported for stablelm (supported: false)"},
+        {"mistral attention_bias", "{" MI ", \"attention_bias\": true}",
+         "'attention_bias' = true is not supported for mistral (supported: false)"},
+        {"gemma3 bidirectional", "{" G3 ", \"use_bidirectional_attention\": true}",
+         "'use_bidirectional_attention' = true is not supported for gemma3_text (supported: false)"},
+        {"pruned heads", "{" HN ", \"pruned_heads\": {\"0\": [1]}}",
+         "'pruned_heads' = a object of 1 is not supported for llama (supported: {})"},
+        {"quantized", "{" HN ", \"quantization_config\": {\"bits\": 4}}",
+         "'quantization_config' = a object of 1 is not supported for llama (supported: null or absent)"},
+        {"layer type", "{" G2 ", \"layer_types\": [\"chunked_attention\"]}",
+         "'layer_types[0]' = 'chunked_attention' is not supported (supported: full_attention, sliding_attention)"},
+        {"rope yarn", "{" HN ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}",
+         "'rope_scaling.rope_type' = 'yarn': rope scaling type 'yarn' is not supported (supported: default, linear, llama3)"},
+        {"rope dynamic", "{" HN ", \"rope_parameters\": {\"rope_type\": \"dynamic\", \"factor\": 4.0}}",
+         "'rope_parameters.rope_type' = 'dynamic'"},
+        {"rope longrope", "{" HN ", \"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1]}}",
+         "key 'rope_scaling.short_factor' is not known in a rope object"},
+        {"rope unknown key", "{" HN ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2, \"mscale\": 1}}",
+         "key 'rope_scaling.mscale' is not known in a rope object"},
+        {"rope layer type", "{" G3 ", \"rope_parameters\": {\"full_attention\": {\"rope_type\": \"default\"},"
+                            " \"chunked_attention\": {\"rope_type\": \"default\"}}}",
+         "'chunked_attention' is not a layer type attn knows"},
+        {"partial rotary in llama", "{" HN ", \"rope_parameters\": {\"rope_type\": \"default\", \"partial_rotary_factor\": 0.5}}",
+         "'rope_parameters.partial_rotary_factor' = 0.5 is not supported for llama (supported: 1)"},
+        {"unknown key", "{" HN ", \"attention_multiplier\": 0.5}",
+         "key 'attention_multiplier' = 0.5 is not known for llama"},
+        {"sliding window in llama", "{" HN ", \"sliding_window\": 16}", "key 'sliding_window' = 16 is not known for llama"},
+        {"softcap in llama", "{" HN ", \"attn_logit_softcapping\": 30}", "key 'attn_logit_softcapping' = 30 is not known for llama"},
+        {"unknown model", "{\"model_type\": \"falcon\", \"hidden_size\": 64, \"num_attention_heads\": 4}",
+         "'model_type' = 'falcon' is not supported (supported: llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, "
+         "qwen3_moe, gemma, gemma2, gemma3_text (gemma3), stablelm; attn_hf_opts.model_type / --model-type"},
+    };
+    for (size_t i = 0; i < sizeof R / sizeof R[0]; i++) {
+        expect(R[i].what, R[i].json, ATTN_ERR_UNSUPPORTED, R[i].msg);
+        CHECK(strchr(attn_last_error(), '\n') == NULL, "%s: the message is one line", R[i].what);
+    }
+    /* the harmless value of each refused key is accepted */
+    attn_mha_config c;
+    CHECK(parse("{" SL ", \"qk_layernorm\": false}", &c) == ATTN_OK, "qk_layernorm false");
+    CHECK(parse("{" MI ", \"attention_bias\": false}", &c) == ATTN_OK, "mistral attention_bias false");
+    CHECK(parse("{" G3 ", \"use_bidirectional_attention\": false}", &c) == ATTN_OK, "gemma3 causal");
+    CHECK(parse("{" HN ", \"pruned_heads\": {}, \"quantization_config\": null}", &c) == ATTN_OK, "empty pruned_heads");
 }
 
 static void test_files(void) {
@@ -245,7 +450,7 @@ static void test_files(void) {
     /* invalid file content names the path */
     snprintf(path, sizeof path, "%s/bad.json", dir);
     f = fopen(path, "wb");
-    fputs("{\"hidden_size\": [}", f);
+    fputs("{\"model_type\": \"llama\", \"hidden_size\": [}", f);
     fclose(f);
     CHECK(attn_hf_config_read(path, &c) == ATTN_ERR_FORMAT && strstr(attn_last_error(), "bad.json"), "bad file: %s",
           attn_last_error());
@@ -268,6 +473,8 @@ int main(void) {
     test_models();
     test_fields();
     test_errors();
+    test_archs();
+    test_refusals();
     test_files();
     return test_summary("test_hfconfig");
 }

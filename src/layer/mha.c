@@ -154,6 +154,9 @@ static attn_status resolve_config(const attn_mha_config *in, attn_mha_config *c)
     if (!isfinite(c->qk_norm_eps) || c->qk_norm_eps < 0.0f)
         return CFG_FAIL("qk_norm_eps = %g, must be finite and >= 0 (0 = 1e-6)", (double)c->qk_norm_eps);
     if (c->qk_norm_eps == 0.0f) c->qk_norm_eps = 1e-6f;
+    if (!isfinite(c->qk_norm_offset)) return CFG_FAIL("qk_norm_offset = %g, must be finite", (double)c->qk_norm_offset);
+    if (c->qk_norm_offset != 0.0f && !c->qk_norm)
+        return CFG_FAIL("qk_norm_offset = %g set but qk_norm = 0", (double)c->qk_norm_offset);
     return ATTN_OK;
 }
 
@@ -241,7 +244,9 @@ attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg) {
         m->rope_half = c.rope_dim / 2;
         m->inv_freq = (double *)malloc((size_t)m->rope_half * sizeof(double));
     }
-    if (!m->arena || !m->garena || (c.rope != ATTN_ROPE_NONE && !m->inv_freq)) {
+    if (c.qk_norm && c.qk_norm_offset != 0.0f) m->qn_eff = (float *)attn__malloc((size_t)(2 * m->D) * sizeof(float));
+    if (!m->arena || !m->garena || (c.rope != ATTN_ROPE_NONE && !m->inv_freq) ||
+        (c.qk_norm && c.qk_norm_offset != 0.0f && !m->qn_eff)) {
         attn_mha_free(m);
         return attn__fail(ATTN_ERR_NOMEM, "attn_mha_create: cannot allocate %lld parameters", (long long)total);
     }
@@ -254,7 +259,7 @@ attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg) {
     if (c.qk_norm) {
         m->qn = m->arena + off_n; m->kn = m->qn + m->D;
         m->dqn = m->garena + off_n; m->dkn = m->dqn + m->D;
-        for (int64_t i = 0; i < 2 * m->D; i++) m->qn[i] = 1.0f;
+        for (int64_t i = 0; i < 2 * m->D; i++) m->qn[i] = 1.0f - c.qk_norm_offset; /* identity */
     }
     if (m->rope_half) {
         attn_rope_cfg rc = {c.rope, c.rope_dim, (double)c.rope_theta, c.rope_scaling, (double)c.rope_factor,
@@ -273,6 +278,7 @@ void attn_mha_free(attn_mha *m) {
     attn__free(m->garena);
     attn__free(m->lora_arena);
     free(m->inv_freq);
+    attn__free(m->qn_eff);
     mha_buf *bufs[] = {&m->b_x, &m->b_key, &m->b_value, &m->b_proj, &m->b_qhat, &m->b_khat, &m->b_rstd_q,
                        &m->b_rstd_k, &m->b_pos, &m->b_cos_q, &m->b_sin_q, &m->b_cos_k, &m->b_sin_k, &m->b_o,
                        &m->b_lse, &m->b_lens, &m->b_mask, &m->b_ws, &m->b_dproj, &m->b_do, &m->b_dxa,
@@ -336,7 +342,7 @@ attn_status attn_mha_init_weights(attn_mha *m, attn_init_scheme scheme, uint64_t
         mha_param_rec *r = &m->params[i];
         if (strstr(r->name, "lora_")) continue; /* adapters keep their own initialisation */
         if (strstr(r->name, "_norm.")) {
-            for (int64_t j = 0; j < r->numel; j++) r->data[j] = 1.0f;
+            for (int64_t j = 0; j < r->numel; j++) r->data[j] = 1.0f - m->cfg.qk_norm_offset; /* effective weight one */
         } else if (r->ndim == 1) {
             memset(r->data, 0, (size_t)r->numel * sizeof(float));
         } else if (scheme == ATTN_INIT_XAVIER_UNIFORM) {
@@ -380,6 +386,17 @@ static void fwd_rows_task(void *vctx, int64_t t, int tid) {
                                g->sin_t + r * m->rope_half, 0);
         }
     }
+}
+
+void mha__norm_weights(attn_mha *m, const float **qw, const float **kw) {
+    if (!m->qn_eff) {
+        *qw = m->qn;
+        *kw = m->kn;
+        return;
+    }
+    for (int64_t i = 0; i < 2 * m->D; i++) m->qn_eff[i] = m->cfg.qk_norm_offset + m->qn[i];
+    *qw = m->qn_eff;
+    *kw = m->qn_eff + m->D;
 }
 
 void mha__fwd_rows(attn_mha *m, int64_t rows, mha_seg *segs, int nseg) {
@@ -795,9 +812,11 @@ attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in, float *y) {
     mha_seg seg[3];
     memset(seg, 0, sizeof seg);
     seg[0].base = qp; seg[0].ld = ld_q; seg[0].H = m->Hq; seg[0].Dh = D; seg[0].bias = m->b[MHA_Q];
-    seg[0].norm_w = m->qn; seg[0].xhat = qhat; seg[0].rstd = rstd_q; seg[0].cos_t = cos_q; seg[0].sin_t = sin_q;
+    const float *qw, *kw;
+    mha__norm_weights(m, &qw, &kw);
+    seg[0].norm_w = qw; seg[0].xhat = qhat; seg[0].rstd = rstd_q; seg[0].cos_t = cos_q; seg[0].sin_t = sin_q;
     seg[1].base = kp; seg[1].ld = ld_k; seg[1].H = m->Hkv; seg[1].Dh = D; seg[1].bias = m->b[MHA_K];
-    seg[1].norm_w = m->kn; seg[1].xhat = khat; seg[1].rstd = rstd_k; seg[1].cos_t = cos_k; seg[1].sin_t = sin_k;
+    seg[1].norm_w = kw; seg[1].xhat = khat; seg[1].rstd = rstd_k; seg[1].cos_t = cos_k; seg[1].sin_t = sin_k;
     seg[2].base = vp; seg[2].ld = ld_k; seg[2].H = m->Hkv; seg[2].Dh = D; seg[2].bias = m->b[MHA_V];
     if (!cross) mha__fwd_rows(m, rows_q, seg, 3);
     else {

@@ -77,6 +77,8 @@ struct attn_mha {
                                             Wqkv (qd + 2 kvd, E) */
     float *b[MHA_NPROJ], *db[MHA_NPROJ]; /* bq (qd), bk (kvd), bv (kvd), bo (E); NULL when off */
     float *qn, *dqn, *kn, *dkn;          /* q_norm, k_norm weights (D); NULL when qk_norm off */
+    float *qn_eff;                       /* (2, D): qk_norm_offset + [q_norm; k_norm] when the offset is
+                                            nonzero (Gemma 3), refreshed by mha__norm_weights; else NULL */
     int base_trainable;                  /* 0 once LoRA is attached */
 
     /* ── LoRA ── */
@@ -137,6 +139,9 @@ typedef struct mha_seg {
 } mha_seg;
 
 /* Forward pass over rows: bias, then RMSNorm, then RoPE, per segment. */
+/* The norm weights the rows see: m->qn / m->kn, or (qk_norm_offset + w) in
+ * m->qn_eff (recomputed from the current weights). */
+void mha__norm_weights(attn_mha *m, const float **qw, const float **kw);
 void mha__fwd_rows(attn_mha *m, int64_t rows, mha_seg *segs, int nseg);
 /* Backward pass over rows: RoPE^-1 then RMSNorm backward (dw accumulated
  * deterministically via per-task partials). May fail with NOMEM. */

@@ -1,0 +1,129 @@
+/* hf_arch.c — the architecture table (see hf_arch.h). Defaults are those of
+ * transformers' config classes (LlamaConfig, MistralConfig, ...) for a key
+ * that config.json does not contain. */
+#include "models/hf_arch.h"
+
+#include "attn.h"
+
+#include <stddef.h>
+#include <string.h>
+
+const char *const attn__hf_common_ignored[] = {
+    /* bookkeeping */
+    "architectures", "_name_or_path", "name_or_path", "transformers_version", "torch_dtype", "dtype",
+    "use_bfloat16", "torchscript", "tf_legacy_loss", "return_dict", "output_attentions", "output_hidden_states",
+    "_attn_implementation", "attn_implementation", "_attn_implementation_autoset", "gradient_checkpointing",
+    "use_cache", "is_encoder_decoder", "tie_encoder_decoder", "add_cross_attention", "cross_attention_hidden_size",
+    "chunk_size_feed_forward", "tokenizer_class", "prefix", "problem_type", "finetuning_task", "task_specific_params",
+    "id2label", "label2id", "num_labels",
+    /* token ids */
+    "bos_token_id", "eos_token_id", "pad_token_id", "sep_token_id", "decoder_start_token_id",
+    /* embeddings, MLP, output head, norms outside attention */
+    "vocab_size", "tie_word_embeddings", "initializer_range", "intermediate_size", "hidden_act", "hidden_activation",
+    "max_position_embeddings", "mlp_bias", "classifier_dropout",
+    /* generation defaults (old configs) */
+    "max_length", "min_length", "do_sample", "early_stopping", "num_beams", "num_beam_groups", "diversity_penalty",
+    "temperature", "top_k", "top_p", "typical_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size", "bad_words_ids", "num_return_sequences", "output_scores",
+    "return_dict_in_generate", "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
+    "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", NULL};
+
+const char *const attn__hf_rope_keys[] = {"rope_type", "type", "rope_theta", "factor", "low_freq_factor",
+                                          "high_freq_factor", "original_max_position_embeddings",
+                                          "partial_rotary_factor", NULL};
+
+#define DECODER_SIZES "hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers"
+#define ROPE_KEYS "rope_theta", "rope_scaling", "rope_parameters"
+
+static const char *const llama_read[] = {DECODER_SIZES, "head_dim", ROPE_KEYS, "attention_bias", "attention_dropout",
+                                         NULL};
+static const char *const llama_ign[] = {"rms_norm_eps", "pretraining_tp", NULL};
+static const char *const gemma_ign[] = {"rms_norm_eps", NULL};
+static const char *const mistral_read[] = {DECODER_SIZES, "head_dim", ROPE_KEYS, "sliding_window",
+                                           "attention_dropout", NULL};
+static const char *const mixtral_ign[] = {"rms_norm_eps", "num_local_experts", "num_experts_per_tok",
+                                          "output_router_logits", "router_aux_loss_coef", "router_jitter_noise",
+                                          NULL};
+static const char *const qwen2_read[] = {DECODER_SIZES, "head_dim", ROPE_KEYS, "use_sliding_window",
+                                         "sliding_window", "max_window_layers", "layer_types", "attention_dropout",
+                                         NULL};
+static const char *const qwen2_ign[] = {"rms_norm_eps", "attention_bias", NULL};
+#define MOE_IGN                                                                                                     \
+    "decoder_sparse_step", "moe_intermediate_size", "shared_expert_intermediate_size", "num_experts_per_tok",      \
+        "num_experts", "norm_topk_prob", "output_router_logits", "router_aux_loss_coef", "mlp_only_layers"
+static const char *const qwen2_moe_ign[] = {"rms_norm_eps", "attention_bias", MOE_IGN, NULL};
+static const char *const qwen3_read[] = {DECODER_SIZES, "head_dim", ROPE_KEYS, "use_sliding_window",
+                                         "sliding_window", "max_window_layers", "layer_types", "attention_bias",
+                                         "rms_norm_eps", "attention_dropout", NULL};
+static const char *const qwen3_moe_ign[] = {MOE_IGN, NULL};
+static const char *const gemma2_read[] = {DECODER_SIZES, "head_dim", ROPE_KEYS, "attention_bias",
+                                          "attention_dropout", "sliding_window", "layer_types",
+                                          "query_pre_attn_scalar", "attn_logit_softcapping", NULL};
+static const char *const gemma2_ign[] = {"rms_norm_eps", "final_logit_softcapping", "cache_implementation", NULL};
+static const char *const gemma3_read[] = {DECODER_SIZES, "head_dim", ROPE_KEYS, "attention_bias",
+                                          "attention_dropout", "sliding_window", "layer_types",
+                                          "query_pre_attn_scalar", "attn_logit_softcapping", "rope_local_base_freq",
+                                          "sliding_window_pattern", "_sliding_window_pattern", "rms_norm_eps", NULL};
+static const char *const gemma3_ign[] = {"final_logit_softcapping", "cache_implementation", NULL};
+static const char *const stablelm_read[] = {DECODER_SIZES, ROPE_KEYS, "partial_rotary_factor", "use_qkv_bias",
+                                            "attention_dropout", NULL};
+static const char *const stablelm_ign[] = {"use_parallel_residual", "hidden_dropout", "layer_norm_eps", NULL};
+
+static const hf_refusal mistral_refused[] = {{"attention_bias", "false"}, {NULL, NULL}};
+static const hf_refusal gemma3_refused[] = {{"use_bidirectional_attention", "false"}, {NULL, NULL}};
+static const hf_refusal stablelm_refused[] = {{"qk_layernorm", "false"}, {NULL, NULL}};
+
+/* every decoder: HF names, causal, NEOX rotary, sizes under the Llama names */
+#define DECODER(mt, nm)                                                                                          \
+    .model_type = mt, .name = nm, .prefix = "model.layers.%lld.self_attn", .naming = ATTN_NAMING_HF,             \
+    .hidden_key = "hidden_size", .heads_key = "num_attention_heads", .layers_key = "num_hidden_layers",         \
+    .dropout_key = "attention_dropout", .causal = 1, .rope = ATTN_ROPE_NEOX
+
+static const hf_arch ARCHS[] = {
+    {DECODER("llama", "Llama"), .default_theta = 10000.0, .read = llama_read, .ignored = llama_ign},
+    {DECODER("mistral", "Mistral"), .window = HF_WIN_EVERY_LAYER, .default_kv_heads = 8, .default_theta = 10000.0,
+     .default_window = 4096, .read = mistral_read, .ignored = gemma_ign, .refused = mistral_refused},
+    {DECODER("mixtral", "Mixtral"), .window = HF_WIN_EVERY_LAYER, .default_kv_heads = 8, .default_theta = 1e6,
+     .read = mistral_read, .ignored = mixtral_ign, .refused = mistral_refused},
+    {DECODER("qwen2", "Qwen2"), .bias = HF_BIAS_QKV, .window = HF_WIN_QWEN2, .default_kv_heads = 32,
+     .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28, .read = qwen2_read,
+     .ignored = qwen2_ign},
+    {DECODER("qwen2_moe", "Qwen2-MoE"), .bias = HF_BIAS_QKV, .window = HF_WIN_QWEN2, .default_kv_heads = 16,
+     .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28, .read = qwen2_read,
+     .ignored = qwen2_moe_ign},
+    {DECODER("qwen3", "Qwen3"), .window = HF_WIN_QWEN2, .qk_norm = HF_QKN_RMS, .default_kv_heads = 32,
+     .default_head_dim = 128, .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28,
+     .read = qwen3_read},
+    {DECODER("qwen3_moe", "Qwen3-MoE"), .window = HF_WIN_QWEN2, .qk_norm = HF_QKN_RMS, .default_kv_heads = 4,
+     .default_head_dim = 128, .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28,
+     .read = qwen3_read, .ignored = qwen3_moe_ign},
+    {DECODER("gemma", "Gemma"), .default_kv_heads = 16, .default_head_dim = 256, .default_theta = 10000.0,
+     .read = llama_read, .ignored = gemma_ign},
+    {DECODER("gemma2", "Gemma 2"), .window = HF_WIN_LAYER_TYPES, .gemma = 1, .default_kv_heads = 4,
+     .default_head_dim = 256, .default_theta = 10000.0, .default_window = 4096, .default_pattern = 2,
+     .default_query_scalar = 256.0, .default_softcap = 50.0, .read = gemma2_read, .ignored = gemma2_ign},
+    {DECODER("gemma3_text", "Gemma 3"), .window = HF_WIN_LAYER_TYPES, .qk_norm = HF_QKN_RMS_PLUS1, .gemma = 1,
+     .local_rope = 1, .default_kv_heads = 4, .default_head_dim = 256, .default_theta = 1e6, .default_window = 4096,
+     .default_pattern = 6, .default_query_scalar = 256.0, .default_local_theta = 10000.0, .read = gemma3_read,
+     .ignored = gemma3_ign, .refused = gemma3_refused},
+    {DECODER("stablelm", "StableLM"), .bias = HF_BIAS_USE_QKV, .default_kv_heads = 32,
+     .default_theta = 10000.0, .default_partial = 0.25, .read = stablelm_read, .ignored = stablelm_ign,
+     .refused = stablelm_refused},
+};
+
+const hf_arch *attn__hf_arch_all(int *n) {
+    *n = (int)(sizeof ARCHS / sizeof ARCHS[0]);
+    return ARCHS;
+}
+
+const hf_arch *attn__hf_arch_find(const char *model_type) {
+    for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
+        if (strcmp(ARCHS[i].model_type, model_type) == 0) return &ARCHS[i];
+    return NULL;
+}
+
+const char *attn__hf_arch_names(void) {
+    static const char names[] = "llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2, "
+                                "gemma3_text (gemma3), stablelm";
+    return names;
+}
