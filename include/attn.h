@@ -399,7 +399,8 @@ ATTN_API void attn_mha_config_init(attn_mha_config *cfg);
  * unsupported value (one line naming the key, the value and what is
  * supported). docs/hf.md lists the tables. Supported model_type values:
  * llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2,
- * gemma3_text (gemma3 via text_config), stablelm.
+ * gemma3_text (gemma3 via text_config), stablelm, phi3, phi, gpt_neox, gpt2,
+ * bert, roberta (attn_hf_info.naming says how their tensors are named).
  * Per-layer settings (Qwen2 max_window_layers, layer_types, Gemma 3's local
  * RoPE base) are read for the chosen layer; without a layer every layer must
  * read alike, otherwise ATTN_ERR_CONFIG asks for one.
@@ -422,6 +423,7 @@ typedef struct attn_hf_info {
     int64_t num_layers;     /* num_hidden_layers, 0 if the config does not say */
     int64_t layer;          /* the layer read (0 when opts.layer = -1) */
     char prefix[128];       /* its tensor-name prefix, e.g. "model.layers.3.self_attn" */
+    char prefix_alt[128];   /* the prefix when the bare model was saved alone ("layers.3.self_attn"), or "" */
     int naming;             /* attn_naming to pass to attn_mha_load */
     int sliding;            /* 1 if the layer has a sliding window */
 } attn_hf_info;
@@ -501,9 +503,19 @@ ATTN_API attn_status attn_mha_zero_grad(attn_mha *m);
 
 typedef enum attn_naming {
     ATTN_NAMING_HF = 0,   /* {prefix}.q_proj.weight, ... */
-    ATTN_NAMING_TORCH = 1 /* nn.MultiheadAttention: in_proj_weight (3E, E), in_proj_bias,
+    ATTN_NAMING_TORCH = 1, /* nn.MultiheadAttention: in_proj_weight (3E, E), in_proj_bias,
                              q_proj_weight/k_proj_weight/v_proj_weight when kdim != E,
                              out_proj.weight, out_proj.bias */
+    /* appended: the other HuggingFace layouts (self-attention, kdim = vdim = E; split at load) */
+    ATTN_NAMING_FUSED_QKV = 2, /* Phi-3: qkv_proj.weight (Hq*D + 2*Hkv*D, E) = [Wq; Wk; Wv], o_proj */
+    ATTN_NAMING_NEOX = 3,  /* GPT-NeoX: query_key_value.weight (3*H*D, E) per head [q_h; k_h; v_h]
+                              (+ .bias), dense.weight / dense.bias */
+    ATTN_NAMING_PHI = 4,   /* Phi-1/2: q_proj, k_proj, v_proj, dense (+ biases) */
+    ATTN_NAMING_GPT2 = 5,  /* GPT-2 Conv1D, stored (in, out): c_attn.weight (E, 3E) = [Wq | Wk | Wv]^T,
+                              c_attn.bias (3E), c_proj.weight (E, E) = Wo^T, c_proj.bias */
+    ATTN_NAMING_BERT = 6,  /* BERT / RoBERTa: self.query / self.key / self.value, output.dense
+                              (prefix ...layer.N.attention) */
+    ATTN_NAMING_COUNT = 7
 } attn_naming;
 
 /* Loads every parameter from an opened file; prefix may be "" or NULL.
@@ -511,7 +523,9 @@ typedef enum attn_naming {
  * All-or-nothing (on error the layer is unchanged). LoRA tensors are optional
  * (a base checkpoint loads into an adapted layer); a tensor the layer has no
  * room for (a bias with bias_* = 0, norms without qk_norm) is ATTN_ERR_CONFIG.
- * save writes HF names; a merged layer saves the merged weights without adapters. */
+ * save writes HF names (ATTN_NAMING_HF) whatever naming loaded the layer; a merged
+ * layer saves the merged weights without adapters. The namings >= 2 load
+ * projections and biases only (no qk-norm; LoRA tensors are not read). */
 ATTN_API attn_status attn_mha_load(attn_mha *m, const attn_st *st, const char *prefix, attn_naming naming);
 ATTN_API attn_status attn_mha_save(const attn_mha *m, attn_st_writer *w, const char *prefix);
 

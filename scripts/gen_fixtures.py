@@ -432,6 +432,178 @@ def llama_run(seed=1234, B=2, S=8):
     return d
 
 
+# ─── `attn run` fixtures per architecture: tests/fixtures/hf/<arch>/ ────────
+# A tiny 2-layer random-weight model of each architecture saved by
+# save_pretrained (bf16 safetensors + config.json exactly as transformers
+# writes it), run by transformers itself (eager attention, fp32) on a padded
+# batch; forward hooks capture each layer's attention input and output:
+#   x<i>.npy (B, S, E)   input of layer i's attention module
+#   y<i>.npy (B, S, E)   its output (BERT: BertSelfAttention + BertSelfOutput.dense)
+#   mask.npy (B, S)      the HF attention_mask (1 = token, 0 = padding; batch 1 left-padded)
+# and the same at S = 1 (xs1_0.npy, ys1_0.npy, masks1.npy; layer 0).
+def _hf_archs():
+    import transformers as T
+    tok = dict(vocab_size=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    dec = dict(tok, intermediate_size=16, num_hidden_layers=2, attention_dropout=0.0,
+               initializer_range=0.125)
+    return {
+        # Qwen2: layer 0 full, layer 1 sliding (window 3 < S)
+        "qwen2": (T.Qwen2Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                use_sliding_window=True, sliding_window=3, max_window_layers=1,
+                                **dec), T.Qwen2ForCausalLM, "self_attn"),
+        "qwen3": (T.Qwen3Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                head_dim=8, **dec), T.Qwen3ForCausalLM, "self_attn"),
+        "mistral": (T.MistralConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                    sliding_window=4, **dec), T.MistralForCausalLM, "self_attn"),
+        # Gemma 2: softcap, query_pre_attn_scalar, sliding layer 0 / full layer 1
+        "gemma2": (T.Gemma2Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                  head_dim=8, query_pre_attn_scalar=12, attn_logit_softcapping=2.0,
+                                  sliding_window=3, **dec), T.Gemma2ForCausalLM, "self_attn"),
+        # Gemma 3: q/k norms (1 + w), local / global rope per layer type, linear scaling on global
+        "gemma3": (T.Gemma3TextConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                      head_dim=8, query_pre_attn_scalar=12, sliding_window=3,
+                                      layer_types=["sliding_attention", "full_attention"],
+                                      rope_parameters={
+                                          "full_attention": {"rope_type": "linear", "factor": 4.0,
+                                                             "rope_theta": 1000000.0},
+                                          "sliding_attention": {"rope_type": "default",
+                                                                "rope_theta": 10000.0}},
+                                      **dec), T.Gemma3ForCausalLM, "self_attn"),
+        "stablelm": (T.StableLmConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=4,
+                                      use_qkv_bias=True, **dec), T.StableLmForCausalLM, "self_attn"),
+        "phi3": (T.Phi3Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                              **dec), T.Phi3ForCausalLM, "self_attn"),
+        "phi": (T.PhiConfig(hidden_size=32, num_attention_heads=4, partial_rotary_factor=0.5,
+                            **dec), T.PhiForCausalLM, "self_attn"),
+        "gpt_neox": (T.GPTNeoXConfig(hidden_size=32, num_attention_heads=4, rotary_pct=0.5,
+                                     **dec), T.GPTNeoXForCausalLM, "attention"),
+        "gpt2": (T.GPT2Config(n_embd=32, n_head=4, n_layer=2, n_positions=64, attn_pdrop=0.0,
+                              resid_pdrop=0.0, embd_pdrop=0.0, scale_attn_by_inverse_layer_idx=True,
+                              initializer_range=0.125, **tok), T.GPT2LMHeadModel, "attn"),
+        "bert": (T.BertConfig(hidden_size=32, num_attention_heads=4, intermediate_size=16,
+                              num_hidden_layers=2, attention_probs_dropout_prob=0.0,
+                              hidden_dropout_prob=0.0, initializer_range=0.125, **tok),
+                 T.BertModel, "attention"),
+    }
+
+
+def _attn_modules(model, arch):
+    if arch == "gpt2":
+        return [blk.attn for blk in model.transformer.h]
+    if arch == "gpt_neox":
+        return [blk.attention for blk in model.gpt_neox.layers]
+    if arch == "bert":
+        return [lay.attention for lay in model.encoder.layer]
+    return [lay.self_attn for lay in model.model.layers]
+
+
+def _run_capture(model, arch, embeds, am):
+    """Runs the model; returns [(x_i, y_i)] captured at each layer's attention."""
+    mods = _attn_modules(model, arch)
+    got = [dict() for _ in mods]
+    hooks = []
+    for i, m in enumerate(mods):
+        def pre(mod, args, kwargs, i=i):
+            got[i]["x"] = (kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]).detach().clone()
+        if arch == "bert":  # BertSelfAttention input, then BertSelfOutput.dense output
+            hooks.append(m.self.register_forward_pre_hook(pre, with_kwargs=True))
+            hooks.append(m.output.dense.register_forward_hook(
+                lambda mod, a, o, i=i: got[i].__setitem__("y", o.detach().clone())))
+        else:
+            hooks.append(m.register_forward_pre_hook(pre, with_kwargs=True))
+            hooks.append(m.register_forward_hook(
+                lambda mod, a, o, i=i: got[i].__setitem__("y", o[0].detach().clone())))
+    with torch.no_grad():
+        model(inputs_embeds=embeds, attention_mask=am)
+    for h in hooks:
+        h.remove()
+    return [(d["x"], d["y"]) for d in got]
+
+
+def hf_run(arch, seed, B=2, S=8, valid=(8, 5)):
+    cfg, M, _ = _hf_archs()[arch]
+    d = os.path.join(OUT, "hf", arch)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    torch.manual_seed(seed)
+    cfg._attn_implementation = "eager"
+    model = M(cfg).to(torch.bfloat16)
+    g = gen(seed + 1)
+    with torch.no_grad():  # non-trivial norm weights and biases so that they matter
+        for n, p in model.named_parameters():
+            if n.endswith("q_norm.weight") or n.endswith("k_norm.weight") or (
+                    n.endswith(".bias") and ("attn" in n or "attention" in n)):
+                p.copy_(randn(g, *p.shape, scale=0.5).to(p.dtype))
+    model.save_pretrained(d, safe_serialization=True)
+    for extra in ("generation_config.json",):
+        if os.path.exists(os.path.join(d, extra)):
+            os.remove(os.path.join(d, extra))
+    cpath = os.path.join(d, "config.json")
+    with open(cpath) as f:
+        cj = json.load(f)
+    cj.pop("transformers_version", None)
+    with open(cpath, "w") as f:
+        json.dump(cj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    model = M.from_pretrained(d, attn_implementation="eager").float().eval()
+    E = model.config.hidden_size
+    for tag, SS, vv in (("", S, valid), ("s1_", 1, (1, 1))):
+        am = torch.zeros(B, SS)
+        for b, L in enumerate(vv):  # left padding: the valid rows of a causal layer see padded keys
+            am[b, SS - L:] = 1.0
+        embeds = randn(g, B, SS, E)
+        caps = _run_capture(model, arch, embeds, am.long())
+        np.save(os.path.join(d, "mask%s.npy" % tag.rstrip("_") if tag else "mask.npy"),
+                am.numpy().astype(np.float32))
+        for i, (x, y) in enumerate(caps):
+            if tag and i > 0:
+                break
+            np.save(os.path.join(d, "x%s%d.npy" % (tag, i)), x.numpy().astype(np.float32))
+            np.save(os.path.join(d, "y%s%d.npy" % (tag, i)), y.numpy().astype(np.float32))
+    return d
+
+
+def hf_run_long(seed=77, S=1024):
+    """Qwen2 with E = 8 at S = 1024 (one sequence): tests/fixtures/hf/qwen2_long/."""
+    import transformers as T
+    arch = "qwen2"
+    cfg = T.Qwen2Config(hidden_size=8, num_attention_heads=2, num_key_value_heads=1,
+                        use_sliding_window=True, sliding_window=200, max_window_layers=1,
+                        vocab_size=16, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                        intermediate_size=8, num_hidden_layers=2, initializer_range=0.5)
+    d = os.path.join(OUT, "hf", "qwen2_long")
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    torch.manual_seed(seed)
+    cfg._attn_implementation = "eager"
+    model = T.Qwen2ForCausalLM(cfg).to(torch.bfloat16)
+    model.save_pretrained(d, safe_serialization=True)
+    if os.path.exists(os.path.join(d, "generation_config.json")):
+        os.remove(os.path.join(d, "generation_config.json"))
+    cpath = os.path.join(d, "config.json")
+    with open(cpath) as f:
+        cj = json.load(f)
+    cj.pop("transformers_version", None)
+    with open(cpath, "w") as f:
+        json.dump(cj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    model = T.Qwen2ForCausalLM.from_pretrained(d, attn_implementation="eager").float().eval()
+    g = gen(seed + 1)
+    am = torch.ones(1, S)
+    caps = _run_capture(model, arch, randn(g, 1, S, 8), am.long())
+    np.save(os.path.join(d, "mask.npy"), am.numpy().astype(np.float32))
+    for i, (x, y) in enumerate(caps):
+        np.save(os.path.join(d, "x%d.npy" % i), x.numpy().astype(np.float32))
+        np.save(os.path.join(d, "y%d.npy" % i), y.numpy().astype(np.float32))
+    return d
+
+
+HF_RUNS = ["qwen2", "qwen3", "mistral", "gemma2", "gemma3", "stablelm", "phi3", "phi", "gpt_neox",
+           "gpt2", "bert"]
+
+
 # ─── self-check: recompute every case from its metadata alone ───────────────
 def _inv_freq(md, D):
     theta = float(md["rope_theta"]) or 10000.0
@@ -587,8 +759,15 @@ def main():
               % (os.path.relpath(p, ROOT), os.path.getsize(p), err[worst], worst))
         if err[worst] > 1e-5:
             sys.exit("self-check failed for %s: %s" % (name, err))
+    dirs = []
     if not only or "llama_run" in only:
-        d = llama_run()
+        dirs.append(llama_run())
+    for k, arch in enumerate(HF_RUNS):
+        if not only or arch in only or "hf" in only:
+            dirs.append(hf_run(arch, seed=4000 + k))
+    if not only or "qwen2_long" in only or "hf" in only:
+        dirs.append(hf_run_long())
+    for d in dirs:
         for f in sorted(os.listdir(d)):
             fp = os.path.join(d, f)
             print("wrote %-50s %7d bytes" % (os.path.relpath(fp, ROOT), os.path.getsize(fp)))

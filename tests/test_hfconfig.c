@@ -418,7 +418,8 @@ static void test_refusals(void) {
         {"softcap in llama", "{" HN ", \"attn_logit_softcapping\": 30}", "key 'attn_logit_softcapping' = 30 is not known for llama"},
         {"unknown model", "{\"model_type\": \"falcon\", \"hidden_size\": 64, \"num_attention_heads\": 4}",
          "'model_type' = 'falcon' is not supported (supported: llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, "
-         "qwen3_moe, gemma, gemma2, gemma3_text (gemma3), stablelm; attn_hf_opts.model_type / --model-type"},
+         "qwen3_moe, gemma, gemma2, gemma3_text (gemma3), stablelm, phi3, phi, gpt_neox, gpt2, bert, roberta; "
+         "attn_hf_opts.model_type / --model-type"},
     };
     for (size_t i = 0; i < sizeof R / sizeof R[0]; i++) {
         expect(R[i].what, R[i].json, ATTN_ERR_UNSUPPORTED, R[i].msg);

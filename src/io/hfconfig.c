@@ -324,6 +324,9 @@ static int rope_same(const hf_rope *a, const hf_rope *b) {
     return 1;
 }
 
+static const char *theta_key(const hf_arch *a) { return a->theta_key ? a->theta_key : "rope_theta"; }
+static const char *partial_key(const hf_arch *a) { return a->partial_key ? a->partial_key : "partial_rotary_factor"; }
+
 /* Step 5b: the RoPE of one layer. local: a sliding layer of an architecture
  * with its own local base (Gemma 3). */
 static attn_status layer_rope(const hf *h, int local, hf_rope *out) {
@@ -349,7 +352,7 @@ static attn_status layer_rope(const hf *h, int local, hf_rope *out) {
         if ((s = hf_num(h, h->root, w, "rope_local_base_freq", 0, 0.0, 1, 1e30, 0, &d, &have)) != ATTN_OK) return s;
         if (have) v4.theta = d, has_v4 = 1;
     } else {
-        if ((s = hf_num(h, h->root, w, "rope_theta", 0, 0.0, 1, 1e30, 0, &d, &have)) != ATTN_OK) return s;
+        if ((s = hf_num(h, h->root, w, theta_key(h->a), 0, 0.0, 1, 1e30, 0, &d, &have)) != ATTN_OK) return s;
         if (have) v4.theta = d, has_v4 = 1;
         if (has_rs) {
             snprintf(where, sizeof where, "%srope_scaling.", w);
@@ -416,6 +419,7 @@ typedef struct hf_model {
     int use_sliding_window;
     int64_t max_window_layers, pattern;
     double partial;         /* top-level partial_rotary_factor, 0 = not given */
+    int scale_attn_weights, scale_by_layer; /* GPT-2 */
 } hf_model;
 
 static int reads(const hf *h, const char *key) { return in_list(h->a->read, key); }
@@ -474,12 +478,15 @@ static attn_status model_read(const hf *h, hf_model *m) {
 
     /* biases */
     int flag = 0;
-    if (a->bias == HF_BIAS_QKV) {
+    if (a->bias == HF_BIAS_ALL) {
+        c->bias_q = c->bias_k = c->bias_v = c->bias_o = 1;
+    } else if (a->bias == HF_BIAS_QKV) {
         c->bias_q = c->bias_k = c->bias_v = 1;
     } else if (a->bias == HF_BIAS_USE_QKV) {
         if ((s = hf_bool(h, h->root, w, "use_qkv_bias", &flag, NULL)) != ATTN_OK) return s;
         c->bias_q = c->bias_k = c->bias_v = flag;
     } else if (reads(h, "attention_bias")) {
+        flag = a->default_bias;
         if ((s = hf_bool(h, h->root, w, "attention_bias", &flag, NULL)) != ATTN_OK) return s;
         c->bias_q = c->bias_k = c->bias_v = c->bias_o = flag;
     }
@@ -515,9 +522,15 @@ static attn_status model_read(const hf *h, hf_model *m) {
     if (have) c->dropout = (float)d;
 
     /* partial rotary (top level, transformers 4) */
-    if (reads(h, "partial_rotary_factor")) {
-        if ((s = hf_num(h, h->root, w, "partial_rotary_factor", 0, 0.0, 1, 1.0, 0, &d, &have)) != ATTN_OK) return s;
+    if (reads(h, partial_key(a))) {
+        if ((s = hf_num(h, h->root, w, partial_key(a), 0, 0.0, 1, 1.0, 0, &d, &have)) != ATTN_OK) return s;
         if (have) m->partial = d;
+    }
+    if (a->gpt2_scale) {
+        m->scale_attn_weights = 1;
+        if ((s = hf_bool(h, h->root, w, "scale_attn_weights", &m->scale_attn_weights, NULL)) != ATTN_OK) return s;
+        if ((s = hf_bool(h, h->root, w, "scale_attn_by_inverse_layer_idx", &m->scale_by_layer, NULL)) != ATTN_OK)
+            return s;
     }
 
     /* sliding windows */
@@ -595,6 +608,7 @@ static int layer_slides(const hf *h, const hf_model *m, int64_t li) {
 
 /* 1 if the config's layers can differ, so that a missing layer count matters */
 static int layers_can_differ(const hf *h, const hf_model *m) {
+    if (h->a->gpt2_scale && m->scale_by_layer) return 1;
     if (h->a->window == HF_WIN_QWEN2) return m->use_sliding_window && m->window > 0;
     return h->a->window == HF_WIN_LAYER_TYPES && m->window > 0;
 }
@@ -617,13 +631,13 @@ static attn_status layer_read(const hf *h, const hf_model *m, int64_t li, attn_m
         if (r.partial > 0) {
             if (m->partial > 0 && (float)m->partial != (float)r.partial)
                 return attn__fail(ATTN_ERR_CONFIG,
-                                  "%s: '%spartial_rotary_factor' = %g and 'rope_parameters.partial_rotary_factor' = %g "
-                                  "disagree", h->src, h->where, m->partial, r.partial);
+                                  "%s: '%s%s' = %g and 'rope_parameters.partial_rotary_factor' = %g disagree", h->src,
+                                  h->where, partial_key(h->a), m->partial, r.partial);
             partial = r.partial;
         }
         if (partial == 0) partial = h->a->default_partial;
         if (partial > 0 && partial != 1.0) {
-            if (!reads(h, "partial_rotary_factor"))
+            if (!reads(h, partial_key(h->a)))
                 return attn__fail(ATTN_ERR_UNSUPPORTED,
                                   "%s: 'rope_parameters.partial_rotary_factor' = %g is not supported for %s (supported: 1)",
                                   h->src, r.partial, h->a->model_type);
@@ -632,6 +646,11 @@ static attn_status layer_read(const hf *h, const hf_model *m, int64_t li, attn_m
                 return attn__fail(ATTN_ERR_CONFIG, "%s: 'partial_rotary_factor' = %g gives no rotated dimension (head_dim %lld)",
                                   h->src, partial, (long long)c.head_dim);
         }
+    }
+    if (h->a->gpt2_scale) { /* GPT-2: / sqrt(D) unless scale_attn_weights is false; / (layer + 1) */
+        double sc = m->scale_attn_weights ? 1.0 / sqrt((double)c.head_dim) : 1.0;
+        if (m->scale_by_layer) sc /= (double)(li + 1);
+        c.scale = (float)sc;
     }
     *out = c;
     *sliding = slide;
@@ -740,6 +759,7 @@ static attn_status hf_parse(const char *src, const char *json, size_t len, const
         info->num_layers = m.num_layers;
         info->layer = li;
         snprintf(info->prefix, sizeof info->prefix, h.a->prefix, (long long)li);
+        if (h.a->prefix2) snprintf(info->prefix_alt, sizeof info->prefix_alt, h.a->prefix2, (long long)li);
         info->naming = h.a->naming;
         info->sliding = sliding;
     }

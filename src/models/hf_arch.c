@@ -69,46 +69,94 @@ static const char *const stablelm_read[] = {DECODER_SIZES, ROPE_KEYS, "partial_r
                                             "attention_dropout", NULL};
 static const char *const stablelm_ign[] = {"use_parallel_residual", "hidden_dropout", "layer_norm_eps", NULL};
 
+static const char *const phi3_read[] = {DECODER_SIZES, ROPE_KEYS, "partial_rotary_factor", "sliding_window",
+                                        "attention_dropout", NULL};
+static const char *const phi3_ign[] = {"rms_norm_eps", "resid_pdrop", "embd_pdrop", "original_max_position_embeddings",
+                                       NULL};
+static const char *const phi_read[] = {DECODER_SIZES, ROPE_KEYS, "partial_rotary_factor", "attention_dropout", NULL};
+static const char *const phi_ign[] = {"resid_pdrop", "embd_pdrop", "layer_norm_eps", NULL};
+static const char *const neox_read[] = {"hidden_size", "num_attention_heads", "num_hidden_layers", "rotary_emb_base",
+                                        "rotary_pct", "rope_scaling", "rope_parameters", "attention_bias",
+                                        "attention_dropout", NULL};
+static const char *const neox_ign[] = {"hidden_dropout", "use_parallel_residual", "layer_norm_eps", "is_decoder",
+                                       NULL};
+static const char *const gpt2_read[] = {"n_embd", "n_head", "n_layer", "attn_pdrop", "scale_attn_weights",
+                                        "scale_attn_by_inverse_layer_idx", NULL};
+static const char *const gpt2_ign[] = {"n_positions", "n_ctx", "n_inner", "activation_function", "resid_pdrop",
+                                       "embd_pdrop", "layer_norm_epsilon", "summary_type", "summary_use_proj",
+                                       "summary_activation", "summary_proj_to_labels", "summary_first_dropout",
+                                       "reorder_and_upcast_attn", NULL};
+static const char *const bert_read[] = {"hidden_size", "num_attention_heads", "num_hidden_layers",
+                                        "attention_probs_dropout_prob", NULL};
+static const char *const bert_ign[] = {"hidden_dropout_prob", "type_vocab_size", "layer_norm_eps", NULL};
+
+static const hf_refusal phi_refused[] = {{"qk_layernorm", "false"}, {NULL, NULL}};
+static const hf_refusal gemma2_refused[] = {{"use_bidirectional_attention", "false"}, {NULL, NULL}};
+static const hf_refusal bert_refused[] = {{"position_embedding_type", "\"absolute\""}, {"is_decoder", "false"},
+                                          {NULL, NULL}};
 static const hf_refusal mistral_refused[] = {{"attention_bias", "false"}, {NULL, NULL}};
 static const hf_refusal gemma3_refused[] = {{"use_bidirectional_attention", "false"}, {NULL, NULL}};
 static const hf_refusal stablelm_refused[] = {{"qk_layernorm", "false"}, {NULL, NULL}};
 
-/* every decoder: HF names, causal, NEOX rotary, sizes under the Llama names */
+/* every decoder: causal, NEOX rotary, sizes under the Llama names; HF_LAYERS: tensors under
+   model.layers.N.self_attn (naming 0 = ATTN_NAMING_HF unless the entry says otherwise) */
 #define DECODER(mt, nm)                                                                                          \
-    .model_type = mt, .name = nm, .prefix = "model.layers.%lld.self_attn", .naming = ATTN_NAMING_HF,             \
-    .hidden_key = "hidden_size", .heads_key = "num_attention_heads", .layers_key = "num_hidden_layers",         \
-    .dropout_key = "attention_dropout", .causal = 1, .rope = ATTN_ROPE_NEOX
+    .model_type = mt, .name = nm, .hidden_key = "hidden_size", .heads_key = "num_attention_heads",             \
+    .layers_key = "num_hidden_layers", .dropout_key = "attention_dropout", .causal = 1, .rope = ATTN_ROPE_NEOX
+#define HF_LAYERS .prefix = "model.layers.%lld.self_attn", .prefix2 = "layers.%lld.self_attn"
 
 static const hf_arch ARCHS[] = {
-    {DECODER("llama", "Llama"), .default_theta = 10000.0, .read = llama_read, .ignored = llama_ign},
-    {DECODER("mistral", "Mistral"), .window = HF_WIN_EVERY_LAYER, .default_kv_heads = 8, .default_theta = 10000.0,
+    {DECODER("llama", "Llama"), HF_LAYERS, .default_theta = 10000.0, .read = llama_read, .ignored = llama_ign},
+    {DECODER("mistral", "Mistral"), HF_LAYERS, .window = HF_WIN_EVERY_LAYER, .default_kv_heads = 8, .default_theta = 10000.0,
      .default_window = 4096, .read = mistral_read, .ignored = gemma_ign, .refused = mistral_refused},
-    {DECODER("mixtral", "Mixtral"), .window = HF_WIN_EVERY_LAYER, .default_kv_heads = 8, .default_theta = 1e6,
+    {DECODER("mixtral", "Mixtral"), HF_LAYERS, .window = HF_WIN_EVERY_LAYER, .default_kv_heads = 8, .default_theta = 1e6,
      .read = mistral_read, .ignored = mixtral_ign, .refused = mistral_refused},
-    {DECODER("qwen2", "Qwen2"), .bias = HF_BIAS_QKV, .window = HF_WIN_QWEN2, .default_kv_heads = 32,
+    {DECODER("qwen2", "Qwen2"), HF_LAYERS, .bias = HF_BIAS_QKV, .window = HF_WIN_QWEN2, .default_kv_heads = 32,
      .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28, .read = qwen2_read,
      .ignored = qwen2_ign},
-    {DECODER("qwen2_moe", "Qwen2-MoE"), .bias = HF_BIAS_QKV, .window = HF_WIN_QWEN2, .default_kv_heads = 16,
+    {DECODER("qwen2_moe", "Qwen2-MoE"), HF_LAYERS, .bias = HF_BIAS_QKV, .window = HF_WIN_QWEN2, .default_kv_heads = 16,
      .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28, .read = qwen2_read,
      .ignored = qwen2_moe_ign},
-    {DECODER("qwen3", "Qwen3"), .window = HF_WIN_QWEN2, .qk_norm = HF_QKN_RMS, .default_kv_heads = 32,
+    {DECODER("qwen3", "Qwen3"), HF_LAYERS, .window = HF_WIN_QWEN2, .qk_norm = HF_QKN_RMS, .default_kv_heads = 32,
      .default_head_dim = 128, .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28,
      .read = qwen3_read},
-    {DECODER("qwen3_moe", "Qwen3-MoE"), .window = HF_WIN_QWEN2, .qk_norm = HF_QKN_RMS, .default_kv_heads = 4,
+    {DECODER("qwen3_moe", "Qwen3-MoE"), HF_LAYERS, .window = HF_WIN_QWEN2, .qk_norm = HF_QKN_RMS, .default_kv_heads = 4,
      .default_head_dim = 128, .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28,
      .read = qwen3_read, .ignored = qwen3_moe_ign},
-    {DECODER("gemma", "Gemma"), .default_kv_heads = 16, .default_head_dim = 256, .default_theta = 10000.0,
+    {DECODER("gemma", "Gemma"), HF_LAYERS, .default_kv_heads = 16, .default_head_dim = 256, .default_theta = 10000.0,
      .read = llama_read, .ignored = gemma_ign},
-    {DECODER("gemma2", "Gemma 2"), .window = HF_WIN_LAYER_TYPES, .gemma = 1, .default_kv_heads = 4,
+    {DECODER("gemma2", "Gemma 2"), HF_LAYERS, .window = HF_WIN_LAYER_TYPES, .gemma = 1, .default_kv_heads = 4,
      .default_head_dim = 256, .default_theta = 10000.0, .default_window = 4096, .default_pattern = 2,
-     .default_query_scalar = 256.0, .default_softcap = 50.0, .read = gemma2_read, .ignored = gemma2_ign},
-    {DECODER("gemma3_text", "Gemma 3"), .window = HF_WIN_LAYER_TYPES, .qk_norm = HF_QKN_RMS_PLUS1, .gemma = 1,
+     .default_query_scalar = 256.0, .default_softcap = 50.0, .read = gemma2_read, .ignored = gemma2_ign,
+     .refused = gemma2_refused},
+    {DECODER("gemma3_text", "Gemma 3"), HF_LAYERS, .window = HF_WIN_LAYER_TYPES, .qk_norm = HF_QKN_RMS_PLUS1, .gemma = 1,
      .local_rope = 1, .default_kv_heads = 4, .default_head_dim = 256, .default_theta = 1e6, .default_window = 4096,
      .default_pattern = 6, .default_query_scalar = 256.0, .default_local_theta = 10000.0, .read = gemma3_read,
      .ignored = gemma3_ign, .refused = gemma3_refused},
-    {DECODER("stablelm", "StableLM"), .bias = HF_BIAS_USE_QKV, .default_kv_heads = 32,
+    {DECODER("stablelm", "StableLM"), HF_LAYERS, .bias = HF_BIAS_USE_QKV, .default_kv_heads = 32,
      .default_theta = 10000.0, .default_partial = 0.25, .read = stablelm_read, .ignored = stablelm_ign,
      .refused = stablelm_refused},
+    {DECODER("phi3", "Phi-3"), HF_LAYERS, .naming = ATTN_NAMING_FUSED_QKV, .window = HF_WIN_EVERY_LAYER,
+     .default_theta = 10000.0, .read = phi3_read, .ignored = phi3_ign},
+    {DECODER("phi", "Phi"), HF_LAYERS, .naming = ATTN_NAMING_PHI, .bias = HF_BIAS_ALL, .default_theta = 10000.0,
+     .default_partial = 0.5, .read = phi_read, .ignored = phi_ign, .refused = phi_refused},
+    {DECODER("gpt_neox", "GPT-NeoX"), .naming = ATTN_NAMING_NEOX, .prefix = "gpt_neox.layers.%lld.attention",
+     .prefix2 = "layers.%lld.attention", .default_theta = 10000.0, .default_partial = 0.25, .default_bias = 1,
+     .theta_key = "rotary_emb_base", .partial_key = "rotary_pct", .read = neox_read, .ignored = neox_ign},
+    {.model_type = "gpt2", .name = "GPT-2", .prefix = "transformer.h.%lld.attn", .prefix2 = "h.%lld.attn",
+     .naming = ATTN_NAMING_GPT2, .hidden_key = "n_embd", .heads_key = "n_head", .layers_key = "n_layer",
+     .dropout_key = "attn_pdrop", .causal = 1, .rope = ATTN_ROPE_NONE, .bias = HF_BIAS_ALL, .gpt2_scale = 1,
+     .read = gpt2_read, .ignored = gpt2_ign},
+    {.model_type = "bert", .name = "BERT", .prefix = "encoder.layer.%lld.attention",
+     .prefix2 = "bert.encoder.layer.%lld.attention", .naming = ATTN_NAMING_BERT, .hidden_key = "hidden_size",
+     .heads_key = "num_attention_heads", .layers_key = "num_hidden_layers",
+     .dropout_key = "attention_probs_dropout_prob", .causal = 0, .rope = ATTN_ROPE_NONE, .bias = HF_BIAS_ALL,
+     .read = bert_read, .ignored = bert_ign, .refused = bert_refused},
+    {.model_type = "roberta", .name = "RoBERTa", .prefix = "encoder.layer.%lld.attention",
+     .prefix2 = "roberta.encoder.layer.%lld.attention", .naming = ATTN_NAMING_BERT, .hidden_key = "hidden_size",
+     .heads_key = "num_attention_heads", .layers_key = "num_hidden_layers",
+     .dropout_key = "attention_probs_dropout_prob", .causal = 0, .rope = ATTN_ROPE_NONE, .bias = HF_BIAS_ALL,
+     .read = bert_read, .ignored = bert_ign, .refused = bert_refused},
 };
 
 const hf_arch *attn__hf_arch_all(int *n) {
@@ -124,6 +172,6 @@ const hf_arch *attn__hf_arch_find(const char *model_type) {
 
 const char *attn__hf_arch_names(void) {
     static const char names[] = "llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2, "
-                                "gemma3_text (gemma3), stablelm";
+                                "gemma3_text (gemma3), stablelm, phi3, phi, gpt_neox, gpt2, bert, roberta";
     return names;
 }

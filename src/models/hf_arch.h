@@ -22,7 +22,8 @@
 typedef enum hf_bias_rule {
     HF_BIAS_ATTENTION_BIAS = 0, /* q, k, v, o all = attention_bias (default false) */
     HF_BIAS_QKV = 1,            /* q, k, v always, o never (Qwen2) */
-    HF_BIAS_USE_QKV = 2         /* q, k, v = use_qkv_bias (default false), o never (StableLM) */
+    HF_BIAS_USE_QKV = 2,        /* q, k, v = use_qkv_bias (default false), o never (StableLM) */
+    HF_BIAS_ALL = 3             /* q, k, v, o always (Phi, GPT-2, BERT) */
 } hf_bias_rule;
 
 typedef enum hf_window_rule {
@@ -77,6 +78,11 @@ typedef struct hf_arch {
     const char *const *ignored;   /* NULL-terminated (beyond hf_common_ignored) */
     const hf_refusal *refused;    /* {NULL, NULL}-terminated, or NULL */
     double default_partial;       /* partial_rotary_factor; 0 = 1 (whole head) */
+    int default_bias;             /* attention_bias when absent (GPT-NeoX: true) */
+    const char *theta_key;        /* transformers-4 name of rope_theta (NULL: "rope_theta") */
+    const char *partial_key;      /* ... of partial_rotary_factor (NULL: "partial_rotary_factor") */
+    const char *prefix2;          /* another tensor prefix to try (the bare model saved alone), or NULL */
+    int gpt2_scale;               /* scale_attn_weights, scale_attn_by_inverse_layer_idx are read */
 } hf_arch;
 
 /* The entry for model_type, or NULL. */

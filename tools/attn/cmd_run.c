@@ -11,8 +11,10 @@
  * float32 / float16 / float64; y has x's shape, float32. Every problem is one
  * line "attn run: <file>: <problem>" on stderr and exit status 1.
  *
- * Also the hidden `attn compare A.npy B.npy [--rtol X]` used by the tests:
- * exit 0 iff the shapes agree and max|a - b| <= rtol * max|b|. */
+ * Also the hidden `attn compare A.npy B.npy [--rtol X] [--rows M.npy]` used by
+ * the tests: exit 0 iff the shapes agree and max|a - b| <= rtol * max|b|;
+ * --rows: a (B, S) 0/1 array, only rows (b, s, :) with 1 are compared (the
+ * padded query rows of a padded batch, whose output no model uses). */
 #include "args.h"
 #include "cli.h"
 #include "core/core.h"
@@ -328,6 +330,7 @@ int cmd_run(int argc, char **argv) {
         hopts.layer = layer != ARG_UNSET ? layer : from_prefix >= 0 ? from_prefix : prefix ? -1 : 0;
     }
     if (attn_hf_config_read_ex(config, &hopts, &cfg, &info) != ATTN_OK) { cli_fail(sub, "%s: %s", config, lib_msg(config)); goto done; }
+    const int prefix_given = prefix != NULL;
     if (!prefix) prefix = info.prefix;
     if (causal >= 0) cfg.causal = causal;
     if (no_rope) {
@@ -339,7 +342,14 @@ int cmd_run(int argc, char **argv) {
     const attn_mha_config *rcfg = attn_mha_get_config(m);
     const int64_t E = rcfg->embed_dim;
     if (attn_st_open(&st, weights) != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
-    if (attn_mha_load(m, st, prefix, (attn_naming)info.naming) != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
+    attn_status ls = attn_mha_load(m, st, prefix, (attn_naming)info.naming);
+    if (ls == ATTN_ERR_NOT_FOUND && !prefix_given && info.prefix_alt[0]) { /* the bare model saved alone */
+        char first[512];
+        snprintf(first, sizeof first, "%s", attn_last_error());
+        if ((ls = attn_mha_load(m, st, info.prefix_alt, (attn_naming)info.naming)) == ATTN_OK) prefix = info.prefix_alt;
+        else if (ls == ATTN_ERR_NOT_FOUND) attn__fail(ls, "%s (nor under '%s')", first, info.prefix_alt);
+    }
+    if (ls != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
     attn_st_free(st);
     st = NULL;
 
@@ -429,17 +439,22 @@ int cmd_compare(int argc, char **argv) {
         else if (nrest < 8) rest[nrest++] = argv[i];
         else return cli_fail(sub, "too many arguments");
     }
-    const arg_spec specs[] = { { "rtol", ARG_DOUBLE, &rtol, "X", "tolerance: max|a-b| <= X * max|b| (default 1e-5)" } };
+    const char *rows_path = NULL;
+    const arg_spec specs[] = { { "rtol", ARG_DOUBLE, &rtol, "X", "tolerance: max|a-b| <= X * max|b| (default 1e-5)" },
+                               { "rows", ARG_STR, &rows_path, "M.npy", "(B, S) 0/1: compare only the rows with 1" } };
     int help = 0;
-    if (args_parse(sub, nrest, rest, specs, 1, &help)) return 1;
+    if (args_parse(sub, nrest, rest, specs, 2, &help)) return 1;
     if (help) {
-        args_print_help(sub, "A.npy B.npy [--rtol X]", "Compares two .npy arrays (B is the reference).", specs, 1);
+        args_print_help(sub, "A.npy B.npy [--rtol X] [--rows M.npy]", "Compares two .npy arrays (B is the reference).",
+                        specs, 2);
         return 0;
     }
     if (nf != 2) return cli_fail(sub, "expected two .npy files");
-    attn_npy a, b;
+    attn_npy a, b, r;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
+    memset(&r, 0, sizeof r);
+    if (rows_path && attn_npy_read(rows_path, &r) != ATTN_OK) return cli_fail(sub, "%s: %s", rows_path, lib_msg(rows_path));
     if (attn_npy_read(files[0], &a) != ATTN_OK) return cli_fail(sub, "%s: %s", files[0], lib_msg(files[0]));
     if (attn_npy_read(files[1], &b) != ATTN_OK) {
         attn_npy_free(&a);
@@ -449,16 +464,21 @@ int cmd_compare(int argc, char **argv) {
     char sa[128], sb[128];
     shape_str(sa, sizeof sa, a.ndim, a.shape);
     shape_str(sb, sizeof sb, b.ndim, b.shape);
+    const int64_t row_len = a.ndim > 0 ? a.shape[a.ndim - 1] : 1;
     if (a.ndim != b.ndim || memcmp(a.shape, b.shape, (size_t)a.ndim * sizeof(int64_t)) != 0) {
         cli_fail(sub, "shapes differ: %s is %s, %s is %s", files[0], sa, files[1], sb);
+    } else if (rows_path && (a.ndim < 2 || row_len < 1 || r.numel * row_len != a.numel)) {
+        cli_fail(sub, "%s: %lld values, one per row of %s (%lld rows) expected", rows_path, (long long)r.numel, sa,
+                 (long long)(row_len > 0 ? a.numel / row_len : 0));
     } else {
         double num = 0, den = 0;
         int nan = 0;
         for (int64_t i = 0; i < a.numel; i++) {
-            double x = a.data[i], r = b.data[i];
-            if (isnan(x) != isnan(r)) nan = 1;
-            if (fabs(x - r) > num) num = fabs(x - r);
-            if (fabs(r) > den) den = fabs(r);
+            if (rows_path && r.data[i / row_len] == 0.0f) continue;
+            double x = a.data[i], ref = b.data[i];
+            if (isnan(x) != isnan(ref)) nan = 1;
+            if (fabs(x - ref) > num) num = fabs(x - ref);
+            if (fabs(ref) > den) den = fabs(ref);
         }
         int ok = !nan && num <= rtol * den;
         printf("compare %s vs %s %s: max|a-b| = %.3e, max|b| = %.3e, ratio %.3e (tolerance %.1e): %s\n", files[0],
@@ -469,5 +489,6 @@ int cmd_compare(int argc, char **argv) {
     }
     attn_npy_free(&a);
     attn_npy_free(&b);
+    attn_npy_free(&r);
     return rc;
 }
