@@ -440,7 +440,10 @@ def llama_run(seed=1234, B=2, S=8):
 #   x<i>.npy (B, S, E)   input of layer i's attention module
 #   y<i>.npy (B, S, E)   its output (BERT: BertSelfAttention + BertSelfOutput.dense)
 #   mask.npy (B, S)      the HF attention_mask (1 = token, 0 = padding; batch 1 left-padded)
-# and the same at S = 1 (xs1_0.npy, ys1_0.npy, masks1.npy; layer 0).
+# and the same at S = 1 (xs1_0.npy, ys1_0.npy, masks1.npy; layer 0), and
+#   grads0.safetensors   layer 0 run again with a leaf input: x, y, dy (zero on
+#                        padded rows), dx and the gradient of each of its
+#                        parameters under the checkpoint's names (fp32)
 def _hf_archs():
     import transformers as T
     tok = dict(vocab_size=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
@@ -520,6 +523,42 @@ def _run_capture(model, arch, embeds, am):
     return [(d["x"], d["y"]) for d in got]
 
 
+def _layer0_grads(model, arch, x, am, g, d):
+    """grads0.safetensors: dx and the gradient of every layer-0 attention parameter
+    (under the checkpoint's own names) for the loss sum(y * dy), dy zero on padded rows."""
+    from safetensors.torch import save_file
+    mods = _attn_modules(model, arch)
+    m = mods[0]
+    call = {}
+    tgt = m.self if arch == "bert" else m
+
+    def pre(mod, args, kwargs):
+        call["args"], call["kwargs"] = args, dict(kwargs)
+    h = tgt.register_forward_pre_hook(pre, with_kwargs=True)
+    with torch.no_grad():
+        model(inputs_embeds=x, attention_mask=am.long(), use_cache=False)
+    h.remove()
+    xl = call["kwargs"].pop("hidden_states", None)
+    args = call["args"]
+    if xl is None:
+        xl, args = args[0], args[1:]
+    xl = xl.detach().clone().requires_grad_()
+    for p in model.parameters():
+        p.requires_grad_(True)
+        p.grad = None
+    out = tgt(xl, *args, **call["kwargs"])
+    y = m.output.dense(out[0]) if arch == "bert" else out[0]
+    dy = randn(g, *y.shape) * am[:, :, None]
+    (y * dy).sum().backward()
+    prefix = [n for n, mm in model.named_modules() if mm is m][0]
+    t = {"dx": xl.grad.detach().clone(), "x": xl.detach().clone(), "dy": dy, "y": y.detach().clone()}
+    for n, p in m.named_parameters():
+        if p.grad is not None:
+            t[prefix + "." + n] = p.grad.detach().clone()
+    save_file({k: v.float().contiguous() for k, v in sorted(t.items())}, os.path.join(d, "grads0.safetensors"),
+              metadata={"prefix": prefix})
+
+
 def hf_run(arch, seed, B=2, S=8, valid=(8, 5)):
     cfg, M, _ = _hf_archs()[arch]
     d = os.path.join(OUT, "hf", arch)
@@ -561,6 +600,8 @@ def hf_run(arch, seed, B=2, S=8, valid=(8, 5)):
                 break
             np.save(os.path.join(d, "x%s%d.npy" % (tag, i)), x.numpy().astype(np.float32))
             np.save(os.path.join(d, "y%s%d.npy" % (tag, i)), y.numpy().astype(np.float32))
+        if not tag:
+            _layer0_grads(model, arch, embeds, am, g, d)
     return d
 
 
