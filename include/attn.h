@@ -345,7 +345,15 @@ typedef enum attn_rope_kind {
 typedef enum attn_rope_scaling {
     ATTN_ROPE_SCALING_NONE = 0,
     ATTN_ROPE_SCALING_LINEAR = 1, /* positions / factor */
-    ATTN_ROPE_SCALING_LLAMA3 = 2  /* Llama-3.1 frequency-dependent scaling */
+    ATTN_ROPE_SCALING_LLAMA3 = 2, /* Llama-3.1 frequency-dependent scaling */
+    /* appended (transformers' modeling_rope_utils, same names) */
+    ATTN_ROPE_SCALING_DYNAMIC = 3,  /* dynamic NTK: the base grows once a call's largest position
+                                       + 1 exceeds rope_max_pos (recomputed per forward call) */
+    ATTN_ROPE_SCALING_YARN = 4,     /* YaRN: ramp between interpolation and extrapolation, cos/sin
+                                       times the attention factor (mscale) */
+    ATTN_ROPE_SCALING_LONGROPE = 5  /* LongRoPE: per-frequency short / long factors (long once a
+                                       call's largest position + 1 > rope_original_max_pos),
+                                       cos/sin times the attention factor */
 } attn_rope_scaling;
 
 typedef enum attn_init_scheme {
@@ -385,6 +393,15 @@ typedef struct attn_mha_config {
     /* appended fields (older callers that start from attn_mha_config_init get the defaults) */
     float qk_norm_offset;  /* the norm multiplies by (qk_norm_offset + w): 0 (default), or 1 for
                               Gemma 3, whose q_norm / k_norm weights are stored as w - 1 */
+    /* RoPE scaling of the appended types (rope_factor and rope_original_max_pos as above) */
+    int64_t rope_max_pos;          /* dynamic: max_position_embeddings (>= 1) */
+    float rope_attention_factor;   /* yarn, longrope: multiplies cos and sin; 0 = the type's default
+                                      (yarn: mscale formula, longrope: sqrt(1 + ln f / ln orig)) */
+    float rope_beta_fast, rope_beta_slow;     /* yarn; 0 = 32, 1 */
+    float rope_mscale, rope_mscale_all_dim;   /* yarn; 0 = unset */
+    int rope_no_truncate;          /* yarn: 1 = do not floor / ceil the correction range */
+    float rope_short_factor[128];  /* longrope: (rope_dim / 2) per-frequency divisors */
+    float rope_long_factor[128];   /* longrope: (rope_dim / 2) */
 } attn_mha_config;
 
 ATTN_API void attn_mha_config_init(attn_mha_config *cfg);

@@ -77,6 +77,33 @@ void attn_mha_input_init(attn_mha_input *in) {
 
 #define CFG_FAIL(...) attn__fail(ATTN_ERR_CONFIG, "attn_mha_config: " __VA_ARGS__)
 
+/* the parameters of the appended RoPE scaling types (rope_dim resolved) */
+static attn_status rope_scaling_check(const attn_mha_config *c) {
+    const int sc = c->rope_scaling;
+    if (sc == ATTN_ROPE_SCALING_DYNAMIC && c->rope_max_pos < 1)
+        return CFG_FAIL("rope_max_pos = %lld, must be >= 1 with dynamic rope scaling", (long long)c->rope_max_pos);
+    if ((sc == ATTN_ROPE_SCALING_YARN || sc == ATTN_ROPE_SCALING_LONGROPE) && c->rope_original_max_pos < 1)
+        return CFG_FAIL("rope_original_max_pos = %lld, must be >= 1 with rope_scaling = %d",
+                        (long long)c->rope_original_max_pos, sc);
+    if (sc == ATTN_ROPE_SCALING_DYNAMIC && c->rope_dim <= 2)
+        return CFG_FAIL("rope_dim = %lld, dynamic rope scaling needs > 2", (long long)c->rope_dim);
+    const float fl[6] = {c->rope_attention_factor, c->rope_beta_fast, c->rope_beta_slow, c->rope_mscale,
+                         c->rope_mscale_all_dim, 0};
+    for (int i = 0; i < 5; i++)
+        if (!isfinite(fl[i]) || fl[i] < 0) return CFG_FAIL("a yarn / longrope parameter is %g, must be finite and >= 0", (double)fl[i]);
+    if (sc == ATTN_ROPE_SCALING_LONGROPE) {
+        if (c->rope_dim / 2 > 128) return CFG_FAIL("rope_dim = %lld: longrope supports at most 256", (long long)c->rope_dim);
+        for (int64_t i = 0; i < c->rope_dim / 2; i++)
+            if (!(isfinite(c->rope_short_factor[i]) && c->rope_short_factor[i] > 0 && isfinite(c->rope_long_factor[i]) &&
+                  c->rope_long_factor[i] > 0))
+                return CFG_FAIL("rope_short_factor[%lld] = %g, rope_long_factor[%lld] = %g: must be finite and > 0",
+                                (long long)i, (double)c->rope_short_factor[i], (long long)i,
+                                (double)c->rope_long_factor[i]);
+    }
+    return ATTN_OK;
+}
+
+
 static int flag_ok(int v) { return v == 0 || v == 1; }
 
 /* Validates *in and writes the resolved configuration (defaults filled) to *c. */
@@ -131,9 +158,10 @@ static attn_status resolve_config(const attn_mha_config *in, attn_mha_config *c)
         if (c->rope_dim > c->head_dim || c->rope_dim % 2 != 0 || c->rope_dim < 2)
             return CFG_FAIL("rope_dim = %lld, must be even and in [2, head_dim = %lld]", (long long)c->rope_dim,
                             (long long)c->head_dim);
-        if (c->rope_scaling != ATTN_ROPE_SCALING_NONE && c->rope_scaling != ATTN_ROPE_SCALING_LINEAR &&
-            c->rope_scaling != ATTN_ROPE_SCALING_LLAMA3)
-            return CFG_FAIL("rope_scaling = %d, must be NONE (0), LINEAR (1) or LLAMA3 (2)", c->rope_scaling);
+        if (c->rope_scaling < ATTN_ROPE_SCALING_NONE || c->rope_scaling > ATTN_ROPE_SCALING_LONGROPE)
+            return CFG_FAIL("rope_scaling = %d, must be an attn_rope_scaling in [0, 5]", c->rope_scaling);
+        attn_status rs = rope_scaling_check(c);
+        if (rs != ATTN_OK) return rs;
         if (c->rope_scaling != ATTN_ROPE_SCALING_NONE && !(isfinite(c->rope_factor) && c->rope_factor > 0.0f))
             return CFG_FAIL("rope_factor = %g, must be finite and > 0 with rope_scaling = %d", (double)c->rope_factor,
                             c->rope_scaling);
@@ -262,10 +290,16 @@ attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg) {
         for (int64_t i = 0; i < 2 * m->D; i++) m->qn[i] = 1.0f - c.qk_norm_offset; /* identity */
     }
     if (m->rope_half) {
-        attn_rope_cfg rc = {c.rope, c.rope_dim, (double)c.rope_theta, c.rope_scaling, (double)c.rope_factor,
-                            (double)c.rope_low_freq_factor, (double)c.rope_high_freq_factor,
-                            (double)c.rope_original_max_pos};
-        attn__rope_inv_freq(&rc, m->inv_freq);
+        const attn_mha_config *mc = &m->cfg; /* the layer's own copy: the factor arrays live there */
+        attn_rope_cfg rc = {mc->rope, mc->rope_dim, (double)mc->rope_theta, mc->rope_scaling, (double)mc->rope_factor,
+                            (double)mc->rope_low_freq_factor, (double)mc->rope_high_freq_factor,
+                            (double)mc->rope_original_max_pos, (double)mc->rope_max_pos,
+                            (double)mc->rope_attention_factor, (double)mc->rope_beta_fast,
+                            (double)mc->rope_beta_slow, (double)mc->rope_mscale, (double)mc->rope_mscale_all_dim,
+                            mc->rope_no_truncate, mc->rope_short_factor, mc->rope_long_factor};
+        m->rope_cfg = rc;
+        m->rope_mult = attn__rope_attention_factor(&rc);
+        attn__rope_inv_freq(&rc, 0, m->inv_freq);
     }
     mha__rebuild_params(m);
     *out = m;
@@ -488,7 +522,13 @@ attn_status mha__rope_tables(attn_mha *m, const int64_t *pos, int64_t rows, mha_
     attn_status s = mha__grow_f(bc, rows * m->rope_half, cos_t);
     if (s == ATTN_OK) s = mha__grow_f(bs, rows * m->rope_half, sin_t);
     if (s != ATTN_OK) return s;
-    attn__rope_tables(m->inv_freq, m->rope_half, pos, rows, *cos_t, *sin_t);
+    if (attn__rope_depends_on_length(&m->rope_cfg)) { /* dynamic / longrope: this call's largest position */
+        int64_t mx = 0;
+        for (int64_t r = 0; r < rows; r++)
+            if (pos[r] > mx) mx = pos[r];
+        attn__rope_inv_freq(&m->rope_cfg, mx, m->inv_freq);
+    }
+    attn__rope_tables(m->inv_freq, m->rope_half, pos, rows, m->rope_mult, *cos_t, *sin_t);
     return ATTN_OK;
 }
 

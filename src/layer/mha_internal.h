@@ -13,6 +13,7 @@
 #define ATTN_MHA_INTERNAL_H
 
 #include "attn.h"
+#include "kernels/rope.h"
 #include "core/core.h"
 
 #include <stddef.h>
@@ -92,7 +93,9 @@ struct attn_mha {
 
     /* ── RoPE ── */
     int64_t rope_half; /* R / 2 (0 = no rope) */
-    double *inv_freq;  /* (R/2) */
+    double *inv_freq;  /* (R/2); dynamic / longrope: recomputed by each call's tables */
+    attn_rope_cfg rope_cfg; /* from cfg (its factor arrays point into m->cfg) */
+    double rope_mult;  /* attention factor multiplying cos / sin (yarn, longrope), else 1 */
 
     int training;
     uint64_t fwd_count; /* training forwards so far (dropout seed stream) */
