@@ -483,6 +483,33 @@ def _hf_archs():
         "gpt2": (T.GPT2Config(n_embd=32, n_head=4, n_layer=2, n_positions=64, attn_pdrop=0.0,
                               resid_pdrop=0.0, embd_pdrop=0.0, scale_attn_by_inverse_layer_idx=True,
                               initializer_range=0.125, **tok), T.GPT2LMHeadModel, "attn"),
+        # RoPE scaling, transformers' own rotary embeddings (S = 8 exceeds the original length,
+        # so dynamic grows its base and longrope takes its long factors; S = 1 does not)
+        "rope_linear": (T.LlamaConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                      head_dim=16, max_position_embeddings=64,
+                                      rope_parameters={"rope_type": "linear", "factor": 2.0,
+                                                       "rope_theta": 10000.0}, **dec),
+                        T.LlamaForCausalLM, "self_attn"),
+        "rope_dynamic": (T.LlamaConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                       head_dim=16, max_position_embeddings=4,
+                                       rope_parameters={"rope_type": "dynamic", "factor": 3.0,
+                                                        "rope_theta": 10000.0}, **dec),
+                         T.LlamaForCausalLM, "self_attn"),
+        "rope_yarn": (T.LlamaConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                    head_dim=16, max_position_embeddings=64,
+                                    rope_parameters={"rope_type": "yarn", "factor": 4.0,
+                                                     "original_max_position_embeddings": 16,
+                                                     "beta_fast": 8.0, "beta_slow": 1.0,
+                                                     "rope_theta": 10000.0}, **dec),
+                      T.LlamaForCausalLM, "self_attn"),
+        "rope_longrope": (T.Phi3Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                       max_position_embeddings=16, original_max_position_embeddings=4,
+                                       rope_parameters={"rope_type": "longrope",
+                                                        "short_factor": [1.0, 1.25, 1.5, 2.0],
+                                                        "long_factor": [1.5, 2.5, 4.0, 8.0],
+                                                        "original_max_position_embeddings": 4,
+                                                        "rope_theta": 10000.0}, **dec),
+                          T.Phi3ForCausalLM, "self_attn"),
         "bert": (T.BertConfig(hidden_size=32, num_attention_heads=4, intermediate_size=16,
                               num_hidden_layers=2, attention_probs_dropout_prob=0.0,
                               hidden_dropout_prob=0.0, initializer_range=0.125, **tok),
@@ -642,7 +669,7 @@ def hf_run_long(seed=77, S=1024):
 
 
 HF_RUNS = ["qwen2", "qwen3", "mistral", "gemma2", "gemma3", "stablelm", "phi3", "phi", "gpt_neox",
-           "gpt2", "bert"]
+           "gpt2", "bert", "rope_linear", "rope_dynamic", "rope_yarn", "rope_longrope"]
 
 
 # ─── self-check: recompute every case from its metadata alone ───────────────

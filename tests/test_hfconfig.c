@@ -204,10 +204,17 @@ static void test_errors(void) {
     expect("attention_bias int", "{" HN ", \"attention_bias\": 1}", ATTN_ERR_FORMAT, "'attention_bias' must be true or false");
     expect("model_type int", "{\"hidden_size\": 64, \"num_attention_heads\": 4, \"model_type\": 3}", ATTN_ERR_FORMAT, "'model_type' must be a string");
     expect("rope_scaling string", "{" HN ", \"rope_scaling\": \"linear\"}", ATTN_ERR_FORMAT, "'rope_scaling' must be an object");
-    expect("rope_scaling yarn", "{" HN ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}",
-           ATTN_ERR_UNSUPPORTED, "rope scaling type 'yarn' is not supported");
-    expect("rope_scaling dynamic", "{" HN ", \"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0}}",
-           ATTN_ERR_UNSUPPORTED, "'dynamic'");
+    expect("yarn without its original length", "{" HN ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}",
+           ATTN_ERR_NOT_FOUND, "rope type yarn needs 'original_max_position_embeddings'");
+    expect("dynamic without max_position_embeddings", "{" HN ", \"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0}}",
+           ATTN_ERR_NOT_FOUND, "rope type dynamic needs 'max_position_embeddings'");
+    expect("longrope without long_factor", "{" HN ", \"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1]}}",
+           ATTN_ERR_NOT_FOUND, "'rope_scaling.long_factor' is missing");
+    expect("longrope factors of the wrong length", "{" HN ", \"original_max_position_embeddings\": 4, \"max_position_embeddings\": 8,"
+           " \"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1, 2], \"long_factor\": [1, 2]}}",
+           ATTN_ERR_UNSUPPORTED, "key 'original_max_position_embeddings' = 4 is not known for llama");
+    expect("longrope factor 0", "{" HN ", \"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1, 0], \"long_factor\": [1]}}",
+           ATTN_ERR_CONFIG, "'rope_scaling.short_factor[1]' = 0, must be > 0");
     expect("rope type with NUL", "{" HN ", \"rope_scaling\": {\"rope_type\": \"linear\\u0000x\", \"factor\": 2}}",
            ATTN_ERR_UNSUPPORTED, "'linear?x'");
     expect("long rope type", "{" HN ", \"rope_scaling\": {\"rope_type\": \"linearlinearlinearlinearlinearlinearlinear\"}}",
@@ -399,14 +406,13 @@ static void test_refusals(void) {
          "'quantization_config' = a object of 1 is not supported for llama (supported: null or absent)"},
         {"layer type", "{" G2 ", \"layer_types\": [\"chunked_attention\"]}",
          "'layer_types[0]' = 'chunked_attention' is not supported (supported: full_attention, sliding_attention)"},
-        {"rope yarn", "{" HN ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}",
-         "'rope_scaling.rope_type' = 'yarn': rope scaling type 'yarn' is not supported (supported: default, linear, llama3)"},
-        {"rope dynamic", "{" HN ", \"rope_parameters\": {\"rope_type\": \"dynamic\", \"factor\": 4.0}}",
-         "'rope_parameters.rope_type' = 'dynamic'"},
-        {"rope longrope", "{" HN ", \"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1]}}",
-         "key 'rope_scaling.short_factor' is not known in a rope object"},
-        {"rope unknown key", "{" HN ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2, \"mscale\": 1}}",
-         "key 'rope_scaling.mscale' is not known in a rope object"},
+        {"rope mrope", "{" HN ", \"rope_scaling\": {\"rope_type\": \"mrope\", \"mrope_section\": [1]}}",
+         "key 'rope_scaling.mrope_section' is not known in a rope object"},
+        {"rope type unknown", "{" HN ", \"rope_parameters\": {\"rope_type\": \"proportional\", \"factor\": 4.0}}",
+         "'rope_parameters.rope_type' = 'proportional': rope scaling type 'proportional' is not supported (supported: "
+         "default, linear, llama3, dynamic, yarn, longrope)"},
+        {"rope unknown key", "{" HN ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2, \"foo_factor\": 1}}",
+         "key 'rope_scaling.foo_factor' is not known in a rope object"},
         {"rope layer type", "{" G3 ", \"rope_parameters\": {\"full_attention\": {\"rope_type\": \"default\"},"
                             " \"chunked_attention\": {\"rope_type\": \"default\"}}}",
          "'chunked_attention' is not a layer type attn knows"},
@@ -431,6 +437,53 @@ static void test_refusals(void) {
     CHECK(parse("{" MI ", \"attention_bias\": false}", &c) == ATTN_OK, "mistral attention_bias false");
     CHECK(parse("{" G3 ", \"use_bidirectional_attention\": false}", &c) == ATTN_OK, "gemma3 causal");
     CHECK(parse("{" HN ", \"pruned_heads\": {}, \"quantization_config\": null}", &c) == ATTN_OK, "empty pruned_heads");
+}
+
+/* the appended rope types, transformers 4 (rope_scaling + "type") and 5 (rope_parameters) spellings alike */
+static void test_rope_types(void) {
+    attn_mha_config a, b;
+    const char *dyn4 = "{" HN ", \"max_position_embeddings\": 64, \"rope_theta\": 5e5,"
+                       " \"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0}}";
+    const char *dyn5 = "{" HN ", \"max_position_embeddings\": 64,"
+                       " \"rope_parameters\": {\"rope_type\": \"dynamic\", \"factor\": 2.0, \"rope_theta\": 5e5}}";
+    CHECK(parse(dyn4, &a) == ATTN_OK && parse(dyn5, &b) == ATTN_OK, "dynamic: %s", attn_last_error());
+    CHECK(a.rope_scaling == ATTN_ROPE_SCALING_DYNAMIC && a.rope_factor == 2.0f && a.rope_max_pos == 64 &&
+          a.rope_theta == 5e5f && memcmp(&a, &b, sizeof a) == 0, "dynamic fields, both formats alike");
+    const char *yarn4 = "{" HN ", \"max_position_embeddings\": 128, \"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4.0,"
+                        " \"original_max_position_embeddings\": 32, \"beta_fast\": 16, \"beta_slow\": 2, \"mscale\": 0.5,"
+                        " \"mscale_all_dim\": 0.25, \"truncate\": false}}";
+    const char *yarn5 = "{" HN ", \"max_position_embeddings\": 128, \"rope_parameters\": {\"rope_type\": \"yarn\","
+                        " \"factor\": 4.0, \"original_max_position_embeddings\": 32, \"beta_fast\": 16, \"beta_slow\": 2,"
+                        " \"mscale\": 0.5, \"mscale_all_dim\": 0.25, \"truncate\": false, \"rope_theta\": 10000}}";
+    CHECK(parse(yarn4, &a) == ATTN_OK && parse(yarn5, &b) == ATTN_OK, "yarn: %s", attn_last_error());
+    CHECK(a.rope_scaling == ATTN_ROPE_SCALING_YARN && a.rope_factor == 4.0f && a.rope_original_max_pos == 32 &&
+          a.rope_beta_fast == 16.0f && a.rope_beta_slow == 2.0f && a.rope_mscale == 0.5f &&
+          a.rope_mscale_all_dim == 0.25f && a.rope_no_truncate == 1 && memcmp(&a, &b, sizeof a) == 0,
+          "yarn fields, both formats alike");
+    CHECK(parse("{" HN ", \"max_position_embeddings\": 128, \"rope_scaling\": {\"type\": \"yarn\","
+                " \"original_max_position_embeddings\": 32}}", &a) == ATTN_OK && a.rope_factor == 4.0f,
+          "yarn without a factor: max_position_embeddings / original = 4");
+    /* Phi-3 4.x: longrope with a top-level original_max_position_embeddings */
+    const char *lr4 = "{\"model_type\": \"phi3\", \"hidden_size\": 32, \"num_attention_heads\": 4,"
+                      " \"max_position_embeddings\": 64, \"original_max_position_embeddings\": 16,"
+                      " \"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1, 1.5, 2, 3],"
+                      " \"long_factor\": [2, 3, 4, 5]}}";
+    const char *lr5 = "{\"model_type\": \"phi3\", \"hidden_size\": 32, \"num_attention_heads\": 4,"
+                      " \"max_position_embeddings\": 64, \"original_max_position_embeddings\": 16,"
+                      " \"rope_parameters\": {\"rope_type\": \"longrope\", \"short_factor\": [1, 1.5, 2, 3],"
+                      " \"long_factor\": [2, 3, 4, 5], \"original_max_position_embeddings\": 16,"
+                      " \"rope_theta\": 10000.0, \"partial_rotary_factor\": 1.0}}";
+    CHECK(parse(lr4, &a) == ATTN_OK && parse(lr5, &b) == ATTN_OK, "longrope: %s", attn_last_error());
+    CHECK(a.rope_scaling == ATTN_ROPE_SCALING_LONGROPE && a.rope_factor == 4.0f && a.rope_original_max_pos == 16 &&
+          a.rope_short_factor[1] == 1.5f && a.rope_long_factor[3] == 5.0f && memcmp(&a, &b, sizeof a) == 0,
+          "longrope fields, both formats alike");
+    expect("longrope factors of the wrong length",
+           "{\"model_type\": \"phi3\", \"hidden_size\": 32, \"num_attention_heads\": 4, \"max_position_embeddings\": 64,"
+           " \"original_max_position_embeddings\": 16, \"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1],"
+           " \"long_factor\": [2]}}", ATTN_ERR_CONFIG, "the rotary dimension 8 needs 4");
+    attn_mha *m = NULL;
+    CHECK(parse(lr4, &a) == ATTN_OK && attn_mha_create(&m, &a) == ATTN_OK, "longrope layer: %s", attn_last_error());
+    attn_mha_free(m);
 }
 
 static void test_files(void) {
@@ -475,6 +528,7 @@ int main(void) {
     test_fields();
     test_errors();
     test_archs();
+    test_rope_types();
     test_refusals();
     test_files();
     return test_summary("test_hfconfig");

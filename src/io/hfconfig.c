@@ -254,7 +254,41 @@ typedef struct hf_rope {
     double factor, low, high;
     int64_t orig;
     double partial;          /* 0 = not given here */
+    /* dynamic / yarn / longrope */
+    int has_factor;          /* yarn / longrope: factor given (else max_position_embeddings / orig) */
+    double attention_factor, beta_fast, beta_slow, mscale, mscale_all_dim;
+    int no_truncate;
+    int n_short, n_long;     /* longrope: entries in short / long */
+    float shortf[128], longf[128];
 } hf_rope;
+
+/* an array of numbers > 0 (at most cap) into dst */
+static attn_status hf_factors(const hf *h, attn_json o, const char *where, const char *key, float *dst, int cap, int *n) {
+    attn_json v, e;
+    int have;
+    attn_status s = hf_get(h, o, where, key, &v, &have);
+    if (s != ATTN_OK) return s;
+    if (!have) return attn__fail(ATTN_ERR_NOT_FOUND, "%s: required key '%s%s' is missing", h->src, where, key);
+    if (v.type != ATTN_JSON_ARRAY)
+        return attn__fail(ATTN_ERR_FORMAT, "%s: '%s%s' must be an array of numbers, got a %s", h->src, where, key,
+                          attn__json_type_name(v.type));
+    attn_json_iter it;
+    attn__json_iter_init(&it, v);
+    *n = 0;
+    while (attn__json_next(&it, NULL, &e)) {
+        attn_json_num num;
+        if (e.type != ATTN_JSON_NUMBER)
+            return attn__fail(ATTN_ERR_FORMAT, "%s: '%s%s[%d]' must be a number, got a %s", h->src, where, key, *n,
+                              attn__json_type_name(e.type));
+        attn__json_num(e, &num);
+        if (!(isfinite(num.d) && num.d > 0 && (float)num.d > 0 && isfinite((float)num.d)))
+            return attn__fail(ATTN_ERR_CONFIG, "%s: '%s%s[%d]' = %g, must be > 0", h->src, where, key, *n, num.d);
+        if (*n >= cap)
+            return attn__fail(ATTN_ERR_CONFIG, "%s: '%s%s' has more than %d entries", h->src, where, key, cap);
+        dst[(*n)++] = (float)num.d;
+    }
+    return ATTN_OK;
+}
 
 /* one rope object (rope_scaling, rope_parameters or rope_parameters.<layer type>) */
 static attn_status rope_obj(const hf *h, attn_json o, const char *where, int need_type, hf_rope *r) {
@@ -273,7 +307,8 @@ static attn_status rope_obj(const hf *h, attn_json o, const char *where, int nee
             return attn__fail(ATTN_ERR_UNSUPPORTED,
                               "%s: key '%s%s' is not known in a rope object (supported: rope_type, type, rope_theta, "
                               "factor, low_freq_factor, high_freq_factor, original_max_position_embeddings, "
-                              "partial_rotary_factor)", h->src, where, key);
+                              "partial_rotary_factor, attention_factor, beta_fast, beta_slow, mscale, mscale_all_dim, "
+                              "truncate, short_factor, long_factor)", h->src, where, key);
         }
     }
     char type[32];
@@ -307,16 +342,51 @@ static attn_status rope_obj(const hf *h, attn_json o, const char *where, int nee
         r->high = d;
         if ((s = hf_int(h, o, where, "original_max_position_embeddings", 1, 1, &i, NULL)) != ATTN_OK) return s;
         r->orig = i;
+    } else if (strcmp(type, "dynamic") == 0) {
+        r->scaling = ATTN_ROPE_SCALING_DYNAMIC;
+        if ((s = hf_num(h, o, where, "factor", 1, 0.0, 1, 1e30, 0, &d, NULL)) != ATTN_OK) return s;
+        r->factor = d;
+    } else if (strcmp(type, "yarn") == 0 || strcmp(type, "longrope") == 0) {
+        const int yarn = type[0] == 'y';
+        r->scaling = yarn ? ATTN_ROPE_SCALING_YARN : ATTN_ROPE_SCALING_LONGROPE;
+        if ((s = hf_num(h, o, where, "factor", 0, 0.0, 1, 1e30, 0, &d, &r->has_factor)) != ATTN_OK) return s;
+        if (r->has_factor) r->factor = d;
+        if ((s = hf_int(h, o, where, "original_max_position_embeddings", 0, 1, &i, &have)) != ATTN_OK) return s;
+        if (have) r->orig = i;
+        if ((s = hf_num(h, o, where, "attention_factor", 0, 0.0, 1, 1e30, 0, &d, &have)) != ATTN_OK) return s;
+        if (have) r->attention_factor = d;
+        if (yarn) {
+            if ((s = hf_num(h, o, where, "beta_fast", 0, 0.0, 1, 1e30, 0, &d, &have)) != ATTN_OK) return s;
+            if (have) r->beta_fast = d;
+            if ((s = hf_num(h, o, where, "beta_slow", 0, 0.0, 1, 1e30, 0, &d, &have)) != ATTN_OK) return s;
+            if (have) r->beta_slow = d;
+            if ((s = hf_num(h, o, where, "mscale", 0, 0.0, 0, 1e30, 0, &d, &have)) != ATTN_OK) return s;
+            if (have) r->mscale = d;
+            if ((s = hf_num(h, o, where, "mscale_all_dim", 0, 0.0, 0, 1e30, 0, &d, &have)) != ATTN_OK) return s;
+            if (have) r->mscale_all_dim = d;
+            int trunc = 1;
+            if ((s = hf_bool(h, o, where, "truncate", &trunc, NULL)) != ATTN_OK) return s;
+            r->no_truncate = !trunc;
+        } else {
+            if ((s = hf_factors(h, o, where, "short_factor", r->shortf, 128, &r->n_short)) != ATTN_OK) return s;
+            if ((s = hf_factors(h, o, where, "long_factor", r->longf, 128, &r->n_long)) != ATTN_OK) return s;
+        }
     } else {
         return attn__fail(ATTN_ERR_UNSUPPORTED,
                           "%s: '%srope_type' = '%s': rope scaling type '%s' is not supported (supported: default, "
-                          "linear, llama3)", h->src, where, type, type);
+                          "linear, llama3, dynamic, yarn, longrope)", h->src, where, type, type);
     }
     return ATTN_OK;
 }
 
 static int rope_same(const hf_rope *a, const hf_rope *b) {
     if ((float)a->theta != (float)b->theta || a->scaling != b->scaling) return 0;
+    if (a->has_factor != b->has_factor || a->orig != b->orig || a->attention_factor != b->attention_factor ||
+        a->beta_fast != b->beta_fast || a->beta_slow != b->beta_slow || a->mscale != b->mscale ||
+        a->mscale_all_dim != b->mscale_all_dim || a->no_truncate != b->no_truncate || a->n_short != b->n_short ||
+        a->n_long != b->n_long || memcmp(a->shortf, b->shortf, sizeof a->shortf) != 0 ||
+        memcmp(a->longf, b->longf, sizeof a->longf) != 0)
+        return 0;
     if (a->scaling != ATTN_ROPE_SCALING_NONE && (float)a->factor != (float)b->factor) return 0;
     if (a->scaling == ATTN_ROPE_SCALING_LLAMA3 &&
         ((float)a->low != (float)b->low || (float)a->high != (float)b->high || a->orig != b->orig))
@@ -345,7 +415,9 @@ static attn_status layer_rope(const hf *h, int local, hf_rope *out) {
         return attn__fail(ATTN_ERR_FORMAT, "%s: '%srope_parameters' must be an object or null, got a %s", h->src, w,
                           attn__json_type_name(rp.type));
     /* transformers 4: rope_theta (Gemma 3 sliding layers: rope_local_base_freq) + rope_scaling */
-    hf_rope v4 = {h->a->default_theta, ATTN_ROPE_SCALING_NONE, 0, 0, 0, 0, 0};
+    hf_rope v4;
+    memset(&v4, 0, sizeof v4);
+    v4.theta = h->a->default_theta;
     int has_v4 = 0;
     if (local) {
         v4.theta = h->a->default_local_theta;
@@ -365,7 +437,9 @@ static attn_status layer_rope(const hf *h, int local, hf_rope *out) {
         return ATTN_OK;
     }
     /* transformers 5: rope_parameters, per layer type when it holds them (Gemma 3) */
-    hf_rope v5 = {h->a->default_theta, ATTN_ROPE_SCALING_NONE, 0, 0, 0, 0, 0};
+    hf_rope v5;
+    memset(&v5, 0, sizeof v5);
+    v5.theta = h->a->default_theta;
     const char *lt = local ? "sliding_attention" : "full_attention";
     int nested = attn__json_get(rp, "full_attention", &v) == 1 || attn__json_get(rp, "sliding_attention", &v) == 1;
     if (nested) {
@@ -406,6 +480,39 @@ static attn_status layer_rope(const hf *h, int local, hf_rope *out) {
     }
     if (v5.partial == 0) v5.partial = v4.partial;
     *out = v5;
+    return ATTN_OK;
+}
+
+/* The lengths the appended rope types take from the top level: dynamic needs
+ * max_position_embeddings; yarn / longrope their original length (longrope:
+ * also top-level original_max_position_embeddings, Phi-3) and, without a
+ * factor, max_position_embeddings / original. Fills c's rope_* fields. */
+static attn_status rope_lengths(const hf *h, hf_rope *r, attn_mha_config *c) {
+    attn_status s;
+    int64_t mpe = 0, i;
+    int have_mpe = 0, have;
+    const char *w = h->where;
+    if (r->scaling < ATTN_ROPE_SCALING_DYNAMIC) return ATTN_OK;
+    if ((s = hf_int(h, h->root, w, "max_position_embeddings", 0, 1, &mpe, &have_mpe)) != ATTN_OK) return s;
+    if (r->scaling == ATTN_ROPE_SCALING_LONGROPE && r->orig == 0) {
+        if ((s = hf_int(h, h->root, w, "original_max_position_embeddings", 0, 1, &i, &have)) != ATTN_OK) return s;
+        if (have) r->orig = i;
+    }
+    if (r->scaling != ATTN_ROPE_SCALING_DYNAMIC && r->orig == 0)
+        return attn__fail(ATTN_ERR_NOT_FOUND, "%s: rope type %s needs 'original_max_position_embeddings'", h->src,
+                          r->scaling == ATTN_ROPE_SCALING_YARN ? "yarn" : "longrope");
+    const int need_mpe = r->scaling == ATTN_ROPE_SCALING_DYNAMIC || !r->has_factor;
+    if (need_mpe && !have_mpe)
+        return attn__fail(ATTN_ERR_NOT_FOUND, "%s: rope type %s needs '%smax_position_embeddings'", h->src,
+                          r->scaling == ATTN_ROPE_SCALING_DYNAMIC ? "dynamic" : "yarn / longrope without a factor", w);
+    if (r->scaling != ATTN_ROPE_SCALING_DYNAMIC && !r->has_factor) r->factor = (double)mpe / (double)r->orig;
+    c->rope_max_pos = r->scaling == ATTN_ROPE_SCALING_DYNAMIC ? mpe : 0;
+    c->rope_attention_factor = (float)r->attention_factor;
+    c->rope_beta_fast = (float)r->beta_fast;
+    c->rope_beta_slow = (float)r->beta_slow;
+    c->rope_mscale = (float)r->mscale;
+    c->rope_mscale_all_dim = (float)r->mscale_all_dim;
+    c->rope_no_truncate = r->no_truncate;
     return ATTN_OK;
 }
 
@@ -619,8 +726,10 @@ static attn_status layer_read(const hf *h, const hf_model *m, int64_t li, attn_m
     const int slide = layer_slides(h, m, li);
     if (slide) c.window_left = m->window - 1;
     if (c.rope != ATTN_ROPE_NONE) {
-        hf_rope r = {0, 0, 0, 0, 0, 0, 0};
+        hf_rope r;
+        memset(&r, 0, sizeof r);
         if ((s = layer_rope(h, slide && h->a->local_rope, &r)) != ATTN_OK) return s;
+        if ((s = rope_lengths(h, &r, &c)) != ATTN_OK) return s;
         c.rope_theta = (float)r.theta;
         c.rope_scaling = r.scaling;
         c.rope_factor = (float)r.factor;
@@ -636,6 +745,16 @@ static attn_status layer_read(const hf *h, const hf_model *m, int64_t li, attn_m
             partial = r.partial;
         }
         if (partial == 0) partial = h->a->default_partial;
+        const int64_t rope_dim = partial > 0 && partial != 1.0 ? (int64_t)((double)c.head_dim * partial) : c.head_dim;
+        if (r.scaling == ATTN_ROPE_SCALING_LONGROPE) {
+            if (r.n_short != rope_dim / 2 || r.n_long != rope_dim / 2)
+                return attn__fail(ATTN_ERR_CONFIG,
+                                  "%s: longrope 'short_factor' has %d and 'long_factor' %d entries, the rotary "
+                                  "dimension %lld needs %lld", h->src, r.n_short, r.n_long, (long long)rope_dim,
+                                  (long long)(rope_dim / 2));
+            memcpy(c.rope_short_factor, r.shortf, sizeof r.shortf);
+            memcpy(c.rope_long_factor, r.longf, sizeof r.longf);
+        }
         if (partial > 0 && partial != 1.0) {
             if (!reads(h, partial_key(h->a)))
                 return attn__fail(ATTN_ERR_UNSUPPORTED,

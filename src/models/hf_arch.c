@@ -30,7 +30,9 @@ const char *const attn__hf_common_ignored[] = {
 
 const char *const attn__hf_rope_keys[] = {"rope_type", "type", "rope_theta", "factor", "low_freq_factor",
                                           "high_freq_factor", "original_max_position_embeddings",
-                                          "partial_rotary_factor", NULL};
+                                          "partial_rotary_factor", "attention_factor", "beta_fast", "beta_slow",
+                                          "mscale", "mscale_all_dim", "truncate", "short_factor", "long_factor",
+                                          NULL};
 
 #define DECODER_SIZES "hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers"
 #define ROPE_KEYS "rope_theta", "rope_scaling", "rope_parameters"
@@ -70,9 +72,8 @@ static const char *const stablelm_read[] = {DECODER_SIZES, ROPE_KEYS, "partial_r
 static const char *const stablelm_ign[] = {"use_parallel_residual", "hidden_dropout", "layer_norm_eps", NULL};
 
 static const char *const phi3_read[] = {DECODER_SIZES, ROPE_KEYS, "partial_rotary_factor", "sliding_window",
-                                        "attention_dropout", NULL};
-static const char *const phi3_ign[] = {"rms_norm_eps", "resid_pdrop", "embd_pdrop", "original_max_position_embeddings",
-                                       NULL};
+                                        "attention_dropout", "original_max_position_embeddings", NULL};
+static const char *const phi3_ign[] = {"rms_norm_eps", "resid_pdrop", "embd_pdrop", NULL};
 static const char *const phi_read[] = {DECODER_SIZES, ROPE_KEYS, "partial_rotary_factor", "attention_dropout", NULL};
 static const char *const phi_ign[] = {"resid_pdrop", "embd_pdrop", "layer_norm_eps", NULL};
 static const char *const neox_read[] = {"hidden_size", "num_attention_heads", "num_hidden_layers", "rotary_emb_base",

@@ -244,9 +244,9 @@ static void describe_layer(char *feat, size_t cap, const attn_mha_config *rcfg) 
     do { if (fl < cap) fl += (size_t)snprintf(feat + fl, cap - fl, __VA_ARGS__); } while (0)
     if (rcfg->rope == ATTN_ROPE_NONE) ADD("no RoPE");
     else {
-        static const char *const sc[] = {"default", "linear", "llama3"};
+        static const char *const sc[] = {"default", "linear", "llama3", "dynamic", "yarn", "longrope"};
         ADD("RoPE%s theta %g, %s", rcfg->rope == ATTN_ROPE_GPTJ ? " (GPT-J)" : "", (double)rcfg->rope_theta,
-            rcfg->rope_scaling >= 0 && rcfg->rope_scaling < 3 ? sc[rcfg->rope_scaling] : "?");
+            rcfg->rope_scaling >= 0 && rcfg->rope_scaling < 6 ? sc[rcfg->rope_scaling] : "?");
         if (rcfg->rope_scaling != ATTN_ROPE_SCALING_NONE) ADD(" x%g", (double)rcfg->rope_factor);
         ADD(", rotary dims %lld of %lld", (long long)rcfg->rope_dim, (long long)rcfg->head_dim);
     }
