@@ -545,6 +545,13 @@ typedef enum attn_naming {
  * projections and biases only (no qk-norm; LoRA tensors are not read). */
 ATTN_API attn_status attn_mha_load(attn_mha *m, const attn_st *st, const char *prefix, attn_naming naming);
 ATTN_API attn_status attn_mha_save(const attn_mha *m, attn_st_writer *w, const char *prefix);
+/* The same load from a sharded checkpoint: index_path is a
+ * model.safetensors.index.json (or a directory holding one). Its weight_map
+ * names the shard of each tensor; the shards holding tensors under "prefix."
+ * are opened from the index's directory and validated like attn_st_open, and
+ * each tensor is read from the shard the index names. */
+ATTN_API attn_status attn_mha_load_index(attn_mha *m, const char *index_path, const char *prefix,
+                                         attn_naming naming);
 
 /* LoRA: y += (alpha / r) * x A^T B^T on the chosen projections. A (r, in) is
  * initialised ~ Kaiming-uniform (seeded), B (out, r) = 0. Attaching freezes

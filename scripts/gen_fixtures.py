@@ -441,6 +441,8 @@ def llama_run(seed=1234, B=2, S=8):
 #   y<i>.npy (B, S, E)   its output (BERT: BertSelfAttention + BertSelfOutput.dense)
 #   mask.npy (B, S)      the HF attention_mask (1 = token, 0 = padding; batch 1 left-padded)
 # and the same at S = 1 (xs1_0.npy, ys1_0.npy, masks1.npy; layer 0), and
+#   qwen2/sharded/       the qwen2 weights saved again with max_shard_size 12KB:
+#                        model.safetensors.index.json + model-0000i-of-0000n.safetensors
 #   grads0.safetensors   layer 0 run again with a leaf input: x, y, dy (zero on
 #                        padded rows), dx and the gradient of each of its
 #                        parameters under the checkpoint's names (fp32)
@@ -629,6 +631,12 @@ def hf_run(arch, seed, B=2, S=8, valid=(8, 5)):
             np.save(os.path.join(d, "y%s%d.npy" % (tag, i)), y.numpy().astype(np.float32))
         if not tag:
             _layer0_grads(model, arch, embeds, am, g, d)
+    if arch == "qwen2":  # the same weights as a sharded checkpoint (index + shards)
+        sd = os.path.join(d, "sharded")
+        M.from_pretrained(d).to(torch.bfloat16).save_pretrained(sd, max_shard_size="12KB")
+        for extra in ("generation_config.json", "config.json"):
+            if os.path.exists(os.path.join(sd, extra)):
+                os.remove(os.path.join(sd, extra))
     return d
 
 

@@ -45,6 +45,56 @@ int attn__pread_full(int fd, void *buf, size_t n, uint64_t off) {
     return 0;
 }
 
+attn_status attn__file_read_all(const char *path, size_t max, char **out, size_t *out_n) {
+    int fd;
+    uint64_t size;
+    *out = NULL;
+    *out_n = 0;
+    attn_status s = attn__file_open(path, &fd, &size);
+    if (s != ATTN_OK) return s;
+    size_t cap = size < max ? (size_t)size + 1 : max + 1, n = 0; /* + 1: detect a file that grew */
+    char *buf = (char *)attn__malloc(cap + 1);
+    if (!buf) {
+        close(fd);
+        return attn__fail(ATTN_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            attn__free(buf);
+            return attn__fail(ATTN_ERR_IO, "%s: read failed: %s", path, strerror(e));
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+        if (n == cap) {
+            if (cap > max) break;
+            size_t nc = cap > max / 2 ? max + 1 : cap * 2;
+            char *nb = (char *)attn__malloc(nc + 1);
+            if (!nb) {
+                close(fd);
+                attn__free(buf);
+                return attn__fail(ATTN_ERR_NOMEM, "%s: out of memory", path);
+            }
+            memcpy(nb, buf, n);
+            attn__free(buf);
+            buf = nb;
+            cap = nc;
+        }
+    }
+    close(fd);
+    if (n > max) {
+        attn__free(buf);
+        return attn__fail(ATTN_ERR_FORMAT, "%s: larger than the %zu-byte limit", path, max);
+    }
+    buf[n] = 0;
+    *out = buf;
+    *out_n = n;
+    return ATTN_OK;
+}
+
 /* ═══ atomic writes ═══════════════════════════════════════════════════════ */
 
 static _Thread_local int64_t fault_at, fault_count;

@@ -15,6 +15,12 @@ attn_status attn__file_open(const char *path, int *fd, uint64_t *size);
 /* Reads exactly n bytes at offset off: 0 ok, 1 end of file, -1 error (errno). */
 int attn__pread_full(int fd, void *buf, size_t n, uint64_t off);
 
+/* Reads the whole of path (a regular file of at most max bytes) into a new
+ * buffer *buf (free with attn__free) of *n bytes (+ a NUL after them). A
+ * larger file is ATTN_ERR_FORMAT naming the limit; the (untrusted) size only
+ * bounds the first allocation. */
+attn_status attn__file_read_all(const char *path, size_t max, char **buf, size_t *n);
+
 /* ─── atomic writes ───────────────────────────────────────────────────────
  * A file is never written in place: the bytes go to a new temporary file in
  * the target's directory ("<path>.tmp.<pid>.<n>", created O_EXCL with mode

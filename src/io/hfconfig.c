@@ -22,6 +22,7 @@
  * unimplemented value -> ATTN_ERR_UNSUPPORTED. Each message is one line
  * naming the key. *out is written only on success. */
 #include "core/core.h"
+#include "io/file.h"
 #include "io/json.h"
 #include "models/hf_arch.h"
 
@@ -922,44 +923,14 @@ attn_status attn_hf_config_read_ex(const char *path, const attn_hf_opts *opts, a
         snprintf(full, n + 16, "%s/config.json", path);
         path = full;
     }
-    attn_status s;
     char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        s = attn__fail(ATTN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        goto done;
-    }
-    /* read at most limit + 1 bytes, growing the buffer from the (untrusted) file size */
-    struct stat fs;
-    size_t cap = 4096, n = 0;
-    if (fstat(fileno(f), &fs) == 0 && fs.st_size > 0)
-        cap = (uint64_t)fs.st_size < HF_MAX_CONFIG ? (size_t)fs.st_size + 1 : HF_MAX_CONFIG + 1;
-    for (;;) {
-        char *nb = (char *)attn__malloc(cap);
-        if (!nb) {
-            s = attn__fail(ATTN_ERR_NOMEM, "%s: out of memory", path);
-            goto done;
-        }
-        if (n) memcpy(nb, buf, n);
-        attn__free(buf);
-        buf = nb;
-        n += fread(buf + n, 1, cap - n, f);
-        if (ferror(f)) {
-            s = attn__fail(ATTN_ERR_IO, "%s: read failed: %s", path, strerror(errno));
-            goto done;
-        }
-        if (n < cap || cap > HF_MAX_CONFIG) break;
-        cap = cap > HF_MAX_CONFIG / 2 ? HF_MAX_CONFIG + 1 : cap * 2;
-    }
-    if (n > HF_MAX_CONFIG) {
-        s = attn__fail(ATTN_ERR_FORMAT, "%s: larger than the %zu-byte limit", path, HF_MAX_CONFIG);
-        goto done;
-    }
+    size_t n = 0;
+    attn_status s = attn__file_read_all(path, HF_MAX_CONFIG, &buf, &n);
+    if (s != ATTN_OK) goto done;
     attn_hf_opts d;
     attn_hf_opts_init(&d);
     s = hf_parse(path, buf, n, opts ? opts : &d, out, info);
 done:
-    if (f) fclose(f);
     attn__free(buf);
     attn__free(full);
     return s;

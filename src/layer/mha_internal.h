@@ -142,6 +142,18 @@ typedef struct mha_seg {
 } mha_seg;
 
 /* Forward pass over rows: bias, then RMSNorm, then RoPE, per segment. */
+/* Where attn_mha_load finds tensors: one file, or the shards of an index
+ * (names[i] lives in st_of[i]). */
+typedef struct mha_src {
+    const attn_st *one;
+    int64_t n;
+    const char *const *names;
+    const attn_st *const *st_of;
+} mha_src;
+const attn_st *mha__src_find(const mha_src *src, const char *name);
+/* attn_mha_load over a source (m and naming unchecked). */
+attn_status mha__load(attn_mha *m, const mha_src *src, const char *prefix, attn_naming naming);
+
 /* The norm weights the rows see: m->qn / m->kn, or (qk_norm_offset + w) in
  * m->qn_eff (recomputed from the current weights). */
 void mha__norm_weights(attn_mha *m, const float **qw, const float **kw);

@@ -28,23 +28,30 @@ static attn_status full_name(char *buf, size_t cap, const char *prefix, const ch
     return ATTN_OK;
 }
 
-static int has_tensor(const attn_st *st, const char *name) {
+/* the file holding tensor `name`, or NULL */
+const attn_st *mha__src_find(const mha_src *src, const char *name) {
     attn_tensor_info ti;
-    return attn_st_find(st, name, &ti) == ATTN_OK;
+    if (src->one) return attn_st_find(src->one, name, &ti) == ATTN_OK ? src->one : NULL;
+    for (int64_t i = 0; i < src->n; i++)
+        if (strcmp(src->names[i], name) == 0) return src->st_of[i];
+    return NULL;
 }
+
+static int has_tensor(const mha_src *st, const char *name) { return mha__src_find(st, name) != NULL; }
 
 /* Reads tensor `name` (expected shape ndim/shape) as fp32 into dst (numel);
  * a missing or mis-shaped tensor is an error naming it (attn_st_read_f32). */
-static attn_status read_into(const attn_st *st, const char *name, float *dst, int64_t numel, int ndim, const int64_t *shape) {
+static attn_status read_into(const mha_src *st, const char *name, float *dst, int64_t numel, int ndim, const int64_t *shape) {
     char shp[96];
     int n = snprintf(shp, sizeof shp, "[");
     for (int i = 0; i < ndim && n < (int)sizeof shp - 24; i++)
         n += snprintf(shp + n, sizeof shp - (size_t)n, i ? ", %lld" : "%lld", (long long)shape[i]);
     snprintf(shp + n, sizeof shp - (size_t)n, "]");
-    attn_tensor_info ti;
-    if (attn_st_find(st, name, &ti) != ATTN_OK)
-        return attn__fail(ATTN_ERR_NOT_FOUND, "attn_mha_load: missing tensor '%.300s' (expected shape %s)", name, shp);
-    attn_status s = attn_st_read_f32(st, name, dst, numel, ndim, shape);
+    const attn_st *f = mha__src_find(st, name);
+    if (!f) return attn__fail(ATTN_ERR_NOT_FOUND, "attn_mha_load: missing tensor '%.300s' (expected shape %s)", name, shp);
+    attn_status s = attn_st_read_f32(f, name, dst, numel, ndim, shape);
+    if (s == ATTN_ERR_NOT_FOUND && !st->one) /* the index named a shard that lacks the tensor */
+        return attn__fail(ATTN_ERR_FORMAT, "attn_mha_load: the index puts '%.300s' in a shard that does not hold it", name);
     if (s != ATTN_OK) { /* e.g. "tensor 'x': expected shape [a, b], file has [c, d]" */
         char msg[512];
         snprintf(msg, sizeof msg, "%s", attn_last_error());
@@ -54,7 +61,7 @@ static attn_status read_into(const attn_st *st, const char *name, float *dst, in
 }
 
 /* Error if the file holds `name` but the layer has no such parameter. */
-static attn_status reject_extra(const attn_st *st, const char *prefix, const char *suffix, const char *why) {
+static attn_status reject_extra(const mha_src *st, const char *prefix, const char *suffix, const char *why) {
     char nm[512];
     attn_status s = full_name(nm, sizeof nm, prefix, suffix);
     if (s != ATTN_OK) return s;
@@ -63,7 +70,7 @@ static attn_status reject_extra(const attn_st *st, const char *prefix, const cha
     return ATTN_OK;
 }
 
-static attn_status load_hf(attn_mha *m, const attn_st *st, const char *prefix, float *stage, float *lstage) {
+static attn_status load_hf(attn_mha *m, const mha_src *st, const char *prefix, float *stage, float *lstage) {
     char nm[512];
     attn_status s;
     for (int i = 0; i < m->nparams; i++) {
@@ -104,7 +111,7 @@ static attn_status split_bias(attn_mha *m, const float *packed, float *stage, co
     return ATTN_OK;
 }
 
-static attn_status load_torch(attn_mha *m, const attn_st *st, const char *prefix, float *stage) {
+static attn_status load_torch(attn_mha *m, const mha_src *st, const char *prefix, float *stage) {
     const int64_t E = m->E;
     char nm[512];
     attn_status s;
@@ -180,7 +187,7 @@ static const hf_map HF_MAPS[ATTN_NAMING_COUNT] = {
 
 /* Reads "<prefix>.<base>.<what>" of logical shape (rows, cols) into dst (rows, cols) row-major;
  * conv1d: the file holds the transpose (cols, rows). */
-static attn_status read_mat(const attn_st *st, const char *prefix, const char *base, int64_t rows, int64_t cols,
+static attn_status read_mat(const mha_src *st, const char *prefix, const char *base, int64_t rows, int64_t cols,
                             int conv1d, float *dst) {
     char nm[512], sub[128];
     snprintf(sub, sizeof sub, "%s.weight", base);
@@ -216,7 +223,7 @@ static void fused_row(const attn_mha *m, int per_head, int64_t r, int *p, int64_
     }
 }
 
-static attn_status load_fused(attn_mha *m, const attn_st *st, const char *prefix, const hf_map *mp, float *stage) {
+static attn_status load_fused(attn_mha *m, const mha_src *st, const char *prefix, const hf_map *mp, float *stage) {
     const int64_t E = m->E, R = m->qd + 2 * m->kvd;
     if (m->kdim != E || m->vdim != E)
         return attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: fused '%s' needs self-attention (kdim = vdim = embed_dim)",
@@ -251,7 +258,7 @@ static attn_status load_fused(attn_mha *m, const attn_st *st, const char *prefix
     return s;
 }
 
-static attn_status load_mapped(attn_mha *m, const attn_st *st, const char *prefix, attn_naming naming, float *stage) {
+static attn_status load_mapped(attn_mha *m, const mha_src *st, const char *prefix, attn_naming naming, float *stage) {
     const hf_map *mp = &HF_MAPS[naming];
     const int64_t out_w[MHA_NPROJ] = {m->qd, m->kvd, m->kvd, m->E}, in_w[MHA_NPROJ] = {m->E, m->kdim, m->vdim, m->qd};
     attn_status s;
@@ -280,6 +287,11 @@ static attn_status load_mapped(attn_mha *m, const attn_st *st, const char *prefi
 attn_status attn_mha_load(attn_mha *m, const attn_st *st, const char *prefix, attn_naming naming) {
     if (!m) return attn__fail(ATTN_ERR_NULL, "attn_mha_load: m is NULL");
     if (!st) return attn__fail(ATTN_ERR_NULL, "attn_mha_load: st is NULL");
+    mha_src src = {st, 0, NULL, NULL};
+    return mha__load(m, &src, prefix, naming);
+}
+
+attn_status mha__load(attn_mha *m, const mha_src *st, const char *prefix, attn_naming naming) {
     if ((int)naming < 0 || naming >= ATTN_NAMING_COUNT)
         return attn__fail(ATTN_ERR_OPTION, "attn_mha_load: naming = %d, must be an attn_naming in [0, %d)", (int)naming,
                           (int)ATTN_NAMING_COUNT);

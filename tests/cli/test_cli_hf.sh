@@ -40,5 +40,27 @@ for d in tests/fixtures/hf/*/; do
         step "$a S = 1 = transformers" "$ATTN" compare "$T/${a}s1.npy" "$d/ys1_0.npy" --rtol 1e-5
     fi
 done
+# a sharded checkpoint (model.safetensors.index.json + shards), as a directory and as the index file
+q=tests/fixtures/hf/qwen2
+for i in 0 1; do
+    step "qwen2 sharded layer $i" "$ATTN" run --weights $q/sharded --config $q/config.json --layer $i \
+        --key-padding-mask $q/mask.npy --input $q/x$i.npy --output "$T/sh$i.npy"
+    step "qwen2 sharded layer $i = transformers" "$ATTN" compare "$T/sh$i.npy" "$q/y$i.npy" --rtol 1e-5 --rows $q/mask.npy
+done
+step "qwen2 index file" "$ATTN" run --weights $q/sharded/model.safetensors.index.json --config $q/config.json --layer 1 \
+    --key-padding-mask $q/mask.npy --input $q/x1.npy --output "$T/shi.npy"
+step "index file = directory, bit for bit" "$ATTN" compare "$T/shi.npy" "$T/sh1.npy" --rtol 0
+step "a model directory (model.safetensors)" "$ATTN" run --weights $q --config $q/config.json --layer 1 \
+    --key-padding-mask $q/mask.npy --input $q/x1.npy --output "$T/dir1.npy"
+step "directory = sharded, bit for bit" "$ATTN" compare "$T/dir1.npy" "$T/sh1.npy" --rtol 0
+# the key padding mask matters for the valid rows of a left-padded batch
+step "qwen2 layer 0 without the mask" "$ATTN" run --weights $q/model.safetensors --config $q/config.json --layer 0 \
+    --input $q/x0.npy --output "$T/nomask.npy"
+if "$ATTN" compare "$T/nomask.npy" "$q/y0.npy" --rtol 1e-5 --rows $q/mask.npy >/dev/null 2>&1; then
+    echo "FAIL without --key-padding-mask the padded batch still matched"; nfail=$((nfail + 1))
+else
+    echo "ok   without --key-padding-mask the valid rows differ"; npass=$((npass + 1))
+fi
+
 echo "test_cli_hf: $npass passed, $nfail failed"
 [ "$nfail" -eq 0 ]

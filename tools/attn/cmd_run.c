@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int cmd_compare(int argc, char **argv); /* main.c dispatches it (hidden) */
 
@@ -261,6 +262,23 @@ static void describe_layer(char *feat, size_t cap, const attn_mha_config *rcfg) 
 #undef ADD
 }
 
+/* --weights names a sharded checkpoint: a *.index.json, or a directory holding
+ * model.safetensors.index.json (a directory without one means its model.safetensors) */
+static int is_index(const char *w) {
+    size_t n = strlen(w);
+    if (n >= 11 && !strcmp(w + n - 11, ".index.json")) return 1;
+    char p[4096];
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", w);
+    FILE *f = fopen(p, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static attn_status load_weights(attn_mha *m, const attn_st *st, const char *weights, int sharded, const char *prefix,
+                                attn_naming naming) {
+    return sharded ? attn_mha_load_index(m, weights, prefix, naming) : attn_mha_load(m, st, prefix, naming);
+}
+
 int cmd_run(int argc, char **argv) {
     const char *sub = "run";
     const char *weights = NULL, *prefix = NULL, *config = NULL, *input = NULL, *output = NULL, *positions = NULL,
@@ -268,7 +286,7 @@ int cmd_run(int argc, char **argv) {
     int causal = -1, no_rope = 0, allow_unknown = 0;
     int64_t threads = ARG_UNSET, layer = ARG_UNSET;
     const arg_spec specs[] = {
-        { "weights", ARG_STR, &weights, "FILE", "safetensors file with the layer's weights (required)" },
+        { "weights", ARG_STR, &weights, "FILE", "safetensors file, model.safetensors.index.json (sharded) or model directory (required)" },
         { "layer", ARG_INT, &layer, "N", "layer index: its config (window, rope) and its tensors (default 0)" },
         { "prefix", ARG_STR, &prefix, "NAME", "tensor name prefix (default the architecture's, e.g. model.layers.N.self_attn)" },
         { "config", ARG_STR, &config, "FILE", "HuggingFace config.json (required)" },
@@ -341,12 +359,20 @@ int cmd_run(int argc, char **argv) {
     if (attn_mha_create(&m, &cfg) != ATTN_OK) { cli_fail(sub, "%s: unsupported layer configuration: %s", config, attn_last_error()); goto done; }
     const attn_mha_config *rcfg = attn_mha_get_config(m);
     const int64_t E = rcfg->embed_dim;
-    if (attn_st_open(&st, weights) != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
-    attn_status ls = attn_mha_load(m, st, prefix, (attn_naming)info.naming);
+    const int sharded = is_index(weights);
+    char wbuf[4096];
+    struct stat wsb;
+    if (!sharded && stat(weights, &wsb) == 0 && S_ISDIR(wsb.st_mode)) { /* a model directory */
+        snprintf(wbuf, sizeof wbuf, "%s/model.safetensors", weights);
+        weights = wbuf;
+    }
+    if (!sharded && attn_st_open(&st, weights) != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
+    attn_status ls = load_weights(m, st, weights, sharded, prefix, (attn_naming)info.naming);
     if (ls == ATTN_ERR_NOT_FOUND && !prefix_given && info.prefix_alt[0]) { /* the bare model saved alone */
         char first[512];
         snprintf(first, sizeof first, "%s", attn_last_error());
-        if ((ls = attn_mha_load(m, st, info.prefix_alt, (attn_naming)info.naming)) == ATTN_OK) prefix = info.prefix_alt;
+        ls = load_weights(m, st, weights, sharded, info.prefix_alt, (attn_naming)info.naming);
+        if (ls == ATTN_OK) prefix = info.prefix_alt;
         else if (ls == ATTN_ERR_NOT_FOUND) attn__fail(ls, "%s (nor under '%s')", first, info.prefix_alt);
     }
     if (ls != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
