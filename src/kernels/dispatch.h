@@ -57,12 +57,16 @@ typedef struct attn__sdpa_kernels {
     int (*softmax_tile)(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha);
 
     /* Backward probabilities on a transposed tile S (nc, mp):
-     *   S[c][m] = lse[m] == -inf ? 0 : exp(S[c][m] - lse[m]). */
-    void (*bwd_probs)(int64_t nc, int64_t mp, float *S, const float *lse);
+     *   S[c][m] = lse[m] == -inf ? 0 : exp((S[c][m] - lse[m]) - lo[m])
+     * with the exp of softmax_tile; lse[m] + lo[m] is the row's log-sum-exp
+     * as a float pair (sdpa_bwd.c), lo[m] = 0 exactly when the row saw one key. */
+    void (*bwd_probs)(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo);
 
-    /* dS on a transposed tile: dP[c][m] = P[c][m] * (dP[c][m] - Di[m]), and
-     * exactly 0 where P[c][m] == 0 (masked keys may hold Inf/NaN values). */
-    void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di);
+    /* dS on a transposed tile: dP[c][m] = P[c][m] * ((dP[c][m] - Di[m]) - Dl[m]),
+     * and exactly 0 where P[c][m] == 0 (masked keys may hold Inf/NaN values).
+     * Di + Dl: the row's sum_j P_j dP_j as a float pair (sdpa_bwd.c): the
+     * first difference is exact where dP ~ Di (peaked rows). */
+    void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl);
 
     /* 1 iff src[r][0:n] is finite (no Inf / NaN) for every r < nr; reads
      * only those elements. A clean V tile is then used in place (no packing). */

@@ -73,19 +73,19 @@ static int softmax_tile_generic(int64_t nc, int64_t mp, float *S, float *mrow, f
     return changed;
 }
 
-static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, const float *lse) {
+static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
             float l = lse[m];
-            S[c * mp + m] = l == -INFINITY ? 0.0f : expf(S[c * mp + m] - l);
+            S[c * mp + m] = l == -INFINITY ? 0.0f : expf((S[c * mp + m] - l) - lo[m]);
         }
 }
 
-static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di) {
+static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
             const float p = P[c * mp + m]; /* p == 0 (masked): exactly 0, even if dP is not finite */
-            dP[c * mp + m] = p == 0.0f ? 0.0f : p * (dP[c * mp + m] - Di[m]);
+            dP[c * mp + m] = p == 0.0f ? 0.0f : p * ((dP[c * mp + m] - Di[m]) - Dl[m]);
         }
 }
 
