@@ -223,6 +223,94 @@ static void check_cached(const char *arch, int64_t layer) {
     attn_mha_free(m);
 }
 
+/* the mapped namings refuse what they cannot split, naming the tensor or the flag */
+static void check_mapped_refusals(void) {
+    char path[512];
+    attn_st *st = NULL;
+    attn_hf_info info;
+    /* Phi-3's fused file read with HF names: q_proj is missing */
+    attn_mha *m = make_layer("phi3", 0, &info);
+    snprintf(path, sizeof path, "%s/phi3/model.safetensors", HF_DIR);
+    CHECK(m && attn_st_open(&st, path) == ATTN_OK, "phi3 open");
+    attn_status s = attn_mha_load(m, st, info.prefix, ATTN_NAMING_HF);
+    CHECK(s == ATTN_ERR_NOT_FOUND && strstr(attn_last_error(), "q_proj.weight"), "phi3 as HF names: %s", attn_last_error());
+    /* a config with a bias but a file without one */
+    attn_mha_config c = *attn_mha_get_config(m);
+    c.bias_q = c.bias_k = c.bias_v = 1;
+    attn_mha *mb = NULL;
+    CHECK(attn_mha_create(&mb, &c) == ATTN_OK, "phi3 biased");
+    s = attn_mha_load(mb, st, info.prefix, ATTN_NAMING_FUSED_QKV);
+    CHECK(s == ATTN_ERR_NOT_FOUND && strstr(attn_last_error(), "qkv_proj.bias"), "phi3 missing fused bias: %s",
+          attn_last_error());
+    c.bias_k = 0;
+    attn_mha_free(mb);
+    mb = NULL;
+    CHECK(attn_mha_create(&mb, &c) == ATTN_OK, "phi3 q/v biased");
+    s = attn_mha_load(mb, st, info.prefix, ATTN_NAMING_FUSED_QKV);
+    CHECK(s == ATTN_ERR_CONFIG && strstr(attn_last_error(), "set all of bias_q/k/v"), "partial fused bias: %s",
+          attn_last_error());
+    attn_mha_free(mb);
+    attn_mha_free(m);
+    attn_st_free(st);
+    st = NULL;
+    /* GPT-NeoX's per-head fused tensor cannot feed a GQA layer; a bias the layer lacks is refused */
+    m = make_layer("gpt_neox", 0, &info);
+    snprintf(path, sizeof path, "%s/gpt_neox/model.safetensors", HF_DIR);
+    CHECK(m && attn_st_open(&st, path) == ATTN_OK, "neox open");
+    c = *attn_mha_get_config(m);
+    c.num_kv_heads = 2;
+    mb = NULL;
+    CHECK(attn_mha_create(&mb, &c) == ATTN_OK, "neox gqa");
+    s = attn_mha_load(mb, st, info.prefix, ATTN_NAMING_NEOX);
+    CHECK(s == ATTN_ERR_CONFIG && strstr(attn_last_error(), "needs num_kv_heads = num_heads"), "neox gqa: %s",
+          attn_last_error());
+    attn_mha_free(mb);
+    c = *attn_mha_get_config(m);
+    c.bias_q = c.bias_k = c.bias_v = 0;
+    mb = NULL;
+    CHECK(attn_mha_create(&mb, &c) == ATTN_OK, "neox unbiased");
+    s = attn_mha_load(mb, st, info.prefix, ATTN_NAMING_NEOX);
+    CHECK(s == ATTN_ERR_CONFIG && strstr(attn_last_error(), "query_key_value.bias") &&
+          strstr(attn_last_error(), "bias_q/k/v = 0"), "neox extra bias: %s", attn_last_error());
+    attn_mha_free(mb);
+    c = *attn_mha_get_config(m);
+    c.bias_o = 0;
+    mb = NULL;
+    CHECK(attn_mha_create(&mb, &c) == ATTN_OK, "neox no o bias");
+    s = attn_mha_load(mb, st, info.prefix, ATTN_NAMING_NEOX);
+    CHECK(s == ATTN_ERR_CONFIG && strstr(attn_last_error(), "dense.bias") && strstr(attn_last_error(), "bias_o = 0"),
+          "neox extra o bias: %s", attn_last_error());
+    attn_mha_free(mb);
+    attn_mha_free(m);
+    attn_st_free(st);
+    st = NULL;
+    /* GPT-2: a Conv1D tensor of the wrong shape names both shapes */
+    m = make_layer("gpt2", 0, &info);
+    snprintf(path, sizeof path, "%s/gpt2/model.safetensors", HF_DIR);
+    CHECK(m && attn_st_open(&st, path) == ATTN_OK, "gpt2 open");
+    s = attn_mha_load(m, st, "transformer.h.1.attn", ATTN_NAMING_BERT);
+    CHECK(s == ATTN_ERR_NOT_FOUND && strstr(attn_last_error(), "self.query.weight"), "gpt2 as BERT: %s", attn_last_error());
+    c = *attn_mha_get_config(m);
+    c.qk_norm = 1;
+    mb = NULL;
+    CHECK(attn_mha_create(&mb, &c) == ATTN_OK, "gpt2 + qk_norm");
+    s = attn_mha_load(mb, st, info.prefix, ATTN_NAMING_GPT2);
+    CHECK(s == ATTN_ERR_CONFIG && strstr(attn_last_error(), "no q_norm / k_norm"), "mapped + qk_norm: %s", attn_last_error());
+    attn_mha_free(mb);
+    c = *attn_mha_get_config(m);
+    c.embed_dim = 16;
+    c.head_dim = 4;
+    c.kdim = c.vdim = 0;
+    c.qk_norm = 0;
+    mb = NULL;
+    CHECK(attn_mha_create(&mb, &c) == ATTN_OK, "gpt2 small");
+    s = attn_mha_load(mb, st, info.prefix, ATTN_NAMING_GPT2);
+    CHECK(s == ATTN_ERR_SHAPE && strstr(attn_last_error(), "c_attn.weight"), "gpt2 shape: %d %s", (int)s, attn_last_error());
+    attn_mha_free(mb);
+    attn_mha_free(m);
+    attn_st_free(st);
+}
+
 int main(void) {
     float a[2] = {1, 2}, b[2] = {1, 2.001f}, keep[2] = {1, 0};
     CHECK(rel_err_rows(a, b, 2, 1, NULL) > TOL && rel_err_rows(a, b, 2, 1, keep) == 0.0, "rel_err_rows self-test");
@@ -239,5 +327,6 @@ int main(void) {
             for (int64_t l = 0; l < 2; l++) check_cached(arch, l);
         attn_npy_free(&mask);
     }
+    check_mapped_refusals();
     return test_summary("test_hf_fixtures");
 }
