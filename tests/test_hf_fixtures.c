@@ -327,6 +327,13 @@ int main(void) {
             for (int64_t l = 0; l < 2; l++) check_cached(arch, l);
         attn_npy_free(&mask);
     }
+    { /* S = 1024 (Qwen2, E = 8; layer 1 slides with a window of 200) */
+        attn_npy mask;
+        if (load_npy("qwen2_long", "mask.npy", &mask)) {
+            for (int64_t l = 0; l < 2; l++) check_forward("qwen2_long", l, &mask);
+            attn_npy_free(&mask);
+        }
+    }
     check_mapped_refusals();
     return test_summary("test_hf_fixtures");
 }

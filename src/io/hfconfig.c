@@ -722,7 +722,8 @@ static int layers_can_differ(const hf *h, const hf_model *m) {
 }
 
 static attn_status layer_read(const hf *h, const hf_model *m, int64_t li, attn_mha_config *out, int *sliding) {
-    attn_mha_config c = m->base;
+    attn_mha_config c;
+    memcpy(&c, &m->base, sizeof c); /* bytewise, padding included: layers are compared with memcmp */
     attn_status s;
     const int slide = layer_slides(h, m, li);
     if (slide) c.window_left = m->window - 1;
@@ -772,7 +773,7 @@ static attn_status layer_read(const hf *h, const hf_model *m, int64_t li, attn_m
         if (m->scale_by_layer) sc /= (double)(li + 1);
         c.scale = (float)sc;
     }
-    *out = c;
+    memcpy(out, &c, sizeof c);
     *sliding = slide;
     return ATTN_OK;
 }
