@@ -460,6 +460,9 @@ def _hf_archs():
                                 head_dim=8, **dec), T.Qwen3ForCausalLM, "self_attn"),
         "mistral": (T.MistralConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
                                     sliding_window=4, **dec), T.MistralForCausalLM, "self_attn"),
+        "mixtral": (T.MixtralConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                    sliding_window=5, num_local_experts=2, num_experts_per_tok=1,
+                                    **dec), T.MixtralForCausalLM, "self_attn"),
         # Gemma 2: softcap, query_pre_attn_scalar, sliding layer 0 / full layer 1
         "gemma2": (T.Gemma2Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
                                   head_dim=8, query_pre_attn_scalar=12, attn_logit_softcapping=2.0,
@@ -512,6 +515,10 @@ def _hf_archs():
                                                         "original_max_position_embeddings": 4,
                                                         "rope_theta": 10000.0}, **dec),
                           T.Phi3ForCausalLM, "self_attn"),
+        "roberta": (T.RobertaConfig(hidden_size=32, num_attention_heads=4, intermediate_size=16,
+                                    num_hidden_layers=2, attention_probs_dropout_prob=0.0,
+                                    hidden_dropout_prob=0.0, initializer_range=0.125,
+                                    max_position_embeddings=40, **tok), T.RobertaModel, "attention"),
         "bert": (T.BertConfig(hidden_size=32, num_attention_heads=4, intermediate_size=16,
                               num_hidden_layers=2, attention_probs_dropout_prob=0.0,
                               hidden_dropout_prob=0.0, initializer_range=0.125, **tok),
@@ -524,7 +531,7 @@ def _attn_modules(model, arch):
         return [blk.attn for blk in model.transformer.h]
     if arch == "gpt_neox":
         return [blk.attention for blk in model.gpt_neox.layers]
-    if arch == "bert":
+    if arch in ("bert", "roberta"):
         return [lay.attention for lay in model.encoder.layer]
     return [lay.self_attn for lay in model.model.layers]
 
@@ -537,7 +544,7 @@ def _run_capture(model, arch, embeds, am):
     for i, m in enumerate(mods):
         def pre(mod, args, kwargs, i=i):
             got[i]["x"] = (kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]).detach().clone()
-        if arch == "bert":  # BertSelfAttention input, then BertSelfOutput.dense output
+        if arch in ("bert", "roberta"):  # BertSelfAttention input, then BertSelfOutput.dense output
             hooks.append(m.self.register_forward_pre_hook(pre, with_kwargs=True))
             hooks.append(m.output.dense.register_forward_hook(
                 lambda mod, a, o, i=i: got[i].__setitem__("y", o.detach().clone())))
@@ -559,7 +566,7 @@ def _layer0_grads(model, arch, x, am, g, d):
     mods = _attn_modules(model, arch)
     m = mods[0]
     call = {}
-    tgt = m.self if arch == "bert" else m
+    tgt = m.self if arch in ("bert", "roberta") else m
 
     def pre(mod, args, kwargs):
         call["args"], call["kwargs"] = args, dict(kwargs)
@@ -576,7 +583,7 @@ def _layer0_grads(model, arch, x, am, g, d):
         p.requires_grad_(True)
         p.grad = None
     out = tgt(xl, *args, **call["kwargs"])
-    y = m.output.dense(out[0]) if arch == "bert" else out[0]
+    y = m.output.dense(out[0]) if arch in ("bert", "roberta") else out[0]
     dy = randn(g, *y.shape) * am[:, :, None]
     (y * dy).sum().backward()
     prefix = [n for n, mm in model.named_modules() if mm is m][0]
@@ -677,7 +684,8 @@ def hf_run_long(seed=77, S=1024):
 
 
 HF_RUNS = ["qwen2", "qwen3", "mistral", "gemma2", "gemma3", "stablelm", "phi3", "phi", "gpt_neox",
-           "gpt2", "bert", "rope_linear", "rope_dynamic", "rope_yarn", "rope_longrope"]
+           "gpt2", "bert", "rope_linear", "rope_dynamic", "rope_yarn", "rope_longrope",
+           "mixtral", "roberta"]  # append only: each case's seed is 4000 + its index
 
 
 # ─── self-check: recompute every case from its metadata alone ───────────────

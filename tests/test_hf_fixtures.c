@@ -39,7 +39,8 @@
 static const double TOL = 1e-5;
 static const char *const ARCHS[] = {"qwen2", "qwen3", "mistral", "gemma2", "gemma3", "stablelm",
                                     "phi3",  "phi",   "gpt_neox", "gpt2",  "bert",
-                                    "rope_linear", "rope_dynamic", "rope_yarn", "rope_longrope"};
+                                    "rope_linear", "rope_dynamic", "rope_yarn", "rope_longrope",
+                                    "mixtral", "roberta"};
 
 /* max|a - b| / max(max|b|, 1) over the rows (of width w) with keep[row] != 0 (keep NULL: all) */
 static double rel_err_rows(const float *a, const float *b, int64_t n, int64_t w, const float *keep) {
@@ -323,7 +324,7 @@ int main(void) {
         /* dynamic / longrope choose their frequencies from a call's length: a prefill of 3 tokens
            rotates its keys with the short-context frequencies, the full forward with the long ones
            (transformers' own cache does the same), so the two differ by design */
-        if (strcmp(arch, "bert") != 0 && strcmp(arch, "rope_dynamic") != 0 && strcmp(arch, "rope_longrope") != 0)
+        if (strcmp(arch, "bert") != 0 && strcmp(arch, "roberta") != 0 && strcmp(arch, "rope_dynamic") != 0 && strcmp(arch, "rope_longrope") != 0)
             for (int64_t l = 0; l < 2; l++) check_cached(arch, l);
         attn_npy_free(&mask);
     }
