@@ -519,6 +519,18 @@ def _hf_archs():
                                     num_hidden_layers=2, attention_probs_dropout_prob=0.0,
                                     hidden_dropout_prob=0.0, initializer_range=0.125,
                                     max_position_embeddings=40, **tok), T.RobertaModel, "attention"),
+        # Gemma 3 with its vision tower (Gemma3ForConditionalGeneration): text_config, tensors under
+        # language_model.model.layers.N
+        "gemma3_mm": (T.Gemma3Config(
+            text_config=dict(vocab_size=300, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                             hidden_size=32, intermediate_size=16, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                             query_pre_attn_scalar=12, sliding_window=3, initializer_range=0.125,
+                             layer_types=["sliding_attention", "full_attention"]),
+            vision_config=dict(hidden_size=16, intermediate_size=16, num_hidden_layers=1,
+                               num_attention_heads=2, image_size=28, patch_size=14),
+            mm_tokens_per_image=4, image_token_index=299, boi_token_index=297, eoi_token_index=298),
+            T.Gemma3ForConditionalGeneration, "self_attn"),
         "bert": (T.BertConfig(hidden_size=32, num_attention_heads=4, intermediate_size=16,
                               num_hidden_layers=2, attention_probs_dropout_prob=0.0,
                               hidden_dropout_prob=0.0, initializer_range=0.125, **tok),
@@ -533,6 +545,8 @@ def _attn_modules(model, arch):
         return [blk.attention for blk in model.gpt_neox.layers]
     if arch in ("bert", "roberta"):
         return [lay.attention for lay in model.encoder.layer]
+    if arch == "gemma3_mm":
+        return [lay.self_attn for lay in model.model.language_model.layers]
     return [lay.self_attn for lay in model.model.layers]
 
 
@@ -622,7 +636,7 @@ def hf_run(arch, seed, B=2, S=8, valid=(8, 5)):
         json.dump(cj, f, indent=2, sort_keys=True)
         f.write("\n")
     model = M.from_pretrained(d, attn_implementation="eager").float().eval()
-    E = model.config.hidden_size
+    E = model.config.get_text_config().hidden_size
     for tag, SS, vv in (("", S, valid), ("s1_", 1, (1, 1))):
         am = torch.zeros(B, SS)
         for b, L in enumerate(vv):  # left padding: the valid rows of a causal layer see padded keys
@@ -685,7 +699,7 @@ def hf_run_long(seed=77, S=1024):
 
 HF_RUNS = ["qwen2", "qwen3", "mistral", "gemma2", "gemma3", "stablelm", "phi3", "phi", "gpt_neox",
            "gpt2", "bert", "rope_linear", "rope_dynamic", "rope_yarn", "rope_longrope",
-           "mixtral", "roberta"]  # append only: each case's seed is 4000 + its index
+           "mixtral", "roberta", "gemma3_mm"]  # append only: each case's seed is 4000 + its index
 
 
 # ─── self-check: recompute every case from its metadata alone ───────────────

@@ -40,7 +40,7 @@ static const double TOL = 1e-5;
 static const char *const ARCHS[] = {"qwen2", "qwen3", "mistral", "gemma2", "gemma3", "stablelm",
                                     "phi3",  "phi",   "gpt_neox", "gpt2",  "bert",
                                     "rope_linear", "rope_dynamic", "rope_yarn", "rope_longrope",
-                                    "mixtral", "roberta"};
+                                    "mixtral", "roberta", "gemma3_mm"};
 
 /* max|a - b| / max(max|b|, 1) over the rows (of width w) with keep[row] != 0 (keep NULL: all) */
 static double rel_err_rows(const float *a, const float *b, int64_t n, int64_t w, const float *keep) {

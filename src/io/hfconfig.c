@@ -879,8 +879,16 @@ static attn_status hf_parse(const char *src, const char *json, size_t len, const
         snprintf(info->arch_name, sizeof info->arch_name, "%s", h.a->name);
         info->num_layers = m.num_layers;
         info->layer = li;
-        snprintf(info->prefix, sizeof info->prefix, h.a->prefix, (long long)li);
-        if (h.a->prefix2) snprintf(info->prefix_alt, sizeof info->prefix_alt, h.a->prefix2, (long long)li);
+        if (h.where[0] && !strncmp(h.a->prefix, "model.layers.", 13)) {
+            /* a multimodal wrapper (text_config): transformers saves its language model under
+               language_model.model.layers (older files: model.language_model.layers) */
+            snprintf(info->prefix, sizeof info->prefix, "language_model.model.layers.%lld.self_attn", (long long)li);
+            snprintf(info->prefix_alt, sizeof info->prefix_alt, "model.language_model.layers.%lld.self_attn",
+                     (long long)li);
+        } else {
+            snprintf(info->prefix, sizeof info->prefix, h.a->prefix, (long long)li);
+            if (h.a->prefix2) snprintf(info->prefix_alt, sizeof info->prefix_alt, h.a->prefix2, (long long)li);
+        }
         info->naming = h.a->naming;
         info->sliding = sliding;
     }
