@@ -141,7 +141,8 @@ static void check_grads(const char *arch, const attn_npy *mask) {
     CHECK(s == ATTN_OK, "%s: %s", arch, attn_last_error());
     if (!m || !g || s != ATTN_OK) goto out;
     /* the gradients, through the same name mapping as the weights */
-    s = attn_mha_load(g, st, info.prefix, (attn_naming)info.naming);
+    const char *gp = attn_st_metadata(st, "prefix"); /* the module's name in memory (may differ from the file's) */
+    s = attn_mha_load(g, st, gp ? gp : info.prefix, (attn_naming)info.naming);
     CHECK(s == ATTN_OK, "%s: load gradients: %s", arch, attn_last_error());
     attn_tensor_info ti;
     CHECK(attn_st_find(st, "x", &ti) == ATTN_OK && ti.ndim == 3, "%s: grads0 x", arch);
