@@ -441,6 +441,8 @@ def llama_run(seed=1234, B=2, S=8):
 #   y<i>.npy (B, S, E)   its output (BERT: BertSelfAttention + BertSelfOutput.dense)
 #   mask.npy (B, S)      the HF attention_mask (1 = token, 0 = padding; batch 1 left-padded)
 # and the same at S = 1 (xs1_0.npy, ys1_0.npy, masks1.npy; layer 0), and
+#   config_v4.json       (some architectures) the same configuration in transformers 4's
+#                        spelling; transformers 5 reads it back to the same rope / layer types
 #   qwen2/sharded/       the qwen2 weights saved again with max_shard_size 12KB:
 #                        model.safetensors.index.json + model-0000i-of-0000n.safetensors
 #   grads0.safetensors   layer 0 run again with a leaf input: x, y, dy (zero on
@@ -609,6 +611,60 @@ def _layer0_grads(model, arch, x, am, g, d):
               metadata={"prefix": prefix})
 
 
+V4_ARCHS = ("qwen2", "gemma3", "stablelm", "gpt_neox", "phi", "rope_linear", "rope_dynamic", "rope_yarn",
+            "rope_longrope")
+
+
+def _config_v4(arch, cj):
+    """The same configuration in transformers 4's spelling: rope_theta (+ rope_local_base_freq,
+    rotary_emb_base), rope_scaling, top-level partial_rotary_factor / rotary_pct /
+    original_max_position_embeddings, sliding_window_pattern / max_window_layers instead of
+    layer_types."""
+    c = dict(cj)
+    rp = c.pop("rope_parameters")
+    if arch in ("gemma3", "qwen2"):
+        c.pop("layer_types")
+    if arch == "gemma3":
+        c["rope_theta"] = rp["full_attention"]["rope_theta"]
+        c["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+        fa = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
+        c["rope_scaling"] = None if fa["rope_type"] == "default" else fa  # Gemma 3 writes rope_type
+        c["sliding_window_pattern"] = 2
+        c.pop("_sliding_window_pattern", None)
+    elif arch == "gpt_neox":
+        c["rotary_emb_base"] = rp["rope_theta"]
+        c["rotary_pct"] = rp["partial_rotary_factor"]
+    else:
+        c["rope_theta"] = rp["rope_theta"]
+        if arch in ("stablelm", "phi"):
+            c["partial_rotary_factor"] = rp["partial_rotary_factor"]
+        sc = {k: v for k, v in rp.items() if k not in ("rope_theta", "partial_rotary_factor")}
+        t = sc.pop("rope_type")
+        if t != "default":
+            if t == "longrope":  # Phi-3 keeps it at the top level
+                c["original_max_position_embeddings"] = sc.pop("original_max_position_embeddings")
+            c["rope_scaling"] = dict(sc, type=t)  # the old "type" spelling
+    return c
+
+
+def _write_config_v4(arch, d):
+    with open(os.path.join(d, "config.json")) as f:
+        cj = json.load(f)
+    c4 = _config_v4(arch, cj)
+    t = os.path.join(d, "_v4")
+    os.makedirs(t)
+    with open(os.path.join(t, "config.json"), "w") as f:
+        json.dump(c4, f)
+    a, b = transformers.AutoConfig.from_pretrained(d), transformers.AutoConfig.from_pretrained(t)
+    shutil.rmtree(t)
+    strip = lambda r: ({k: strip(v) for k, v in r.items() if k != "type"} if isinstance(r, dict) else r)  # noqa: E731
+    assert strip(a.rope_parameters) == strip(b.rope_parameters), (arch, a.rope_parameters, b.rope_parameters)
+    assert getattr(a, "layer_types", None) == getattr(b, "layer_types", None), arch
+    with open(os.path.join(d, "config_v4.json"), "w") as f:
+        json.dump(c4, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
 def hf_run(arch, seed, B=2, S=8, valid=(8, 5)):
     cfg, M, _ = _hf_archs()[arch]
     d = os.path.join(OUT, "hf", arch)
@@ -652,6 +708,8 @@ def hf_run(arch, seed, B=2, S=8, valid=(8, 5)):
             np.save(os.path.join(d, "y%s%d.npy" % (tag, i)), y.numpy().astype(np.float32))
         if not tag:
             _layer0_grads(model, arch, embeds, am, g, d)
+    if arch in V4_ARCHS:  # config_v4.json: the same configuration as transformers 4 wrote it
+        _write_config_v4(arch, d)
     if arch == "qwen2":  # the same weights as a sharded checkpoint (index + shards)
         sd = os.path.join(d, "sharded")
         M.from_pretrained(d).to(torch.bfloat16).save_pretrained(sd, max_shard_size="12KB")

@@ -130,6 +130,27 @@ static void check_forward(const char *arch, int64_t layer, const attn_npy *mask)
     attn_mha_free(m);
 }
 
+/* config_v4.json (transformers 4's spelling) reads to the same layer as config.json */
+static void check_v4(const char *arch) {
+    char p4[512], p5[512];
+    snprintf(p4, sizeof p4, "%s/%s/config_v4.json", HF_DIR, arch);
+    snprintf(p5, sizeof p5, "%s/%s/config.json", HF_DIR, arch);
+    FILE *f = fopen(p4, "rb");
+    if (!f) return;
+    fclose(f);
+    for (int64_t l = 0; l < 2; l++) {
+        attn_hf_opts o;
+        attn_hf_opts_init(&o);
+        o.layer = l;
+        attn_mha_config a, b;
+        attn_status s4 = attn_hf_config_read_ex(p4, &o, &a, NULL), s5 = attn_hf_config_read_ex(p5, &o, &b, NULL);
+        CHECK(s4 == ATTN_OK && s5 == ATTN_OK, "%s layer %lld: 4.x / 5.x config: %s", arch, (long long)l, attn_last_error());
+        CHECK(s4 != ATTN_OK || s5 != ATTN_OK || memcmp(&a, &b, sizeof a) == 0,
+              "%s layer %lld: the 4.x config reads differently from the 5.x one", arch, (long long)l);
+    }
+    printf("%-10s 4.x config_v4.json reads as config.json (both layers)\n", arch);
+}
+
 /* step 3: gradients of layer 0 */
 static void check_grads(const char *arch, const attn_npy *mask) {
     attn_hf_info info;
@@ -322,6 +343,7 @@ int main(void) {
         if (!load_npy(arch, "mask.npy", &mask)) continue;
         for (int64_t l = 0; l < 2; l++) check_forward(arch, l, &mask);
         check_grads(arch, &mask);
+        check_v4(arch);
         /* dynamic / longrope choose their frequencies from a call's length: a prefill of 3 tokens
            rotates its keys with the short-context frequencies, the full forward with the long ones
            (transformers' own cache does the same), so the two differ by design */

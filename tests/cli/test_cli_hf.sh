@@ -9,7 +9,8 @@
 # Padded query rows are not compared (--rows mask.npy): no model reads them, and
 # where a sliding window leaves such a row no visible key transformers returns
 # the mean of all values (softmax of equal minima) while attn returns 0
-# (include/attn.h: fully masked rows give o = 0).
+# (include/attn.h: fully masked rows give o = 0). Where config_v4.json exists (the
+# same configuration in transformers 4's spelling) both layers run with it too.
 # usage: sh tests/cli/test_cli_hf.sh path/to/attn   (from the repo root)
 ATTN=${1:?usage: sh $0 path/to/attn}
 T=$(mktemp -d) || exit 1
@@ -35,6 +36,14 @@ for d in tests/fixtures/hf/*/; do
         step "$a layer $i" $RUN --layer $i --key-padding-mask "$d/mask.npy" --input "$d/x$i.npy" --output "$T/$a$i.npy"
         step "$a layer $i = transformers" "$ATTN" compare "$T/$a$i.npy" "$d/y$i.npy" --rtol 1e-5 --rows "$d/mask.npy"
     done
+    if [ -f "$d/config_v4.json" ]; then # the same configuration in transformers 4's spelling
+        for i in 0 1; do
+            step "$a layer $i, 4.x config" $RUN --config "$d/config_v4.json" --layer $i --key-padding-mask "$d/mask.npy" \
+                --input "$d/x$i.npy" --output "$T/${a}v4$i.npy"
+            step "$a layer $i, 4.x config = transformers" "$ATTN" compare "$T/${a}v4$i.npy" "$d/y$i.npy" --rtol 1e-5 \
+                --rows "$d/mask.npy"
+        done
+    fi
     if [ -f "$d/xs1_0.npy" ]; then
         step "$a S = 1" $RUN --layer 0 --key-padding-mask "$d/masks1.npy" --input "$d/xs1_0.npy" --output "$T/${a}s1.npy"
         step "$a S = 1 = transformers" "$ATTN" compare "$T/${a}s1.npy" "$d/ys1_0.npy" --rtol 1e-5
