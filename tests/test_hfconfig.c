@@ -422,6 +422,9 @@ static void test_refusals(void) {
          "key 'attention_multiplier' = 0.5 is not known for llama"},
         {"sliding window in llama", "{" HN ", \"sliding_window\": 16}", "key 'sliding_window' = 16 is not known for llama"},
         {"softcap in llama", "{" HN ", \"attn_logit_softcapping\": 30}", "key 'attn_logit_softcapping' = 30 is not known for llama"},
+        {"gemma bidirectional", "{\"model_type\": \"gemma\", \"hidden_size\": 64, \"num_attention_heads\": 4,"
+                                " \"use_bidirectional_attention\": true}",
+         "'use_bidirectional_attention' = true is not supported for gemma (supported: false)"},
         {"unknown model", "{\"model_type\": \"falcon\", \"hidden_size\": 64, \"num_attention_heads\": 4}",
          "'model_type' = 'falcon' is not supported (supported: llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, "
          "qwen3_moe, gemma, gemma2, gemma3_text (gemma3), stablelm, phi3, phi, gpt_neox, gpt2, bert, roberta; "
@@ -431,8 +434,12 @@ static void test_refusals(void) {
         expect(R[i].what, R[i].json, ATTN_ERR_UNSUPPORTED, R[i].msg);
         CHECK(strchr(attn_last_error(), '\n') == NULL, "%s: the message is one line", R[i].what);
     }
-    /* the harmless value of each refused key is accepted */
     attn_mha_config c;
+    CHECK(parse("{\"model_type\": \"qwen2_moe\", \"hidden_size\": 64, \"num_attention_heads\": 4}", &c) == ATTN_OK &&
+              c.bias_q && c.bias_v && !c.bias_o, "qwen2_moe: qkv_bias defaults to true");
+    CHECK(parse("{\"model_type\": \"qwen2_moe\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"qkv_bias\": false}", &c) ==
+              ATTN_OK && !c.bias_q && !c.bias_k && !c.bias_v && !c.bias_o, "qwen2_moe qkv_bias false");
+    /* the harmless value of each refused key is accepted */
     CHECK(parse("{" SL ", \"qk_layernorm\": false}", &c) == ATTN_OK, "qk_layernorm false");
     CHECK(parse("{" MI ", \"attention_bias\": false}", &c) == ATTN_OK, "mistral attention_bias false");
     CHECK(parse("{" G3 ", \"use_bidirectional_attention\": false}", &c) == ATTN_OK, "gemma3 causal");

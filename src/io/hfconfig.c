@@ -591,7 +591,8 @@ static attn_status model_read(const hf *h, hf_model *m) {
     } else if (a->bias == HF_BIAS_QKV) {
         c->bias_q = c->bias_k = c->bias_v = 1;
     } else if (a->bias == HF_BIAS_USE_QKV) {
-        if ((s = hf_bool(h, h->root, w, "use_qkv_bias", &flag, NULL)) != ATTN_OK) return s;
+        flag = a->default_bias;
+        if ((s = hf_bool(h, h->root, w, a->bias_key ? a->bias_key : "use_qkv_bias", &flag, NULL)) != ATTN_OK) return s;
         c->bias_q = c->bias_k = c->bias_v = flag;
     } else if (reads(h, "attention_bias")) {
         flag = a->default_bias;

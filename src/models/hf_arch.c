@@ -15,7 +15,7 @@ const char *const attn__hf_common_ignored[] = {
     "_attn_implementation", "attn_implementation", "_attn_implementation_autoset", "gradient_checkpointing",
     "use_cache", "is_encoder_decoder", "tie_encoder_decoder", "add_cross_attention", "cross_attention_hidden_size",
     "chunk_size_feed_forward", "tokenizer_class", "prefix", "problem_type", "finetuning_task", "task_specific_params",
-    "id2label", "label2id", "num_labels",
+    "id2label", "label2id", "num_labels", "auto_map", "keys_to_ignore_at_inference", "custom_pipelines",
     /* token ids */
     "bos_token_id", "eos_token_id", "pad_token_id", "sep_token_id", "decoder_start_token_id",
     /* embeddings, MLP, output head, norms outside attention */
@@ -53,15 +53,19 @@ static const char *const qwen2_ign[] = {"rms_norm_eps", "attention_bias", NULL};
 #define MOE_IGN                                                                                                     \
     "decoder_sparse_step", "moe_intermediate_size", "shared_expert_intermediate_size", "num_experts_per_tok",      \
         "num_experts", "norm_topk_prob", "output_router_logits", "router_aux_loss_coef", "mlp_only_layers"
+static const char *const qwen2_moe_read[] = {DECODER_SIZES, "head_dim", ROPE_KEYS, "use_sliding_window",
+                                             "sliding_window", "max_window_layers", "layer_types",
+                                             "attention_dropout", "qkv_bias", NULL};
 static const char *const qwen2_moe_ign[] = {"rms_norm_eps", "attention_bias", MOE_IGN, NULL};
 static const char *const qwen3_read[] = {DECODER_SIZES, "head_dim", ROPE_KEYS, "use_sliding_window",
                                          "sliding_window", "max_window_layers", "layer_types", "attention_bias",
                                          "rms_norm_eps", "attention_dropout", NULL};
-static const char *const qwen3_moe_ign[] = {MOE_IGN, NULL};
+static const char *const qwen3_moe_ign[] = {MOE_IGN, "num_local_experts", NULL};
 static const char *const gemma2_read[] = {DECODER_SIZES, "head_dim", ROPE_KEYS, "attention_bias",
                                           "attention_dropout", "sliding_window", "layer_types",
                                           "query_pre_attn_scalar", "attn_logit_softcapping", NULL};
-static const char *const gemma2_ign[] = {"rms_norm_eps", "final_logit_softcapping", "cache_implementation", NULL};
+static const char *const gemma2_ign[] = {"rms_norm_eps", "final_logit_softcapping", "cache_implementation",
+                                         "sliding_window_size", NULL}; /* the last: an old alias transformers never reads */
 static const char *const gemma3_read[] = {DECODER_SIZES, "head_dim", ROPE_KEYS, "attention_bias",
                                           "attention_dropout", "sliding_window", "layer_types",
                                           "query_pre_attn_scalar", "attn_logit_softcapping", "rope_local_base_freq",
@@ -115,9 +119,9 @@ static const hf_arch ARCHS[] = {
     {DECODER("qwen2", "Qwen2"), HF_LAYERS, .bias = HF_BIAS_QKV, .window = HF_WIN_QWEN2, .default_kv_heads = 32,
      .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28, .read = qwen2_read,
      .ignored = qwen2_ign},
-    {DECODER("qwen2_moe", "Qwen2-MoE"), HF_LAYERS, .bias = HF_BIAS_QKV, .window = HF_WIN_QWEN2, .default_kv_heads = 16,
-     .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28, .read = qwen2_read,
-     .ignored = qwen2_moe_ign},
+    {DECODER("qwen2_moe", "Qwen2-MoE"), HF_LAYERS, .bias = HF_BIAS_USE_QKV, .bias_key = "qkv_bias", .default_bias = 1,
+     .window = HF_WIN_QWEN2, .default_kv_heads = 16, .default_theta = 10000.0, .default_window = 4096,
+     .default_max_window_layers = 28, .read = qwen2_moe_read, .ignored = qwen2_moe_ign},
     {DECODER("qwen3", "Qwen3"), HF_LAYERS, .window = HF_WIN_QWEN2, .qk_norm = HF_QKN_RMS, .default_kv_heads = 32,
      .default_head_dim = 128, .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28,
      .read = qwen3_read},
@@ -125,7 +129,7 @@ static const hf_arch ARCHS[] = {
      .default_head_dim = 128, .default_theta = 10000.0, .default_window = 4096, .default_max_window_layers = 28,
      .read = qwen3_read, .ignored = qwen3_moe_ign},
     {DECODER("gemma", "Gemma"), HF_LAYERS, .default_kv_heads = 16, .default_head_dim = 256, .default_theta = 10000.0,
-     .read = llama_read, .ignored = gemma_ign},
+     .read = llama_read, .ignored = gemma_ign, .refused = gemma2_refused},
     {DECODER("gemma2", "Gemma 2"), HF_LAYERS, .window = HF_WIN_LAYER_TYPES, .gemma = 1, .default_kv_heads = 4,
      .default_head_dim = 256, .default_theta = 10000.0, .default_window = 4096, .default_pattern = 2,
      .default_query_scalar = 256.0, .default_softcap = 50.0, .read = gemma2_read, .ignored = gemma2_ign,

@@ -22,7 +22,8 @@
 typedef enum hf_bias_rule {
     HF_BIAS_ATTENTION_BIAS = 0, /* q, k, v, o all = attention_bias (default false) */
     HF_BIAS_QKV = 1,            /* q, k, v always, o never (Qwen2) */
-    HF_BIAS_USE_QKV = 2,        /* q, k, v = use_qkv_bias (default false), o never (StableLM) */
+    HF_BIAS_USE_QKV = 2,        /* q, k, v = bias_key (StableLM use_qkv_bias, Qwen2-MoE qkv_bias;
+                                   absent: default_bias), o never */
     HF_BIAS_ALL = 3             /* q, k, v, o always (Phi, GPT-2, BERT) */
 } hf_bias_rule;
 
@@ -83,6 +84,7 @@ typedef struct hf_arch {
     const char *partial_key;      /* ... of partial_rotary_factor (NULL: "partial_rotary_factor") */
     const char *prefix2;          /* another tensor prefix to try (the bare model saved alone), or NULL */
     int gpt2_scale;               /* scale_attn_weights, scale_attn_by_inverse_layer_idx are read */
+    const char *bias_key;         /* HF_BIAS_USE_QKV: the key (NULL: "use_qkv_bias") */
 } hf_arch;
 
 /* The entry for model_type, or NULL. */
