@@ -34,6 +34,13 @@ Also writes tests/fixtures/llama_run/ (the `attn run` fixture): a 2-layer
 LlamaForCausalLM saved with save_pretrained (bf16 safetensors, HF tensor names
 model.layers.N.self_attn.*), its config.json, x.npy (B, S, E) and y.npy = the
 eager self_attn output of layer 0 with the causal mask, positions 0..S-1.
+
+And tests/fixtures/hf/<arch>/ (hf_run below): a tiny 2-layer random-weight
+checkpoint of every supported architecture saved by transformers, with each
+layer's attention input / output on a padded batch captured by hooks, layer-0
+gradients, a transformers-4 spelling of the config, a sharded copy (qwen2) and
+an S = 1024 case (qwen2_long). `python3 scripts/gen_fixtures.py hf` writes only
+those; `... gemma2 phi3` only the named ones.
 """
 import json
 import os
