@@ -361,6 +361,30 @@ static void test_archs(void) {
         CHECK(parse(k, &c) == ATTN_ERR_CONFIG && strstr(attn_last_error(), "'num_hidden_layers' is missing"),
               "qwen2 without layer count: %s", attn_last_error());
     }
+    /* every layer alike (no layer chosen), without layer_types: decided in O(1) from the rules */
+    {
+        const char *q = "{\"model_type\": \"qwen2\", \"hidden_size\": 64, \"num_attention_heads\": 4,"
+                        " \"num_hidden_layers\": %s, \"use_sliding_window\": true, \"sliding_window\": 16,"
+                        " \"max_window_layers\": %s}";
+        char j[512];
+        snprintf(j, sizeof j, q, "4", "2");
+        CHECK(parse(j, &c) == ATTN_ERR_CONFIG && strstr(attn_last_error(), "layer 2: window 16"),
+              "qwen2 layers 2, 3 slide: %s", attn_last_error());
+        snprintf(j, sizeof j, q, "4", "4");
+        CHECK(parse(j, &c) == ATTN_OK && c.window_left == -1, "qwen2 max_window_layers = layers: all full");
+        snprintf(j, sizeof j, q, "9000000000000000000", "0");
+        CHECK(parse(j, &c) == ATTN_OK && c.window_left == 15, "qwen2 max_window_layers 0: all slide (and no loop over 9e18 layers)");
+        snprintf(j, sizeof j, q, "9000000000000000000", "8000000000000000000");
+        CHECK(parse(j, &c) == ATTN_ERR_CONFIG, "qwen2: layer 8e18 slides");
+        const char *g = "{\"model_type\": \"gemma2\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"num_hidden_layers\": 1}";
+        CHECK(parse(g, &c) == ATTN_OK && c.window_left == 4095, "gemma2 with one layer: %s", attn_last_error());
+        g = "{\"model_type\": \"gemma2\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"num_hidden_layers\": 2}";
+        CHECK(parse(g, &c) == ATTN_ERR_CONFIG && strstr(attn_last_error(), "layer 1: full attention"), "gemma2 two layers");
+        g = "{\"model_type\": \"gpt2\", \"n_embd\": 64, \"n_head\": 4, \"n_layer\": 3, \"scale_attn_by_inverse_layer_idx\": true}";
+        CHECK(parse(g, &c) == ATTN_ERR_CONFIG && strstr(attn_last_error(), "layers differ"), "gpt2 inverse layer scale");
+        CHECK(parse_layer(g, 2, &c, NULL) == ATTN_OK && c.scale == (float)(1.0 / sqrt(16.0) / 3.0) && c.rope == ATTN_ROPE_NONE,
+              "gpt2 layer 2 scale 1/(sqrt(D) * 3)");
+    }
     /* a transformers-5 file with both spellings: they must agree */
     CHECK(parse("{" HN ", \"rope_theta\": 5e5, \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 5e5}}", &c) ==
               ATTN_OK && c.rope_theta == 5e5f, "both spellings agree");

@@ -779,6 +779,32 @@ static attn_status layer_read(const hf *h, const hf_model *m, int64_t li, attn_m
     return ATTN_OK;
 }
 
+/* Step 6 in one pass: a layer that can read differently from layer 0 (whose
+ * sliding flag is slide0), or 0. Layers differ only by their sliding flag
+ * (which also picks Gemma 3's rope) and GPT-2's per-layer scale. */
+static int64_t other_layer(const hf *h, const hf_model *m, int slide0) {
+    if (m->num_layers < 2) return 0;
+    if (h->a->gpt2_scale && m->scale_by_layer) return 1;
+    if (m->has_layer_types && layers_can_differ(h, m)) {
+        attn_json_iter it;
+        attn_json v;
+        int64_t i = 0;
+        attn__json_iter_init(&it, m->layer_types);
+        while (attn__json_next(&it, NULL, &v)) {
+            if (i > 0 && attn__json_str_eq(v, "sliding_attention") != slide0) return i;
+            i++;
+        }
+        return 0;
+    }
+    if (!layers_can_differ(h, m)) return 0;
+    /* the rules without layer_types: the first layer that changes, computed directly */
+    int64_t i = 0;
+    if (h->a->window == HF_WIN_QWEN2) i = m->max_window_layers; /* full below, sliding from there */
+    else if (h->a->window == HF_WIN_LAYER_TYPES) i = m->pattern - 1; /* the first full layer */
+    if (i <= 0 || i >= m->num_layers || layer_slides(h, m, i) == slide0) return 0;
+    return i;
+}
+
 static void describe(const attn_mha_config *c, char *buf, size_t cap) {
     int n = c->window_left >= 0 ? snprintf(buf, cap, "window %lld", (long long)c->window_left + 1)
                                 : snprintf(buf, cap, "full attention");
@@ -858,7 +884,8 @@ static attn_status hf_parse(const char *src, const char *json, size_t len, const
                               "missing; choose a layer (attn_hf_opts.layer, attn run --layer N)", src, h.a->model_type,
                               h.where, h.a->layers_key);
         if ((s = layer_read(&h, &m, 0, &c, &sliding)) != ATTN_OK) return s;
-        for (int64_t i = 1; i < m.num_layers; i++) {
+        const int64_t i = other_layer(&h, &m, sliding);
+        if (i > 0) {
             attn_mha_config ci;
             int si;
             if ((s = layer_read(&h, &m, i, &ci, &si)) != ATTN_OK) return s;
