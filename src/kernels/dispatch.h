@@ -68,6 +68,12 @@ typedef struct attn__sdpa_kernels {
      * first difference is exact where dP ~ Di (peaked rows). */
     void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl);
 
+    /* Row statistics of the backward on transposed tiles E, dP (nc, mp), mp a
+     * multiple of 16, in double, c ascending per column m:
+     *   cs[m] += sum_c E[c][m],  ds[m] += sum_c (E[c][m] == 0 ? 0 : E[c][m] dP[c][m])
+     * (masked keys: E = 0 exactly, dP may be Inf / NaN). */
+    void (*row_sums)(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds);
+
     /* 1 iff src[r][0:n] is finite (no Inf / NaN) for every r < nr; reads
      * only those elements. A clean V tile is then used in place (no packing). */
     int (*rows_finite)(int64_t nr, int64_t n, const float *src, int64_t lds);

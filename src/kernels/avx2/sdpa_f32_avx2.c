@@ -262,6 +262,24 @@ static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const
     }
 }
 
+/* Row statistics in double, 4 columns per register, c ascending. */
+static void row_sums_avx2(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds) {
+    for (int64_t m = 0; m < mp; m += 4) {
+        __m256d c4 = _mm256_loadu_pd(cs + m), d4 = _mm256_loadu_pd(ds + m);
+        for (int64_t c = 0; c < nc; c++) {
+            const __m128 e = _mm_loadu_ps(E + c * mp + m);
+            const __m128 p = _mm_loadu_ps(dP + c * mp + m);
+            const __m128 live = _mm_cmpneq_ps(e, _mm_setzero_ps());
+            const __m256d ed = _mm256_cvtps_pd(e);
+            const __m256d pd = _mm256_cvtps_pd(_mm_and_ps(live, p)); /* 0 where E == 0: no 0 * NaN */
+            c4 = _mm256_add_pd(c4, ed);
+            d4 = _mm256_fmadd_pd(ed, pd, d4); /* = the double product-sum: e * dP is exact in double */
+        }
+        _mm256_storeu_pd(cs + m, c4);
+        _mm256_storeu_pd(ds + m, d4);
+    }
+}
+
 /* x * 0 + acc: +-0 for finite x, NaN for Inf / NaN (and NaN sticks); the loads
  * fold into the FMAs, so a row of n floats costs ~n / 8 instructions. */
 static int rows_finite_avx2(int64_t nr, int64_t n, const float *src, int64_t lds) {
@@ -316,4 +334,5 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->bwd_ds = bwd_ds_avx2;
     t->rows_finite = rows_finite_avx2;
     t->pack_rows = pack_rows_avx2;
+    t->row_sums = row_sums_avx2;
 }

@@ -89,6 +89,16 @@ static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, co
         }
 }
 
+static void row_sums_generic(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds) {
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t m = 0; m < mp; m++) {
+            const float e = E[c * mp + m];
+            if (e == 0.0f) continue;
+            cs[m] += e;
+            ds[m] += (double)e * dP[c * mp + m];
+        }
+}
+
 static int pack_rows_generic(int64_t nr, int64_t n, const float *src, int64_t lds, float scale, float *dst,
                              int64_t ldd, int64_t npad, int32_t *bad) {
     int nbad = 0;
@@ -113,4 +123,5 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->bwd_ds = bwd_ds_generic;
     t->rows_finite = rows_finite_generic;
     t->pack_rows = pack_rows_generic;
+    t->row_sums = row_sums_generic;
 }
