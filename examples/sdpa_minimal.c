@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_minimal.c — the smallest complete use of libattn: causal GQA attention
  * forward and backward on contiguous (B, S, H, D) tensors, checked against a
  * naive softmax(q k^T / sqrt(D)) v for every row.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * attn.h — exact, fast multi-head attention on the CPU (C11).
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs what building attn needs on Debian 12 (as root), only if missing.
 set -e
 need=""

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Builds attn and runs the whole test suite.
 set -e
 cd "$(dirname "$0")/.."

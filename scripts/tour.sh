@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Builds attn (the library and the attn command only; ./scripts/test.sh builds the tests)
 # and runs its main job: the tour (check, short bench, train, generate).
 set -e

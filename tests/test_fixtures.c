@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fixtures.c — the attention layer against PyTorch / transformers.
  *
  * Every tests/fixtures/<case>.safetensors (written by scripts/gen_fixtures.py,

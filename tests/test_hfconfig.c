@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_hfconfig.c — HuggingFace config.json -> attn_mha_config
  * (src/io/hfconfig.c): real model configs, defaults, and wrong inputs. */
 #include "core/core.h"

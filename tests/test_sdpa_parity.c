@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_parity.c — fast kernels vs the float64 reference, every ISA.
  *
  * For each of >= 2,000 seeded random configurations (odd sizes, Sq != Sk both

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* core.h — internal runtime services shared by every part of libattn:
  * error reporting, CPU feature dispatch, thread pool, aligned allocation.
  * Not installed; include "core/core.h" from src/, tests/ and tools/. */

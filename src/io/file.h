@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* file.h — opening and reading untrusted input files (shared by the .npy and
  * safetensors readers). */
 #ifndef ATTN_IO_FILE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hfconfig.c — HuggingFace config.json -> attn_mha_config.
  *
  * Read keys (others are ignored):

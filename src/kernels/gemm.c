@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gemm.c — see gemm.h.
  *
  * Determinism: OpenBLAS's own threading splits C by the thread count, and

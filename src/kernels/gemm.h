@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gemm.h — thin wrapper over CBLAS sgemm (OpenBLAS), row-major only.
  *
  *   C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C

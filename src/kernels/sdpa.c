@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa.c — public entry points of the fused sdpa kernels: options, workspace
  * sizing, the execution plan (tiling + task split), workspace handling, and
  * the per-element logit work shared by forward and backward.

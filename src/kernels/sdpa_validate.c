@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_validate.c — argument validation of attn_sdpa_fwd / attn_sdpa_bwd.
  * Every check runs before anything is written; each failure names the
  * argument and its value. */

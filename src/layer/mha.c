@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mha.c — the multi-head attention layer: configuration, creation,
  * initialisation and forward. Backward is in mha_backward.c, LoRA in lora.c,
  * parameters and load/save in params.c, the KV cache in kvcache.c.

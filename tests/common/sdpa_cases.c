@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_cases.c — see sdpa_cases.h */
 #include "sdpa_cases.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* testutil.h — tiny test harness shared by every test binary.
  * CHECK records a failure (and prints where) without aborting; a test's main
  * ends with `return test_summary("name");`, which prints

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_hfconfig.c — libFuzzer target for attn_hf_config_parse. */
 #include "core/core.h"
 

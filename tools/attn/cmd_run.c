@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_run.c — `attn run`: one HuggingFace attention layer on an input.
  *
  *   attn run --weights model.safetensors --prefix model.layers.0.self_attn
