@@ -41,6 +41,28 @@
  *    used by two threads at the same time.
  *  - Object lifecycle: attn_<object>_create / attn_<object>_free; free(NULL)
  *    is a no-op.
+ *  - Option structs grow (see "ABI" below): always fill them with their
+ *    *_init() first, then set fields by name.
+ *
+ * ─── ABI ─────────────────────────────────────────────────────────────────────
+ *  libattn.so.MAJOR (soname) keeps binary compatibility within a major
+ *  version: symbols, enum values and the layout of existing struct fields
+ *  never change; new functions, enum values and status values are appended
+ *  (docs/abi.md is the full policy).
+ *  Extensible option structs — attn_sdpa_opts, attn_mha_config,
+ *  attn_mha_input — start with `uint32_t struct_size`, the size of the struct
+ *  the CALLER was compiled with. attn_<struct>_init(p) is a macro that passes
+ *  sizeof *p to attn_<struct>_init_size(), which writes the defaults and
+ *  struct_size (never more than struct_size bytes). New fields are only ever
+ *  appended at the end, so a program compiled against an older attn.h keeps
+ *  working with a newer library: the fields past its struct_size take their
+ *  defaults. Every function taking one of these structs checks struct_size
+ *  and refuses (ATTN_ERR_OPTION / ATTN_ERR_CONFIG, naming the struct and the
+ *  sizes) a value smaller than the first release's layout (e.g. a struct
+ *  zeroed by hand instead of initialised) or larger than this library's (a
+ *  program built against a newer header than the library it runs with).
+ *  Other structs (attn_view, attn_sdpa_dims, attn_tensor_info, attn_npy,
+ *  attn_param) are frozen: they never change within a major version.
  *
  * ─── Example ─────────────────────────────────────────────────────────────────
  *    attn_sdpa_dims d = { .batch = 1, .seq_q = 128, .seq_k = 128,
@@ -74,10 +96,14 @@ extern "C" {
 #define ATTN_API
 #endif
 
+/* The one place that holds the version: CMake reads these three lines (project
+ * version, soname libattn.so.MAJOR, attn.pc, attnConfigVersion.cmake). */
 #define ATTN_VERSION_MAJOR 0
-#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_MINOR 2
 #define ATTN_VERSION_PATCH 0
-#define ATTN_VERSION_STRING "0.1.0"
+#define ATTN_VERSION_STRING ATTN_VERSION_STR_(ATTN_VERSION_MAJOR, ATTN_VERSION_MINOR, ATTN_VERSION_PATCH)
+#define ATTN_VERSION_STR_(a, b, c) ATTN_VERSION_STR2_(a, b, c)
+#define ATTN_VERSION_STR2_(a, b, c) #a "." #b "." #c
 #define ATTN_VERSION_NUMBER \
     (ATTN_VERSION_MAJOR * 10000 + ATTN_VERSION_MINOR * 100 + ATTN_VERSION_PATCH)
 
@@ -186,6 +212,7 @@ typedef enum attn_align {
 
 /*
  * Options. Always start from attn_sdpa_opts_init() (all features off).
+ * opts may be NULL in every call (= the defaults).
  *
  * Position model: query row i (0-based within its sequence) sits at key
  * position p(i) = i (top-left) or i + Sk_b - Sq_b (bottom-right), where Sk_b
@@ -207,6 +234,7 @@ typedef enum attn_align {
  * lse_i = log(sum_j exp(s_ij)) (before dropout), -INFINITY if no key visible.
  */
 typedef struct attn_sdpa_opts {
+    uint32_t struct_size;      /* set by attn_sdpa_opts_init(): sizeof(attn_sdpa_opts) of the caller */
     float scale;               /* 0 = 1/sqrt(D); must be finite */
     int causal;                /* 0 or 1 */
     int align;                 /* attn_align: alignment of queries to keys */
@@ -228,7 +256,13 @@ typedef struct attn_sdpa_opts {
     int num_threads;           /* 0 = library default */
 } attn_sdpa_opts;
 
-ATTN_API void attn_sdpa_opts_init(attn_sdpa_opts *opts);
+/* attn_sdpa_opts_init(&opts): all features off, struct_size = sizeof opts.
+ * The function behind it (for bindings that cannot use the macro): writes
+ * the defaults into the first struct_size bytes; ATTN_ERR_OPTION if
+ * struct_size is not a layout this library knows (struct_size is still
+ * stored, so later calls refuse the struct with the same message). */
+ATTN_API attn_status attn_sdpa_opts_init_size(attn_sdpa_opts *opts, size_t struct_size);
+#define attn_sdpa_opts_init(opts) attn_sdpa_opts_init_size((opts), sizeof *(opts))
 
 /* Workspace bytes the call needs (independent of the data; may depend on the
  * thread count). Pass at least this much, 64-byte aligned. A NULL workspace
@@ -361,6 +395,7 @@ typedef enum attn_layout {
 
 /* Start from attn_mha_config_init(); fields with 0 take the stated default. */
 typedef struct attn_mha_config {
+    uint32_t struct_size;  /* set by attn_mha_config_init(): sizeof(attn_mha_config) of the caller */
     int64_t embed_dim;     /* E: width of x and of the output y (required) */
     int64_t num_heads;     /* Hq (required) */
     int64_t num_kv_heads;  /* Hkv, divides Hq; 0 = num_heads */
@@ -385,12 +420,17 @@ typedef struct attn_mha_config {
     float qk_norm_eps;     /* 0 = 1e-6 */
 } attn_mha_config;
 
-ATTN_API void attn_mha_config_init(attn_mha_config *cfg);
+/* attn_mha_config_init(&cfg): the defaults (window_left = window_right = -1,
+ * every other field 0) and struct_size = sizeof cfg; see attn_sdpa_opts_init_size. */
+ATTN_API attn_status attn_mha_config_init_size(attn_mha_config *cfg, size_t struct_size);
+#define attn_mha_config_init(cfg) attn_mha_config_init_size((cfg), sizeof *(cfg))
 
 /* Reads a HuggingFace config.json (Llama / Qwen2 / Qwen3 / Mistral style):
  * hidden_size, num_attention_heads, num_key_value_heads, head_dim, rope_theta,
  * rope_scaling, attention_bias, rms_norm_eps (qk-norm for qwen3), sliding_window...
- * Sets causal = 1 and rope = NEOX. */
+ * Sets causal = 1 and rope = NEOX. *out must have been initialised with
+ * attn_mha_config_init() (its struct_size says how much may be written);
+ * every field is overwritten, and nothing is written on error. */
 ATTN_API attn_status attn_hf_config_read(const char *path, attn_mha_config *out);
 ATTN_API attn_status attn_hf_config_parse(const char *json, size_t len, attn_mha_config *out);
 
@@ -409,6 +449,7 @@ ATTN_API attn_status attn_mha_set_training(attn_mha *m, int training);
  * mode x / key / value and the masks are copied into the layer for backward
  * (the caller's buffers may be reused right after the call). */
 typedef struct attn_mha_input {
+    uint32_t struct_size;       /* set by attn_mha_input_init(): sizeof(attn_mha_input) of the caller */
     int layout;                 /* attn_layout of x / key / value / y / dy / dx */
     int64_t batch;              /* B */
     int64_t seq_q;              /* Sq */
@@ -424,7 +465,10 @@ typedef struct attn_mha_input {
     int64_t mask_stride_b, mask_stride_h, mask_stride_q;
 } attn_mha_input;
 
-ATTN_API void attn_mha_input_init(attn_mha_input *in);
+/* attn_mha_input_init(&in): batch-first, everything NULL / 0, struct_size =
+ * sizeof in; see attn_sdpa_opts_init_size. */
+ATTN_API attn_status attn_mha_input_init_size(attn_mha_input *in, size_t struct_size);
+#define attn_mha_input_init(in) attn_mha_input_init_size((in), sizeof *(in))
 
 /* y (B, Sq, E) in in->layout. In training mode the activations needed by
  * backward are saved in the object (one forward per backward). */

@@ -438,6 +438,7 @@ static void run_llama(void) {
     const char *dir = FIXTURE_DIR "/llama_run";
     char path[1024];
     attn_mha_config cfg;
+    attn_mha_config_init(&cfg);
     snprintf(path, sizeof path, "%s/config.json", dir);
     attn_status s = attn_hf_config_read(path, &cfg);
     CHECK(s == ATTN_OK, "llama_run: attn_hf_config_read: %s", attn_last_error());

@@ -56,6 +56,7 @@ static attn_status parse(const char *s, attn_mha_config *c) { return attn_hf_con
 
 static void test_models(void) {
     attn_mha_config c;
+    attn_mha_config_init(&c);
     CHECK(parse(LLAMA31, &c) == ATTN_OK, "llama: %s", attn_last_error());
     CHECK(c.embed_dim == 4096 && c.num_heads == 32 && c.num_kv_heads == 8 && c.head_dim == 128, "llama dims");
     CHECK(c.rope == ATTN_ROPE_NEOX && c.rope_theta == 500000.0f && c.causal == 1, "llama rope");
@@ -99,6 +100,7 @@ static void test_models(void) {
 
 static void test_fields(void) {
     attn_mha_config c;
+    attn_mha_config_init(&c);
     /* minimal: defaults */
     CHECK(parse("{\"hidden_size\": 64, \"num_attention_heads\": 4}", &c) == ATTN_OK, "minimal: %s", attn_last_error());
     CHECK(c.num_kv_heads == 4 && c.head_dim == 16 && c.rope_theta == 10000.0f && !c.bias_q && c.causal &&
@@ -148,6 +150,7 @@ static void test_fields(void) {
 static void expect(const char *what, const char *json, attn_status want, const char *msg) {
     attn_mha_config c;
     memset(&c, 0x5a, sizeof c);
+    c.struct_size = sizeof c; /* the only field parse reads; the rest must be overwritten */
     attn_mha_config before = c;
     attn_status s = parse(json, &c);
     CHECK(s == want, "%s: status %d (%s), expected %d", what, (int)s, attn_last_error(), (int)want);
@@ -217,6 +220,7 @@ static void test_errors(void) {
     expect("rms_norm_eps string", "{" HN ", \"rms_norm_eps\": \"x\"}", ATTN_ERR_FORMAT, "'rms_norm_eps'");
     expect("text_config missing keys", "{\"text_config\": {\"model_type\": \"x\"}}", ATTN_ERR_NOT_FOUND, "'hidden_size'");
     attn_mha_config c;
+    attn_mha_config_init(&c);
     /* every strict prefix of a real config is invalid JSON */
     size_t full = strlen(QWEN3);
     int bad = 0;
@@ -238,6 +242,7 @@ static void test_files(void) {
     fputs(QWEN3, f);
     fclose(f);
     attn_mha_config c;
+    attn_mha_config_init(&c);
     CHECK(attn_hf_config_read(path, &c) == ATTN_OK && c.qk_norm && c.head_dim == 128, "read file: %s", attn_last_error());
     CHECK(attn_hf_config_read(dir, &c) == ATTN_OK && c.qk_norm, "read model directory: %s", attn_last_error());
     snprintf(path, sizeof path, "%s/missing.json", dir);

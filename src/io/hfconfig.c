@@ -297,8 +297,7 @@ static attn_status hf_parse(const char *src, const char *json, size_t len, attn_
     if ((s = hf_num(&h, root, "", "attention_dropout", 0, 0.0, 0, 1.0, 1, &d, &have)) != ATTN_OK) return s;
     if (have) c.dropout = (float)d;
 
-    *out = c;
-    return ATTN_OK;
+    return attn__struct_write("attn_hf_config", out, &c, &attn__mha_config_layout, ATTN_ERR_CONFIG);
 }
 
 attn_status attn_hf_config_parse(const char *json, size_t len, attn_mha_config *out) {

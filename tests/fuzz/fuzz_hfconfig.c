@@ -13,6 +13,7 @@
 static int fuzz_hf_one(const uint8_t *data, size_t size) {
     attn_mha_config c;
     memset(&c, 0x77, sizeof c);
+    c.struct_size = sizeof c; /* the only field parse reads */
     attn_mha_config before = c;
     attn_status s = attn_hf_config_parse((const char *)data, size, &c);
     if (s != ATTN_OK) {

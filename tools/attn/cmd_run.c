@@ -228,6 +228,7 @@ int cmd_run(int argc, char **argv) {
     char sh[128];
 
     attn_mha_config cfg;
+    attn_mha_config_init(&cfg);
     if (attn_hf_config_read(config, &cfg) != ATTN_OK) { cli_fail(sub, "%s: %s", config, lib_msg(config)); goto done; }
     if (causal >= 0) cfg.causal = causal;
     if (attn_mha_create(&m, &cfg) != ATTN_OK) { cli_fail(sub, "%s: unsupported layer configuration: %s", config, attn_last_error()); goto done; }
