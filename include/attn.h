@@ -39,6 +39,19 @@
  *    (default: ATTN_NUM_THREADS env var, else the number of online CPUs).
  *    Kernels are reentrant; an attn_mha or attn_kvcache object must not be
  *    used by two threads at the same time.
+ *    BLAS: the layer's projection GEMMs are split into a fixed, shape-only set
+ *    of blocks run on attn's pool, each a single-threaded OpenBLAS sgemm. That
+ *    OpenBLAS is attn's own: the default build links a private copy
+ *    (libopenblas.a) into libattn with every one of its symbols hidden, so
+ *    keeping it at one thread never touches the process's OpenBLAS — its
+ *    thread count, as set by the host, NumPy or PyTorch
+ *    (openblas_set_num_threads, OPENBLAS_NUM_THREADS), is the same before and
+ *    after any attn call, concurrent calls included. (A build configured with
+ *    -DATTN_PRIVATE_BLAS=OFF uses the process's OpenBLAS and never changes its
+ *    settings either; results are then bit-identical across attn thread
+ *    counts only while that OpenBLAS runs one thread.) The private copy reads
+ *    OPENBLAS_CORETYPE like any OpenBLAS. attn changes no other process-wide
+ *    state (signals, locale, environment).
  *  - Object lifecycle: attn_<object>_create / attn_<object>_free; free(NULL)
  *    is a no-op.
  *  - Option structs grow (see "ABI" below): always fill them with their
