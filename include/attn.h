@@ -309,6 +309,28 @@ ATTN_API attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn
                                    attn_view dq, attn_view dk, attn_view dv,
                                    const attn_sdpa_opts *opts, void *workspace, size_t workspace_size);
 
+/* ═══ Building blocks: matmul ══════════════════════════════════════════════
+ * The layer's projections, for users who compose their own models. Row-major
+ * matrices; ld* is the distance between rows in elements (>= the row length,
+ * padding between rows is neither read nor written). Sizes and leading
+ * dimensions are at most 2^31 - 1 (the BLAS's integer). Threaded on attn's
+ * pool with a fixed, shape-only split: bit-identical whatever the thread
+ * count. Outputs are overwritten and must not overlap any input or each other.
+ *
+ *   trans_b = 0:  C (M, N) = A (M, K) · B (K, N)
+ *   trans_b = 1:  C (M, N) = A (M, K) · Bᵀ,  B stored (N, K)  (x · Wᵀ, W [out, in])
+ */
+ATTN_API attn_status attn_matmul(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                                 const float *B, int64_t ldb, int trans_b, float *C, int64_t ldc);
+/* Gradients of the loss given dC (M, N) = dL/dC:
+ *   dA (M, K) = dC · Bᵀ (trans_b 0) or dC · B (trans_b 1)            — NULL: not computed
+ *   dB (K, N) = Aᵀ · dC (trans_b 0), or dB (N, K) = dCᵀ · A (trans_b 1) — NULL: not computed
+ * A is read only for dB, B only for dA (the other may then be NULL). */
+ATTN_API attn_status attn_matmul_backward(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                                          const float *B, int64_t ldb, int trans_b,
+                                          const float *dC, int64_t lddc, float *dA, int64_t ldda,
+                                          float *dB, int64_t lddb);
+
 /* ═══ IO: safetensors ═══════════════════════════════════════════════════════
  * Files are untrusted: every header field and offset is validated, nothing
  * is read out of bounds, and allocations never exceed the file size plus a
