@@ -331,6 +331,23 @@ ATTN_API attn_status attn_matmul_backward(int64_t M, int64_t N, int64_t K, const
                                           const float *dC, int64_t lddc, float *dA, int64_t ldda,
                                           float *dB, int64_t lddb);
 
+/* ═══ Building blocks: RMSNorm ═════════════════════════════════════════════
+ * Over the last dimension of N rows of D values (row strides ld* >= D, in
+ * elements; padding is neither read nor written):
+ *   rstd_n = 1 / sqrt(mean_d x_nd^2 + eps),  y_nd = x_nd * rstd_n * w_d
+ * Sum of squares in float64. Threaded over a fixed, shape-only split of the
+ * rows: bit-identical whatever the thread count. Outputs must not overlap
+ * inputs or each other. D in [1, 2^24], eps finite and > 0.
+ *   x (N, D) in, w (D) in, y (N, D) out, rstd (N) out or NULL. */
+ATTN_API attn_status attn_rmsnorm_fwd(int64_t N, int64_t D, const float *x, int64_t ldx, const float *w,
+                                      float eps, float *y, int64_t ldy, float *rstd);
+/* Backward (recomputes rstd from x): with g = dy * w and xhat = x * rstd,
+ *   dx_n = rstd_n * (g_n - xhat_n * mean_d(g_n * xhat_n))   dx (N, D) out (overwritten)
+ *   dw   = sum_n dy_n * xhat_n                              dw (D) out (overwritten), or NULL */
+ATTN_API attn_status attn_rmsnorm_bwd(int64_t N, int64_t D, const float *x, int64_t ldx, const float *w,
+                                      float eps, const float *dy, int64_t lddy, float *dx, int64_t lddx,
+                                      float *dw);
+
 /* ═══ IO: safetensors ═══════════════════════════════════════════════════════
  * Files are untrusted: every header field and offset is validated, nothing
  * is read out of bounds, and allocations never exceed the file size plus a

@@ -165,24 +165,18 @@ static void test_threads(tu_rng *r) {
 static void test_errors(void) {
     float a[64], b[64], c[64], d[64];
     for (int i = 0; i < 64; i++) { a[i] = b[i] = 1.0f; c[i] = d[i] = SENT; }
-#define BAD(call, want, msg)                                                                        \
-    do {                                                                                            \
-        attn_status s_ = (call);                                                                    \
-        CHECK(s_ == (want) && strstr(attn_last_error(), msg), "%s: status %d, message '%s'", #call, \
-              (int)s_, attn_last_error());                                                          \
-    } while (0)
-    BAD(attn_matmul(-1, 4, 4, a, 4, b, 4, 0, c, 4), ATTN_ERR_SHAPE, "M = -1");
-    BAD(attn_matmul(4, 4, (int64_t)1 << 31, a, 4, b, 4, 0, c, 4), ATTN_ERR_SHAPE, "K = 2147483648");
-    BAD(attn_matmul(4, 4, 4, a, 4, b, 4, 2, c, 4), ATTN_ERR_OPTION, "trans_b = 2");
-    BAD(attn_matmul(4, 4, 4, a, 3, b, 4, 0, c, 4), ATTN_ERR_STRIDE, "ldA = 3");
-    BAD(attn_matmul(4, 4, 4, a, 4, b, 4, 0, c, 2), ATTN_ERR_STRIDE, "ldC = 2");
-    BAD(attn_matmul(4, 4, 4, NULL, 4, b, 4, 0, c, 4), ATTN_ERR_NULL, "A is NULL");
-    BAD(attn_matmul(4, 4, 4, a, 4, b, 4, 0, NULL, 4), ATTN_ERR_NULL, "C is NULL");
-    BAD(attn_matmul(4, 4, 4, a, 4, b, 4, 0, a + 8, 4), ATTN_ERR_ALIAS, "C overlaps input A");
-    BAD(attn_matmul_backward(4, 4, 4, a, 4, b, 4, 0, d, 4, c, 4, c + 12, 4), ATTN_ERR_ALIAS,
+    CHECK_FAILS(attn_matmul(-1, 4, 4, a, 4, b, 4, 0, c, 4), ATTN_ERR_SHAPE, "M = -1");
+    CHECK_FAILS(attn_matmul(4, 4, (int64_t)1 << 31, a, 4, b, 4, 0, c, 4), ATTN_ERR_SHAPE, "K = 2147483648");
+    CHECK_FAILS(attn_matmul(4, 4, 4, a, 4, b, 4, 2, c, 4), ATTN_ERR_OPTION, "trans_b = 2");
+    CHECK_FAILS(attn_matmul(4, 4, 4, a, 3, b, 4, 0, c, 4), ATTN_ERR_STRIDE, "ldA = 3");
+    CHECK_FAILS(attn_matmul(4, 4, 4, a, 4, b, 4, 0, c, 2), ATTN_ERR_STRIDE, "ldC = 2");
+    CHECK_FAILS(attn_matmul(4, 4, 4, NULL, 4, b, 4, 0, c, 4), ATTN_ERR_NULL, "A is NULL");
+    CHECK_FAILS(attn_matmul(4, 4, 4, a, 4, b, 4, 0, NULL, 4), ATTN_ERR_NULL, "C is NULL");
+    CHECK_FAILS(attn_matmul(4, 4, 4, a, 4, b, 4, 0, a + 8, 4), ATTN_ERR_ALIAS, "C overlaps input A");
+    CHECK_FAILS(attn_matmul_backward(4, 4, 4, a, 4, b, 4, 0, d, 4, c, 4, c + 12, 4), ATTN_ERR_ALIAS,
         "dB overlaps output dA");
-    BAD(attn_matmul_backward(4, 4, 4, a, 4, NULL, 4, 0, d, 4, c, 4, NULL, 4), ATTN_ERR_NULL, "B is NULL");
-    BAD(attn_matmul_backward(4, 4, 4, a, 4, b, 4, 1, NULL, 4, c, 4, NULL, 4), ATTN_ERR_NULL, "dC is NULL");
+    CHECK_FAILS(attn_matmul_backward(4, 4, 4, a, 4, NULL, 4, 0, d, 4, c, 4, NULL, 4), ATTN_ERR_NULL, "B is NULL");
+    CHECK_FAILS(attn_matmul_backward(4, 4, 4, a, 4, b, 4, 1, NULL, 4, c, 4, NULL, 4), ATTN_ERR_NULL, "dC is NULL");
     int untouched = 1;
     for (int i = 0; i < 64; i++) untouched &= c[i] == SENT;
     CHECK(untouched, "an output was written by a refused call");
@@ -193,7 +187,6 @@ static void test_errors(void) {
     float buf[8 * 8];
     for (int i = 0; i < 64; i++) buf[i] = 0.5f;
     CHECK(attn_matmul(8, 4, 4, buf + 4, 8, b, 4, 0, buf, 8) == ATTN_OK, "interleaved halves: %s", attn_last_error());
-#undef BAD
 }
 
 int main(void) {

@@ -24,6 +24,14 @@ extern long tu_pass, tu_fail;
         }                                                                            \
     } while (0)
 
+/* CHECK that `call` returns the status `want` with `msg` in attn_last_error(). */
+#define CHECK_FAILS(call, want, msg)                                                         \
+    do {                                                                                     \
+        attn_status s_ = (call);                                                             \
+        CHECK(s_ == (want) && strstr(attn_last_error(), msg), "%s: status %d, message '%s'", \
+              #call, (int)s_, attn_last_error());                                            \
+    } while (0)
+
 int test_summary(const char *name);
 
 /* Deterministic RNG (xoshiro-like splitmix) for test data. */
