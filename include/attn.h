@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * attn.h — exact, fast multi-head attention on the CPU (C11).
  *
@@ -38,8 +39,43 @@
  *    (default: ATTN_NUM_THREADS env var, else the number of online CPUs).
  *    Kernels are reentrant; an attn_mha or attn_kvcache object must not be
  *    used by two threads at the same time.
+ *    BLAS: the layer's projection GEMMs are split into a fixed, shape-only set
+ *    of blocks run on attn's pool, each a single-threaded OpenBLAS sgemm. That
+ *    OpenBLAS is attn's own: the default build links a private copy
+ *    (libopenblas.a) into libattn with every one of its symbols hidden, so
+ *    keeping it at one thread never touches the process's OpenBLAS — its
+ *    thread count, as set by the host, NumPy or PyTorch
+ *    (openblas_set_num_threads, OPENBLAS_NUM_THREADS), is the same before and
+ *    after any attn call, concurrent calls included. (A build configured with
+ *    -DATTN_PRIVATE_BLAS=OFF uses the process's OpenBLAS and never changes its
+ *    settings either; results are then bit-identical across attn thread
+ *    counts only while that OpenBLAS runs one thread.) The private copy reads
+ *    OPENBLAS_CORETYPE like any OpenBLAS. attn changes no other process-wide
+ *    state (signals, locale, environment).
  *  - Object lifecycle: attn_<object>_create / attn_<object>_free; free(NULL)
  *    is a no-op.
+ *  - Option structs grow (see "ABI" below): always fill them with their
+ *    *_init() first, then set fields by name.
+ *
+ * ─── ABI ─────────────────────────────────────────────────────────────────────
+ *  libattn.so.MAJOR (soname) keeps binary compatibility within a major
+ *  version: symbols, enum values and the layout of existing struct fields
+ *  never change; new functions, enum values and status values are appended
+ *  (docs/abi.md is the full policy).
+ *  Extensible option structs — attn_sdpa_opts, attn_mha_config,
+ *  attn_mha_input — start with `uint32_t struct_size`, the size of the struct
+ *  the CALLER was compiled with. attn_<struct>_init(p) is a macro that passes
+ *  sizeof *p to attn_<struct>_init_size(), which writes the defaults and
+ *  struct_size (never more than struct_size bytes). New fields are only ever
+ *  appended at the end, so a program compiled against an older attn.h keeps
+ *  working with a newer library: the fields past its struct_size take their
+ *  defaults. Every function taking one of these structs checks struct_size
+ *  and refuses (ATTN_ERR_OPTION / ATTN_ERR_CONFIG, naming the struct and the
+ *  sizes) a value smaller than the first release's layout (e.g. a struct
+ *  zeroed by hand instead of initialised) or larger than this library's (a
+ *  program built against a newer header than the library it runs with).
+ *  Other structs (attn_view, attn_sdpa_dims, attn_tensor_info, attn_npy,
+ *  attn_param) are frozen: they never change within a major version.
  *
  * ─── Example ─────────────────────────────────────────────────────────────────
  *    attn_sdpa_dims d = { .batch = 1, .seq_q = 128, .seq_k = 128,
@@ -73,10 +109,14 @@ extern "C" {
 #define ATTN_API
 #endif
 
+/* The one place that holds the version: CMake reads these three lines (project
+ * version, soname libattn.so.MAJOR, attn.pc, attnConfigVersion.cmake). */
 #define ATTN_VERSION_MAJOR 0
-#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_MINOR 2
 #define ATTN_VERSION_PATCH 0
-#define ATTN_VERSION_STRING "0.1.0"
+#define ATTN_VERSION_STRING ATTN_VERSION_STR_(ATTN_VERSION_MAJOR, ATTN_VERSION_MINOR, ATTN_VERSION_PATCH)
+#define ATTN_VERSION_STR_(a, b, c) ATTN_VERSION_STR2_(a, b, c)
+#define ATTN_VERSION_STR2_(a, b, c) #a "." #b "." #c
 #define ATTN_VERSION_NUMBER \
     (ATTN_VERSION_MAJOR * 10000 + ATTN_VERSION_MINOR * 100 + ATTN_VERSION_PATCH)
 
@@ -185,6 +225,7 @@ typedef enum attn_align {
 
 /*
  * Options. Always start from attn_sdpa_opts_init() (all features off).
+ * opts may be NULL in every call (= the defaults).
  *
  * Position model: query row i (0-based within its sequence) sits at key
  * position p(i) = i (top-left) or i + Sk_b - Sq_b (bottom-right), where Sk_b
@@ -206,6 +247,7 @@ typedef enum attn_align {
  * lse_i = log(sum_j exp(s_ij)) (before dropout), -INFINITY if no key visible.
  */
 typedef struct attn_sdpa_opts {
+    uint32_t struct_size;      /* set by attn_sdpa_opts_init(): sizeof(attn_sdpa_opts) of the caller */
     float scale;               /* 0 = 1/sqrt(D); must be finite */
     int causal;                /* 0 or 1 */
     int align;                 /* attn_align: alignment of queries to keys */
@@ -227,7 +269,13 @@ typedef struct attn_sdpa_opts {
     int num_threads;           /* 0 = library default */
 } attn_sdpa_opts;
 
-ATTN_API void attn_sdpa_opts_init(attn_sdpa_opts *opts);
+/* attn_sdpa_opts_init(&opts): all features off, struct_size = sizeof opts.
+ * The function behind it (for bindings that cannot use the macro): writes
+ * the defaults into the first struct_size bytes; ATTN_ERR_OPTION if
+ * struct_size is not a layout this library knows (struct_size is still
+ * stored, so later calls refuse the struct with the same message). */
+ATTN_API attn_status attn_sdpa_opts_init_size(attn_sdpa_opts *opts, size_t struct_size);
+#define attn_sdpa_opts_init(opts) attn_sdpa_opts_init_size((opts), sizeof *(opts))
 
 /* Workspace bytes the call needs (independent of the data; may depend on the
  * thread count). Pass at least this much, 64-byte aligned. A NULL workspace
@@ -260,6 +308,45 @@ ATTN_API attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn
                                    attn_view o, attn_view dO, const float *lse,
                                    attn_view dq, attn_view dk, attn_view dv,
                                    const attn_sdpa_opts *opts, void *workspace, size_t workspace_size);
+
+/* ═══ Building blocks: matmul ══════════════════════════════════════════════
+ * The layer's projections, for users who compose their own models. Row-major
+ * matrices; ld* is the distance between rows in elements (>= the row length,
+ * padding between rows is neither read nor written). Sizes and leading
+ * dimensions are at most 2^31 - 1 (the BLAS's integer). Threaded on attn's
+ * pool with a fixed, shape-only split: bit-identical whatever the thread
+ * count. Outputs are overwritten and must not overlap any input or each other.
+ *
+ *   trans_b = 0:  C (M, N) = A (M, K) · B (K, N)
+ *   trans_b = 1:  C (M, N) = A (M, K) · Bᵀ,  B stored (N, K)  (x · Wᵀ, W [out, in])
+ */
+ATTN_API attn_status attn_matmul(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                                 const float *B, int64_t ldb, int trans_b, float *C, int64_t ldc);
+/* Gradients of the loss given dC (M, N) = dL/dC:
+ *   dA (M, K) = dC · Bᵀ (trans_b 0) or dC · B (trans_b 1)            — NULL: not computed
+ *   dB (K, N) = Aᵀ · dC (trans_b 0), or dB (N, K) = dCᵀ · A (trans_b 1) — NULL: not computed
+ * A is read only for dB, B only for dA (the other may then be NULL). */
+ATTN_API attn_status attn_matmul_backward(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                                          const float *B, int64_t ldb, int trans_b,
+                                          const float *dC, int64_t lddc, float *dA, int64_t ldda,
+                                          float *dB, int64_t lddb);
+
+/* ═══ Building blocks: RMSNorm ═════════════════════════════════════════════
+ * Over the last dimension of N rows of D values (row strides ld* >= D, in
+ * elements; padding is neither read nor written):
+ *   rstd_n = 1 / sqrt(mean_d x_nd^2 + eps),  y_nd = x_nd * rstd_n * w_d
+ * Sum of squares in float64. Threaded over a fixed, shape-only split of the
+ * rows: bit-identical whatever the thread count. Outputs must not overlap
+ * inputs or each other. D in [1, 2^24], eps finite and > 0.
+ *   x (N, D) in, w (D) in, y (N, D) out, rstd (N) out or NULL. */
+ATTN_API attn_status attn_rmsnorm_fwd(int64_t N, int64_t D, const float *x, int64_t ldx, const float *w,
+                                      float eps, float *y, int64_t ldy, float *rstd);
+/* Backward (recomputes rstd from x): with g = dy * w and xhat = x * rstd,
+ *   dx_n = rstd_n * (g_n - xhat_n * mean_d(g_n * xhat_n))   dx (N, D) out (overwritten)
+ *   dw   = sum_n dy_n * xhat_n                              dw (D) out (overwritten), or NULL */
+ATTN_API attn_status attn_rmsnorm_bwd(int64_t N, int64_t D, const float *x, int64_t ldx, const float *w,
+                                      float eps, const float *dy, int64_t lddy, float *dx, int64_t lddx,
+                                      float *dw);
 
 /* ═══ IO: safetensors ═══════════════════════════════════════════════════════
  * Files are untrusted: every header field and offset is validated, nothing
@@ -368,6 +455,7 @@ typedef enum attn_layout {
 
 /* Start from attn_mha_config_init(); fields with 0 take the stated default. */
 typedef struct attn_mha_config {
+    uint32_t struct_size;  /* set by attn_mha_config_init(): sizeof(attn_mha_config) of the caller */
     int64_t embed_dim;     /* E: width of x and of the output y (required) */
     int64_t num_heads;     /* Hq (required) */
     int64_t num_kv_heads;  /* Hkv, divides Hq; 0 = num_heads */
@@ -404,7 +492,10 @@ typedef struct attn_mha_config {
     float rope_long_factor[128];   /* longrope: (rope_dim / 2) */
 } attn_mha_config;
 
-ATTN_API void attn_mha_config_init(attn_mha_config *cfg);
+/* attn_mha_config_init(&cfg): the defaults (window_left = window_right = -1,
+ * every other field 0) and struct_size = sizeof cfg; see attn_sdpa_opts_init_size. */
+ATTN_API attn_status attn_mha_config_init_size(attn_mha_config *cfg, size_t struct_size);
+#define attn_mha_config_init(cfg) attn_mha_config_init_size((cfg), sizeof *(cfg))
 
 /* ─── HuggingFace config.json ───────────────────────────────────────────────
  * Reads the attention layer of a transformers config.json. The architecture
@@ -422,7 +513,9 @@ ATTN_API void attn_mha_config_init(attn_mha_config *cfg);
  * RoPE base) are read for the chosen layer; without a layer every layer must
  * read alike, otherwise ATTN_ERR_CONFIG asks for one.
  * attn_hf_config_read(path, out) = attn_hf_config_read_ex(path, NULL, out, NULL)
- * with the defaults of attn_hf_opts_init (path: a file or a model directory). */
+ * with the defaults of attn_hf_opts_init (path: a file or a model directory).
+ * *out must have been initialised with attn_mha_config_init() (its struct_size
+ * says how much may be written); nothing is written on error. */
 ATTN_API attn_status attn_hf_config_read(const char *path, attn_mha_config *out);
 ATTN_API attn_status attn_hf_config_parse(const char *json, size_t len, attn_mha_config *out);
 
@@ -467,6 +560,7 @@ ATTN_API attn_status attn_mha_set_training(attn_mha *m, int training);
  * mode x / key / value and the masks are copied into the layer for backward
  * (the caller's buffers may be reused right after the call). */
 typedef struct attn_mha_input {
+    uint32_t struct_size;       /* set by attn_mha_input_init(): sizeof(attn_mha_input) of the caller */
     int layout;                 /* attn_layout of x / key / value / y / dy / dx */
     int64_t batch;              /* B */
     int64_t seq_q;              /* Sq */
@@ -482,7 +576,10 @@ typedef struct attn_mha_input {
     int64_t mask_stride_b, mask_stride_h, mask_stride_q;
 } attn_mha_input;
 
-ATTN_API void attn_mha_input_init(attn_mha_input *in);
+/* attn_mha_input_init(&in): batch-first, everything NULL / 0, struct_size =
+ * sizeof in; see attn_sdpa_opts_init_size. */
+ATTN_API attn_status attn_mha_input_init_size(attn_mha_input *in, size_t struct_size);
+#define attn_mha_input_init(in) attn_mha_input_init_size((in), sizeof *(in))
 
 /* y (B, Sq, E) in in->layout. In training mode the activations needed by
  * backward are saved in the object (one forward per backward). */

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """check_hf_keys.py — every attribute of each supported transformers config class is in
 src/models/hf_arch.c's tables (read, ignored or refused), so a new transformers release that
 adds an attention key shows up here instead of being refused at run time (or worse).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """gen_fixtures.py — PyTorch / transformers reference fixtures for tests/test_fixtures.c.
 
 Regenerate (deterministic: same torch/transformers versions => identical bytes):

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """minilm_reference.py OUTDIR — reference for tests/cli/test_cli_minilm.sh.
 
 sentence-transformers' all-MiniLM-L6-v2 (a 6-layer BERT trained by someone

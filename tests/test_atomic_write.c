@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_atomic_write.c — every file the library writes (attn_npy_write,
  * attn_st_writer_save) is written to a temporary file in the same directory,
  * fsync'ed and renamed (src/io/file.c). A failure injected at every step

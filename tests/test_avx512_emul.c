@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_avx512_emul — the AVX-512 sdpa micro-kernels, run on SIMDe's portable
  * emulation of AVX-512 (Debian libsimde-dev) and compared entry by entry with
  * the portable C kernels. Machines without AVX-512 (the CI and development

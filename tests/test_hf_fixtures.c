@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_hf_fixtures.c — the library on transformers' own checkpoints.
  *
  * Every tests/fixtures/hf/<arch>/ (scripts/gen_fixtures.py) holds a tiny
@@ -30,6 +31,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* attn_hf_config_* write only out->struct_size bytes: *out is initialised first. */
+static inline attn_status hf_parse(const char *j, size_t n, attn_mha_config *c) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_parse(j, n, c);
+}
+static inline attn_status hf_parse_ex(const char *j, size_t n, const attn_hf_opts *o, attn_mha_config *c,
+                                      attn_hf_info *info) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_parse_ex(j, n, o, c, info);
+}
+static inline attn_status hf_read(const char *p, attn_mha_config *c) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_read(p, c);
+}
+static inline attn_status hf_read_ex(const char *p, const attn_hf_opts *o, attn_mha_config *c, attn_hf_info *info) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_read_ex(p, o, c, info);
+}
 
 #ifndef ATTN_SOURCE_DIR
 #define ATTN_SOURCE_DIR "."
@@ -72,7 +92,7 @@ static attn_mha *make_layer(const char *arch, int64_t layer, attn_hf_info *info)
     attn_hf_opts_init(&o);
     o.layer = layer;
     attn_mha_config cfg;
-    attn_status s = attn_hf_config_read_ex(path, &o, &cfg, info);
+    attn_status s = hf_read_ex(path, &o, &cfg, info);
     CHECK(s == ATTN_OK, "%s: config: %s", arch, attn_last_error());
     if (s != ATTN_OK) return NULL;
     attn_mha *m = NULL;
@@ -143,7 +163,7 @@ static void check_v4(const char *arch) {
         attn_hf_opts_init(&o);
         o.layer = l;
         attn_mha_config a, b;
-        attn_status s4 = attn_hf_config_read_ex(p4, &o, &a, NULL), s5 = attn_hf_config_read_ex(p5, &o, &b, NULL);
+        attn_status s4 = hf_read_ex(p4, &o, &a, NULL), s5 = hf_read_ex(p5, &o, &b, NULL);
         CHECK(s4 == ATTN_OK && s5 == ATTN_OK, "%s layer %lld: 4.x / 5.x config: %s", arch, (long long)l, attn_last_error());
         CHECK(s4 != ATTN_OK || s5 != ATTN_OK || memcmp(&a, &b, sizeof a) == 0,
               "%s layer %lld: the 4.x config reads differently from the 5.x one", arch, (long long)l);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_hf_index.c — attn_mha_load_index (src/layer/params_index.c): a layer from
  * a sharded checkpoint (model.safetensors.index.json + shards).
  *   - tests/fixtures/hf/qwen2/sharded (saved by transformers, max_shard_size 12KB):
@@ -15,6 +16,25 @@
 #include <string.h>
 #include <unistd.h>
 
+/* attn_hf_config_* write only out->struct_size bytes: *out is initialised first. */
+static inline attn_status hf_parse(const char *j, size_t n, attn_mha_config *c) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_parse(j, n, c);
+}
+static inline attn_status hf_parse_ex(const char *j, size_t n, const attn_hf_opts *o, attn_mha_config *c,
+                                      attn_hf_info *info) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_parse_ex(j, n, o, c, info);
+}
+static inline attn_status hf_read(const char *p, attn_mha_config *c) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_read(p, c);
+}
+static inline attn_status hf_read_ex(const char *p, const attn_hf_opts *o, attn_mha_config *c, attn_hf_info *info) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_read_ex(p, o, c, info);
+}
+
 #ifndef ATTN_SOURCE_DIR
 #define ATTN_SOURCE_DIR "."
 #endif
@@ -31,7 +51,7 @@ static void test_fixture(void) {
         o.layer = layer;
         attn_mha_config c;
         attn_hf_info info;
-        CHECK(attn_hf_config_read_ex(QDIR, &o, &c, &info) == ATTN_OK, "config: %s", attn_last_error());
+        CHECK(hf_read_ex(QDIR, &o, &c, &info) == ATTN_OK, "config: %s", attn_last_error());
         attn_mha *a = NULL, *b = NULL;
         attn_st *st = NULL;
         CHECK(attn_mha_create(&a, &c) == ATTN_OK && attn_mha_create(&b, &c) == ATTN_OK, "create");

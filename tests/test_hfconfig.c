@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_hfconfig.c — HuggingFace config.json -> attn_mha_config
  * (src/io/hfconfig.c): real model configs, defaults, and wrong inputs. */
 #include "core/core.h"
@@ -8,6 +9,25 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* attn_hf_config_* write only out->struct_size bytes: *out is initialised first. */
+static inline attn_status hf_parse(const char *j, size_t n, attn_mha_config *c) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_parse(j, n, c);
+}
+static inline attn_status hf_parse_ex(const char *j, size_t n, const attn_hf_opts *o, attn_mha_config *c,
+                                      attn_hf_info *info) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_parse_ex(j, n, o, c, info);
+}
+static inline attn_status hf_read(const char *p, attn_mha_config *c) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_read(p, c);
+}
+static inline attn_status hf_read_ex(const char *p, const attn_hf_opts *o, attn_mha_config *c, attn_hf_info *info) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_read_ex(p, o, c, info);
+}
 
 /* meta-llama/Llama-3.1-8B */
 static const char *LLAMA31 =
@@ -51,10 +71,11 @@ static const char *MISTRAL =
     " \"sliding_window\": 4096, \"tie_word_embeddings\": false, \"torch_dtype\": \"bfloat16\","
     " \"transformers_version\": \"4.34.0.dev0\", \"use_cache\": true, \"vocab_size\": 32000}";
 
-static attn_status parse(const char *s, attn_mha_config *c) { return attn_hf_config_parse(s, strlen(s), c); }
+static attn_status parse(const char *s, attn_mha_config *c) { return hf_parse(s, strlen(s), c); }
 
 static void test_models(void) {
     attn_mha_config c;
+    attn_mha_config_init(&c);
     CHECK(parse(LLAMA31, &c) == ATTN_OK, "llama: %s", attn_last_error());
     CHECK(c.embed_dim == 4096 && c.num_heads == 32 && c.num_kv_heads == 8 && c.head_dim == 128, "llama dims");
     CHECK(c.rope == ATTN_ROPE_NEOX && c.rope_theta == 500000.0f && c.causal == 1, "llama rope");
@@ -98,6 +119,7 @@ static void test_models(void) {
 
 static void test_fields(void) {
     attn_mha_config c;
+    attn_mha_config_init(&c);
     /* minimal: defaults */
     CHECK(parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4}", &c) == ATTN_OK, "minimal: %s", attn_last_error());
     CHECK(c.num_kv_heads == 4 && c.head_dim == 16 && c.rope_theta == 10000.0f && !c.bias_q && c.causal &&
@@ -127,10 +149,10 @@ static void test_fields(void) {
         attn_hf_opts_init(&o);
         o.layer = 3;
         const char *j = "{" QW ", \"use_sliding_window\": true, \"sliding_window\": 128, \"max_window_layers\": 2}";
-        CHECK(attn_hf_config_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_OK && c.window_left == 127,
+        CHECK(hf_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_OK && c.window_left == 127,
               "qwen2 layer >= max_window_layers slides: %s", attn_last_error());
         o.layer = 1;
-        CHECK(attn_hf_config_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_OK && c.window_left == -1,
+        CHECK(hf_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_OK && c.window_left == -1,
               "qwen2 layer < max_window_layers: full attention");
     }
     CHECK(parse("{" QW ", \"use_sliding_window\": false, \"sliding_window\": 128}", &c) == ATTN_OK &&
@@ -160,7 +182,7 @@ static void test_fields(void) {
         attn_hf_opts o;
         attn_hf_opts_init(&o);
         o.allow_unknown_keys = 1;
-        CHECK(attn_hf_config_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_OK && c.embed_dim == 64,
+        CHECK(hf_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_OK && c.embed_dim == 64,
               "allow_unknown_keys ignores them: %s", attn_last_error());
     }
 }
@@ -168,8 +190,9 @@ static void test_fields(void) {
 static void expect(const char *what, const char *json, attn_status want, const char *msg) {
     attn_mha_config c;
     memset(&c, 0x5a, sizeof c);
+    c.struct_size = sizeof c; /* the only field parse reads; the rest must be overwritten */
     attn_mha_config before = c;
-    attn_status s = parse(json, &c);
+    attn_status s = attn_hf_config_parse(json, strlen(json), &c); /* not hf_parse: keep the 0x5a fill */
     CHECK(s == want, "%s: status %d (%s), expected %d", what, (int)s, attn_last_error(), (int)want);
     if (msg) CHECK(strstr(attn_last_error(), msg) != NULL, "%s: message '%s' lacks '%s'", what, attn_last_error(), msg);
     if (s != ATTN_OK) CHECK(memcmp(&c, &before, sizeof c) == 0, "%s: output written on error", what);
@@ -246,14 +269,15 @@ static void test_errors(void) {
     expect("rms_norm_eps string", "{" HN ", \"rms_norm_eps\": \"x\"}", ATTN_ERR_FORMAT, "'rms_norm_eps'");
     expect("text_config missing keys", "{\"text_config\": {\"model_type\": \"llama\"}}", ATTN_ERR_NOT_FOUND, "'text_config.hidden_size'");
     attn_mha_config c;
+    attn_mha_config_init(&c);
     /* every strict prefix of a real config is invalid JSON */
     size_t full = strlen(QWEN3);
     int bad = 0;
-    for (size_t n = 0; n < full; n++) bad += attn_hf_config_parse(QWEN3, n, &c) != ATTN_ERR_FORMAT;
+    for (size_t n = 0; n < full; n++) bad += hf_parse(QWEN3, n, &c) != ATTN_ERR_FORMAT;
     CHECK(bad == 0, "%d truncated configs not rejected as ATTN_ERR_FORMAT", bad);
-    CHECK(attn_hf_config_parse(NULL, 3, &c) == ATTN_ERR_NULL, "NULL json");
-    CHECK(attn_hf_config_parse("{}", 2, NULL) == ATTN_ERR_NULL, "NULL out");
-    CHECK(attn_hf_config_parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4}xyz", 68, &c) == ATTN_OK,
+    CHECK(hf_parse(NULL, 3, &c) == ATTN_ERR_NULL, "NULL json");
+    CHECK(hf_parse("{}", 2, NULL) == ATTN_ERR_NULL, "NULL out");
+    CHECK(hf_parse("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4}xyz", 68, &c) == ATTN_OK,
           "len bounds the text");
 }
 
@@ -261,7 +285,7 @@ static attn_status parse_layer(const char *s, int64_t layer, attn_mha_config *c,
     attn_hf_opts o;
     attn_hf_opts_init(&o);
     o.layer = layer;
-    return attn_hf_config_parse_ex(s, strlen(s), &o, c, info);
+    return hf_parse_ex(s, strlen(s), &o, c, info);
 }
 
 /* Gemma 2 as transformers 5 writes it (layer_types, rope_parameters) */
@@ -398,17 +422,17 @@ static void test_archs(void) {
         attn_hf_opts o;
         attn_hf_opts_init(&o);
         o.model_type = "llama";
-        CHECK(attn_hf_config_parse_ex(j, strlen(j), &o, &c, &info) == ATTN_OK && !strcmp(info.model_type, "llama"),
+        CHECK(hf_parse_ex(j, strlen(j), &o, &c, &info) == ATTN_OK && !strcmp(info.model_type, "llama"),
               "model_type override: %s", attn_last_error());
         o.model_type = "gpt5";
-        CHECK(attn_hf_config_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_ERR_UNSUPPORTED &&
+        CHECK(hf_parse_ex(j, strlen(j), &o, &c, NULL) == ATTN_ERR_UNSUPPORTED &&
               strstr(attn_last_error(), "override 'gpt5' is not supported"), "bad override");
         expect("no model_type", "{\"hidden_size\": 64, \"num_attention_heads\": 4}", ATTN_ERR_UNSUPPORTED,
                "no 'model_type', so the architecture is unknown (supported: llama");
         o.model_type = NULL;
         o.layer = -2;
         const char *l = "{" HN "}";
-        CHECK(attn_hf_config_parse_ex(l, strlen(l), &o, &c, NULL) == ATTN_ERR_OPTION, "layer -2");
+        CHECK(hf_parse_ex(l, strlen(l), &o, &c, NULL) == ATTN_ERR_OPTION, "layer -2");
     }
 }
 
@@ -527,17 +551,18 @@ static void test_files(void) {
     fputs(QWEN3, f);
     fclose(f);
     attn_mha_config c;
-    CHECK(attn_hf_config_read(path, &c) == ATTN_OK && c.qk_norm && c.head_dim == 128, "read file: %s", attn_last_error());
-    CHECK(attn_hf_config_read(dir, &c) == ATTN_OK && c.qk_norm, "read model directory: %s", attn_last_error());
+    attn_mha_config_init(&c);
+    CHECK(hf_read(path, &c) == ATTN_OK && c.qk_norm && c.head_dim == 128, "read file: %s", attn_last_error());
+    CHECK(hf_read(dir, &c) == ATTN_OK && c.qk_norm, "read model directory: %s", attn_last_error());
     snprintf(path, sizeof path, "%s/missing.json", dir);
-    CHECK(attn_hf_config_read(path, &c) == ATTN_ERR_IO && strstr(attn_last_error(), "missing.json"), "missing file: %s",
+    CHECK(hf_read(path, &c) == ATTN_ERR_IO && strstr(attn_last_error(), "missing.json"), "missing file: %s",
           attn_last_error());
     /* invalid file content names the path */
     snprintf(path, sizeof path, "%s/bad.json", dir);
     f = fopen(path, "wb");
     fputs("{\"model_type\": \"llama\", \"hidden_size\": [}", f);
     fclose(f);
-    CHECK(attn_hf_config_read(path, &c) == ATTN_ERR_FORMAT && strstr(attn_last_error(), "bad.json"), "bad file: %s",
+    CHECK(hf_read(path, &c) == ATTN_ERR_FORMAT && strstr(attn_last_error(), "bad.json"), "bad file: %s",
           attn_last_error());
     /* a file over the 16 MiB limit */
     snprintf(path, sizeof path, "%s/big.json", dir);
@@ -546,9 +571,9 @@ static void test_files(void) {
     for (int i = 0; i < (16 << 20) / 2 + 8; i++) fputs("0,", f);
     fputs("0]", f);
     fclose(f);
-    CHECK(attn_hf_config_read(path, &c) == ATTN_ERR_FORMAT && strstr(attn_last_error(), "limit"), "too big: %s",
+    CHECK(hf_read(path, &c) == ATTN_ERR_FORMAT && strstr(attn_last_error(), "limit"), "too big: %s",
           attn_last_error());
-    CHECK(attn_hf_config_read(NULL, &c) == ATTN_ERR_NULL, "NULL path");
+    CHECK(hf_read(NULL, &c) == ATTN_ERR_NULL, "NULL path");
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_mha_io.c — attn_mha_save / attn_mha_load (safetensors):
  *   - save -> load round trip (HF naming, with a prefix and without), bitwise,
  *     including LoRA adapters; same forward output afterwards;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* file.c — see file.h. */
 #include "io/file.h"
 #include "core/core.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* file.h — opening and reading untrusted input files (shared by the .npy and
  * safetensors readers), and atomic writes (shared by every writer). */
 #ifndef ATTN_IO_FILE_H

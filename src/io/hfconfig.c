@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hfconfig.c — HuggingFace config.json -> attn_mha_config, driven by the
  * architecture table src/models/hf_arch.c (which keys each model_type reads,
  * ignores and refuses; transformers' class defaults for absent keys).
@@ -900,7 +901,8 @@ static attn_status hf_parse(const char *src, const char *json, size_t len, const
             }
         }
     }
-    *out = c;
+    if ((s = attn__struct_write("attn_hf_config", out, &c, &attn__mha_config_layout, ATTN_ERR_CONFIG)) != ATTN_OK)
+        return s;
     if (info) {
         memset(info, 0, sizeof *info);
         snprintf(info->model_type, sizeof info->model_type, "%s", h.a->model_type);

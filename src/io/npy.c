@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* npy.c — validated reader (float16/32/64 -> fp32) and fp32 writer of .npy.
  *
  * Format (numpy.lib.format): "\x93NUMPY", major, minor (1.0, 2.0 or 3.0),

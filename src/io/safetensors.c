@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* safetensors.c — validated reader and F32 writer of the safetensors format.
  *
  * File layout: u64 little-endian header length N, N bytes of UTF-8 JSON

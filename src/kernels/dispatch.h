@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dispatch.h — per-ISA table of the sdpa micro-kernels.
  *
  * The tiled FlashAttention-2 drivers (sdpa_fwd.c, sdpa_bwd.c) are written

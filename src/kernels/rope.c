@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rope.c — see rope.h. */
 #include "kernels/rope.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rope.h — rotary position embedding (RoPE), forward and backward.
  *
  * Layouts (attn_rope_kind):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_bwd.c — tiled FlashAttention-2 backward.
  *
  * Task = (sequence b, kv head, key chunk). The task owns dk/dv of its keys

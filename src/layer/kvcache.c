@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kvcache.c — KV cache and the incremental (inference) forward.
  *
  * The cache holds K and V after k-norm and RoPE, only the Hkv heads:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mha.c — the multi-head attention layer: configuration, creation,
  * initialisation and forward. Backward is in mha_backward.c, LoRA in lora.c,
  * parameters and load/save in params.c, the KV cache in kvcache.c.
@@ -62,17 +63,36 @@ static uint64_t mix64(uint64_t z) {
 
 /* ═══ configuration ═════════════════════════════════════════════════════════ */
 
-void attn_mha_config_init(attn_mha_config *cfg) {
-    if (!cfg) return;
+/* The defaults of every field (appended fields: add their default here). */
+static void mha_config_defaults(attn_mha_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
+    cfg->struct_size = (uint32_t)sizeof *cfg;
     cfg->window_left = -1;
     cfg->window_right = -1;
 }
 
-void attn_mha_input_init(attn_mha_input *in) {
-    if (!in) return;
+static void mha_input_defaults(attn_mha_input *in) {
     memset(in, 0, sizeof *in);
+    in->struct_size = (uint32_t)sizeof *in;
     in->layout = ATTN_BATCH_FIRST;
+}
+
+/* First release's layouts end at qk_norm_eps / mask_stride_q; later fields are appended. */
+const attn__struct_layout attn__mha_config_layout = {
+    "attn_mha_config", ATTN__SIZE_THROUGH(attn_mha_config, qk_norm_eps), sizeof(attn_mha_config)};
+static const attn__struct_layout MHA_INPUT_LAYOUT = {
+    "attn_mha_input", ATTN__SIZE_THROUGH(attn_mha_input, mask_stride_q), sizeof(attn_mha_input)};
+
+attn_status attn_mha_config_init_size(attn_mha_config *cfg, size_t struct_size) {
+    attn_mha_config def;
+    mha_config_defaults(&def);
+    return attn__struct_init(cfg, struct_size, &def, &attn__mha_config_layout);
+}
+
+attn_status attn_mha_input_init_size(attn_mha_input *in, size_t struct_size) {
+    attn_mha_input def;
+    mha_input_defaults(&def);
+    return attn__struct_init(in, struct_size, &def, &MHA_INPUT_LAYOUT);
 }
 
 #define CFG_FAIL(...) attn__fail(ATTN_ERR_CONFIG, "attn_mha_config: " __VA_ARGS__)
@@ -108,7 +128,11 @@ static int flag_ok(int v) { return v == 0 || v == 1; }
 
 /* Validates *in and writes the resolved configuration (defaults filled) to *c. */
 static attn_status resolve_config(const attn_mha_config *in, attn_mha_config *c) {
-    *c = *in;
+    attn_mha_config def;
+    mha_config_defaults(&def);
+    attn_status rd = attn__struct_read("attn_mha_create", in, c, &def, &attn__mha_config_layout, ATTN_ERR_CONFIG);
+    if (rd != ATTN_OK) return rd;
+    c->struct_size = (uint32_t)sizeof *c; /* the resolved config has this library's layout */
     if (c->embed_dim < 1 || c->embed_dim > MHA_MAX_WIDTH)
         return CFG_FAIL("embed_dim = %lld, must be in [1, %lld]", (long long)c->embed_dim, (long long)MHA_MAX_WIDTH);
     if (c->num_heads < 1 || c->num_heads > 65536)
@@ -747,8 +771,14 @@ attn_status mha__out_proj(attn_mha *m, int64_t rows, const float *o, float *y, i
     return ATTN_OK;
 }
 
-attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in, float *y) {
-    attn_status s = check_input(m, in, y);
+attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in_caller, float *y) {
+    if (!in_caller) return attn__fail(ATTN_ERR_NULL, "attn_mha_forward: in is NULL");
+    attn_mha_input in_full, def;
+    mha_input_defaults(&def);
+    attn_status s = attn__struct_read("attn_mha_forward", in_caller, &in_full, &def, &MHA_INPUT_LAYOUT, ATTN_ERR_OPTION);
+    if (s != ATTN_OK) return s;
+    const attn_mha_input *in = &in_full;
+    s = check_input(m, in, y);
     if (s != ATTN_OK) return s;
     mha_state *st = &m->st;
     st->valid = 0;

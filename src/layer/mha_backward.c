@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mha_backward.c — backward of the last training-mode attn_mha_forward.
  *
  * Legend as in mha_internal.h. The mirror image of the forward:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mha_internal.h — the attn_mha object, shared by the layer's source files
  * (mha.c, mha_backward.c, lora.c, params.c, kvcache.c). Not installed.
  *

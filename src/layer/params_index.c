@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* params_index.c — attn_mha_load_index: one layer from a sharded checkpoint.
  *
  * model.safetensors.index.json (transformers' save_pretrained of a large

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* params_io.c — attn_mha_load / attn_mha_save over safetensors (attn_st_*).
  * Kept apart from params.c so that the layer links without the IO module
  * when load/save are not used.

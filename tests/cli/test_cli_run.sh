@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_cli_run.sh — `attn run` on the committed fixture tests/fixtures/llama_run/
 # (a 2-layer Llama saved by transformers: bf16 safetensors, config.json with
 # llama3 RoPE scaling, x.npy (2, 8, 64), y.npy = layer 0 self_attn output,

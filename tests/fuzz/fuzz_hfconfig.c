@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_hfconfig.c — libFuzzer target for attn_hf_config_parse / attn_hf_config_parse_ex. */
 #include "core/core.h"
 
@@ -12,6 +13,7 @@
 static int fuzz_hf_one(const uint8_t *data, size_t size) {
     attn_mha_config c;
     memset(&c, 0x77, sizeof c);
+    c.struct_size = sizeof c; /* the only field parse reads */
     attn_mha_config before = c;
     attn_status s = attn_hf_config_parse((const char *)data, size, &c);
     if (s != ATTN_OK) {
@@ -30,6 +32,7 @@ static int fuzz_hf_one(const uint8_t *data, size_t size) {
     o.layer = (int64_t)(size % 3);
     o.allow_unknown_keys = (int)(size & 1);
     attn_mha_config d;
+    attn_mha_config_init(&d);
     attn_hf_info info;
     if (attn_hf_config_parse_ex((const char *)data, size, &o, &d, &info) == ATTN_OK) {
         FUZZ_CHECK(d.embed_dim == c.embed_dim && d.num_heads == c.num_heads && d.head_dim == c.head_dim);

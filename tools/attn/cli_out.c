@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli_out.c — see cli_out.h. */
 #include "cli_out.h"
 

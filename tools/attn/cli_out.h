@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli_out.h — files the attn command writes (bench --json): the text is built
  * in memory (open_memstream), then written with the library's atomic writer
  * (a temporary file in the target's directory, fsync, rename; src/io/file.h),

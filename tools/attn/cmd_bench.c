@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_bench.c — `attn bench`: speed of the sdpa kernels and of the layer,
  * next to peers measured in the same process.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_run.c — `attn run`: one HuggingFace attention layer on an input.
  *
  *   attn run --weights model.safetensors --config config.json --input x.npy --output y.npy
@@ -347,6 +348,7 @@ int cmd_run(int argc, char **argv) {
         }
         hopts.layer = layer != ARG_UNSET ? layer : from_prefix >= 0 ? from_prefix : prefix ? -1 : 0;
     }
+    attn_mha_config_init(&cfg);
     if (attn_hf_config_read_ex(config, &hopts, &cfg, &info) != ATTN_OK) { cli_fail(sub, "%s: %s", config, lib_msg(config)); goto done; }
     const int prefix_given = prefix != NULL;
     if (!prefix) prefix = info.prefix;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_f32_avx2.c — AVX2 + FMA micro-kernels of the sdpa table.
  *
  *   gemm_ab_avx2_6x16   C (m, n) (+)= A (m, k) . B (k, n): register tile of

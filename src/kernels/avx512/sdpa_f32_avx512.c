@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_f32_avx512.c — AVX-512 micro-kernels of the sdpa table.
  *
  *   gemm_ab   C (m, n) (+)= A (m, k) . B (k, n)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_f32_generic.c — portable C micro-kernels of the sdpa table (the
  * fallback for every entry and the baseline the SIMD kernels are checked
  * against). Plain loops; summation orders are fixed (ascending index). */
