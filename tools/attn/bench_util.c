@@ -176,33 +176,42 @@ static double probe_once(int kind, int threads, int64_t iters) {
     return probe_flops(kind) * (double)iters * (started + 1) / dt * 1e-9;
 }
 
-double bu_fma_peak(int threads, const char **isa_out) {
+void bu_peak_init(bu_peak *pk, int threads) {
     const attn_cpu_features *c = attn__cpu();
-    int kind = 0;
-    const char *name = "scalar fmaf";
+    memset(pk, 0, sizeof *pk);
+    pk->isa = "scalar fmaf";
 #ifdef BU_X86
-    if (c->avx512f && c->os_avx512) { kind = 2; name = "AVX-512 FMA"; }
-    else if (c->avx2 && c->fma && c->os_avx) { kind = 1; name = "AVX2 FMA"; }
+    if (c->avx512f && c->os_avx512) { pk->kind = 2; pk->isa = "AVX-512 FMA"; }
+    else if (c->avx2 && c->fma && c->os_avx) { pk->kind = 1; pk->isa = "AVX2 FMA"; }
 #else
     (void)c;
 #endif
-    if (threads < 1) threads = 1;
-    /* calibrate to ~0.1 s per trial */
+    pk->threads = threads < 1 ? 1 : threads;
+    /* calibrate to ~0.05 s per trial */
     int64_t iters = 1 << 16;
     double t0 = bu_now();
-    volatile float sink = run_probe(kind, iters); /* kept: an unused result lets the compiler drop the call */
+    volatile float sink = run_probe(pk->kind, iters); /* kept: an unused result lets the compiler drop the call */
     (void)sink;
     double dt = bu_now() - t0;
-    if (dt > 0) iters = (int64_t)((double)iters * 0.1 / dt);
+    if (dt > 0) iters = (int64_t)((double)iters * 0.05 / dt);
     if (iters < (1 << 16)) iters = 1 << 16;
+    pk->iters = iters;
+    bu_peak_sample(pk, 4);
+}
+
+double bu_peak_sample(bu_peak *pk, int trials) {
     double best = 0;
-    for (int trial = 0; trial < 5; trial++) {
-        double g = probe_once(kind, threads, iters);
+    for (int t = 0; t < (trials < 1 ? 1 : trials); t++) {
+        double g = probe_once(pk->kind, pk->threads, pk->iters);
         if (g > best) best = g;
     }
-    if (isa_out) *isa_out = name;
+    if (best > pk->best) pk->best = best;
+    if (pk->samples == 0 || best < pk->worst) pk->worst = best;
+    pk->samples++;
     return best;
 }
+
+double bu_peak_spread(const bu_peak *pk) { return pk->best > 0 ? (pk->best - pk->worst) / pk->best : 0; }
 
 int64_t bu_peak_rss(void) {
     struct rusage ru;

@@ -26,8 +26,24 @@ int bu_time(bu_fn fn, void *ctx, int min_runs, double min_seconds, double max_se
 
 /* FP32 peak of this machine: chains of independent FMAs on `threads`
  * threads, the widest of AVX-512 / AVX2+FMA / scalar the CPU and OS support.
- * Returns GFLOP/s (best of a few trials); *isa_out names the path used. */
-double bu_fma_peak(int threads, const char **isa_out);
+ * A probe that holds up on a shared machine: one busy moment must not set the
+ * peak low (then rows would read above 100%), so the peak is the best of
+ * several short samples (~0.05 s per trial) taken over the whole run, and the
+ * spread of the samples is reported. */
+typedef struct bu_peak {
+    double best;     /* GFLOP/s: best sample so far (the peak) */
+    double worst;    /* GFLOP/s: worst sample (each sample = best of its trials) */
+    int samples;
+    const char *isa; /* "AVX-512 FMA", "AVX2 FMA", "scalar fmaf" */
+    int kind, threads;
+    int64_t iters;   /* per trial, calibrated to ~0.05 s */
+} bu_peak;
+/* Calibrates and takes the first sample (4 trials, ~0.2 s). */
+void bu_peak_init(bu_peak *pk, int threads);
+/* One more sample of `trials` trials; returns it (pk->best is the max of all). */
+double bu_peak_sample(bu_peak *pk, int trials);
+/* (best - worst) / best over the samples: 0 on a quiet machine. */
+double bu_peak_spread(const bu_peak *pk);
 
 /* Peak resident set of the process (getrusage), bytes. */
 int64_t bu_peak_rss(void);
