@@ -6,6 +6,7 @@
 #include "core/core.h"
 #include "kernels/dispatch.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,52 @@ const char *cli_blas_core_hint(const char *core) {
 
 static const char *yn(int x) { return x ? "yes" : "no"; }
 
+/* ─── the sdpa micro-kernel tables (kernels/dispatch.h), read only ──────── */
+typedef void (*any_fn)(void);
+#define ENTRY(f) { #f, offsetof(attn__sdpa_kernels, f) }
+static const struct { const char *name; size_t off; } KERNEL_ENTRIES[] = {
+    ENTRY(gemm_ab), ENTRY(gemm_atb), ENTRY(gemm_abt), ENTRY(softmax_tile), ENTRY(bwd_probs),
+    ENTRY(bwd_ds), ENTRY(row_sums), ENTRY(rows_finite), ENTRY(pack_rows),
+};
+#undef ENTRY
+enum { NENTRIES = (int)(sizeof KERNEL_ENTRIES / sizeof KERNEL_ENTRIES[0]) };
+/* every member after `name` is a kernel pointer, and all of them are listed above: a new entry
+ * in dispatch.h stops this file compiling until it is listed here */
+_Static_assert(sizeof(attn__sdpa_kernels) == offsetof(attn__sdpa_kernels, gemm_ab) + NENTRIES * sizeof(any_fn),
+               "attn info: KERNEL_ENTRIES must list every entry of attn__sdpa_kernels");
+
+static any_fn entry_of(const attn__sdpa_kernels *t, int e) {
+    any_fn f;
+    memcpy(&f, (const char *)t + KERNEL_ENTRIES[e].off, sizeof f);
+    return f;
+}
+
+/* Per ISA up to the detected one: how many entries are its own, and where each other one comes
+ * from (the lowest table holding the same kernel: "C" for the portable one, else that ISA). */
+static void print_sdpa_tables(void) {
+    const attn_isa top = attn_isa_detected();
+    printf("sdpa tables %d entries each; generic: portable C\n", NENTRIES);
+    for (int i = ATTN_ISA_GENERIC + 1; i <= (int)top; i++) {
+        const attn__sdpa_kernels *t = attn__sdpa_kernels_for((attn_isa)i);
+        if (!t) continue;
+        char borrowed[512] = "";
+        int own = 0;
+        for (int e = 0; e < NENTRIES; e++) {
+            int from = -1;
+            for (int j = ATTN_ISA_GENERIC; j < i && from < 0; j++) {
+                const attn__sdpa_kernels *u = attn__sdpa_kernels_for((attn_isa)j);
+                if (u && entry_of(u, e) == entry_of(t, e)) from = j;
+            }
+            if (from < 0) { own++; continue; }
+            size_t l = strlen(borrowed);
+            snprintf(borrowed + l, sizeof borrowed - l, "%s%s from %s", l ? ", " : "", KERNEL_ENTRIES[e].name,
+                     from == ATTN_ISA_GENERIC ? "C" : attn_isa_name((attn_isa)from));
+        }
+        printf("           %s: %d/%d micro-kernels its own%s%s\n", attn_isa_name((attn_isa)i), own, NENTRIES,
+               own < NENTRIES ? "; borrows " : "", borrowed);
+    }
+}
+
 int cmd_info(int argc, char **argv) {
     const char *sub = "info";
     int help = 0;
@@ -55,18 +102,7 @@ int cmd_info(int argc, char **argv) {
     printf("kernel isa detected %s, active %s (ATTN_ISA %s%s%s)\n", attn_isa_name(attn_isa_detected()),
            attn_isa_name(attn_isa_active()), isa_env ? "=" : "unset", isa_env ? isa_env : "",
            isa_env && attn_isa_active() != attn_isa_detected() ? ", capped" : "");
-    /* which entries of each ISA's sdpa micro-kernel table are its own (not the C fallback) */
-    const attn__sdpa_kernels *g = attn__sdpa_kernels_for(ATTN_ISA_GENERIC);
-    printf("sdpa tables");
-    for (int i = 0; i <= (int)attn_isa_detected(); i++) {
-        const attn__sdpa_kernels *t = attn__sdpa_kernels_for((attn_isa)i);
-        if (!t) continue;
-        int own = (t->gemm_ab != g->gemm_ab) + (t->gemm_atb != g->gemm_atb) + (t->softmax_tile != g->softmax_tile) +
-                  (t->bwd_probs != g->bwd_probs) + (t->bwd_ds != g->bwd_ds);
-        if (i == ATTN_ISA_GENERIC) printf(" %s (portable C)", t->name);
-        else printf("%s %s (%d/5 micro-kernels SIMD)", i ? "," : "", attn_isa_name((attn_isa)i), own);
-    }
-    printf("\n");
+    print_sdpa_tables();
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     printf("threads    %d (ATTN_NUM_THREADS %s%s; %ld online CPUs)\n", attn_get_num_threads(),
            thr_env ? "=" : "unset", thr_env ? thr_env : "", online);
