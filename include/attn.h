@@ -34,7 +34,30 @@
  *  - Fully masked query rows: o = 0, lse = -INFINITY, and zero gradients.
  *    Never NaN (unless an input that takes part in the result is NaN).
  *  - Determinism: every result is bit-identical for the same inputs,
- *    whatever the thread count and across runs.
+ *    whatever the thread count and across runs. Results are NOT bit-identical
+ *    across ISAs (ATTN_ISA=generic / avx2 / avx512: fused multiply-adds and
+ *    another exp), nor between a forward with lse and one without (below).
+ *  - Numerics (attn_sdpa_fwd / attn_sdpa_bwd; checked by tests/test_sdpa_accuracy.c):
+ *    fp32 storage and accumulation; logits scale * <q, k> with the product
+ *    rounded once after the dot product; softmax with the running row max, so
+ *    no finite logit overflows; exp a vectorised polynomial within ~0.6 ulp
+ *    down to the subnormals; no fast-math. The backward recomputes exactly the
+ *    logits the forward saw (the same kernels and order) and, in a pass before
+ *    the backward proper, each row's sum of exp(s - lse) and
+ *    Di = sum_j P_j dP_j in double, so its probabilities sum to 1 within
+ *    rounding however large |lse| is, and dP_j - Di is exact where it cancels.
+ *    Exact cases, on every ISA: a row that sees one key has P = 1 exactly, so
+ *    o = v of that key, dq = dk = 0 and (without dropout) dv = dO bitwise; a
+ *    row that sees none has o = 0, lse = -inf and zero gradients.
+ *    Error bound: against a float64 reference, each output's max error is
+ *    that of a plain fp32 implementation of the same math up to a small
+ *    factor. The per-call bound "within 2x the error of a naive fp32
+ *    computation, + 1e-6 x max|ref|" holds in all but a few percent of random
+ *    calls with logits up to ~1e4 (docs/testing.md, "Accuracy"); where it
+ *    does not, a naive implementation that only sums in another order misses
+ *    it as well (more often: the bound compares two rounding errors of the
+ *    same size). The few-row dot-product path of inference calls (lse NULL,
+ *    decoding) sums q.k in another order than calls that save lse.
  *  - Threads: the library owns one pool, sized by attn_set_num_threads()
  *    (default: ATTN_NUM_THREADS env var, else the number of online CPUs).
  *    Kernels are reentrant; an attn_mha or attn_kvcache object must not be
