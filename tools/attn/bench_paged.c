@@ -1,0 +1,241 @@
+/* bench_paged.c — see bench_paged.h.
+ *
+ * Each row: B sequences of a Llama-3-8B-shaped attention (Hq 32, Hkv 8,
+ * D 128), each with `context` cached tokens, one new query token each.
+ *   paged:      pool (nb, Hkv, bs, D) with the sequences' blocks in a random
+ *               order (a fragmented pool, as after serving for a while),
+ *               attn_sdpa_paged_fwd over the block tables;
+ *   contiguous: K/V (B, Hkv, S, D) head-major (attn_kvcache's layout),
+ *               attn_sdpa_fwd with Sq = 1, causal bottom-right.
+ * Both read the same K/V values and must agree (max rel diff <= 1e-5).
+ * bytes = 2 * B * S * Hkv * D * 4 (K and V, each read once); GB/s = bytes /
+ * median time; pct_bw = GB/s / streaming-read probe (bu_stream_read, same
+ * thread count, measured in the same process just before the rows). Each side
+ * is timed twice, alternating (paged, contiguous, paged, contiguous), and the
+ * lower median of the two is kept: the machine is shared. */
+#include "bench_paged.h"
+
+#include "attn.h"
+#include "bench_util.h"
+#include "core/core.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { HQ = 32, HKV = 8, HD = 128, MAXROWS = 64 };
+
+typedef struct paged_row {
+    int64_t B, S, bs;
+    double bytes;
+    bu_timing tp, tc; /* paged, contiguous (the better of two timed blocks each) */
+    double err;
+    int ran, valid;
+    char note[160];
+} paged_row;
+
+static paged_row g_rows[MAXROWS];
+static int g_nrows;
+static double g_stream;
+static int g_threads;
+
+typedef struct row_ctx {
+    int64_t B, S, bs, nb, mb;
+    float *q, *kp, *vp, *kc, *vc, *op, *oc; /* q (B, Hq, D); pools (nb, Hkv, bs, D); contiguous (B, Hkv, S, D); o (B, Hq, D) x 2 */
+    int32_t *cu, *lens, *tables;             /* (B + 1), (B), (B, mb) */
+    void *wsp, *wsc;
+    size_t nwsp, nwsc;
+    attn_paged_kv kv;
+    attn_sdpa_opts po, co;
+} row_ctx;
+
+static void fill(float *p, int64_t n, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < n; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        p[i] = (float)((double)(s >> 40) / 16777216.0 * 2.0 - 1.0);
+    }
+}
+
+static int paged_fn(void *v) {
+    row_ctx *c = v;
+    attn_sdpa_dims d = {c->B, c->B, 0, HQ, HKV, HD, HD};
+    return attn_sdpa_paged_fwd(&d, attn_view_bshd(c->q, c->B, HQ, HD), &c->kv, attn_view_bshd(c->op, c->B, HQ, HD), NULL,
+                               &c->po, c->wsp, c->nwsp) != ATTN_OK;
+}
+
+static int contig_fn(void *v) {
+    row_ctx *c = v;
+    attn_sdpa_dims d = {c->B, 1, c->S, HQ, HKV, HD, HD};
+    return attn_sdpa_fwd(&d, attn_view_bshd(c->q, 1, HQ, HD), attn_view_bhsd(c->kc, c->S, HKV, HD),
+                         attn_view_bhsd(c->vc, c->S, HKV, HD), attn_view_bshd(c->oc, 1, HQ, HD), NULL, &c->co, c->wsc,
+                         c->nwsc) != ATTN_OK;
+}
+
+static void ctx_free(row_ctx *c) {
+    attn__free(c->q); attn__free(c->kp); attn__free(c->vp); attn__free(c->kc); attn__free(c->vc);
+    attn__free(c->op); attn__free(c->oc); free(c->cu); free(c->lens); free(c->tables);
+    attn__free(c->wsp); attn__free(c->wsc);
+}
+
+/* Builds the fragmented pool and its contiguous copy. 0 on success. */
+static int ctx_init(row_ctx *c, int64_t B, int64_t S, int64_t bs, int threads) {
+    memset(c, 0, sizeof *c);
+    c->B = B; c->S = S; c->bs = bs;
+    c->mb = (S + bs - 1) / bs;
+    c->nb = B * c->mb;
+    const int64_t blk = HKV * bs * HD, nkv = B * HKV * S * HD;
+    c->q = attn__malloc((size_t)(B * HQ * HD) * sizeof(float));
+    c->kp = attn__malloc((size_t)(c->nb * blk) * sizeof(float));
+    c->vp = attn__malloc((size_t)(c->nb * blk) * sizeof(float));
+    c->kc = attn__malloc((size_t)nkv * sizeof(float));
+    c->vc = attn__malloc((size_t)nkv * sizeof(float));
+    c->op = attn__malloc((size_t)(B * HQ * HD) * sizeof(float));
+    c->oc = attn__malloc((size_t)(B * HQ * HD) * sizeof(float));
+    c->cu = calloc((size_t)B + 1, sizeof(int32_t));
+    c->lens = calloc((size_t)B, sizeof(int32_t));
+    c->tables = calloc((size_t)(B * c->mb), sizeof(int32_t));
+    if (!c->q || !c->kp || !c->vp || !c->kc || !c->vc || !c->op || !c->oc || !c->cu || !c->lens || !c->tables) return 1;
+    /* block ids: a seeded random permutation of the pool */
+    uint64_t s = 12345;
+    for (int64_t i = 0; i < c->nb; i++) c->tables[i] = (int32_t)i;
+    for (int64_t i = c->nb - 1; i > 0; i--) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        const int64_t j = (int64_t)(s % (uint64_t)(i + 1));
+        const int32_t t = c->tables[i]; c->tables[i] = c->tables[j]; c->tables[j] = t;
+    }
+    fill(c->q, B * HQ * HD, 1);
+    fill(c->kc, nkv, 2);
+    fill(c->vc, nkv, 3);
+    for (int64_t b = 0; b < B; b++) { /* pool = the contiguous K/V, block by block */
+        c->cu[b + 1] = (int32_t)(b + 1);
+        c->lens[b] = (int32_t)S;
+        for (int64_t i = 0; i < c->mb; i++) {
+            const int64_t id = c->tables[b * c->mb + i], n = S - i * bs < bs ? S - i * bs : bs;
+            for (int64_t h = 0; h < HKV; h++) {
+                const int64_t src = ((b * HKV + h) * S + i * bs) * HD, dst = (id * HKV + h) * bs * HD;
+                memcpy(c->kp + dst, c->kc + src, (size_t)(n * HD) * sizeof(float));
+                memcpy(c->vp + dst, c->vc + src, (size_t)(n * HD) * sizeof(float));
+            }
+        }
+    }
+    attn_paged_kv kv = {ATTN_DTYPE_F32, c->kp, c->vp, c->nb, bs, c->tables, c->mb, c->lens};
+    c->kv = kv;
+    attn_sdpa_opts_init(&c->po);
+    c->po.causal = 1;
+    c->po.align = ATTN_ALIGN_BOTTOM_RIGHT;
+    c->po.num_threads = threads;
+    c->co = c->po;
+    c->po.cu_seqlens_q = c->cu;
+    attn_sdpa_dims dp = {B, B, 0, HQ, HKV, HD, HD}, dc = {B, 1, S, HQ, HKV, HD, HD};
+    c->nwsp = attn_sdpa_paged_fwd_workspace_size(&dp, &c->kv, &c->po);
+    c->nwsc = attn_sdpa_fwd_workspace_size(&dc, &c->co);
+    c->wsp = attn__malloc(c->nwsp);
+    c->wsc = attn__malloc(c->nwsc);
+    return !c->wsp || !c->wsc;
+}
+
+static double rel_diff(const float *a, const float *b, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(a[i]) || isnan(b[i])) return INFINITY;
+        num = fmax(num, fabs((double)a[i] - b[i]));
+        den = fmax(den, fabs((double)b[i]));
+    }
+    return num / (den > 0 ? den : 1);
+}
+
+static void better(bu_timing *keep, const bu_timing *t) {
+    if (keep->runs == 0 || t->median_s < keep->median_s) *keep = *t;
+}
+
+static void run_row(paged_row *r, const bench_paged_cfg *cfg) {
+    row_ctx c;
+    if (ctx_init(&c, r->B, r->S, r->bs, cfg->threads)) {
+        snprintf(r->note, sizeof r->note, "out of memory");
+        ctx_free(&c);
+        return;
+    }
+    if (paged_fn(&c) || contig_fn(&c)) {
+        snprintf(r->note, sizeof r->note, "call failed: %s", attn_last_error());
+        ctx_free(&c);
+        return;
+    }
+    r->err = rel_diff(c.op, c.oc, r->B * HQ * HD);
+    r->valid = r->err <= 1e-5;
+    for (int k = 0; k < 2; k++) { /* alternating: paged, contiguous, paged, contiguous */
+        bu_timing t;
+        if (bu_time(paged_fn, &c, cfg->min_runs, cfg->min_time, cfg->max_time, &t) == 0) better(&r->tp, &t);
+        if (bu_time(contig_fn, &c, cfg->min_runs, cfg->min_time, cfg->max_time, &t) == 0) better(&r->tc, &t);
+    }
+    r->ran = r->tp.runs > 0 && r->tc.runs > 0;
+    ctx_free(&c);
+}
+
+int bench_paged_run(const bench_paged_cfg *cfg) {
+    g_nrows = 0;
+    g_threads = cfg->threads;
+    fprintf(stderr, "decode-paged: streaming-read probe\n");
+    g_stream = bu_stream_read(cfg->threads, (int64_t)512 << 20, 5);
+    printf("\nstreaming read (probe): %.1f GB/s (%d threads, 512 MiB, 256-bit loads, best of 5 passes)\n", g_stream,
+           cfg->threads);
+    printf("%-10s %5s %6s %4s %9s %8s %6s %9s %8s %6s %7s %9s\n", "model", "batch", "ctx", "bs", "paged ms", "GB/s", "%bw",
+           "contig ms", "GB/s", "%bw", "p/c", "max err");
+    int nbad = 0;
+    for (int bi = 0; bi < cfg->nbatches; bi++)
+        for (int si = 0; si < cfg->ncontexts && g_nrows < MAXROWS; si++) {
+            paged_row *r = &g_rows[g_nrows++];
+            memset(r, 0, sizeof *r);
+            r->B = cfg->batches[bi]; r->S = cfg->contexts[si]; r->bs = cfg->block_size;
+            r->bytes = 2.0 * (double)r->B * (double)r->S * HKV * HD * sizeof(float);
+            if (r->bytes / 2 > cfg->max_gib * 1073741824.0) {
+                snprintf(r->note, sizeof r->note, "skipped: %.1f GiB of K+V per layout > %.1f", r->bytes / 2 / 1073741824.0,
+                         cfg->max_gib);
+            } else {
+                fprintf(stderr, "decode-paged: batch %lld, context %lld\n", (long long)r->B, (long long)r->S);
+                run_row(r, cfg);
+            }
+            if (!r->ran) {
+                printf("%-10s %5lld %6lld %4lld  %s\n", "llama3-8b", (long long)r->B, (long long)r->S, (long long)r->bs,
+                       r->note);
+                nbad += r->note[0] != 's';
+                continue;
+            }
+            const double gp = r->bytes / r->tp.median_s * 1e-9, gc = r->bytes / r->tc.median_s * 1e-9;
+            printf("%-10s %5lld %6lld %4lld %9.3f %8.1f %5.0f%% %9.3f %8.1f %5.0f%% %7.3f %9.1e%s\n", "llama3-8b",
+                   (long long)r->B, (long long)r->S, (long long)r->bs, r->tp.median_s * 1e3, gp, 100 * gp / g_stream,
+                   r->tc.median_s * 1e3, gc, 100 * gc / g_stream, r->tc.median_s / r->tp.median_s, r->err,
+                   r->valid ? "" : "  INVALID");
+            nbad += !r->valid;
+            fflush(stdout);
+        }
+    printf("(decode-paged: Hq 32, Hkv 8, D 128, one new token per sequence, pool blocks of bs tokens in random order;\n"
+           " contig: the same batch from a head-major (B, Hkv, S, D) cache; GB/s = K+V bytes / median time,\n"
+           " %%bw = of the streaming probe, p/c = contiguous time / paged time; each side timed twice, alternating)\n");
+    return nbad;
+}
+
+int bench_paged_nrows(void) { return g_nrows; }
+
+void bench_paged_json(FILE *f) {
+    for (int i = 0; i < g_nrows; i++) {
+        const paged_row *r = &g_rows[i];
+        fprintf(f, "    {\"model\": \"llama3-8b\", \"variant\": \"decode-paged\", \"batch\": %lld, \"B\": %lld, \"Sq\": 1, "
+                   "\"Sk\": %lld, \"Hq\": %d, \"Hkv\": %d, \"D\": %d, \"block_size\": %lld, \"threads\": %d, "
+                   "\"stream_gbps\": %.2f, \"ran\": %s, \"valid\": %s",
+                (long long)r->B, (long long)r->B, (long long)r->S, HQ, HKV, HD, (long long)r->bs, g_threads, g_stream,
+                r->ran ? "true" : "false", r->valid ? "true" : "false");
+        if (r->ran) {
+            const double gp = r->bytes / r->tp.median_s * 1e-9, gc = r->bytes / r->tc.median_s * 1e-9;
+            fprintf(f, ", \"max_err\": %.3e, \"kv_bytes\": %.0f, \"median_ms\": %.4f, \"best_ms\": %.4f, \"runs\": %d, "
+                       "\"gbps\": %.2f, \"pct_bw\": %.2f, \"contig_median_ms\": %.4f, \"contig_gbps\": %.2f, "
+                       "\"contig_pct_bw\": %.2f",
+                    r->err, r->bytes, r->tp.median_s * 1e3, r->tp.best_s * 1e3, r->tp.runs, gp, 100 * gp / g_stream,
+                    r->tc.median_s * 1e3, gc, 100 * gc / g_stream);
+        } else {
+            fprintf(f, ", \"note\": ");
+            bu_json_str(f, r->note);
+        }
+        fprintf(f, "}%s\n", i + 1 < g_nrows ? "," : "");
+    }
+}
