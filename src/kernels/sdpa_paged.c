@@ -433,6 +433,10 @@ static void paged_task(void *vctx, int64_t t, int tid) {
     for (int64_t m = 0; m < k.Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
     memset(w.O, 0, (size_t)(k.M * pl->Dvp) * sizeof(float));
     const int64_t Bc = pl->Bc;
+    if (k.dot && (ka / Bc + 1) * Bc < kb) { /* decoding: the second tile (the loop prefetches from the third on) */
+        const int64_t pa = (ka / Bc + 1) * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
+        tile_prefetch(c, &k, pa, pb - pa);
+    }
     for (int64_t j0 = ka; j0 < kb;) {
         int64_t je = (j0 / Bc + 1) * Bc; /* tiles aligned to multiples of Bc */
         if (je > kb) je = kb;
