@@ -317,17 +317,18 @@ static int tile_segs(const paged_ctx *c, int64_t b, int64_t kvh, int64_t j0, int
     return n;
 }
 
-/* Packs the block's scaled query rows: Qr (M, Dp) for dot blocks, else Qt (D, Mp). */
+/* Packs the block's query rows: Qr (M, Dp) for dot blocks, else Qt (D, Mp)
+ * (unscaled: the logits are scale * <q, k>, rounded once, as in sdpa_fwd.c). */
 static void pack_q(const paged_ctx *c, const paged_blk *k, paged_bufs *w) {
     const attn__sdpa_prob *P = c->P;
     const int64_t D = P->D, Dp = c->pl->Dp, M = k->M, Mp = k->Mp;
     for (int64_t m = 0; m < M; m++) {
         const float *qr = attn__sdpa_at(P->q, &k->s, k->s.q0, k->r0 + m / k->ng, k->h0 + m % k->ng);
         if (k->dot) {
-            for (int64_t d = 0; d < D; d++) w->Qr[m * Dp + d] = P->scale * qr[d];
+            for (int64_t d = 0; d < D; d++) w->Qr[m * Dp + d] = qr[d];
             for (int64_t d = D; d < Dp; d++) w->Qr[m * Dp + d] = 0.0f;
         } else {
-            for (int64_t d = 0; d < D; d++) w->Qt[d * Mp + m] = P->scale * qr[d];
+            for (int64_t d = 0; d < D; d++) w->Qt[d * Mp + m] = qr[d];
         }
     }
     if (!k->dot)
@@ -378,6 +379,7 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
         if (k->dot) kt->gemm_abt(sg[i].n, M, D, sg[i].k, D, w->Qr, Dp, st, Mp);
         else kt->gemm_ab(sg[i].n, Mp, D, sg[i].k, D, w->Qt, Mp, st, Mp, 0);
     }
+    attn__sdpa_scale_tile(w->St, nc * Mp, c->P->scale);
     const int full = w->lo[k->nr - 1] <= j0 && w->hi[0] >= j0 + nc;
     if (!full || c->P->has_elem)
         attn__sdpa_apply_elem(c->P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp, full, w->St, NULL);
@@ -402,6 +404,9 @@ static void tile_prefetch(const paged_ctx *c, const paged_blk *k, int64_t j0, in
     }
 }
 
+/* lse = m + log(l) rounded once (in double), -inf when l == 0 (sdpa_fwd.c's rule). */
+static float lse_of(float m, float l) { return l != 0.0f ? (float)((double)m + log((double)l)) : -INFINITY; }
+
 /* Writes the normalised rows of a finished block to o and lse. */
 static void blk_store(const paged_ctx *c, const paged_blk *k, const paged_bufs *w) {
     const attn__sdpa_prob *P = c->P;
@@ -411,7 +416,7 @@ static void blk_store(const paged_ctx *c, const paged_blk *k, const paged_bufs *
         const float l = w->lrow[m]; /* 0: fully masked row; NaN propagates */
         const float inv = l != 0.0f ? 1.0f / l : 0.0f;
         for (int64_t e = 0; e < P->Dv; e++) orow[e] = w->O[m * c->pl->Dvp + e] * inv;
-        if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &k->s, h, r)] = l != 0.0f ? w->mrow[m] + logf(l) : -INFINITY;
+        if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &k->s, h, r)] = lse_of(w->mrow[m], l);
     }
 }
 
@@ -489,7 +494,7 @@ static void paged_combine(void *vctx, int64_t t, int tid) {
                 for (int64_t e = 0; e < Dv; e++) orow[e] *= inv;
             }
         }
-        if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &s, h, r)] = l != 0.0f ? mx + logf(l) : -INFINITY;
+        if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &s, h, r)] = lse_of(mx, l);
     }
 }
 
