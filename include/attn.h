@@ -524,7 +524,8 @@ ATTN_API attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, c
  * blocks (reference counted); the first write into a shared block copies it
  * (copy-on-write), so a shared prompt prefix is stored once.
  * Every call either succeeds or changes nothing: when the pool (or the
- * sequence table) is full the call returns ATTN_ERR_CAPACITY. */
+ * sequence table) is full the call returns ATTN_ERR_CAPACITY. An
+ * attn_kvpaged object must not be used by two threads at the same time. */
 typedef struct attn_kvpaged attn_kvpaged;
 
 typedef struct attn_kvpaged_config {
