@@ -56,6 +56,7 @@ long=$(awk 'BEGIN { for (i = 0; i < 300; i++) printf "x" }')
 if "$ATTN" generate --ckpt "$T/a.safetensors" --prompt "$long" --tokens 10 >/dev/null 2>"$T/err"; then ok "generate: prompt longer than the context"; else bad "long prompt"; fi
 if "$ATTN" train --seq 1 --batch 1 --steps 2 --out "$T/s1.safetensors" >/dev/null 2>"$T/err" &&
     "$ATTN" generate --ckpt "$T/s1.safetensors" --tokens 5 >/dev/null 2>"$T/err"; then ok "context of 1 byte"; else bad "--seq 1"; fi
+if "$ATTN" generate --ckpt "$T/s1.safetensors" --tokens 5 --batch 2 --sequences 3 >/dev/null 2>"$T/err"; then ok "generate --batch, context of 1 byte"; else bad "--batch with --seq 1"; fi
 
 # --name=value options (the parser every subcommand shares) and an empty prompt (starts from "\n")
 if "$ATTN" train --steps=2 --seq=16 --batch=2 --log-every=1 --out="$T/eq.safetensors" >"$T/eq.log" 2>"$T/err" &&

@@ -65,7 +65,7 @@ static attn_status gen_start(lm_paged *pc, gen_seq *q, int index, const gen_batc
 static int generate_batch(lm_model *m, const gen_batch_cfg *g) {
     const lm_config *c = lm_get_config(m);
     const int S = c->max_seq, V = c->vocab, N = (int)g->batch;
-    const int room = S - g->n; /* new tokens that still fit in a sequence's context (>= 1) */
+    const int room = S - g->n > 1 ? S - g->n : 1; /* new tokens per sequence: they fit in its context (the last is never fed) */
     int rc = 1;
     lm_paged *pc = NULL;
     gen_seq *act = calloc((size_t)N, sizeof *act);
