@@ -148,6 +148,13 @@ static double rel_diff(const float *a, const float *b, int64_t n) {
 /* CPU time the process got / (wall time x threads) while timing: ~1 on an idle machine. */
 static double cpu_share(const bu_timing *t) { return t->total_s > 0 ? t->cpu_s / (t->total_s * (double)g_threads) : 0; }
 
+/* GB/s per the CPU time the process got (mean over the timed runs, / threads):
+ * what the row would reach with the cores to itself, if nothing else took
+ * memory bandwidth either (a shared machine time-slices the wall clock). */
+static double cpu_gbps(double bytes, const bu_timing *t) {
+    return t->cpu_s > 0 ? bytes * t->runs / (t->cpu_s / (double)g_threads) * 1e-9 : 0;
+}
+
 static void better(bu_timing *keep, const bu_timing *t) {
     if (keep->runs == 0 || t->median_s < keep->median_s) *keep = *t;
 }
@@ -182,8 +189,8 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
     g_stream = bu_stream_read(cfg->threads, (int64_t)512 << 20, 5);
     printf("\nstreaming read (probe): %.1f GB/s (%d threads, 512 MiB, 256-bit loads, best of 5 passes)\n", g_stream,
            cfg->threads);
-    printf("%-10s %5s %6s %4s %9s %8s %6s %9s %8s %6s %7s %9s  %7s\n", "model", "batch", "ctx", "bs", "paged ms", "GB/s",
-           "%bw", "contig ms", "GB/s", "%bw", "p/c", "max err", "cpu%p/c");
+    printf("%-10s %5s %6s %4s %9s %8s %6s %9s %8s %6s %7s %9s  %7s  %11s\n", "model", "batch", "ctx", "bs", "paged ms",
+           "GB/s", "%bw", "contig ms", "GB/s", "%bw", "p/c", "max err", "cpu%p/c", "cpuGB/s p/c");
     int nbad = 0;
     for (int bi = 0; bi < cfg->nbatches; bi++)
         for (int si = 0; si < cfg->ncontexts && g_nrows < MAXROWS; si++) {
@@ -205,17 +212,20 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
                 continue;
             }
             const double gp = r->bytes / r->tp.median_s * 1e-9, gc = r->bytes / r->tc.median_s * 1e-9;
-            printf("%-10s %5lld %6lld %4lld %9.3f %8.1f %5.0f%% %9.3f %8.1f %5.0f%% %7.3f %9.1e  %3.0f/%3.0f%s\n", "llama3-8b",
-                   (long long)r->B, (long long)r->S, (long long)r->bs, r->tp.median_s * 1e3, gp, 100 * gp / g_stream,
-                   r->tc.median_s * 1e3, gc, 100 * gc / g_stream, r->tc.median_s / r->tp.median_s, r->err,
-                   100 * cpu_share(&r->tp), 100 * cpu_share(&r->tc), r->valid ? "" : "  INVALID");
+            printf("%-10s %5lld %6lld %4lld %9.3f %8.1f %5.0f%% %9.3f %8.1f %5.0f%% %7.3f %9.1e  %3.0f/%3.0f  %5.1f/%5.1f%s\n",
+                   "llama3-8b", (long long)r->B, (long long)r->S, (long long)r->bs, r->tp.median_s * 1e3, gp,
+                   100 * gp / g_stream, r->tc.median_s * 1e3, gc, 100 * gc / g_stream, r->tc.median_s / r->tp.median_s,
+                   r->err, 100 * cpu_share(&r->tp), 100 * cpu_share(&r->tc), cpu_gbps(r->bytes, &r->tp),
+                   cpu_gbps(r->bytes, &r->tc), r->valid ? "" : "  INVALID");
             nbad += !r->valid;
             fflush(stdout);
         }
     printf("(decode-paged: Hq 32, Hkv 8, D 128, one new token per sequence, pool blocks of bs tokens in random order;\n"
            " contig: the same batch from a head-major (B, Hkv, S, D) cache; GB/s = K+V bytes / median time,\n"
            " %%bw = of the streaming probe, p/c = contiguous time / paged time; each side timed twice, alternating;\n"
-           " cpu%%p/c = CPU time the process got / (wall time x threads) while timing paged / contiguous)\n");
+           " cpu%%p/c = CPU time the process got / (wall time x threads) while timing paged / contiguous;\n"
+           " cpuGB/s = K+V bytes / (mean CPU time per call / threads): compares paged with contiguous on a\n"
+           " time-sliced machine; not comparable with the probe, whose loads keep running while it waits)\n");
     return nbad;
 }
 
@@ -233,9 +243,11 @@ void bench_paged_json(FILE *f) {
             const double gp = r->bytes / r->tp.median_s * 1e-9, gc = r->bytes / r->tc.median_s * 1e-9;
             fprintf(f, ", \"max_err\": %.3e, \"kv_bytes\": %.0f, \"median_ms\": %.4f, \"best_ms\": %.4f, \"runs\": %d, "
                        "\"gbps\": %.2f, \"pct_bw\": %.2f, \"contig_median_ms\": %.4f, \"contig_gbps\": %.2f, "
-                       "\"contig_pct_bw\": %.2f, \"cpu_share\": %.3f, \"contig_cpu_share\": %.3f",
+                       "\"contig_pct_bw\": %.2f, \"cpu_share\": %.3f, \"contig_cpu_share\": %.3f, \"gbps_cpu\": %.2f, "
+                       "\"contig_gbps_cpu\": %.2f",
                     r->err, r->bytes, r->tp.median_s * 1e3, r->tp.best_s * 1e3, r->tp.runs, gp, 100 * gp / g_stream,
-                    r->tc.median_s * 1e3, gc, 100 * gc / g_stream, cpu_share(&r->tp), cpu_share(&r->tc));
+                    r->tc.median_s * 1e3, gc, 100 * gc / g_stream, cpu_share(&r->tp), cpu_share(&r->tc),
+                    cpu_gbps(r->bytes, &r->tp), cpu_gbps(r->bytes, &r->tc));
         } else {
             fprintf(f, ", \"note\": ");
             bu_json_str(f, r->note);
