@@ -225,7 +225,7 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
            " %%bw = of the streaming probe, p/c = contiguous time / paged time; each side timed twice, alternating;\n"
            " cpu%%p/c = CPU time the process got / (wall time x threads) while timing paged / contiguous;\n"
            " cpuGB/s = K+V bytes / (mean CPU time per call / threads): compares paged with contiguous on a\n"
-           " time-sliced machine; not comparable with the probe, whose loads keep running while it waits)\n");
+           " time-sliced machine; not a fraction of the probe, which is wall-clock)\n");
     return nbad;
 }
 
