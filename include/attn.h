@@ -595,7 +595,10 @@ ATTN_API attn_status attn_kvpaged_describe(const attn_kvpaged *c, const int64_t 
  * num_threads. key_lens, an explicit mask, cu_seqlens_k and dropout are
  * ATTN_ERR_UNSUPPORTED. Every block id a sequence uses must lie in
  * [0, num_blocks). Long contexts are split across threads into fixed key
- * partitions combined in order: bit-identical at any thread count. */
+ * partitions combined in order: bit-identical at any thread count, and a
+ * sequence's result does not depend on the other sequences of the batch
+ * (the partition length depends only on max_blocks * block_size). The
+ * workspace rules are attn_sdpa_fwd's (64-byte aligned, NULL allocates). */
 ATTN_API size_t attn_sdpa_paged_fwd_workspace_size(const attn_sdpa_dims *dims, const attn_paged_kv *kv,
                                                    const attn_sdpa_opts *opts);
 ATTN_API attn_status attn_sdpa_paged_fwd(const attn_sdpa_dims *dims, attn_view q, const attn_paged_kv *kv,
