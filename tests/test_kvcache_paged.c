@@ -9,7 +9,8 @@
  *      - attn_sdpa_fwd (varlen) over the gathered contiguous K/V: |d| <= 1e-6;
  *      - the float64 reference attn_ref_sdpa_fwd: |d| <= 1e-5
  *    (|d| / max(1, |ref|) per element of o and lse; -inf lse exactly), on every ISA in turn,
- *    and are bit-identical at 1, 2 and 3 threads.
+ *    and are bit-identical at 1, 2 and 3 threads, and for a sequence alone and
+ *    inside its batch.
  * 2. Cache, model-based (>= 1,000 random schedules of add / append / fork /
  *    truncate / remove with prefix sharing) against a simple reference cache
  *    (one contiguous K/V array per sequence plus abstract block identities for
@@ -226,6 +227,22 @@ static void kernel_case(tu_rng *r, int64_t idx) {
     CHECK(memcmp(o1, o2, sizeof(float) * (size_t)no) == 0 && memcmp(o1, o3, sizeof(float) * (size_t)no) == 0 &&
           memcmp(l1, l2, sizeof(float) * (size_t)nl) == 0 && memcmp(l1, l3, sizeof(float) * (size_t)nl) == 0,
           "case %lld: results differ between 1, 2 and 3 threads", (long long)idx);
+    if (p.B > 1) { /* the last sequence alone: the same bits as inside the batch */
+        const int64_t b = p.B - 1, sq = p.cu_q[b + 1] - p.cu_q[b];
+        int32_t cu1[2] = {0, (int32_t)sq};
+        attn_sdpa_dims d1 = {1, sq, 0, p.Hq, p.Hkv, p.D, p.Dv};
+        attn_sdpa_opts oo = o;
+        oo.cu_seqlens_q = cu1;
+        attn_paged_kv kv1 = pbatch_kv(&p);
+        kv1.block_tables = p.tables + b * p.mb;
+        kv1.seq_lens = p.lens + b;
+        float *os = NEWF(sq * p.Hq * p.Dv);
+        attn_status s1b = attn_sdpa_paged_fwd(&d1, attn_view_bshd(p.q + p.cu_q[b] * p.Hq * p.D, sq, p.Hq, p.D), &kv1,
+                                              attn_view_bshd(os, sq, p.Hq, p.Dv), NULL, &oo, NULL, 0);
+        CHECK(s1b == ATTN_OK && memcmp(os, o1 + p.cu_q[b] * p.Hq * p.Dv, sizeof(float) * (size_t)(sq * p.Hq * p.Dv)) == 0,
+              "case %lld: sequence %lld alone differs from its rows in the batch", (long long)idx, (long long)b);
+        free(os);
+    }
     attn_status sc = run_contig(&p, &o, oc, lc);
     CHECK(sc == ATTN_OK, "case %lld: contiguous: %s", (long long)idx, attn_last_error());
     double ef = fmax(err1(o1, oc, no), err1(l1, lc, nl));
