@@ -601,7 +601,7 @@ int cmd_bench(int argc, char **argv) {
     const char *paged_batches_s = NULL, *paged_ctx_s = NULL;
     const arg_spec specs[] = {
         { "threads", ARG_INT, &threads, "N", "threads for attn and for the peers (default 2)" },
-        { "quick", ARG_FLAG, &quick, NULL, "short subset (the tour): Llama-3-8B shape at S 1024, decode, layer at S 1024" },
+        { "quick", ARG_FLAG, &quick, NULL, "short subset (the tour): Llama-3-8B shape at S 1024, decode, decode-paged at batch 1 and 32 x 2048, layer at S 1024" },
         { "seqs", ARG_STR, &seqs_s, "LIST", "sequence lengths (default 512,1024,2048,4096)" },
         { "models", ARG_STR, &models_s, "LIST", "llama3-8b,gpt2 (default both)" },
         { "runs", ARG_INT, &runs, "N", "at least N timed runs per row (default 3)" },
@@ -646,7 +646,7 @@ int cmd_bench(int argc, char **argv) {
     if (min_time < 0 || min_time > 600) return cli_fail(SUB, "--min-time %g: must be in [0, 600]", min_time);
     int64_t seqs[16], pbatches[16] = {1, 8, 32}, pctx[16] = {512, 1024, 2048, 4096, 8192};
     int nseqs = 0, npb = 3, npc = quick ? 0 : 5;
-    if (quick) pctx[npc++] = 2048;
+    if (quick) { pctx[npc++] = 2048; pbatches[1] = 32; npb = 2; } /* --quick: batch 1 and 32 at context 2048 */
     if (paged_batches_s && parse_seqs(paged_batches_s, pbatches, 16, &npb))
         return cli_fail(SUB, "--paged-batches %s: expected a comma-separated list of up to 16 values in [1, 65536]", paged_batches_s);
     if (paged_ctx_s && parse_seqs(paged_ctx_s, pctx, 16, &npc))
