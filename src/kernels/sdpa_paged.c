@@ -392,9 +392,9 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
     for (int i = 0; i < nseg; i++) { /* St (nc, Mp) = K . Qr^T (dot) or K . Qt */
         float *st = w->St + sg[i].c0 * Mp;
         if (k->dot) kt->gemm_abt(sg[i].n, M, D, sg[i].k, D, w->Qr, Dp, st, Mp);
-        else kt->gemm_ab(sg[i].n, Mp, D, sg[i].k, D, w->Qt, Mp, st, Mp, 0);
+        else attn__sdpa_scores(kt, sg[i].n, Mp, D, sg[i].k, D, w->Qt, st, c->P->scale);
     }
-    attn__sdpa_scale_tile(w->St, nc * Mp, c->P->scale);
+    if (k->dot) attn__sdpa_scale_tile(w->St, nc * Mp, c->P->scale); /* logits = scale * <q, k>, as sdpa_fwd.c */
     const int full = w->lo[k->nr - 1] <= j0 && w->hi[0] >= j0 + nc;
     if (!full || c->P->has_elem)
         attn__sdpa_apply_elem(c->P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp, full, w->St, NULL);
