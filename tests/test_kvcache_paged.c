@@ -19,7 +19,8 @@
  *    model's, the expected error (ATTN_ERR_CAPACITY when the pool or the slots
  *    run out, STATE / NOT_FOUND / SHAPE) is returned and then nothing changed;
  *    every few operations the kernel over the cache's block tables equals
- *    attn_sdpa_fwd over the model's contiguous K/V (|d| <= 1e-6).
+ *    attn_sdpa_fwd over the model's contiguous K/V (|d| <= 1e-6) and the
+ *    float64 reference of the causal forward (<= 1e-5).
  * 3. Layer: continuous batching (sequences start, fork from a running one,
  *    finish) through attn_mha_forward_paged, mixed prefill chunks and decode
  *    steps in one call; every output row equals
@@ -425,6 +426,21 @@ static void model_attend(tu_rng *r, const attn_kvpaged *c, const model *M, int64
     const double e = err1(o1, oc, no);
     if (e > g_worst_fwd) g_worst_fwd = e;
     CHECK(e <= 1e-6, "schedule %lld: paged over the cache vs contiguous %.3g", (long long)sched, e);
+    /* and the float64 reference of the causal forward over each sequence's tokens */
+    attn_sdpa_dims d = {n, p.T, p.Tk, Hq, p.Hkv, p.D, p.D};
+    attn_sdpa_opts o64 = o;
+    o64.cu_seqlens_q = p.cu_q;
+    o64.cu_seqlens_k = p.cu_k;
+    double *q64 = xcalloc((size_t)(p.T * Hq * p.D), sizeof(double)), *k64 = xcalloc((size_t)(p.Tk * row), sizeof(double));
+    double *v64 = xcalloc((size_t)(p.Tk * row), sizeof(double)), *r64 = xcalloc((size_t)no, sizeof(double));
+    to64(p.q, q64, p.T * Hq * p.D);
+    to64(p.kc, k64, p.Tk * row);
+    to64(p.vc, v64, p.Tk * row);
+    CHECK(attn_ref_sdpa_fwd(&d, q64, k64, v64, r64, NULL, &o64) == ATTN_OK, "reference: %s", attn_last_error());
+    const double er = err1_64(o1, r64, no);
+    if (er > g_worst_ref) g_worst_ref = er;
+    CHECK(er <= 1e-5, "schedule %lld: paged over the cache vs float64 reference %.3g", (long long)sched, er);
+    free(q64); free(k64); free(v64); free(r64);
     free(o1); free(oc);
     p.kpool = p.vpool = NULL; /* the cache's */
     pbatch_free(&p);
