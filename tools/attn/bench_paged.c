@@ -2,9 +2,11 @@
  *
  * Each row: B sequences of a Llama-3-8B-shaped attention (Hq 32, Hkv 8,
  * D 128), each with `context` cached tokens, one new query token each.
- *   paged:      pool (nb, Hkv, bs, D) with the sequences' blocks in a random
- *               order (a fragmented pool, as after serving for a while),
- *               attn_sdpa_paged_fwd over the block tables;
+ *   paged:      an attn_kvpaged cache (blocks of bs tokens) filled the way a
+ *               server fills it: the sequences' tokens appended round-robin
+ *               in chunks of 64, so consecutive blocks of a sequence are B
+ *               blocks apart in the pool; attn_sdpa_paged_fwd over the block
+ *               tables attn_kvpaged_describe gives;
  *   contiguous: K/V (B, Hkv, S, D) head-major (attn_kvcache's layout),
  *               attn_sdpa_fwd with Sq = 1, causal bottom-right.
  * Both read the same K/V values and must agree (max rel diff <= 1e-5).
@@ -40,8 +42,10 @@ static double g_stream;
 static int g_threads;
 
 typedef struct row_ctx {
-    int64_t B, S, bs, nb, mb;
-    float *q, *kp, *vp, *kc, *vc, *op, *oc; /* q (B, Hq, D); pools (nb, Hkv, bs, D); contiguous (B, Hkv, S, D); o (B, Hq, D) x 2 */
+    int64_t B, S, bs, mb;
+    attn_kvpaged *cache;                     /* the paged K/V */
+    float *q, *kc, *vc, *op, *oc;            /* q (B, Hq, D); contiguous (B, Hkv, S, D); o (B, Hq, D) x 2 */
+    int64_t *ids;                            /* (B) 0..B-1 */
     int32_t *cu, *lens, *tables;             /* (B + 1), (B), (B, mb) */
     void *wsp, *wsc;
     size_t nwsp, nwsc;
@@ -73,54 +77,63 @@ static int contig_fn(void *v) {
 }
 
 static void ctx_free(row_ctx *c) {
-    attn__free(c->q); attn__free(c->kp); attn__free(c->vp); attn__free(c->kc); attn__free(c->vc);
-    attn__free(c->op); attn__free(c->oc); free(c->cu); free(c->lens); free(c->tables);
+    attn_kvpaged_free(c->cache);
+    attn__free(c->q); attn__free(c->kc); attn__free(c->vc);
+    attn__free(c->op); attn__free(c->oc); free(c->ids); free(c->cu); free(c->lens); free(c->tables);
     attn__free(c->wsp); attn__free(c->wsc);
 }
 
-/* Builds the fragmented pool and its contiguous copy. 0 on success. */
+/* Appends the contiguous K/V to the cache round-robin, 64 tokens of each
+ * sequence at a time. 0 on success. */
+static int fill_cache(row_ctx *c) {
+    enum { CHUNK = 64 };
+    const int64_t row = HKV * HD;
+    float *sk = attn__malloc((size_t)(CHUNK * row) * sizeof(float)), *sv = attn__malloc((size_t)(CHUNK * row) * sizeof(float));
+    int bad = !sk || !sv;
+    for (int64_t t0 = 0; t0 < c->S && !bad; t0 += CHUNK) {
+        const int64_t n = c->S - t0 < CHUNK ? c->S - t0 : CHUNK;
+        for (int64_t b = 0; b < c->B && !bad; b++) {
+            for (int64_t t = 0; t < n; t++) /* stage (n, Hkv, D) from (B, Hkv, S, D) */
+                for (int64_t h = 0; h < HKV; h++) {
+                    const int64_t src = ((b * HKV + h) * c->S + t0 + t) * HD;
+                    memcpy(sk + t * row + h * HD, c->kc + src, HD * sizeof(float));
+                    memcpy(sv + t * row + h * HD, c->vc + src, HD * sizeof(float));
+                }
+            bad = attn_kvpaged_append(c->cache, b, n, sk, sv, row) != ATTN_OK;
+        }
+    }
+    attn__free(sk);
+    attn__free(sv);
+    return bad;
+}
+
+/* Builds the contiguous K/V and the same tokens in a paged cache. 0 on success. */
 static int ctx_init(row_ctx *c, int64_t B, int64_t S, int64_t bs, int threads) {
     memset(c, 0, sizeof *c);
     c->B = B; c->S = S; c->bs = bs;
     c->mb = (S + bs - 1) / bs;
-    c->nb = B * c->mb;
-    const int64_t blk = HKV * bs * HD, nkv = B * HKV * S * HD;
+    const int64_t nkv = B * HKV * S * HD;
+    attn_kvpaged_config g = {B * c->mb, bs, B, S, HKV, HD, ATTN_DTYPE_F32};
+    if (attn_kvpaged_create(&c->cache, &g) != ATTN_OK) return 1;
     c->q = attn__malloc((size_t)(B * HQ * HD) * sizeof(float));
-    c->kp = attn__malloc((size_t)(c->nb * blk) * sizeof(float));
-    c->vp = attn__malloc((size_t)(c->nb * blk) * sizeof(float));
     c->kc = attn__malloc((size_t)nkv * sizeof(float));
     c->vc = attn__malloc((size_t)nkv * sizeof(float));
     c->op = attn__malloc((size_t)(B * HQ * HD) * sizeof(float));
     c->oc = attn__malloc((size_t)(B * HQ * HD) * sizeof(float));
+    c->ids = calloc((size_t)B, sizeof(int64_t));
     c->cu = calloc((size_t)B + 1, sizeof(int32_t));
     c->lens = calloc((size_t)B, sizeof(int32_t));
     c->tables = calloc((size_t)(B * c->mb), sizeof(int32_t));
-    if (!c->q || !c->kp || !c->vp || !c->kc || !c->vc || !c->op || !c->oc || !c->cu || !c->lens || !c->tables) return 1;
-    /* block ids: a seeded random permutation of the pool */
-    uint64_t s = 12345;
-    for (int64_t i = 0; i < c->nb; i++) c->tables[i] = (int32_t)i;
-    for (int64_t i = c->nb - 1; i > 0; i--) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        const int64_t j = (int64_t)(s % (uint64_t)(i + 1));
-        const int32_t t = c->tables[i]; c->tables[i] = c->tables[j]; c->tables[j] = t;
-    }
+    if (!c->q || !c->kc || !c->vc || !c->op || !c->oc || !c->ids || !c->cu || !c->lens || !c->tables) return 1;
     fill(c->q, B * HQ * HD, 1);
     fill(c->kc, nkv, 2);
     fill(c->vc, nkv, 3);
-    for (int64_t b = 0; b < B; b++) { /* pool = the contiguous K/V, block by block */
+    for (int64_t b = 0; b < B; b++) {
+        c->ids[b] = b;
         c->cu[b + 1] = (int32_t)(b + 1);
-        c->lens[b] = (int32_t)S;
-        for (int64_t i = 0; i < c->mb; i++) {
-            const int64_t id = c->tables[b * c->mb + i], n = S - i * bs < bs ? S - i * bs : bs;
-            for (int64_t h = 0; h < HKV; h++) {
-                const int64_t src = ((b * HKV + h) * S + i * bs) * HD, dst = (id * HKV + h) * bs * HD;
-                memcpy(c->kp + dst, c->kc + src, (size_t)(n * HD) * sizeof(float));
-                memcpy(c->vp + dst, c->vc + src, (size_t)(n * HD) * sizeof(float));
-            }
-        }
+        if (attn_kvpaged_add(c->cache, b) != ATTN_OK) return 1;
     }
-    attn_paged_kv kv = {ATTN_DTYPE_F32, c->kp, c->vp, c->nb, bs, c->tables, c->mb, c->lens};
-    c->kv = kv;
+    if (fill_cache(c) || attn_kvpaged_describe(c->cache, c->ids, B, c->lens, c->tables, &c->kv) != ATTN_OK) return 1;
     attn_sdpa_opts_init(&c->po);
     c->po.causal = 1;
     c->po.align = ATTN_ALIGN_BOTTOM_RIGHT;
@@ -220,7 +233,8 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
             nbad += !r->valid;
             fflush(stdout);
         }
-    printf("(decode-paged: Hq 32, Hkv 8, D 128, one new token per sequence, pool blocks of bs tokens in random order;\n"
+    printf("(decode-paged: Hq 32, Hkv 8, D 128, one new token per sequence; an attn_kvpaged cache with blocks of bs\n"
+           " tokens, filled round-robin 64 tokens per sequence at a time;\n"
            " contig: the same batch from a head-major (B, Hkv, S, D) cache; GB/s = K+V bytes / median time,\n"
            " %%bw = of the streaming probe, p/c = contiguous time / paged time; each side timed twice, alternating;\n"
            " cpu%%p/c = CPU time the process got / (wall time x threads) while timing paged / contiguous;\n"
