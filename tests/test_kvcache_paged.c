@@ -547,16 +547,6 @@ static void test_model(void) {
 
 /* ─── 3. the layer: continuous batching ──────────────────────────────────── */
 
-static double relerr(const float *a, const float *b, int64_t n) {
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (d != d) return INFINITY;
-        md = fmax(md, d);
-        mb = fmax(mb, fabs((double)b[i]));
-    }
-    return md / fmax(mb, 1e-6);
-}
 
 static attn_mha_config layer_config(tu_rng *r) {
     static const int64_t heads[][3] = {{4, 4, 8}, {4, 2, 8}, {4, 1, 8}, {8, 2, 16}, {6, 2, 4}, {3, 3, 12}};
@@ -642,7 +632,7 @@ static void layer_step(attn_mha *m, attn_kvpaged *c, lseq *act, int nact, tu_rng
         attn_mha_input_init(&in);
         in.batch = 1; in.seq_q = q->len + sq; in.x = q->x;
         CHECK(attn_mha_forward(m, &in, yf) == ATTN_OK, "full forward: %s", attn_last_error());
-        const double ef = relerr(y + cu[i] * E, yf + q->len * E, sq * E);
+        const double ef = tu_rel_err(y + cu[i] * E, yf + q->len * E, sq * E);
         if (ef > g_worst_layer_f) g_worst_layer_f = ef;
         CHECK(ef <= 1e-5, "seq %lld at %lld + %lld: paged vs full forward %.3g", (long long)q->id, (long long)q->len,
               (long long)sq, ef);
@@ -655,7 +645,7 @@ static void layer_step(attn_mha *m, attn_kvpaged *c, lseq *act, int nact, tu_rng
         CHECK(memcmp(y, yc, sizeof(float) * (size_t)(T * E)) == 0, "single-sequence steps: paged != contiguous cache");
         g_single_steps++;
     } else if (s == ATTN_OK) { /* T-row projection GEMMs round differently from per-sequence ones */
-        const double ec = relerr(y, yc, T * E);
+        const double ec = tu_rel_err(y, yc, T * E);
         if (ec > g_worst_layer_c) g_worst_layer_c = ec;
         CHECK(ec <= 1e-6, "batched step: paged vs contiguous cache %.3g", ec);
     }
