@@ -19,6 +19,11 @@
  *     pack V;
  *   - per-element work (visibility at tile edges, softcap, ALiBi) is
  *     attn__sdpa_apply_elem, the interval model attn__sdpa_row_range.
+ *   - decode tiles from DRAM (calls reading > PAGED_STREAM_BYTES) first read
+ *     their K once with plain loads (stream_k) so gemm_abt works from L1, and
+ *     prefetch the tile after next (as in sdpa_fwd.c);
+ *   - logits are scale * <q, k>, lse = m + log(l) in double: sdpa_fwd.c's
+ *     rounding (driver pieces written again here: fwd's are static).
  * Long contexts (decode blocks): the keys are cut into fixed partitions of
  * `part` keys (a function of the shape only), each a task storing its
  * unnormalised (O, m, l); a second pass combines a sequence's partitions in
