@@ -53,14 +53,17 @@ typedef struct attn__sdpa_kernels {
      *   mn == -inf: S[:, m] = 0, alpha[m] = 1 (row still fully masked)
      *   else: alpha[m] = exp(mrow[m] - mn), S[c][m] = exp(S[c][m] - mn),
      *         lrow[m] = alpha[m] * lrow[m] + sum_c S[c][m]   (c ascending), mrow[m] = mn.
-     * Returns nonzero iff some alpha[m] != 1 (O must be rescaled). */
-    int (*softmax_tile)(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha);
+     * Returns nonzero iff some alpha[m] != 1 (O must be rescaled).
+     * First S[c][m] = scale * S[c][m] (rounded, stored) unless scale == 1:
+     * the logit multiply of attn__sdpa_scores folded in (same bits). */
+    int (*softmax_tile)(int64_t nc, int64_t mp, float *S, float scale, float *mrow, float *lrow, float *alpha);
 
     /* Backward probabilities on a transposed tile S (nc, mp):
-     *   S[c][m] = lse[m] == -inf ? 0 : exp((S[c][m] - lse[m]) - lo[m])
+     *   S[c][m] = lse[m] == -inf ? 0 : exp((scale * S[c][m] - lse[m]) - lo[m])
+     * (scale * S rounded first; scale == 1: S as is)
      * with the exp of softmax_tile; lse[m] + lo[m] is the row's log-sum-exp
      * as a float pair (sdpa_bwd.c), lo[m] = 0 exactly when the row saw one key. */
-    void (*bwd_probs)(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo);
+    void (*bwd_probs)(int64_t nc, int64_t mp, float *S, float scale, const float *lse, const float *lo);
 
     /* dS on a transposed tile: dP[c][m] = P[c][m] * ((dP[c][m] - Di[m]) - Dl[m]),
      * and exactly 0 where P[c][m] == 0 (masked keys may hold Inf/NaN values).

@@ -141,11 +141,13 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     const float *vbase = attn__sdpa_at(P->v, &s, s.k0, 0, kvh);
 
     /* St = K . Qt */
-    attn__sdpa_scores(kt, nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, w.St, scale);
-    const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
-    if (!full || P->has_elem)
+    kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+    const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
+    if (elem) {
+        attn__sdpa_scale_tile(w.St, nc * Mp, scale);
         attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, softcap ? w.Tt : NULL);
-    kt->bwd_probs(nc, Mp, w.St, w.lse, w.lsel);
+    }
+    kt->bwd_probs(nc, Mp, w.St, elem ? 1.0f : scale, w.lse, w.lsel);
     const float *Pd = w.St;
     if (dropout) {
         attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, w.X);
@@ -425,11 +427,13 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
         /* e (nc, Mp) = exp(scale K . Qt (+ masks) - lse), as bwd_tile's St */
-        attn__sdpa_scores(kt, nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, w.St, P->scale);
-        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
-        if (!full || P->has_elem)
+        kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
+        if (elem) {
+            attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
             attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
-        kt->bwd_probs(nc, Mp, w.St, w.lse, w.Dil);
+        }
+        kt->bwd_probs(nc, Mp, w.St, elem ? 1.0f : P->scale, w.lse, w.Dil);
         /* dPt (nc, Mp) = V . dOt, as bwd_tile's */
         kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
         if (dropout) /* dP z: z = 1 / (1 - p) for kept keys, 0 for dropped (bwd_tile's z * dP) */

@@ -196,12 +196,13 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         }
         /* St (nc, Mp) = K[j0 : j0 + nc] . Qt  (= K . Qr^T, padding columns 0) */
         if (dot) kt->gemm_abt(nc, M, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qr, Dp, w.St, Mp);
-        else attn__sdpa_scores(kt, nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, w.St, P->scale);
-        if (dot) attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
-        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
-        if (!full || P->has_elem)
+        else kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
+        if (elem) {
+            attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
             attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
-        if (kt->softmax_tile(nc, Mp, w.St, w.mrow, w.lrow, w.alpha)) {
+        }
+        if (kt->softmax_tile(nc, Mp, w.St, elem ? 1.0f : P->scale, w.mrow, w.lrow, w.alpha)) {
             for (int64_t m = 0; m < M; m++) {
                 const float a = w.alpha[m];
                 if (a == 1.0f) continue;

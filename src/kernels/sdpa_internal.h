@@ -152,26 +152,16 @@ static inline void attn__prefetch_span(const float *p, int64_t n) {
  * block's transposed packing and its dq update are paid once per group). */
 #define ATTN__SDPA_BWD_TILES 4
 
-/* Logits are scale * <q, k> with the product rounded once after the dot
- * product (as a naive implementation does; folding scale into q would add a
- * rounding per element): St (n floats) *= scale. Forward, backward and the
- * backward's lse refinement all call this on gemm_ab / gemm_abt results, so
- * they see the same bits. */
+/* Logits are scale * <q, k>, the product rounded once after the dot product
+ * (as a naive implementation does; folding scale into q would add a rounding
+ * per element). Tiles that need per-element work (masks inside the tile,
+ * softcap, ALiBi, an explicit mask) scale first with this; the others pass
+ * scale to softmax_tile / bwd_probs, which apply the same multiply in
+ * registers. Forward, backward and the backward's row pass make the same
+ * choice per tile, so they see the same bits. St (n floats) *= scale. */
 static inline void attn__sdpa_scale_tile(float *St, int64_t n, float scale) {
     if (scale == 1.0f) return;
     for (int64_t x = 0; x < n; x++) St[x] *= scale;
-}
-
-/* Score tile St (nc, Mp) = scale * (K (nc, D) . Qt (D, Mp)), K rows with
- * stride ldk. Forward, backward and the backward's row statistics all score
- * through this, so they see the same bits. (Summing the dot products in
- * blocks of 32 terms cut the rounding of 256-term logits ~3x but not the
- * cases where attn's error exceeds twice naive fp32's, for +20% forward
- * instructions: not taken, docs/testing.md.) */
-static inline void attn__sdpa_scores(const attn__sdpa_kernels *kt, int64_t nc, int64_t Mp, int64_t D, const float *K,
-                                     int64_t ldk, const float *Qt, float *St, float scale) {
-    kt->gemm_ab(nc, Mp, D, K, ldk, Qt, Mp, St, Mp, 0);
-    attn__sdpa_scale_tile(St, nc * Mp, scale);
 }
 
 /* Elements of lse: (B, Hq, Sq), varlen (Hq, Tq). */

@@ -209,13 +209,20 @@ static void gemm_abt_avx2_3x4(int64_t m, int64_t n, int64_t k, const float *A, i
 #undef ABT_J
 
 /* ─── softmax statistics on the transposed tile ───────────────────────────── */
-static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
-    const __m256 ninf = _mm256_set1_ps(-INFINITY), one = _mm256_set1_ps(1.0f);
+static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float scale, float *mrow, float *lrow, float *alpha) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), one = _mm256_set1_ps(1.0f), sc = _mm256_set1_ps(scale);
     int changed = 0;
     for (int64_t m = 0; m < mp; m += 8) {
         __m256 mx = ninf;
         /* NaN scores are ignored by the max (operand order) and surface through exp */
-        for (int64_t c = 0; c < nc; c++) mx = _mm256_max_ps(_mm256_loadu_ps(S + c * mp + m), mx);
+        if (scale != 1.0f)
+            for (int64_t c = 0; c < nc; c++) {
+                const __m256 x = _mm256_mul_ps(sc, _mm256_loadu_ps(S + c * mp + m));
+                _mm256_storeu_ps(S + c * mp + m, x);
+                mx = _mm256_max_ps(x, mx);
+            }
+        else
+            for (int64_t c = 0; c < nc; c++) mx = _mm256_max_ps(_mm256_loadu_ps(S + c * mp + m), mx);
         const __m256 mo = _mm256_loadu_ps(mrow + m);
         const __m256 mn = _mm256_max_ps(mo, mx);
         const __m256 dead = _mm256_cmp_ps(mn, ninf, _CMP_EQ_OQ); /* row still fully masked */
@@ -236,15 +243,16 @@ static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float *mrow, floa
     return changed;
 }
 
-static void bwd_probs_avx2(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo) {
-    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+static void bwd_probs_avx2(int64_t nc, int64_t mp, float *S, float scale, const float *lse, const float *lo) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), sc = _mm256_set1_ps(scale);
     for (int64_t m = 0; m < mp; m += 8) {
         const __m256 l = _mm256_loadu_ps(lse + m);
         const __m256 dead = _mm256_cmp_ps(l, ninf, _CMP_EQ_OQ);
         const __m256 ls = _mm256_andnot_ps(dead, l);
         const __m256 lw = _mm256_andnot_ps(dead, _mm256_loadu_ps(lo + m));
         for (int64_t c = 0; c < nc; c++) {
-            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(S + c * mp + m), ls), lw));
+            const __m256 x = _mm256_mul_ps(sc, _mm256_loadu_ps(S + c * mp + m)); /* exact when scale == 1 */
+            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_sub_ps(x, ls), lw));
             _mm256_storeu_ps(S + c * mp + m, _mm256_andnot_ps(dead, e));
         }
     }

@@ -47,14 +47,23 @@ static void gemm_abt_generic(int64_t m, int64_t n, int64_t k, const float *A, in
     }
 }
 
-static int softmax_tile_generic(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
+static int softmax_tile_generic(int64_t nc, int64_t mp, float *S, float scale, float *mrow, float *lrow,
+                                float *alpha) {
+    if (scale != 1.0f)
+        for (int64_t x = 0; x < nc * mp; x++) S[x] *= scale;
     int changed = 0;
     for (int64_t m = 0; m < mp; m++) {
         float mx = -INFINITY;
         for (int64_t c = 0; c < nc; c++) mx = fmaxf(mx, S[c * mp + m]);
         float mn = fmaxf(mrow[m], mx);
-        if (mn == -INFINITY) {
-            for (int64_t c = 0; c < nc; c++) S[c * mp + m] = 0.0f;
+        if (mn == -INFINITY) { /* no finite score yet: -inf -> 0; a NaN score (ignored by the max) stays NaN */
+            float sum = 0.0f;
+            for (int64_t c = 0; c < nc; c++) {
+                const float x = S[c * mp + m];
+                S[c * mp + m] = x == -INFINITY ? 0.0f : x;
+                sum += S[c * mp + m];
+            }
+            lrow[m] += sum;
             alpha[m] = 1.0f;
             continue;
         }
@@ -73,11 +82,11 @@ static int softmax_tile_generic(int64_t nc, int64_t mp, float *S, float *mrow, f
     return changed;
 }
 
-static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo) {
+static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, float scale, const float *lse, const float *lo) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
-            float l = lse[m];
-            S[c * mp + m] = l == -INFINITY ? 0.0f : expf((S[c * mp + m] - l) - lo[m]);
+            float l = lse[m], s = scale * S[c * mp + m];
+            S[c * mp + m] = l == -INFINITY ? 0.0f : expf((s - l) - lo[m]);
         }
 }
 
