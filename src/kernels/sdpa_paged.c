@@ -403,13 +403,16 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
     for (int i = 0; i < nseg; i++) { /* St (nc, Mp) = K . Qr^T (dot) or K . Qt */
         float *st = w->St + sg[i].c0 * Mp;
         if (k->dot) kt->gemm_abt(sg[i].n, M, D, sg[i].k, D, w->Qr, Dp, st, Mp);
-        else attn__sdpa_scores(kt, sg[i].n, Mp, D, sg[i].k, D, w->Qt, st, c->P->scale);
+        else kt->gemm_ab(sg[i].n, Mp, D, sg[i].k, D, w->Qt, Mp, st, Mp, 0);
     }
-    if (k->dot) attn__sdpa_scale_tile(w->St, nc * Mp, c->P->scale); /* logits = scale * <q, k>, as sdpa_fwd.c */
-    const int full = w->lo[k->nr - 1] <= j0 && w->hi[0] >= j0 + nc;
-    if (!full || c->P->has_elem)
+    /* logits = scale * <q, k> rounded once, as in sdpa_fwd.c: before the
+     * per-element work when there is some, else inside softmax_tile */
+    const int full = w->lo[k->nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || c->P->has_elem;
+    if (elem) {
+        attn__sdpa_scale_tile(w->St, nc * Mp, c->P->scale);
         attn__sdpa_apply_elem(c->P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp, full, w->St, NULL);
-    if (kt->softmax_tile(nc, Mp, w->St, w->mrow, w->lrow, w->alpha)) {
+    }
+    if (kt->softmax_tile(nc, Mp, w->St, elem ? 1.0f : c->P->scale, w->mrow, w->lrow, w->alpha)) {
         for (int64_t m = 0; m < M; m++) {
             const float a = w->alpha[m];
             if (a == 1.0f) continue;
