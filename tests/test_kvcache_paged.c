@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_kvcache_paged.c — the paged KV cache, attn_sdpa_paged_fwd and
  * attn_mha_forward_paged.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_accuracy.c — the numerical contract of attn_sdpa_fwd / attn_sdpa_bwd
  * (attn.h, "Numerics"), on every ISA the CPU runs.
  *

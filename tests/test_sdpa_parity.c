@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_parity.c — fast kernels vs the float64 reference, every ISA.
  *
  * For each of >= 2,000 seeded random configurations (odd sizes, Sq != Sk both
@@ -75,6 +76,7 @@ int main(int argc, char **argv) {
     attn_sdpa_opts def, mine;
     attn_sdpa_opts_init(&def);
     memset(&mine, 0, sizeof mine);
+    mine.struct_size = sizeof mine;
     mine.window_left = mine.window_right = -1;
     CHECK(memcmp(&def, &mine, sizeof def) == 0, "attn_sdpa_opts_init: all features off, windows -1");
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_bwd.c — tiled FlashAttention-2 backward.
  *
  * Task = (sequence b, kv head, key chunk). The task owns dk/dv of its keys
@@ -166,8 +167,11 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     }
     /* dPt (nc, Mp) = V (nc, Dv) . dOt (Dv, Mp) */
     kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
+    /* dS; the scale (d logit / d q.k) last, after softcap's factor: in
+     * bwd_ds when nothing comes between, else in a pass of its own */
+    const int fold = !dropout && !softcap;
     if (!dropout) {
-        kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di, w.Dil);
+        kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di, w.Dil, fold ? scale : 1.0f);
     } else {
         for (int64_t cc = 0; cc < nc; cc++)
             for (int64_t m = 0; m < Mp; m++) {
@@ -184,7 +188,7 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
                 const float th = w.Tt[x];
                 w.dPt[x] *= 1.0f - th * th;
             }
-    attn__sdpa_scale_tile(w.dPt, nc * Mp, scale); /* d(logit) / d(q.k) */
+    if (!fold) attn__sdpa_scale_tile(w.dPt, nc * Mp, scale);
     /* dK (nc, Dp) += dS (nc, M) . Qr (M, Dp) */
     kt->gemm_ab(nc, Dp, M, w.dPt, Mp, w.Qr, Dp, dKa, Dp, 1);
     for (int x = 0; x < nqbad; x++) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_internal.h — shared state of the fused sdpa kernels (not installed).
  *
  * Legend: B batch (sequences), Sq/Sk query/key length, Hq/Hkv heads, G = Hq/Hkv

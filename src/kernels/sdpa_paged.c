@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_paged.c — batched attention over a paged KV cache
  * (attn_sdpa_paged_fwd): prefill chunks and decode steps of many sequences
  * in one call, K/V read through block tables.

@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_validate.c — argument validation of attn_sdpa_fwd / attn_sdpa_bwd.
  * Every check runs before anything is written; each failure names the
  * argument and its value. */
 #include "kernels/sdpa_internal.h"
 #include "kernels/dropout.h"
+#include "kernels/overlap.h"
 
 #include <math.h>
 
@@ -351,4 +353,22 @@ void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const 
     P->drop_thr = attn__dropout_threshold(opts->dropout_p);
     P->seed = opts->dropout_seed;
     P->has_elem = P->softcap > 0.0f || P->alibi != NULL || P->mask_kind != ATTN_MASK_NONE;
+}
+
+static void mat_range(vrange *r, const float *p, int64_t rows, int64_t cols, int64_t ld) {
+    r->name = "";
+    r->lo = r->hi = (uintptr_t)p;
+    r->nd = 0;
+    r->elem = cols * 4;
+    if (!p || rows <= 0 || cols <= 0) return;
+    r->hi = (uintptr_t)p + (uintptr_t)(((rows - 1) * ld + cols) * 4);
+    if (rows > 1) { r->n[0] = rows; r->s[0] = ld * 4; r->nd = 1; }
+}
+
+int attn__mat_overlap(const float *a, int64_t rows_a, int64_t cols_a, int64_t ld_a, const float *b, int64_t rows_b,
+                      int64_t cols_b, int64_t ld_b) {
+    vrange ra, rb;
+    mat_range(&ra, a, rows_a, cols_a, ld_a);
+    mat_range(&rb, b, rows_b, cols_b, ld_b);
+    return overlaps(&ra, &rb);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kvcache_paged.c — the paged KV cache: a fixed pool of blocks, sequences
  * with their own block tables, fork with shared (reference-counted) blocks
  * and copy-on-write at the first write into a shared block.

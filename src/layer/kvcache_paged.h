@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kvcache_paged.h — the paged KV cache object, shared by kvcache_paged.c
  * (the object) and mha_paged.c (the layer's batched incremental forward).
  * Not installed.

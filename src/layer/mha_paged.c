@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mha_paged.c — attn_mha_forward_paged: the incremental (inference) forward
  * of a batch of sequences held in a paged KV cache (continuous batching).
  *

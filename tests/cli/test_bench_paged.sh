@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_bench_paged.sh — `attn bench --paged`: the decode-paged rows (batched
 # decode through a paged KV cache next to the contiguous head-major cache),
 # tiny shapes so it runs in about a second:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_paged.c — see bench_paged.h.
  *
  * Each row: B sequences of a Llama-3-8B-shaped attention (Hq 32, Hkv 8,

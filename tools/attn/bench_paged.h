@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_paged.h — the decode-paged rows of `attn bench`: batched decode
  * through a paged KV cache (attn_sdpa_paged_fwd) next to the same batch
  * decoded from a contiguous head-major cache (attn_sdpa_fwd), in GB/s of K+V

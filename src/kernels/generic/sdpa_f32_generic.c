@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_f32_generic.c — portable C micro-kernels of the sdpa table (the
  * fallback for every entry and the baseline the SIMD kernels are checked
  * against). Plain loops; summation orders are fixed (ascending index). */
@@ -90,11 +91,13 @@ static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, float scale, con
         }
 }
 
-static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl) {
+static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl,
+                           float scale) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
             const float p = P[c * mp + m]; /* p == 0 (masked): exactly 0, even if dP is not finite */
-            dP[c * mp + m] = p == 0.0f ? 0.0f : p * ((dP[c * mp + m] - Di[m]) - Dl[m]);
+            const float ds = p * ((dP[c * mp + m] - Di[m]) - Dl[m]);
+            dP[c * mp + m] = p == 0.0f ? 0.0f : scale * ds;
         }
 }
 
