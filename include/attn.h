@@ -86,7 +86,7 @@
  *  never change; new functions, enum values and status values are appended
  *  (docs/abi.md is the full policy).
  *  Extensible option structs — attn_sdpa_opts, attn_mha_config,
- *  attn_mha_input — start with `uint32_t struct_size`, the size of the struct
+ *  attn_mha_input, attn_kvpaged_config — start with `uint32_t struct_size`, the size of the struct
  *  the CALLER was compiled with. attn_<struct>_init(p) is a macro that passes
  *  sizeof *p to attn_<struct>_init_size(), which writes the defaults and
  *  struct_size (never more than struct_size bytes). New fields are only ever
@@ -727,6 +727,7 @@ ATTN_API attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, c
 typedef struct attn_kvpaged attn_kvpaged;
 
 typedef struct attn_kvpaged_config {
+    uint32_t struct_size;  /* set by attn_kvpaged_config_init(): sizeof(attn_kvpaged_config) of the caller */
     int64_t num_blocks;    /* blocks in the pool, >= 1 */
     int64_t block_size;    /* tokens per block, in [16, 128] */
     int64_t max_seqs;      /* live sequences at once, >= 1 */
@@ -735,6 +736,11 @@ typedef struct attn_kvpaged_config {
     int64_t head_dim;      /* D in [1, 256] (k and v) */
     attn_dtype dtype;      /* element type of the pool: ATTN_DTYPE_F32 (others: ATTN_ERR_UNSUPPORTED, not yet) */
 } attn_kvpaged_config;
+
+/* attn_kvpaged_config_init(&cfg): every size 0 (to be set), dtype F32,
+ * struct_size = sizeof cfg; see attn_sdpa_opts_init_size. */
+ATTN_API attn_status attn_kvpaged_config_init_size(attn_kvpaged_config *cfg, size_t struct_size);
+#define attn_kvpaged_config_init(cfg) attn_kvpaged_config_init_size((cfg), sizeof *(cfg))
 
 ATTN_API attn_status attn_kvpaged_create(attn_kvpaged **out, const attn_kvpaged_config *cfg);
 ATTN_API void attn_kvpaged_free(attn_kvpaged *c);

@@ -516,7 +516,9 @@ static void test_model(void) {
         M.Hkv = tu_int(&r, 1, 2);
         M.D = tu_int(&r, 0, 1) ? 4 : 8;
         const int64_t Hq = M.Hkv * tu_int(&r, 1, 3);
-        attn_kvpaged_config cfg = {M.nb, M.bs, M.S, M.maxlen, M.Hkv, M.D, ATTN_DTYPE_F32};
+        attn_kvpaged_config cfg;
+        attn_kvpaged_config_init(&cfg);
+        cfg.num_blocks = M.nb; cfg.block_size = M.bs; cfg.max_seqs = M.S; cfg.max_seq_len = M.maxlen; cfg.num_kv_heads = M.Hkv; cfg.head_dim = M.D;
         attn_kvpaged *c = NULL;
         attn_status s = attn_kvpaged_create(&c, &cfg);
         CHECK(s == ATTN_OK, "create: %s", attn_last_error());
@@ -665,7 +667,9 @@ static void test_layer(void) {
         const attn_mha_config *rc = attn_mha_get_config(m);
         const int64_t E = rc->embed_dim;
         const int bitwise = (int)(k % 2); /* odd configurations: one sequence per step */
-        attn_kvpaged_config pc = {48, 16, 8, LMAX, rc->num_kv_heads, rc->head_dim, ATTN_DTYPE_F32};
+        attn_kvpaged_config pc;
+        attn_kvpaged_config_init(&pc);
+        pc.num_blocks = 48; pc.block_size = 16; pc.max_seqs = 8; pc.max_seq_len = LMAX; pc.num_kv_heads = rc->num_kv_heads; pc.head_dim = rc->head_dim;
         attn_kvpaged *c = NULL;
         if (attn_kvpaged_create(&c, &pc) != ATTN_OK) { CHECK(0, "create: %s", attn_last_error()); attn_mha_free(m); continue; }
         lseq act[8];
@@ -767,6 +771,8 @@ static void test_bad_kernel(void) {
     EXPECT_BAD(ATTN_ERR_UNSUPPORTED, attn_sdpa_paged_fwd(&d, qv, &kv, ov, lse, &o1, NULL, 0), "dropout");
     o1 = o0; o1.cu_seqlens_q = NULL;
     EXPECT_BAD(ATTN_ERR_NULL, attn_sdpa_paged_fwd(&d, qv, &kv, ov, lse, &o1, NULL, 0), "no cu_seqlens_q");
+    o1 = o0; o1.struct_size = 0;
+    EXPECT_BAD(ATTN_ERR_OPTION, attn_sdpa_paged_fwd(&d, qv, &kv, ov, lse, &o1, NULL, 0), "opts.struct_size 0");
     o1 = o0; o1.causal = 2;
     EXPECT_BAD(ATTN_ERR_OPTION, attn_sdpa_paged_fwd(&d, qv, &kv, ov, lse, &o1, NULL, 0), "causal = 2");
     o1 = o0; o1.softcap = -1.0f;
@@ -809,7 +815,9 @@ static int64_t snapshot(const attn_kvpaged *c, float *buf, int64_t cap) {
 }
 
 static void test_bad_cache(void) {
-    attn_kvpaged_config g = {4, 16, 3, 64, 2, 4, ATTN_DTYPE_F32};
+    attn_kvpaged_config g;
+    attn_kvpaged_config_init(&g);
+    g.num_blocks = 4; g.block_size = 16; g.max_seqs = 3; g.max_seq_len = 64; g.num_kv_heads = 2; g.head_dim = 4;
     attn_kvpaged *c = NULL;
     attn_kvpaged_config b = g;
     b.block_size = 8;
@@ -822,6 +830,10 @@ static void test_bad_cache(void) {
     CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_UNSUPPORTED && !c, "f16");
     b = g; b.num_blocks = 0;
     CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_SHAPE && !c, "no blocks");
+    b = g; b.struct_size = 0; /* zeroed by hand, not initialised */
+    CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_CONFIG && !c, "struct_size 0");
+    b = g; b.struct_size = (uint32_t)sizeof b + 8; /* a newer header than this library */
+    CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_CONFIG && !c, "struct_size too large");
     CHECK(attn_kvpaged_create(NULL, &g) == ATTN_ERR_NULL, "out NULL");
     CHECK(attn_kvpaged_create(&c, NULL) == ATTN_ERR_NULL, "cfg NULL");
     CHECK(attn_kvpaged_create(&c, &g) == ATTN_OK, "create: %s", attn_last_error());
@@ -884,7 +896,9 @@ static void test_bad_layer(void) {
     attn_mha *m = NULL;
     if (attn_mha_create(&m, &cfg) != ATTN_OK) { CHECK(0, "create"); return; }
     attn_mha_init_weights(m, ATTN_INIT_XAVIER_UNIFORM, 1);
-    attn_kvpaged_config g = {3, 16, 4, 64, 2, 4, ATTN_DTYPE_F32};
+    attn_kvpaged_config g;
+    attn_kvpaged_config_init(&g);
+    g.num_blocks = 3; g.block_size = 16; g.max_seqs = 4; g.max_seq_len = 64; g.num_kv_heads = 2; g.head_dim = 4;
     attn_kvpaged *c = NULL;
     CHECK(attn_kvpaged_create(&c, &g) == ATTN_OK, "create");
     float x[40 * 16], y[40 * 16];

@@ -556,6 +556,16 @@ static void tables_make(paged_ctx *c) {
     c->stream_k = (double)keys * (double)(P->Hkv * (P->D + P->Dv) * (int64_t)sizeof(float)) > (double)PAGED_STREAM_BYTES;
 }
 
+/* The caller's attn_sdpa_opts in this library's layout (attn.h, "ABI"; the
+ * layout is sdpa.c's SDPA_OPTS_LAYOUT, which is static there). */
+static attn_status opts_read(const char *fn, const attn_sdpa_opts *in, attn_sdpa_opts *full) {
+    static const attn__struct_layout L = {"attn_sdpa_opts", ATTN__SIZE_THROUGH(attn_sdpa_opts, num_threads),
+                                          sizeof(attn_sdpa_opts)};
+    attn_sdpa_opts def;
+    attn_sdpa_opts_init(&def);
+    return attn__struct_read(fn, in, full, &def, &L, ATTN_ERR_OPTION);
+}
+
 static attn_status validate(const char *fn, const attn_sdpa_dims *dims, attn_view q, const attn_paged_kv *kv,
                             attn_view o, const float *lse, const attn_sdpa_opts *opts) {
     if (!dims || !kv || !opts)
@@ -574,17 +584,23 @@ size_t attn_sdpa_paged_fwd_workspace_size(const attn_sdpa_dims *dims, const attn
         dims->head_dim_v > 256 || kv->block_size < 1 || kv->block_size > 65536 || kv->max_blocks < 1 ||
         kv->max_blocks > INT32_MAX || kv->max_blocks * kv->block_size > PAGED_MAX_TOKENS)
         return 0;
-    if (opts && opts->num_threads < 0) return 0;
+    attn_sdpa_opts full;
+    if (opts && opts_read("attn_sdpa_paged_fwd_workspace_size", opts, &full) != ATTN_OK) return 0;
+    if (opts && full.num_threads < 0) return 0;
     paged_plan pl;
-    plan_make(&pl, dims, kv, attn__resolve_threads(opts ? opts->num_threads : 0));
+    plan_make(&pl, dims, kv, attn__resolve_threads(opts ? full.num_threads : 0));
     return pl.global_bytes + (size_t)pl.nthreads * pl.thread_bytes;
 }
 
 attn_status attn_sdpa_paged_fwd(const attn_sdpa_dims *dims, attn_view q, const attn_paged_kv *kv, attn_view o,
                                 float *lse, const attn_sdpa_opts *opts, void *workspace, size_t workspace_size) {
     static const char fn[] = "attn_sdpa_paged_fwd";
-    attn_status st = validate(fn, dims, q, kv, o, lse, opts);
+    if (!opts) return attn__fail(ATTN_ERR_NULL, "%s: opts is NULL (opts->cu_seqlens_q is required)", fn);
+    attn_sdpa_opts opts_full;
+    attn_status st = opts_read(fn, opts, &opts_full);
     if (st) return st;
+    opts = &opts_full;
+    if ((st = validate(fn, dims, q, kv, o, lse, opts))) return st;
     if (dims->batch == 0 || dims->seq_q == 0) return ATTN_OK;
     paged_plan pl;
     plan_make(&pl, dims, kv, attn__resolve_threads(opts->num_threads));

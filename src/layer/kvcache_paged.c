@@ -35,6 +35,24 @@ static void pool_advise_huge(void *p, size_t bytes) {
 
 static int64_t nblocks_of(const attn_kvpaged *c, int64_t len) { return (len + c->bs - 1) / c->bs; }
 
+/* The defaults of every field (appended fields: add their default here). */
+static void config_defaults(attn_kvpaged_config *g) {
+    memset(g, 0, sizeof *g);
+    g->struct_size = (uint32_t)sizeof *g;
+    g->dtype = ATTN_DTYPE_F32;
+}
+
+/* First release's layout ends at dtype; later fields are appended after it. */
+static const attn__struct_layout CONFIG_LAYOUT = {
+    "attn_kvpaged_config", ATTN__SIZE_THROUGH(attn_kvpaged_config, dtype), sizeof(attn_kvpaged_config)};
+
+attn_status attn_kvpaged_config_init_size(attn_kvpaged_config *cfg, size_t struct_size) {
+    if (!cfg) return attn__fail(ATTN_ERR_NULL, "attn_kvpaged_config_init: cfg is NULL");
+    attn_kvpaged_config def;
+    config_defaults(&def);
+    return attn__struct_init(cfg, struct_size, &def, &CONFIG_LAYOUT);
+}
+
 static attn_status check_config(const attn_kvpaged_config *g) {
     static const char fn[] = "attn_kvpaged_create";
     if (g->num_blocks < 1 || g->num_blocks > INT32_MAX)
@@ -61,8 +79,13 @@ attn_status attn_kvpaged_create(attn_kvpaged **out, const attn_kvpaged_config *c
     if (!out) return attn__fail(ATTN_ERR_NULL, "%s: out is NULL", fn);
     *out = NULL;
     if (!cfg) return attn__fail(ATTN_ERR_NULL, "%s: cfg is NULL", fn);
-    attn_status st = check_config(cfg);
+    attn_kvpaged_config def, full; /* the caller's config in this library's layout */
+    config_defaults(&def);
+    attn_status st = attn__struct_read(fn, cfg, &full, &def, &CONFIG_LAYOUT, ATTN_ERR_CONFIG);
     if (st) return st;
+    full.struct_size = (uint32_t)sizeof full;
+    cfg = &full;
+    if ((st = check_config(cfg))) return st;
     int ok = 1;
     size_t blk = attn__mul_size(attn__mul_size((size_t)cfg->num_kv_heads, (size_t)cfg->block_size, &ok),
                                 (size_t)cfg->head_dim, &ok);

@@ -114,7 +114,9 @@ static int ctx_init(row_ctx *c, int64_t B, int64_t S, int64_t bs, int threads) {
     c->B = B; c->S = S; c->bs = bs;
     c->mb = (S + bs - 1) / bs;
     const int64_t nkv = B * HKV * S * HD;
-    attn_kvpaged_config g = {B * c->mb, bs, B, S, HKV, HD, ATTN_DTYPE_F32};
+    attn_kvpaged_config g;
+    attn_kvpaged_config_init(&g);
+    g.num_blocks = B * c->mb; g.block_size = bs; g.max_seqs = B; g.max_seq_len = S; g.num_kv_heads = HKV; g.head_dim = HD;
     if (attn_kvpaged_create(&c->cache, &g) != ATTN_OK) return 1;
     c->q = attn__malloc((size_t)(B * HQ * HD) * sizeof(float));
     c->kc = attn__malloc((size_t)nkv * sizeof(float));

@@ -727,7 +727,9 @@ attn_status lm_paged_create(lm_paged **out, const lm_model *m, int64_t max_seqs,
     c->L = m->cfg.n_layer;
     c->kv = calloc((size_t)(c->L > 0 ? c->L : 1), sizeof *c->kv);
     if (!c->kv) { free(c); return lm_fail(ATTN_ERR_NOMEM, "out of memory"); }
-    attn_kvpaged_config pc = {num_blocks, 16, max_seqs, max_len, m->cfg.n_kv_head, m->cfg.dim / m->cfg.n_head, ATTN_DTYPE_F32};
+    attn_kvpaged_config pc;
+    attn_kvpaged_config_init(&pc);
+    pc.num_blocks = num_blocks; pc.block_size = 16; pc.max_seqs = max_seqs; pc.max_seq_len = max_len; pc.num_kv_heads = m->cfg.n_kv_head; pc.head_dim = m->cfg.dim / m->cfg.n_head;
     for (int l = 0; l < c->L; l++) {
         attn_status st = attn_kvpaged_create(&c->kv[l], &pc);
         if (st != ATTN_OK) { lm_paged_free(c); return lm_fail_attn(st, "attn_kvpaged_create"); }
