@@ -290,6 +290,13 @@ typedef struct attn_sdpa_opts {
     float dropout_p;           /* in [0, 1); 0 = off */
     uint64_t dropout_seed;
     int num_threads;           /* 0 = library default */
+    /* ── appended after the first release (defaults when struct_size ends before) ── */
+    int bwd_fast;              /* backward only. 0 (default): the numerics below ("Numerics": a
+                                  row-statistics pass before the backward proper). 1: skip that
+                                  pass, ~25-30% less backward time: P = exp(s - lse) from the saved
+                                  lse and Di = <dO, o> (FlashAttention-2's numerics). The exact
+                                  cases stay exact (dropout aside); the error bound is no longer
+                                  met at large |lse| or in peaked rows. */
 } attn_sdpa_opts;
 
 /* attn_sdpa_opts_init(&opts): all features off, struct_size = sizeof opts.

@@ -73,6 +73,12 @@ typedef struct attn__sdpa_kernels {
      * first difference is exact where dP ~ Di (peaked rows). */
     void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl, float scale);
 
+    /* sum_e a[e] * b[e], e ascending from 0, with exactly the arithmetic of
+     * gemm_ab's accumulation (fused multiply-adds on FMA ISAs, multiply then
+     * add in C): bwd_fast's Di = <dO, o> then cancels dP = <v, dO> bit for
+     * bit where o = v (one visible key). */
+    float (*dot)(int64_t n, const float *a, const float *b);
+
     /* Row statistics of the backward on transposed tiles E, dP (nc, mp), mp a
      * multiple of 16, in double, c ascending per column m:
      *   cs[m] += sum_c E[c][m],  ds[m] += sum_c (E[c][m] == 0 ? 0 : E[c][m] dP[c][m])

@@ -31,6 +31,7 @@ static void sdpa_opts_defaults(attn_sdpa_opts *opts) {
     opts->window_right = -1;
     opts->mask_kind = ATTN_MASK_NONE;
     opts->num_threads = 0;
+    opts->bwd_fast = 0;
 }
 
 /* First release's layout ends at num_threads; later fields are appended after it. */

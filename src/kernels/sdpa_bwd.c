@@ -321,9 +321,14 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                     }
                     for (int64_t e = Dv; e < Dvp; e++) dd[e] = 0.0f;
                     const int64_t li = attn__sdpa_lse_idx(P, &s, h, i);
-                    w.Di[m] = c->dih[li];
-                    w.Dil[m] = c->dil[li];
-                    w.lsel[m] = c->lsel[li];
+                    if (P->bwd_fast) { /* Di = <dO, o>, P = exp(s - lse) */
+                        w.Di[m] = kt->dot(Dv, dor, attn__sdpa_at(P->o, &s, s.q0, i, h));
+                        w.Dil[m] = w.lsel[m] = 0.0f;
+                    } else {
+                        w.Di[m] = c->dih[li];
+                        w.Dil[m] = c->dil[li];
+                        w.lsel[m] = c->lsel[li];
+                    }
                     if (qchk != 0.0f) {
                         w.qbad[nqbad++] = (int32_t)m;
                         for (int64_t d = 0; d < D; d++) qd[d] = 0.0f;
@@ -492,7 +497,7 @@ void attn__sdpa_bwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, con
     c.lsel = (float *)(ws + pl->global_bytes - 3 * nl);
     c.dih = (float *)(ws + pl->global_bytes - 2 * nl);
     c.dil = (float *)(ws + pl->global_bytes - nl);
-    attn__parallel_for(P->B * P->Hkv * pl->nhc * pl->nqb, pl->nthreads, refine_task, &c);
+    if (!P->bwd_fast) attn__parallel_for(P->B * P->Hkv * pl->nhc * pl->nqb, pl->nthreads, refine_task, &c);
     attn__parallel_for(P->B * P->Hkv * pl->nchunks, pl->nthreads, bwd_task, &c);
     if (pl->nchunks > 1) {
         const int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;

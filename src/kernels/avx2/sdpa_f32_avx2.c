@@ -273,6 +273,13 @@ static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const
     }
 }
 
+/* The fused multiply-add chain of the 6x16 tiles' accumulation (see dispatch.h). */
+static float dot_avx2(int64_t n, const float *a, const float *b) {
+    float s = 0.0f;
+    for (int64_t e = 0; e < n; e++) s = fmaf(a[e], b[e], s);
+    return s;
+}
+
 /* Row statistics in double, 4 columns per register, c ascending. */
 static void row_sums_avx2(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds) {
     for (int64_t m = 0; m < mp; m += 4) {
@@ -346,4 +353,5 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->rows_finite = rows_finite_avx2;
     t->pack_rows = pack_rows_avx2;
     t->row_sums = row_sums_avx2;
+    t->dot = dot_avx2;
 }

@@ -101,6 +101,12 @@ static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, co
         }
 }
 
+static float dot_generic(int64_t n, const float *a, const float *b) {
+    float s = 0.0f;
+    for (int64_t e = 0; e < n; e++) s += a[e] * b[e];
+    return s;
+}
+
 static void row_sums_generic(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
@@ -136,4 +142,5 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->rows_finite = rows_finite_generic;
     t->pack_rows = pack_rows_generic;
     t->row_sums = row_sums_generic;
+    t->dot = dot_generic;
 }
