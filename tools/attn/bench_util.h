@@ -45,6 +45,11 @@ double bu_peak_sample(bu_peak *pk, int trials);
 /* (best - worst) / best over the samples: 0 on a quiet machine. */
 double bu_peak_spread(const bu_peak *pk);
 
+/* Streaming-read bandwidth of this machine, GB/s: `threads` threads each sum
+ * a contiguous slice of one `bytes`-byte buffer (make it far larger than the
+ * caches) with 256-bit loads; best of `passes` passes. 0 if it cannot allocate. */
+double bu_stream_read(int threads, int64_t bytes, int passes);
+
 /* Peak resident set of the process (getrusage), bytes. */
 int64_t bu_peak_rss(void);
 /* Current resident set (/proc/self/statm), bytes; -1 if unavailable. */

@@ -40,7 +40,7 @@ typedef void (*any_fn)(void);
 #define ENTRY(f) { #f, offsetof(attn__sdpa_kernels, f) }
 static const struct { const char *name; size_t off; } KERNEL_ENTRIES[] = {
     ENTRY(gemm_ab), ENTRY(gemm_atb), ENTRY(gemm_abt), ENTRY(softmax_tile), ENTRY(bwd_probs),
-    ENTRY(bwd_ds), ENTRY(row_sums), ENTRY(rows_finite), ENTRY(pack_rows),
+    ENTRY(bwd_ds), ENTRY(dot), ENTRY(row_sums), ENTRY(rows_finite), ENTRY(pack_rows),
 };
 #undef ENTRY
 enum { NENTRIES = (int)(sizeof KERNEL_ENTRIES / sizeof KERNEL_ENTRIES[0]) };
