@@ -14,7 +14,7 @@ trap 'rm -rf "$T"' EXIT INT TERM
 nfail=0
 fail() { echo "FAIL $*"; nfail=$((nfail + 1)); }
 ok() { echo "ok   $*"; }
-SMALL="--models gpt2 --seqs 64 --runs 1 --min-time 0 --no-layer"
+SMALL="--models gpt2 --seqs 64 --runs 1 --min-time 0 --no-layer --no-paged"
 FAKE=$PWD/tests/cli/fake_sdpa_peer.py
 
 # 1. peer not importable (exit status 2): every torch/ort field null, text says n/a, bench succeeds
@@ -69,7 +69,7 @@ else fail "--no-torch --no-ort"; sed 's/^/    | /' "$T/n.out"; fi
 
 # 6. the real peers, when they import: their outputs must agree with attn's
 if python3 -c 'import torch' >/dev/null 2>&1 || python3 -c 'import onnxruntime, onnx' >/dev/null 2>&1; then
-    if "$ATTN" bench --models llama3-8b --seqs 64 --runs 1 --min-time 0 --no-layer --no-decode --json "$T/r.json" >"$T/r.out" 2>&1 &&
+    if "$ATTN" bench --models llama3-8b --seqs 64 --runs 1 --min-time 0 --no-layer --no-decode --no-paged --json "$T/r.json" >"$T/r.out" 2>&1 &&
         check "$T/r.json" 'all((r["torch_ms"] is None or r["torch_valid"]) and (r["ort_ms"] is None or r["ort_valid"]) for r in rows)
             and any(r["torch_ms"] is not None or r["ort_ms"] is not None for r in rows)'; then
         ok "real peers (llama3-8b GQA shape, S 64): outputs agree with attn's"
