@@ -727,13 +727,14 @@ static void print_pypeer_legend(const bench_row *rows, int n) {
            " bwd = the backward alone in both (the peer's forward runs untimed before each timed backward);\n"
            " '!' = the peer's output differs from attn's; cpu%%t/o as cpu%%a/p for the two peers)\n", g_threads);
     for (int k = 0; k < PYPEER_N; k++) {
-        const char *last_op = "", *first_note = NULL;
+        const char *first_note = NULL;
         for (int i = 0; i < n; i++) {
             const pypeer_res *py = &rows[i].py[k];
-            if (py->ran && strcmp(py->op, last_op)) {
+            int seen = 0; /* this op on this model already named */
+            for (int j = 0; j < i && !seen; j++)
+                seen = rows[j].py[k].ran && rows[j].m == rows[i].m && !strcmp(rows[j].py[k].op, py->op);
+            if (py->ran && !seen)
                 printf(" %s %s: %s %s %s\n", pypeer_name(k), py->version, rows[i].m->name, VNAMES[rows[i].variant], py->op);
-                last_op = py->op;
-            }
             if (py->note[0] && (!first_note || strcmp(first_note, py->note))) {
                 printf(" %s %s %s: %s\n", pypeer_name(k), rows[i].m->name, VNAMES[rows[i].variant], py->note);
                 first_note = py->note;
