@@ -187,9 +187,14 @@ typedef enum attn_align {
  * Options. Always start from attn_sdpa_opts_init() (all features off).
  *
  * Position model: query row i (0-based within its sequence) sits at key
- * position p(i) = i (top-left) or i + Sk_b - Sq_b (bottom-right), where Sk_b
- * is the key count of sequence b (key_lens[b] if given, else the varlen
- * length, else Sk) and Sq_b likewise. Key j is visible to query i iff all hold:
+ * position p(i) = i (top-left) or i + Sk_b - Sq_b (bottom-right), plus
+ * q_pos_offset in both cases, where Sk_b is the key count of sequence b
+ * (key_lens[b] if given, else the varlen length, else Sk) and Sq_b likewise.
+ * (q_pos_offset places a chunk of queries and a chunk of keys cut from one
+ * longer sequence: queries at global positions qs.., keys at ks.. give
+ * top-left + q_pos_offset = qs - ks, so causal, windows and ALiBi see the
+ * global positions; see attn_sdpa_merge and docs/mpi.md.)
+ * Key j is visible to query i iff all hold:
  *    j < Sk_b                                   (key lengths / padding)
  *    causal        => j <= p(i)
  *    window_left  >= 0 => j >= p(i) - window_left
@@ -225,6 +230,7 @@ typedef struct attn_sdpa_opts {
     float dropout_p;           /* in [0, 1); 0 = off */
     uint64_t dropout_seed;
     int num_threads;           /* 0 = library default */
+    int64_t q_pos_offset;      /* added to p(i) (see the position model); |.| <= 2^40; 0 = none */
 } attn_sdpa_opts;
 
 ATTN_API void attn_sdpa_opts_init(attn_sdpa_opts *opts);

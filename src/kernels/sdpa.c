@@ -29,6 +29,7 @@ void attn_sdpa_opts_init(attn_sdpa_opts *opts) {
     opts->window_right = -1;
     opts->mask_kind = ATTN_MASK_NONE;
     opts->num_threads = 0;
+    opts->q_pos_offset = 0;
 }
 
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }

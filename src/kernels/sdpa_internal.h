@@ -36,6 +36,7 @@ typedef struct attn__sdpa_prob {
     float scale;                    /* resolved (1/sqrt(D) if 0) */
     float softcap;                  /* 0 = off */
     int causal, align;
+    int64_t qpos;                   /* opts->q_pos_offset, added to p(i) */
     int64_t wl, wr;                 /* -1 = unlimited (clamped so no overflow) */
     const float *alibi;             /* (Hq) or NULL */
     int mask_kind;
@@ -73,7 +74,7 @@ static inline void attn__sdpa_seq_get(const attn__sdpa_prob *P, int64_t b, attn_
         s->sk = P->Sk;
     }
     s->kl = P->key_lens ? P->key_lens[b] : s->sk;
-    s->shift = P->align == ATTN_ALIGN_BOTTOM_RIGHT ? s->kl - s->sq : 0;
+    s->shift = (P->align == ATTN_ALIGN_BOTTOM_RIGHT ? s->kl - s->sq : 0) + P->qpos;
     s->qoff_b = P->varlen ? 0 : b; /* multiplied by the view's stride_b at use */
     s->koff_b = s->voff_b = s->qoff_b;
 }

@@ -207,6 +207,9 @@ attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, cons
     if (opts->align != ATTN_ALIGN_TOP_LEFT && opts->align != ATTN_ALIGN_BOTTOM_RIGHT)
         return attn__fail(ATTN_ERR_OPTION, "%s: opts->align = %d, must be 0 (top-left) or 1 (bottom-right)", fn,
                           opts->align);
+    if (opts->q_pos_offset < -MAX_SEQ || opts->q_pos_offset > MAX_SEQ)
+        return attn__fail(ATTN_ERR_OPTION, "%s: opts->q_pos_offset = %lld, must be in [-2^40, 2^40]", fn,
+                          (long long)opts->q_pos_offset);
     if (opts->window_left < -1)
         return attn__fail(ATTN_ERR_OPTION, "%s: opts->window_left = %lld, must be -1 or >= 0", fn,
                           (long long)opts->window_left);
@@ -336,8 +339,9 @@ void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const 
     P->softcap = opts->softcap;
     P->causal = opts->causal;
     P->align = opts->align;
+    P->qpos = opts->q_pos_offset;
     /* windows wider than any |p(i) - j| are unlimited (keeps arithmetic small) */
-    int64_t wmax = P->Sq + P->Sk + 1;
+    int64_t wmax = P->Sq + P->Sk + 1 + (P->qpos < 0 ? -P->qpos : P->qpos);
     P->wl = opts->window_left > wmax ? -1 : opts->window_left;
     P->wr = opts->window_right > wmax ? -1 : opts->window_right;
     P->alibi = opts->alibi_slopes;
