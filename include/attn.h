@@ -267,6 +267,39 @@ ATTN_API attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn
                                    attn_view dq, attn_view dk, attn_view dv,
                                    const attn_sdpa_opts *opts, void *workspace, size_t workspace_size);
 
+/*
+ * Merge of partial results (the FlashAttention split-KV combine). Given n
+ * forward results (o_p, lse_p) of the SAME queries over DISJOINT key sets
+ * K_0 .. K_{n-1}, writes the exact result over their union:
+ *   lse = log(sum_p exp(lse_p))            (-INFINITY if every lse_p is)
+ *   o   = sum_p exp(lse_p - lse) * o_p     (0 where lse = -INFINITY)
+ * computed per row in float64, p ascending (deterministic for any thread
+ * count). A part with lse_p = -INFINITY (no visible key) contributes nothing
+ * and its o_p row is not read; one non-empty part is reproduced exactly.
+ *   o_parts[p]   (B, Sq, Hq, Dv)  in, p = 0 .. n-1, 1 <= n <= 256
+ *   lse_parts[p] (B, Hq, Sq)      in, contiguous
+ *   o            (B, Sq, Hq, Dv)  out
+ *   lse          (B, Hq, Sq)      out, contiguous, may be NULL
+ * Running accumulation in place is allowed: o may be o_parts[0] (the
+ * identical view) and lse may be lse_parts[0]; any other overlap of an
+ * output with an input is ATTN_ERR_ALIAS. Varlen results: batch = 1,
+ * seq_q = total query rows (the (Hq, Tq) lse layout).
+ * num_threads: 0 = library default.
+ *
+ * Key blocks (ring / split-KV backward): with lse and o the GLOBAL forward
+ * results over all keys, attn_sdpa_bwd(q, k_blk, v_blk, o, dO, lse) over one
+ * block of keys returns that block's exact share: P = exp(s - lse) and
+ * D = rowsum(dO * o) are the global ones, so dq is this block's term of the
+ * sum over blocks (add the blocks' dq) and dk, dv are the block keys'
+ * gradients from these queries (add over query blocks). Rows with lse =
+ * -INFINITY (nothing visible anywhere) give zeros. Use q_pos_offset to keep
+ * masks at global positions; not with dropout (its RNG is keyed by the
+ * within-call row/key index).
+ */
+ATTN_API attn_status attn_sdpa_merge(int64_t batch, int64_t seq_q, int64_t heads_q, int64_t head_dim_v, int n,
+                                     const attn_view *o_parts, const float *const *lse_parts, attn_view o,
+                                     float *lse, int num_threads);
+
 /* ═══ IO: safetensors ═══════════════════════════════════════════════════════
  * Files are untrusted: every header field and offset is validated, nothing
  * is read out of bounds, and allocations never exceed the file size plus a

@@ -168,6 +168,11 @@ static inline int attn__sdpa_tasks_bounded(int64_t B, int64_t Sq, int64_t Hq) {
 attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
                                 attn_view q, attn_view k, attn_view v, attn_view o, attn_view dO,
                                 const float *lse, attn_view dq, attn_view dk, attn_view dv);
+/* attn_sdpa_merge's arguments (n <= ATTN__SDPA_MERGE_MAX parts). */
+#define ATTN__SDPA_MERGE_MAX 256
+attn_status attn__sdpa_merge_validate(const char *fn, int64_t B, int64_t Sq, int64_t Hq, int64_t Dv, int n,
+                                      const attn_view *o_parts, const float *const *lse_parts, attn_view o,
+                                      const float *lse, int num_threads);
 /* Fills P from validated arguments. */
 void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts);
 
