@@ -267,6 +267,16 @@ ATTN_API attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn
                                    attn_view dq, attn_view dk, attn_view dv,
                                    const attn_sdpa_opts *opts, void *workspace, size_t workspace_size);
 
+/* Validation only: the status (and message) attn_sdpa_fwd / attn_sdpa_bwd
+ * would return for these arguments before computing anything; nothing is
+ * read beyond the option arrays and nothing is written. Lets a caller (e.g.
+ * libattn_mpi) refuse bad arguments up front, before collective work. */
+ATTN_API attn_status attn_sdpa_fwd_check(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v,
+                                         attn_view o, const float *lse, const attn_sdpa_opts *opts);
+ATTN_API attn_status attn_sdpa_bwd_check(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v,
+                                         attn_view o, attn_view dO, const float *lse, attn_view dq, attn_view dk,
+                                         attn_view dv, const attn_sdpa_opts *opts);
+
 /*
  * Merge of partial results (the FlashAttention split-KV combine). Given n
  * forward results (o_p, lse_p) of the SAME queries over DISJOINT key sets

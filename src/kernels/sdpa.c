@@ -279,3 +279,17 @@ void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, 
             for (int64_t m = M; m < mp; m++) Pd[c * mp + m] = 0.0f;
     }
 }
+
+/* ─── validation only ─────────────────────────────────────────────────────── */
+
+attn_status attn_sdpa_fwd_check(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
+                                const float *lse, const attn_sdpa_opts *opts) {
+    attn_view none = {0};
+    return attn__sdpa_validate("attn_sdpa_fwd", dims, opts, 0, q, k, v, o, none, lse, none, none, none);
+}
+
+attn_status attn_sdpa_bwd_check(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
+                                attn_view dO, const float *lse, attn_view dq, attn_view dk, attn_view dv,
+                                const attn_sdpa_opts *opts) {
+    return attn__sdpa_validate("attn_sdpa_bwd", dims, opts, 1, q, k, v, o, dO, lse, dq, dk, dv);
+}
