@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs what building attn needs on Debian 12 (as root), only if missing.
+# (Open MPI: libattn_mpi and its mpirun tests, tests/mpi/run.sh.)
 set -e
 need=""
-for p in build-essential cmake pkg-config libopenblas-dev libsimde-dev; do
+for p in build-essential cmake pkg-config libopenblas-dev libsimde-dev libopenmpi-dev openmpi-bin; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 for p in "$@"; do

@@ -129,7 +129,8 @@ attn_status ring_agree(attn_mpi_ring *R, const char *fn, const ring_args *a, att
     if (red[0] != 0) {
         const int who = R->N - (int)(red[0] >> 6);
         const attn_status st = (attn_status)(-(int)(red[0] & 63));
-        if (who == R->rank) return local; /* this rank's own message stands */
+        /* every rank returns the same status; a rank that failed itself keeps its own message */
+        if (local != ATTN_OK) return st;
         return ring_fail(st, "%s: rank %d of %d refused the call (%s); no rank computed anything", fn, who, R->N,
                          attn_status_str(st));
     }
