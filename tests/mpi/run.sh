@@ -13,6 +13,11 @@ if [ "$(id -u)" = 0 ]; then # containers and CI run as root
 fi
 # one kernel thread per rank (ranks share the cores); no network interfaces
 export ATTN_NUM_THREADS=1
+# sanitizer builds: Open MPI's own allocations are not ours (tests/mpi/lsan.supp;
+# full unwinding so their stacks reach Open MPI's libraries); ours still count
+HERE=$(cd "$(dirname "$0")" && pwd)
+export LSAN_OPTIONS="suppressions=$HERE/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 MCA="--mca btl self,vader --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo"
 fail=0
 for t in "$BUILD"/test_mpi_*; do
