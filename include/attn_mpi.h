@@ -85,7 +85,8 @@ typedef struct attn_mpi_stats {
     double total_s;        /* wall time of the call */
     double compute_s;      /* in attention kernels, merges, packing */
     double wait_s;         /* blocked on transfers (incl. a simulated link) */
-    double comm_s;         /* sum over steps of the time the step's transfers took (post to completion) */
+    double comm_s;         /* sum over ring steps of the time the step's transfers took (post to completion;
+                              with a simulated link at least bytes / bandwidth) */
     int64_t bytes_sent, bytes_recv;
     int64_t blocks_computed; /* (query piece, key piece) kernel calls */
     int64_t blocks_skipped;  /* pairs invisible under the mask */

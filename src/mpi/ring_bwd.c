@@ -167,6 +167,7 @@ static attn_status bwd_run(attn_mpi_ring *R, ring_prob *P, bwd_bufs *f, const ri
     R->stats.compute_s += ring_now() - tc;
     ring_step home, ret; /* home: my pieces' accumulators coming back; ret: the ones I send back */
     ring_step_begin(&home);
+    home.timed = 0; /* posted at the start, due at the end: not link time */
     ring_step_begin(&ret);
     for (int kp = 0; kp < P->np; kp++) {
         const int last = P->last[r * P->np + kp];

@@ -12,6 +12,7 @@
 #include <time.h>
 
 void ring_step_begin(ring_step *s) {
+    s->timed = 1;
     s->nreq = 0;
     s->sent = s->recv = 0;
     s->t_post = ring_now();
@@ -62,10 +63,11 @@ void ring_step_wait(attn_mpi_ring *R, ring_step *s) {
         }
     }
     R->stats.wait_s += ring_now() - t0;
-    if (s->nreq > 0 || s->sent > 0) R->stats.comm_s += done - s->t_post;
+    if (s->timed && (s->sent > 0 || s->recv > 0)) R->stats.comm_s += done - s->t_post;
     R->stats.bytes_sent += s->sent;
     R->stats.bytes_recv += s->recv;
     s->nreq = 0;
+    s->sent = s->recv = 0;
 }
 
 void ring_pack_rows(attn_view v, int64_t row0, int64_t B, int64_t c, int64_t H, int64_t Dh, float *dst) {

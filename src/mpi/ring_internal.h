@@ -100,6 +100,7 @@ typedef struct ring_step {
     int nreq;
     double t_post;
     int64_t sent, recv;  /* bytes this step */
+    int timed;           /* counted in stats.comm_s (0: a transfer posted long before it is due) */
 } ring_step;
 void ring_step_begin(ring_step *s);
 void ring_step_send(attn_mpi_ring *R, ring_step *s, const float *buf, int64_t n, int dest, int tag);
