@@ -155,3 +155,15 @@ attn_status ring_finish(attn_mpi_ring *R, const char *fn, attn_status local) {
     return ring_fail(st, "%s: rank %d of %d failed during the ring (%s); outputs are incomplete", fn, who, R->N,
                      attn_status_str(st));
 }
+
+attn_status ring_open(attn_mpi_ring *R, const char *fn, const ring_args *a, ring_prob *P, ring_bytes_fn bytes,
+                      size_t *ws) {
+    memset(&R->stats, 0, sizeof R->stats);
+    memset(P, 0, sizeof *P);
+    attn_status st = ring_validate_local(R, fn, a);
+    if (st == ATTN_OK) {
+        ring_resolve(R, fn, a, P);
+        st = ring_reserve(R, fn, bytes(P, ws));
+    }
+    return ring_agree(R, fn, a, st);
+}

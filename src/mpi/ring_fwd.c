@@ -124,18 +124,12 @@ attn_status attn_mpi_ring_fwd(attn_mpi_ring *R, const attn_sdpa_dims *dims, attn
     static const char fn[] = "attn_mpi_ring_fwd";
     if (!R) return ring_fail(ATTN_ERR_NULL, "%s: ring is NULL", fn);
     const double t0 = ring_now();
-    memset(&R->stats, 0, sizeof R->stats);
     attn_view none = {0};
     ring_args a = {dims, opts, q, k, v, o, none, none, none, none, lse, 0, lse};
     ring_prob P;
     size_t ws = 0;
-    attn_status st = ring_validate_local(R, fn, &a);
-    if (st == ATTN_OK) {
-        ring_resolve(R, fn, &a, &P);
-        st = ring_reserve(R, fn, fwd_bytes(&P, &ws));
-    }
-    if ((st = ring_agree(R, fn, &a, st))) return st;
-    if (P.B == 0 || P.c == 0) return ATTN_OK;
+    attn_status st = ring_open(R, fn, &a, &P, fwd_bytes, &ws);
+    if (st || P.B == 0 || P.c == 0) return st;
     fwd_bufs f;
     fwd_carve(&P, R->mem, ws, &f);
     st = ring_finish(R, fn, fwd_run(R, &P, &f, &a));

@@ -76,6 +76,12 @@ typedef struct ring_args {
  * this rank's status so far and returns the common verdict. */
 attn_status ring_validate_local(const attn_mpi_ring *R, const char *fn, const ring_args *a);
 attn_status ring_agree(attn_mpi_ring *R, const char *fn, const ring_args *a, attn_status local);
+/* A call's set-up: resets the figures, validates locally, resolves P,
+ * reserves bytes(P) of arena (*ws: the kernel workspace part), then agrees
+ * (collective). On ATTN_OK, P is valid on every rank. */
+typedef size_t (*ring_bytes_fn)(ring_prob *P, size_t *ws);
+attn_status ring_open(attn_mpi_ring *R, const char *fn, const ring_args *a, ring_prob *P, ring_bytes_fn bytes,
+                      size_t *ws);
 /* After the ring: a failure on any rank (not expected once the arguments
  * agreed) is returned on every rank (collective). */
 attn_status ring_finish(attn_mpi_ring *R, const char *fn, attn_status local);
