@@ -134,7 +134,7 @@ static void test_bwd_elem(const attn__sdpa_kernels *E, const attn__sdpa_kernels 
     for (int it = 0; it < 200 && !bad; it++) {
         const int64_t nc = tu_int(r, 1, 64), mp = 16 * tu_int(r, 1, 4);
         float *S0 = fbuf(nc * mp), *S1 = fbuf(nc * mp), *D0 = fbuf(nc * mp), *D1 = fbuf(nc * mp);
-        float lse[64], di[64];
+        float lse[64], lo[64], di[64];
         for (int64_t i = 0; i < nc * mp; i++) {
             S0[i] = tu_uniform(r) < 0.2 ? -INFINITY : (float)(2.0 * tu_normal(r));
             D0[i] = (float)tu_normal(r);
@@ -142,10 +142,11 @@ static void test_bwd_elem(const attn__sdpa_kernels *E, const attn__sdpa_kernels 
         for (int64_t m = 0; m < mp; m++) {
             lse[m] = tu_uniform(r) < 0.2 ? -INFINITY : (float)(1.0 + tu_normal(r));
             di[m] = (float)tu_normal(r);
+            lo[m] = tu_uniform(r) < 0.3 ? 0.0f : (float)(1e-6 * tu_normal(r)); /* the lse's low part */
         }
         memcpy(S1, S0, sizeof(float) * (size_t)(nc * mp));
-        E->bwd_probs(nc, mp, S0, lse);
-        G->bwd_probs(nc, mp, S1, lse);
+        E->bwd_probs(nc, mp, S0, lse, lo);
+        G->bwd_probs(nc, mp, S1, lse, lo);
         for (int64_t i = 0; i < nc * mp && !bad; i++)
             if (!close_to(S0[i], S1[i], 4e-7, fabs(S1[i]) + 1e-30) && !(fabs(S0[i] - S1[i]) <= 4e-7 * fabs(S1[i]))) {
                 CHECK(0, "bwd_probs nc=%lld mp=%lld [%lld] = %g, generic %g", (long long)nc, (long long)mp, (long long)i,

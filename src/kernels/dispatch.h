@@ -57,8 +57,16 @@ typedef struct attn__sdpa_kernels {
     int (*softmax_tile)(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha);
 
     /* Backward probabilities on a transposed tile S (nc, mp):
-     *   S[c][m] = lse[m] == -inf ? 0 : exp(S[c][m] - lse[m]). */
-    void (*bwd_probs)(int64_t nc, int64_t mp, float *S, const float *lse);
+     *   S[c][m] = lse[m] == -inf ? 0 : exp((S[c][m] - lse[m]) - lo[m])
+     * with the exp of softmax_tile; lse[m] + lo[m] is the row's log-sum-exp
+     * as a float pair (sdpa_bwd.c), lo[m] = 0 exactly when the row saw one key. */
+    void (*bwd_probs)(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo);
+
+    /* sum_e a[e] * b[e], e ascending from 0, with exactly the arithmetic of
+     * gemm_ab's accumulation (fused multiply-adds on FMA ISAs, multiply then
+     * add in C): the backward's Di = <dO, o> then cancels dP = <v, dO>
+     * bit for bit where o = v (one visible key). */
+    float (*dot)(int64_t n, const float *a, const float *b);
 
     /* dS on a transposed tile: dP[c][m] = P[c][m] * (dP[c][m] - Di[m]), and
      * exactly 0 where P[c][m] == 0 (masked keys may hold Inf/NaN values). */

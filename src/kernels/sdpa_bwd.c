@@ -13,14 +13,14 @@
  * to dq, which divides that scalar, strided work by the group size (it was
  * ~20% of the backward with one tile per packing).
  * For each key tile (Bc keys) and each query block seeing it:
- *   St  = K . Qt                      (scores, transposed, scale folded into Q)
+ *   St  = scale * (K . Qt)            (scores, transposed; bits as in the forward)
  *   P   = exp(S - lse)                (after softcap / ALiBi / masks as forward)
  *   Pd  = P * z                       (dropout: z = keep / (1 - p))
  *   dV += Pd . dO
  *   dPt = V . dOt
- *   dS  = Pd * dP - P * Di            (Di = rowsum(dO * O)); softcap: * (1 - tanh^2)
- *   dK += dS . (scale Q)
- *   dQ += dS^T . (scale K)
+ *   dS  = scale * (Pd * dP - P * Di)  (Di = rowsum(dO * O)); softcap: * (1 - tanh^2)
+ *   dK += dS . Q
+ *   dQ += dS^T . K
  */
 #include "kernels/sdpa_internal.h"
 #include "kernels/dropout.h"
@@ -28,8 +28,8 @@
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
 
 typedef struct bwd_bufs {
-    float *Qt;   /* (D, Mp)   scale * q^T, zero-padded rows */
-    float *Qr;   /* (M, Dp)   scale * q rows, zero-padded columns */
+    float *Qt;   /* (D, Mp)   q^T, zero-padded rows */
+    float *Qr;   /* (M, Dp)   q rows, zero-padded columns */
     float *dOt;  /* (Dv, Mp)  dO^T */
     float *dOr;  /* (M, Dvp)  dO rows */
     float *St;   /* (Bc, Mp)  scores -> P */
@@ -38,9 +38,10 @@ typedef struct bwd_bufs {
     float *Tt;   /* (Bc, Mp)  tanh(x / softcap) */
     float *dKa;  /* (KT * Bc, Dp)  dk accumulator of a group of KT key tiles */
     float *dVa;  /* (KT * Bc, Dvp) dv accumulator */
-    float *Kp;   /* (KT * Bc, Dp)  scale * K tiles, zero-padded columns */
+    float *Kp;   /* (KT * Bc, Dp)  K tiles, zero-padded columns */
     float *dqt;  /* (M, Dp)   dq contribution of one query block over a group of key tiles */
     float *lse;  /* (Mp)      lse per row, -inf on padding */
+    float *lsel; /* (Mp)      low part of the row's log-sum-exp (refine_task), 0 on padding */
     float *Di;   /* (Mp)      rowsum(dO * O) */
     int64_t *lo, *hi; /* (Br) */
     uint64_t *rowkey; /* (Mp) */
@@ -64,6 +65,7 @@ static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, un
     b->Kp = (float *)p; p += fl(KB * Dp);
     b->dqt = (float *)p; p += fl(M * Dp);
     b->lse = (float *)p; p += fl(Mp);
+    b->lsel = (float *)p; p += fl(Mp);
     b->Di = (float *)p; p += fl(Mp);
     b->lo = (int64_t *)p; p += fl(2 * pl->Br);
     b->hi = (int64_t *)p; p += fl(2 * pl->Br);
@@ -79,6 +81,7 @@ typedef struct bwd_ctx {
     const attn__sdpa_kernels *kt;
     unsigned char *ws;
     float *dqp; /* (nchunks - 1, rows, Hq, D) dq partials; rows = B * Sq or Tq (varlen) */
+    float *lsel; /* (B, Hq, Sq) / varlen (Hq, Tq): low part of each row's log-sum-exp */
 } bwd_ctx;
 
 /* dq row pointer of (sequence, row i, head h) for chunk ch. */
@@ -133,10 +136,11 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
 
     /* St = K . Qt */
     kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+    attn__sdpa_scale_tile(w.St, nc * Mp, scale);
     const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
     if (!full || P->has_elem)
         attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, softcap ? w.Tt : NULL);
-    kt->bwd_probs(nc, Mp, w.St, w.lse);
+    kt->bwd_probs(nc, Mp, w.St, w.lse, w.lsel);
     const float *Pd = w.St;
     if (dropout) {
         attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, w.X);
@@ -161,7 +165,9 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
         for (int64_t cc = 0; cc < nc; cc++)
             for (int64_t m = 0; m < Mp; m++) {
                 const int64_t x = cc * Mp + m;
-                w.dPt[x] = w.St[x] == 0.0f ? 0.0f : w.X[x] * w.dPt[x] - w.St[x] * w.Di[m];
+                /* P (z dP - Di), z = 1 / (1 - p) for kept keys, 0 for dropped */
+                const float z = w.X[x] != 0.0f ? P->drop_scale : 0.0f;
+                w.dPt[x] = w.St[x] == 0.0f ? 0.0f : w.St[x] * (z * w.dPt[x] - w.Di[m]);
             }
     }
     if (softcap)
@@ -171,6 +177,7 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
                 const float th = w.Tt[x];
                 w.dPt[x] *= 1.0f - th * th;
             }
+    attn__sdpa_scale_tile(w.dPt, nc * Mp, scale); /* d(logit) / d(q.k) */
     /* dK (nc, Dp) += dS (nc, M) . Qr (M, Dp) */
     kt->gemm_ab(nc, Dp, M, w.dPt, Mp, w.Qr, Dp, dKa, Dp, 1);
     for (int x = 0; x < nqbad; x++) {
@@ -179,7 +186,7 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
         for (int64_t cc = 0; cc < nc; cc++) {
             const float ds = w.dPt[cc * Mp + m];
             if (ds == 0.0f) continue;
-            for (int64_t d = 0; d < D; d++) dKa[cc * Dp + d] += ds * (scale * qr[d]);
+            for (int64_t d = 0; d < D; d++) dKa[cc * Dp + d] += ds * qr[d];
         }
     }
     /* dqt (M, Dp) += dS^T . Kp */
@@ -191,7 +198,7 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
             const float ds = w.dPt[cc * Mp + m];
             if (ds == 0.0f) continue;
             float *dst = w.dqt + m * Dp;
-            for (int64_t d = 0; d < D; d++) dst[d] += ds * (scale * kr[d]);
+            for (int64_t d = 0; d < D; d++) dst[d] += ds * kr[d];
         }
     }
 }
@@ -225,7 +232,6 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
     const int64_t kb0 = ch * nkb / nch, kb1 = (ch + 1) * nkb / nch;
     /* formed only for a non-empty K/V view (see sdpa_fwd.c) */
     const float *kbase = s.sk > 0 ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
-    const float scale = P->scale;
     const int dropout = P->dropout_p > 0.0f;
 
     const int64_t KT = ATTN__SDPA_BWD_TILES;
@@ -248,9 +254,9 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 ib[ti] = first_row_lo_ge(P, &s, j0 + nc);
             }
             if (ia[ti] >= ib[ti]) continue;
-            /* Kp = scale * K tile; K rows holding Inf/NaN are zeroed in Kp and
+            /* Kp = K tile; K rows holding Inf/NaN are zeroed in Kp and
              * added to dq below only where dS != 0 */
-            nbad[ti] = kt->pack_rows(nc, D, kbase + j0 * P->k.stride_s, P->k.stride_s, scale, w.Kp + ti * Bc * Dp, Dp,
+            nbad[ti] = kt->pack_rows(nc, D, kbase + j0 * P->k.stride_s, P->k.stride_s, 1.0f, w.Kp + ti * Bc * Dp, Dp,
                                     Dp, w.bad + ti * Bc);
             if (ia[ti] < ua) ua = ia[ti];
             if (ib[ti] > ub) ub = ib[ti];
@@ -280,6 +286,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                     float *qd = w.Qr + m * Dp, *dd = w.dOr + m * Dvp;
                     const float l = P->lse_in[attn__sdpa_lse_idx(P, &s, h, i)];
                     w.lse[m] = l;
+                    w.lsel[m] = 0.0f;
                     if (dropout) w.rowkey[m] = attn__dropout_row_key(P->seed, b, h, i);
                     if (l == -INFINITY) {
                         for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = 0.0f;
@@ -291,21 +298,22 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                     }
                     float qchk = 0.0f, dchk = 0.0f; /* x - x: 0 if finite, NaN otherwise */
                     for (int64_t d = 0; d < D; d++) {
-                        float x = scale * qr[d];
+                        float x = qr[d];
                         w.Qt[d * Mp + m] = x;
                         qd[d] = x;
                         qchk += qr[d] - qr[d];
                     }
                     for (int64_t d = D; d < Dp; d++) qd[d] = 0.0f;
-                    float di = 0.0f;
                     for (int64_t e = 0; e < Dv; e++) {
                         w.dOt[e * Mp + m] = dor[e];
                         dd[e] = dor[e];
-                        di += dor[e] * orw[e];
                         dchk += dor[e] - dor[e];
                     }
                     for (int64_t e = Dv; e < Dvp; e++) dd[e] = 0.0f;
-                    w.Di[m] = di;
+                    /* Di = <dO, o> with gemm_ab's arithmetic: dP - Di is then
+                     * exactly 0 where o = v (one visible key) */
+                    w.Di[m] = kt->dot(Dv, dor, orw);
+                    w.lsel[m] = c->lsel[attn__sdpa_lse_idx(P, &s, h, i)];
                     if (qchk != 0.0f) {
                         w.qbad[nqbad++] = (int32_t)m;
                         for (int64_t d = 0; d < D; d++) qd[d] = 0.0f;
@@ -320,6 +328,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                     for (int64_t e = 0; e < Dv; e++) w.dOt[e * Mp + m] = 0.0f;
                     w.Di[m] = 0.0f;
                     w.lse[m] = -INFINITY;
+                    w.lsel[m] = 0.0f;
                 }
                 /* dqt (M, Dp): dq contribution of this block over the group's tiles */
                 memset(w.dqt, 0, (size_t)(M * Dp) * sizeof(float));
@@ -344,6 +353,68 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
             memcpy(dkr, w.dKa + cc * Dp, (size_t)D * sizeof(float));
             memcpy(dvr, w.dVa + cc * Dvp, (size_t)Dv * sizeof(float));
         }
+    }
+}
+
+/* Refinement of the saved log-sum-exp (the pass before the backward proper).
+ *
+ * The forward saves lse = m + log(l) rounded to fp32: with |lse| large that
+ * rounding (half an ulp of lse, 6e-8 |lse|) is an error in the exponent of
+ * every recomputed probability, far larger than naive fp32's, whose
+ * dominant probabilities exp(s - m) / l carry none of it. This pass
+ * recomputes, with the backward's own logits (the same packing, gemm_ab and
+ * per-element work as bwd_tile, so the same bits) and exp,
+ *   c_i = sum_j exp(s_ij - lse_i)      (~= 1; accumulated in double)
+ * and stores lsel_i = log(c_i), so that P_ij = exp((s_ij - lse_i) - lsel_i)
+ * sums to 1 within the exp's rounding, as naive fp32 does. A row that saw
+ * one key has c_i = exp(0) = 1 and lsel_i = 0 exactly.
+ * Task = (sequence b, kv head, head chunk, query block). */
+static void refine_task(void *vctx, int64_t t, int tid) {
+    const bwd_ctx *c = vctx;
+    const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_plan *pl = c->pl;
+    const attn__sdpa_kernels *kt = c->kt;
+    const int64_t qb = t % pl->nqb, hc = (t / pl->nqb) % pl->nhc;
+    const int64_t kvh = (t / (pl->nqb * pl->nhc)) % P->Hkv, b = t / (pl->nqb * pl->nhc * P->Hkv);
+    attn__sdpa_seq s;
+    attn__sdpa_seq_get(P, b, &s);
+    const int64_t r0 = qb * pl->Br;
+    if (r0 >= s.sq) return;
+    const int64_t nr = s.sq - r0 < pl->Br ? s.sq - r0 : pl->Br;
+    const int64_t g0 = hc * pl->Gs, ng = P->G - g0 < pl->Gs ? P->G - g0 : pl->Gs;
+    const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0, D = P->D, Bc = pl->Bc;
+    bwd_bufs w;
+    bwd_bufs_get(P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
+    double csum[2 * ATTN__SDPA_REFINE_ROWS]; /* (M) c_i per row */
+    for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
+    /* Qt (D, Mp) = q^T as bwd_task packs it; lse per row, -inf on padding */
+    for (int64_t m = 0; m < Mp; m++) {
+        const int live = m < M;
+        const float *qr = live ? attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng) : NULL;
+        w.lse[m] = live ? P->lse_in[attn__sdpa_lse_idx(P, &s, h0 + m % ng, r0 + m / ng)] : -INFINITY;
+        if (w.lse[m] == -INFINITY) qr = NULL;
+        for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = qr ? qr[d] : 0.0f;
+        w.Di[m] = 0.0f; /* lo = 0: plain exp(s - lse) */
+        if (m < M) csum[m] = 0.0;
+    }
+    const int64_t ka = w.lo[0], kb = w.hi[nr - 1];
+    const float *kbase = ka < kb ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
+    for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
+        const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
+        kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+        attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
+        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
+        if (!full || P->has_elem)
+            attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
+        kt->bwd_probs(nc, Mp, w.St, w.lse, w.Di);
+        for (int64_t cc = 0; cc < nc; cc++)
+            for (int64_t m = 0; m < M; m++) csum[m] += w.St[cc * Mp + m];
+    }
+    for (int64_t m = 0; m < M; m++) {
+        const double cs = csum[m];
+        /* NaN (NaN inputs) propagates; a row without keys keeps 0 */
+        const float lo = w.lse[m] == -INFINITY || cs == 0.0 ? 0.0f : (float)log(cs);
+        c->lsel[attn__sdpa_lse_idx(P, &s, h0 + m % ng, r0 + m / ng)] = lo;
     }
 }
 
@@ -377,6 +448,8 @@ void attn__sdpa_bwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, con
     c.kt = kt;
     c.ws = ws;
     c.dqp = pl->nchunks > 1 ? (float *)ws : NULL;
+    c.lsel = (float *)(ws + pl->global_bytes - attn__round_up((size_t)attn__sdpa_nlse(P) * sizeof(float)));
+    attn__parallel_for(P->B * P->Hkv * pl->nhc * pl->nqb, pl->nthreads, refine_task, &c);
     attn__parallel_for(P->B * P->Hkv * pl->nchunks, pl->nthreads, bwd_task, &c);
     if (pl->nchunks > 1) {
         const int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;

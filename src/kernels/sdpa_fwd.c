@@ -40,8 +40,8 @@ static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); 
 
 /* Per-thread buffers of the forward. */
 typedef struct fwd_bufs {
-    float *Qt;       /* (D, Mp)  scale * q, transposed, zero-padded rows */
-    float *Qr;       /* (ATTN__SDPA_DOT_ROWS, Dp) scale * q rows, zero-padded (blocks of M <= that many rows) */
+    float *Qt;       /* (D, Mp)  q, transposed, zero-padded rows */
+    float *Qr;       /* (ATTN__SDPA_DOT_ROWS, Dp) q rows, zero-padded (blocks of M <= that many rows) */
     float *St;       /* (Bc, Mp) scores -> probabilities */
     float *Vp;       /* (Bc, Dvp) packed V tile, zero-padded columns */
     float *O;        /* (M, Dvp) unnormalised output accumulator */
@@ -66,6 +66,10 @@ static void fwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, un
     b->rowkey = (uint64_t *)p; p += fl(2 * Mp);
     b->bad = (int32_t *)p;
 }
+
+/* lse = m + log(l) rounded once (log and sum in double); -inf when l == 0
+ * (fully masked row). One key: m + log(1) = m exactly. */
+static float lse_of(float m, float l) { return l != 0.0f ? (float)((double)m + log((double)l)) : -INFINITY; }
 
 /* Maps a (b, q block) index (heaviest blocks first) to b and the block. */
 static void bq_decode(const fwd_ctx *c, int64_t u, int64_t *b, int64_t *qb) {
@@ -127,8 +131,11 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     const int64_t g0 = hc * pl->Gs;
     const int64_t ng = P->G - g0 < pl->Gs ? P->G - g0 : pl->Gs;
     /* blocks of <= ATTN__SDPA_DOT_ROWS rows (decoding) score with dot products
-     * into 8-column tiles (M = 4 for Llama's GQA: half the softmax work of 16) */
-    const int dot = nr * ng <= ATTN__SDPA_DOT_ROWS;
+     * into 8-column tiles (M = 4 for Llama's GQA: half the softmax work of 16).
+     * Only for inference (no lse): gemm_abt sums along D in another order
+     * than gemm_ab, and a backward must recompute exactly the logits that
+     * produced lse (see sdpa_bwd.c). */
+    const int dot = nr * ng <= ATTN__SDPA_DOT_ROWS && !P->lse_out;
     const int64_t M = nr * ng, Mp = dot ? (M + 7) & ~(int64_t)7 : attn__round16(M);
     const int64_t D = P->D, Dv = P->Dv, Dvp = pl->Dvp, Bc = pl->Bc;
     const int64_t h0 = kvh * P->G + g0; /* first query head of the block */
@@ -145,17 +152,16 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         if (kb > sb) kb = sb;
     }
 
-    /* pack Qr (M, Dp) = scale * q rows (few rows: dot-product scores), else
-     * Qt (D, Mp) = scale * q^T */
-    const float scale = P->scale;
+    /* pack Qr (M, Dp) = q rows (few rows: dot-product scores), else
+     * Qt (D, Mp) = q^T; the scale multiplies the scores */
     const int64_t Dp = pl->Dp;
     for (int64_t m = 0; m < M; m++) {
         const float *qr = attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng);
         if (dot) {
-            for (int64_t d = 0; d < D; d++) w.Qr[m * Dp + d] = scale * qr[d];
+            for (int64_t d = 0; d < D; d++) w.Qr[m * Dp + d] = qr[d];
             for (int64_t d = D; d < Dp; d++) w.Qr[m * Dp + d] = 0.0f;
         } else {
-            for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = scale * qr[d];
+            for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = qr[d];
         }
     }
     if (!dot)
@@ -191,6 +197,7 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         /* St (nc, Mp) = K[j0 : j0 + nc] . Qt  (= K . Qr^T, padding columns 0) */
         if (dot) kt->gemm_abt(nc, M, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qr, Dp, w.St, Mp);
         else kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+        attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
         const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
         if (!full || P->has_elem)
             attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
@@ -248,8 +255,7 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         } else {
             for (int64_t e = 0; e < Dv; e++) orow[e] = 0.0f;
         }
-        if (P->lse_out)
-            P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = l != 0.0f ? w.mrow[m] + logf(l) : -INFINITY;
+        if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = lse_of(w.mrow[m], l);
     }
 }
 
@@ -294,8 +300,7 @@ static void fwd_combine(void *vctx, int64_t t0, int tid) {
                 for (int64_t e = 0; e < Dv; e++) orow[e] *= inv;
             }
         }
-        if (P->lse_out)
-            P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = l != 0.0f ? mx + logf(l) : -INFINITY;
+        if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = lse_of(mx, l);
     }
     (void)tid;
 }

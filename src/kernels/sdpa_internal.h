@@ -153,6 +153,24 @@ static inline void attn__prefetch_span(const float *p, int64_t n) {
  * block's transposed packing and its dq update are paid once per group). */
 #define ATTN__SDPA_BWD_TILES 4
 
+/* Logits are scale * <q, k> with the product rounded once after the dot
+ * product (as a naive implementation does; folding scale into q would add a
+ * rounding per element): St (n floats) *= scale. Forward, backward and the
+ * backward's lse refinement all call this on gemm_ab / gemm_abt results, so
+ * they see the same bits. */
+static inline void attn__sdpa_scale_tile(float *St, int64_t n, float scale) {
+    if (scale == 1.0f) return;
+    for (int64_t x = 0; x < n; x++) St[x] *= scale;
+}
+
+/* Backward blocks have at most this many rows (SDPA_MROWS_BWD in sdpa.c). */
+#define ATTN__SDPA_REFINE_ROWS 64
+
+/* Elements of lse: (B, Hq, Sq), varlen (Hq, Tq). */
+static inline int64_t attn__sdpa_nlse(const attn__sdpa_prob *P) {
+    return P->varlen ? P->Hq * P->Sq : P->B * P->Hq * P->Sq;
+}
+
 static inline int64_t attn__ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t attn__round16(int64_t a) { return (a + 15) & ~(int64_t)15; }
 

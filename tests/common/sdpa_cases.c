@@ -268,6 +268,7 @@ void sc_describe(sc_case *c) {
     }
     if (o->dropout_p > 0.0f) APP(" dropout=%g seed=%llu", (double)o->dropout_p, (unsigned long long)o->dropout_seed);
     if (o->num_threads) APP(" threads=%d", o->num_threads);
+    if (c->sd_qk != 1.0) APP(" qk~N(0,%.3g^2)", c->sd_qk);
     APP(" in=%s/%s/%s out=%s/%s", sc_layout_name(c->q.layout), sc_layout_name(c->k.layout),
         sc_layout_name(c->dO.layout), sc_layout_name(c->out.layout), sc_layout_name(c->dq.layout));
 #undef APP
@@ -328,6 +329,7 @@ static void alloc_io(sc_case *c, tu_rng *r, double sd_qk) {
         sc_tensor_alloc(&c->dk, B, Sk, Hkv, D, lo, r);
         sc_tensor_alloc(&c->dv, B, Sk, Hkv, Dv, lo, r);
     }
+    c->sd_qk = sd_qk;
     sc_fill_normal(&c->q, r, sd_qk);
     sc_fill_normal(&c->k, r, sd_qk);
     sc_fill_normal(&c->v, r, 1.0);
@@ -412,7 +414,8 @@ void sc_gen_case(sc_case *c, tu_rng *r, const sc_gen *g) {
     if (g->max_group < 2 || g->max_hkv < 1) f &= ~(unsigned)SC_F_GQA;
 
     int64_t D = pick(r, g->dims, g->ndims);
-    int64_t Dv = tu_int(r, 0, 3) == 0 ? pick(r, g->dims, g->ndims) : D;
+    int dv_apart = g->p_dv > 0.0 ? tu_uniform(r) < g->p_dv : tu_int(r, 0, 3) == 0;
+    int64_t Dv = dv_apart ? pick(r, g->dims, g->ndims) : D;
     int64_t Hkv = tu_int(r, 1, g->max_hkv);
     int64_t group = f & SC_F_GQA ? tu_int(r, 2, g->max_group) : 1;
     if (!(f & SC_F_GQA) && tu_int(r, 0, 3) == 0) Hkv = 1; /* plain single-head too */
@@ -561,6 +564,7 @@ void sc_gen_case(sc_case *c, tu_rng *r, const sc_gen *g) {
     double sd = 1.0;
     if (tu_int(r, 0, 4) == 0) sd = 2.5;
     if ((f & SC_F_SOFTCAP) && tu_int(r, 0, 2) == 0) sd = 3.0;
+    if (g->sd_max > 0.0) sd = g->sd_min * pow(g->sd_max / g->sd_min, tu_uniform(r));
     alloc_io(c, r, sd);
     c->work = case_work(c);
     free(lq);
@@ -849,7 +853,9 @@ void sc_naive_fwd(const sc_case *c, float *o, float *lse) {
     naive_free(&n);
 }
 
-void sc_naive_bwd(const sc_case *c, const float *o, const float *lse, float *dq, float *dk, float *dv) {
+/* Naive backward over every row. P_j = exp(s_j - lse_i) from the given lse,
+ * or (lse == NULL) the row's own softmax exp(s_j - m) / sum; Di = <dO_i, o_i>. */
+static void naive_bwd_rows(const sc_case *c, const float *o, const float *lse, float *dq, float *dk, float *dv) {
     naive_ctx n;
     naive_init(&n, c);
     int64_t mk = max_keys(c);
@@ -864,9 +870,15 @@ void sc_naive_bwd(const sc_case *c, const float *o, const float *lse, float *dq,
         for (int64_t h = 0; h < n.Hq; h++) {
             int64_t hk = h / n.group;
             for (int64_t i = 0; i < sq.sq; i++) {
-                float l = lse[lse_index(c, &sq, b, h, i)];
+                float l = lse ? lse[lse_index(c, &sq, b, h, i)] : 0.0f, sum = 1.0f;
                 if (l == -INFINITY) continue;
-                naive_row(&n, &sq, b, h, i, t, s);
+                float m = naive_row(&n, &sq, b, h, i, t, s);
+                if (!lse) {
+                    if (m == -INFINITY) continue;
+                    sum = 0.0f;
+                    for (int64_t j = 0; j < sq.skv; j++) sum += s[j] == -INFINITY ? 0.0f : expf(s[j] - m);
+                    l = m;
+                }
                 int64_t row = (sq.q0 + i) * n.Hq + h;
                 const float *q_i = n.q + row * n.D, *dO_i = n.dO + row * n.Dv, *o_i = o + row * n.Dv;
                 float *dq_i = dq + row * n.D;
@@ -875,7 +887,7 @@ void sc_naive_bwd(const sc_case *c, const float *o, const float *lse, float *dq,
                 uint64_t rk = attn__dropout_row_key(c->o.dropout_seed, b, h, i);
                 for (int64_t j = 0; j < sq.skv; j++) {
                     if (s[j] == -INFINITY) continue;
-                    float P = expf(s[j] - l), mj = naive_drop(c, rk, thr, j);
+                    float P = lse ? expf(s[j] - l) : expf(s[j] - l) / sum, mj = naive_drop(c, rk, thr, j);
                     const float *v_j = n.v + ((sq.k0 + j) * n.Hkv + hk) * n.Dv;
                     float *dv_j = dv + ((sq.k0 + j) * n.Hkv + hk) * n.Dv;
                     float dP = 0.0f;
@@ -901,6 +913,20 @@ void sc_naive_bwd(const sc_case *c, const float *o, const float *lse, float *dq,
     }
     free(t); free(s);
     naive_free(&n);
+}
+
+void sc_naive_bwd(const sc_case *c, const float *o, const float *lse, float *dq, float *dk, float *dv) {
+    naive_bwd_rows(c, o, lse, dq, dk, dv);
+}
+
+/* The naive backward of the naive forward: its own probabilities
+ * P = exp(s - m) / sum (the softmax the naive forward used, not recomputed
+ * from a saved lse) and Di = <dO_i, o_i> with the naive forward's own o. */
+void sc_naive_bwd_own(const sc_case *c, float *dq, float *dk, float *dv) {
+    float *o = xmalloc(((size_t)sc_no(c) + 1) * sizeof(float)), *lse = xmalloc(((size_t)c->nlse + 1) * sizeof(float));
+    sc_naive_fwd(c, o, lse);
+    naive_bwd_rows(c, o, NULL, dq, dk, dv);
+    free(o); free(lse);
 }
 
 /* ─── metrics ───────────────────────────────────────────────────────────── */

@@ -89,6 +89,8 @@ typedef struct sc_gen {
     unsigned allow;    /* features that may be drawn */
     unsigned force;    /* features that must be on (if allowed by the shape) */
     double p_feature;  /* probability of each allowed, unforced feature (default 0.2 if 0) */
+    double sd_min, sd_max; /* sd_max > 0: q and k ~ N(0, sd^2), sd log-uniform in [sd_min, sd_max] */
+    double p_dv;       /* probability that Dv is drawn apart from D (default 0.25 if 0) */
 } sc_gen;
 
 typedef struct sc_case {
@@ -108,6 +110,7 @@ typedef struct sc_case {
     int mask_pattern;                /* 0 (B,Hq,Sq,Sk) 1 (B,1,Sq,Sk) 2 (1,1,Sq,Sk) 3 (B,1,1,Sk) 4 (1,Hq,Sq,Sk) */
     double *q64, *k64, *v64, *dO64;  /* contiguous float64 copies of the inputs */
     int64_t work;                    /* sum_b Hq * Sq_b * Sk_b * (D + Dv) */
+    double sd_qk;                    /* q and k ~ N(0, sd_qk^2) */
     char desc[400];
 } sc_case;
 
@@ -155,6 +158,8 @@ void sc_ref_cond(const sc_case *c, double cond[5], double condA[5]);
 /* Naive fp32 implementation (contiguous float in/out) — the accuracy yardstick. */
 void sc_naive_fwd(const sc_case *c, float *o, float *lse);
 void sc_naive_bwd(const sc_case *c, const float *o, const float *lse, float *dq, float *dk, float *dv);
+/* The naive backward of the naive forward (its own P and o): the independent yardstick. */
+void sc_naive_bwd_own(const sc_case *c, float *dq, float *dk, float *dv);
 
 /* ─── metrics ───────────────────────────────────────────────────────────── */
 typedef struct sc_err {

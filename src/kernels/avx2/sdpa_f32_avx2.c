@@ -21,11 +21,14 @@
 
 #define AI static inline __attribute__((always_inline))
 
-/* exp(x) for x <= ~88: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, degree-6
- * polynomial (Taylor-like minimax coefficients), scale by 2^n. Results below
- * ~1e-38 (x < -87.3) flush to 0; exp(-inf) = 0 exactly. ~1-2 ulp. */
+/* exp(x) for x <= ~88: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2 (r
+ * exact to ~1e-10), exp(r) = 1 + (r + r^2 q(r)) with q the degree-6 Taylor
+ * polynomial (truncation < 2e-10 relative), so the only sizeable rounding is
+ * the final 1 + (...): <= ~0.6 ulp; 2^n applied as 2^(n/2) 2^(n - n/2), two
+ * normal factors, so results down to the subnormals round once (as expf);
+ * x < -104 gives 0, exp(-inf) = 0 and exp(0) = 1 exactly. */
 AI __m256 exp_avx2(__m256 x) {
-    const __m256 lo = _mm256_set1_ps(-87.3f);
+    const __m256 lo = _mm256_set1_ps(-104.0f);
     __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
     __m256 xc = _mm256_max_ps(lo, x);                 /* NaN stays NaN (max/min return the 2nd operand) */
     xc = _mm256_min_ps(_mm256_set1_ps(88.3f), xc);
@@ -33,16 +36,21 @@ AI __m256 exp_avx2(__m256 x) {
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 p = _mm256_set1_ps(2.48015873e-5f);                  /* 1/8! */
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.98412698e-4f));  /* 1/7! */
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.38888889e-3f));  /* 1/6! */
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.33333333e-3f));  /* 1/5! */
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.16666667e-2f));  /* 1/4! */
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.66666667e-1f));  /* 1/3! */
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
     __m256 r2 = _mm256_mul_ps(r, r);
-    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    __m256 res = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    p = _mm256_fmadd_ps(p, r2, r);                    /* expm1(r) */
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));       /* the one rounding that matters */
+    const __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    __m256 res = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
     return _mm256_andnot_ps(under, res);
 }
 
@@ -228,14 +236,15 @@ static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float *mrow, floa
     return changed;
 }
 
-static void bwd_probs_avx2(int64_t nc, int64_t mp, float *S, const float *lse) {
+static void bwd_probs_avx2(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo) {
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
     for (int64_t m = 0; m < mp; m += 8) {
         const __m256 l = _mm256_loadu_ps(lse + m);
         const __m256 dead = _mm256_cmp_ps(l, ninf, _CMP_EQ_OQ);
         const __m256 ls = _mm256_andnot_ps(dead, l);
+        const __m256 lw = _mm256_andnot_ps(dead, _mm256_loadu_ps(lo + m));
         for (int64_t c = 0; c < nc; c++) {
-            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(S + c * mp + m), ls));
+            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(S + c * mp + m), ls), lw));
             _mm256_storeu_ps(S + c * mp + m, _mm256_andnot_ps(dead, e));
         }
     }
@@ -251,6 +260,13 @@ static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const
             _mm256_storeu_ps(dP + c * mp + m, _mm256_andnot_ps(zero, x));
         }
     }
+}
+
+/* The fused multiply-add chain of the 6x16 tiles' accumulation (see dispatch.h). */
+static float dot_avx2(int64_t n, const float *a, const float *b) {
+    float s = 0.0f;
+    for (int64_t e = 0; e < n; e++) s = fmaf(a[e], b[e], s);
+    return s;
 }
 
 /* x * 0 + acc: +-0 for finite x, NaN for Inf / NaN (and NaN sticks); the loads
@@ -305,6 +321,7 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->softmax_tile = softmax_tile_avx2;
     t->bwd_probs = bwd_probs_avx2;
     t->bwd_ds = bwd_ds_avx2;
+    t->dot = dot_avx2;
     t->rows_finite = rows_finite_avx2;
     t->pack_rows = pack_rows_avx2;
 }

@@ -36,10 +36,12 @@ typedef simde__mmask16 __mmask16;
 #define AI static inline __attribute__((always_inline))
 
 /* exp(x) for x <= ~88: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2,
- * degree-6 polynomial, 2^n applied with vscalefps. x < -87.3 flushes to 0 and
- * exp(-inf) = 0 exactly; NaN propagates. ~1-2 ulp. */
+ * exp(r) = 1 + (r + r^2 q(r)), q the degree-6 Taylor polynomial: the final
+ * 1 + (...) is the one sizeable rounding (<= ~0.6 ulp, as exp_avx2), 2^n
+ * applied with vscalefps (rounding once into the subnormals, as expf).
+ * x < -104 gives 0, exp(-inf) = 0 and exp(0) = 1 exactly; NaN propagates. */
 AI __m512 exp512(__m512 x) {
-    const __m512 lo = _mm512_set1_ps(-87.3f);
+    const __m512 lo = _mm512_set1_ps(-104.0f);
     const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
     __m512 xc = _mm512_max_ps(lo, x); /* NaN stays NaN (2nd operand returned) */
     xc = _mm512_min_ps(_mm512_set1_ps(88.3f), xc);
@@ -47,14 +49,16 @@ AI __m512 exp512(__m512 x) {
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 p = _mm512_set1_ps(2.48015873e-5f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.98412698e-4f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.38888889e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.33333333e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.16666667e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.66666667e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
     const __m512 r2 = _mm512_mul_ps(r, r);
-    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    p = _mm512_fmadd_ps(p, r2, r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
     return _mm512_maskz_mov_ps((__mmask16)~under, _mm512_scalef_ps(p, n));
 }
 
@@ -183,14 +187,15 @@ static int softmax_tile_avx512(int64_t nc, int64_t mp, float *S, float *mrow, fl
     return changed;
 }
 
-static void bwd_probs_avx512(int64_t nc, int64_t mp, float *S, const float *lse) {
+static void bwd_probs_avx512(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int64_t m = 0; m < mp; m += 16) {
         const __m512 l = _mm512_loadu_ps(lse + m);
         const __mmask16 live = _mm512_cmp_ps_mask(l, ninf, _CMP_NEQ_UQ);
         const __m512 ls = _mm512_maskz_mov_ps(live, l);
+        const __m512 lw = _mm512_maskz_mov_ps(live, _mm512_loadu_ps(lo + m));
         for (int64_t c = 0; c < nc; c++) {
-            const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + c * mp + m), ls));
+            const __m512 e = exp512(_mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(S + c * mp + m), ls), lw));
             _mm512_storeu_ps(S + c * mp + m, _mm512_maskz_mov_ps(live, e));
         }
     }

@@ -73,12 +73,18 @@ static int softmax_tile_generic(int64_t nc, int64_t mp, float *S, float *mrow, f
     return changed;
 }
 
-static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, const float *lse) {
+static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
             float l = lse[m];
-            S[c * mp + m] = l == -INFINITY ? 0.0f : expf(S[c * mp + m] - l);
+            S[c * mp + m] = l == -INFINITY ? 0.0f : expf((S[c * mp + m] - l) - lo[m]);
         }
+}
+
+static float dot_generic(int64_t n, const float *a, const float *b) {
+    float s = 0.0f;
+    for (int64_t e = 0; e < n; e++) s += a[e] * b[e];
+    return s;
 }
 
 static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di) {
@@ -111,6 +117,7 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->softmax_tile = softmax_tile_generic;
     t->bwd_probs = bwd_probs_generic;
     t->bwd_ds = bwd_ds_generic;
+    t->dot = dot_generic;
     t->rows_finite = rows_finite_generic;
     t->pack_rows = pack_rows_generic;
 }
