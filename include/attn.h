@@ -296,15 +296,19 @@ ATTN_API attn_status attn_sdpa_bwd_check(const attn_sdpa_dims *dims, attn_view q
  * seq_q = total query rows (the (Hq, Tq) lse layout).
  * num_threads: 0 = library default.
  *
- * Key blocks (ring / split-KV backward): with lse and o the GLOBAL forward
- * results over all keys, attn_sdpa_bwd(q, k_blk, v_blk, o, dO, lse) over one
- * block of keys returns that block's exact share: P = exp(s - lse) and
- * D = rowsum(dO * o) are the global ones, so dq is this block's term of the
- * sum over blocks (add the blocks' dq) and dk, dv are the block keys'
- * gradients from these queries (add over query blocks). Rows with lse =
- * -INFINITY (nothing visible anywhere) give zeros. Use q_pos_offset to keep
- * masks at global positions; not with dropout (its RNG is keyed by the
- * within-call row/key index).
+ * Key blocks (ring / split-KV backward). With o and lse the GLOBAL results
+ * over all keys, one block of keys k_b, v_b contributes exactly:
+ *   lse_b = that block's own lse (attn_sdpa_fwd over the block; o unused)
+ *   w_i   = exp(lse_b,i - lse_i)   (0 where lse_b,i = -INFINITY)
+ *   attn_sdpa_bwd(q, k_b, v_b, o, dO', lse_b) with dO'_i = w_i * dO_i
+ * (the backward's P = exp(s - lse_b) is the global P / w, its D = <dO', o>
+ * is w D: dS = P (w dP - w D) = P_global (dP - D)). dq is this block's term
+ * of the sum over blocks (add the blocks' dq); dk, dv are the block keys'
+ * gradients from these queries (add over query blocks). Rows nothing sees
+ * anywhere (lse = -INFINITY) give zeros. (Passing the global lse directly is
+ * NOT exact: the backward refines each row's lse over the keys of the call.)
+ * Use q_pos_offset to keep masks at global positions; not with dropout (its
+ * RNG is keyed by the within-call row/key index).
  */
 ATTN_API attn_status attn_sdpa_merge(int64_t batch, int64_t seq_q, int64_t heads_q, int64_t head_dim_v, int n,
                                      const attn_view *o_parts, const float *const *lse_parts, attn_view o,

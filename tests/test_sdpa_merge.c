@@ -9,9 +9,10 @@
  *    chunk) pair is one attn_sdpa_fwd with q_pos_offset = global shift +
  *    qs - ks and key_lens clipped to the chunk; the parts of a query chunk
  *    are merged with attn_sdpa_merge, either all at once or as a running
- *    in-place accumulation. Backward: attn_sdpa_bwd per pair with the
- *    MERGED (global) o and lse; dq summed over key chunks, dk / dv over
- *    query chunks. Every output passes iff
+ *    in-place accumulation. Backward, the key-block recipe of attn.h: per
+ *    pair, the pair's own lse_b (its forward), w = exp(lse_b - lse) with the
+ *    MERGED lse, and attn_sdpa_bwd(q, k_b, v_b, merged o, w * dO, lse_b);
+ *    dq summed over key chunks, dk / dv over query chunks. Every output passes iff
  *      max|chunked - ref| <= 2 * max|naive fp32 - ref| + 1e-6 cond + 1e-7 condA
  *    (the parity criterion; the naive backward is fed the chunked o, lse),
  *    non-finite values (lse = -inf of fully masked rows) matching exactly.
@@ -132,6 +133,19 @@ static void add_into(float *acc, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) acc[i] += x[i];
 }
 
+/* dOw (B, nq, Hq, Dv) = w * dO rows [qs, qs + nq), w = exp(lse_b - lse) (0 where lse_b = -inf). */
+static void scale_rows(const prob *p, int64_t qs, int64_t nq, const float *lse_b, const float *lse_g, float *dOw) {
+    for (int64_t b = 0; b < p->B; b++)
+        for (int64_t i = 0; i < nq; i++)
+            for (int64_t h = 0; h < p->Hq; h++) {
+                const int64_t li = (b * p->Hq + h) * nq + i;
+                const float w = lse_b[li] == -INFINITY ? 0.0f : (float)exp((double)lse_b[li] - (double)lse_g[li]);
+                const float *src = p->dO + ((b * p->Sq + qs + i) * p->Hq + h) * p->Dv;
+                float *dst = dOw + ((b * nq + i) * p->Hq + h) * p->Dv;
+                for (int64_t e = 0; e < p->Dv; e++) dst[e] = w * src[e];
+            }
+}
+
 /* Chunked backward with the global o, lse. dq (B, Sq, Hq, D), dk, dv (B, Sk, Hkv, *). */
 static int chunked_bwd(const sc_case *c, const prob *p, const chunks *qc, const chunks *kc, float *o,
                        const float *lse, float *dq, float *dk, float *dv) {
@@ -153,11 +167,20 @@ static int chunked_bwd(const sc_case *c, const prob *p, const chunks *qc, const 
             float *dqp = malloc((size_t)(p->B * nq * p->Hq * p->D + 1) * sizeof(float));
             float *dkp = malloc((size_t)(p->B * nk * p->Hkv * p->D + 1) * sizeof(float));
             float *dvp = malloc((size_t)(p->B * nk * p->Hkv * p->Dv + 1) * sizeof(float));
-            attn_status st = attn_sdpa_bwd(
-                &d, rows_view(p->q, p->Sq, p->Hq, p->D, qs), rows_view(p->k, p->Sk, p->Hkv, p->D, ks),
-                rows_view(p->v, p->Sk, p->Hkv, p->Dv, ks), rows_view(o, p->Sq, p->Hq, p->Dv, qs),
-                rows_view(p->dO, p->Sq, p->Hq, p->Dv, qs), lsec, attn_view_bshd(dqp, nq, p->Hq, p->D),
-                attn_view_bshd(dkp, nk, p->Hkv, p->D), attn_view_bshd(dvp, nk, p->Hkv, p->Dv), &po, NULL, 0);
+            float *ob = malloc((size_t)(p->B * nq * p->Hq * p->Dv + 1) * sizeof(float));
+            float *dOw = malloc((size_t)(p->B * nq * p->Hq * p->Dv + 1) * sizeof(float));
+            float *lb = malloc((size_t)(p->B * p->Hq * nq + 1) * sizeof(float));
+            attn_view qv = rows_view(p->q, p->Sq, p->Hq, p->D, qs), kv = rows_view(p->k, p->Sk, p->Hkv, p->D, ks);
+            attn_view vv = rows_view(p->v, p->Sk, p->Hkv, p->Dv, ks);
+            attn_status st = attn_sdpa_fwd(&d, qv, kv, vv, attn_view_bshd(ob, nq, p->Hq, p->Dv), lb, &po, NULL, 0);
+            if (st == ATTN_OK) {
+                scale_rows(p, qs, nq, lb, lsec, dOw);
+                st = attn_sdpa_bwd(&d, qv, kv, vv, rows_view(o, p->Sq, p->Hq, p->Dv, qs),
+                                   attn_view_bshd(dOw, nq, p->Hq, p->Dv), lb, attn_view_bshd(dqp, nq, p->Hq, p->D),
+                                   attn_view_bshd(dkp, nk, p->Hkv, p->D), attn_view_bshd(dvp, nk, p->Hkv, p->Dv), &po,
+                                   NULL, 0);
+            }
+            free(ob); free(dOw); free(lb);
             CHECK(st == ATTN_OK, "pair bwd: %s", attn_last_error());
             ok &= st == ATTN_OK;
             for (int64_t b = 0; b < p->B; b++) {

@@ -1,8 +1,13 @@
 /* ring_bwd.c — attn_mpi_ring_bwd: ring attention backward.
  *
- * The key-block backward of attn.h: with the GLOBAL o and lse (the ring
- * forward's), attn_sdpa_bwd over one key piece gives that piece's exact
- * share of dq and the piece keys' dk / dv from these queries. So
+ * The key-block backward of attn.h: for one (query piece, key piece) block,
+ *   lse_b = the block's own log-sum-exp (attn_sdpa_fwd over the block; its
+ *           o is discarded)
+ *   w_i   = exp(lse_b,i - lse_i)   (the block's share of row i's softmax mass)
+ *   attn_sdpa_bwd(q, k_b, v_b, o = GLOBAL o, dO = w * dO, lse = lse_b)
+ * gives the block's exact share of dq and the block keys' dk / dv: the
+ * kernel's P = exp(s - lse_b) = P_global / w and its D = <w dO, o> = w D, so
+ * dS = P (w dP - w D) = P_global (dP - D). So
  *   dq[qp]  = sum over (u, kp) of the blocks' dq            (fixed order)
  *   dK[kp]  = sum over the ranks on the piece's path of their blocks' dk
  * K/V pieces travel as in the forward. Each piece's dK|dV accumulator
@@ -16,6 +21,7 @@
  * Sums run in path order, so the result does not depend on timing. */
 #include "mpi/ring_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 typedef struct bwd_bufs {
@@ -26,6 +32,9 @@ typedef struct bwd_bufs {
     float *ret_send[2], *ret_recv[2]; /* [piece] accumulators on their way home */
     float *dqp, *dkp, *dvp; /* one block's outputs (B, c, Hq, D), (B, c, Hkv, D), (B, c, Hkv, Dv) */
     float *lsec[2];    /* [piece] (B, Hq, c) global lse of the query piece */
+    float *lblk;       /* (B, Hq, c) the block's own lse */
+    float *oblk;       /* (B, c, Hq, Dv) the block forward's o (not used) */
+    float *dOw;        /* (B, c, Hq, Dv) w * dO */
     void *ws;
     size_t ws_bytes;
 } bwd_bufs;
@@ -37,10 +46,11 @@ static size_t bwd_bytes(ring_prob *P, size_t *ws) {
     attn_sdpa_dims d = {P->B, P->c, P->c, P->Hq, P->Hkv, P->D, P->Dv};
     attn_sdpa_opts wo = P->pair; /* the size does not depend on the key_lens values */
     wo.key_lens = P->key_lens;
-    *ws = attn_sdpa_bwd_workspace_size(&d, &wo);
-    const size_t kv = ring_fl(kv_floats(P));
+    const size_t wb = attn_sdpa_bwd_workspace_size(&d, &wo), wf = attn_sdpa_fwd_workspace_size(&d, &wo);
+    *ws = wb > wf ? wb : wf; /* the block forward and backward run one after the other */
+    const size_t kv = ring_fl(kv_floats(P)), no = ring_fl(P->B * P->c * P->Hq * P->Dv);
     return ring_table_bytes(P) + (size_t)P->np * 10 * kv + ring_fl(P->B * P->c * P->Hq * P->D) + kv +
-           (size_t)P->np * ring_fl(P->B * P->Hq * P->c) + ring_fl((int64_t)(*ws / sizeof(float)) + 16);
+           (size_t)(P->np + 1) * ring_fl(P->B * P->Hq * P->c) + 2 * no + ring_fl((int64_t)(*ws / sizeof(float)) + 16);
 }
 
 static void bwd_carve(ring_prob *P, unsigned char *mem, size_t ws, bwd_bufs *f) {
@@ -61,12 +71,30 @@ static void bwd_carve(ring_prob *P, unsigned char *mem, size_t ws, bwd_bufs *f) 
     f->dqp = ring_take(&mem, P->B * P->c * P->Hq * P->D);
     f->dkp = ring_take(&mem, kv);
     f->dvp = f->dkp + k_floats(P);
+    f->lblk = ring_take(&mem, P->B * P->Hq * P->c);
+    f->oblk = ring_take(&mem, P->B * P->c * P->Hq * P->Dv);
+    f->dOw = ring_take(&mem, P->B * P->c * P->Hq * P->Dv);
     f->ws = mem;
     f->ws_bytes = ws;
 }
 
 static void add_into(float *acc, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) acc[i] += x[i];
+}
+
+/* dOw = w * dO rows of query piece qp, w_i = exp(lse_b,i - lse_i) (0 where the block sees nothing). */
+static void scale_dO(const ring_prob *P, bwd_bufs *f, const ring_args *a, int qp) {
+    const int64_t c = P->c;
+    for (int64_t b = 0; b < P->B; b++)
+        for (int64_t i = 0; i < c; i++)
+            for (int64_t h = 0; h < P->Hq; h++) {
+                const int64_t li = (b * P->Hq + h) * c + i;
+                const float lb = f->lblk[li], lg = f->lsec[qp][li];
+                const float w = lb == -INFINITY ? 0.0f : (float)exp((double)lb - (double)lg);
+                const float *src = a->dO.data + b * a->dO.stride_b + (qp * c + i) * a->dO.stride_s + h * a->dO.stride_h;
+                float *dst = f->dOw + ((b * c + i) * P->Hq + h) * P->Dv;
+                for (int64_t e = 0; e < P->Dv; e++) dst[e] = w * src[e];
+            }
 }
 
 /* One visible block: backward of query piece qp over the held key piece kp of owner o. */
@@ -76,11 +104,16 @@ static attn_status bwd_block(attn_mpi_ring *R, ring_prob *P, bwd_bufs *f, const 
     attn_sdpa_dims d = {P->B, P->c, P->c, P->Hq, P->Hkv, P->D, P->Dv};
     attn_view kv = attn_view_bshd((float *)kvbuf, P->c, P->Hkv, P->D);
     attn_view vv = attn_view_bshd((float *)kvbuf + nk, P->c, P->Hkv, P->Dv);
-    attn_status st = attn_sdpa_bwd(&d, ring_rows(a->q, row0), kv, vv, ring_rows(a->o, row0), ring_rows(a->dO, row0),
-                                   f->lsec[qp], attn_view_bshd(f->dqp, P->c, P->Hq, P->D),
-                                   attn_view_bshd(f->dkp, P->c, P->Hkv, P->D),
-                                   attn_view_bshd(f->dvp, P->c, P->Hkv, P->Dv), ring_pair_opts(P, qp, o, kp), f->ws,
-                                   f->ws_bytes);
+    const attn_sdpa_opts *po = ring_pair_opts(P, qp, o, kp);
+    attn_status st = attn_sdpa_fwd(&d, ring_rows(a->q, row0), kv, vv, attn_view_bshd(f->oblk, P->c, P->Hq, P->Dv),
+                                   f->lblk, po, f->ws, f->ws_bytes);
+    if (st == ATTN_OK) {
+        scale_dO(P, f, a, qp);
+        st = attn_sdpa_bwd(&d, ring_rows(a->q, row0), kv, vv, ring_rows(a->o, row0),
+                           attn_view_bshd(f->dOw, P->c, P->Hq, P->Dv), f->lblk,
+                           attn_view_bshd(f->dqp, P->c, P->Hq, P->D), attn_view_bshd(f->dkp, P->c, P->Hkv, P->D),
+                           attn_view_bshd(f->dvp, P->c, P->Hkv, P->Dv), po, f->ws, f->ws_bytes);
+    }
     if (st) return ring_fail(st, "%s: block (query piece %d, owner %d piece %d): %s", P->fn, qp, o, kp, attn_last_error());
     ring_add_rows(f->dqp, P->B, P->c, P->Hq, P->D, a->dq, row0);
     add_into(con, f->dkp, kv_floats(P)); /* dk then dv: the same packed layout as K | V */
