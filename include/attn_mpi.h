@@ -92,6 +92,8 @@ typedef struct attn_mpi_stats {
     int64_t blocks_skipped;  /* pairs invisible under the mask */
     int64_t sends_skipped;   /* pieces not sent: no rank downstream needs them */
     int steps;
+    double link_wait_s;    /* simulated link only: the part of wait_s before the link's own deadlines (the
+                              rest is waiting for a late neighbour); 0 without it */
 } attn_mpi_stats;
 ATTN_API attn_status attn_mpi_ring_stats(const attn_mpi_ring *ring, attn_mpi_stats *out);
 

@@ -55,14 +55,17 @@ void ring_step_wait(attn_mpi_ring *R, ring_step *s) {
     const double t0 = ring_now();
     if (s->nreq > 0) MPI_Waitall(s->nreq, s->req, MPI_STATUSES_IGNORE);
     double done = ring_now();
+    double t_link = 0.0;
     if (R->link_bps > 0.0 && (s->sent > 0 || s->recv > 0)) {
-        const double t_link = s->t_post + (double)(s->sent > s->recv ? s->sent : s->recv) / R->link_bps;
+        t_link = s->t_post + (double)(s->sent > s->recv ? s->sent : s->recv) / R->link_bps;
         if (t_link > done) {
             sleep_until(t_link);
             done = t_link;
         }
     }
-    R->stats.wait_s += ring_now() - t0;
+    const double waited = ring_now() - t0;
+    R->stats.wait_s += waited;
+    if (t_link > t0) R->stats.link_wait_s += t_link - t0 < waited ? t_link - t0 : waited;
     if (s->timed && (s->sent > 0 || s->recv > 0)) R->stats.comm_s += done - s->t_post;
     R->stats.bytes_sent += s->sent;
     R->stats.bytes_recv += s->recv;

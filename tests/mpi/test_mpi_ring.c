@@ -9,7 +9,8 @@
  * ring's own o and lse), non-finite values (lse = -inf of fully padded
  * sequences) matching exactly; the single-process kernels are checked
  * against the same bound and their distance to the ring is reported.
- * Also: with N = 1 (contiguous: a single block) the ring equals the single-process kernels bit for bit;
+ * Also: the forward with lse = NULL (and, without key_lens, bottom-right
+ * alignment) gives the same o bits; with N = 1 (contiguous: a single block) the ring equals the single-process kernels bit for bit;
  * a second run gives identical bits on every rank (determinism); with a
  * causal or windowed mask on N >= 2 blocks are skipped and pieces are not
  * sent; bytes and steps are consistent.
@@ -180,6 +181,19 @@ static void check_case(const cfg *cf, int layout, attn_mpi_ring *ring, uint64_t 
     attn_mpi_stats st1;
     attn_mpi_ring_stats(ring, &st1); /* of the backward */
     ok &= run_ring(ring, &d, &o, &s2);
+    { /* inference (lse = NULL) and bottom-right alignment (= top-left when Sq = Sk, no key_lens): same o bits */
+        const int64_t Sl = S / N;
+        attn_sdpa_opts ob = o;
+        if (!o.key_lens) ob.align = ATTN_ALIGN_BOTTOM_RIGHT;
+        float *o3 = malloc((size_t)(no / N) * 4);
+        attn_status st3 = attn_mpi_ring_fwd(ring, &d, attn_view_bshd(s2.q, Sl, cf->Hq, cf->D),
+                                            attn_view_bshd(s2.k, Sl, cf->Hkv, cf->D),
+                                            attn_view_bshd(s2.v, Sl, cf->Hkv, cf->Dv),
+                                            attn_view_bshd(o3, Sl, cf->Hq, cf->Dv), NULL, &ob);
+        CHECK(st3 == ATTN_OK && sc_bits_equal(o3, s.o, no / N), "rank %d %s: fwd with lse = NULL%s differs: %s", rank_,
+              cf->name, o.key_lens ? "" : ", bottom-right", attn_mpi_last_error());
+        free(o3);
+    }
     int all_ok = 0;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     const char *lay = layout == ATTN_MPI_ZIGZAG ? "zigzag" : "contiguous";
