@@ -66,6 +66,9 @@ typedef enum attn_mpi_layout {
     ATTN_MPI_ZIGZAG = 1
 } attn_mpi_layout;
 
+/* A ring: the duplicated communicator and grow-only buffers. Calls on one
+ * ring must not overlap (one thread at a time); the kernels' own threads
+ * never call MPI, so MPI_THREAD_FUNNELED suffices. */
 typedef struct attn_mpi_ring attn_mpi_ring;
 
 /* Collective over comm (duplicated: the ring's messages never meet the

@@ -64,6 +64,14 @@ attn_status ring_validate_local(const attn_mpi_ring *R, const char *fn, const ri
                 return ring_fail(ATTN_ERR_SHAPE, "%s: opts->key_lens[%lld] = %d, must be in [0, S = %lld]", fn,
                                  (long long)b, (int)o->key_lens[b], (long long)S);
     }
+    { /* one piece's K|V travels as at most 8 requests of 2^30 floats (ring_comm.c) */
+        const int64_t c = S / parts, dv = d->head_dim_v ? d->head_dim_v : d->head_dim;
+        int64_t n;
+        if (__builtin_mul_overflow(d->batch, c, &n) || __builtin_mul_overflow(n, d->heads_kv, &n) ||
+            __builtin_mul_overflow(n, d->head_dim + dv, &n) || n > ((int64_t)8 << 30))
+            return ring_fail(ATTN_ERR_UNSUPPORTED, "%s: a K/V piece of %lld tokens is too large for one ring transfer "
+                                                   "(more than 2^33 floats); use more ranks", fn, (long long)c);
+    }
     /* the shard views, checked by the library on the local shape (global
      * key_lens checked above; the local calls clip them per block) */
     attn_sdpa_dims ld = *d;

@@ -100,7 +100,7 @@ size_t ring_fl(int64_t n);
 float *ring_take(unsigned char **mem, int64_t n);
 
 /* ring_comm.c: one ring step's transfers (non-blocking, waited together). */
-#define RING_MAX_REQ 64
+#define RING_MAX_REQ 64 /* 8 messages per step at most, each <= 8 requests (checked in ring_check.c) */
 typedef struct ring_step {
     MPI_Request req[RING_MAX_REQ];
     int nreq;
