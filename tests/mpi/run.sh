@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs the MPI tests (tests/mpi/test_*.c, built into BUILD_DIR) under
 #   mpirun --oversubscribe -np N   for N = 1, 2, 3, 4
-# on this machine only (shared memory + loopback), each run with a timeout so
-# a hang fails the test instead of stalling CI.
+# on this machine only (shared memory), then test_mpi_ring once more over TCP
+# on the loopback interface (-np 3), each run with a timeout so a hang fails
+# the test instead of stalling CI.
 # Usage: sh tests/mpi/run.sh MPIEXEC BUILD_DIR
 set -u
 MPIEXEC=${1:-mpirun}
@@ -30,4 +31,12 @@ for t in "$BUILD"/test_mpi_*; do
     fi
   done
 done
+if [ -x "$BUILD/test_mpi_ring" ]; then
+  echo "== mpirun -np 3 test_mpi_ring over tcp (loopback)"
+  if ! timeout -k 10 "$TIMEOUT" "$MPIEXEC" --oversubscribe -np 3 --mca btl self,tcp --mca btl_tcp_if_include lo \
+      --mca oob_tcp_if_include lo -x ATTN_NUM_THREADS "$BUILD/test_mpi_ring"; then
+    echo "FAILED (or timed out after ${TIMEOUT}s): -np 3 test_mpi_ring over tcp"
+    fail=1
+  fi
+fi
 exit $fail
