@@ -134,7 +134,7 @@ static void test_bwd_elem(const attn__sdpa_kernels *E, const attn__sdpa_kernels 
     for (int it = 0; it < 200 && !bad; it++) {
         const int64_t nc = tu_int(r, 1, 64), mp = 16 * tu_int(r, 1, 4);
         float *S0 = fbuf(nc * mp), *S1 = fbuf(nc * mp), *D0 = fbuf(nc * mp), *D1 = fbuf(nc * mp);
-        float lse[64], lo[64], di[64];
+        float lse[64], lo[64], di[64], dl[64];
         for (int64_t i = 0; i < nc * mp; i++) {
             S0[i] = tu_uniform(r) < 0.2 ? -INFINITY : (float)(2.0 * tu_normal(r));
             D0[i] = (float)tu_normal(r);
@@ -143,6 +143,7 @@ static void test_bwd_elem(const attn__sdpa_kernels *E, const attn__sdpa_kernels 
             lse[m] = tu_uniform(r) < 0.2 ? -INFINITY : (float)(1.0 + tu_normal(r));
             di[m] = (float)tu_normal(r);
             lo[m] = tu_uniform(r) < 0.3 ? 0.0f : (float)(1e-6 * tu_normal(r)); /* the lse's low part */
+            dl[m] = tu_uniform(r) < 0.3 ? 0.0f : (float)(1e-7 * tu_normal(r)); /* Di's low part */
         }
         memcpy(S1, S0, sizeof(float) * (size_t)(nc * mp));
         E->bwd_probs(nc, mp, S0, lse, lo);
@@ -158,8 +159,8 @@ static void test_bwd_elem(const attn__sdpa_kernels *E, const attn__sdpa_kernels 
             if (tu_uniform(r) < 0.05) D0[i] = NAN; /* garbage where P == 0 must give exactly 0 */
         }
         memcpy(D1, D0, sizeof(float) * (size_t)(nc * mp));
-        E->bwd_ds(nc, mp, S1, D0, di);
-        G->bwd_ds(nc, mp, S1, D1, di);
+        E->bwd_ds(nc, mp, S1, D0, di, dl);
+        G->bwd_ds(nc, mp, S1, D1, di, dl);
         for (int64_t i = 0; i < nc * mp && !bad; i++) {
             const int zero_ok = S1[i] != 0.0f || D0[i] == 0.0f;
             if (!zero_ok || !close_to(D0[i], D1[i], 1e-6, fabs(D1[i]) + 1e-6)) {

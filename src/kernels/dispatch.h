@@ -62,15 +62,11 @@ typedef struct attn__sdpa_kernels {
      * as a float pair (sdpa_bwd.c), lo[m] = 0 exactly when the row saw one key. */
     void (*bwd_probs)(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo);
 
-    /* sum_e a[e] * b[e], e ascending from 0, with exactly the arithmetic of
-     * gemm_ab's accumulation (fused multiply-adds on FMA ISAs, multiply then
-     * add in C): the backward's Di = <dO, o> then cancels dP = <v, dO>
-     * bit for bit where o = v (one visible key). */
-    float (*dot)(int64_t n, const float *a, const float *b);
-
-    /* dS on a transposed tile: dP[c][m] = P[c][m] * (dP[c][m] - Di[m]), and
-     * exactly 0 where P[c][m] == 0 (masked keys may hold Inf/NaN values). */
-    void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di);
+    /* dS on a transposed tile: dP[c][m] = P[c][m] * ((dP[c][m] - Di[m]) - Dl[m]),
+     * and exactly 0 where P[c][m] == 0 (masked keys may hold Inf/NaN values).
+     * Di + Dl: the row's sum_j P_j dP_j as a float pair (sdpa_bwd.c): the
+     * first difference is exact where dP ~ Di (peaked rows). */
+    void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl);
 
     /* 1 iff src[r][0:n] is finite (no Inf / NaN) for every r < nr; reads
      * only those elements. A clean V tile is then used in place (no packing). */

@@ -66,7 +66,7 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
         }
         th += fl(D * Mp);          /* Qt */
         th += fl(ATTN__SDPA_DOT_ROWS * Dp); /* Qr (few-row blocks) */
-        th += fl(Bc * Mp);         /* St */
+        th += 2 * fl(Bc * Mp);     /* St, Sx */
         th += fl(Bc * Dvp);        /* Vp */
         th += fl(M * Dvp);         /* O */
         th += 3 * fl(Mp);          /* mrow, lrow, alpha */
@@ -88,13 +88,13 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
         th += fl(ATTN__SDPA_BWD_TILES * Bc * Dp) + fl(ATTN__SDPA_BWD_TILES * Bc * Dvp); /* dKa, dVa */
         th += fl(ATTN__SDPA_BWD_TILES * Bc * Dp);                /* Kp */
         th += fl(M * Dp);                 /* dqt */
-        th += 3 * fl(Mp);                 /* lse_r, lsel, Di */
+        th += 4 * fl(Mp);                 /* lse_r, lsel, Di, Dil */
         th += 2 * fl(2 * pl->Br);         /* lo, hi */
         th += fl(2 * Mp);                 /* rowkey */
         th += fl(ATTN__SDPA_BWD_TILES * Bc) + 2 * fl(Mp); /* bad K rows, bad q / dO rows */
         int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
         if (pl->nchunks > 1) gl += fl((pl->nchunks - 1) * rows * P->Hq * D);
-        gl += fl(attn__sdpa_nlse(P)); /* lsel: low parts of the log-sum-exps (last) */
+        gl += 3 * fl(attn__sdpa_nlse(P)); /* row statistics lsel, Di, Dil (last) */
     }
     int64_t ntasks = bwd ? P->B * P->Hkv * pl->nchunks : pl->ntasks0 * pl->nsplit;
     if (ntasks < 1) ntasks = 1;

@@ -42,7 +42,8 @@ typedef struct bwd_bufs {
     float *dqt;  /* (M, Dp)   dq contribution of one query block over a group of key tiles */
     float *lse;  /* (Mp)      lse per row, -inf on padding */
     float *lsel; /* (Mp)      low part of the row's log-sum-exp (refine_task), 0 on padding */
-    float *Di;   /* (Mp)      rowsum(dO * O) */
+    float *Di;   /* (Mp)      Di = sum_j P_j dP_j (refine_task), high part */
+    float *Dil;  /* (Mp)      its low part */
     int64_t *lo, *hi; /* (Br) */
     uint64_t *rowkey; /* (Mp) */
     int32_t *bad;     /* (KT, Bc) K rows of each tile holding Inf/NaN */
@@ -67,6 +68,7 @@ static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, un
     b->lse = (float *)p; p += fl(Mp);
     b->lsel = (float *)p; p += fl(Mp);
     b->Di = (float *)p; p += fl(Mp);
+    b->Dil = (float *)p; p += fl(Mp);
     b->lo = (int64_t *)p; p += fl(2 * pl->Br);
     b->hi = (int64_t *)p; p += fl(2 * pl->Br);
     b->rowkey = (uint64_t *)p; p += fl(2 * Mp);
@@ -81,7 +83,9 @@ typedef struct bwd_ctx {
     const attn__sdpa_kernels *kt;
     unsigned char *ws;
     float *dqp; /* (nchunks - 1, rows, Hq, D) dq partials; rows = B * Sq or Tq (varlen) */
-    float *lsel; /* (B, Hq, Sq) / varlen (Hq, Tq): low part of each row's log-sum-exp */
+    /* per row, (B, Hq, Sq) / varlen (Hq, Tq) each, from refine_task: */
+    float *lsel;     /* low part of the log-sum-exp */
+    float *dih, *dil; /* Di = sum_j P_j dP_j as a float pair */
 } bwd_ctx;
 
 /* dq row pointer of (sequence, row i, head h) for chunk ch. */
@@ -135,8 +139,7 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     const float *vbase = attn__sdpa_at(P->v, &s, s.k0, 0, kvh);
 
     /* St = K . Qt */
-    kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
-    attn__sdpa_scale_tile(w.St, nc * Mp, scale);
+    attn__sdpa_scores(kt, nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, w.St, w.dPt, scale);
     const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
     if (!full || P->has_elem)
         attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, softcap ? w.Tt : NULL);
@@ -160,14 +163,14 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     /* dPt (nc, Mp) = V (nc, Dv) . dOt (Dv, Mp) */
     kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
     if (!dropout) {
-        kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di);
+        kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di, w.Dil);
     } else {
         for (int64_t cc = 0; cc < nc; cc++)
             for (int64_t m = 0; m < Mp; m++) {
                 const int64_t x = cc * Mp + m;
-                /* P (z dP - Di), z = 1 / (1 - p) for kept keys, 0 for dropped */
+                /* P ((z dP - Di) - Dl), z = 1 / (1 - p) for kept keys, 0 for dropped */
                 const float z = w.X[x] != 0.0f ? P->drop_scale : 0.0f;
-                w.dPt[x] = w.St[x] == 0.0f ? 0.0f : w.St[x] * (z * w.dPt[x] - w.Di[m]);
+                w.dPt[x] = w.St[x] == 0.0f ? 0.0f : w.St[x] * ((z * w.dPt[x] - w.Di[m]) - w.Dil[m]);
             }
     }
     if (softcap)
@@ -282,7 +285,6 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                     const int64_t i = r0 + m / ng, h = h0 + m % ng;
                     const float *qr = attn__sdpa_at(P->q, &s, s.q0, i, h);
                     const float *dor = attn__sdpa_at(P->dO, &s, s.q0, i, h);
-                    const float *orw = attn__sdpa_at(P->o, &s, s.q0, i, h);
                     float *qd = w.Qr + m * Dp, *dd = w.dOr + m * Dvp;
                     const float l = P->lse_in[attn__sdpa_lse_idx(P, &s, h, i)];
                     w.lse[m] = l;
@@ -293,7 +295,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                         for (int64_t d = 0; d < Dp; d++) qd[d] = 0.0f;
                         for (int64_t e = 0; e < Dv; e++) w.dOt[e * Mp + m] = 0.0f;
                         for (int64_t e = 0; e < Dvp; e++) dd[e] = 0.0f;
-                        w.Di[m] = 0.0f;
+                        w.Di[m] = w.Dil[m] = 0.0f;
                         continue;
                     }
                     float qchk = 0.0f, dchk = 0.0f; /* x - x: 0 if finite, NaN otherwise */
@@ -310,10 +312,10 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                         dchk += dor[e] - dor[e];
                     }
                     for (int64_t e = Dv; e < Dvp; e++) dd[e] = 0.0f;
-                    /* Di = <dO, o> with gemm_ab's arithmetic: dP - Di is then
-                     * exactly 0 where o = v (one visible key) */
-                    w.Di[m] = kt->dot(Dv, dor, orw);
-                    w.lsel[m] = c->lsel[attn__sdpa_lse_idx(P, &s, h, i)];
+                    const int64_t li = attn__sdpa_lse_idx(P, &s, h, i);
+                    w.Di[m] = c->dih[li];
+                    w.Dil[m] = c->dil[li];
+                    w.lsel[m] = c->lsel[li];
                     if (qchk != 0.0f) {
                         w.qbad[nqbad++] = (int32_t)m;
                         for (int64_t d = 0; d < D; d++) qd[d] = 0.0f;
@@ -326,7 +328,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 for (int64_t m = M; m < Mp; m++) {
                     for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = 0.0f;
                     for (int64_t e = 0; e < Dv; e++) w.dOt[e * Mp + m] = 0.0f;
-                    w.Di[m] = 0.0f;
+                    w.Di[m] = w.Dil[m] = 0.0f;
                     w.lse[m] = -INFINITY;
                     w.lsel[m] = 0.0f;
                 }
@@ -356,19 +358,44 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
     }
 }
 
-/* Refinement of the saved log-sum-exp (the pass before the backward proper).
+/* Row statistics of the backward (the pass before the backward proper).
  *
- * The forward saves lse = m + log(l) rounded to fp32: with |lse| large that
- * rounding (half an ulp of lse, 6e-8 |lse|) is an error in the exponent of
- * every recomputed probability, far larger than naive fp32's, whose
- * dominant probabilities exp(s - m) / l carry none of it. This pass
- * recomputes, with the backward's own logits (the same packing, gemm_ab and
- * per-element work as bwd_tile, so the same bits) and exp,
- *   c_i = sum_j exp(s_ij - lse_i)      (~= 1; accumulated in double)
- * and stores lsel_i = log(c_i), so that P_ij = exp((s_ij - lse_i) - lsel_i)
- * sums to 1 within the exp's rounding, as naive fp32 does. A row that saw
- * one key has c_i = exp(0) = 1 and lsel_i = 0 exactly.
+ * 1. The log-sum-exp. The forward saves lse = m + log(l) rounded to fp32:
+ *    with |lse| large that rounding (half an ulp of lse, 6e-8 |lse|) is an
+ *    error in the exponent of every recomputed probability, far larger than
+ *    naive fp32's, whose dominant probabilities exp(s - m) / l carry none of
+ *    it. With the backward's own logits (the packing, gemm_ab, scale and
+ *    per-element work of bwd_tile, so the same bits) and exp this pass sums
+ *      c_i = sum_j e_ij,  e_ij = exp(s_ij - lse_i)     (~= 1; in double)
+ *    and stores lsel_i = log(c_i): bwd_tile's P = exp((s - lse) - lsel)
+ *    sums to 1 within the exp's rounding, as naive fp32 does.
+ * 2. Di = sum_j P_ij dP_ij (dP = <dO_i, v_j>, times the dropout factor),
+ *    summed in double from the same dP bits as bwd_tile (its gemm_ab) and
+ *    stored as a float pair. The usual Di = <dO, o> carries o's rounding
+ *    (half an ulp per element), which in a peaked row (one P_j ~ 1) is of
+ *    the order of dP_j - Di itself, the quantity dS is made of; with the
+ *    pair, dP_j - Di is exact where it cancels.
+ * One visible key: c = 1, lsel = 0, Di = dP exactly, so P = 1 and dS = 0.
  * Task = (sequence b, kv head, head chunk, query block). */
+
+/* Packs the block's rows (as bwd_task packs them): Qt (D, Mp) = q^T,
+ * dOt (Dv, Mp) = dO^T, lse, dropout row keys; zeros / -inf for fully masked
+ * rows and padding. */
+static void refine_pack(const attn__sdpa_prob *P, const attn__sdpa_seq *s, const bwd_bufs *w, int64_t h0, int64_t ng,
+                        int64_t r0, int64_t M, int64_t Mp) {
+    for (int64_t m = 0; m < Mp; m++) {
+        const int64_t i = r0 + m / ng, h = h0 + m % ng;
+        w->lse[m] = m < M ? P->lse_in[attn__sdpa_lse_idx(P, s, h, i)] : -INFINITY;
+        const int live = w->lse[m] != -INFINITY;
+        const float *qr = live ? attn__sdpa_at(P->q, s, s->q0, i, h) : NULL;
+        const float *dor = live ? attn__sdpa_at(P->dO, s, s->q0, i, h) : NULL;
+        for (int64_t d = 0; d < P->D; d++) w->Qt[d * Mp + m] = live ? qr[d] : 0.0f;
+        for (int64_t e = 0; e < P->Dv; e++) w->dOt[e * Mp + m] = live ? dor[e] : 0.0f;
+        w->Dil[m] = 0.0f; /* lsel = 0: e = exp(s - lse) */
+        if (live && P->dropout_p > 0.0f) w->rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
+    }
+}
+
 static void refine_task(void *vctx, int64_t t, int tid) {
     const bwd_ctx *c = vctx;
     const attn__sdpa_prob *P = c->P;
@@ -382,39 +409,44 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     if (r0 >= s.sq) return;
     const int64_t nr = s.sq - r0 < pl->Br ? s.sq - r0 : pl->Br;
     const int64_t g0 = hc * pl->Gs, ng = P->G - g0 < pl->Gs ? P->G - g0 : pl->Gs;
-    const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0, D = P->D, Bc = pl->Bc;
+    const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0, D = P->D, Dv = P->Dv, Bc = pl->Bc;
+    const int dropout = P->dropout_p > 0.0f;
     bwd_bufs w;
     bwd_bufs_get(P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
-    double csum[2 * ATTN__SDPA_REFINE_ROWS]; /* (M) c_i per row */
+    double csum[ATTN__SDPA_REFINE_ROWS], dsum[ATTN__SDPA_REFINE_ROWS]; /* (M) sum_j e_ij, sum_j e_ij dP_ij */
+    for (int64_t m = 0; m < M; m++) csum[m] = dsum[m] = 0.0;
     for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
-    /* Qt (D, Mp) = q^T as bwd_task packs it; lse per row, -inf on padding */
-    for (int64_t m = 0; m < Mp; m++) {
-        const int live = m < M;
-        const float *qr = live ? attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng) : NULL;
-        w.lse[m] = live ? P->lse_in[attn__sdpa_lse_idx(P, &s, h0 + m % ng, r0 + m / ng)] : -INFINITY;
-        if (w.lse[m] == -INFINITY) qr = NULL;
-        for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = qr ? qr[d] : 0.0f;
-        w.Di[m] = 0.0f; /* lo = 0: plain exp(s - lse) */
-        if (m < M) csum[m] = 0.0;
-    }
+    refine_pack(P, &s, &w, h0, ng, r0, M, Mp);
     const int64_t ka = w.lo[0], kb = w.hi[nr - 1];
     const float *kbase = ka < kb ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
+    const float *vbase = ka < kb ? attn__sdpa_at(P->v, &s, s.k0, 0, kvh) : NULL;
     for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
-        kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
-        attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
+        /* e (nc, Mp) = exp(scale K . Qt (+ masks) - lse), as bwd_tile's St */
+        attn__sdpa_scores(kt, nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, w.St, w.dPt, P->scale);
         const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
         if (!full || P->has_elem)
             attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
-        kt->bwd_probs(nc, Mp, w.St, w.lse, w.Di);
+        kt->bwd_probs(nc, Mp, w.St, w.lse, w.Dil);
+        /* dPt (nc, Mp) = V . dOt, as bwd_tile's */
+        kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
         for (int64_t cc = 0; cc < nc; cc++)
-            for (int64_t m = 0; m < M; m++) csum[m] += w.St[cc * Mp + m];
+            for (int64_t m = 0; m < M; m++) {
+                const float e = w.St[cc * Mp + m];
+                if (e == 0.0f) continue; /* masked keys may hold Inf / NaN values */
+                float dp = w.dPt[cc * Mp + m];
+                if (dropout) dp = attn__dropout_keep(w.rowkey[m], j0 + cc, P->drop_thr) ? P->drop_scale * dp : 0.0f;
+                csum[m] += e;
+                dsum[m] += (double)e * dp;
+            }
     }
     for (int64_t m = 0; m < M; m++) {
-        const double cs = csum[m];
+        const int64_t li = attn__sdpa_lse_idx(P, &s, h0 + m % ng, r0 + m / ng);
+        const double cs = csum[m], di = cs > 0.0 ? dsum[m] / cs : 0.0;
         /* NaN (NaN inputs) propagates; a row without keys keeps 0 */
-        const float lo = w.lse[m] == -INFINITY || cs == 0.0 ? 0.0f : (float)log(cs);
-        c->lsel[attn__sdpa_lse_idx(P, &s, h0 + m % ng, r0 + m / ng)] = lo;
+        c->lsel[li] = w.lse[m] == -INFINITY || cs == 0.0 ? 0.0f : (float)log(cs);
+        c->dih[li] = (float)di;
+        c->dil[li] = (float)(di - (double)c->dih[li]);
     }
 }
 
@@ -448,7 +480,10 @@ void attn__sdpa_bwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, con
     c.kt = kt;
     c.ws = ws;
     c.dqp = pl->nchunks > 1 ? (float *)ws : NULL;
-    c.lsel = (float *)(ws + pl->global_bytes - attn__round_up((size_t)attn__sdpa_nlse(P) * sizeof(float)));
+    const size_t nl = attn__round_up((size_t)attn__sdpa_nlse(P) * sizeof(float));
+    c.lsel = (float *)(ws + pl->global_bytes - 3 * nl);
+    c.dih = (float *)(ws + pl->global_bytes - 2 * nl);
+    c.dil = (float *)(ws + pl->global_bytes - nl);
     attn__parallel_for(P->B * P->Hkv * pl->nhc * pl->nqb, pl->nthreads, refine_task, &c);
     attn__parallel_for(P->B * P->Hkv * pl->nchunks, pl->nthreads, bwd_task, &c);
     if (pl->nchunks > 1) {

@@ -750,6 +750,18 @@ typedef struct naive_ctx {
     int64_t Hq, Hkv, D, Dv, group;
 } naive_ctx;
 
+int sc_naive_reversed = 0;
+
+/* Reverses the innermost dimension (rows of length d) of a contiguous array. */
+static void reverse_rows(float *x, int64_t n, int64_t d) {
+    for (int64_t r = 0; r < n / d; r++)
+        for (int64_t a = 0, b = d - 1; a < b; a++, b--) {
+            float t = x[r * d + a];
+            x[r * d + a] = x[r * d + b];
+            x[r * d + b] = t;
+        }
+}
+
 static void naive_init(naive_ctx *n, const sc_case *c) {
     n->c = c;
     n->Hq = c->d.heads_q; n->Hkv = c->d.heads_kv; n->D = c->d.head_dim; n->Dv = c->Dv;
@@ -763,6 +775,12 @@ static void naive_init(naive_ctx *n, const sc_case *c) {
     sc_to_float(&c->k, n->k);
     sc_to_float(&c->v, n->v);
     sc_to_float(&c->dO, n->dO);
+    if (sc_naive_reversed) { /* the same math with every dot product summed the other way */
+        reverse_rows(n->q, sc_nq(c), n->D);
+        reverse_rows(n->k, sc_nk(c), n->D);
+        reverse_rows(n->v, sc_nv(c), n->Dv);
+        reverse_rows(n->dO, sc_no(c), n->Dv);
+    }
 }
 
 static void naive_free(naive_ctx *n) {
@@ -850,14 +868,23 @@ void sc_naive_fwd(const sc_case *c, float *o, float *lse) {
         }
     }
     free(t); free(s);
+    if (sc_naive_reversed) reverse_rows(o, sc_no(c), n.Dv);
     naive_free(&n);
 }
 
 /* Naive backward over every row. P_j = exp(s_j - lse_i) from the given lse,
  * or (lse == NULL) the row's own softmax exp(s_j - m) / sum; Di = <dO_i, o_i>. */
-static void naive_bwd_rows(const sc_case *c, const float *o, const float *lse, float *dq, float *dk, float *dv) {
+static void naive_bwd_rows(const sc_case *c, const float *o_in, const float *lse, float *dq, float *dk, float *dv) {
     naive_ctx n;
     naive_init(&n, c);
+    float *orev = NULL; /* o in the reversed dimension order (sc_naive_reversed) */
+    const float *o = o_in;
+    if (sc_naive_reversed) {
+        orev = xmalloc(((size_t)sc_no(c) + 1) * sizeof(float));
+        memcpy(orev, o_in, (size_t)sc_no(c) * sizeof(float));
+        reverse_rows(orev, sc_no(c), n.Dv);
+        o = orev;
+    }
     int64_t mk = max_keys(c);
     float *t = xmalloc((size_t)mk * sizeof(float)), *s = xmalloc((size_t)mk * sizeof(float));
     memset(dq, 0, (size_t)sc_nq(c) * sizeof(float));
@@ -912,6 +939,12 @@ static void naive_bwd_rows(const sc_case *c, const float *o, const float *lse, f
         }
     }
     free(t); free(s);
+    free(orev);
+    if (sc_naive_reversed) {
+        reverse_rows(dq, sc_nq(c), n.D);
+        reverse_rows(dk, sc_nk(c), n.D);
+        reverse_rows(dv, sc_nv(c), n.Dv);
+    }
     naive_free(&n);
 }
 

@@ -159,6 +159,9 @@ void sc_ref_cond(const sc_case *c, double cond[5], double condA[5]);
 void sc_naive_fwd(const sc_case *c, float *o, float *lse);
 void sc_naive_bwd(const sc_case *c, const float *o, const float *lse, float *dq, float *dk, float *dv);
 /* The naive backward of the naive forward (its own P and o): the independent yardstick. */
+/* Nonzero: the naive functions sum every dot product over D / Dv in reverse
+ * order (the same math, another equally naive rounding sequence). */
+extern int sc_naive_reversed;
 void sc_naive_bwd_own(const sc_case *c, float *dq, float *dk, float *dv);
 
 /* ─── metrics ───────────────────────────────────────────────────────────── */

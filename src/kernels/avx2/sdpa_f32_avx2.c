@@ -250,23 +250,16 @@ static void bwd_probs_avx2(int64_t nc, int64_t mp, float *S, const float *lse, c
     }
 }
 
-static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di) {
+static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl) {
     for (int64_t m = 0; m < mp; m += 8) {
-        const __m256 di = _mm256_loadu_ps(Di + m);
+        const __m256 di = _mm256_loadu_ps(Di + m), dl = _mm256_loadu_ps(Dl + m);
         for (int64_t c = 0; c < nc; c++) {
             const __m256 p = _mm256_loadu_ps(P + c * mp + m);
             const __m256 zero = _mm256_cmp_ps(p, _mm256_setzero_ps(), _CMP_EQ_OQ);
-            __m256 x = _mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(dP + c * mp + m), di));
+            __m256 x = _mm256_mul_ps(p, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(dP + c * mp + m), di), dl));
             _mm256_storeu_ps(dP + c * mp + m, _mm256_andnot_ps(zero, x));
         }
     }
-}
-
-/* The fused multiply-add chain of the 6x16 tiles' accumulation (see dispatch.h). */
-static float dot_avx2(int64_t n, const float *a, const float *b) {
-    float s = 0.0f;
-    for (int64_t e = 0; e < n; e++) s = fmaf(a[e], b[e], s);
-    return s;
 }
 
 /* x * 0 + acc: +-0 for finite x, NaN for Inf / NaN (and NaN sticks); the loads
@@ -321,7 +314,6 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->softmax_tile = softmax_tile_avx2;
     t->bwd_probs = bwd_probs_avx2;
     t->bwd_ds = bwd_ds_avx2;
-    t->dot = dot_avx2;
     t->rows_finite = rows_finite_avx2;
     t->pack_rows = pack_rows_avx2;
 }

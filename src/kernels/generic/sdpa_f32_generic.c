@@ -81,17 +81,11 @@ static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, const float *lse
         }
 }
 
-static float dot_generic(int64_t n, const float *a, const float *b) {
-    float s = 0.0f;
-    for (int64_t e = 0; e < n; e++) s += a[e] * b[e];
-    return s;
-}
-
-static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di) {
+static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
             const float p = P[c * mp + m]; /* p == 0 (masked): exactly 0, even if dP is not finite */
-            dP[c * mp + m] = p == 0.0f ? 0.0f : p * (dP[c * mp + m] - Di[m]);
+            dP[c * mp + m] = p == 0.0f ? 0.0f : p * ((dP[c * mp + m] - Di[m]) - Dl[m]);
         }
 }
 
@@ -117,7 +111,6 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->softmax_tile = softmax_tile_generic;
     t->bwd_probs = bwd_probs_generic;
     t->bwd_ds = bwd_ds_generic;
-    t->dot = dot_generic;
     t->rows_finite = rows_finite_generic;
     t->pack_rows = pack_rows_generic;
 }
