@@ -296,19 +296,26 @@ ATTN_API attn_status attn_sdpa_bwd_check(const attn_sdpa_dims *dims, attn_view q
  * seq_q = total query rows (the (Hq, Tq) lse layout).
  * num_threads: 0 = library default.
  *
- * Key blocks (ring / split-KV backward). With o and lse the GLOBAL results
- * over all keys, one block of keys k_b, v_b contributes exactly:
- *   lse_b = that block's own lse (attn_sdpa_fwd over the block; o unused)
- *   w_i   = exp(lse_b,i - lse_i)   (0 where lse_b,i = -INFINITY)
- *   attn_sdpa_bwd(q, k_b, v_b, o, dO', lse_b) with dO'_i = w_i * dO_i
- * (the backward's P = exp(s - lse_b) is the global P / w, its D = <dO', o>
- * is w D: dS = P (w dP - w D) = P_global (dP - D)). dq is this block's term
- * of the sum over blocks (add the blocks' dq); dk, dv are the block keys'
- * gradients from these queries (add over query blocks). Rows nothing sees
- * anywhere (lse = -INFINITY) give zeros. (Passing the global lse directly is
- * NOT exact: the backward refines each row's lse over the keys of the call.)
- * Use q_pos_offset to keep masks at global positions; not with dropout (its
- * RNG is keyed by the within-call row/key index).
+ * Key blocks (ring / split-KV backward). attn_sdpa_bwd is the backward of
+ * the call's own attention (its P and its row statistics D = sum_j P dP come
+ * from the call's keys), so with o, lse the GLOBAL results over all keys a
+ * block of keys k_b, v_b contributes exactly, with E = Dv + D <= 256 value
+ * columns:
+ *   1. attn_sdpa_fwd over the block with V = [v_b | k_b] (E columns):
+ *      [o_b | ok] and lse_b
+ *   2. per row i and head: w = exp(lse_b - lse) (0 where lse_b = -INFINITY),
+ *      c = <dO, o_b - o>
+ *   3. attn_sdpa_bwd over the block with V = [v_b | 0], o = [o_b | 0],
+ *      dO = [w dO | w c q], lse_b: dq_b, dk_b and dv = [dv_b | dk_x]
+ *   4. the block's shares: dq_b + scale w c ok, dk_b + scale dk_x, dv_b
+ * (P_global = w P_b, so dS = P_global (dP - D) = w P_b (dP - D_b) +
+ * w P_b (D_b - D) with D_b - D = c: step 3 is the first term, the extra value
+ * columns carry the second). Add the blocks' dq over key blocks and their
+ * dk, dv over query blocks. Rows nothing sees anywhere give zeros. Not with
+ * softcap (d logit / d score != 1 in the second term) nor dropout (its RNG
+ * is keyed by the within-call row/key index). Use q_pos_offset to keep
+ * masks at global positions. (Calling attn_sdpa_bwd over a block with the
+ * global o and lse is NOT exact.)
  */
 ATTN_API attn_status attn_sdpa_merge(int64_t batch, int64_t seq_q, int64_t heads_q, int64_t head_dim_v, int n,
                                      const attn_view *o_parts, const float *const *lse_parts, attn_view o,

@@ -17,7 +17,7 @@
 
 static int pieces_of(int layout) { return layout == ATTN_MPI_ZIGZAG ? 2 : 1; }
 
-static attn_status check_supported(const char *fn, const attn_sdpa_dims *d, const attn_sdpa_opts *o) {
+static attn_status check_supported(const char *fn, const attn_sdpa_dims *d, const attn_sdpa_opts *o, int bwd) {
     if (o->mask_kind != ATTN_MASK_NONE || o->mask)
         return ring_fail(ATTN_ERR_UNSUPPORTED, "%s: explicit masks (opts->mask) are not supported over the ring", fn);
     if (o->cu_seqlens_q || o->cu_seqlens_k)
@@ -30,6 +30,14 @@ static attn_status check_supported(const char *fn, const attn_sdpa_dims *d, cons
                          "%s: bottom-right alignment with key_lens (a shift per sequence) is not supported over "
                          "the ring; use top-left (equal for self-attention without padding)",
                          fn);
+    if (bwd && o->softcap != 0.0f)
+        return ring_fail(ATTN_ERR_UNSUPPORTED, "%s: opts->softcap = %g: the ring backward's key-block correction "
+                                               "needs d(logit)/d(score) = 1 (the forward supports softcap)",
+                         fn, (double)o->softcap);
+    if (bwd && d->head_dim + (d->head_dim_v ? d->head_dim_v : d->head_dim) > 256)
+        return ring_fail(ATTN_ERR_UNSUPPORTED, "%s: head_dim + head_dim_v = %lld > 256: the ring backward's block "
+                                               "calls carry [v | k] as one value tensor",
+                         fn, (long long)(d->head_dim + (d->head_dim_v ? d->head_dim_v : d->head_dim)));
     if (d->seq_q != d->seq_k)
         return ring_fail(ATTN_ERR_SHAPE, "%s: dims->seq_q = %lld, dims->seq_k = %lld: the ring is self-attention "
                                          "over one sequence (they must be equal)",
@@ -43,7 +51,7 @@ attn_status ring_validate_local(const attn_mpi_ring *R, const char *fn, const ri
     const attn_sdpa_opts *o = a->opts;
     if (!o) { attn_sdpa_opts_init(&def); o = &def; }
     const attn_sdpa_dims *d = a->dims;
-    attn_status st = check_supported(fn, d, o);
+    attn_status st = check_supported(fn, d, o, a->bwd);
     if (st) return st;
     const int64_t S = d->seq_q, parts = (int64_t)R->N * pieces_of(R->layout);
     if (S < 0 || S > ((int64_t)1 << 40))

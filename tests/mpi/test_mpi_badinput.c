@@ -176,6 +176,11 @@ static void scenarios(attn_mpi_ring *ring) {
     st = run(ring, &c, &b);
     expect_all("bottom-right + key_lens", st, ATTN_ERR_UNSUPPORTED, 1, "bottom-right", &b, HQ);
     call_init(&c, &b, S, HQ);
+    c.bwd = 1;
+    c.o.softcap = 5.0f;
+    st = run(ring, &c, &b);
+    expect_all("softcap in the backward", st, ATTN_ERR_UNSUPPORTED, 1, "softcap", &b, HQ);
+    call_init(&c, &b, S, HQ);
     c.d.seq_k = S / 2;
     st = run(ring, &c, &b);
     expect_all("seq_q != seq_k", st, ATTN_ERR_SHAPE, 1, "seq_k", &b, HQ);
