@@ -100,15 +100,16 @@ static void test_softmax(const attn__sdpa_kernels *E, const attn__sdpa_kernels *
         }
         memcpy(S1, S0, sizeof(float) * (size_t)(nc * mp));
         memcpy(m1, m0, sizeof m0); memcpy(l1, l0, sizeof l0);
+        const float sc = it % 3 == 0 ? 1.0f : (float)(0.05 + tu_uniform(r)); /* the folded logit scale */
         /* sentinels past the tile and past the mp statistics: nothing is written there */
         for (int64_t i = 0; i < 16; i++) S0[nc * mp + i] = m0[mp + i] = l0[mp + i] = a0[mp + i] = 12345.0f;
-        int c0 = E->softmax_tile(nc, mp, S0, m0, l0, a0);
+        int c0 = E->softmax_tile(nc, mp, S0, sc, m0, l0, a0);
         for (int64_t i = 0; i < 16 && !bad; i++)
             if (S0[nc * mp + i] != 12345.0f || m0[mp + i] != 12345.0f || l0[mp + i] != 12345.0f || a0[mp + i] != 12345.0f) {
                 CHECK(0, "softmax nc=%lld mp=%lld wrote past the tile (+%lld)", (long long)nc, (long long)mp, (long long)i);
                 bad = 1;
             }
-        int c1 = G->softmax_tile(nc, mp, S1, m1, l1, a1);
+        int c1 = G->softmax_tile(nc, mp, S1, sc, m1, l1, a1);
         if (c0 != c1) { CHECK(0, "softmax nc=%lld mp=%lld: changed %d vs %d", (long long)nc, (long long)mp, c0, c1); bad = 1; }
         for (int64_t m = 0; m < mp && !bad; m++) {
             if (!close_to(m0[m], m1[m], 0, 0) || !close_to(a0[m], a1[m], 4e-7, 1) ||
@@ -146,8 +147,9 @@ static void test_bwd_elem(const attn__sdpa_kernels *E, const attn__sdpa_kernels 
             dl[m] = tu_uniform(r) < 0.3 ? 0.0f : (float)(1e-7 * tu_normal(r)); /* Di's low part */
         }
         memcpy(S1, S0, sizeof(float) * (size_t)(nc * mp));
-        E->bwd_probs(nc, mp, S0, lse, lo);
-        G->bwd_probs(nc, mp, S1, lse, lo);
+        const float sc = it % 3 == 0 ? 1.0f : (float)(0.05 + tu_uniform(r));
+        E->bwd_probs(nc, mp, S0, sc, lse, lo);
+        G->bwd_probs(nc, mp, S1, sc, lse, lo);
         for (int64_t i = 0; i < nc * mp && !bad; i++)
             if (!close_to(S0[i], S1[i], 4e-7, fabs(S1[i]) + 1e-30) && !(fabs(S0[i] - S1[i]) <= 4e-7 * fabs(S1[i]))) {
                 CHECK(0, "bwd_probs nc=%lld mp=%lld [%lld] = %g, generic %g", (long long)nc, (long long)mp, (long long)i,

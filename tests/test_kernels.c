@@ -80,12 +80,50 @@ static void test_rows_finite(const attn__sdpa_kernels *T, tu_rng *r) {
     CHECK(!bad, "%s rows_finite finds every Inf / NaN and nothing else on 600 tiles", T->name);
 }
 
+/* row_sums against a double loop: exact (the products of two floats are
+ * exact in double, and the order is c ascending), E = 0 entries skipped even
+ * where dP is NaN / Inf, accumulation onto the given sums. */
+static void test_row_sums(const attn__sdpa_kernels *T, tu_rng *r) {
+    int bad = 0;
+    for (int it = 0; it < 200 && !bad; it++) {
+        const int64_t nc = tu_int(r, 1, 70), mp = 16 * tu_int(r, 1, 4);
+        float *E = calloc((size_t)(nc * mp), sizeof(float)), *dP = calloc((size_t)(nc * mp), sizeof(float));
+        double cs[64], ds[64], wc[64], wd[64];
+        for (int64_t x = 0; x < nc * mp; x++) {
+            const int masked = tu_uniform(r) < 0.2;
+            E[x] = masked ? 0.0f : (float)tu_uniform(r);
+            dP[x] = masked && tu_uniform(r) < 0.5 ? (tu_uniform(r) < 0.5 ? NAN : INFINITY) : (float)(10.0 * tu_normal(r));
+        }
+        for (int64_t m = 0; m < mp; m++) {
+            cs[m] = wc[m] = tu_normal(r);
+            ds[m] = wd[m] = tu_normal(r);
+        }
+        T->row_sums(nc, mp, E, dP, cs, ds);
+        for (int64_t c = 0; c < nc; c++)
+            for (int64_t m = 0; m < mp; m++)
+                if (E[c * mp + m] != 0.0f) {
+                    wc[m] += E[c * mp + m];
+                    wd[m] += (double)E[c * mp + m] * dP[c * mp + m];
+                }
+        for (int64_t m = 0; m < mp && !bad; m++)
+            if (cs[m] != wc[m] || ds[m] != wd[m]) {
+                CHECK(0, "[%s] row_sums nc=%lld mp=%lld column %lld: (%.17g, %.17g), want (%.17g, %.17g)", T->name,
+                      (long long)nc, (long long)mp, (long long)m, cs[m], ds[m], wc[m], wd[m]);
+                bad = 1;
+            }
+        free(E);
+        free(dP);
+    }
+    CHECK(!bad, "[%s] row_sums matches a double loop on 200 tiles", T->name);
+}
+
 int main(void) {
     tu_rng r = {20261124};
     for (int isa = ATTN_ISA_GENERIC; isa <= (int)attn_isa_detected(); isa++) {
         const attn__sdpa_kernels *T = attn__sdpa_kernels_for((attn_isa)isa);
         test_gemm_abt(T, &r);
         test_rows_finite(T, &r);
+        test_row_sums(T, &r);
     }
     return test_summary("test_kernels");
 }

@@ -53,20 +53,29 @@ typedef struct attn__sdpa_kernels {
      *   mn == -inf: S[:, m] = 0, alpha[m] = 1 (row still fully masked)
      *   else: alpha[m] = exp(mrow[m] - mn), S[c][m] = exp(S[c][m] - mn),
      *         lrow[m] = alpha[m] * lrow[m] + sum_c S[c][m]   (c ascending), mrow[m] = mn.
-     * Returns nonzero iff some alpha[m] != 1 (O must be rescaled). */
-    int (*softmax_tile)(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha);
+     * Returns nonzero iff some alpha[m] != 1 (O must be rescaled).
+     * First S[c][m] = scale * S[c][m] (rounded, stored) unless scale == 1:
+     * the logit multiply of attn__sdpa_scores folded in (same bits). */
+    int (*softmax_tile)(int64_t nc, int64_t mp, float *S, float scale, float *mrow, float *lrow, float *alpha);
 
     /* Backward probabilities on a transposed tile S (nc, mp):
-     *   S[c][m] = lse[m] == -inf ? 0 : exp((S[c][m] - lse[m]) - lo[m])
+     *   S[c][m] = lse[m] == -inf ? 0 : exp((scale * S[c][m] - lse[m]) - lo[m])
+     * (scale * S rounded first; scale == 1: S as is)
      * with the exp of softmax_tile; lse[m] + lo[m] is the row's log-sum-exp
      * as a float pair (sdpa_bwd.c), lo[m] = 0 exactly when the row saw one key. */
-    void (*bwd_probs)(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo);
+    void (*bwd_probs)(int64_t nc, int64_t mp, float *S, float scale, const float *lse, const float *lo);
 
     /* dS on a transposed tile: dP[c][m] = P[c][m] * ((dP[c][m] - Di[m]) - Dl[m]),
      * and exactly 0 where P[c][m] == 0 (masked keys may hold Inf/NaN values).
      * Di + Dl: the row's sum_j P_j dP_j as a float pair (sdpa_bwd.c): the
      * first difference is exact where dP ~ Di (peaked rows). */
     void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl);
+
+    /* Row statistics of the backward on transposed tiles E, dP (nc, mp), mp a
+     * multiple of 16, in double, c ascending per column m:
+     *   cs[m] += sum_c E[c][m],  ds[m] += sum_c (E[c][m] == 0 ? 0 : E[c][m] dP[c][m])
+     * (masked keys: E = 0 exactly, dP may be Inf / NaN). */
+    void (*row_sums)(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds);
 
     /* 1 iff src[r][0:n] is finite (no Inf / NaN) for every r < nr; reads
      * only those elements. A clean V tile is then used in place (no packing). */

@@ -66,7 +66,7 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
         }
         th += fl(D * Mp);          /* Qt */
         th += fl(ATTN__SDPA_DOT_ROWS * Dp); /* Qr (few-row blocks) */
-        th += 2 * fl(Bc * Mp);     /* St, Sx */
+        th += fl(Bc * Mp);         /* St */
         th += fl(Bc * Dvp);        /* Vp */
         th += fl(M * Dvp);         /* O */
         th += 3 * fl(Mp);          /* mrow, lrow, alpha */
@@ -92,6 +92,7 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
         th += 2 * fl(2 * pl->Br);         /* lo, hi */
         th += fl(2 * Mp);                 /* rowkey */
         th += fl(ATTN__SDPA_BWD_TILES * Bc) + 2 * fl(Mp); /* bad K rows, bad q / dO rows */
+        th += fl(4 * Mp);                 /* rs: 2 x Mp doubles */
         int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
         if (pl->nchunks > 1) gl += fl((pl->nchunks - 1) * rows * P->Hq * D);
         gl += 3 * fl(attn__sdpa_nlse(P)); /* row statistics lsel, Di, Dil (last) */

@@ -48,6 +48,7 @@ typedef struct bwd_bufs {
     uint64_t *rowkey; /* (Mp) */
     int32_t *bad;     /* (KT, Bc) K rows of each tile holding Inf/NaN */
     int32_t *qbad, *dbad; /* (Mp) rows of the query block whose q / dO hold Inf/NaN */
+    double *rs;           /* (2, Mp) refine_task's row sums */
 } bwd_bufs;
 
 static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, bwd_bufs *b) {
@@ -74,7 +75,8 @@ static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, un
     b->rowkey = (uint64_t *)p; p += fl(2 * Mp);
     b->bad = (int32_t *)p; p += fl(KB);
     b->qbad = (int32_t *)p; p += fl(Mp);
-    b->dbad = (int32_t *)p;
+    b->dbad = (int32_t *)p; p += fl(Mp);
+    b->rs = (double *)p;
 }
 
 typedef struct bwd_ctx {
@@ -139,11 +141,13 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     const float *vbase = attn__sdpa_at(P->v, &s, s.k0, 0, kvh);
 
     /* St = K . Qt */
-    attn__sdpa_scores(kt, nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, w.St, w.dPt, scale);
-    const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
-    if (!full || P->has_elem)
+    kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+    const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
+    if (elem) {
+        attn__sdpa_scale_tile(w.St, nc * Mp, scale);
         attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, softcap ? w.Tt : NULL);
-    kt->bwd_probs(nc, Mp, w.St, w.lse, w.lsel);
+    }
+    kt->bwd_probs(nc, Mp, w.St, elem ? 1.0f : scale, w.lse, w.lsel);
     const float *Pd = w.St;
     if (dropout) {
         attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, w.X);
@@ -413,8 +417,8 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     const int dropout = P->dropout_p > 0.0f;
     bwd_bufs w;
     bwd_bufs_get(P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
-    double csum[ATTN__SDPA_REFINE_ROWS], dsum[ATTN__SDPA_REFINE_ROWS]; /* (M) sum_j e_ij, sum_j e_ij dP_ij */
-    for (int64_t m = 0; m < M; m++) csum[m] = dsum[m] = 0.0;
+    double *csum = w.rs, *dsum = w.rs + Mp; /* (Mp) each: sum_j e_ij, sum_j e_ij dP_ij */
+    for (int64_t m = 0; m < Mp; m++) csum[m] = dsum[m] = 0.0;
     for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
     refine_pack(P, &s, &w, h0, ng, r0, M, Mp);
     const int64_t ka = w.lo[0], kb = w.hi[nr - 1];
@@ -423,22 +427,22 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
         /* e (nc, Mp) = exp(scale K . Qt (+ masks) - lse), as bwd_tile's St */
-        attn__sdpa_scores(kt, nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, w.St, w.dPt, P->scale);
-        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
-        if (!full || P->has_elem)
+        kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
+        if (elem) {
+            attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
             attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
-        kt->bwd_probs(nc, Mp, w.St, w.lse, w.Dil);
+        }
+        kt->bwd_probs(nc, Mp, w.St, elem ? 1.0f : P->scale, w.lse, w.Dil);
         /* dPt (nc, Mp) = V . dOt, as bwd_tile's */
         kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
-        for (int64_t cc = 0; cc < nc; cc++)
-            for (int64_t m = 0; m < M; m++) {
-                const float e = w.St[cc * Mp + m];
-                if (e == 0.0f) continue; /* masked keys may hold Inf / NaN values */
-                float dp = w.dPt[cc * Mp + m];
-                if (dropout) dp = attn__dropout_keep(w.rowkey[m], j0 + cc, P->drop_thr) ? P->drop_scale * dp : 0.0f;
-                csum[m] += e;
-                dsum[m] += (double)e * dp;
-            }
+        if (dropout) /* dP z: z = 1 / (1 - p) for kept keys, 0 for dropped (bwd_tile's z * dP) */
+            for (int64_t cc = 0; cc < nc; cc++)
+                for (int64_t m = 0; m < M; m++) {
+                    float *dp = &w.dPt[cc * Mp + m];
+                    *dp = attn__dropout_keep(w.rowkey[m], j0 + cc, P->drop_thr) ? P->drop_scale * *dp : 0.0f;
+                }
+        kt->row_sums(nc, Mp, w.St, w.dPt, csum, dsum);
     }
     for (int64_t m = 0; m < M; m++) {
         const int64_t li = attn__sdpa_lse_idx(P, &s, h0 + m % ng, r0 + m / ng);

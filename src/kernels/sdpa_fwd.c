@@ -43,7 +43,6 @@ typedef struct fwd_bufs {
     float *Qt;       /* (D, Mp)  q, transposed, zero-padded rows */
     float *Qr;       /* (ATTN__SDPA_DOT_ROWS, Dp) q rows, zero-padded (blocks of M <= that many rows) */
     float *St;       /* (Bc, Mp) scores -> probabilities */
-    float *Sx;       /* (Bc, Mp) partial scores (attn__sdpa_scores) */
     float *Vp;       /* (Bc, Dvp) packed V tile, zero-padded columns */
     float *O;        /* (M, Dvp) unnormalised output accumulator */
     float *mrow, *lrow, *alpha; /* (Mp) each */
@@ -57,7 +56,6 @@ static void fwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, un
     b->Qt = (float *)p; p += fl(P->D * Mp);
     b->Qr = (float *)p; p += fl(ATTN__SDPA_DOT_ROWS * pl->Dp);
     b->St = (float *)p; p += fl(Bc * Mp);
-    b->Sx = (float *)p; p += fl(Bc * Mp);
     b->Vp = (float *)p; p += fl(Bc * pl->Dvp);
     b->O = (float *)p; p += fl(pl->Mmax * pl->Dvp);
     b->mrow = (float *)p; p += fl(Mp);
@@ -198,12 +196,13 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         }
         /* St (nc, Mp) = K[j0 : j0 + nc] . Qt  (= K . Qr^T, padding columns 0) */
         if (dot) kt->gemm_abt(nc, M, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qr, Dp, w.St, Mp);
-        else attn__sdpa_scores(kt, nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, w.St, w.Sx, P->scale);
-        if (dot) attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
-        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc;
-        if (!full || P->has_elem)
+        else kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
+        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
+        if (elem) {
+            attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
             attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
-        if (kt->softmax_tile(nc, Mp, w.St, w.mrow, w.lrow, w.alpha)) {
+        }
+        if (kt->softmax_tile(nc, Mp, w.St, elem ? 1.0f : P->scale, w.mrow, w.lrow, w.alpha)) {
             for (int64_t m = 0; m < M; m++) {
                 const float a = w.alpha[m];
                 if (a == 1.0f) continue;

@@ -153,37 +153,17 @@ static inline void attn__prefetch_span(const float *p, int64_t n) {
  * block's transposed packing and its dq update are paid once per group). */
 #define ATTN__SDPA_BWD_TILES 4
 
-/* Logits are scale * <q, k> with the product rounded once after the dot
- * product (as a naive implementation does; folding scale into q would add a
- * rounding per element): St (n floats) *= scale. Forward, backward and the
- * backward's lse refinement all call this on gemm_ab / gemm_abt results, so
- * they see the same bits. */
+/* Logits are scale * <q, k>, the product rounded once after the dot product
+ * (as a naive implementation does; folding scale into q would add a rounding
+ * per element). Tiles that need per-element work (masks inside the tile,
+ * softcap, ALiBi, an explicit mask) scale first with this; the others pass
+ * scale to softmax_tile / bwd_probs, which apply the same multiply in
+ * registers. Forward, backward and the backward's row pass make the same
+ * choice per tile, so they see the same bits. St (n floats) *= scale. */
 static inline void attn__sdpa_scale_tile(float *St, int64_t n, float scale) {
     if (scale == 1.0f) return;
     for (int64_t x = 0; x < n; x++) St[x] *= scale;
 }
-
-/* Score tile St (nc, Mp) = scale * (K (nc, D) . Qt (D, Mp)), K rows with
- * stride ldk. The dot products run in blocks of ATTN__SDPA_KBLK terms (each a
- * gemm_ab chain into tmp (nc, Mp)), the block sums added in order: the
- * rounding error of a 256-term logit is ~3x below one sequential chain's
- * (naive fp32's), for one extra pass over the tile per block. Forward,
- * backward and the backward's row statistics all score through this, so
- * they see the same bits. */
-#define ATTN__SDPA_KBLK 32
-static inline void attn__sdpa_scores(const attn__sdpa_kernels *kt, int64_t nc, int64_t Mp, int64_t D, const float *K,
-                                     int64_t ldk, const float *Qt, float *St, float *tmp, float scale) {
-    kt->gemm_ab(nc, Mp, D < ATTN__SDPA_KBLK ? D : ATTN__SDPA_KBLK, K, ldk, Qt, Mp, St, Mp, 0);
-    for (int64_t p0 = ATTN__SDPA_KBLK; p0 < D; p0 += ATTN__SDPA_KBLK) {
-        const int64_t kb = D - p0 < ATTN__SDPA_KBLK ? D - p0 : ATTN__SDPA_KBLK;
-        kt->gemm_ab(nc, Mp, kb, K + p0, ldk, Qt + p0 * Mp, Mp, tmp, Mp, 0);
-        for (int64_t x = 0; x < nc * Mp; x++) St[x] += tmp[x];
-    }
-    attn__sdpa_scale_tile(St, nc * Mp, scale);
-}
-
-/* Backward blocks have at most this many rows (SDPA_MROWS_BWD in sdpa.c). */
-#define ATTN__SDPA_REFINE_ROWS 64
 
 /* Elements of lse: (B, Hq, Sq), varlen (Hq, Tq). */
 static inline int64_t attn__sdpa_nlse(const attn__sdpa_prob *P) {

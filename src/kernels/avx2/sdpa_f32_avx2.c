@@ -209,13 +209,20 @@ static void gemm_abt_avx2_3x4(int64_t m, int64_t n, int64_t k, const float *A, i
 #undef ABT_J
 
 /* ─── softmax statistics on the transposed tile ───────────────────────────── */
-static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
-    const __m256 ninf = _mm256_set1_ps(-INFINITY), one = _mm256_set1_ps(1.0f);
+static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float scale, float *mrow, float *lrow, float *alpha) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), one = _mm256_set1_ps(1.0f), sc = _mm256_set1_ps(scale);
     int changed = 0;
     for (int64_t m = 0; m < mp; m += 8) {
         __m256 mx = ninf;
         /* NaN scores are ignored by the max (operand order) and surface through exp */
-        for (int64_t c = 0; c < nc; c++) mx = _mm256_max_ps(_mm256_loadu_ps(S + c * mp + m), mx);
+        if (scale != 1.0f)
+            for (int64_t c = 0; c < nc; c++) {
+                const __m256 x = _mm256_mul_ps(sc, _mm256_loadu_ps(S + c * mp + m));
+                _mm256_storeu_ps(S + c * mp + m, x);
+                mx = _mm256_max_ps(x, mx);
+            }
+        else
+            for (int64_t c = 0; c < nc; c++) mx = _mm256_max_ps(_mm256_loadu_ps(S + c * mp + m), mx);
         const __m256 mo = _mm256_loadu_ps(mrow + m);
         const __m256 mn = _mm256_max_ps(mo, mx);
         const __m256 dead = _mm256_cmp_ps(mn, ninf, _CMP_EQ_OQ); /* row still fully masked */
@@ -236,15 +243,16 @@ static int softmax_tile_avx2(int64_t nc, int64_t mp, float *S, float *mrow, floa
     return changed;
 }
 
-static void bwd_probs_avx2(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo) {
-    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+static void bwd_probs_avx2(int64_t nc, int64_t mp, float *S, float scale, const float *lse, const float *lo) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), sc = _mm256_set1_ps(scale);
     for (int64_t m = 0; m < mp; m += 8) {
         const __m256 l = _mm256_loadu_ps(lse + m);
         const __m256 dead = _mm256_cmp_ps(l, ninf, _CMP_EQ_OQ);
         const __m256 ls = _mm256_andnot_ps(dead, l);
         const __m256 lw = _mm256_andnot_ps(dead, _mm256_loadu_ps(lo + m));
         for (int64_t c = 0; c < nc; c++) {
-            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(S + c * mp + m), ls), lw));
+            const __m256 x = _mm256_mul_ps(sc, _mm256_loadu_ps(S + c * mp + m)); /* exact when scale == 1 */
+            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_sub_ps(x, ls), lw));
             _mm256_storeu_ps(S + c * mp + m, _mm256_andnot_ps(dead, e));
         }
     }
@@ -259,6 +267,24 @@ static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const
             __m256 x = _mm256_mul_ps(p, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(dP + c * mp + m), di), dl));
             _mm256_storeu_ps(dP + c * mp + m, _mm256_andnot_ps(zero, x));
         }
+    }
+}
+
+/* Row statistics in double, 4 columns per register, c ascending. */
+static void row_sums_avx2(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds) {
+    for (int64_t m = 0; m < mp; m += 4) {
+        __m256d c4 = _mm256_loadu_pd(cs + m), d4 = _mm256_loadu_pd(ds + m);
+        for (int64_t c = 0; c < nc; c++) {
+            const __m128 e = _mm_loadu_ps(E + c * mp + m);
+            const __m128 p = _mm_loadu_ps(dP + c * mp + m);
+            const __m128 live = _mm_cmpneq_ps(e, _mm_setzero_ps());
+            const __m256d ed = _mm256_cvtps_pd(e);
+            const __m256d pd = _mm256_cvtps_pd(_mm_and_ps(live, p)); /* 0 where E == 0: no 0 * NaN */
+            c4 = _mm256_add_pd(c4, ed);
+            d4 = _mm256_fmadd_pd(ed, pd, d4); /* = the double product-sum: e * dP is exact in double */
+        }
+        _mm256_storeu_pd(cs + m, c4);
+        _mm256_storeu_pd(ds + m, d4);
     }
 }
 
@@ -316,4 +342,5 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->bwd_ds = bwd_ds_avx2;
     t->rows_finite = rows_finite_avx2;
     t->pack_rows = pack_rows_avx2;
+    t->row_sums = row_sums_avx2;
 }

@@ -150,14 +150,22 @@ AI void st16(float *p, __m512 v, int half) {
     else _mm512_storeu_ps(p, v);
 }
 
-static int softmax_tile_avx512(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
-    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
+static int softmax_tile_avx512(int64_t nc, int64_t mp, float *S, float scale, float *mrow, float *lrow,
+                               float *alpha) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f), sc = _mm512_set1_ps(scale);
     int changed = 0;
     for (int64_t m = 0; m < mp; m += 16) {
         const int h = mp - m < 16; /* mp % 16 == 8: the last 8 columns */
         __m512 mx = ninf;
         /* NaN scores are ignored by the max (operand order) and surface through exp */
-        for (int64_t c = 0; c < nc; c++) mx = _mm512_max_ps(ld16(S + c * mp + m, h), mx);
+        if (scale != 1.0f)
+            for (int64_t c = 0; c < nc; c++) {
+                const __m512 x = _mm512_mul_ps(sc, ld16(S + c * mp + m, h));
+                st16(S + c * mp + m, x, h);
+                mx = _mm512_max_ps(x, mx);
+            }
+        else
+            for (int64_t c = 0; c < nc; c++) mx = _mm512_max_ps(ld16(S + c * mp + m, h), mx);
         const __m512 mo = ld16(mrow + m, h);
         const __m512 mn = _mm512_max_ps(mo, mx);
         const __mmask16 dead = _mm512_cmp_ps_mask(mn, ninf, _CMP_EQ_OQ); /* row still fully masked */
@@ -187,15 +195,16 @@ static int softmax_tile_avx512(int64_t nc, int64_t mp, float *S, float *mrow, fl
     return changed;
 }
 
-static void bwd_probs_avx512(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo) {
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+static void bwd_probs_avx512(int64_t nc, int64_t mp, float *S, float scale, const float *lse, const float *lo) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), sc = _mm512_set1_ps(scale);
     for (int64_t m = 0; m < mp; m += 16) {
         const __m512 l = _mm512_loadu_ps(lse + m);
         const __mmask16 live = _mm512_cmp_ps_mask(l, ninf, _CMP_NEQ_UQ);
         const __m512 ls = _mm512_maskz_mov_ps(live, l);
         const __m512 lw = _mm512_maskz_mov_ps(live, _mm512_loadu_ps(lo + m));
         for (int64_t c = 0; c < nc; c++) {
-            const __m512 e = exp512(_mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(S + c * mp + m), ls), lw));
+            const __m512 xs = _mm512_mul_ps(sc, _mm512_loadu_ps(S + c * mp + m)); /* exact when scale == 1 */
+            const __m512 e = exp512(_mm512_sub_ps(_mm512_sub_ps(xs, ls), lw));
             _mm512_storeu_ps(S + c * mp + m, _mm512_maskz_mov_ps(live, e));
         }
     }

@@ -47,14 +47,23 @@ static void gemm_abt_generic(int64_t m, int64_t n, int64_t k, const float *A, in
     }
 }
 
-static int softmax_tile_generic(int64_t nc, int64_t mp, float *S, float *mrow, float *lrow, float *alpha) {
+static int softmax_tile_generic(int64_t nc, int64_t mp, float *S, float scale, float *mrow, float *lrow,
+                                float *alpha) {
+    if (scale != 1.0f)
+        for (int64_t x = 0; x < nc * mp; x++) S[x] *= scale;
     int changed = 0;
     for (int64_t m = 0; m < mp; m++) {
         float mx = -INFINITY;
         for (int64_t c = 0; c < nc; c++) mx = fmaxf(mx, S[c * mp + m]);
         float mn = fmaxf(mrow[m], mx);
-        if (mn == -INFINITY) {
-            for (int64_t c = 0; c < nc; c++) S[c * mp + m] = 0.0f;
+        if (mn == -INFINITY) { /* no finite score yet: -inf -> 0; a NaN score (ignored by the max) stays NaN */
+            float sum = 0.0f;
+            for (int64_t c = 0; c < nc; c++) {
+                const float x = S[c * mp + m];
+                S[c * mp + m] = x == -INFINITY ? 0.0f : x;
+                sum += S[c * mp + m];
+            }
+            lrow[m] += sum;
             alpha[m] = 1.0f;
             continue;
         }
@@ -73,11 +82,11 @@ static int softmax_tile_generic(int64_t nc, int64_t mp, float *S, float *mrow, f
     return changed;
 }
 
-static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, const float *lse, const float *lo) {
+static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, float scale, const float *lse, const float *lo) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
-            float l = lse[m];
-            S[c * mp + m] = l == -INFINITY ? 0.0f : expf((S[c * mp + m] - l) - lo[m]);
+            float l = lse[m], s = scale * S[c * mp + m];
+            S[c * mp + m] = l == -INFINITY ? 0.0f : expf((s - l) - lo[m]);
         }
 }
 
@@ -86,6 +95,16 @@ static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, co
         for (int64_t m = 0; m < mp; m++) {
             const float p = P[c * mp + m]; /* p == 0 (masked): exactly 0, even if dP is not finite */
             dP[c * mp + m] = p == 0.0f ? 0.0f : p * ((dP[c * mp + m] - Di[m]) - Dl[m]);
+        }
+}
+
+static void row_sums_generic(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds) {
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t m = 0; m < mp; m++) {
+            const float e = E[c * mp + m];
+            if (e == 0.0f) continue;
+            cs[m] += e;
+            ds[m] += (double)e * dP[c * mp + m];
         }
 }
 
@@ -113,4 +132,5 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->bwd_ds = bwd_ds_generic;
     t->rows_finite = rows_finite_generic;
     t->pack_rows = pack_rows_generic;
+    t->row_sums = row_sums_generic;
 }
