@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_layer.c — timing of the attention layer's forward + backward against
  * the sum of its own GEMMs and sdpa kernels measured separately (same shapes,
  * same strided views), i.e. how much the layer adds beyond the math.

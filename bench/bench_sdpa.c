@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_sdpa.c — private micro-benchmark of attn_sdpa_fwd / attn_sdpa_bwd.
  *
  * Usage: bench_sdpa [fwd|bwd|decode] B Hq Hkv D Sq Sk causal [reps] [isa]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """torch_mha_peer.py — PyTorch peer timings for `attn bench` (standalone).
 
 Prints one JSON object per line on stdout, nothing else (progress goes to stderr):

@@ -1,10 +1,12 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_minimal.c — the smallest complete use of libattn: causal GQA attention
  * forward and backward on contiguous (B, S, H, D) tensors, checked against a
  * naive softmax(q k^T / sqrt(D)) v for every row.
  *
  *   cc -std=c11 -O2 examples/sdpa_minimal.c -Iinclude build/libattn.a \
  *      $(pkg-config --libs openblas) -lpthread -lm -o sdpa_minimal && ./sdpa_minimal
- * (after `cmake --install`: cc sdpa_minimal.c $(pkg-config --cflags --libs --static attn))
+ * (after `cmake --install`: cc sdpa_minimal.c $(pkg-config --cflags --libs attn) -lm, or
+ * --static for libattn.a; ctest consumer_install builds it both ways and through find_package)
  * The build makes it as build/sdpa_minimal and ctest runs it (example_sdpa_minimal). */
 #include <attn.h>
 #include <math.h>

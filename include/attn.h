@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * attn.h — exact, fast multi-head attention on the CPU (C11).
  *
@@ -33,13 +34,71 @@
  *  - Fully masked query rows: o = 0, lse = -INFINITY, and zero gradients.
  *    Never NaN (unless an input that takes part in the result is NaN).
  *  - Determinism: every result is bit-identical for the same inputs,
- *    whatever the thread count and across runs.
+ *    whatever the thread count and across runs. Results are NOT bit-identical
+ *    across ISAs (ATTN_ISA=generic / avx2 / avx512: fused multiply-adds and
+ *    another exp), nor between a forward with lse and one without (below).
+ *  - Numerics (attn_sdpa_fwd / attn_sdpa_bwd; checked by tests/test_sdpa_accuracy.c):
+ *    fp32 storage and accumulation; logits scale * <q, k> with the product
+ *    rounded once after the dot product; softmax with the running row max, so
+ *    no finite logit overflows; exp a vectorised polynomial within ~0.6 ulp
+ *    down to the subnormals; no fast-math. The backward recomputes exactly the
+ *    logits the forward saw (the same kernels and order) and, in a pass before
+ *    the backward proper, each row's sum of exp(s - lse) and
+ *    Di = sum_j P_j dP_j in double, so its probabilities sum to 1 within
+ *    rounding however large |lse| is, and dP_j - Di is exact where it cancels.
+ *    Exact cases, on every ISA: a row that sees one key has P = 1 exactly, so
+ *    o = v of that key, dq = dk = 0 and (without dropout) dv = dO bitwise; a
+ *    row that sees none has o = 0, lse = -inf and zero gradients.
+ *    Error bound: against a float64 reference, each output's max error is
+ *    that of a plain fp32 implementation of the same math up to a small
+ *    factor. The per-call bound "within 2x the error of a naive fp32
+ *    computation, + 1e-6 x max|ref|" holds in all but a few percent of random
+ *    calls with logits up to ~1e4 (docs/testing.md, "Accuracy"); where it
+ *    does not, a naive implementation that only sums in another order misses
+ *    it as well (more often: the bound compares two rounding errors of the
+ *    same size). The few-row dot-product path of inference calls (lse NULL,
+ *    decoding) sums q.k in another order than calls that save lse.
  *  - Threads: the library owns one pool, sized by attn_set_num_threads()
  *    (default: ATTN_NUM_THREADS env var, else the number of online CPUs).
  *    Kernels are reentrant; an attn_mha or attn_kvcache object must not be
  *    used by two threads at the same time.
+ *    BLAS: the layer's projection GEMMs are split into a fixed, shape-only set
+ *    of blocks run on attn's pool, each a single-threaded OpenBLAS sgemm. That
+ *    OpenBLAS is attn's own: the default build links a private copy
+ *    (libopenblas.a) into libattn with every one of its symbols hidden, so
+ *    keeping it at one thread never touches the process's OpenBLAS — its
+ *    thread count, as set by the host, NumPy or PyTorch
+ *    (openblas_set_num_threads, OPENBLAS_NUM_THREADS), is the same before and
+ *    after any attn call, concurrent calls included. (A build configured with
+ *    -DATTN_PRIVATE_BLAS=OFF uses the process's OpenBLAS and never changes its
+ *    settings either; results are then bit-identical across attn thread
+ *    counts only while that OpenBLAS runs one thread.) The private copy reads
+ *    OPENBLAS_CORETYPE like any OpenBLAS. attn changes no other process-wide
+ *    state (signals, locale, environment).
  *  - Object lifecycle: attn_<object>_create / attn_<object>_free; free(NULL)
  *    is a no-op.
+ *  - Option structs grow (see "ABI" below): always fill them with their
+ *    *_init() first, then set fields by name.
+ *
+ * ─── ABI ─────────────────────────────────────────────────────────────────────
+ *  libattn.so.MAJOR (soname) keeps binary compatibility within a major
+ *  version: symbols, enum values and the layout of existing struct fields
+ *  never change; new functions, enum values and status values are appended
+ *  (docs/abi.md is the full policy).
+ *  Extensible option structs — attn_sdpa_opts, attn_mha_config,
+ *  attn_mha_input — start with `uint32_t struct_size`, the size of the struct
+ *  the CALLER was compiled with. attn_<struct>_init(p) is a macro that passes
+ *  sizeof *p to attn_<struct>_init_size(), which writes the defaults and
+ *  struct_size (never more than struct_size bytes). New fields are only ever
+ *  appended at the end, so a program compiled against an older attn.h keeps
+ *  working with a newer library: the fields past its struct_size take their
+ *  defaults. Every function taking one of these structs checks struct_size
+ *  and refuses (ATTN_ERR_OPTION / ATTN_ERR_CONFIG, naming the struct and the
+ *  sizes) a value smaller than the first release's layout (e.g. a struct
+ *  zeroed by hand instead of initialised) or larger than this library's (a
+ *  program built against a newer header than the library it runs with).
+ *  Other structs (attn_view, attn_sdpa_dims, attn_tensor_info, attn_npy,
+ *  attn_param) are frozen: they never change within a major version.
  *
  * ─── Example ─────────────────────────────────────────────────────────────────
  *    attn_sdpa_dims d = { .batch = 1, .seq_q = 128, .seq_k = 128,
@@ -73,10 +132,14 @@ extern "C" {
 #define ATTN_API
 #endif
 
+/* The one place that holds the version: CMake reads these three lines (project
+ * version, soname libattn.so.MAJOR, attn.pc, attnConfigVersion.cmake). */
 #define ATTN_VERSION_MAJOR 0
-#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_MINOR 2
 #define ATTN_VERSION_PATCH 0
-#define ATTN_VERSION_STRING "0.1.0"
+#define ATTN_VERSION_STRING ATTN_VERSION_STR_(ATTN_VERSION_MAJOR, ATTN_VERSION_MINOR, ATTN_VERSION_PATCH)
+#define ATTN_VERSION_STR_(a, b, c) ATTN_VERSION_STR2_(a, b, c)
+#define ATTN_VERSION_STR2_(a, b, c) #a "." #b "." #c
 #define ATTN_VERSION_NUMBER \
     (ATTN_VERSION_MAJOR * 10000 + ATTN_VERSION_MINOR * 100 + ATTN_VERSION_PATCH)
 
@@ -185,6 +248,7 @@ typedef enum attn_align {
 
 /*
  * Options. Always start from attn_sdpa_opts_init() (all features off).
+ * opts may be NULL in every call (= the defaults).
  *
  * Position model: query row i (0-based within its sequence) sits at key
  * position p(i) = i (top-left) or i + Sk_b - Sq_b (bottom-right), plus
@@ -211,6 +275,7 @@ typedef enum attn_align {
  * lse_i = log(sum_j exp(s_ij)) (before dropout), -INFINITY if no key visible.
  */
 typedef struct attn_sdpa_opts {
+    uint32_t struct_size;      /* set by attn_sdpa_opts_init(): sizeof(attn_sdpa_opts) of the caller */
     float scale;               /* 0 = 1/sqrt(D); must be finite */
     int causal;                /* 0 or 1 */
     int align;                 /* attn_align: alignment of queries to keys */
@@ -230,10 +295,23 @@ typedef struct attn_sdpa_opts {
     float dropout_p;           /* in [0, 1); 0 = off */
     uint64_t dropout_seed;
     int num_threads;           /* 0 = library default */
+    /* ── appended after the first release (defaults when struct_size ends before) ── */
+    int bwd_fast;              /* backward only. 0 (default): the numerics below ("Numerics": a
+                                  row-statistics pass before the backward proper). 1: skip that
+                                  pass, ~25-30% less backward time: P = exp(s - lse) from the saved
+                                  lse and Di = <dO, o> (FlashAttention-2's numerics). The exact
+                                  cases stay exact (dropout aside); the error bound is no longer
+                                  met at large |lse| or in peaked rows. */
     int64_t q_pos_offset;      /* added to p(i) (see the position model); |.| <= 2^40; 0 = none */
 } attn_sdpa_opts;
 
-ATTN_API void attn_sdpa_opts_init(attn_sdpa_opts *opts);
+/* attn_sdpa_opts_init(&opts): all features off, struct_size = sizeof opts.
+ * The function behind it (for bindings that cannot use the macro): writes
+ * the defaults into the first struct_size bytes; ATTN_ERR_OPTION if
+ * struct_size is not a layout this library knows (struct_size is still
+ * stored, so later calls refuse the struct with the same message). */
+ATTN_API attn_status attn_sdpa_opts_init_size(attn_sdpa_opts *opts, size_t struct_size);
+#define attn_sdpa_opts_init(opts) attn_sdpa_opts_init_size((opts), sizeof *(opts))
 
 /* Workspace bytes the call needs (independent of the data; may depend on the
  * thread count). Pass at least this much, 64-byte aligned. A NULL workspace
@@ -321,6 +399,45 @@ ATTN_API attn_status attn_sdpa_merge(int64_t batch, int64_t seq_q, int64_t heads
                                      const attn_view *o_parts, const float *const *lse_parts, attn_view o,
                                      float *lse, int num_threads);
 
+/* ═══ Building blocks: matmul ══════════════════════════════════════════════
+ * The layer's projections, for users who compose their own models. Row-major
+ * matrices; ld* is the distance between rows in elements (>= the row length,
+ * padding between rows is neither read nor written). Sizes and leading
+ * dimensions are at most 2^31 - 1 (the BLAS's integer). Threaded on attn's
+ * pool with a fixed, shape-only split: bit-identical whatever the thread
+ * count. Outputs are overwritten and must not overlap any input or each other.
+ *
+ *   trans_b = 0:  C (M, N) = A (M, K) · B (K, N)
+ *   trans_b = 1:  C (M, N) = A (M, K) · Bᵀ,  B stored (N, K)  (x · Wᵀ, W [out, in])
+ */
+ATTN_API attn_status attn_matmul(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                                 const float *B, int64_t ldb, int trans_b, float *C, int64_t ldc);
+/* Gradients of the loss given dC (M, N) = dL/dC:
+ *   dA (M, K) = dC · Bᵀ (trans_b 0) or dC · B (trans_b 1)            — NULL: not computed
+ *   dB (K, N) = Aᵀ · dC (trans_b 0), or dB (N, K) = dCᵀ · A (trans_b 1) — NULL: not computed
+ * A is read only for dB, B only for dA (the other may then be NULL). */
+ATTN_API attn_status attn_matmul_backward(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                                          const float *B, int64_t ldb, int trans_b,
+                                          const float *dC, int64_t lddc, float *dA, int64_t ldda,
+                                          float *dB, int64_t lddb);
+
+/* ═══ Building blocks: RMSNorm ═════════════════════════════════════════════
+ * Over the last dimension of N rows of D values (row strides ld* >= D, in
+ * elements; padding is neither read nor written):
+ *   rstd_n = 1 / sqrt(mean_d x_nd^2 + eps),  y_nd = x_nd * rstd_n * w_d
+ * Sum of squares in float64. Threaded over a fixed, shape-only split of the
+ * rows: bit-identical whatever the thread count. Outputs must not overlap
+ * inputs or each other. D in [1, 2^24], eps finite and > 0.
+ *   x (N, D) in, w (D) in, y (N, D) out, rstd (N) out or NULL. */
+ATTN_API attn_status attn_rmsnorm_fwd(int64_t N, int64_t D, const float *x, int64_t ldx, const float *w,
+                                      float eps, float *y, int64_t ldy, float *rstd);
+/* Backward (recomputes rstd from x): with g = dy * w and xhat = x * rstd,
+ *   dx_n = rstd_n * (g_n - xhat_n * mean_d(g_n * xhat_n))   dx (N, D) out (overwritten)
+ *   dw   = sum_n dy_n * xhat_n                              dw (D) out (overwritten), or NULL */
+ATTN_API attn_status attn_rmsnorm_bwd(int64_t N, int64_t D, const float *x, int64_t ldx, const float *w,
+                                      float eps, const float *dy, int64_t lddy, float *dx, int64_t lddx,
+                                      float *dw);
+
 /* ═══ IO: safetensors ═══════════════════════════════════════════════════════
  * Files are untrusted: every header field and offset is validated, nothing
  * is read out of bounds, and allocations never exceed the file size plus a
@@ -405,7 +522,15 @@ typedef enum attn_rope_kind {
 typedef enum attn_rope_scaling {
     ATTN_ROPE_SCALING_NONE = 0,
     ATTN_ROPE_SCALING_LINEAR = 1, /* positions / factor */
-    ATTN_ROPE_SCALING_LLAMA3 = 2  /* Llama-3.1 frequency-dependent scaling */
+    ATTN_ROPE_SCALING_LLAMA3 = 2, /* Llama-3.1 frequency-dependent scaling */
+    /* appended (transformers' modeling_rope_utils, same names) */
+    ATTN_ROPE_SCALING_DYNAMIC = 3,  /* dynamic NTK: the base grows once a call's largest position
+                                       + 1 exceeds rope_max_pos (recomputed per forward call) */
+    ATTN_ROPE_SCALING_YARN = 4,     /* YaRN: ramp between interpolation and extrapolation, cos/sin
+                                       times the attention factor (mscale) */
+    ATTN_ROPE_SCALING_LONGROPE = 5  /* LongRoPE: per-frequency short / long factors (long once a
+                                       call's largest position + 1 > rope_original_max_pos),
+                                       cos/sin times the attention factor */
 } attn_rope_scaling;
 
 typedef enum attn_init_scheme {
@@ -420,6 +545,7 @@ typedef enum attn_layout {
 
 /* Start from attn_mha_config_init(); fields with 0 take the stated default. */
 typedef struct attn_mha_config {
+    uint32_t struct_size;  /* set by attn_mha_config_init(): sizeof(attn_mha_config) of the caller */
     int64_t embed_dim;     /* E: width of x and of the output y (required) */
     int64_t num_heads;     /* Hq (required) */
     int64_t num_kv_heads;  /* Hkv, divides Hq; 0 = num_heads */
@@ -442,23 +568,79 @@ typedef struct attn_mha_config {
     int64_t rope_original_max_pos;                     /* llama3 */
     int qk_norm;           /* per-head RMSNorm of q and k (Qwen3), before RoPE */
     float qk_norm_eps;     /* 0 = 1e-6 */
+    /* appended fields (older callers that start from attn_mha_config_init get the defaults) */
+    float qk_norm_offset;  /* the norm multiplies by (qk_norm_offset + w): 0 (default), or 1 for
+                              Gemma 3, whose q_norm / k_norm weights are stored as w - 1 */
+    /* RoPE scaling of the appended types (rope_factor and rope_original_max_pos as above) */
+    int64_t rope_max_pos;          /* dynamic: max_position_embeddings (>= 1) */
+    float rope_attention_factor;   /* yarn, longrope: multiplies cos and sin; 0 = the type's default
+                                      (yarn: mscale formula, longrope: sqrt(1 + ln f / ln orig)) */
+    float rope_beta_fast, rope_beta_slow;     /* yarn; 0 = 32, 1 */
+    float rope_mscale, rope_mscale_all_dim;   /* yarn; 0 = unset */
+    int rope_no_truncate;          /* yarn: 1 = do not floor / ceil the correction range */
+    float rope_short_factor[128];  /* longrope: (rope_dim / 2) per-frequency divisors */
+    float rope_long_factor[128];   /* longrope: (rope_dim / 2) */
 } attn_mha_config;
 
-ATTN_API void attn_mha_config_init(attn_mha_config *cfg);
+/* attn_mha_config_init(&cfg): the defaults (window_left = window_right = -1,
+ * every other field 0) and struct_size = sizeof cfg; see attn_sdpa_opts_init_size. */
+ATTN_API attn_status attn_mha_config_init_size(attn_mha_config *cfg, size_t struct_size);
+#define attn_mha_config_init(cfg) attn_mha_config_init_size((cfg), sizeof *(cfg))
 
-/* Reads a HuggingFace config.json (Llama / Qwen2 / Qwen3 / Mistral style):
- * hidden_size, num_attention_heads, num_key_value_heads, head_dim, rope_theta,
- * rope_scaling, attention_bias, rms_norm_eps (qk-norm for qwen3), sliding_window...
- * Sets causal = 1 and rope = NEOX. */
+/* ─── HuggingFace config.json ───────────────────────────────────────────────
+ * Reads the attention layer of a transformers config.json. The architecture
+ * comes from "model_type" (multimodal wrappers: "text_config"); each one has
+ * a table of the keys it READS (each implemented), IGNORES (they cannot change
+ * attention: MLP, embeddings, tokens, generation) and REFUSES unless they hold
+ * the implemented value. Anything else is refused, never guessed: an unknown
+ * model_type (the message lists the supported ones), an unknown key, an
+ * unsupported value (one line naming the key, the value and what is
+ * supported). docs/hf.md lists the tables. Supported model_type values:
+ * llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2,
+ * gemma3_text (gemma3 via text_config), stablelm, phi3, phi, gpt_neox, gpt2,
+ * bert, roberta (attn_hf_info.naming says how their tensors are named).
+ * Per-layer settings (Qwen2 max_window_layers, layer_types, Gemma 3's local
+ * RoPE base) are read for the chosen layer; without a layer every layer must
+ * read alike, otherwise ATTN_ERR_CONFIG asks for one.
+ * attn_hf_config_read(path, out) = attn_hf_config_read_ex(path, NULL, out, NULL)
+ * with the defaults of attn_hf_opts_init (path: a file or a model directory).
+ * *out must have been initialised with attn_mha_config_init() (its struct_size
+ * says how much may be written); nothing is written on error. */
 ATTN_API attn_status attn_hf_config_read(const char *path, attn_mha_config *out);
 ATTN_API attn_status attn_hf_config_parse(const char *json, size_t len, attn_mha_config *out);
+
+typedef struct attn_hf_opts {
+    int64_t layer;          /* layer index to read; -1 (default): every layer must read alike */
+    const char *model_type; /* NULL (default): the config's own; else read it as this supported type */
+    int allow_unknown_keys; /* 0 (default): a key no table lists is refused; 1: ignored */
+} attn_hf_opts;
+ATTN_API void attn_hf_opts_init(attn_hf_opts *opts);
+
+/* What the reader understood (attn run prints it). */
+typedef struct attn_hf_info {
+    char model_type[32];    /* the architecture read, e.g. "gemma2" */
+    char arch_name[32];     /* e.g. "Gemma 2" */
+    int64_t num_layers;     /* num_hidden_layers, 0 if the config does not say */
+    int64_t layer;          /* the layer read (0 when opts.layer = -1) */
+    char prefix[128];       /* its tensor-name prefix, e.g. "model.layers.3.self_attn" */
+    char prefix_alt[128];   /* the prefix when the bare model was saved alone ("layers.3.self_attn"), or "" */
+    int naming;             /* attn_naming to pass to attn_mha_load */
+    int sliding;            /* 1 if the layer has a sliding window */
+} attn_hf_info;
+
+/* opts and info may be NULL. *out and *info are written only on success. */
+ATTN_API attn_status attn_hf_config_read_ex(const char *path, const attn_hf_opts *opts, attn_mha_config *out,
+                                            attn_hf_info *info);
+ATTN_API attn_status attn_hf_config_parse_ex(const char *json, size_t len, const attn_hf_opts *opts,
+                                             attn_mha_config *out, attn_hf_info *info);
 
 typedef struct attn_mha attn_mha;
 
 ATTN_API attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg);
 ATTN_API void attn_mha_free(attn_mha *m);
 ATTN_API const attn_mha_config *attn_mha_get_config(const attn_mha *m); /* resolved defaults */
-/* Seeded, reproducible initialisation of weights; biases zero; norm weights one. */
+/* Seeded, reproducible initialisation of weights; biases zero; norm weights one
+ * (qk_norm_offset + w = 1). */
 ATTN_API attn_status attn_mha_init_weights(attn_mha *m, attn_init_scheme scheme, uint64_t seed);
 /* Training mode saves activations for backward and enables dropout. Default: eval. */
 ATTN_API attn_status attn_mha_set_training(attn_mha *m, int training);
@@ -468,6 +650,7 @@ ATTN_API attn_status attn_mha_set_training(attn_mha *m, int training);
  * mode x / key / value and the masks are copied into the layer for backward
  * (the caller's buffers may be reused right after the call). */
 typedef struct attn_mha_input {
+    uint32_t struct_size;       /* set by attn_mha_input_init(): sizeof(attn_mha_input) of the caller */
     int layout;                 /* attn_layout of x / key / value / y / dy / dx */
     int64_t batch;              /* B */
     int64_t seq_q;              /* Sq */
@@ -483,7 +666,10 @@ typedef struct attn_mha_input {
     int64_t mask_stride_b, mask_stride_h, mask_stride_q;
 } attn_mha_input;
 
-ATTN_API void attn_mha_input_init(attn_mha_input *in);
+/* attn_mha_input_init(&in): batch-first, everything NULL / 0, struct_size =
+ * sizeof in; see attn_sdpa_opts_init_size. */
+ATTN_API attn_status attn_mha_input_init_size(attn_mha_input *in, size_t struct_size);
+#define attn_mha_input_init(in) attn_mha_input_init_size((in), sizeof *(in))
 
 /* y (B, Sq, E) in in->layout. In training mode the activations needed by
  * backward are saved in the object (one forward per backward). */
@@ -521,9 +707,19 @@ ATTN_API attn_status attn_mha_zero_grad(attn_mha *m);
 
 typedef enum attn_naming {
     ATTN_NAMING_HF = 0,   /* {prefix}.q_proj.weight, ... */
-    ATTN_NAMING_TORCH = 1 /* nn.MultiheadAttention: in_proj_weight (3E, E), in_proj_bias,
+    ATTN_NAMING_TORCH = 1, /* nn.MultiheadAttention: in_proj_weight (3E, E), in_proj_bias,
                              q_proj_weight/k_proj_weight/v_proj_weight when kdim != E,
                              out_proj.weight, out_proj.bias */
+    /* appended: the other HuggingFace layouts (self-attention, kdim = vdim = E; split at load) */
+    ATTN_NAMING_FUSED_QKV = 2, /* Phi-3: qkv_proj.weight (Hq*D + 2*Hkv*D, E) = [Wq; Wk; Wv], o_proj */
+    ATTN_NAMING_NEOX = 3,  /* GPT-NeoX: query_key_value.weight (3*H*D, E) per head [q_h; k_h; v_h]
+                              (+ .bias), dense.weight / dense.bias */
+    ATTN_NAMING_PHI = 4,   /* Phi-1/2: q_proj, k_proj, v_proj, dense (+ biases) */
+    ATTN_NAMING_GPT2 = 5,  /* GPT-2 Conv1D, stored (in, out): c_attn.weight (E, 3E) = [Wq | Wk | Wv]^T,
+                              c_attn.bias (3E), c_proj.weight (E, E) = Wo^T, c_proj.bias */
+    ATTN_NAMING_BERT = 6,  /* BERT / RoBERTa: self.query / self.key / self.value, output.dense
+                              (prefix ...layer.N.attention) */
+    ATTN_NAMING_COUNT = 7
 } attn_naming;
 
 /* Loads every parameter from an opened file; prefix may be "" or NULL.
@@ -531,9 +727,18 @@ typedef enum attn_naming {
  * All-or-nothing (on error the layer is unchanged). LoRA tensors are optional
  * (a base checkpoint loads into an adapted layer); a tensor the layer has no
  * room for (a bias with bias_* = 0, norms without qk_norm) is ATTN_ERR_CONFIG.
- * save writes HF names; a merged layer saves the merged weights without adapters. */
+ * save writes HF names (ATTN_NAMING_HF) whatever naming loaded the layer; a merged
+ * layer saves the merged weights without adapters. The namings >= 2 load
+ * projections and biases only (no qk-norm; LoRA tensors are not read). */
 ATTN_API attn_status attn_mha_load(attn_mha *m, const attn_st *st, const char *prefix, attn_naming naming);
 ATTN_API attn_status attn_mha_save(const attn_mha *m, attn_st_writer *w, const char *prefix);
+/* The same load from a sharded checkpoint: index_path is a
+ * model.safetensors.index.json (or a directory holding one). Its weight_map
+ * names the shard of each tensor; the shards holding tensors under "prefix."
+ * are opened from the index's directory and validated like attn_st_open, and
+ * each tensor is read from the shard the index names. */
+ATTN_API attn_status attn_mha_load_index(attn_mha *m, const char *index_path, const char *prefix,
+                                         attn_naming naming);
 
 /* LoRA: y += (alpha / r) * x A^T B^T on the chosen projections. A (r, in) is
  * initialised ~ Kaiming-uniform (seeded), B (out, r) = 0. Attaching freezes

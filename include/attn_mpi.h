@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * attn_mpi.h — sequence-parallel ring attention over MPI (libattn_mpi).
  *

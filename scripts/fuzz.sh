@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Builds the libFuzzer targets (clang, ASan + UBSan) in build-fuzz and runs each.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #     SECONDS  fuzzing time per target (default 60); 0 = only replay the committed

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """gen_fixtures.py — PyTorch / transformers reference fixtures for tests/test_fixtures.c.
 
 Regenerate (deterministic: same torch/transformers versions => identical bytes):
@@ -34,6 +35,13 @@ Also writes tests/fixtures/llama_run/ (the `attn run` fixture): a 2-layer
 LlamaForCausalLM saved with save_pretrained (bf16 safetensors, HF tensor names
 model.layers.N.self_attn.*), its config.json, x.npy (B, S, E) and y.npy = the
 eager self_attn output of layer 0 with the causal mask, positions 0..S-1.
+
+And tests/fixtures/hf/<arch>/ (hf_run below): a tiny 2-layer random-weight
+checkpoint of every supported architecture saved by transformers, with each
+layer's attention input / output on a padded batch captured by hooks, layer-0
+gradients, a transformers-4 spelling of the config, a sharded copy (qwen2) and
+an S = 1024 case (qwen2_long). `python3 scripts/gen_fixtures.py hf` writes only
+those; `... gemma2 phi3` only the named ones.
 """
 import json
 import os
@@ -432,6 +440,334 @@ def llama_run(seed=1234, B=2, S=8):
     return d
 
 
+# ─── `attn run` fixtures per architecture: tests/fixtures/hf/<arch>/ ────────
+# A tiny 2-layer random-weight model of each architecture saved by
+# save_pretrained (bf16 safetensors + config.json exactly as transformers
+# writes it), run by transformers itself (eager attention, fp32) on a padded
+# batch; forward hooks capture each layer's attention input and output:
+#   x<i>.npy (B, S, E)   input of layer i's attention module
+#   y<i>.npy (B, S, E)   its output (BERT: BertSelfAttention + BertSelfOutput.dense)
+#   mask.npy (B, S)      the HF attention_mask (1 = token, 0 = padding; batch 1 left-padded)
+# and the same at S = 1 (xs1_0.npy, ys1_0.npy, masks1.npy; layer 0), and
+#   config_v4.json       (some architectures) the same configuration in transformers 4's
+#                        spelling; transformers 5 reads it back to the same rope / layer types
+#   qwen2/sharded/       the qwen2 weights saved again with max_shard_size 12KB:
+#                        model.safetensors.index.json + model-0000i-of-0000n.safetensors
+#   grads0.safetensors   layer 0 run again with a leaf input: x, y, dy (zero on
+#                        padded rows), dx and the gradient of each of its
+#                        parameters under the checkpoint's names (fp32)
+def _hf_archs():
+    import transformers as T
+    tok = dict(vocab_size=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    dec = dict(tok, intermediate_size=16, num_hidden_layers=2, attention_dropout=0.0,
+               initializer_range=0.125)
+    return {
+        # Qwen2: layer 0 full, layer 1 sliding (window 3 < S)
+        "qwen2": (T.Qwen2Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                use_sliding_window=True, sliding_window=3, max_window_layers=1,
+                                **dec), T.Qwen2ForCausalLM, "self_attn"),
+        "qwen3": (T.Qwen3Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                head_dim=8, **dec), T.Qwen3ForCausalLM, "self_attn"),
+        "mistral": (T.MistralConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                    sliding_window=4, **dec), T.MistralForCausalLM, "self_attn"),
+        "mixtral": (T.MixtralConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                    sliding_window=5, num_local_experts=2, num_experts_per_tok=1,
+                                    **dec), T.MixtralForCausalLM, "self_attn"),
+        # Gemma 2: softcap, query_pre_attn_scalar, sliding layer 0 / full layer 1
+        "gemma2": (T.Gemma2Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                  head_dim=8, query_pre_attn_scalar=12, attn_logit_softcapping=2.0,
+                                  sliding_window=3, **dec), T.Gemma2ForCausalLM, "self_attn"),
+        # Gemma 3: q/k norms (1 + w), local / global rope per layer type, linear scaling on global
+        "gemma3": (T.Gemma3TextConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                      head_dim=8, query_pre_attn_scalar=12, sliding_window=3,
+                                      layer_types=["sliding_attention", "full_attention"],
+                                      rope_parameters={
+                                          "full_attention": {"rope_type": "linear", "factor": 4.0,
+                                                             "rope_theta": 1000000.0},
+                                          "sliding_attention": {"rope_type": "default",
+                                                                "rope_theta": 10000.0}},
+                                      **dec), T.Gemma3ForCausalLM, "self_attn"),
+        "stablelm": (T.StableLmConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=4,
+                                      use_qkv_bias=True, **dec), T.StableLmForCausalLM, "self_attn"),
+        "phi3": (T.Phi3Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                              **dec), T.Phi3ForCausalLM, "self_attn"),
+        "phi": (T.PhiConfig(hidden_size=32, num_attention_heads=4, partial_rotary_factor=0.5,
+                            **dec), T.PhiForCausalLM, "self_attn"),
+        "gpt_neox": (T.GPTNeoXConfig(hidden_size=32, num_attention_heads=4, rotary_pct=0.5,
+                                     **dec), T.GPTNeoXForCausalLM, "attention"),
+        "gpt2": (T.GPT2Config(n_embd=32, n_head=4, n_layer=2, n_positions=64, attn_pdrop=0.0,
+                              resid_pdrop=0.0, embd_pdrop=0.0, scale_attn_by_inverse_layer_idx=True,
+                              initializer_range=0.125, **tok), T.GPT2LMHeadModel, "attn"),
+        # RoPE scaling, transformers' own rotary embeddings (S = 8 exceeds the original length,
+        # so dynamic grows its base and longrope takes its long factors; S = 1 does not)
+        "rope_linear": (T.LlamaConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                      head_dim=16, max_position_embeddings=64,
+                                      rope_parameters={"rope_type": "linear", "factor": 2.0,
+                                                       "rope_theta": 10000.0}, **dec),
+                        T.LlamaForCausalLM, "self_attn"),
+        "rope_dynamic": (T.LlamaConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                       head_dim=16, max_position_embeddings=4,
+                                       rope_parameters={"rope_type": "dynamic", "factor": 3.0,
+                                                        "rope_theta": 10000.0}, **dec),
+                         T.LlamaForCausalLM, "self_attn"),
+        "rope_yarn": (T.LlamaConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                    head_dim=16, max_position_embeddings=64,
+                                    rope_parameters={"rope_type": "yarn", "factor": 4.0,
+                                                     "original_max_position_embeddings": 16,
+                                                     "beta_fast": 8.0, "beta_slow": 1.0,
+                                                     "rope_theta": 10000.0}, **dec),
+                      T.LlamaForCausalLM, "self_attn"),
+        "rope_longrope": (T.Phi3Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                       max_position_embeddings=16, original_max_position_embeddings=4,
+                                       rope_parameters={"rope_type": "longrope",
+                                                        "short_factor": [1.0, 1.25, 1.5, 2.0],
+                                                        "long_factor": [1.5, 2.5, 4.0, 8.0],
+                                                        "original_max_position_embeddings": 4,
+                                                        "rope_theta": 10000.0}, **dec),
+                          T.Phi3ForCausalLM, "self_attn"),
+        "roberta": (T.RobertaConfig(hidden_size=32, num_attention_heads=4, intermediate_size=16,
+                                    num_hidden_layers=2, attention_probs_dropout_prob=0.0,
+                                    hidden_dropout_prob=0.0, initializer_range=0.125,
+                                    max_position_embeddings=40, **tok), T.RobertaModel, "attention"),
+        # Gemma 3 with its vision tower (Gemma3ForConditionalGeneration): text_config, tensors under
+        # language_model.model.layers.N
+        "gemma3_mm": (T.Gemma3Config(
+            text_config=dict(vocab_size=300, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                             hidden_size=32, intermediate_size=16, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                             query_pre_attn_scalar=12, sliding_window=3, initializer_range=0.125,
+                             layer_types=["sliding_attention", "full_attention"]),
+            vision_config=dict(hidden_size=16, intermediate_size=16, num_hidden_layers=1,
+                               num_attention_heads=2, image_size=28, patch_size=14),
+            mm_tokens_per_image=4, image_token_index=299, boi_token_index=297, eoi_token_index=298),
+            T.Gemma3ForConditionalGeneration, "self_attn"),
+        "bert": (T.BertConfig(hidden_size=32, num_attention_heads=4, intermediate_size=16,
+                              num_hidden_layers=2, attention_probs_dropout_prob=0.0,
+                              hidden_dropout_prob=0.0, initializer_range=0.125, **tok),
+                 T.BertModel, "attention"),
+    }
+
+
+def _attn_modules(model, arch):
+    if arch == "gpt2":
+        return [blk.attn for blk in model.transformer.h]
+    if arch == "gpt_neox":
+        return [blk.attention for blk in model.gpt_neox.layers]
+    if arch in ("bert", "roberta"):
+        return [lay.attention for lay in model.encoder.layer]
+    if arch == "gemma3_mm":
+        return [lay.self_attn for lay in model.model.language_model.layers]
+    return [lay.self_attn for lay in model.model.layers]
+
+
+def _run_capture(model, arch, embeds, am):
+    """Runs the model; returns [(x_i, y_i)] captured at each layer's attention."""
+    mods = _attn_modules(model, arch)
+    got = [dict() for _ in mods]
+    hooks = []
+    for i, m in enumerate(mods):
+        def pre(mod, args, kwargs, i=i):
+            got[i]["x"] = (kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]).detach().clone()
+        if arch in ("bert", "roberta"):  # BertSelfAttention input, then BertSelfOutput.dense output
+            hooks.append(m.self.register_forward_pre_hook(pre, with_kwargs=True))
+            hooks.append(m.output.dense.register_forward_hook(
+                lambda mod, a, o, i=i: got[i].__setitem__("y", o.detach().clone())))
+        else:
+            hooks.append(m.register_forward_pre_hook(pre, with_kwargs=True))
+            hooks.append(m.register_forward_hook(
+                lambda mod, a, o, i=i: got[i].__setitem__("y", o[0].detach().clone())))
+    with torch.no_grad():
+        model(inputs_embeds=embeds, attention_mask=am)
+    for h in hooks:
+        h.remove()
+    return [(d["x"], d["y"]) for d in got]
+
+
+def _layer0_grads(model, arch, x, am, g, d):
+    """grads0.safetensors: dx and the gradient of every layer-0 attention parameter
+    (under the checkpoint's own names) for the loss sum(y * dy), dy zero on padded rows."""
+    from safetensors.torch import save_file
+    mods = _attn_modules(model, arch)
+    m = mods[0]
+    call = {}
+    tgt = m.self if arch in ("bert", "roberta") else m
+
+    def pre(mod, args, kwargs):
+        call["args"], call["kwargs"] = args, dict(kwargs)
+    h = tgt.register_forward_pre_hook(pre, with_kwargs=True)
+    with torch.no_grad():
+        model(inputs_embeds=x, attention_mask=am.long(), use_cache=False)
+    h.remove()
+    xl = call["kwargs"].pop("hidden_states", None)
+    args = call["args"]
+    if xl is None:
+        xl, args = args[0], args[1:]
+    xl = xl.detach().clone().requires_grad_()
+    for p in model.parameters():
+        p.requires_grad_(True)
+        p.grad = None
+    out = tgt(xl, *args, **call["kwargs"])
+    y = m.output.dense(out[0]) if arch in ("bert", "roberta") else out[0]
+    dy = randn(g, *y.shape) * am[:, :, None]
+    (y * dy).sum().backward()
+    prefix = [n for n, mm in model.named_modules() if mm is m][0]
+    t = {"dx": xl.grad.detach().clone(), "x": xl.detach().clone(), "dy": dy, "y": y.detach().clone()}
+    for n, p in m.named_parameters():
+        if p.grad is not None:
+            t[prefix + "." + n] = p.grad.detach().clone()
+    save_file({k: v.float().contiguous() for k, v in sorted(t.items())}, os.path.join(d, "grads0.safetensors"),
+              metadata={"prefix": prefix})
+
+
+V4_ARCHS = ("qwen2", "gemma3", "stablelm", "gpt_neox", "phi", "rope_linear", "rope_dynamic", "rope_yarn",
+            "rope_longrope")
+
+
+def _config_v4(arch, cj):
+    """The same configuration in transformers 4's spelling: rope_theta (+ rope_local_base_freq,
+    rotary_emb_base), rope_scaling, top-level partial_rotary_factor / rotary_pct /
+    original_max_position_embeddings, sliding_window_pattern / max_window_layers instead of
+    layer_types."""
+    c = dict(cj)
+    rp = c.pop("rope_parameters")
+    if arch in ("gemma3", "qwen2"):
+        c.pop("layer_types")
+    if arch == "gemma3":
+        c["rope_theta"] = rp["full_attention"]["rope_theta"]
+        c["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+        fa = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
+        c["rope_scaling"] = None if fa["rope_type"] == "default" else fa  # Gemma 3 writes rope_type
+        c["sliding_window_pattern"] = 2
+        c.pop("_sliding_window_pattern", None)
+    elif arch == "gpt_neox":
+        c["rotary_emb_base"] = rp["rope_theta"]
+        c["rotary_pct"] = rp["partial_rotary_factor"]
+    else:
+        c["rope_theta"] = rp["rope_theta"]
+        if arch in ("stablelm", "phi"):
+            c["partial_rotary_factor"] = rp["partial_rotary_factor"]
+        sc = {k: v for k, v in rp.items() if k not in ("rope_theta", "partial_rotary_factor")}
+        t = sc.pop("rope_type")
+        if t != "default":
+            if t == "longrope":  # Phi-3 keeps it at the top level
+                c["original_max_position_embeddings"] = sc.pop("original_max_position_embeddings")
+            c["rope_scaling"] = dict(sc, type=t)  # the old "type" spelling
+    return c
+
+
+def _write_config_v4(arch, d):
+    with open(os.path.join(d, "config.json")) as f:
+        cj = json.load(f)
+    c4 = _config_v4(arch, cj)
+    t = os.path.join(d, "_v4")
+    os.makedirs(t)
+    with open(os.path.join(t, "config.json"), "w") as f:
+        json.dump(c4, f)
+    a, b = transformers.AutoConfig.from_pretrained(d), transformers.AutoConfig.from_pretrained(t)
+    shutil.rmtree(t)
+    strip = lambda r: ({k: strip(v) for k, v in r.items() if k != "type"} if isinstance(r, dict) else r)  # noqa: E731
+    assert strip(a.rope_parameters) == strip(b.rope_parameters), (arch, a.rope_parameters, b.rope_parameters)
+    assert getattr(a, "layer_types", None) == getattr(b, "layer_types", None), arch
+    with open(os.path.join(d, "config_v4.json"), "w") as f:
+        json.dump(c4, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def hf_run(arch, seed, B=2, S=8, valid=(8, 5)):
+    cfg, M, _ = _hf_archs()[arch]
+    d = os.path.join(OUT, "hf", arch)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    torch.manual_seed(seed)
+    cfg._attn_implementation = "eager"
+    model = M(cfg).to(torch.bfloat16)
+    g = gen(seed + 1)
+    with torch.no_grad():  # non-trivial norm weights and biases so that they matter
+        for n, p in model.named_parameters():
+            if n.endswith("q_norm.weight") or n.endswith("k_norm.weight") or (
+                    n.endswith(".bias") and ("attn" in n or "attention" in n)):
+                p.copy_(randn(g, *p.shape, scale=0.5).to(p.dtype))
+    model.save_pretrained(d, safe_serialization=True)
+    for extra in ("generation_config.json",):
+        if os.path.exists(os.path.join(d, extra)):
+            os.remove(os.path.join(d, extra))
+    cpath = os.path.join(d, "config.json")
+    with open(cpath) as f:
+        cj = json.load(f)
+    cj.pop("transformers_version", None)
+    with open(cpath, "w") as f:
+        json.dump(cj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    model = M.from_pretrained(d, attn_implementation="eager").float().eval()
+    E = model.config.get_text_config().hidden_size
+    for tag, SS, vv in (("", S, valid), ("s1_", 1, (1, 1))):
+        am = torch.zeros(B, SS)
+        for b, L in enumerate(vv):  # left padding: the valid rows of a causal layer see padded keys
+            am[b, SS - L:] = 1.0
+        embeds = randn(g, B, SS, E)
+        caps = _run_capture(model, arch, embeds, am.long())
+        np.save(os.path.join(d, "mask%s.npy" % tag.rstrip("_") if tag else "mask.npy"),
+                am.numpy().astype(np.float32))
+        for i, (x, y) in enumerate(caps):
+            if tag and i > 0:
+                break
+            np.save(os.path.join(d, "x%s%d.npy" % (tag, i)), x.numpy().astype(np.float32))
+            np.save(os.path.join(d, "y%s%d.npy" % (tag, i)), y.numpy().astype(np.float32))
+        if not tag:
+            _layer0_grads(model, arch, embeds, am, g, d)
+    if arch in V4_ARCHS:  # config_v4.json: the same configuration as transformers 4 wrote it
+        _write_config_v4(arch, d)
+    if arch == "qwen2":  # the same weights as a sharded checkpoint (index + shards)
+        sd = os.path.join(d, "sharded")
+        M.from_pretrained(d).to(torch.bfloat16).save_pretrained(sd, max_shard_size="12KB")
+        for extra in ("generation_config.json", "config.json"):
+            if os.path.exists(os.path.join(sd, extra)):
+                os.remove(os.path.join(sd, extra))
+    return d
+
+
+def hf_run_long(seed=77, S=1024):
+    """Qwen2 with E = 8 at S = 1024 (one sequence): tests/fixtures/hf/qwen2_long/."""
+    import transformers as T
+    arch = "qwen2"
+    cfg = T.Qwen2Config(hidden_size=8, num_attention_heads=2, num_key_value_heads=1,
+                        use_sliding_window=True, sliding_window=200, max_window_layers=1,
+                        vocab_size=16, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                        intermediate_size=8, num_hidden_layers=2, initializer_range=0.5)
+    d = os.path.join(OUT, "hf", "qwen2_long")
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    torch.manual_seed(seed)
+    cfg._attn_implementation = "eager"
+    model = T.Qwen2ForCausalLM(cfg).to(torch.bfloat16)
+    model.save_pretrained(d, safe_serialization=True)
+    if os.path.exists(os.path.join(d, "generation_config.json")):
+        os.remove(os.path.join(d, "generation_config.json"))
+    cpath = os.path.join(d, "config.json")
+    with open(cpath) as f:
+        cj = json.load(f)
+    cj.pop("transformers_version", None)
+    with open(cpath, "w") as f:
+        json.dump(cj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    model = T.Qwen2ForCausalLM.from_pretrained(d, attn_implementation="eager").float().eval()
+    g = gen(seed + 1)
+    am = torch.ones(1, S)
+    caps = _run_capture(model, arch, randn(g, 1, S, 8), am.long())
+    np.save(os.path.join(d, "mask.npy"), am.numpy().astype(np.float32))
+    for i, (x, y) in enumerate(caps):
+        np.save(os.path.join(d, "x%d.npy" % i), x.numpy().astype(np.float32))
+        np.save(os.path.join(d, "y%d.npy" % i), y.numpy().astype(np.float32))
+    return d
+
+
+HF_RUNS = ["qwen2", "qwen3", "mistral", "gemma2", "gemma3", "stablelm", "phi3", "phi", "gpt_neox",
+           "gpt2", "bert", "rope_linear", "rope_dynamic", "rope_yarn", "rope_longrope",
+           "mixtral", "roberta", "gemma3_mm"]  # append only: each case's seed is 4000 + its index
+
+
 # ─── self-check: recompute every case from its metadata alone ───────────────
 def _inv_freq(md, D):
     theta = float(md["rope_theta"]) or 10000.0
@@ -587,8 +923,15 @@ def main():
               % (os.path.relpath(p, ROOT), os.path.getsize(p), err[worst], worst))
         if err[worst] > 1e-5:
             sys.exit("self-check failed for %s: %s" % (name, err))
+    dirs = []
     if not only or "llama_run" in only:
-        d = llama_run()
+        dirs.append(llama_run())
+    for k, arch in enumerate(HF_RUNS):
+        if not only or arch in only or "hf" in only:
+            dirs.append(hf_run(arch, seed=4000 + k))
+    if not only or "qwen2_long" in only or "hf" in only:
+        dirs.append(hf_run_long())
+    for d in dirs:
         for f in sorted(os.listdir(d)):
             fp = os.path.join(d, f)
             print("wrote %-50s %7d bytes" % (os.path.relpath(fp, ROOT), os.path.getsize(fp)))

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # valgrind.sh — the whole test suite under valgrind memcheck.
 #
 # Builds build-vg (Release -O2 plus -g, no sanitizers) and runs every ctest

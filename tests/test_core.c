@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_core.c — status strings, error messages, ISA dispatch, thread pool,
  * the split sgemm wrapper (thread-count identity of every split path). */
 #include "core/core.h"

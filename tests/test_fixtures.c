@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fixtures.c — the attention layer against PyTorch / transformers.
  *
  * Every tests/fixtures/<case>.safetensors (written by scripts/gen_fixtures.py,
@@ -38,6 +39,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* attn_hf_config_* write only out->struct_size bytes: *out is initialised first. */
+static inline attn_status hf_parse(const char *j, size_t n, attn_mha_config *c) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_parse(j, n, c);
+}
+static inline attn_status hf_parse_ex(const char *j, size_t n, const attn_hf_opts *o, attn_mha_config *c,
+                                      attn_hf_info *info) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_parse_ex(j, n, o, c, info);
+}
+static inline attn_status hf_read(const char *p, attn_mha_config *c) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_read(p, c);
+}
+static inline attn_status hf_read_ex(const char *p, const attn_hf_opts *o, attn_mha_config *c, attn_hf_info *info) {
+    if (c) attn_mha_config_init(c);
+    return attn_hf_config_read_ex(p, o, c, info);
+}
 
 #ifndef ATTN_SOURCE_DIR
 #define ATTN_SOURCE_DIR "."
@@ -437,8 +457,9 @@ static void run_llama(void) {
     const char *dir = FIXTURE_DIR "/llama_run";
     char path[1024];
     attn_mha_config cfg;
+    attn_mha_config_init(&cfg);
     snprintf(path, sizeof path, "%s/config.json", dir);
-    attn_status s = attn_hf_config_read(path, &cfg);
+    attn_status s = hf_read(path, &cfg);
     CHECK(s == ATTN_OK, "llama_run: attn_hf_config_read: %s", attn_last_error());
     if (s != ATTN_OK) return;
     CHECK(cfg.embed_dim == 64 && cfg.num_heads == 4 && cfg.num_kv_heads == 2 && cfg.head_dim == 16,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fuzz_replay.c — replays every file of tests/fuzz/corpus/<target>/ and
  * tests/fuzz/regressions/<target>/ through the same entry points as the
  * libFuzzer targets (tests/fuzz/fuzz_<target>.c, included here), in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_json.c — the strict JSON reader (src/io/json.c): acceptance,
  * rejection with offsets, depth limit, string decoding, numbers. */
 #include "io/json.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_kernels — entries of the sdpa micro-kernel table that the decode path
  * relies on, checked directly (not only through the drivers) for every ISA
  * table this machine can run:

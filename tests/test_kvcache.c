@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_kvcache.c — the KV cache and attn_mha_forward_cached.
  *
  * For >= 100 random sequences (random configurations: MHA/GQA/MQA, RoPE

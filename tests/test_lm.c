@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_lm.c — the language model of `attn train` / `attn generate`
  * (tools/attn/lm.c, compiled into this test as llm.c's test_gpt2.c does).

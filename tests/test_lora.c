@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_lora.c — LoRA adapters on the layer.
  *   - attach: A ~ U(-1/sqrt(in), 1/sqrt(in)) seeded and reproducible, B = 0,
  *     base parameters frozen, trainable counts, argument errors;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_mha.c — the attention layer's configuration, initialisation and
  * forward against the float64 reference of the whole layer (mha_ref).
  *

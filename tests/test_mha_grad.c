@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_mha_grad.c — the layer's backward against central finite differences
  * computed IN FLOAT64 on the reference layer (mha_ref).
  *

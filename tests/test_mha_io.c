@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_mha_io.c — attn_mha_save / attn_mha_load (safetensors):
  *   - save -> load round trip (HF naming, with a prefix and without), bitwise,
  *     including LoRA adapters; same forward output afterwards;
@@ -259,7 +260,8 @@ static void test_errors(void) {
     CHECK(s == ATTN_ERR_CONFIG && strstr(attn_last_error(), "q_norm.weight"), "extra norm: %d %s", (int)s, attn_last_error());
     CHECK(attn_mha_load(NULL, st, NULL, 0) == ATTN_ERR_NULL, "m NULL");
     CHECK(attn_mha_load(b, NULL, NULL, 0) == ATTN_ERR_NULL, "st NULL");
-    CHECK(attn_mha_load(b, st, NULL, (attn_naming)5) == ATTN_ERR_OPTION, "naming 5");
+    CHECK(attn_mha_load(b, st, NULL, ATTN_NAMING_COUNT) == ATTN_ERR_OPTION, "naming ATTN_NAMING_COUNT");
+    CHECK(attn_mha_load(b, st, NULL, (attn_naming)-1) == ATTN_ERR_OPTION, "naming -1");
     CHECK(attn_mha_save(a, NULL, NULL) == ATTN_ERR_NULL, "save w NULL");
     attn_st_free(st);
     attn_mha_free(a); attn_mha_free(b); attn_mha_free(b0); attn_mha_free(nb); attn_mha_free(nn);

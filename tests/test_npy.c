@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_npy.c — .npy reader/writer (src/io/npy.c): files written by numpy,
  * byte-identical output, v1/v2/v3 headers, float16/64 and big-endian data,
  * and malformed files with their specific errors. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_optim.c — SGD (momentum, weight decay) and AdamW against hand-written
  * float64 implementations of the torch.optim update rules, over several
  * steps with changing gradients, a frozen parameter, an lr change, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_safetensors.c — safetensors reader/writer (src/io/safetensors.c) and
  * the fp16/bf16 conversions (src/io/half.h): round trips, a file written by
  * the reference Python implementation, and malformed files, each of which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_badinput.c — argument validation of attn_sdpa_fwd / attn_sdpa_bwd.
  *
  * For every validation rule: the documented status, attn_last_error() non-empty

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_determinism.c — bit-identical o, lse, dq, dk, dv for every
  * thread count (attn_set_num_threads 1, 2, 3, 8 and opts->num_threads) and
  * across repeated runs, on every ISA, for shapes with many tiles / tasks:

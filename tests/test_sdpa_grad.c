@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_grad.c — the FAST backward against central finite differences of
  * the float64 REFERENCE forward.
  *

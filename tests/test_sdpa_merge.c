@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_merge.c — attn_sdpa_merge and the key-block backward: attention
  * computed chunk by chunk (what a ring or split-KV computation does) equals
  * one call over the whole sequence.

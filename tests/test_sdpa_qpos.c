@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_qpos.c — opts.q_pos_offset: fast kernels vs the float64 reference.
  *
  * Random configurations as in test_sdpa_parity (every mask kind, GQA, varlen,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_ref.c — the float64 reference itself:
  *   1. hand-computed tiny cases, one per option (known softmax values);
  *   2. structural identities (varlen == separate calls, GQA == MHA with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_smoke.c — quick self-check of attn_sdpa_fwd / attn_sdpa_bwd against
  * an independent naive float64 implementation written here (every option),
  * on every ISA, plus bit-identity across thread counts. The big parity /

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sdpa_stress.c — numerics at the edges (issue 5), on every ISA:
  *   1. huge logits (up to ~1e30, by scaled inputs or a huge scale; also with
  *      softcap / masks / ties) give finite results equal to the float64

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* alloc.c — 64-byte aligned allocation (the only malloc wrapper of the library). */
 #include "core/core.h"
 

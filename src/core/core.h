@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* core.h — internal runtime services shared by every part of libattn:
  * error reporting, CPU feature dispatch, thread pool, aligned allocation.
  * Not installed; include "core/core.h" from src/, tests/ and tools/. */
@@ -22,6 +23,27 @@ typedef struct attn_cpu_features {
     char brand[64];
 } attn_cpu_features;
 const attn_cpu_features *attn__cpu(void);
+
+/* Extensible public structs (attn.h, "ABI"): a leading uint32_t struct_size. */
+typedef struct attn__struct_layout {
+    const char *name; /* e.g. "attn_sdpa_opts" */
+    size_t min_size;  /* size of the first release's layout (offsetof last field + its size) */
+    size_t size;      /* sizeof in this library */
+} attn__struct_layout;
+/* *_init_size: defaults into the first `size` bytes (zero past the library's
+ * layout), struct_size = size; an unknown size is an error (struct_size still stored). */
+attn_status attn__struct_init(void *p, size_t size, const void *defaults, const attn__struct_layout *L);
+/* Entry points: *full = defaults overwritten by the caller's first struct_size
+ * bytes (in == NULL: the defaults); a struct_size outside [min_size, size] is
+ * `code` with a message naming fn, the struct and the sizes. */
+attn_status attn__struct_read(const char *fn, const void *in, void *full, const void *defaults,
+                              const attn__struct_layout *L, attn_status code);
+/* Output structs: copies the first out->struct_size bytes of *full (checked
+ * as above) to *out, keeping out->struct_size. */
+attn_status attn__struct_write(const char *fn, void *out, const void *full, const attn__struct_layout *L,
+                               attn_status code);
+extern const attn__struct_layout attn__mha_config_layout; /* layer/mha.c */
+#define ATTN__SIZE_THROUGH(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 
 /* ─── threads ────────────────────────────────────────────────────────────
  * fn(ctx, task, tid) is called once for every task in [0, ntasks), on up to

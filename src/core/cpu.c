@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cpu.c — CPU feature detection (CPUID + XGETBV) and the active ISA.
  * Detected once; ATTN_ISA=generic|avx2|avx512 caps the choice. */
 #include "core/core.h"

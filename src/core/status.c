@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* status.c — status names, thread-local detailed error messages, version. */
 #include "core/core.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* threads.c — one persistent worker pool for the whole library.
  *
  * attn__parallel_for hands out task indices from an atomic counter; the

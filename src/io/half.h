@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* half.h — bit-exact conversions between fp32 and the 16-bit float formats
  * (IEEE binary16 "F16" and bfloat16 "BF16"), plus little-endian loads.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* json.h — a small, strict JSON (RFC 8259) reader for untrusted input.
  *
  * Design: attn__json_parse() validates the whole text in one iterative pass

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* npy.c — validated reader (float16/32/64 -> fp32) and fp32 writer of .npy.
  *
  * Format (numpy.lib.format): "\x93NUMPY", major, minor (1.0, 2.0 or 3.0),
@@ -392,30 +393,26 @@ attn_status attn_npy_write(const char *path, const float *data, int ndim, const 
     hdr[n++] = '\n';
     unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff), (unsigned char)(n >> 8) };
 
-    FILE *f = fopen(path, "wb");
-    if (!f) return attn__fail(ATTN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n;
-    if (ok && numel) {
+    attn_afile f;
+    attn_status s = attn__afile_open(&f, path);
+    if (s != ATTN_OK) return s;
+    attn__afile_write(&f, pre, 10);
+    attn__afile_write(&f, hdr, (size_t)n);
+    if (numel) {
         if (host_is_le()) {
-            ok = fwrite(data, 4, (size_t)numel, f) == (size_t)numel;
+            attn__afile_write(&f, data, 4 * (size_t)numel);
         } else {
             unsigned char t[4096];
-            for (size_t i0 = 0; ok && i0 < numel; i0 += sizeof t / 4) {
+            for (size_t i0 = 0; i0 < numel; i0 += sizeof t / 4) {
                 size_t m = numel - i0 < sizeof t / 4 ? (size_t)(numel - i0) : sizeof t / 4;
                 for (size_t i = 0; i < m; i++) {
                     uint32_t u;
                     memcpy(&u, &data[i0 + i], 4);
                     attn__st_le32(t + 4 * i, u);
                 }
-                ok = fwrite(t, 4, m, f) == m;
+                attn__afile_write(&f, t, 4 * m);
             }
         }
     }
-    int e = errno;
-    if (fclose(f) != 0 && ok) { ok = 0; e = errno; }
-    if (!ok) {
-        remove(path);
-        return attn__fail(ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    return ATTN_OK;
+    return attn__afile_commit(&f);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* safetensors.c — validated reader and F32 writer of the safetensors format.
  *
  * File layout: u64 little-endian header length N, N bytes of UTF-8 JSON
@@ -988,42 +989,37 @@ attn_status attn_st_writer_save(const attn_st_writer *w, const char *path) {
                           b.n, ST_MAX_HEADER);
     }
 
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        int e = errno;
+    attn_afile f;
+    attn_status s = attn__afile_open(&f, path);
+    if (s != ATTN_OK) {
         attn__free(b.p);
         attn__free(order);
-        return attn__fail(ATTN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+        return s;
     }
     unsigned char p8[8];
     attn__st_le64(p8, (uint64_t)b.n);
-    int ok = fwrite(p8, 1, 8, f) == 8 && fwrite(b.p, 1, b.n, f) == b.n;
+    attn__afile_write(&f, p8, 8);
+    attn__afile_write(&f, b.p, b.n);
     int le = host_is_le();
-    for (size_t j = 0; ok && j < w->n; j++) {
+    for (size_t j = 0; j < w->n; j++) {
         const wt_entry *e = &w->v[order[j]];
         size_t n = (size_t)e->numel;
         if (le) {
-            ok = n == 0 || fwrite(e->data, 4, n, f) == n;
+            if (n) attn__afile_write(&f, e->data, 4 * n);
         } else {
             unsigned char t[4096];
-            for (size_t i0 = 0; ok && i0 < n; i0 += sizeof t / 4) {
+            for (size_t i0 = 0; i0 < n; i0 += sizeof t / 4) {
                 size_t m = n - i0 < sizeof t / 4 ? n - i0 : sizeof t / 4;
                 for (size_t i = 0; i < m; i++) {
                     uint32_t u;
                     memcpy(&u, &e->data[i0 + i], 4);
                     attn__st_le32(t + 4 * i, u);
                 }
-                ok = fwrite(t, 4, m, f) == m;
+                attn__afile_write(&f, t, 4 * m);
             }
         }
     }
-    int e = errno;
-    if (fclose(f) != 0 && ok) { ok = 0; e = errno; }
     attn__free(b.p);
     attn__free(order);
-    if (!ok) {
-        remove(path);
-        return attn__fail(ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    return ATTN_OK;
+    return attn__afile_commit(&f);
 }

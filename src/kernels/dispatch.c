@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dispatch.c — builds the sdpa micro-kernel tables once: generic entries,
  * overridden by the avx2 and then the avx512 kernels (each table includes the
  * overrides of every ISA up to its own). Selection follows attn_isa_active()

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dropout.h — the counter-based dropout mask shared by every sdpa variant
  * (reference, generic, SIMD) so forward and backward regenerate exactly the
  * same mask without storing it.

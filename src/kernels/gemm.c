@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gemm.c — see gemm.h.
  *
  * Determinism: OpenBLAS's own threading splits C by the thread count, and
@@ -6,10 +7,18 @@
  * attn promises bit-identical results whatever the thread count, so large
  * products are split here into a FIXED number of blocks of C (along the
  * larger of M and N; the split depends only on the shape), each computed by
- * a single-threaded cblas_sgemm on the library's thread pool. OpenBLAS is
- * kept at one thread. The cost is re-packing the shared operand once per
+ * a single-threaded cblas_sgemm on the library's thread pool. The cost is re-packing the shared operand once per
  * block: blocks of >= 768 rows / columns, i.e. >= 1536 flops per packed
- * float (measured single-core overhead vs one call: 1-6%). */
+ * float (measured single-core overhead vs one call: 1-6%).
+ *
+ * Whose OpenBLAS: built with ATTN_PRIVATE_BLAS (the default when libopenblas.a
+ * is installed; see CMakeLists.txt) the cblas_* and openblas_* calls here bind
+ * to a private copy linked into libattn with its symbols made local, so
+ * keeping it at one thread changes nothing for the process's own OpenBLAS
+ * (NumPy, PyTorch, the host program). Without it they bind to the process's
+ * OpenBLAS, which attn then never reconfigures: its thread count is the host's
+ * choice (one thread keeps results independent of everything; more threads
+ * make OpenBLAS split each block itself, and its bits depend on its count). */
 #include "kernels/gemm.h"
 
 #include "core/core.h"
@@ -18,13 +27,17 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-static _Atomic int g_blas_threads = 0; /* last value given to openblas_set_num_threads (0 = never) */
+static _Atomic int g_blas_threads = 0; /* last value given to the private openblas_set_num_threads (0 = never) */
 
 void attn__gemm_sync_threads(void) {
+#ifdef ATTN_PRIVATE_BLAS
     if (atomic_load_explicit(&g_blas_threads, memory_order_relaxed) != 1) {
         openblas_set_num_threads(1);
         atomic_store_explicit(&g_blas_threads, 1, memory_order_relaxed);
     }
+#else
+    (void)g_blas_threads; /* the process's OpenBLAS: its settings are not attn's to change */
+#endif
 }
 
 typedef struct gemm_ctx {

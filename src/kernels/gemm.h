@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gemm.h — thin wrapper over CBLAS sgemm (OpenBLAS), row-major only.
  *
  *   C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C
@@ -17,7 +18,8 @@
 void attn__sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
-/* Keeps OpenBLAS single-threaded (the split above does the threading). */
+/* Keeps attn's private OpenBLAS single-threaded (the split above does the
+ * threading); a no-op without ATTN_PRIVATE_BLAS (the process's OpenBLAS is left alone). */
 void attn__gemm_sync_threads(void);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rmsnorm.c — see rmsnorm.h. */
 #include "kernels/rmsnorm.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rmsnorm.h — per-head RMSNorm with a learned weight (QK-norm, Qwen3 style).
  *
  * For each head vector x (D):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rope.h — rotary position embedding (RoPE), forward and backward.
  *
  * Layouts (attn_rope_kind):
@@ -19,20 +20,38 @@ typedef struct attn_rope_cfg {
     int64_t rope_dim;          /* R: rotated dims, even, >= 2 */
     double theta;              /* base, > 0 */
     int scaling;               /* attn_rope_scaling */
-    double factor;             /* linear / llama3 factor (> 0 when scaling) */
+    double factor;             /* linear / llama3 / dynamic / yarn / longrope factor (> 0 when scaling) */
     double low_freq_factor;    /* llama3 */
     double high_freq_factor;   /* llama3 */
-    double original_max_pos;   /* llama3 original context length */
+    double original_max_pos;   /* llama3, yarn, longrope: original context length */
+    /* appended types */
+    double max_pos;            /* dynamic, longrope: max_position_embeddings */
+    double attention_factor;   /* yarn, longrope: multiplies cos and sin; 0 = the type's default */
+    double beta_fast, beta_slow; /* yarn (0 = 32, 1) */
+    double mscale, mscale_all_dim; /* yarn */
+    int no_truncate;           /* yarn: 0 = floor / ceil the correction range (transformers' default) */
+    const float *short_factor, *long_factor; /* longrope (R/2) */
 } attn_rope_cfg;
 
-/* inv_freq (R/2): theta^(-2i/R), then scaled (linear: / factor; llama3:
- * wavelength-dependent, as HuggingFace _compute_llama3_parameters). */
-void attn__rope_inv_freq(const attn_rope_cfg *c, double *inv_freq);
+/* inv_freq (R/2) for a call whose largest position is max_pos_seen
+ * (seq_len = max_pos_seen + 1): theta^(-2i/R), then scaled as transformers'
+ * modeling_rope_utils: linear / factor; llama3 by wavelength; dynamic NTK:
+ * theta * ((factor * L / max_pos) - (factor - 1))^(R / (R - 2)) with
+ * L = max(seq_len, max_pos); yarn: interpolation / extrapolation blended by
+ * the linear ramp of the correction range; longrope: / long_factor when
+ * seq_len > original_max_pos, else / short_factor. */
+void attn__rope_inv_freq(const attn_rope_cfg *c, int64_t max_pos_seen, double *inv_freq);
+
+/* The factor multiplying cos and sin (yarn, longrope; 1 otherwise). */
+double attn__rope_attention_factor(const attn_rope_cfg *c);
+
+/* 1 if inv_freq depends on the positions of the call (dynamic, longrope). */
+int attn__rope_depends_on_length(const attn_rope_cfg *c);
 
 /* Tables for ntok tokens at positions pos (ntok):
- *   cos_t, sin_t (ntok, R/2): cos/sin(pos[t] * inv_freq[i]). */
-void attn__rope_tables(const double *inv_freq, int64_t half, const int64_t *pos, int64_t ntok, float *cos_t,
-                       float *sin_t);
+ *   cos_t, sin_t (ntok, R/2): mult * cos/sin(pos[t] * inv_freq[i]). */
+void attn__rope_tables(const double *inv_freq, int64_t half, const int64_t *pos, int64_t ntok, double mult,
+                       float *cos_t, float *sin_t);
 
 /* Rotates one token in place: x (H, D) with heads at x + h * head_stride.
  * cos_r, sin_r (R/2) are the token's table rows. inverse != 0 applies the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa.c — public entry points of the fused sdpa kernels: options, workspace
  * sizing, the execution plan (tiling + task split), workspace handling, and
  * the per-element logit work shared by forward and backward.
@@ -19,9 +20,10 @@
 #define SDPA_FWD_TASKS 32  /* below this many forward tasks, split keys (flash-decoding) */
 #define SDPA_BWD_TASKS 8   /* below this many (b, kv head) pairs, split keys in backward */
 
-void attn_sdpa_opts_init(attn_sdpa_opts *opts) {
-    if (!opts) return;
+/* The defaults of every field (appended fields: add their default here). */
+static void sdpa_opts_defaults(attn_sdpa_opts *opts) {
     memset(opts, 0, sizeof *opts);
+    opts->struct_size = (uint32_t)sizeof *opts;
     opts->scale = 0.0f;
     opts->causal = 0;
     opts->align = ATTN_ALIGN_TOP_LEFT;
@@ -29,7 +31,25 @@ void attn_sdpa_opts_init(attn_sdpa_opts *opts) {
     opts->window_right = -1;
     opts->mask_kind = ATTN_MASK_NONE;
     opts->num_threads = 0;
+    opts->bwd_fast = 0;
     opts->q_pos_offset = 0;
+}
+
+/* First release's layout ends at num_threads; later fields are appended after it. */
+static const attn__struct_layout SDPA_OPTS_LAYOUT = {
+    "attn_sdpa_opts", ATTN__SIZE_THROUGH(attn_sdpa_opts, num_threads), sizeof(attn_sdpa_opts)};
+
+attn_status attn_sdpa_opts_init_size(attn_sdpa_opts *opts, size_t struct_size) {
+    attn_sdpa_opts def;
+    sdpa_opts_defaults(&def);
+    return attn__struct_init(opts, struct_size, &def, &SDPA_OPTS_LAYOUT);
+}
+
+/* The caller's options as a complete struct of this library's layout. */
+static attn_status sdpa_opts_read(const char *fn, const attn_sdpa_opts *opts, attn_sdpa_opts *full) {
+    attn_sdpa_opts def;
+    sdpa_opts_defaults(&def);
+    return attn__struct_read(fn, opts, full, &def, &SDPA_OPTS_LAYOUT, ATTN_ERR_OPTION);
 }
 
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
@@ -119,10 +139,12 @@ static int dims_ok(const attn_sdpa_dims *d) {
            attn__sdpa_tasks_bounded(d->batch, d->seq_q, d->heads_q);
 }
 
-static size_t ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd) {
+static size_t ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts_in, int bwd) {
+    attn_sdpa_opts opts_full;
+    if (sdpa_opts_read(bwd ? "attn_sdpa_bwd_workspace_size" : "attn_sdpa_fwd_workspace_size", opts_in, &opts_full))
+        return 0;
+    const attn_sdpa_opts *opts = &opts_full;
     if (!dims_ok(dims)) return 0;
-    attn_sdpa_opts def;
-    if (!opts) { attn_sdpa_opts_init(&def); opts = &def; }
     if (opts->num_threads < 0) return 0;
     /* the plan's size products (tasks, partials) are bounded by these; the
      * calls themselves reject such shapes, the queries return 0 */
@@ -177,6 +199,10 @@ static attn_status bind_workspace(const char *fn, attn__sdpa_plan *pl, void *ws,
 attn_status attn_sdpa_fwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
                           float *lse, const attn_sdpa_opts *opts, void *workspace, size_t workspace_size) {
     static const char fn[] = "attn_sdpa_fwd";
+    attn_sdpa_opts opts_full;
+    attn_status rd = sdpa_opts_read(fn, opts, &opts_full);
+    if (rd) return rd;
+    opts = &opts_full;
     attn_view none = {0};
     attn_status st = attn__sdpa_validate(fn, dims, opts, 0, q, k, v, o, none, lse, none, none, none);
     if (st) return st;
@@ -199,6 +225,10 @@ attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, 
                           attn_view dO, const float *lse, attn_view dq, attn_view dk, attn_view dv,
                           const attn_sdpa_opts *opts, void *workspace, size_t workspace_size) {
     static const char fn[] = "attn_sdpa_bwd";
+    attn_sdpa_opts opts_full;
+    attn_status rd = sdpa_opts_read(fn, opts, &opts_full);
+    if (rd) return rd;
+    opts = &opts_full;
     attn_status st = attn__sdpa_validate(fn, dims, opts, 1, q, k, v, o, dO, lse, dq, dk, dv);
     if (st) return st;
     attn__sdpa_prob P;
@@ -286,12 +316,18 @@ void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, 
 
 attn_status attn_sdpa_fwd_check(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
                                 const float *lse, const attn_sdpa_opts *opts) {
+    attn_sdpa_opts full;
+    attn_status st = sdpa_opts_read("attn_sdpa_fwd", opts, &full);
+    if (st) return st;
     attn_view none = {0};
-    return attn__sdpa_validate("attn_sdpa_fwd", dims, opts, 0, q, k, v, o, none, lse, none, none, none);
+    return attn__sdpa_validate("attn_sdpa_fwd", dims, &full, 0, q, k, v, o, none, lse, none, none, none);
 }
 
 attn_status attn_sdpa_bwd_check(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
                                 attn_view dO, const float *lse, attn_view dq, attn_view dk, attn_view dv,
                                 const attn_sdpa_opts *opts) {
-    return attn__sdpa_validate("attn_sdpa_bwd", dims, opts, 1, q, k, v, o, dO, lse, dq, dk, dv);
+    attn_sdpa_opts full;
+    attn_status st = sdpa_opts_read("attn_sdpa_bwd", opts, &full);
+    if (st) return st;
+    return attn__sdpa_validate("attn_sdpa_bwd", dims, &full, 1, q, k, v, o, dO, lse, dq, dk, dv);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_bwd.c — tiled FlashAttention-2 backward.
  *
  * Task = (sequence b, kv head, key chunk). The task owns dk/dv of its keys
@@ -166,8 +167,11 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     }
     /* dPt (nc, Mp) = V (nc, Dv) . dOt (Dv, Mp) */
     kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
+    /* dS; the scale (d logit / d q.k) last, after softcap's factor: in
+     * bwd_ds when nothing comes between, else in a pass of its own */
+    const int fold = !dropout && !softcap;
     if (!dropout) {
-        kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di, w.Dil);
+        kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di, w.Dil, fold ? scale : 1.0f);
     } else {
         for (int64_t cc = 0; cc < nc; cc++)
             for (int64_t m = 0; m < Mp; m++) {
@@ -184,7 +188,7 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
                 const float th = w.Tt[x];
                 w.dPt[x] *= 1.0f - th * th;
             }
-    attn__sdpa_scale_tile(w.dPt, nc * Mp, scale); /* d(logit) / d(q.k) */
+    if (!fold) attn__sdpa_scale_tile(w.dPt, nc * Mp, scale);
     /* dK (nc, Dp) += dS (nc, M) . Qr (M, Dp) */
     kt->gemm_ab(nc, Dp, M, w.dPt, Mp, w.Qr, Dp, dKa, Dp, 1);
     for (int x = 0; x < nqbad; x++) {
@@ -317,9 +321,14 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                     }
                     for (int64_t e = Dv; e < Dvp; e++) dd[e] = 0.0f;
                     const int64_t li = attn__sdpa_lse_idx(P, &s, h, i);
-                    w.Di[m] = c->dih[li];
-                    w.Dil[m] = c->dil[li];
-                    w.lsel[m] = c->lsel[li];
+                    if (P->bwd_fast) { /* Di = <dO, o>, P = exp(s - lse) */
+                        w.Di[m] = kt->dot(Dv, dor, attn__sdpa_at(P->o, &s, s.q0, i, h));
+                        w.Dil[m] = w.lsel[m] = 0.0f;
+                    } else {
+                        w.Di[m] = c->dih[li];
+                        w.Dil[m] = c->dil[li];
+                        w.lsel[m] = c->lsel[li];
+                    }
                     if (qchk != 0.0f) {
                         w.qbad[nqbad++] = (int32_t)m;
                         for (int64_t d = 0; d < D; d++) qd[d] = 0.0f;
@@ -488,7 +497,7 @@ void attn__sdpa_bwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, con
     c.lsel = (float *)(ws + pl->global_bytes - 3 * nl);
     c.dih = (float *)(ws + pl->global_bytes - 2 * nl);
     c.dil = (float *)(ws + pl->global_bytes - nl);
-    attn__parallel_for(P->B * P->Hkv * pl->nhc * pl->nqb, pl->nthreads, refine_task, &c);
+    if (!P->bwd_fast) attn__parallel_for(P->B * P->Hkv * pl->nhc * pl->nqb, pl->nthreads, refine_task, &c);
     attn__parallel_for(P->B * P->Hkv * pl->nchunks, pl->nthreads, bwd_task, &c);
     if (pl->nchunks > 1) {
         const int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;

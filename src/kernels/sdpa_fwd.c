@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_fwd.c — tiled FlashAttention-2 forward.
  *
  * Task = (sequence b, query block, kv head, head chunk[, key split]). A query

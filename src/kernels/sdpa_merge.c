@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_merge.c — attn_sdpa_merge: exact combination of partial attention
  * results over disjoint key sets (the FlashAttention split-KV combine).
  *

@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_validate.c — argument validation of attn_sdpa_fwd / attn_sdpa_bwd.
  * Every check runs before anything is written; each failure names the
  * argument and its value. */
 #include "kernels/sdpa_internal.h"
 #include "kernels/dropout.h"
+#include "kernels/overlap.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -229,6 +231,8 @@ attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, cons
                               (long long)opts->mask_stride_b, (long long)opts->mask_stride_h,
                               (long long)opts->mask_stride_q);
     }
+    if (opts->bwd_fast != 0 && opts->bwd_fast != 1)
+        return attn__fail(ATTN_ERR_OPTION, "%s: opts->bwd_fast = %d, must be 0 or 1", fn, opts->bwd_fast);
     if (!(opts->dropout_p >= 0.0f && opts->dropout_p < 1.0f))
         return attn__fail(ATTN_ERR_OPTION, "%s: opts->dropout_p = %g, must be in [0, 1)", fn, (double)opts->dropout_p);
     if (opts->num_threads < 0)
@@ -352,6 +356,7 @@ void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const 
     P->msh = opts->mask_stride_h;
     P->msq = opts->mask_stride_q;
     P->dropout_p = opts->dropout_p;
+    P->bwd_fast = opts->bwd_fast;
     P->drop_scale = opts->dropout_p > 0.0f ? (float)(1.0 / (1.0 - (double)opts->dropout_p)) : 1.0f;
     P->drop_thr = attn__dropout_threshold(opts->dropout_p);
     P->seed = opts->dropout_seed;
@@ -412,4 +417,22 @@ attn_status attn__sdpa_merge_validate(const char *fn, int64_t B, int64_t Sq, int
         if (overlaps(&rl, &rp)) return attn__fail(ATTN_ERR_ALIAS, "%s: output lse overlaps o_parts[%d]", fn, p);
     }
     return ATTN_OK;
+}
+
+static void mat_range(vrange *r, const float *p, int64_t rows, int64_t cols, int64_t ld) {
+    r->name = "";
+    r->lo = r->hi = (uintptr_t)p;
+    r->nd = 0;
+    r->elem = cols * 4;
+    if (!p || rows <= 0 || cols <= 0) return;
+    r->hi = (uintptr_t)p + (uintptr_t)(((rows - 1) * ld + cols) * 4);
+    if (rows > 1) { r->n[0] = rows; r->s[0] = ld * 4; r->nd = 1; }
+}
+
+int attn__mat_overlap(const float *a, int64_t rows_a, int64_t cols_a, int64_t ld_a, const float *b, int64_t rows_b,
+                      int64_t cols_b, int64_t ld_b) {
+    vrange ra, rb;
+    mat_range(&ra, a, rows_a, cols_a, ld_a);
+    mat_range(&rb, b, rows_b, cols_b, ld_b);
+    return overlaps(&ra, &rb);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kvcache.c — KV cache and the incremental (inference) forward.
  *
  * The cache holds K and V after k-norm and RoPE, only the Hkv heads:
@@ -178,9 +179,11 @@ attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const floa
     mha_seg seg[3];
     memset(seg, 0, sizeof seg);
     seg[0].base = qp; seg[0].ld = ld; seg[0].H = m->Hq; seg[0].Dh = D; seg[0].bias = m->b[MHA_Q];
-    seg[0].norm_w = m->qn; seg[0].cos_t = cos_t; seg[0].sin_t = sin_t;
+    const float *qw, *kw;
+    mha__norm_weights(m, &qw, &kw);
+    seg[0].norm_w = qw; seg[0].cos_t = cos_t; seg[0].sin_t = sin_t;
     seg[1].base = kp; seg[1].ld = ld; seg[1].H = m->Hkv; seg[1].Dh = D; seg[1].bias = m->b[MHA_K];
-    seg[1].norm_w = m->kn; seg[1].cos_t = cos_t; seg[1].sin_t = sin_t;
+    seg[1].norm_w = kw; seg[1].cos_t = cos_t; seg[1].sin_t = sin_t;
     seg[2].base = vp; seg[2].ld = ld; seg[2].H = m->Hkv; seg[2].Dh = D; seg[2].bias = m->b[MHA_V];
     mha__fwd_rows(m, rows, seg, 3);
 

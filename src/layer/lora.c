@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lora.c — LoRA adapters on the q / k / v / o projections.
  *
  *   Y = X W^T + b + scale * (X A^T) B^T,  scale = alpha / r

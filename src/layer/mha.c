@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mha.c — the multi-head attention layer: configuration, creation,
  * initialisation and forward. Backward is in mha_backward.c, LoRA in lora.c,
  * parameters and load/save in params.c, the KV cache in kvcache.c.
@@ -62,26 +63,76 @@ static uint64_t mix64(uint64_t z) {
 
 /* ═══ configuration ═════════════════════════════════════════════════════════ */
 
-void attn_mha_config_init(attn_mha_config *cfg) {
-    if (!cfg) return;
+/* The defaults of every field (appended fields: add their default here). */
+static void mha_config_defaults(attn_mha_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
+    cfg->struct_size = (uint32_t)sizeof *cfg;
     cfg->window_left = -1;
     cfg->window_right = -1;
 }
 
-void attn_mha_input_init(attn_mha_input *in) {
-    if (!in) return;
+static void mha_input_defaults(attn_mha_input *in) {
     memset(in, 0, sizeof *in);
+    in->struct_size = (uint32_t)sizeof *in;
     in->layout = ATTN_BATCH_FIRST;
 }
 
+/* First release's layouts end at qk_norm_eps / mask_stride_q; later fields are appended. */
+const attn__struct_layout attn__mha_config_layout = {
+    "attn_mha_config", ATTN__SIZE_THROUGH(attn_mha_config, qk_norm_eps), sizeof(attn_mha_config)};
+static const attn__struct_layout MHA_INPUT_LAYOUT = {
+    "attn_mha_input", ATTN__SIZE_THROUGH(attn_mha_input, mask_stride_q), sizeof(attn_mha_input)};
+
+attn_status attn_mha_config_init_size(attn_mha_config *cfg, size_t struct_size) {
+    attn_mha_config def;
+    mha_config_defaults(&def);
+    return attn__struct_init(cfg, struct_size, &def, &attn__mha_config_layout);
+}
+
+attn_status attn_mha_input_init_size(attn_mha_input *in, size_t struct_size) {
+    attn_mha_input def;
+    mha_input_defaults(&def);
+    return attn__struct_init(in, struct_size, &def, &MHA_INPUT_LAYOUT);
+}
+
 #define CFG_FAIL(...) attn__fail(ATTN_ERR_CONFIG, "attn_mha_config: " __VA_ARGS__)
+
+/* the parameters of the appended RoPE scaling types (rope_dim resolved) */
+static attn_status rope_scaling_check(const attn_mha_config *c) {
+    const int sc = c->rope_scaling;
+    if (sc == ATTN_ROPE_SCALING_DYNAMIC && c->rope_max_pos < 1)
+        return CFG_FAIL("rope_max_pos = %lld, must be >= 1 with dynamic rope scaling", (long long)c->rope_max_pos);
+    if ((sc == ATTN_ROPE_SCALING_YARN || sc == ATTN_ROPE_SCALING_LONGROPE) && c->rope_original_max_pos < 1)
+        return CFG_FAIL("rope_original_max_pos = %lld, must be >= 1 with rope_scaling = %d",
+                        (long long)c->rope_original_max_pos, sc);
+    if (sc == ATTN_ROPE_SCALING_DYNAMIC && c->rope_dim <= 2)
+        return CFG_FAIL("rope_dim = %lld, dynamic rope scaling needs > 2", (long long)c->rope_dim);
+    const float fl[6] = {c->rope_attention_factor, c->rope_beta_fast, c->rope_beta_slow, c->rope_mscale,
+                         c->rope_mscale_all_dim, 0};
+    for (int i = 0; i < 5; i++)
+        if (!isfinite(fl[i]) || fl[i] < 0) return CFG_FAIL("a yarn / longrope parameter is %g, must be finite and >= 0", (double)fl[i]);
+    if (sc == ATTN_ROPE_SCALING_LONGROPE) {
+        if (c->rope_dim / 2 > 128) return CFG_FAIL("rope_dim = %lld: longrope supports at most 256", (long long)c->rope_dim);
+        for (int64_t i = 0; i < c->rope_dim / 2; i++)
+            if (!(isfinite(c->rope_short_factor[i]) && c->rope_short_factor[i] > 0 && isfinite(c->rope_long_factor[i]) &&
+                  c->rope_long_factor[i] > 0))
+                return CFG_FAIL("rope_short_factor[%lld] = %g, rope_long_factor[%lld] = %g: must be finite and > 0",
+                                (long long)i, (double)c->rope_short_factor[i], (long long)i,
+                                (double)c->rope_long_factor[i]);
+    }
+    return ATTN_OK;
+}
+
 
 static int flag_ok(int v) { return v == 0 || v == 1; }
 
 /* Validates *in and writes the resolved configuration (defaults filled) to *c. */
 static attn_status resolve_config(const attn_mha_config *in, attn_mha_config *c) {
-    *c = *in;
+    attn_mha_config def;
+    mha_config_defaults(&def);
+    attn_status rd = attn__struct_read("attn_mha_create", in, c, &def, &attn__mha_config_layout, ATTN_ERR_CONFIG);
+    if (rd != ATTN_OK) return rd;
+    c->struct_size = (uint32_t)sizeof *c; /* the resolved config has this library's layout */
     if (c->embed_dim < 1 || c->embed_dim > MHA_MAX_WIDTH)
         return CFG_FAIL("embed_dim = %lld, must be in [1, %lld]", (long long)c->embed_dim, (long long)MHA_MAX_WIDTH);
     if (c->num_heads < 1 || c->num_heads > 65536)
@@ -131,9 +182,10 @@ static attn_status resolve_config(const attn_mha_config *in, attn_mha_config *c)
         if (c->rope_dim > c->head_dim || c->rope_dim % 2 != 0 || c->rope_dim < 2)
             return CFG_FAIL("rope_dim = %lld, must be even and in [2, head_dim = %lld]", (long long)c->rope_dim,
                             (long long)c->head_dim);
-        if (c->rope_scaling != ATTN_ROPE_SCALING_NONE && c->rope_scaling != ATTN_ROPE_SCALING_LINEAR &&
-            c->rope_scaling != ATTN_ROPE_SCALING_LLAMA3)
-            return CFG_FAIL("rope_scaling = %d, must be NONE (0), LINEAR (1) or LLAMA3 (2)", c->rope_scaling);
+        if (c->rope_scaling < ATTN_ROPE_SCALING_NONE || c->rope_scaling > ATTN_ROPE_SCALING_LONGROPE)
+            return CFG_FAIL("rope_scaling = %d, must be an attn_rope_scaling in [0, 5]", c->rope_scaling);
+        attn_status rs = rope_scaling_check(c);
+        if (rs != ATTN_OK) return rs;
         if (c->rope_scaling != ATTN_ROPE_SCALING_NONE && !(isfinite(c->rope_factor) && c->rope_factor > 0.0f))
             return CFG_FAIL("rope_factor = %g, must be finite and > 0 with rope_scaling = %d", (double)c->rope_factor,
                             c->rope_scaling);
@@ -154,6 +206,9 @@ static attn_status resolve_config(const attn_mha_config *in, attn_mha_config *c)
     if (!isfinite(c->qk_norm_eps) || c->qk_norm_eps < 0.0f)
         return CFG_FAIL("qk_norm_eps = %g, must be finite and >= 0 (0 = 1e-6)", (double)c->qk_norm_eps);
     if (c->qk_norm_eps == 0.0f) c->qk_norm_eps = 1e-6f;
+    if (!isfinite(c->qk_norm_offset)) return CFG_FAIL("qk_norm_offset = %g, must be finite", (double)c->qk_norm_offset);
+    if (c->qk_norm_offset != 0.0f && !c->qk_norm)
+        return CFG_FAIL("qk_norm_offset = %g set but qk_norm = 0", (double)c->qk_norm_offset);
     return ATTN_OK;
 }
 
@@ -241,7 +296,9 @@ attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg) {
         m->rope_half = c.rope_dim / 2;
         m->inv_freq = (double *)malloc((size_t)m->rope_half * sizeof(double));
     }
-    if (!m->arena || !m->garena || (c.rope != ATTN_ROPE_NONE && !m->inv_freq)) {
+    if (c.qk_norm && c.qk_norm_offset != 0.0f) m->qn_eff = (float *)attn__malloc((size_t)(2 * m->D) * sizeof(float));
+    if (!m->arena || !m->garena || (c.rope != ATTN_ROPE_NONE && !m->inv_freq) ||
+        (c.qk_norm && c.qk_norm_offset != 0.0f && !m->qn_eff)) {
         attn_mha_free(m);
         return attn__fail(ATTN_ERR_NOMEM, "attn_mha_create: cannot allocate %lld parameters", (long long)total);
     }
@@ -254,13 +311,19 @@ attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg) {
     if (c.qk_norm) {
         m->qn = m->arena + off_n; m->kn = m->qn + m->D;
         m->dqn = m->garena + off_n; m->dkn = m->dqn + m->D;
-        for (int64_t i = 0; i < 2 * m->D; i++) m->qn[i] = 1.0f;
+        for (int64_t i = 0; i < 2 * m->D; i++) m->qn[i] = 1.0f - c.qk_norm_offset; /* identity */
     }
     if (m->rope_half) {
-        attn_rope_cfg rc = {c.rope, c.rope_dim, (double)c.rope_theta, c.rope_scaling, (double)c.rope_factor,
-                            (double)c.rope_low_freq_factor, (double)c.rope_high_freq_factor,
-                            (double)c.rope_original_max_pos};
-        attn__rope_inv_freq(&rc, m->inv_freq);
+        const attn_mha_config *mc = &m->cfg; /* the layer's own copy: the factor arrays live there */
+        attn_rope_cfg rc = {mc->rope, mc->rope_dim, (double)mc->rope_theta, mc->rope_scaling, (double)mc->rope_factor,
+                            (double)mc->rope_low_freq_factor, (double)mc->rope_high_freq_factor,
+                            (double)mc->rope_original_max_pos, (double)mc->rope_max_pos,
+                            (double)mc->rope_attention_factor, (double)mc->rope_beta_fast,
+                            (double)mc->rope_beta_slow, (double)mc->rope_mscale, (double)mc->rope_mscale_all_dim,
+                            mc->rope_no_truncate, mc->rope_short_factor, mc->rope_long_factor};
+        m->rope_cfg = rc;
+        m->rope_mult = attn__rope_attention_factor(&rc);
+        attn__rope_inv_freq(&rc, 0, m->inv_freq);
     }
     mha__rebuild_params(m);
     *out = m;
@@ -273,6 +336,7 @@ void attn_mha_free(attn_mha *m) {
     attn__free(m->garena);
     attn__free(m->lora_arena);
     free(m->inv_freq);
+    attn__free(m->qn_eff);
     mha_buf *bufs[] = {&m->b_x, &m->b_key, &m->b_value, &m->b_proj, &m->b_qhat, &m->b_khat, &m->b_rstd_q,
                        &m->b_rstd_k, &m->b_pos, &m->b_cos_q, &m->b_sin_q, &m->b_cos_k, &m->b_sin_k, &m->b_o,
                        &m->b_lse, &m->b_lens, &m->b_mask, &m->b_ws, &m->b_dproj, &m->b_do, &m->b_dxa,
@@ -336,7 +400,7 @@ attn_status attn_mha_init_weights(attn_mha *m, attn_init_scheme scheme, uint64_t
         mha_param_rec *r = &m->params[i];
         if (strstr(r->name, "lora_")) continue; /* adapters keep their own initialisation */
         if (strstr(r->name, "_norm.")) {
-            for (int64_t j = 0; j < r->numel; j++) r->data[j] = 1.0f;
+            for (int64_t j = 0; j < r->numel; j++) r->data[j] = 1.0f - m->cfg.qk_norm_offset; /* effective weight one */
         } else if (r->ndim == 1) {
             memset(r->data, 0, (size_t)r->numel * sizeof(float));
         } else if (scheme == ATTN_INIT_XAVIER_UNIFORM) {
@@ -380,6 +444,17 @@ static void fwd_rows_task(void *vctx, int64_t t, int tid) {
                                g->sin_t + r * m->rope_half, 0);
         }
     }
+}
+
+void mha__norm_weights(attn_mha *m, const float **qw, const float **kw) {
+    if (!m->qn_eff) {
+        *qw = m->qn;
+        *kw = m->kn;
+        return;
+    }
+    for (int64_t i = 0; i < 2 * m->D; i++) m->qn_eff[i] = m->cfg.qk_norm_offset + m->qn[i];
+    *qw = m->qn_eff;
+    *kw = m->qn_eff + m->D;
 }
 
 void mha__fwd_rows(attn_mha *m, int64_t rows, mha_seg *segs, int nseg) {
@@ -471,7 +546,13 @@ attn_status mha__rope_tables(attn_mha *m, const int64_t *pos, int64_t rows, mha_
     attn_status s = mha__grow_f(bc, rows * m->rope_half, cos_t);
     if (s == ATTN_OK) s = mha__grow_f(bs, rows * m->rope_half, sin_t);
     if (s != ATTN_OK) return s;
-    attn__rope_tables(m->inv_freq, m->rope_half, pos, rows, *cos_t, *sin_t);
+    if (attn__rope_depends_on_length(&m->rope_cfg)) { /* dynamic / longrope: this call's largest position */
+        int64_t mx = 0;
+        for (int64_t r = 0; r < rows; r++)
+            if (pos[r] > mx) mx = pos[r];
+        attn__rope_inv_freq(&m->rope_cfg, mx, m->inv_freq);
+    }
+    attn__rope_tables(m->inv_freq, m->rope_half, pos, rows, m->rope_mult, *cos_t, *sin_t);
     return ATTN_OK;
 }
 
@@ -690,8 +771,14 @@ attn_status mha__out_proj(attn_mha *m, int64_t rows, const float *o, float *y, i
     return ATTN_OK;
 }
 
-attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in, float *y) {
-    attn_status s = check_input(m, in, y);
+attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in_caller, float *y) {
+    if (!in_caller) return attn__fail(ATTN_ERR_NULL, "attn_mha_forward: in is NULL");
+    attn_mha_input in_full, def;
+    mha_input_defaults(&def);
+    attn_status s = attn__struct_read("attn_mha_forward", in_caller, &in_full, &def, &MHA_INPUT_LAYOUT, ATTN_ERR_OPTION);
+    if (s != ATTN_OK) return s;
+    const attn_mha_input *in = &in_full;
+    s = check_input(m, in, y);
     if (s != ATTN_OK) return s;
     mha_state *st = &m->st;
     st->valid = 0;
@@ -795,9 +882,11 @@ attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in, float *y) {
     mha_seg seg[3];
     memset(seg, 0, sizeof seg);
     seg[0].base = qp; seg[0].ld = ld_q; seg[0].H = m->Hq; seg[0].Dh = D; seg[0].bias = m->b[MHA_Q];
-    seg[0].norm_w = m->qn; seg[0].xhat = qhat; seg[0].rstd = rstd_q; seg[0].cos_t = cos_q; seg[0].sin_t = sin_q;
+    const float *qw, *kw;
+    mha__norm_weights(m, &qw, &kw);
+    seg[0].norm_w = qw; seg[0].xhat = qhat; seg[0].rstd = rstd_q; seg[0].cos_t = cos_q; seg[0].sin_t = sin_q;
     seg[1].base = kp; seg[1].ld = ld_k; seg[1].H = m->Hkv; seg[1].Dh = D; seg[1].bias = m->b[MHA_K];
-    seg[1].norm_w = m->kn; seg[1].xhat = khat; seg[1].rstd = rstd_k; seg[1].cos_t = cos_k; seg[1].sin_t = sin_k;
+    seg[1].norm_w = kw; seg[1].xhat = khat; seg[1].rstd = rstd_k; seg[1].cos_t = cos_k; seg[1].sin_t = sin_k;
     seg[2].base = vp; seg[2].ld = ld_k; seg[2].H = m->Hkv; seg[2].Dh = D; seg[2].bias = m->b[MHA_V];
     if (!cross) mha__fwd_rows(m, rows_q, seg, 3);
     else {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mha_backward.c — backward of the last training-mode attn_mha_forward.
  *
  * Legend as in mha_internal.h. The mirror image of the forward:
@@ -99,9 +100,11 @@ attn_status attn_mha_backward(attn_mha *m, const float *dy, float *dx, float *dk
         seg[1].sin_t = st->cross ? (const float *)m->b_sin_k.p : seg[0].sin_t;
     }
     if (m->qn) {
-        seg[0].norm_w = m->qn; seg[0].xhat = (float *)m->b_qhat.p; seg[0].rstd = (float *)m->b_rstd_q.p;
+        const float *qw, *kw;
+        mha__norm_weights(m, &qw, &kw);
+        seg[0].norm_w = qw; seg[0].xhat = (float *)m->b_qhat.p; seg[0].rstd = (float *)m->b_rstd_q.p;
         seg[0].dnorm_w = train ? m->dqn : NULL;
-        seg[1].norm_w = m->kn; seg[1].xhat = (float *)m->b_khat.p; seg[1].rstd = (float *)m->b_rstd_k.p;
+        seg[1].norm_w = kw; seg[1].xhat = (float *)m->b_khat.p; seg[1].rstd = (float *)m->b_rstd_k.p;
         seg[1].dnorm_w = train ? m->dkn : NULL;
     }
     if (!st->cross) s = mha__bwd_rows(m, rows_q, seg, 2);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mha_internal.h — the attn_mha object, shared by the layer's source files
  * (mha.c, mha_backward.c, lora.c, params.c, kvcache.c). Not installed.
  *
@@ -13,6 +14,7 @@
 #define ATTN_MHA_INTERNAL_H
 
 #include "attn.h"
+#include "kernels/rope.h"
 #include "core/core.h"
 
 #include <stddef.h>
@@ -77,6 +79,8 @@ struct attn_mha {
                                             Wqkv (qd + 2 kvd, E) */
     float *b[MHA_NPROJ], *db[MHA_NPROJ]; /* bq (qd), bk (kvd), bv (kvd), bo (E); NULL when off */
     float *qn, *dqn, *kn, *dkn;          /* q_norm, k_norm weights (D); NULL when qk_norm off */
+    float *qn_eff;                       /* (2, D): qk_norm_offset + [q_norm; k_norm] when the offset is
+                                            nonzero (Gemma 3), refreshed by mha__norm_weights; else NULL */
     int base_trainable;                  /* 0 once LoRA is attached */
 
     /* ── LoRA ── */
@@ -90,7 +94,9 @@ struct attn_mha {
 
     /* ── RoPE ── */
     int64_t rope_half; /* R / 2 (0 = no rope) */
-    double *inv_freq;  /* (R/2) */
+    double *inv_freq;  /* (R/2); dynamic / longrope: recomputed by each call's tables */
+    attn_rope_cfg rope_cfg; /* from cfg (its factor arrays point into m->cfg) */
+    double rope_mult;  /* attention factor multiplying cos / sin (yarn, longrope), else 1 */
 
     int training;
     uint64_t fwd_count; /* training forwards so far (dropout seed stream) */
@@ -137,6 +143,21 @@ typedef struct mha_seg {
 } mha_seg;
 
 /* Forward pass over rows: bias, then RMSNorm, then RoPE, per segment. */
+/* Where attn_mha_load finds tensors: one file, or the shards of an index
+ * (names[i] lives in st_of[i]). */
+typedef struct mha_src {
+    const attn_st *one;
+    int64_t n;
+    const char *const *names;
+    const attn_st *const *st_of;
+} mha_src;
+const attn_st *mha__src_find(const mha_src *src, const char *name);
+/* attn_mha_load over a source (m and naming unchecked). */
+attn_status mha__load(attn_mha *m, const mha_src *src, const char *prefix, attn_naming naming);
+
+/* The norm weights the rows see: m->qn / m->kn, or (qk_norm_offset + w) in
+ * m->qn_eff (recomputed from the current weights). */
+void mha__norm_weights(attn_mha *m, const float **qw, const float **kw);
 void mha__fwd_rows(attn_mha *m, int64_t rows, mha_seg *segs, int nseg);
 /* Backward pass over rows: RoPE^-1 then RMSNorm backward (dw accumulated
  * deterministically via per-task partials). May fail with NOMEM. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* optim.c — SGD (momentum, L2 weight decay) and AdamW (decoupled weight
  * decay, bias correction) over arrays of attn_param, as torch.optim:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* params.c — parameter enumeration and gradients.
  *
  * Parameter order (only those that exist): q_proj.weight, [q_proj.bias],

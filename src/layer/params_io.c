@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* params_io.c — attn_mha_load / attn_mha_save over safetensors (attn_st_*).
  * Kept apart from params.c so that the layer links without the IO module
  * when load/save are not used.
@@ -28,23 +29,30 @@ static attn_status full_name(char *buf, size_t cap, const char *prefix, const ch
     return ATTN_OK;
 }
 
-static int has_tensor(const attn_st *st, const char *name) {
+/* the file holding tensor `name`, or NULL */
+const attn_st *mha__src_find(const mha_src *src, const char *name) {
     attn_tensor_info ti;
-    return attn_st_find(st, name, &ti) == ATTN_OK;
+    if (src->one) return attn_st_find(src->one, name, &ti) == ATTN_OK ? src->one : NULL;
+    for (int64_t i = 0; i < src->n; i++)
+        if (strcmp(src->names[i], name) == 0) return src->st_of[i];
+    return NULL;
 }
+
+static int has_tensor(const mha_src *st, const char *name) { return mha__src_find(st, name) != NULL; }
 
 /* Reads tensor `name` (expected shape ndim/shape) as fp32 into dst (numel);
  * a missing or mis-shaped tensor is an error naming it (attn_st_read_f32). */
-static attn_status read_into(const attn_st *st, const char *name, float *dst, int64_t numel, int ndim, const int64_t *shape) {
+static attn_status read_into(const mha_src *st, const char *name, float *dst, int64_t numel, int ndim, const int64_t *shape) {
     char shp[96];
     int n = snprintf(shp, sizeof shp, "[");
     for (int i = 0; i < ndim && n < (int)sizeof shp - 24; i++)
         n += snprintf(shp + n, sizeof shp - (size_t)n, i ? ", %lld" : "%lld", (long long)shape[i]);
     snprintf(shp + n, sizeof shp - (size_t)n, "]");
-    attn_tensor_info ti;
-    if (attn_st_find(st, name, &ti) != ATTN_OK)
-        return attn__fail(ATTN_ERR_NOT_FOUND, "attn_mha_load: missing tensor '%.300s' (expected shape %s)", name, shp);
-    attn_status s = attn_st_read_f32(st, name, dst, numel, ndim, shape);
+    const attn_st *f = mha__src_find(st, name);
+    if (!f) return attn__fail(ATTN_ERR_NOT_FOUND, "attn_mha_load: missing tensor '%.300s' (expected shape %s)", name, shp);
+    attn_status s = attn_st_read_f32(f, name, dst, numel, ndim, shape);
+    if (s == ATTN_ERR_NOT_FOUND && !st->one) /* the index named a shard that lacks the tensor */
+        return attn__fail(ATTN_ERR_FORMAT, "attn_mha_load: the index puts '%.300s' in a shard that does not hold it", name);
     if (s != ATTN_OK) { /* e.g. "tensor 'x': expected shape [a, b], file has [c, d]" */
         char msg[512];
         snprintf(msg, sizeof msg, "%s", attn_last_error());
@@ -54,7 +62,7 @@ static attn_status read_into(const attn_st *st, const char *name, float *dst, in
 }
 
 /* Error if the file holds `name` but the layer has no such parameter. */
-static attn_status reject_extra(const attn_st *st, const char *prefix, const char *suffix, const char *why) {
+static attn_status reject_extra(const mha_src *st, const char *prefix, const char *suffix, const char *why) {
     char nm[512];
     attn_status s = full_name(nm, sizeof nm, prefix, suffix);
     if (s != ATTN_OK) return s;
@@ -63,7 +71,7 @@ static attn_status reject_extra(const attn_st *st, const char *prefix, const cha
     return ATTN_OK;
 }
 
-static attn_status load_hf(attn_mha *m, const attn_st *st, const char *prefix, float *stage, float *lstage) {
+static attn_status load_hf(attn_mha *m, const mha_src *st, const char *prefix, float *stage, float *lstage) {
     char nm[512];
     attn_status s;
     for (int i = 0; i < m->nparams; i++) {
@@ -104,7 +112,7 @@ static attn_status split_bias(attn_mha *m, const float *packed, float *stage, co
     return ATTN_OK;
 }
 
-static attn_status load_torch(attn_mha *m, const attn_st *st, const char *prefix, float *stage) {
+static attn_status load_torch(attn_mha *m, const mha_src *st, const char *prefix, float *stage) {
     const int64_t E = m->E;
     char nm[512];
     attn_status s;
@@ -162,12 +170,132 @@ static attn_status load_torch(attn_mha *m, const attn_st *st, const char *prefix
     return ATTN_OK;
 }
 
+/* ═══ the other HuggingFace layouts: one table row per naming ═══════════════ */
+typedef struct hf_map {
+    const char *part[MHA_NPROJ]; /* tensor base names of q, k, v, o; q/k/v NULL when fused */
+    const char *fused;           /* fused q/k/v base name, or NULL */
+    int per_head;                /* fused rows are [q_h; k_h; v_h] per head (NeoX), else [q; k; v] */
+    int conv1d;                  /* weights stored (in, out) (GPT-2 Conv1D) */
+} hf_map;
+
+static const hf_map HF_MAPS[ATTN_NAMING_COUNT] = {
+    [ATTN_NAMING_FUSED_QKV] = {{NULL, NULL, NULL, "o_proj"}, "qkv_proj", 0, 0},
+    [ATTN_NAMING_NEOX] = {{NULL, NULL, NULL, "dense"}, "query_key_value", 1, 0},
+    [ATTN_NAMING_PHI] = {{"q_proj", "k_proj", "v_proj", "dense"}, NULL, 0, 0},
+    [ATTN_NAMING_GPT2] = {{NULL, NULL, NULL, "c_proj"}, "c_attn", 0, 1},
+    [ATTN_NAMING_BERT] = {{"self.query", "self.key", "self.value", "output.dense"}, NULL, 0, 0},
+};
+
+/* Reads "<prefix>.<base>.<what>" of logical shape (rows, cols) into dst (rows, cols) row-major;
+ * conv1d: the file holds the transpose (cols, rows). */
+static attn_status read_mat(const mha_src *st, const char *prefix, const char *base, int64_t rows, int64_t cols,
+                            int conv1d, float *dst) {
+    char nm[512], sub[128];
+    snprintf(sub, sizeof sub, "%s.weight", base);
+    attn_status s = full_name(nm, sizeof nm, prefix, sub);
+    if (s != ATTN_OK) return s;
+    if (!conv1d) {
+        const int64_t shp[2] = {rows, cols};
+        return read_into(st, nm, dst, rows * cols, 2, shp);
+    }
+    float *t = (float *)malloc((size_t)(rows * cols) * sizeof(float));
+    if (!t) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_load: scratch for '%s'", nm);
+    const int64_t shp[2] = {cols, rows};
+    s = read_into(st, nm, t, rows * cols, 2, shp);
+    if (s == ATTN_OK)
+        for (int64_t i = 0; i < cols; i++)
+            for (int64_t j = 0; j < rows; j++) dst[j * cols + i] = t[i * rows + j];
+    free(t);
+    return s;
+}
+
+/* fused row r of (qd + 2 kvd) -> projection *p and its row *row */
+static void fused_row(const attn_mha *m, int per_head, int64_t r, int *p, int64_t *row) {
+    if (per_head) { /* (H, 3, D): head h's q, k, v rows in turn */
+        const int64_t h = r / (3 * m->D), j = r % (3 * m->D);
+        *p = (int)(j / m->D);
+        *row = h * m->D + j % m->D;
+    } else if (r < m->qd) {
+        *p = MHA_Q, *row = r;
+    } else if (r < m->qd + m->kvd) {
+        *p = MHA_K, *row = r - m->qd;
+    } else {
+        *p = MHA_V, *row = r - m->qd - m->kvd;
+    }
+}
+
+static attn_status load_fused(attn_mha *m, const mha_src *st, const char *prefix, const hf_map *mp, float *stage) {
+    const int64_t E = m->E, R = m->qd + 2 * m->kvd;
+    if (m->kdim != E || m->vdim != E)
+        return attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: fused '%s' needs self-attention (kdim = vdim = embed_dim)",
+                          mp->fused);
+    if (mp->per_head && m->Hq != m->Hkv)
+        return attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: '%s' (per-head q/k/v) needs num_kv_heads = num_heads, have %lld/%lld",
+                          mp->fused, (long long)m->Hq, (long long)m->Hkv);
+    float *w = (float *)malloc((size_t)(R * E + R) * sizeof(float)), *bias = w ? w + R * E : NULL;
+    if (!w) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_load: scratch for '%s'", mp->fused);
+    attn_status s = read_mat(st, prefix, mp->fused, R, E, mp->conv1d, w);
+    char nm[512], sub[128];
+    snprintf(sub, sizeof sub, "%s.bias", mp->fused);
+    const int any_bias = m->b[MHA_Q] || m->b[MHA_K] || m->b[MHA_V];
+    if (s == ATTN_OK) s = full_name(nm, sizeof nm, prefix, sub);
+    if (s == ATTN_OK && any_bias) {
+        if (!(m->b[MHA_Q] && m->b[MHA_K] && m->b[MHA_V]))
+            s = attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: fused '%s' has one bias for q, k and v; set all of bias_q/k/v",
+                           nm);
+        const int64_t shp[1] = {R};
+        if (s == ATTN_OK) s = read_into(st, nm, bias, R, 1, shp);
+    } else if (s == ATTN_OK && has_tensor(st, nm)) {
+        s = attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: file has tensor \"%s\" but the layer has bias_q/k/v = 0", nm);
+    }
+    for (int64_t r = 0; s == ATTN_OK && r < R; r++) {
+        int p;
+        int64_t row;
+        fused_row(m, mp->per_head, r, &p, &row);
+        memcpy(stage + (m->w[p] - m->arena) + row * E, w + r * E, (size_t)E * sizeof(float));
+        if (any_bias) stage[(m->b[p] - m->arena) + row] = bias[r];
+    }
+    free(w);
+    return s;
+}
+
+static attn_status load_mapped(attn_mha *m, const mha_src *st, const char *prefix, attn_naming naming, float *stage) {
+    const hf_map *mp = &HF_MAPS[naming];
+    const int64_t out_w[MHA_NPROJ] = {m->qd, m->kvd, m->kvd, m->E}, in_w[MHA_NPROJ] = {m->E, m->kdim, m->vdim, m->qd};
+    attn_status s;
+    if (m->qn)
+        return attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: naming %d has no q_norm / k_norm tensors but the layer has qk_norm = 1",
+                          (int)naming);
+    if (mp->fused && (s = load_fused(m, st, prefix, mp, stage)) != ATTN_OK) return s;
+    for (int p = 0; p < MHA_NPROJ; p++) {
+        if (!mp->part[p]) continue;
+        if ((s = read_mat(st, prefix, mp->part[p], out_w[p], in_w[p], mp->conv1d, stage + (m->w[p] - m->arena))) != ATTN_OK)
+            return s;
+        char nm[512], sub[128];
+        snprintf(sub, sizeof sub, "%s.bias", mp->part[p]);
+        if ((s = full_name(nm, sizeof nm, prefix, sub)) != ATTN_OK) return s;
+        if (m->b[p]) {
+            const int64_t shp[1] = {out_w[p]};
+            if ((s = read_into(st, nm, stage + (m->b[p] - m->arena), out_w[p], 1, shp)) != ATTN_OK) return s;
+        } else if (has_tensor(st, nm)) {
+            static const char *flag[MHA_NPROJ] = {"bias_q", "bias_k", "bias_v", "bias_o"};
+            return attn__fail(ATTN_ERR_CONFIG, "attn_mha_load: file has tensor \"%s\" but the layer has %s = 0", nm, flag[p]);
+        }
+    }
+    return ATTN_OK;
+}
+
 attn_status attn_mha_load(attn_mha *m, const attn_st *st, const char *prefix, attn_naming naming) {
     if (!m) return attn__fail(ATTN_ERR_NULL, "attn_mha_load: m is NULL");
     if (!st) return attn__fail(ATTN_ERR_NULL, "attn_mha_load: st is NULL");
-    if (naming != ATTN_NAMING_HF && naming != ATTN_NAMING_TORCH)
-        return attn__fail(ATTN_ERR_OPTION, "attn_mha_load: naming = %d, must be ATTN_NAMING_HF (0) or ATTN_NAMING_TORCH (1)",
-                          (int)naming);
+    mha_src src = {st, 0, NULL, NULL};
+    return mha__load(m, &src, prefix, naming);
+}
+
+attn_status mha__load(attn_mha *m, const mha_src *st, const char *prefix, attn_naming naming) {
+    if ((int)naming < 0 || naming >= ATTN_NAMING_COUNT)
+        return attn__fail(ATTN_ERR_OPTION, "attn_mha_load: naming = %d, must be an attn_naming in [0, %d)", (int)naming,
+                          (int)ATTN_NAMING_COUNT);
     if (m->lora_merged)
         return attn__fail(ATTN_ERR_STATE, "attn_mha_load: LoRA is merged into the weights; unmerge first");
     /* staging copies: the layer is only modified once everything was read */
@@ -183,7 +311,9 @@ attn_status attn_mha_load(attn_mha *m, const attn_st *st, const char *prefix, at
     }
     memcpy(stage, m->arena, m->arena_n * sizeof(float));
     if (ln) memcpy(lstage, m->lora_arena, ln * sizeof(float));
-    attn_status s = naming == ATTN_NAMING_HF ? load_hf(m, st, prefix, stage, lstage) : load_torch(m, st, prefix, stage);
+    attn_status s = naming == ATTN_NAMING_HF      ? load_hf(m, st, prefix, stage, lstage)
+                    : naming == ATTN_NAMING_TORCH ? load_torch(m, st, prefix, stage)
+                                                  : load_mapped(m, st, prefix, naming, stage);
     if (s == ATTN_OK) {
         memcpy(m->arena, stage, m->arena_n * sizeof(float));
         if (ln) memcpy(m->lora_arena, lstage, ln * sizeof(float));

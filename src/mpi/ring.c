@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring.c — the attn_mpi_ring object: creation (duplicated communicator),
  * settings, figures of the last call, and libattn_mpi's error message. */
 #include "mpi/ring_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring_bwd.c — attn_mpi_ring_bwd: ring attention backward.
  *
  * The key-block backward of attn.h, for one (query piece, key piece) block
@@ -276,7 +277,8 @@ attn_status attn_mpi_ring_bwd(attn_mpi_ring *R, const attn_sdpa_dims *dims, attn
     static const char fn[] = "attn_mpi_ring_bwd";
     if (!R) return ring_fail(ATTN_ERR_NULL, "%s: ring is NULL", fn);
     const double t0 = ring_now();
-    ring_args a = {dims, opts, q, k, v, o, dO, dq, dk, dv, lse, 1, NULL};
+    attn_sdpa_opts obuf;
+    ring_args a = {dims, ring_opts_full(opts, &obuf), q, k, v, o, dO, dq, dk, dv, lse, 1, NULL};
     ring_prob P;
     size_t ws = 0;
     attn_status st = ring_open(R, fn, &a, &P, bwd_bytes, &ws);

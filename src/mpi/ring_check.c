@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring_check.c — argument checks of the ring calls.
  *
  * 1. Locally: what the ring supports, that S splits over the communicator,
@@ -13,6 +14,7 @@
 #include "mpi/ring_internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 static int pieces_of(int layout) { return layout == ATTN_MPI_ZIGZAG ? 2 : 1; }
@@ -182,4 +184,13 @@ attn_status ring_open(attn_mpi_ring *R, const char *fn, const ring_args *a, ring
         st = ring_reserve(R, fn, bytes(P, ws));
     }
     return ring_agree(R, fn, a, st);
+}
+
+const attn_sdpa_opts *ring_opts_full(const attn_sdpa_opts *in, attn_sdpa_opts *buf) {
+    const size_t first = offsetof(attn_sdpa_opts, num_threads) + sizeof(int); /* the first release's layout */
+    if (!in || in->struct_size >= sizeof *buf || in->struct_size < first) return in; /* the checks judge these */
+    attn_sdpa_opts_init(buf);
+    memcpy(buf, in, in->struct_size);
+    buf->struct_size = (uint32_t)sizeof *buf;
+    return buf;
 }

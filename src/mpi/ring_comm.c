@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring_comm.c — one ring step's transfers and the shard packing.
  *
  * A step posts all its receives and sends (MPI_Irecv / MPI_Isend) before the

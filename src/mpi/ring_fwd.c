@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring_fwd.c — attn_mpi_ring_fwd: ring attention forward.
  *
  * Step u = 0 .. N-1 on rank r, holding owner o = (r - u) mod N's K/V pieces
@@ -125,7 +126,8 @@ attn_status attn_mpi_ring_fwd(attn_mpi_ring *R, const attn_sdpa_dims *dims, attn
     if (!R) return ring_fail(ATTN_ERR_NULL, "%s: ring is NULL", fn);
     const double t0 = ring_now();
     attn_view none = {0};
-    ring_args a = {dims, opts, q, k, v, o, none, none, none, none, lse, 0, lse};
+    attn_sdpa_opts obuf;
+    ring_args a = {dims, ring_opts_full(opts, &obuf), q, k, v, o, none, none, none, none, lse, 0, lse};
     ring_prob P;
     size_t ws = 0;
     attn_status st = ring_open(R, fn, &a, &P, fwd_bytes, &ws);

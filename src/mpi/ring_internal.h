@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring_internal.h — shared state of libattn_mpi (not installed).
  *
  * Legend: N ranks, r this rank, np pieces per rank (1 contiguous, 2 zigzag),
@@ -70,6 +71,11 @@ typedef struct ring_args {
     int bwd;
     float *lse_out;     /* fwd only */
 } ring_args;
+
+/* The caller's options as a complete struct of this header's layout (an
+ * older caller's shorter struct gets the defaults past its struct_size;
+ * a longer one is passed through: the library's checks refuse it). */
+const attn_sdpa_opts *ring_opts_full(const attn_sdpa_opts *in, attn_sdpa_opts *buf);
 
 /* ring_check.c: this rank's arguments (local, no communication), then the
  * agreement of all ranks (collective: one MPI_Allreduce). ring_agree takes

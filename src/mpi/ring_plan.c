@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring_plan.c — the resolved ring problem: piece geometry, which blocks are
  * visible to which rank (the skip / do-not-send tables), per-pair options,
  * and the grow-only buffer arena.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_cli_errors.sh — every `attn` subcommand fails cleanly on bad input:
 # non-zero exit (not a signal), and exactly ONE line "attn <sub>: <problem>"
 # on stderr. Bad files are made here, in a temporary directory. Also checks

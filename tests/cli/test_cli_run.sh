@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_cli_run.sh — `attn run` on the committed fixture tests/fixtures/llama_run/
 # (a 2-layer Llama saved by transformers: bf16 safetensors, config.json with
 # llama3 RoPE scaling, x.npy (2, 8, 64), y.npy = layer 0 self_attn output,
@@ -65,7 +66,7 @@ step "run (B, S, E) input" $RUN --input "$FIX/x.npy" --output "$T/y.npy"
 cp "$T/out" "$T/run.out"
 step "y matches transformers within 1e-5" "$ATTN" compare "$T/y.npy" "$FIX/y.npy" --rtol 1e-5
 step "summary names what config.json made of the layer" \
-    grep -q 'E 64, heads 4/2, D 16, RoPE theta 500000 llama3-scaled x4, causal)$' "$T/run.out"
+    grep -q '(Llama layer 0, model.layers.0.self_attn: E 64, heads 4/2, D 16, RoPE theta 500000, llama3 x4, rotary dims 16 of 16, scale 0.25, full attention, causal)$' "$T/run.out"
 
 # 2. the same with explicit positions 0..7, int64 (S) and (B, S)
 mkhdr "$T/pos.npy" '<i8' '(8,)'
@@ -102,6 +103,66 @@ step "run with positions 0,2,..,14" $RUN --input "$FIX/x.npy" --output "$T/y_x2.
 differs "stretched positions change y" "$ATTN" compare "$T/y_x2.npy" "$FIX/y.npy" --rtol 1e-5
 step "run --no-causal" $RUN --input "$FIX/x.npy" --output "$T/y_nc.npy" --no-causal
 differs "--no-causal changes y" "$ATTN" compare "$T/y_nc.npy" "$FIX/y.npy" --rtol 1e-5
+
+# 6. choosing the layer, switching RoPE off, key padding (HF attention_mask: 1 = token, 0 = pad)
+RUN0="$ATTN run --weights $FIX/model.safetensors --config $FIX/config.json"
+step "run --layer 0 = the default prefix" $RUN0 --layer 0 --input "$FIX/x.npy" --output "$T/y_l0.npy"
+step "--layer 0 matches transformers" "$ATTN" compare "$T/y_l0.npy" "$FIX/y.npy" --rtol 1e-5
+step "run --layer 1" $RUN0 --layer 1 --input "$FIX/x.npy" --output "$T/y_l1.npy"
+cp "$T/out" "$T/run1.out"
+step "--layer 1 reads model.layers.1" grep -q 'Llama layer 1, model.layers.1.self_attn' "$T/run1.out"
+differs "--layer 1 has other weights" "$ATTN" compare "$T/y_l1.npy" "$FIX/y.npy" --rtol 1e-5
+step "--prefix model.layers.1.self_attn = --layer 1" $RUN0 --prefix model.layers.1.self_attn --input "$FIX/x.npy" --output "$T/y_p1.npy"
+step "prefix and layer agree bit for bit" "$ATTN" compare "$T/y_p1.npy" "$T/y_l1.npy" --rtol 0
+step "run --no-rope" $RUN0 --no-rope --input "$FIX/x.npy" --output "$T/y_nr.npy"
+cp "$T/out" "$T/run_nr.out"
+step "--no-rope is reported" grep -q 'no RoPE, scale 0.25' "$T/run_nr.out"
+differs "--no-rope changes y" "$ATTN" compare "$T/y_nr.npy" "$FIX/y.npy" --rtol 1e-5
+mkhdr "$T/am1.npy" '<i8' '(2, 8)'
+i64 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 >>"$T/am1.npy"
+mkhdr "$T/am_f.npy" '<f4' '(2, 8)'
+printf '\000\000\200\077%.0s' 1 2 3 4 5 6 7 8 >>"$T/am_f.npy"
+printf '\000\000\000\000%.0s' 1 2 3 4 5 6 7 8 >>"$T/am_f.npy"
+step "all-ones attention_mask" $RUN0 --key-padding-mask "$T/am_f.npy" --input "$FIX/x.npy" --output "$T/y_am.npy"
+differs "an all-padding row changes batch 1" "$ATTN" compare "$T/y_am.npy" "$FIX/y.npy" --rtol 1e-5
+cat >"$T/am_bad.npy" <"$T/am_f.npy"
+mkhdr "$T/am_bad.npy" '<f4' '(2, 8)'
+printf '\000\000\000\100%.0s' 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 >>"$T/am_bad.npy"
+expect_fail() { # expect_fail NAME MESSAGE CMD ARGS...: must fail with MESSAGE on one stderr line
+    name=$1
+    msg=$2
+    shift 2
+    if "$@" >"$T/out" 2>"$T/err"; then
+        echo "FAIL $name: succeeded"
+        nfail=$((nfail + 1))
+    elif [ "$(wc -l <"$T/err")" -eq 1 ] && grep -qF -- "$msg" "$T/err"; then
+        echo "ok   $name: $(cat "$T/err")"
+        npass=$((npass + 1))
+    else
+        echo "FAIL $name: stderr lacks '$msg' or is not one line"
+        sed 's/^/    | /' "$T/err"
+        nfail=$((nfail + 1))
+    fi
+}
+expect_fail "attention_mask of 2s" "an HF attention_mask holds 1 (token) or 0 (padding)" \
+    $RUN0 --key-padding-mask "$T/am_bad.npy" --input "$FIX/x.npy" --output "$T/y_x.npy"
+expect_fail "attention_mask of the wrong shape" "does not match the input: expected (2, 8)" \
+    $RUN0 --key-padding-mask "$T/y0ref.npy" --input "$FIX/x.npy" --output "$T/y_x.npy"
+expect_fail "--layer 2 of 2" "layer 2 does not exist ('num_hidden_layers' = 2)" \
+    $RUN0 --layer 2 --input "$FIX/x.npy" --output "$T/y_x.npy"
+expect_fail "--layer disagrees with --prefix" "names layer 0 but --layer is 1" \
+    $RUN0 --layer 1 --prefix model.layers.0.self_attn --input "$FIX/x.npy" --output "$T/y_x.npy"
+sed 's/"model_type": "llama"/"model_type": "falcon"/' "$FIX/config.json" >"$T/falcon.json"
+expect_fail "unknown model_type" "'model_type' = 'falcon' is not supported (supported: llama, mistral" \
+    "$ATTN" run --weights "$FIX/model.safetensors" --config "$T/falcon.json" --input "$FIX/x.npy" --output "$T/y_x.npy"
+step "--model-type llama reads it" "$ATTN" run --weights "$FIX/model.safetensors" --config "$T/falcon.json" \
+    --model-type llama --input "$FIX/x.npy" --output "$T/y_mt.npy"
+step "... and matches transformers" "$ATTN" compare "$T/y_mt.npy" "$FIX/y.npy" --rtol 1e-5
+sed 's/"mlp_bias": false,/"mlp_bias": false, "attention_multiplier": 0.5,/' "$FIX/config.json" >"$T/unk.json"
+expect_fail "unknown key" "key 'attention_multiplier' = 0.5 is not known for llama" \
+    "$ATTN" run --weights "$FIX/model.safetensors" --config "$T/unk.json" --input "$FIX/x.npy" --output "$T/y_x.npy"
+step "--allow-unknown-keys ignores it" "$ATTN" run --weights "$FIX/model.safetensors" --config "$T/unk.json" \
+    --allow-unknown-keys --input "$FIX/x.npy" --output "$T/y_uk.npy"
 
 echo "test_cli_run: $npass passed, $nfail failed"
 [ "$nfail" -eq 0 ]

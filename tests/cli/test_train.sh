@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_train.sh — `attn train` and `attn generate` end to end, kept short
 # (--steps 30 on the bundled text, ~10 s on a loaded 2-core machine):
 #   - the training loss falls by >= 40% and a checkpoint is written;

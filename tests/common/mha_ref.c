@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mha_ref.c — see mha_ref.h. */
 #include "mha_ref.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mha_ref.h — float64 reference of the whole attention layer (test oracle).
  *
  * Straightforward loops, written from the semantics (not from the layer's

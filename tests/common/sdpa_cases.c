@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_cases.c — see sdpa_cases.h */
 #include "sdpa_cases.h"
 
@@ -204,6 +205,7 @@ int64_t sc_no(const sc_case *c) { return c->Bq * c->d.seq_q * c->d.heads_q * c->
 
 static void opts_init(attn_sdpa_opts *o) {
     memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
     o->window_left = -1;
     o->window_right = -1;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_cases.h — shared machinery of the sdpa test suites:
  *   - strided fp32 tensor views (every layout the kernels must accept) with
  *     sentinel-filled gaps, and their float64 / contiguous fp32 copies;

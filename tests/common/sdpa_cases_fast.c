@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_cases_fast.c — running the fast kernels on an sc_case, with the
  * contract checks every suite wants on every call: inputs unchanged, nothing
  * written outside the output views (sentinel gaps), lse written exactly

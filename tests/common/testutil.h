@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* testutil.h — tiny test harness shared by every test binary.
  * CHECK records a failure (and prints where) without aborting; a test's main
  * ends with `return test_summary("name");`, which prints
@@ -21,6 +22,14 @@ extern long tu_pass, tu_fail;
                 fputc('\n', stderr);                                                 \
             }                                                                        \
         }                                                                            \
+    } while (0)
+
+/* CHECK that `call` returns the status `want` with `msg` in attn_last_error(). */
+#define CHECK_FAILS(call, want, msg)                                                         \
+    do {                                                                                     \
+        attn_status s_ = (call);                                                             \
+        CHECK(s_ == (want) && strstr(attn_last_error(), msg), "%s: status %d, message '%s'", \
+              #call, (int)s_, attn_last_error());                                            \
     } while (0)
 
 int test_summary(const char *name);

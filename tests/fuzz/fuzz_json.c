@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_json.c — libFuzzer target for the strict JSON reader (src/io/json.c).
  * Parses the input; on success walks the whole document, decoding every
  * string and number and cross-checking the navigation functions.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_mha.c — libFuzzer target for the attention layer: a fuzzed
  * attn_mha_config (tiny sizes, invalid values too), create / init / LoRA,
  * forward (self- and cross-attention, layouts, positions, key padding and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_npy.c — libFuzzer target for the .npy reader (attn_npy_read_memory). */
 #include "core/core.h"
 

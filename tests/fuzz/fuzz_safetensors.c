@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_safetensors.c — libFuzzer target for the safetensors reader:
  * attn_st_open_memory, then every query and a read of every tensor. */
 #include "core/core.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_sdpa.c — libFuzzer target for attn_sdpa_fwd / attn_sdpa_bwd (and the
  * workspace size queries), driven by fuzzed shapes, strides and options at
  * small sizes.

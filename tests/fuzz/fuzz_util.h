@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_util.h — helpers shared by the structured fuzz targets (fuzz_sdpa.c,
  * fuzz_mha.c): a byte reader that returns 0 once the input is exhausted (so
  * every input, even an empty one, decodes to a configuration), a small

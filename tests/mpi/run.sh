@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs the MPI tests (tests/mpi/test_*.c, built into BUILD_DIR) under
 #   mpirun --oversubscribe -np N   for N = 1, 2, 3, 4
 # on this machine only (shared memory), then test_mpi_ring once more over TCP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_mpi_badinput.c — bad input to the ring gives an error on EVERY rank,
  * never a hang (run by tests/mpi/run.sh under mpirun -np 1..4, each run with
  * a timeout) and never a partial write.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_mpi_overlap.c — the ring overlaps its transfers with compute
  * (run by tests/mpi/run.sh under mpirun -np 1..4; nothing to overlap at 1).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_mpi_ring.c — ring attention over MPI vs the single-process kernels and
  * the float64 reference (run by tests/mpi/run.sh under mpirun -np 1..4).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* args.h — the small argument parser shared by every `attn` subcommand.
  *
  * Options are "--name value", "--name=value" or bare "--name" for flags.

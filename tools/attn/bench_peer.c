@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_peer.c — see bench_peer.h. */
 #include "bench_peer.h"
 

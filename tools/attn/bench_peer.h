@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_peer.h — the naive peer of `attn bench`: attention the textbook way
  * with OpenBLAS. Per (batch, query head): cblas_sgemm Q·Kᵀ into a
  * materialised Sq x Sk buffer, a row softmax (masked), cblas_sgemm P·V.

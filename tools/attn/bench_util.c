@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_util.c — see bench_util.h. */
 #include "bench_util.h"
 
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <errno.h>
 #include <immintrin.h>
 #define BU_X86 1
 #endif
@@ -274,10 +276,13 @@ int bu_plot(const char *out_path, const char *title, const char *xlabel, const c
     snprintf(script, sizeof script, "%s/plot.gp", dir);
     FILE *f = fopen(script, "w");
     if (!f) { snprintf(err, errlen, "--plot: cannot write %s", script); rmdir(dir); return 1; }
+    /* gnuplot writes a temporary file next to out_path, renamed over it on success (never in place) */
+    char tmp_out[4200];
+    snprintf(tmp_out, sizeof tmp_out, "%s.tmp.%ld", out_path, (long)getpid());
     fprintf(f, "set terminal %s\nset output ", term);
     /* gnuplot strings: single quotes, '' escapes a quote */
     fputc('\'', f);
-    for (const char *p = out_path; *p; p++) { if (*p == '\'') fputc('\'', f); fputc(*p, f); }
+    for (const char *p = tmp_out; *p; p++) { if (*p == '\'') fputc('\'', f); fputc(*p, f); }
     fprintf(f, "'\nset title '%s'\nset xlabel '%s'\nset ylabel '%s'\n", title, xlabel, ylabel);
     fprintf(f, "set logscale x 2\nset grid\nset key outside right\nset yrange [0:*]\n");
     fprintf(f, "plot ");
@@ -303,7 +308,12 @@ int bu_plot(const char *out_path, const char *title, const char *xlabel, const c
     }
     int status = 0, rc = 1;
     if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) rc = 0;
-    if (rc) {
+    if (rc == 0 && rename(tmp_out, out_path) != 0) {
+        snprintf(err, errlen, "--plot: cannot rename %s to %s: %s", tmp_out, out_path, strerror(errno));
+        rc = 2;
+    }
+    if (rc) unlink(tmp_out);
+    if (rc == 1) {
         char line[256] = "";
         FILE *lf = fopen(logp, "r");
         if (lf) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_util.h — measurement helpers for `attn bench`: wall-clock timer,
  * repeated timing (warm-up + best/median), the machine's FP32 FMA peak,
  * resident-set size, JSON string escaping and gnuplot plotting. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli.h — the subcommands of the `attn` tool. Each takes argc/argv with
  * argv[0] = the subcommand name and returns the process exit code
  * (0 success, 1 failure or bad usage). Errors are one line on stderr:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_bench.c — `attn bench`: speed of the sdpa kernels and of the layer,
  * next to peers measured in the same process.
  *
@@ -20,6 +21,7 @@
 #include "args.h"
 #include "bench_peer.h"
 #include "bench_util.h"
+#include "cli_out.h"
 #include "cli.h"
 #include "core/core.h"
 #include "kernels/gemm.h"
@@ -525,14 +527,15 @@ static int run_memory(int64_t S, int threads, const char *json_path) {
            (double)base_rss / 1048576.0, (double)wsn / 1048576.0);
     (void)base_peak;
     if (json_path) {
-        FILE *f = fopen(json_path, "w");
-        if (!f) return cli_fail(SUB, "--json %s: %s", json_path, strerror(errno));
+        cli_out jout;
+        FILE *f = cli_out_open(&jout);
+        if (!f) return cli_fail(SUB, "--json %s: out of memory", json_path);
         fprintf(f, "{\"memory\": {\"S\": %lld, \"Hq\": %lld, \"Hkv\": %lld, \"D\": %lld, \"causal\": true, \"threads\": %d, "
                    "\"io_bytes\": %.0f, \"peak_rss_bytes\": %lld, \"extra_bytes\": %.0f, \"base_rss_bytes\": %lld, "
                    "\"workspace_bytes\": %zu, \"seconds\": %.3f}}\n",
                 (long long)S, (long long)m.Hq, (long long)m.Hkv, (long long)m.D, threads, io_bytes, (long long)peak, extra,
                 (long long)base_rss, wsn, dt);
-        fclose(f);
+        if (cli_out_commit(&jout, json_path) != ATTN_OK) return cli_fail(SUB, "--json %s", attn_last_error());
     }
     attn__free(q); attn__free(k); attn__free(v); attn__free(out); attn__free(lse); attn__free(ws);
     return 0;
@@ -839,8 +842,9 @@ int cmd_bench(int argc, char **argv) {
     fflush(stdout);
 
     if (json_path) {
-        FILE *f = fopen(json_path, "w");
-        if (!f) return cli_fail(SUB, "--json %s: %s", json_path, strerror(errno));
+        cli_out jout;
+        FILE *f = cli_out_open(&jout);
+        if (!f) return cli_fail(SUB, "--json %s: out of memory", json_path);
         fprintf(f, "{\n  \"attn_version\": \"%s\", \"cpu\": ", attn_version());
         bu_json_str(f, cpu->brand);
         fprintf(f, ", \"isa\": \"%s\", \"threads\": %lld,\n  \"peak_gflops\": %.2f, \"peak_probe\": \"%s\",\n  \"blas_config\": ",
@@ -894,7 +898,7 @@ int cmd_bench(int argc, char **argv) {
             fprintf(f, "}");
         }
         fprintf(f, "\n}\n");
-        if (fclose(f) != 0) return cli_fail(SUB, "--json %s: write failed", json_path);
+        if (cli_out_commit(&jout, json_path) != ATTN_OK) return cli_fail(SUB, "--json %s", attn_last_error());
         printf("\nwrote %s\n", json_path);
     }
     if (plot_path) {

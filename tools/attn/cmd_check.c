@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_check.c — `attn check`: the library against float64 references.
  *
  *  sdpa   attn_sdpa_fwd / attn_sdpa_bwd at a built-in set of shapes and

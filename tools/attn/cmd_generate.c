@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_generate.c — `attn generate`: loads a checkpoint written by `attn train`,
  * prefills the prompt through attn_mha_forward_cached (one attn_kvcache per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_info.c — `attn info`: version, CPU, kernel ISA, threads, BLAS. */
 #include "args.h"
 #include "bench_peer.h"

@@ -1,16 +1,21 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_run.c — `attn run`: one HuggingFace attention layer on an input.
  *
- *   attn run --weights model.safetensors --prefix model.layers.0.self_attn
- *            --config config.json --input x.npy --output y.npy
- *            [--positions p.npy] [--causal | --no-causal] [--threads N]
+ *   attn run --weights model.safetensors --config config.json --input x.npy --output y.npy
+ *            [--layer N | --prefix NAME] [--positions p.npy] [--key-padding-mask m.npy]
+ *            [--causal | --no-causal] [--no-rope] [--model-type T] [--allow-unknown-keys]
+ *            [--threads N]
  *
- * config.json -> attn_hf_config_read -> attn_mha_create; weights loaded with
- * HF names ({prefix}.q_proj.weight ...); x (S, E) or (B, S, E), float32 /
- * float16 / float64; y has x's shape, float32. Every problem is one line
- * "attn run: <file>: <problem>" on stderr and exit status 1.
+ * config.json -> attn_hf_config_read_ex (the chosen layer: --layer N, or the
+ * N of a --prefix such as model.layers.N.self_attn) -> attn_mha_create;
+ * weights loaded with the architecture's names; x (S, E) or (B, S, E),
+ * float32 / float16 / float64; y has x's shape, float32. Every problem is one
+ * line "attn run: <file>: <problem>" on stderr and exit status 1.
  *
- * Also the hidden `attn compare A.npy B.npy [--rtol X]` used by the tests:
- * exit 0 iff the shapes agree and max|a - b| <= rtol * max|b|. */
+ * Also the hidden `attn compare A.npy B.npy [--rtol X] [--rows M.npy]` used by
+ * the tests: exit 0 iff the shapes agree and max|a - b| <= rtol * max|b|;
+ * --rows: a (B, S) 0/1 array, only rows (b, s, :) with 1 are compared (the
+ * padded query rows of a padded batch, whose output no model uses). */
 #include "args.h"
 #include "cli.h"
 #include "core/core.h"
@@ -20,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int cmd_compare(int argc, char **argv); /* main.c dispatches it (hidden) */
 
@@ -183,21 +189,117 @@ static int read_positions(const char *path, int64_t **out, int *ndim, int64_t sh
     return 0;
 }
 
+/* The layer index a prefix names: the number after "layers." / "layer." / "h."
+ * ("model.layers.3.self_attn" -> 3), or -1. */
+static int64_t prefix_layer(const char *prefix) {
+    static const char *const keys[] = {"layers.", "layer.", "h."};
+    for (const char *p = prefix; *p; p++) {
+        if (p != prefix && p[-1] != '.') continue;
+        for (int k = 0; k < 3; k++) {
+            size_t n = strlen(keys[k]);
+            if (strncmp(p, keys[k], n) != 0) continue;
+            const char *d = p + n;
+            char *end;
+            if (*d < '0' || *d > '9') continue;
+            long long v = strtoll(d, &end, 10);
+            if ((*end == '.' || *end == 0) && v >= 0 && v < INT32_MAX) return v;
+        }
+    }
+    return -1;
+}
+
+/* HF attention_mask (B, S), 1 = attend, 0 = padding -> key_padding_mask (nonzero = padded). */
+static int read_attention_mask(const char *sub, const char *path, int64_t B, int64_t S, uint8_t **out) {
+    attn_npy a;
+    memset(&a, 0, sizeof a);
+    if (attn_npy_read(path, &a) != ATTN_OK) return cli_fail(sub, "%s: %s", path, lib_msg(path));
+    int ok = 0;
+    char sh[128];
+    shape_str(sh, sizeof sh, a.ndim, a.shape);
+    if (!((a.ndim == 2 && a.shape[0] == B && a.shape[1] == S) || (a.ndim == 1 && B == 1 && a.shape[0] == S))) {
+        cli_fail(sub, "%s: shape %s does not match the input: expected (%lld, %lld) (HF attention_mask, 1 = token, 0 = padding)",
+                 path, sh, (long long)B, (long long)S);
+    } else if (!(*out = malloc((size_t)(B * S)))) {
+        cli_fail(sub, "out of memory");
+    } else {
+        ok = 1;
+        for (int64_t i = 0; ok && i < B * S; i++) {
+            if (a.data[i] != 0.0f && a.data[i] != 1.0f) {
+                cli_fail(sub, "%s: element %lld is %g; an HF attention_mask holds 1 (token) or 0 (padding)", path,
+                         (long long)i, (double)a.data[i]);
+                free(*out);
+                *out = NULL;
+                ok = 0;
+            } else {
+                (*out)[i] = a.data[i] == 0.0f;
+            }
+        }
+    }
+    attn_npy_free(&a);
+    return !ok;
+}
+
+/* One line: what the config made of the layer (the features that change y). */
+static void describe_layer(char *feat, size_t cap, const attn_mha_config *rcfg) {
+    size_t fl = 0;
+#define ADD(...) \
+    do { if (fl < cap) fl += (size_t)snprintf(feat + fl, cap - fl, __VA_ARGS__); } while (0)
+    if (rcfg->rope == ATTN_ROPE_NONE) ADD("no RoPE");
+    else {
+        static const char *const sc[] = {"default", "linear", "llama3", "dynamic", "yarn", "longrope"};
+        ADD("RoPE%s theta %g, %s", rcfg->rope == ATTN_ROPE_GPTJ ? " (GPT-J)" : "", (double)rcfg->rope_theta,
+            rcfg->rope_scaling >= 0 && rcfg->rope_scaling < 6 ? sc[rcfg->rope_scaling] : "?");
+        if (rcfg->rope_scaling != ATTN_ROPE_SCALING_NONE) ADD(" x%g", (double)rcfg->rope_factor);
+        ADD(", rotary dims %lld of %lld", (long long)rcfg->rope_dim, (long long)rcfg->head_dim);
+    }
+    ADD(", scale %.6g", (double)rcfg->scale);
+    if (rcfg->softcap > 0) ADD(", softcap %g", (double)rcfg->softcap);
+    if (rcfg->qk_norm) ADD(", qk-norm%s", rcfg->qk_norm_offset != 0.0f ? " (1 + w)" : "");
+    if (rcfg->bias_q || rcfg->bias_k || rcfg->bias_v || rcfg->bias_o)
+        ADD(", biases %s%s%s%s", rcfg->bias_q ? "q" : "", rcfg->bias_k ? "k" : "", rcfg->bias_v ? "v" : "",
+            rcfg->bias_o ? "o" : "");
+    if (rcfg->window_left >= 0) ADD(", window %lld", (long long)rcfg->window_left + 1);
+    else ADD(", full attention");
+#undef ADD
+}
+
+/* --weights names a sharded checkpoint: a *.index.json, or a directory holding
+ * model.safetensors.index.json (a directory without one means its model.safetensors) */
+static int is_index(const char *w) {
+    size_t n = strlen(w);
+    if (n >= 11 && !strcmp(w + n - 11, ".index.json")) return 1;
+    char p[4096];
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", w);
+    FILE *f = fopen(p, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static attn_status load_weights(attn_mha *m, const attn_st *st, const char *weights, int sharded, const char *prefix,
+                                attn_naming naming) {
+    return sharded ? attn_mha_load_index(m, weights, prefix, naming) : attn_mha_load(m, st, prefix, naming);
+}
+
 int cmd_run(int argc, char **argv) {
     const char *sub = "run";
-    const char *weights = NULL, *prefix = "model.layers.0.self_attn", *config = NULL, *input = NULL, *output = NULL,
-               *positions = NULL;
-    int causal = -1;
-    int64_t threads = ARG_UNSET;
+    const char *weights = NULL, *prefix = NULL, *config = NULL, *input = NULL, *output = NULL, *positions = NULL,
+               *kpm_path = NULL, *model_type = NULL;
+    int causal = -1, no_rope = 0, allow_unknown = 0;
+    int64_t threads = ARG_UNSET, layer = ARG_UNSET;
     const arg_spec specs[] = {
-        { "weights", ARG_STR, &weights, "FILE", "safetensors file with the layer's weights (required)" },
-        { "prefix", ARG_STR, &prefix, "NAME", "tensor name prefix (default model.layers.0.self_attn)" },
+        { "weights", ARG_STR, &weights, "FILE", "safetensors file, model.safetensors.index.json (sharded) or model directory (required)" },
+        { "layer", ARG_INT, &layer, "N", "layer index: its config (window, rope) and its tensors (default 0)" },
+        { "prefix", ARG_STR, &prefix, "NAME", "tensor name prefix (default the architecture's, e.g. model.layers.N.self_attn)" },
         { "config", ARG_STR, &config, "FILE", "HuggingFace config.json (required)" },
         { "input", ARG_STR, &input, "FILE", "x: .npy (S, E) or (B, S, E), float32/float16/float64 (required)" },
         { "output", ARG_STR, &output, "FILE", "y: .npy written with x's shape, float32 (required)" },
         { "positions", ARG_STR, &positions, "FILE", "RoPE positions .npy, integer (S) or (B, S) (default 0..S-1)" },
         { "causal", ARG_FLAG, &causal, NULL, "causal self-attention (the default for HF decoder configs)" },
         { "no-causal", ARG_UNFLAG, &causal, NULL, "attend to every position" },
+        { "key-padding-mask", ARG_STR, &kpm_path, "FILE", "HF attention_mask .npy (B, S): 1 = token, 0 = padding (keys ignored)" },
+        { "no-rope", ARG_FLAG, &no_rope, NULL, "no rotary embedding, whatever the config says" },
+        { "model-type", ARG_STR, &model_type, "T", "read config.json as this supported model_type (override)" },
+        { "allow-unknown-keys", ARG_FLAG, &allow_unknown, NULL, "ignore config.json keys attn does not know (else refused)" },
         { "threads", ARG_INT, &threads, "N", "worker threads (default: ATTN_NUM_THREADS or all CPUs)" },
     };
     const int nspecs = (int)(sizeof specs / sizeof specs[0]);
@@ -205,8 +307,9 @@ int cmd_run(int argc, char **argv) {
     if (args_parse(sub, argc, argv, specs, nspecs, &help)) return 1;
     if (help) {
         args_print_help(sub, "--weights FILE --config FILE --input x.npy --output y.npy [options]",
-                        "Runs one self-attention layer of a HuggingFace checkpoint (Llama / Qwen2 / Qwen3 / Mistral\n"
-                        "style: q/k/v/o_proj, GQA, RoPE incl. llama3 scaling, qk-norm, biases) on x and writes y.",
+                        "Runs one self-attention layer of a HuggingFace checkpoint on x and writes y. The\n"
+                        "architecture comes from config.json's model_type; the keys attn reads, ignores and\n"
+                        "refuses are listed in docs/hf.md.",
                         specs, nspecs);
         return 0;
     }
@@ -223,17 +326,58 @@ int cmd_run(int argc, char **argv) {
     memset(&x, 0, sizeof x);
     int64_t *pos64 = NULL;
     int32_t *pos = NULL;
+    uint8_t *kpm = NULL;
     float *y = NULL;
     char sh[128];
 
     attn_mha_config cfg;
-    if (attn_hf_config_read(config, &cfg) != ATTN_OK) { cli_fail(sub, "%s: %s", config, lib_msg(config)); goto done; }
+    attn_hf_info info;
+    attn_hf_opts hopts;
+    attn_hf_opts_init(&hopts);
+    hopts.model_type = model_type;
+    hopts.allow_unknown_keys = allow_unknown;
+    if (layer != ARG_UNSET && (layer < 0 || layer > INT32_MAX)) {
+        cli_fail(sub, "--layer %lld: expected an integer >= 0", (long long)layer);
+        goto done;
+    }
+    {
+        const int64_t from_prefix = prefix ? prefix_layer(prefix) : -1;
+        if (layer != ARG_UNSET && from_prefix >= 0 && from_prefix != layer) {
+            cli_fail(sub, "--prefix %s names layer %lld but --layer is %lld", prefix, (long long)from_prefix, (long long)layer);
+            goto done;
+        }
+        hopts.layer = layer != ARG_UNSET ? layer : from_prefix >= 0 ? from_prefix : prefix ? -1 : 0;
+    }
+    attn_mha_config_init(&cfg);
+    if (attn_hf_config_read_ex(config, &hopts, &cfg, &info) != ATTN_OK) { cli_fail(sub, "%s: %s", config, lib_msg(config)); goto done; }
+    const int prefix_given = prefix != NULL;
+    if (!prefix) prefix = info.prefix;
     if (causal >= 0) cfg.causal = causal;
+    if (no_rope) {
+        cfg.rope = ATTN_ROPE_NONE;
+        cfg.rope_dim = 0;
+        cfg.rope_scaling = ATTN_ROPE_SCALING_NONE;
+    }
     if (attn_mha_create(&m, &cfg) != ATTN_OK) { cli_fail(sub, "%s: unsupported layer configuration: %s", config, attn_last_error()); goto done; }
     const attn_mha_config *rcfg = attn_mha_get_config(m);
     const int64_t E = rcfg->embed_dim;
-    if (attn_st_open(&st, weights) != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
-    if (attn_mha_load(m, st, prefix, ATTN_NAMING_HF) != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
+    const int sharded = is_index(weights);
+    char wbuf[4096];
+    struct stat wsb;
+    if (!sharded && stat(weights, &wsb) == 0 && S_ISDIR(wsb.st_mode)) { /* a model directory */
+        snprintf(wbuf, sizeof wbuf, "%s/model.safetensors", weights);
+        weights = wbuf;
+    }
+    if (!sharded && attn_st_open(&st, weights) != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
+    attn_status ls = load_weights(m, st, weights, sharded, prefix, (attn_naming)info.naming);
+    if (ls == ATTN_ERR_NOT_FOUND && !prefix_given && info.prefix_alt[0]) { /* the bare model saved alone */
+        char first[512];
+        snprintf(first, sizeof first, "%s", attn_last_error());
+        ls = load_weights(m, st, weights, sharded, info.prefix_alt, (attn_naming)info.naming);
+        if (ls == ATTN_OK) prefix = info.prefix_alt;
+        else if (ls == ATTN_ERR_NOT_FOUND) attn__fail(ls, "%s (nor under '%s')", first, info.prefix_alt);
+    }
+    if (ls != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
     attn_st_free(st);
     st = NULL;
 
@@ -278,6 +422,7 @@ int cmd_run(int argc, char **argv) {
             }
     }
 
+    if (kpm_path && read_attention_mask(sub, kpm_path, B, S, &kpm)) goto done;
     y = malloc((size_t)x.numel * sizeof(float));
     if (!y) { cli_fail(sub, "out of memory (y: %lld floats)", (long long)x.numel); goto done; }
     attn_mha_input in;
@@ -286,30 +431,16 @@ int cmd_run(int argc, char **argv) {
     in.seq_q = S;
     in.x = x.data;
     in.positions = pos;
+    in.key_padding_mask = kpm;
     if (attn_mha_forward(m, &in, y) != ATTN_OK) { cli_fail(sub, "forward: %s", attn_last_error()); goto done; }
     if (attn_npy_write(output, y, x.ndim, x.shape) != ATTN_OK) { cli_fail(sub, "%s: %s", output, lib_msg(output)); goto done; }
     shape_str(sh, sizeof sh, x.ndim, x.shape);
-    /* what the config made of the layer: the features that change y */
-    char feat[256];
-    size_t fl = 0;
-    if (rcfg->rope == ATTN_ROPE_NONE) fl += (size_t)snprintf(feat + fl, sizeof feat - fl, "no RoPE");
-    else
-        fl += (size_t)snprintf(feat + fl, sizeof feat - fl, "RoPE%s theta %g%s", rcfg->rope == ATTN_ROPE_GPTJ ? " (GPT-J)" : "",
-                               (double)rcfg->rope_theta,
-                               rcfg->rope_scaling == ATTN_ROPE_SCALING_LLAMA3   ? " llama3-scaled"
-                               : rcfg->rope_scaling == ATTN_ROPE_SCALING_LINEAR ? " linear-scaled"
-                                                                                 : "");
-    if (rcfg->rope != ATTN_ROPE_NONE && rcfg->rope_scaling != ATTN_ROPE_SCALING_NONE && fl < sizeof feat)
-        fl += (size_t)snprintf(feat + fl, sizeof feat - fl, " x%g", (double)rcfg->rope_factor);
-    if (rcfg->qk_norm && fl < sizeof feat) fl += (size_t)snprintf(feat + fl, sizeof feat - fl, ", qk-norm");
-    if ((rcfg->bias_q || rcfg->bias_k || rcfg->bias_v || rcfg->bias_o) && fl < sizeof feat)
-        fl += (size_t)snprintf(feat + fl, sizeof feat - fl, ", biases %s%s%s%s", rcfg->bias_q ? "q" : "",
-                               rcfg->bias_k ? "k" : "", rcfg->bias_v ? "v" : "", rcfg->bias_o ? "o" : "");
-    if (rcfg->window_left >= 0 && fl < sizeof feat)
-        fl += (size_t)snprintf(feat + fl, sizeof feat - fl, ", window %lld", (long long)rcfg->window_left + 1);
-    printf("attn run: wrote %s %s float32 (layer %s: E %lld, heads %lld/%lld, D %lld, %s, %s)\n", output, sh, prefix,
-           (long long)E, (long long)rcfg->num_heads, (long long)rcfg->num_kv_heads, (long long)rcfg->head_dim, feat,
-           rcfg->causal ? "causal" : "not causal");
+    char feat[320];
+    describe_layer(feat, sizeof feat, rcfg);
+    printf("attn run: wrote %s %s float32 (%s layer %lld, %s: E %lld, heads %lld/%lld, D %lld, %s, %s%s)\n", output,
+           sh, info.arch_name, (long long)info.layer, prefix, (long long)E, (long long)rcfg->num_heads,
+           (long long)rcfg->num_kv_heads, (long long)rcfg->head_dim, feat, rcfg->causal ? "causal" : "not causal",
+           kpm ? ", key padding" : "");
     rc = 0;
 done:
     attn_st_free(st);
@@ -317,6 +448,7 @@ done:
     attn_npy_free(&x);
     free(pos64);
     free(pos);
+    free(kpm);
     free(y);
     return rc;
 }
@@ -335,17 +467,22 @@ int cmd_compare(int argc, char **argv) {
         else if (nrest < 8) rest[nrest++] = argv[i];
         else return cli_fail(sub, "too many arguments");
     }
-    const arg_spec specs[] = { { "rtol", ARG_DOUBLE, &rtol, "X", "tolerance: max|a-b| <= X * max|b| (default 1e-5)" } };
+    const char *rows_path = NULL;
+    const arg_spec specs[] = { { "rtol", ARG_DOUBLE, &rtol, "X", "tolerance: max|a-b| <= X * max|b| (default 1e-5)" },
+                               { "rows", ARG_STR, &rows_path, "M.npy", "(B, S) 0/1: compare only the rows with 1" } };
     int help = 0;
-    if (args_parse(sub, nrest, rest, specs, 1, &help)) return 1;
+    if (args_parse(sub, nrest, rest, specs, 2, &help)) return 1;
     if (help) {
-        args_print_help(sub, "A.npy B.npy [--rtol X]", "Compares two .npy arrays (B is the reference).", specs, 1);
+        args_print_help(sub, "A.npy B.npy [--rtol X] [--rows M.npy]", "Compares two .npy arrays (B is the reference).",
+                        specs, 2);
         return 0;
     }
     if (nf != 2) return cli_fail(sub, "expected two .npy files");
-    attn_npy a, b;
+    attn_npy a, b, r;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
+    memset(&r, 0, sizeof r);
+    if (rows_path && attn_npy_read(rows_path, &r) != ATTN_OK) return cli_fail(sub, "%s: %s", rows_path, lib_msg(rows_path));
     if (attn_npy_read(files[0], &a) != ATTN_OK) return cli_fail(sub, "%s: %s", files[0], lib_msg(files[0]));
     if (attn_npy_read(files[1], &b) != ATTN_OK) {
         attn_npy_free(&a);
@@ -355,16 +492,21 @@ int cmd_compare(int argc, char **argv) {
     char sa[128], sb[128];
     shape_str(sa, sizeof sa, a.ndim, a.shape);
     shape_str(sb, sizeof sb, b.ndim, b.shape);
+    const int64_t row_len = a.ndim > 0 ? a.shape[a.ndim - 1] : 1;
     if (a.ndim != b.ndim || memcmp(a.shape, b.shape, (size_t)a.ndim * sizeof(int64_t)) != 0) {
         cli_fail(sub, "shapes differ: %s is %s, %s is %s", files[0], sa, files[1], sb);
+    } else if (rows_path && (a.ndim < 2 || row_len < 1 || r.numel * row_len != a.numel)) {
+        cli_fail(sub, "%s: %lld values, one per row of %s (%lld rows) expected", rows_path, (long long)r.numel, sa,
+                 (long long)(row_len > 0 ? a.numel / row_len : 0));
     } else {
         double num = 0, den = 0;
         int nan = 0;
         for (int64_t i = 0; i < a.numel; i++) {
-            double x = a.data[i], r = b.data[i];
-            if (isnan(x) != isnan(r)) nan = 1;
-            if (fabs(x - r) > num) num = fabs(x - r);
-            if (fabs(r) > den) den = fabs(r);
+            if (rows_path && r.data[i / row_len] == 0.0f) continue;
+            double x = a.data[i], ref = b.data[i];
+            if (isnan(x) != isnan(ref)) nan = 1;
+            if (fabs(x - ref) > num) num = fabs(x - ref);
+            if (fabs(ref) > den) den = fabs(ref);
         }
         int ok = !nan && num <= rtol * den;
         printf("compare %s vs %s %s: max|a-b| = %.3e, max|b| = %.3e, ratio %.3e (tolerance %.1e): %s\n", files[0],
@@ -375,5 +517,6 @@ int cmd_compare(int argc, char **argv) {
     }
     attn_npy_free(&a);
     attn_npy_free(&b);
+    attn_npy_free(&r);
     return rc;
 }

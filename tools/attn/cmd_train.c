@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_train.c — `attn train`: trains the byte-level transformer LM of lm.h on
  * a text file (default: the bundled KJV Genesis + Exodus), or fine-tunes LoRA

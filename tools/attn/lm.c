@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lm.c — the byte-level causal transformer language model of `attn train` /
  * `attn generate`. See lm.h for the model, names and conventions.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lm.h — a small byte-level causal transformer language model built on the
  * attn layer (attn_mha_*), for `attn train` and `attn generate`.

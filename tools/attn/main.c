@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c — the `attn` command: dispatch to the subcommands (cli.h), help,
  * version, and the tour (`attn` with no arguments). */
 #include "args.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_mpi_bench.c — `attn-mpi bench` (the issue's `attn bench --mpi`): ring
  * attention under mpirun; per rank: compute time, bytes sent / received,
  * time spent waiting, and the fraction of the communication hidden behind

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c — `attn-mpi`: the attn commands that run under mpirun (a separate
  * binary so that the main `attn` command never links MPI; see docs/mpi.md).
  *   mpirun -np N attn-mpi bench [options]   ring attention: per-rank figures

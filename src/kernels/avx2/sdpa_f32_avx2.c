@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_f32_avx2.c — AVX2 + FMA micro-kernels of the sdpa table.
  *
  *   gemm_ab_avx2_6x16   C (m, n) (+)= A (m, k) . B (k, n): register tile of
@@ -258,16 +259,25 @@ static void bwd_probs_avx2(int64_t nc, int64_t mp, float *S, float scale, const 
     }
 }
 
-static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl) {
+static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl,
+                        float scale) {
+    const __m256 sc = _mm256_set1_ps(scale);
     for (int64_t m = 0; m < mp; m += 8) {
         const __m256 di = _mm256_loadu_ps(Di + m), dl = _mm256_loadu_ps(Dl + m);
         for (int64_t c = 0; c < nc; c++) {
             const __m256 p = _mm256_loadu_ps(P + c * mp + m);
             const __m256 zero = _mm256_cmp_ps(p, _mm256_setzero_ps(), _CMP_EQ_OQ);
-            __m256 x = _mm256_mul_ps(p, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(dP + c * mp + m), di), dl));
+            __m256 x = _mm256_mul_ps(sc, _mm256_mul_ps(p, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(dP + c * mp + m), di), dl)));
             _mm256_storeu_ps(dP + c * mp + m, _mm256_andnot_ps(zero, x));
         }
     }
+}
+
+/* The fused multiply-add chain of the 6x16 tiles' accumulation (see dispatch.h). */
+static float dot_avx2(int64_t n, const float *a, const float *b) {
+    float s = 0.0f;
+    for (int64_t e = 0; e < n; e++) s = fmaf(a[e], b[e], s);
+    return s;
 }
 
 /* Row statistics in double, 4 columns per register, c ascending. */
@@ -343,4 +353,5 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->rows_finite = rows_finite_avx2;
     t->pack_rows = pack_rows_avx2;
     t->row_sums = row_sums_avx2;
+    t->dot = dot_avx2;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_ref.c — float64 scalar reference of attn_sdpa_fwd / attn_sdpa_bwd.
  *
  * Dimension legend: B sequences, Sq/Sk query/key rows per sequence (packed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sdpa_ref.h — scalar reference of the sdpa kernels: float64 inputs, float64
  * accumulation, one thread, no workspace, straightforward loops (materialises
  * one score row at a time). The test oracle and `attn check`'s yardstick.
