@@ -27,6 +27,7 @@
 #include <string.h>
 
 static int N, rank_;
+static int timed = 1; /* 0 under sanitizers (ATTN_TEST_SCALE < 1): timing checks off */
 
 enum { B = 1, HQ = 4, HKV = 2, D = 64 };
 static int64_t S = 3072; /* sanitizer runs (ATTN_TEST_SCALE < 1): 24 * max(8, 64 * scale), 384 at 0.25 */
@@ -67,7 +68,9 @@ static void check_overlap(attn_mpi_ring *ring, int bwd, float **t) {
            rank_, what, 1e3 * st.total_s, 1e3 * st.compute_s, 1e3 * st.comm_s, bps / 1e6, 1e3 * st.wait_s,
            1e3 * st.link_wait_s,
            st.total_s / fmax(st.compute_s, st.comm_s), 100.0 * hidden, 1e3 * (st.comm_s + st.compute_s));
-    CHECK(st.comm_s - st.link_wait_s >= need, "rank %d %s: link %.1f ms - waiting on it %.1f ms < %.1f ms = 0.5 min("
+    /* sanitizer builds (ATTN_TEST_SCALE < 1): the packing and merges outside the steps weigh as much
+     * as the kernels, so the compute inside the transfer windows is not (N-1)/N of it: figures only */
+    CHECK(timed == 0 || st.comm_s - st.link_wait_s >= need, "rank %d %s: link %.1f ms - waiting on it %.1f ms < %.1f ms = 0.5 min("
           "(N-1)/N compute, link): compute is not overlapped with the transfers", rank_, what, 1e3 * st.comm_s,
           1e3 * st.link_wait_s, 1e3 * need);
     CHECK(st.comm_s >= 0.9 * (N - 1) * bytes / bps, "rank %d %s: link time %.1f ms shorter than simulated", rank_,
@@ -79,7 +82,10 @@ int main(int argc, char **argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &N);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     const char *sc = getenv("ATTN_TEST_SCALE");
-    if (sc && atof(sc) > 0 && atof(sc) < 1) S = 24 * (int64_t)fmax(8.0, floor(64 * atof(sc)));
+    if (sc && atof(sc) > 0 && atof(sc) < 1) {
+        S = 24 * (int64_t)fmax(8.0, floor(64 * atof(sc)));
+        timed = 0;
+    }
     if (N == 1) {
         printf("test_mpi_overlap: 1 rank, nothing to overlap\n");
         MPI_Finalize();
