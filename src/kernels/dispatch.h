@@ -82,8 +82,9 @@ typedef struct attn__sdpa_kernels {
     /* Row statistics of the backward on transposed tiles E, dP (nc, mp), mp a
      * multiple of 16, in double, c ascending per column m:
      *   cs[m] += sum_c E[c][m],  ds[m] += sum_c (E[c][m] == 0 ? 0 : E[c][m] dP[c][m])
-     * (masked keys: E = 0 exactly, dP may be Inf / NaN). */
-    void (*row_sums)(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds);
+     * (masked keys: E = 0 exactly, dP may be Inf / NaN); dP == NULL: cs only,
+     * and em[m] = max(em[m], max_c E[c][m]) (em may be NULL otherwise). */
+    void (*row_sums)(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds, float *em);
 
     /* 1 iff src[r][0:n] is finite (no Inf / NaN) for every r < nr; reads
      * only those elements. A clean V tile is then used in place (no packing). */

@@ -281,7 +281,22 @@ static float dot_avx2(int64_t n, const float *a, const float *b) {
 }
 
 /* Row statistics in double, 4 columns per register, c ascending. */
-static void row_sums_avx2(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds) {
+static void row_sums_avx2(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds,
+                          float *em) {
+    if (!dP) { /* cs and the column maxima */
+        for (int64_t m = 0; m < mp; m += 4) {
+            __m256d c4 = _mm256_loadu_pd(cs + m);
+            __m128 mx = _mm_loadu_ps(em + m);
+            for (int64_t c = 0; c < nc; c++) {
+                const __m128 e = _mm_loadu_ps(E + c * mp + m);
+                c4 = _mm256_add_pd(c4, _mm256_cvtps_pd(e));
+                mx = _mm_max_ps(e, mx); /* a NaN e is ignored by the max; it reaches cs */
+            }
+            _mm256_storeu_pd(cs + m, c4);
+            _mm_storeu_ps(em + m, mx);
+        }
+        return;
+    }
     for (int64_t m = 0; m < mp; m += 4) {
         __m256d c4 = _mm256_loadu_pd(cs + m), d4 = _mm256_loadu_pd(ds + m);
         for (int64_t c = 0; c < nc; c++) {

@@ -107,13 +107,15 @@ static float dot_generic(int64_t n, const float *a, const float *b) {
     return s;
 }
 
-static void row_sums_generic(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds) {
+static void row_sums_generic(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds,
+                             float *em) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
             const float e = E[c * mp + m];
             if (e == 0.0f) continue;
             cs[m] += e;
-            ds[m] += (double)e * dP[c * mp + m];
+            if (dP) ds[m] += (double)e * dP[c * mp + m];
+            else em[m] = fmaxf(em[m], e);
         }
 }
 
