@@ -307,7 +307,7 @@ static void pypeers_run_group(bench_row *rows, int n, const problem *p, const py
     int any = 0, bwd = 0;
     for (int k = 0; k < PYPEER_N; k++) any |= pc->use[k];
     for (int j = 0; j < n; j++) bwd |= rows[j].variant == V_BWD || rows[j].variant == V_BWD_CAUSAL;
-    char err[256] = "";
+    char err[128] = ""; /* fits a pypeer_res note after "n/a: " */
     memset(pd, 0, sizeof *pd);
     if (any) {
         progress_step("%s S=%lld: PyTorch / ONNX Runtime peers (bench/sdpa_peer.py)", rows[0].m->name,
