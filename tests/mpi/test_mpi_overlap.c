@@ -58,21 +58,31 @@ static void check_overlap(attn_mpi_ring *ring, int bwd, float **t) {
     double bps = bytes / (3.0 * worst);
     MPI_Bcast(&bps, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     attn_mpi_ring_set_link_bandwidth(ring, bps);
-    MPI_Barrier(MPI_COMM_WORLD);
-    CHECK(call(ring, bwd, t) == ATTN_OK, "%s: %s", what, attn_mpi_last_error());
-    attn_mpi_ring_stats(ring, &st);
-    const double need = 0.5 * fmin((double)(N - 1) / N * st.compute_s, st.comm_s);
-    const double hidden = st.comm_s > 0 ? 1.0 - st.wait_s / st.comm_s : 1.0;
-    printf("  rank %d %s: total %.1f ms, compute %.1f ms, comm %.1f ms (link %.1f MB/s), wait %.1f ms "
-           "(on the link %.1f ms); total / max(compute, comm) = %.3f, comm hidden %.0f%%, serial would be %.1f ms\n",
-           rank_, what, 1e3 * st.total_s, 1e3 * st.compute_s, 1e3 * st.comm_s, bps / 1e6, 1e3 * st.wait_s,
-           1e3 * st.link_wait_s,
-           st.total_s / fmax(st.compute_s, st.comm_s), 100.0 * hidden, 1e3 * (st.comm_s + st.compute_s));
-    /* sanitizer builds (ATTN_TEST_SCALE < 1): the packing and merges outside the steps weigh as much
-     * as the kernels, so the compute inside the transfer windows is not (N-1)/N of it: figures only */
-    CHECK(timed == 0 || st.comm_s - st.link_wait_s >= need, "rank %d %s: link %.1f ms - waiting on it %.1f ms < %.1f ms = 0.5 min("
-          "(N-1)/N compute, link): compute is not overlapped with the transfers", rank_, what, 1e3 * st.comm_s,
-          1e3 * st.link_wait_s, 1e3 * need);
+    /* a timed run, repeated (collectively) up to 3 times when some rank misses the overlap
+     * check: other tenants of a shared machine can stall one step; an implementation that
+     * does not overlap misses it every time */
+    int ok = 0;
+    double need = 0.0;
+    for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        CHECK(call(ring, bwd, t) == ATTN_OK, "%s: %s", what, attn_mpi_last_error());
+        attn_mpi_ring_stats(ring, &st);
+        need = 0.5 * fmin((double)(N - 1) / N * st.compute_s, st.comm_s);
+        const double hidden = st.comm_s > 0 ? 1.0 - st.wait_s / st.comm_s : 1.0;
+        printf("  rank %d %s: total %.1f ms, compute %.1f ms, comm %.1f ms (link %.1f MB/s), wait %.1f ms "
+               "(on the link %.1f ms); total / max(compute, comm) = %.3f, comm hidden %.0f%%, serial would be %.1f ms\n",
+               rank_, what, 1e3 * st.total_s, 1e3 * st.compute_s, 1e3 * st.comm_s, bps / 1e6, 1e3 * st.wait_s,
+               1e3 * st.link_wait_s,
+               st.total_s / fmax(st.compute_s, st.comm_s), 100.0 * hidden, 1e3 * (st.comm_s + st.compute_s));
+        /* sanitizer builds (ATTN_TEST_SCALE < 1): the packing and merges outside the steps weigh as much
+         * as the kernels, so the compute inside the transfer windows is not (N-1)/N of it: figures only */
+        int mine = timed == 0 || st.comm_s - st.link_wait_s >= need;
+        MPI_Allreduce(&mine, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+        if (!ok && attempt < 2 && rank_ == 0) printf("  %s: a rank missed the overlap check; timing again\n", what);
+    }
+    CHECK(ok, "rank %d %s: link %.1f ms - waiting on it %.1f ms < %.1f ms = 0.5 min("
+          "(N-1)/N compute, link) in 3 runs: compute is not overlapped with the transfers", rank_, what,
+          1e3 * st.comm_s, 1e3 * st.link_wait_s, 1e3 * need);
     CHECK(st.comm_s >= 0.9 * (N - 1) * bytes / bps, "rank %d %s: link time %.1f ms shorter than simulated", rank_,
           what, 1e3 * st.comm_s);
 }
