@@ -38,7 +38,7 @@ class AttnError(RuntimeError):
         self.status_name = STATUS_NAMES.get(self.status, "ATTN_STATUS_%d" % self.status)
         self.message = message
         self.func = func
-        super().__init__("%s: %s%s" % (self.status_name, (func + ": ") if func else "", message))
+        super().__init__("%s: %s" % (self.status_name, message or func))
 
 
 class View(ctypes.Structure):  # attn_view (frozen): (B, S, H, D) element strides, D stride 1
