@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _core
+from ._lib import AttnError  # noqa: F401  (raised by every call)
 
-__all__ = ["scaled_dot_product_attention", "MultiheadAttention"]
+__all__ = ["scaled_dot_product_attention", "MultiheadAttention", "AttnError"]
 
 _BOOL, _ADD = _core._MASK_BOOL, _core._MASK_ADD
 
