@@ -95,3 +95,50 @@ def dims(B, Sq, Sk, Hq, Hkv, D, Dv):
 
 def view(ptr, sb, ss, sh):
     return View(ptr, sb, ss, sh)
+
+
+class _Views(threading.local):
+    """Per-thread View structs reused by the cached fast path (passed by value: a call copies them)."""
+
+    def __init__(self):
+        self.v = [View() for _ in range(4)]
+
+
+_views = _Views()
+
+
+class Plan:
+    """A validated forward call without pointer-valued options (the decode / hot path):
+    dims, opts and workspace size computed once per (shapes, strides, options) key; a call
+    then only fills the four data pointers."""
+    __slots__ = ("dims", "opts", "need", "strides", "oshape", "lshape")
+
+    def __init__(self, dims, opts, strides):
+        self.dims, self.opts, self.strides = dims, opts, strides
+        self.need = _lib.lib.attn_sdpa_fwd_workspace_size(ctypes.byref(dims), ctypes.byref(opts))
+
+    def run(self, pq, pk, pv, po, plse):
+        vs = _views.v
+        for view, p, s in zip(vs, (pq, pk, pv, po), self.strides):
+            view.data = p
+            view.stride_b, view.stride_s, view.stride_h = s
+        st = _lib.lib.attn_sdpa_fwd(ctypes.byref(self.dims), vs[0], vs[1], vs[2], vs[3], plse,
+                                    ctypes.byref(self.opts), _ws.get(self.need), self.need)
+        if st != 0:
+            _lib.raise_for(st, "attn_sdpa_fwd")
+
+
+class PlanCache:
+    """Bounded dict of Plans (cleared when full: shapes in a program are few)."""
+
+    def __init__(self, limit=256):
+        self.d = {}
+        self.limit = limit
+
+    def get(self, key):
+        return self.d.get(key)
+
+    def put(self, key, plan):
+        if len(self.d) >= self.limit:
+            self.d.clear()
+        self.d[key] = plan

@@ -26,6 +26,7 @@ from ._lib import AttnError  # noqa: F401  (raised by every call)
 __all__ = ["scaled_dot_product_attention", "MultiheadAttention", "AttnError"]
 
 _BOOL, _ADD = _core._MASK_BOOL, _core._MASK_ADD
+_plans = _core.PlanCache()  # inference calls without mask / dropout: validated once per shape
 
 
 def _check(t, name):
@@ -85,8 +86,10 @@ def _mask_opt(attn_mask, B, H, L, S):
 
 class _SDPA(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa):
+    def forward(ctx, q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa, plan_key=None):
+        q0, k0, v0 = q, k, v
         q, k, v = _strided(q), _strided(k), _strided(v)
+        ctx.plan_key = plan_key if (q is q0 and k is k0 and v is v0) else None
         B, Hq, L, E = q.shape
         Hkv, S, Ev = k.shape[1], k.shape[2], v.shape[3]
         mopt = m = None
@@ -103,6 +106,11 @@ class _SDPA(torch.autograd.Function):
         lse = torch.empty((B, Hq, L), dtype=torch.float32) if need_grad else None
         _core.fwd(dims, _view_bhsd(q), _view_bhsd(k), _view_bhsd(v), _view_bhsd(o),
                   None if lse is None else lse.data_ptr(), opts)
+        if ctx.plan_key is not None and not need_grad and m is None and not dropout_p:
+            views = [_view_bhsd(t) for t in (q, k, v, o)]
+            plan = _core.Plan(dims, opts, [(x.stride_b, x.stride_s, x.stride_h) for x in views])
+            plan.oshape = (B, L, Hq, Ev)
+            _plans.put(ctx.plan_key, plan)
         if need_grad:
             ctx.save_for_backward(q, k, v, o, lse)
             ctx.keep = (m, dims, (is_causal, scale, mopt, dropout_p, seed))
@@ -121,7 +129,7 @@ class _SDPA(torch.autograd.Function):
         dq, dk, dv = _empty_bhsd(B, Hq, L, E), _empty_bhsd(B, Hkv, S, E), _empty_bhsd(B, Hkv, S, Ev)
         _core.bwd(dims, _view_bhsd(q), _view_bhsd(k), _view_bhsd(v), _view_bhsd(o), _view_bhsd(do),
                   lse.data_ptr(), _view_bhsd(dq), _view_bhsd(dk), _view_bhsd(dv), opts)
-        return dq, dk, dv, None, None, None, None, None
+        return dq, dk, dv, None, None, None, None, None, None
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
@@ -129,6 +137,16 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     """torch.nn.functional.scaled_dot_product_attention on attn's kernels (see the module doc).
     query (N, Hq, L, E), key (N, Hkv, S, E), value (N, Hkv, S, Ev) -> (N, Hq, L, Ev); 3-D
     (N, L, E) inputs are taken as one head."""
+    if (attn_mask is None and not dropout_p and type(query) is torch.Tensor
+            and not (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad
+                                                  or value.requires_grad))):
+        plan = _plans.get((query.shape, query.stride(), query.dtype, query.device, key.shape, key.stride(),
+                           key.dtype, key.device, value.shape, value.stride(), value.dtype, value.device,
+                           is_causal, scale, enable_gqa))
+        if plan is not None:  # inference hot path: validated before, no autograd node
+            o = torch.empty(plan.oshape, dtype=torch.float32)
+            plan.run(query.data_ptr(), key.data_ptr(), value.data_ptr(), o.data_ptr(), None)
+            return o.transpose(1, 2)
     squeeze = query.dim() == 3
     if squeeze:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
@@ -143,8 +161,13 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise ValueError("attn.torch: query has %d heads and key %d: pass enable_gqa=True for GQA" % (Hq, Hkv))
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError("attn.torch: dropout_p must be in [0, 1), got %r" % (dropout_p,))
+    key4 = None
+    if attn_mask is None and not dropout_p and not squeeze:
+        key4 = (query.shape, query.stride(), query.dtype, query.device, key.shape, key.stride(),
+                key.dtype, key.device, value.shape, value.stride(), value.dtype, value.device,
+                is_causal, scale, enable_gqa)
     o = _SDPA.apply(query, key, value, attn_mask, float(dropout_p), bool(is_causal),
-                    None if scale is None else float(scale), bool(enable_gqa))
+                    None if scale is None else float(scale), bool(enable_gqa), key4)
     return o.squeeze(1) if squeeze else o
 
 

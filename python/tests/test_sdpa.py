@@ -116,8 +116,9 @@ def _spy(monkeypatch, name):
     seen = []
     real = getattr(_lib.lib, name)
 
-    def spy(*args):
-        seen.append(args)
+    def spy(*args):  # Views are copied as the call sees them (the hot path reuses its structs)
+        seen.append(tuple(_lib.View.from_buffer_copy(a) if isinstance(a, _lib.View) else a
+                          for a in args))
         return real(*args)
 
     monkeypatch.setattr(_lib.lib, name, spy)
@@ -202,3 +203,30 @@ def test_error_mapping():
         attn.sdpa(q, q, q, mask=np.ones((2, 5), bool))  # does not broadcast
     with pytest.raises(ValueError):
         attn.sdpa(q[0], q[0], q[0])  # 3-D without cu_seqlens
+
+
+def test_cached_hot_path_same_result_and_pointers(monkeypatch):
+    """The second call with the same shapes / strides / options goes through the cached plan:
+    same result, and the new arrays' own memory reaches the library."""
+    rng = np.random.default_rng(8)
+    sdpa_mod = __import__("sys").modules["attn.sdpa"]
+    sdpa_mod._plans.d.clear()
+    seen = _spy(monkeypatch, "attn_sdpa_fwd")
+    outs = []
+    for _ in range(3):
+        q = rng.normal(0, 1, (1, 4, 3, 16)).astype(np.float32).transpose(0, 2, 1, 3)
+        k = rng.normal(0, 1, (1, 9, 1, 16)).astype(np.float32)
+        o, lse = attn.sdpa(q, k, k, causal=True, align="bottom_right")
+        ro, rl, _ = reference.sdpa(q, k, k, causal=True, align="bottom_right")
+        close(o, ro, "o")
+        close(lse, rl, "lse")
+        assert seen[-1][1].data == q.ctypes.data and seen[-1][2].data == k.ctypes.data
+        assert seen[-1][4].data == o.ctypes.data and seen[-1][5] == lse.ctypes.data
+        outs.append(o)
+    assert len(sdpa_mod._plans.d) == 1
+    # an error on the hot path still raises (here: the output aliases an input)
+    q = rng.normal(0, 1, (1, 3, 4, 16)).astype(np.float32)
+    attn.sdpa(q, k, k, return_lse=False, out=np.empty_like(q))
+    n = len(sdpa_mod._plans.d)
+    _err(lambda: attn.sdpa(q, k, k, return_lse=False, out=q), "ATTN_ERR_ALIAS")
+    assert len(sdpa_mod._plans.d) == n  # the failing call went through the cached plan

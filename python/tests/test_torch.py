@@ -166,3 +166,18 @@ def test_multihead_attention_vs_torch(ci, masks):
     y3, w3 = mine(query, key, value, need_weights=False, **fk)
     assert w3 is None
     tclose(y3, y2, "y (need_weights=False)")
+
+
+def test_inference_hot_path_matches():
+    """no_grad calls without mask / dropout use a cached plan after the first: same results."""
+    at._plans.d.clear()
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for i in range(3):
+            q = torch.randn(2, 4, 1, 32, generator=g)
+            k = torch.randn(2, 20, 2, 32, generator=g).transpose(1, 2)  # strided
+            o = at.scaled_dot_product_attention(q, k, k, enable_gqa=True, is_causal=False)
+            tclose(o, F.scaled_dot_product_attention(q, k, k, enable_gqa=True), "o")
+    assert len(at._plans.d) == 1
+    with pytest.raises(ValueError):
+        at.scaled_dot_product_attention(q, k, k)  # enable_gqa=False is another key: refused
