@@ -3,6 +3,7 @@
  *
  * Usage: bench_sdpa [fwd|bwd|decode] B Hq Hkv D Sq Sk causal [reps] [isa]
  * (HEAD_MAJOR=1 in the environment: K/V views (B, Hkv, Sk, D) instead of (B, Sk, Hkv, D))
+ * (BWD_FAST=1: opts.bwd_fast, the backward without its row-statistics pass)
  * Reports best-of-reps and median ms, GFLOP/s (fwd: 4*B*Hq*Sq*Sk*D, halved for
  * causal with Sq == Sk; bwd: 2.5x forward; decode: GB/s of K+V read), and for
  * fwd a naive OpenBLAS peer (per head: sgemm Q.K^T into an Sq x Sk buffer,
@@ -88,6 +89,7 @@ int main(int argc, char **argv) {
     attn_sdpa_dims d = {B, Sq, Sk, Hq, Hkv, D, D};
     attn_sdpa_opts op;
     attn_sdpa_opts_init(&op);
+    op.bwd_fast = getenv("BWD_FAST") != NULL; /* backward without the row-statistics pass */
     op.causal = causal;
     op.align = ATTN_ALIGN_BOTTOM_RIGHT;
     float *q = randbuf(B * Sq * Hq * D, 1), *k = randbuf(B * Sk * Hkv * D, 2), *v = randbuf(B * Sk * Hkv * D, 3);

@@ -34,7 +34,30 @@
  *  - Fully masked query rows: o = 0, lse = -INFINITY, and zero gradients.
  *    Never NaN (unless an input that takes part in the result is NaN).
  *  - Determinism: every result is bit-identical for the same inputs,
- *    whatever the thread count and across runs.
+ *    whatever the thread count and across runs. Results are NOT bit-identical
+ *    across ISAs (ATTN_ISA=generic / avx2 / avx512: fused multiply-adds and
+ *    another exp), nor between a forward with lse and one without (below).
+ *  - Numerics (attn_sdpa_fwd / attn_sdpa_bwd; checked by tests/test_sdpa_accuracy.c):
+ *    fp32 storage and accumulation; logits scale * <q, k> with the product
+ *    rounded once after the dot product; softmax with the running row max, so
+ *    no finite logit overflows; exp a vectorised polynomial within ~0.6 ulp
+ *    down to the subnormals; no fast-math. The backward recomputes exactly the
+ *    logits the forward saw (the same kernels and order) and, in a pass before
+ *    the backward proper, each row's sum of exp(s - lse) and
+ *    Di = sum_j P_j dP_j in double, so its probabilities sum to 1 within
+ *    rounding however large |lse| is, and dP_j - Di is exact where it cancels.
+ *    Exact cases, on every ISA: a row that sees one key has P = 1 exactly, so
+ *    o = v of that key, dq = dk = 0 and (without dropout) dv = dO bitwise; a
+ *    row that sees none has o = 0, lse = -inf and zero gradients.
+ *    Error bound: against a float64 reference, each output's max error is
+ *    that of a plain fp32 implementation of the same math up to a small
+ *    factor. The per-call bound "within 2x the error of a naive fp32
+ *    computation, + 1e-6 x max|ref|" holds in all but a few percent of random
+ *    calls with logits up to ~1e4 (docs/testing.md, "Accuracy"); where it
+ *    does not, a naive implementation that only sums in another order misses
+ *    it as well (more often: the bound compares two rounding errors of the
+ *    same size). The few-row dot-product path of inference calls (lse NULL,
+ *    decoding) sums q.k in another order than calls that save lse.
  *  - Threads: the library owns one pool, sized by attn_set_num_threads()
  *    (default: ATTN_NUM_THREADS env var, else the number of online CPUs).
  *    Kernels are reentrant; an attn_mha or attn_kvcache object must not be
@@ -63,7 +86,7 @@
  *  never change; new functions, enum values and status values are appended
  *  (docs/abi.md is the full policy).
  *  Extensible option structs — attn_sdpa_opts, attn_mha_config,
- *  attn_mha_input — start with `uint32_t struct_size`, the size of the struct
+ *  attn_mha_input, attn_kvpaged_config — start with `uint32_t struct_size`, the size of the struct
  *  the CALLER was compiled with. attn_<struct>_init(p) is a macro that passes
  *  sizeof *p to attn_<struct>_init_size(), which writes the defaults and
  *  struct_size (never more than struct_size bytes). New fields are only ever
@@ -267,6 +290,13 @@ typedef struct attn_sdpa_opts {
     float dropout_p;           /* in [0, 1); 0 = off */
     uint64_t dropout_seed;
     int num_threads;           /* 0 = library default */
+    /* ── appended after the first release (defaults when struct_size ends before) ── */
+    int bwd_fast;              /* backward only. 0 (default): the numerics below ("Numerics": a
+                                  row-statistics pass before the backward proper). 1: skip that
+                                  pass, ~25-30% less backward time: P = exp(s - lse) from the saved
+                                  lse and Di = <dO, o> (FlashAttention-2's numerics). The exact
+                                  cases stay exact (dropout aside); the error bound is no longer
+                                  met at large |lse| or in peaked rows. */
 } attn_sdpa_opts;
 
 /* attn_sdpa_opts_init(&opts): all features off, struct_size = sizeof opts.
@@ -687,6 +717,114 @@ ATTN_API int64_t attn_kvcache_capacity(const attn_kvcache *c);
  * else ATTN_ERR_UNSUPPORTED); the cache must match batch, Hkv and D. */
 ATTN_API attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const float *x,
                                              int64_t batch, int64_t seq_q, float *y);
+
+/* ═══ Paged KV cache and batched (serving) attention ═══════════════════════
+ * A pool of fixed-size blocks shared by any number of sequences (vLLM style).
+ * Block n of the pool holds block_size consecutive tokens of one sequence:
+ *   k pool (num_blocks, Hkv, block_size, D), v pool (num_blocks, Hkv, block_size, D)
+ * (head-major inside a block: a head's keys of a block are one contiguous
+ * run). Each live sequence has a caller-chosen id (>= 0), a length and a
+ * block table: token t sits in pool block table[t / block_size] at slot
+ * t % block_size. fork() makes a child that shares all of its parent's
+ * blocks (reference counted); the first write into a shared block copies it
+ * (copy-on-write), so a shared prompt prefix is stored once.
+ * Every call either succeeds or changes nothing: when the pool (or the
+ * sequence table) is full the call returns ATTN_ERR_CAPACITY. An
+ * attn_kvpaged object must not be used by two threads at the same time. */
+typedef struct attn_kvpaged attn_kvpaged;
+
+typedef struct attn_kvpaged_config {
+    uint32_t struct_size;  /* set by attn_kvpaged_config_init(): sizeof(attn_kvpaged_config) of the caller */
+    int64_t num_blocks;    /* blocks in the pool, >= 1 */
+    int64_t block_size;    /* tokens per block, in [16, 128] */
+    int64_t max_seqs;      /* live sequences at once, >= 1 */
+    int64_t max_seq_len;   /* tokens per sequence, >= 1 (block table width = ceil(max_seq_len / block_size)) */
+    int64_t num_kv_heads;  /* Hkv in [1, 65536] */
+    int64_t head_dim;      /* D in [1, 256] (k and v) */
+    attn_dtype dtype;      /* element type of the pool: ATTN_DTYPE_F32 (others: ATTN_ERR_UNSUPPORTED, not yet) */
+} attn_kvpaged_config;
+
+/* attn_kvpaged_config_init(&cfg): every size 0 (to be set), dtype F32,
+ * struct_size = sizeof cfg; see attn_sdpa_opts_init_size. */
+ATTN_API attn_status attn_kvpaged_config_init_size(attn_kvpaged_config *cfg, size_t struct_size);
+#define attn_kvpaged_config_init(cfg) attn_kvpaged_config_init_size((cfg), sizeof *(cfg))
+
+ATTN_API attn_status attn_kvpaged_create(attn_kvpaged **out, const attn_kvpaged_config *cfg);
+ATTN_API void attn_kvpaged_free(attn_kvpaged *c);
+/* New empty sequence `id` (>= 0). An id already live is ATTN_ERR_STATE; a
+ * full sequence table is ATTN_ERR_CAPACITY. */
+ATTN_API attn_status attn_kvpaged_add(attn_kvpaged *c, int64_t id);
+/* Releases sequence `id` and its references to its blocks (ATTN_ERR_NOT_FOUND if not live). */
+ATTN_API attn_status attn_kvpaged_remove(attn_kvpaged *c, int64_t id);
+/* New sequence `child` = a copy of `parent` sharing all its blocks (no K/V copied). */
+ATTN_API attn_status attn_kvpaged_fork(attn_kvpaged *c, int64_t parent, int64_t child);
+/* Shortens sequence `id` to len tokens (0 <= len <= current); blocks past it are released. */
+ATTN_API attn_status attn_kvpaged_truncate(attn_kvpaged *c, int64_t id, int64_t len);
+/* Appends n tokens to sequence `id`:
+ *   k (n, Hkv, D), v (n, Hkv, D): token t's head h at k + t * ld + h * D (ld >= Hkv * D).
+ * Allocates blocks (and copies a shared last block first) as needed. */
+ATTN_API attn_status attn_kvpaged_append(attn_kvpaged *c, int64_t id, int64_t n, const float *k, const float *v,
+                                         int64_t ld);
+/* Copies tokens [t0, t0 + n) of sequence `id` into k, v (n, Hkv, D), contiguous. */
+ATTN_API attn_status attn_kvpaged_read(const attn_kvpaged *c, int64_t id, int64_t t0, int64_t n, float *k, float *v);
+/* Length of sequence `id`, or -1 (with the error set) if it is not live. */
+ATTN_API int64_t attn_kvpaged_len(const attn_kvpaged *c, int64_t id);
+/* Blocks not referenced by any sequence. */
+ATTN_API int64_t attn_kvpaged_free_blocks(const attn_kvpaged *c);
+ATTN_API const attn_kvpaged_config *attn_kvpaged_get_config(const attn_kvpaged *c);
+
+/* K/V of a batch of B sequences read through block tables: the input of
+ * attn_sdpa_paged_fwd (filled by attn_kvpaged_describe, or by the caller for
+ * its own pool). */
+typedef struct attn_paged_kv {
+    attn_dtype dtype;            /* ATTN_DTYPE_F32 */
+    const void *k;               /* (num_blocks, Hkv, block_size, D) */
+    const void *v;               /* (num_blocks, Hkv, block_size, Dv) */
+    int64_t num_blocks;          /* >= 1 */
+    int64_t block_size;          /* >= 1 */
+    const int32_t *block_tables; /* (B, max_blocks): sequence b's key t in block block_tables[b * max_blocks + t / block_size] */
+    int64_t max_blocks;          /* >= 1: row stride of block_tables = blocks a sequence may have */
+    const int32_t *seq_lens;     /* (B) keys of sequence b (cached + new), 0 <= seq_lens[b] <= max_blocks * block_size */
+} attn_paged_kv;
+
+/* Fills out for the n sequences ids[0..n): seq_lens (n) and block_tables
+ * (n, max_blocks) are the caller's buffers (max_blocks = ceil(max_seq_len / block_size)). */
+ATTN_API attn_status attn_kvpaged_describe(const attn_kvpaged *c, const int64_t *ids, int64_t n, int32_t *seq_lens,
+                                           int32_t *block_tables, attn_paged_kv *out);
+
+/* Batched attention over a paged cache, prefill chunks and decode steps in
+ * one call. dims: batch = B sequences, seq_q = T total new query tokens, Hq,
+ * Hkv, D, Dv (seq_k is ignored). opts->cu_seqlens_q (B + 1) is required:
+ * sequence b's queries are rows [cu[b], cu[b+1]) of q, and its keys are
+ * kv->seq_lens[b] tokens (usually its cached tokens followed by the new ones).
+ *   q   (1, T, Hq, D)   in (packed; stride_b ignored)
+ *   o   (1, T, Hq, Dv)  out
+ *   lse (Hq, T)         out, or NULL
+ * The attn.h position model applies per sequence with Sk_b = seq_lens[b]
+ * (bottom-right alignment: query i at key position seq_lens[b] - Sq_b + i).
+ * Options: scale, causal, align, window_left/right, alibi_slopes, softcap,
+ * num_threads. key_lens, an explicit mask, cu_seqlens_k and dropout are
+ * ATTN_ERR_UNSUPPORTED. Every block id a sequence uses must lie in
+ * [0, num_blocks). Long contexts are split across threads into fixed key
+ * partitions combined in order: bit-identical at any thread count, and a
+ * sequence's result does not depend on the other sequences of the batch
+ * (the partition length depends only on max_blocks * block_size). The
+ * workspace rules are attn_sdpa_fwd's (64-byte aligned, NULL allocates). */
+ATTN_API size_t attn_sdpa_paged_fwd_workspace_size(const attn_sdpa_dims *dims, const attn_paged_kv *kv,
+                                                   const attn_sdpa_opts *opts);
+ATTN_API attn_status attn_sdpa_paged_fwd(const attn_sdpa_dims *dims, attn_view q, const attn_paged_kv *kv,
+                                         attn_view o, float *lse, const attn_sdpa_opts *opts, void *workspace,
+                                         size_t workspace_size);
+
+/* Incremental forward for a batch of sequences of a paged cache (continuous
+ * batching): sequence ids[b] gets the new tokens rows [cu_seqlens_q[b],
+ * cu_seqlens_q[b+1]) of x (T, E), T = cu_seqlens_q[n]. Their K/V (after
+ * k-norm and RoPE at positions len_b + i) are appended to the cache, then
+ * each sequence attends causally over all its tokens. y (T, E).
+ * Ids must be live and distinct. ATTN_ERR_CAPACITY (nothing changed) if the
+ * pool cannot hold the new tokens. Same restrictions as attn_mha_forward_cached. */
+ATTN_API attn_status attn_mha_forward_paged(attn_mha *m, attn_kvpaged *cache, const int64_t *ids, int64_t n,
+                                            const int32_t *cu_seqlens_q, const float *x, float *y);
 
 /* ═══ Optimisers ═══════════════════════════════════════════════════════════
  * Operate on an array of attn_param (any source: a layer, or the caller's

@@ -162,8 +162,8 @@ static void test_bwd_elem(const attn__sdpa_kernels *E, const attn__sdpa_kernels 
             if (tu_uniform(r) < 0.05) D0[i] = NAN; /* garbage where P == 0 must give exactly 0 */
         }
         memcpy(D1, D0, sizeof(float) * (size_t)(nc * mp));
-        E->bwd_ds(nc, mp, S1, D0, di, dl);
-        G->bwd_ds(nc, mp, S1, D1, di, dl);
+        E->bwd_ds(nc, mp, S1, D0, di, dl, sc);
+        G->bwd_ds(nc, mp, S1, D1, di, dl, sc);
         for (int64_t i = 0; i < nc * mp && !bad; i++) {
             const int zero_ok = S1[i] != 0.0f || D0[i] == 0.0f;
             if (!zero_ok || !close_to(D0[i], D1[i], 1e-6, fabs(D1[i]) + 1e-6)) {

@@ -99,7 +99,7 @@ static void test_row_sums(const attn__sdpa_kernels *T, tu_rng *r) {
             cs[m] = wc[m] = tu_normal(r);
             ds[m] = wd[m] = tu_normal(r);
         }
-        T->row_sums(nc, mp, E, dP, cs, ds);
+        T->row_sums(nc, mp, E, dP, cs, ds, NULL);
         for (int64_t c = 0; c < nc; c++)
             for (int64_t m = 0; m < mp; m++)
                 if (E[c * mp + m] != 0.0f) {
@@ -116,6 +116,28 @@ static void test_row_sums(const attn__sdpa_kernels *T, tu_rng *r) {
         free(dP);
     }
     CHECK(!bad, "[%s] row_sums matches a double loop on 200 tiles", T->name);
+    /* dP == NULL: the sums and the column maxima (NaN entries ignored by the max) */
+    for (int it = 0; it < 100 && !bad; it++) {
+        const int64_t nc = tu_int(r, 1, 70), mp = 16 * tu_int(r, 1, 4);
+        float *E = calloc((size_t)(nc * mp), sizeof(float)), em[64], we[64];
+        double cs[64], wc[64];
+        for (int64_t x = 0; x < nc * mp; x++) E[x] = tu_uniform(r) < 0.2 ? 0.0f : (float)tu_uniform(r);
+        for (int64_t m = 0; m < mp; m++) { cs[m] = wc[m] = 0.0; em[m] = we[m] = (float)(0.5 * tu_uniform(r)); }
+        T->row_sums(nc, mp, E, NULL, cs, NULL, em);
+        for (int64_t c = 0; c < nc; c++)
+            for (int64_t m = 0; m < mp; m++) {
+                wc[m] += E[c * mp + m];
+                if (E[c * mp + m] > we[m]) we[m] = E[c * mp + m];
+            }
+        for (int64_t m = 0; m < mp && !bad; m++)
+            if (cs[m] != wc[m] || em[m] != we[m]) {
+                CHECK(0, "[%s] row_sums (no dP) column %lld: (%.17g, %g), want (%.17g, %g)", T->name, (long long)m,
+                      cs[m], (double)em[m], wc[m], (double)we[m]);
+                bad = 1;
+            }
+        free(E);
+    }
+    CHECK(!bad, "[%s] row_sums without dP: sums and maxima", T->name);
 }
 
 int main(void) {

@@ -24,16 +24,6 @@
 static const double TOL = 1e-5;
 static double g_worst = 0;
 
-static double rel(const float *a, const float *b, int64_t n) {
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (d != d) return INFINITY;
-        md = fmax(md, d);
-        mb = fmax(mb, fabs((double)b[i]));
-    }
-    return md / fmax(mb, 1e-6);
-}
 
 /* y (B, S, E) = full causal forward of x (B, S, E) */
 static void full_forward(attn_mha *m, const float *x, int64_t B, int64_t S, float *y) {
@@ -116,7 +106,7 @@ static void test_random_sequences(void) {
                 for (int64_t b = 0; b < B; b++)
                     CHECK(attn_kvcache_len(cache, b) == t, "len %lld != %lld", (long long)attn_kvcache_len(cache, b), (long long)t);
             }
-            double e = rel(yc, yf, B * S * E);
+            double e = tu_rel_err(yc, yf, B * S * E);
             if (e > g_worst) g_worst = e;
             CHECK(e <= TOL, "cfg %d (H %lld/%lld D %lld rope %d/%d qkn %d win %lld lora %d) B %lld S %lld %s: err %.3g", ncfg,
                   (long long)rc->num_heads, (long long)rc->num_kv_heads, (long long)rc->head_dim, rc->rope, rc->rope_scaling,
@@ -169,11 +159,11 @@ static void test_lengths_and_errors(void) {
         memcpy(xs, prompt + b * L0 * E, sizeof(float) * lp * E);
         for (int64_t t = 0; t < NEW; t++) memcpy(xs + (lp + t) * E, newt + (b * NEW + t) * E, sizeof(float) * E);
         full_forward(m, xs, 1, L, ys);
-        double e = rel(yp + b * L0 * E, ys, lp * E);
+        double e = tu_rel_err(yp + b * L0 * E, ys, lp * E);
         CHECK(e <= TOL, "seq %lld prefill err %.3g", (long long)b, e);
         float *yd = malloc(sizeof(float) * NEW * E);
         for (int64_t t = 0; t < NEW; t++) memcpy(yd + t * E, yn + (t * B + b) * E, sizeof(float) * E);
-        e = rel(yd, ys + lp * E, NEW * E);
+        e = tu_rel_err(yd, ys + lp * E, NEW * E);
         CHECK(e <= TOL, "seq %lld (length %lld) decode err %.3g", (long long)b, (long long)lp, e);
         free(xs); free(ys); free(yd);
     }
@@ -203,7 +193,7 @@ static void test_lengths_and_errors(void) {
     slice(prompt, B, L0, E, 5, 8, x2);
     CHECK(attn_mha_forward_cached(m, c, x2, B, 3, y2) == ATTN_OK, "re-decode");
     for (int64_t b = 0; b < B; b++) {
-        double e = rel(y2 + b * 3 * E, yp + (b * L0 + 5) * E, 3 * E);
+        double e = tu_rel_err(y2 + b * 3 * E, yp + (b * L0 + 5) * E, 3 * E);
         CHECK(e <= TOL, "after truncate seq %lld err %.3g", (long long)b, e);
     }
     /* argument errors */

@@ -198,8 +198,8 @@ static int all_zero(const float *x, int64_t n) {
  * row, where onehot(b, h, i) = the one visible key j of row i. */
 typedef int64_t (*key_of_fn)(const sc_case *c, int64_t b, int64_t h, int64_t i);
 
-static void check_single(sc_case *c, const char *what, double sd, key_of_fn key_of, int one_row,
-                         const attn_isa *isas, int nisa) {
+static void check_single_mode(sc_case *c, const char *what, double sd, key_of_fn key_of, int one_row,
+                              const attn_isa *isas, int nisa) {
     const int64_t no = sc_no(c), nq = sc_nq(c), nk = sc_nk(c), nv = sc_nv(c);
     const int64_t Hq = c->d.heads_q, Hkv = c->d.heads_kv, Dv = c->Dv, G = Hq / Hkv;
     float *o = malloc((size_t)no * sizeof(float)), *lse = malloc(((size_t)c->nlse + SC_LSE_TAIL) * sizeof(float));
@@ -240,6 +240,18 @@ static void check_single(sc_case *c, const char *what, double sd, key_of_fn key_
         CHECK(dv_ok, "[%s] %s (inputs x%g): dv != dO bitwise with one visible key", in, what, sd);
     }
     free(o); free(lse); free(dq); free(dk); free(dv); free(vv); free(dO); free(want);
+}
+
+/* Both backward modes: the default and opts.bwd_fast (without the row pass). */
+static void check_single(sc_case *c, const char *what, double sd, key_of_fn key_of, int one_row,
+                         const attn_isa *isas, int nisa) {
+    char w2[200];
+    for (int fast = 0; fast <= 1; fast++) {
+        c->o.bwd_fast = fast;
+        snprintf(w2, sizeof w2, "%s%s", what, fast ? ", bwd_fast" : "");
+        check_single_mode(c, w2, sd, key_of, one_row, isas, nisa);
+    }
+    c->o.bwd_fast = 0;
 }
 
 static int64_t key_diag(const sc_case *c, int64_t b, int64_t h, int64_t i) { return i; }
@@ -346,7 +358,20 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nisa; i++) printf(" %s", attn_isa_name(isas[i]));
     printf("\n");
     const double t0 = sc_now();
-    if (!sweep_only) single_key_tests(isas, nisa);
+    if (!sweep_only) {
+        single_key_tests(isas, nisa);
+        attn_sdpa_opts o;
+        attn_sdpa_opts_init(&o);
+        o.bwd_fast = 2;
+        attn_sdpa_dims d = {1, 1, 1, 1, 1, 8, 8};
+        float x[8] = {0}, l[1];
+        attn_view v = attn_view_bshd(x, 1, 1, 8);
+        float g0[8], g1[8], g2[8];
+        attn_view a = attn_view_bshd(g0, 1, 1, 8), bb = attn_view_bshd(g1, 1, 1, 8), cc = attn_view_bshd(g2, 1, 1, 8);
+        CHECK(attn_sdpa_bwd(&d, v, v, v, v, v, l, a, bb, cc, &o, NULL, 0) == ATTN_ERR_OPTION &&
+                  strstr(attn_last_error(), "bwd_fast = 2"),
+              "bwd_fast = 2 refused: %s", attn_last_error());
+    }
     accuracy_sweep(count, seed, isas, nisa);
     attn_isa_set(attn_isa_detected());
     printf("time %.1f s\n", sc_now() - t0);

@@ -66,17 +66,25 @@ typedef struct attn__sdpa_kernels {
      * as a float pair (sdpa_bwd.c), lo[m] = 0 exactly when the row saw one key. */
     void (*bwd_probs)(int64_t nc, int64_t mp, float *S, float scale, const float *lse, const float *lo);
 
-    /* dS on a transposed tile: dP[c][m] = P[c][m] * ((dP[c][m] - Di[m]) - Dl[m]),
-     * and exactly 0 where P[c][m] == 0 (masked keys may hold Inf/NaN values).
+    /* dS on a transposed tile: dP[c][m] = scale * (P[c][m] * ((dP[c][m] - Di[m]) - Dl[m]))
+     * (both products rounded), and exactly 0 where P[c][m] == 0 (masked keys
+     * may hold Inf/NaN values).
      * Di + Dl: the row's sum_j P_j dP_j as a float pair (sdpa_bwd.c): the
      * first difference is exact where dP ~ Di (peaked rows). */
-    void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl);
+    void (*bwd_ds)(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl, float scale);
+
+    /* sum_e a[e] * b[e], e ascending from 0, with exactly the arithmetic of
+     * gemm_ab's accumulation (fused multiply-adds on FMA ISAs, multiply then
+     * add in C): bwd_fast's Di = <dO, o> then cancels dP = <v, dO> bit for
+     * bit where o = v (one visible key). */
+    float (*dot)(int64_t n, const float *a, const float *b);
 
     /* Row statistics of the backward on transposed tiles E, dP (nc, mp), mp a
      * multiple of 16, in double, c ascending per column m:
      *   cs[m] += sum_c E[c][m],  ds[m] += sum_c (E[c][m] == 0 ? 0 : E[c][m] dP[c][m])
-     * (masked keys: E = 0 exactly, dP may be Inf / NaN). */
-    void (*row_sums)(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds);
+     * (masked keys: E = 0 exactly, dP may be Inf / NaN); dP == NULL: cs only,
+     * and em[m] = max(em[m], max_c E[c][m]) (em may be NULL otherwise). */
+    void (*row_sums)(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds, float *em);
 
     /* 1 iff src[r][0:n] is finite (no Inf / NaN) for every r < nr; reads
      * only those elements. A clean V tile is then used in place (no packing). */

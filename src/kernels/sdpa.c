@@ -31,6 +31,7 @@ static void sdpa_opts_defaults(attn_sdpa_opts *opts) {
     opts->window_right = -1;
     opts->mask_kind = ATTN_MASK_NONE;
     opts->num_threads = 0;
+    opts->bwd_fast = 0;
 }
 
 /* First release's layout ends at num_threads; later fields are appended after it. */
@@ -110,7 +111,7 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
         th += 2 * fl(2 * pl->Br);         /* lo, hi */
         th += fl(2 * Mp);                 /* rowkey */
         th += fl(ATTN__SDPA_BWD_TILES * Bc) + 2 * fl(Mp); /* bad K rows, bad q / dO rows */
-        th += fl(4 * Mp);                 /* rs: 2 x Mp doubles */
+        th += fl(6 * Mp);                 /* rs: 3 x Mp doubles */
         int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
         if (pl->nchunks > 1) gl += fl((pl->nchunks - 1) * rows * P->Hq * D);
         gl += 3 * fl(attn__sdpa_nlse(P)); /* row statistics lsel, Di, Dil (last) */

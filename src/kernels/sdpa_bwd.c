@@ -49,7 +49,7 @@ typedef struct bwd_bufs {
     uint64_t *rowkey; /* (Mp) */
     int32_t *bad;     /* (KT, Bc) K rows of each tile holding Inf/NaN */
     int32_t *qbad, *dbad; /* (Mp) rows of the query block whose q / dO hold Inf/NaN */
-    double *rs;           /* (2, Mp) refine_task's row sums */
+    double *rs;           /* (3, Mp) refine_task's row sums */
 } bwd_bufs;
 
 static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, bwd_bufs *b) {
@@ -167,8 +167,11 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     }
     /* dPt (nc, Mp) = V (nc, Dv) . dOt (Dv, Mp) */
     kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
+    /* dS; the scale (d logit / d q.k) last, after softcap's factor: in
+     * bwd_ds when nothing comes between, else in a pass of its own */
+    const int fold = !dropout && !softcap;
     if (!dropout) {
-        kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di, w.Dil);
+        kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di, w.Dil, fold ? scale : 1.0f);
     } else {
         for (int64_t cc = 0; cc < nc; cc++)
             for (int64_t m = 0; m < Mp; m++) {
@@ -185,7 +188,7 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
                 const float th = w.Tt[x];
                 w.dPt[x] *= 1.0f - th * th;
             }
-    attn__sdpa_scale_tile(w.dPt, nc * Mp, scale); /* d(logit) / d(q.k) */
+    if (!fold) attn__sdpa_scale_tile(w.dPt, nc * Mp, scale);
     /* dK (nc, Dp) += dS (nc, M) . Qr (M, Dp) */
     kt->gemm_ab(nc, Dp, M, w.dPt, Mp, w.Qr, Dp, dKa, Dp, 1);
     for (int x = 0; x < nqbad; x++) {
@@ -318,9 +321,14 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                     }
                     for (int64_t e = Dv; e < Dvp; e++) dd[e] = 0.0f;
                     const int64_t li = attn__sdpa_lse_idx(P, &s, h, i);
-                    w.Di[m] = c->dih[li];
-                    w.Dil[m] = c->dil[li];
-                    w.lsel[m] = c->lsel[li];
+                    if (P->bwd_fast) { /* Di = <dO, o>, P = exp(s - lse) */
+                        w.Di[m] = kt->dot(Dv, dor, attn__sdpa_at(P->o, &s, s.q0, i, h));
+                        w.Dil[m] = w.lsel[m] = 0.0f;
+                    } else {
+                        w.Di[m] = c->dih[li];
+                        w.Dil[m] = c->dil[li];
+                        w.lsel[m] = c->lsel[li];
+                    }
                     if (qchk != 0.0f) {
                         w.qbad[nqbad++] = (int32_t)m;
                         for (int64_t d = 0; d < D; d++) qd[d] = 0.0f;
@@ -401,6 +409,25 @@ static void refine_pack(const attn__sdpa_prob *P, const attn__sdpa_seq *s, const
     }
 }
 
+/* e (nc, Mp) = exp(scale K . Qt (+ masks) - lse) of key tile j0, as bwd_tile's St. */
+static void refine_probs(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const attn__sdpa_seq *s,
+                         const bwd_bufs *w, const float *kbase, int64_t kvh, int64_t g0, int64_t ng, int64_t r0,
+                         int64_t nr, int64_t j0, int64_t nc, int64_t Mp) {
+    kt->gemm_ab(nc, Mp, P->D, kbase + j0 * P->k.stride_s, P->k.stride_s, w->Qt, Mp, w->St, Mp, 0);
+    const int full = w->lo[nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || P->has_elem;
+    if (elem) {
+        attn__sdpa_scale_tile(w->St, nc * Mp, P->scale);
+        attn__sdpa_apply_elem(P, s, kvh, g0, ng, r0, nr, w->lo, w->hi, j0, nc, Mp, full, w->St, NULL);
+    }
+    kt->bwd_probs(nc, Mp, w->St, elem ? 1.0f : P->scale, w->lse, w->Dil);
+}
+
+/* Peaked rows: a probability above this makes dP_j - Di cancel (dS_j is
+ * then (1 - P_j) times smaller than the terms of Di), so Di is summed from
+ * the probabilities; in the other blocks Di = <dO, o> is as accurate as a
+ * naive computation's and costs no V . dO^T product. */
+#define REFINE_PEAK 0.5f
+
 static void refine_task(void *vctx, int64_t t, int tid) {
     const bwd_ctx *c = vctx;
     const attn__sdpa_prob *P = c->P;
@@ -414,44 +441,53 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     if (r0 >= s.sq) return;
     const int64_t nr = s.sq - r0 < pl->Br ? s.sq - r0 : pl->Br;
     const int64_t g0 = hc * pl->Gs, ng = P->G - g0 < pl->Gs ? P->G - g0 : pl->Gs;
-    const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0, D = P->D, Dv = P->Dv, Bc = pl->Bc;
-    const int dropout = P->dropout_p > 0.0f;
+    const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0, Dv = P->Dv, Bc = pl->Bc;
     bwd_bufs w;
     bwd_bufs_get(P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
-    double *csum = w.rs, *dsum = w.rs + Mp; /* (Mp) each: sum_j e_ij, sum_j e_ij dP_ij */
-    for (int64_t m = 0; m < Mp; m++) csum[m] = dsum[m] = 0.0;
+    /* (Mp) each: sum_j e_ij, sum_j e_ij dP_ij, scratch; emax (Mp) in w.Di */
+    double *csum = w.rs, *dsum = w.rs + Mp, *cscr = w.rs + 2 * Mp;
+    for (int64_t m = 0; m < Mp; m++) { csum[m] = dsum[m] = cscr[m] = 0.0; w.Di[m] = 0.0f; }
     for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
     refine_pack(P, &s, &w, h0, ng, r0, M, Mp);
     const int64_t ka = w.lo[0], kb = w.hi[nr - 1];
     const float *kbase = ka < kb ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
     const float *vbase = ka < kb ? attn__sdpa_at(P->v, &s, s.k0, 0, kvh) : NULL;
+    /* 1. c_i and the largest probability of each row */
     for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
-        /* e (nc, Mp) = exp(scale K . Qt (+ masks) - lse), as bwd_tile's St */
-        kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
-        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
-        if (elem) {
-            attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
-            attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
-        }
-        kt->bwd_probs(nc, Mp, w.St, elem ? 1.0f : P->scale, w.lse, w.Dil);
-        /* dPt (nc, Mp) = V . dOt, as bwd_tile's */
+        refine_probs(P, kt, &s, &w, kbase, kvh, g0, ng, r0, nr, j0, nc, Mp);
+        kt->row_sums(nc, Mp, w.St, NULL, csum, NULL, w.Di);
+    }
+    int peaked = 0;
+    for (int64_t m = 0; m < M; m++) peaked |= w.Di[m] > REFINE_PEAK;
+    /* 2. peaked block: Di = sum_j e_ij dP_ij / c_i from bwd_tile's dP bits */
+    for (int64_t j0 = ka; peaked && j0 < kb; j0 += Bc) {
+        const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
+        refine_probs(P, kt, &s, &w, kbase, kvh, g0, ng, r0, nr, j0, nc, Mp);
         kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
-        if (dropout) /* dP z: z = 1 / (1 - p) for kept keys, 0 for dropped (bwd_tile's z * dP) */
+        if (P->dropout_p > 0.0f) /* dP z: z = 1 / (1 - p) for kept keys, 0 for dropped (bwd_tile's z * dP) */
             for (int64_t cc = 0; cc < nc; cc++)
                 for (int64_t m = 0; m < M; m++) {
                     float *dp = &w.dPt[cc * Mp + m];
                     *dp = attn__dropout_keep(w.rowkey[m], j0 + cc, P->drop_thr) ? P->drop_scale * *dp : 0.0f;
                 }
-        kt->row_sums(nc, Mp, w.St, w.dPt, csum, dsum);
+        kt->row_sums(nc, Mp, w.St, w.dPt, cscr, dsum, NULL);
     }
     for (int64_t m = 0; m < M; m++) {
-        const int64_t li = attn__sdpa_lse_idx(P, &s, h0 + m % ng, r0 + m / ng);
-        const double cs = csum[m], di = cs > 0.0 ? dsum[m] / cs : 0.0;
+        const int64_t i = r0 + m / ng, h = h0 + m % ng, li = attn__sdpa_lse_idx(P, &s, h, i);
+        const double cs = csum[m];
         /* NaN (NaN inputs) propagates; a row without keys keeps 0 */
         c->lsel[li] = w.lse[m] == -INFINITY || cs == 0.0 ? 0.0f : (float)log(cs);
-        c->dih[li] = (float)di;
-        c->dil[li] = (float)(di - (double)c->dih[li]);
+        if (peaked) {
+            const double di = cs > 0.0 ? dsum[m] / cs : 0.0;
+            c->dih[li] = (float)di;
+            c->dil[li] = (float)(di - (double)c->dih[li]);
+        } else { /* Di = <dO, o> */
+            c->dih[li] = w.lse[m] == -INFINITY ? 0.0f
+                                               : kt->dot(Dv, attn__sdpa_at(P->dO, &s, s.q0, i, h),
+                                                         attn__sdpa_at(P->o, &s, s.q0, i, h));
+            c->dil[li] = 0.0f;
+        }
     }
 }
 
@@ -489,7 +525,7 @@ void attn__sdpa_bwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, con
     c.lsel = (float *)(ws + pl->global_bytes - 3 * nl);
     c.dih = (float *)(ws + pl->global_bytes - 2 * nl);
     c.dil = (float *)(ws + pl->global_bytes - nl);
-    attn__parallel_for(P->B * P->Hkv * pl->nhc * pl->nqb, pl->nthreads, refine_task, &c);
+    if (!P->bwd_fast) attn__parallel_for(P->B * P->Hkv * pl->nhc * pl->nqb, pl->nthreads, refine_task, &c);
     attn__parallel_for(P->B * P->Hkv * pl->nchunks, pl->nthreads, bwd_task, &c);
     if (pl->nchunks > 1) {
         const int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;

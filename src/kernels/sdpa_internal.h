@@ -46,6 +46,7 @@ typedef struct attn__sdpa_prob {
     uint32_t drop_thr;
     uint64_t seed;
     int has_elem;                   /* softcap / alibi / explicit mask: per-element work in every tile */
+    int bwd_fast;                   /* backward without the row-statistics pass (attn_sdpa_opts) */
     attn_view q, k, v, o, dO, dq, dk, dv;
     float *lse_out;                 /* fwd: (B, Hq, Sq) / varlen (Hq, Tq), or NULL */
     const float *lse_in;            /* bwd */

@@ -227,6 +227,8 @@ attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, cons
                               (long long)opts->mask_stride_b, (long long)opts->mask_stride_h,
                               (long long)opts->mask_stride_q);
     }
+    if (opts->bwd_fast != 0 && opts->bwd_fast != 1)
+        return attn__fail(ATTN_ERR_OPTION, "%s: opts->bwd_fast = %d, must be 0 or 1", fn, opts->bwd_fast);
     if (!(opts->dropout_p >= 0.0f && opts->dropout_p < 1.0f))
         return attn__fail(ATTN_ERR_OPTION, "%s: opts->dropout_p = %g, must be in [0, 1)", fn, (double)opts->dropout_p);
     if (opts->num_threads < 0)
@@ -349,6 +351,7 @@ void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const 
     P->msh = opts->mask_stride_h;
     P->msq = opts->mask_stride_q;
     P->dropout_p = opts->dropout_p;
+    P->bwd_fast = opts->bwd_fast;
     P->drop_scale = opts->dropout_p > 0.0f ? (float)(1.0 / (1.0 - (double)opts->dropout_p)) : 1.0f;
     P->drop_thr = attn__dropout_threshold(opts->dropout_p);
     P->seed = opts->dropout_seed;

@@ -120,6 +120,41 @@ static void append_task(void *vctx, int64_t b, int tid) {
     }
 }
 
+/* proj (rows, qd + 2 kvd) = [q | k | v] of the new tokens x (rows, E):
+ * x Wqkv^T (+ LoRA), then bias, qk-norm and RoPE at positions pos (rows).
+ * Shared by the incremental forwards (contiguous and paged caches). */
+attn_status mha__project_incremental(attn_mha *m, const float *x, int64_t rows, const int64_t *pos, float *proj) {
+    const int64_t E = m->E, qd = m->qd, kvd = m->kvd, D = m->D, ld = qd + 2 * kvd;
+    float *qp = proj, *kp = proj + qd, *vp = proj + qd + kvd;
+    attn_status s;
+    /* proj (rows, qd + 2 kvd) = x Wqkv^T (+ LoRA) */
+    attn__sgemm(0, 1, rows, ld, E, 1.0f, x, E, m->w[MHA_Q], E, 0.0f, proj, ld);
+    float *dst[3] = {qp, kp, vp};
+    for (int p = 0; p < 3; p++) {
+        if (!mha__lora_active(m, p)) continue;
+        float *xa;
+        if ((s = mha__grow_f(&m->b_dxa, rows * m->lora[p].rank, &xa)) != ATTN_OK) return s;
+        mha__lora_fwd(m, p, rows, x, E, dst[p], ld, xa);
+    }
+
+    /* bias, qk-norm, rope at positions pos */
+    float *cos_t = NULL, *sin_t = NULL;
+    if (m->rope_half) {
+        if ((s = mha__rope_tables(m, pos, rows, &m->b_cos_q, &m->b_sin_q, &cos_t, &sin_t)) != ATTN_OK) return s;
+    }
+    mha_seg seg[3];
+    memset(seg, 0, sizeof seg);
+    seg[0].base = qp; seg[0].ld = ld; seg[0].H = m->Hq; seg[0].Dh = D; seg[0].bias = m->b[MHA_Q];
+    const float *qw, *kw;
+    mha__norm_weights(m, &qw, &kw);
+    seg[0].norm_w = qw; seg[0].cos_t = cos_t; seg[0].sin_t = sin_t;
+    seg[1].base = kp; seg[1].ld = ld; seg[1].H = m->Hkv; seg[1].Dh = D; seg[1].bias = m->b[MHA_K];
+    seg[1].norm_w = kw; seg[1].cos_t = cos_t; seg[1].sin_t = sin_t;
+    seg[2].base = vp; seg[2].ld = ld; seg[2].H = m->Hkv; seg[2].Dh = D; seg[2].bias = m->b[MHA_V];
+    mha__fwd_rows(m, rows, seg, 3);
+    return ATTN_OK;
+}
+
 attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const float *x, int64_t batch, int64_t seq_q,
                                     float *y) {
     if (!m) return attn__fail(ATTN_ERR_NULL, "attn_mha_forward_cached: m is NULL");
@@ -149,7 +184,7 @@ attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const floa
     m->st.valid = 0; /* the scratch buffers are reused */
     if (seq_q == 0) return ATTN_OK;
 
-    const int64_t B = batch, Sq = seq_q, rows = B * Sq, E = m->E, qd = m->qd, kvd = m->kvd, D = m->D;
+    const int64_t B = batch, Sq = seq_q, rows = B * Sq, qd = m->qd, kvd = m->kvd, D = m->D;
     const int64_t ld = qd + 2 * kvd;
     attn_status s;
     float *proj, *o;
@@ -157,35 +192,12 @@ attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const floa
     if ((s = mha__grow_f(&m->b_o, rows * qd, &o)) != ATTN_OK) return s;
     float *qp = proj, *kp = proj + qd, *vp = proj + qd + kvd;
 
-    /* proj (rows, qd + 2 kvd) = x Wqkv^T (+ LoRA) */
-    attn__sgemm(0, 1, rows, ld, E, 1.0f, x, E, m->w[MHA_Q], E, 0.0f, proj, ld);
-    float *dst[3] = {qp, kp, vp};
-    for (int p = 0; p < 3; p++) {
-        if (!mha__lora_active(m, p)) continue;
-        float *xa;
-        if ((s = mha__grow_f(&m->b_dxa, rows * m->lora[p].rank, &xa)) != ATTN_OK) return s;
-        mha__lora_fwd(m, p, rows, x, E, dst[p], ld, xa);
-    }
-
-    /* bias, qk-norm, rope at positions len[b] + i */
-    float *cos_t = NULL, *sin_t = NULL;
-    if (m->rope_half) {
-        int64_t *pos = (int64_t *)mha__grow(&m->b_pos, (size_t)rows * sizeof(int64_t));
-        if (!pos) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_forward_cached: positions scratch");
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t i = 0; i < Sq; i++) pos[b * Sq + i] = cache->len[b] + i;
-        if ((s = mha__rope_tables(m, pos, rows, &m->b_cos_q, &m->b_sin_q, &cos_t, &sin_t)) != ATTN_OK) return s;
-    }
-    mha_seg seg[3];
-    memset(seg, 0, sizeof seg);
-    seg[0].base = qp; seg[0].ld = ld; seg[0].H = m->Hq; seg[0].Dh = D; seg[0].bias = m->b[MHA_Q];
-    const float *qw, *kw;
-    mha__norm_weights(m, &qw, &kw);
-    seg[0].norm_w = qw; seg[0].cos_t = cos_t; seg[0].sin_t = sin_t;
-    seg[1].base = kp; seg[1].ld = ld; seg[1].H = m->Hkv; seg[1].Dh = D; seg[1].bias = m->b[MHA_K];
-    seg[1].norm_w = kw; seg[1].cos_t = cos_t; seg[1].sin_t = sin_t;
-    seg[2].base = vp; seg[2].ld = ld; seg[2].H = m->Hkv; seg[2].Dh = D; seg[2].bias = m->b[MHA_V];
-    mha__fwd_rows(m, rows, seg, 3);
+    /* positions len[b] + i; proj = q | k | v after bias, qk-norm, rope */
+    int64_t *pos = (int64_t *)mha__grow(&m->b_pos, (size_t)rows * sizeof(int64_t));
+    if (!pos) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_forward_cached: positions scratch");
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < Sq; i++) pos[b * Sq + i] = cache->len[b] + i;
+    if ((s = mha__project_incremental(m, x, rows, pos, proj)) != ATTN_OK) return s;
 
     /* append to the cache (lengths are committed after the kernel succeeded) */
     append_ctx ac = {cache, kp, vp, ld, Sq};

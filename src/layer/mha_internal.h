@@ -118,7 +118,7 @@ struct attn_mha {
     mha_buf b_do;     /* backward: dO (rows_q, qd) */
     mha_buf b_dxa;    /* backward: LoRA d(x A^T) (rows, r) */
     mha_buf b_part;   /* backward: per-task partial sums (norm weight grads) */
-    mha_buf b_cache_q;/* forward_cached: q (rows, qd), k, v (rows, kvd) of the new tokens */
+    mha_buf b_cache_q;/* forward_paged: int32 seq_lens (n), then block tables (n, max_blocks) */
 
     mha_state st;
 };
@@ -182,6 +182,9 @@ static inline int mha__lora_on(const attn_mha *m, int p) { return m->lora[p].ran
 void mha__fill_uniform(float *w, int64_t n, double a, uint64_t seed, const char *name);
 /* y (rows, E) = o (rows, qd) Wo^T + bo (+ LoRA; x A^T kept in b_xa[O] when save_xa). */
 attn_status mha__out_proj(attn_mha *m, int64_t rows, const float *o, float *y, int save_xa);
+/* kvcache.c: proj (rows, qd + 2 kvd) = [q | k | v] of new tokens x (rows, E) after bias, qk-norm and
+ * RoPE at positions pos (rows) — the incremental forwards' projection (contiguous and paged caches). */
+attn_status mha__project_incremental(attn_mha *m, const float *x, int64_t rows, const int64_t *pos, float *proj);
 
 /* (B, S, H, D) view of a (rows, *) buffer with row stride ld whose rows are
  * ordered by layout ((b, s) or (s, b)); head h at column h*D. */

@@ -5,6 +5,8 @@
 #   - the training loss falls by >= 40% and a checkpoint is written;
 #   - --steps runs are deterministic (two runs write identical files);
 #   - generate loads it and prints prompt + N bytes (greedy: twice the same);
+#   - generate --batch (continuous batching through the paged KV cache): every
+#     greedy sequence is a prefix of the greedy single-sequence run;
 #   - LoRA fine-tuning from it reports trainable counts and its checkpoint
 #     generates;
 #   - bad input fails with one "attn <sub>: ..." line.
@@ -36,10 +38,26 @@ if cmp -s "$T/g1" "$T/g2"; then ok "greedy generation is repeatable"; else bad "
 if grep -q 'tok/s' "$T/err"; then ok "generate reports tok/s"; else bad "no tok/s"; fi
 if "$ATTN" generate --ckpt "$T/a.safetensors" --tokens 200 --seed 5 >/dev/null 2>"$T/err"; then ok "generate past the context (refill)"; else bad "generate 200"; fi
 
+# --batch: continuous batching through the paged cache; greedy sequences are prefixes of the greedy single run
+"$ATTN" generate --ckpt "$T/a.safetensors" --prompt "And God" --tokens 40 --temperature 0 --batch 3 --sequences 5 >"$T/gb" 2>"$T/err"
+rc=$?
+nseq=$(grep -c '^--- sequence [0-9]* (' "$T/gb")
+if [ $rc -eq 0 ] && [ "$nseq" -eq 5 ] && grep -q 'batch 3: 5 sequences, .* tok/s' "$T/err"; then ok "generate --batch 3 --sequences 5: 5 sequences, tok/s"; else bad "generate --batch: rc $rc, $nseq sequences"; fi
+same=1
+for i in 0 1 2 3 4; do
+    len=$(sed -n "s/^--- sequence $i (\([0-9]*\) bytes) ---\$/\1/p" "$T/gb")
+    [ -n "$len" ] || { same=0; break; }
+    sed -n "/^--- sequence $i (/,\$p" "$T/gb" | sed 1d | head -c $((len + 7)) >"$T/gs"
+    head -c $((len + 7)) "$T/g1" | cmp -s - "$T/gs" || same=0
+done
+if [ $same -eq 1 ]; then ok "generate --batch greedy = the single-sequence greedy run"; else bad "generate --batch greedy differs"; fi
+if "$ATTN" generate --ckpt "$T/a.safetensors" --tokens 100 --batch 4 --sequences 9 --seed 3 >/dev/null 2>"$T/err"; then ok "generate --batch 4 --sequences 9 (sampling, to the context end)"; else bad "generate --batch 4"; fi
+
 long=$(awk 'BEGIN { for (i = 0; i < 300; i++) printf "x" }')
 if "$ATTN" generate --ckpt "$T/a.safetensors" --prompt "$long" --tokens 10 >/dev/null 2>"$T/err"; then ok "generate: prompt longer than the context"; else bad "long prompt"; fi
 if "$ATTN" train --seq 1 --batch 1 --steps 2 --out "$T/s1.safetensors" >/dev/null 2>"$T/err" &&
     "$ATTN" generate --ckpt "$T/s1.safetensors" --tokens 5 >/dev/null 2>"$T/err"; then ok "context of 1 byte"; else bad "--seq 1"; fi
+if "$ATTN" generate --ckpt "$T/s1.safetensors" --tokens 5 --batch 2 --sequences 3 >/dev/null 2>"$T/err"; then ok "generate --batch, context of 1 byte"; else bad "--batch with --seq 1"; fi
 
 # --name=value options (the parser every subcommand shares) and an empty prompt (starts from "\n")
 if "$ATTN" train --steps=2 --seq=16 --batch=2 --log-every=1 --out="$T/eq.safetensors" >"$T/eq.log" 2>"$T/err" &&
@@ -75,6 +93,8 @@ if [ -f tests/fixtures/llama_run/model.safetensors ]; then
     expect_err "generate: safetensors without LM metadata" "$ATTN" generate --ckpt tests/fixtures/llama_run/model.safetensors
 fi
 expect_err "generate: bad --temperature" "$ATTN" generate --temperature hot
+expect_err "generate: bad --batch" "$ATTN" generate --ckpt "$T/a.safetensors" --batch -1
+expect_err "generate: --sequences without --batch" "$ATTN" generate --ckpt "$T/a.safetensors" --sequences 3
 
 echo "test_train: $npass passed, $nfail failed"
 [ "$nfail" -eq 0 ]

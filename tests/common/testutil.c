@@ -29,3 +29,14 @@ int64_t tu_int(tu_rng *r, int64_t lo, int64_t hi) {
 void tu_fill(tu_rng *r, float *p, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) p[i] = (float)(tu_normal(r) * scale);
 }
+
+double tu_rel_err(const float *a, const float *b, int64_t n) {
+    double md = 0, mb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d != d) return INFINITY;
+        md = fmax(md, d);
+        mb = fmax(mb, fabs((double)b[i]));
+    }
+    return md / fmax(mb, 1e-6);
+}

@@ -41,5 +41,7 @@ double tu_uniform(tu_rng *r);            /* [0, 1) */
 double tu_normal(tu_rng *r);             /* N(0, 1) */
 int64_t tu_int(tu_rng *r, int64_t lo, int64_t hi); /* inclusive */
 void tu_fill(tu_rng *r, float *p, int64_t n, float scale); /* N(0, scale^2) */
+/* max |a - b| / max |b| (max |b| floored at 1e-6); inf if a NaN appears. */
+double tu_rel_err(const float *a, const float *b, int64_t n);
 
 #endif

@@ -204,6 +204,78 @@ double bu_fma_peak(int threads, const char **isa_out) {
     return best;
 }
 
+/* ─── streaming-read probe ──────────────────────────────────────────────────
+ * Each thread sums its contiguous slice of one buffer far larger than the
+ * caches with 256-bit loads into 4 accumulators (the loads, not the adds,
+ * bound it); GB/s = bytes read / wall time of the slowest thread. */
+typedef struct stream_job {
+    const float *p;
+    int64_t n; /* floats, a multiple of 32 */
+    float sink;
+} stream_job;
+
+#ifdef BU_X86
+__attribute__((target("avx2"))) static float stream_sum_avx2(const float *p, int64_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t i = 0; i < n; i += 32) {
+        a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+        a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+    }
+    float t[8];
+    _mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+#endif
+
+static void *stream_thread(void *v) {
+    stream_job *j = v;
+#ifdef BU_X86
+    const attn_cpu_features *c = attn__cpu();
+    if (c->avx2 && c->os_avx) { j->sink = stream_sum_avx2(j->p, j->n); return NULL; }
+#endif
+    float a[8] = {0};
+    for (int64_t i = 0; i < j->n; i += 8)
+        for (int k = 0; k < 8; k++) a[k] += j->p[i + k];
+    j->sink = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+    return NULL;
+}
+
+double bu_stream_read(int threads, int64_t bytes, int passes) {
+    enum { MAXT = 256 };
+    if (threads < 1) threads = 1;
+    if (threads > MAXT) threads = MAXT;
+    const int64_t n = bytes / (int64_t)sizeof(float) / (32 * threads) * (32 * threads);
+    if (n <= 0) return 0;
+    float *buf = attn__malloc((size_t)n * sizeof(float));
+    if (!buf) return 0;
+    for (int64_t i = 0; i < n; i++) buf[i] = 1.0f; /* touch every page */
+    pthread_t th[MAXT];
+    stream_job jobs[MAXT];
+    double best = 0;
+    float sink = 0;
+    for (int pass = 0; pass < passes; pass++) {
+        const int64_t per = n / threads;
+        double t0 = bu_now();
+        int started = 0;
+        for (int t = 1; t < threads; t++) {
+            jobs[t].p = buf + t * per; jobs[t].n = per; jobs[t].sink = 0;
+            if (pthread_create(&th[t], NULL, stream_thread, &jobs[t]) != 0) break;
+            started++;
+        }
+        jobs[0].p = buf; jobs[0].n = per;
+        stream_thread(&jobs[0]);
+        sink += jobs[0].sink;
+        for (int t = 1; t <= started; t++) { pthread_join(th[t], NULL); sink += jobs[t].sink; }
+        const double dt = bu_now() - t0;
+        const double g = (double)(per * (started + 1)) * sizeof(float) / dt * 1e-9;
+        if (g > best) best = g;
+    }
+    attn__free(buf);
+    return sink == sink ? best : 0; /* keeps the sums alive */
+}
+
 int64_t bu_peak_rss(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;

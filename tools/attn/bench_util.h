@@ -29,6 +29,11 @@ int bu_time(bu_fn fn, void *ctx, int min_runs, double min_seconds, double max_se
  * Returns GFLOP/s (best of a few trials); *isa_out names the path used. */
 double bu_fma_peak(int threads, const char **isa_out);
 
+/* Streaming-read bandwidth of this machine, GB/s: `threads` threads each sum
+ * a contiguous slice of one `bytes`-byte buffer (make it far larger than the
+ * caches) with 256-bit loads; best of `passes` passes. 0 if it cannot allocate. */
+double bu_stream_read(int threads, int64_t bytes, int passes);
+
 /* Peak resident set of the process (getrusage), bytes. */
 int64_t bu_peak_rss(void);
 /* Current resident set (/proc/self/statm), bytes; -1 if unavailable. */

@@ -11,6 +11,9 @@
  *              B = 4, S = 2048; the same work done by its parts (OpenBLAS
  *              GEMMs + sdpa kernels) timed separately; PyTorch
  *              nn.MultiheadAttention via bench/torch_mha_peer.py if available.
+ *  decode-paged rows  batched decode through a paged KV cache next to the same
+ *              batch from a contiguous head-major cache, vs a streaming-read
+ *              probe (bench_paged.c).
  *  --memory    one causal forward at S = 32768, Hq 32, Hkv 8, D 128:
  *              peak RSS minus inputs and outputs.
  *
@@ -19,6 +22,7 @@
  * output is validated against the peer's first; each side then runs until
  * >= --runs runs and >= --min-time seconds; the median is reported. */
 #include "args.h"
+#include "bench_paged.h"
 #include "bench_peer.h"
 #include "bench_util.h"
 #include "cli_out.h"
@@ -594,17 +598,24 @@ static void json_timing(FILE *f, const char *key, const bu_timing *t) {
 int cmd_bench(int argc, char **argv) {
     int64_t threads = 2, runs = 3, layer_seq = 2048, memory_seq = 32768;
     double min_time = 0.3;
-    int quick = 0, memory = 0, no_torch = 0, no_layer = 0, no_decode = 0;
+    int quick = 0, memory = 0, no_torch = 0, no_layer = 0, no_decode = 0, paged_only = 0, no_paged = 0;
+    int64_t block_size = 64;
     const char *json_path = NULL, *plot_path = NULL, *seqs_s = NULL, *models_s = NULL;
+    const char *paged_batches_s = NULL, *paged_ctx_s = NULL;
     const arg_spec specs[] = {
         { "threads", ARG_INT, &threads, "N", "threads for attn and for the peers (default 2)" },
-        { "quick", ARG_FLAG, &quick, NULL, "short subset (the tour): Llama-3-8B shape at S 1024, decode, layer at S 1024" },
+        { "quick", ARG_FLAG, &quick, NULL, "short subset (the tour): Llama-3-8B shape at S 1024, decode, decode-paged at batch 1 and 32 x 2048, layer at S 1024" },
         { "seqs", ARG_STR, &seqs_s, "LIST", "sequence lengths (default 512,1024,2048,4096)" },
         { "models", ARG_STR, &models_s, "LIST", "llama3-8b,gpt2 (default both)" },
         { "runs", ARG_INT, &runs, "N", "at least N timed runs per row (default 3)" },
         { "min-time", ARG_DOUBLE, &min_time, "SEC", "and at least SEC seconds of timed runs per row (default 0.3)" },
         { "no-decode", ARG_FLAG, &no_decode, NULL, "skip the decode rows" },
         { "no-layer", ARG_FLAG, &no_layer, NULL, "skip the layer rows" },
+        { "paged", ARG_FLAG, &paged_only, NULL, "only the decode-paged rows (paged KV cache, batched decode)" },
+        { "no-paged", ARG_FLAG, &no_paged, NULL, "skip the decode-paged rows" },
+        { "paged-batches", ARG_STR, &paged_batches_s, "LIST", "batches of the decode-paged rows (default 1,8,32)" },
+        { "paged-contexts", ARG_STR, &paged_ctx_s, "LIST", "contexts of the decode-paged rows (default 512,1024,2048,4096,8192)" },
+        { "block-size", ARG_INT, &block_size, "N", "tokens per block of the decode-paged pool, 16..128 (default 64)" },
         { "no-torch", ARG_FLAG, &no_torch, NULL, "skip the PyTorch peer of the layer rows" },
         { "layer-seq", ARG_INT, &layer_seq, "S", "sequence length of the layer rows (default 2048)" },
         { "json", ARG_STR, &json_path, "FILE", "also write every figure to FILE as JSON" },
@@ -636,8 +647,15 @@ int cmd_bench(int argc, char **argv) {
     if (layer_seq < 1 || layer_seq > 65536) return cli_fail(SUB, "--layer-seq %lld: must be in [1, 65536]", (long long)layer_seq);
     if (runs < 1 || runs > 1000) return cli_fail(SUB, "--runs %lld: must be in [1, 1000]", (long long)runs);
     if (min_time < 0 || min_time > 600) return cli_fail(SUB, "--min-time %g: must be in [0, 600]", min_time);
-    int64_t seqs[16];
-    int nseqs = 0;
+    int64_t seqs[16], pbatches[16] = {1, 8, 32}, pctx[16] = {512, 1024, 2048, 4096, 8192};
+    int nseqs = 0, npb = 3, npc = quick ? 0 : 5;
+    if (quick) { pctx[npc++] = 2048; pbatches[1] = 32; npb = 2; } /* --quick: batch 1 and 32 at context 2048 */
+    if (paged_batches_s && parse_seqs(paged_batches_s, pbatches, 16, &npb))
+        return cli_fail(SUB, "--paged-batches %s: expected a comma-separated list of up to 16 values in [1, 65536]", paged_batches_s);
+    if (paged_ctx_s && parse_seqs(paged_ctx_s, pctx, 16, &npc))
+        return cli_fail(SUB, "--paged-contexts %s: expected a comma-separated list of up to 16 values in [1, 65536]", paged_ctx_s);
+    if (block_size < 16 || block_size > 128) return cli_fail(SUB, "--block-size %lld: must be in [16, 128]", (long long)block_size);
+    if (paged_only) no_layer = 1;
     if (seqs_s && parse_seqs(seqs_s, seqs, 16, &nseqs))
         return cli_fail(SUB, "--seqs %s: expected a comma-separated list of up to 16 lengths in [1, 65536]", seqs_s);
     int use_model[NMODELS] = { 1, 1 };
@@ -705,7 +723,7 @@ int cmd_bench(int argc, char **argv) {
     /* rows */
     bench_row rows[NMODELS * 16 * 4 + 2 * NMODELS];
     int nrows = 0;
-    for (int mi = 0; mi < NMODELS; mi++) {
+    for (int mi = 0; mi < NMODELS && !paged_only; mi++) {
         if (!use_model[mi]) continue;
         for (int si = 0; si < nseqs; si++)
             for (int v = 0; v < 4; v++) {
@@ -716,7 +734,7 @@ int cmd_bench(int argc, char **argv) {
             }
     }
     const int nsdpa = nrows;
-    if (!no_decode)
+    if (!no_decode && !paged_only)
         for (int mi = 0; mi < NMODELS; mi++) {
             if (!use_model[mi] || (quick && mi != 0)) continue;
             for (int v = V_DECODE; v <= V_DECODE_HM; v++) {
@@ -765,8 +783,9 @@ int cmd_bench(int argc, char **argv) {
     int nbad = 0, idx = 0;
     const int total = nrows;
     /* sdpa rows, grouped by problem */
-    printf("%-10s %-11s %5s %9s %8s %7s %9s %8s %8s %9s  %7s\n", "model", "variant", "S", "attn ms", "GFLOP/s", "%peak",
-           "peer ms", "GFLOP/s", "speedup", "max err", "cpu%a/p");
+    if (nsdpa)
+        printf("%-10s %-11s %5s %9s %8s %7s %9s %8s %8s %9s  %7s\n", "model", "variant", "S", "attn ms", "GFLOP/s", "%peak",
+               "peer ms", "GFLOP/s", "speedup", "max err", "cpu%a/p");
     for (int i = 0; i < nsdpa; i += 4) {
         problem p;
         if (problem_init(&p, rows[i].m, rows[i].Sq, rows[i].Sk, 1, (int)threads)) {
@@ -800,6 +819,11 @@ int cmd_bench(int argc, char **argv) {
         }
         printf("(decode: Sq = 1, bottom-right, batch 1, K/V (B, Sk, Hkv, D); decode-hm: K/V head-major (B, Hkv, Sk, D),\n"
                " the layout of attn_kvcache, read so by attn and the peer; GB/s = bytes of K and V read per call / time)\n");
+    }
+
+    if (!no_decode && !no_paged) {
+        const bench_paged_cfg pc = { (int)threads, (int)runs, min_time, tc.max_time, pbatches, npb, pctx, npc, block_size, 2.0 };
+        nbad += bench_paged_run(&pc);
     }
 
     layer_res L;
@@ -875,8 +899,9 @@ int cmd_bench(int argc, char **argv) {
                 fprintf(f, ", \"note\": ");
                 bu_json_str(f, r->note);
             }
-            fprintf(f, "}%s\n", i + 1 < nrows ? "," : "");
+            fprintf(f, "}%s\n", i + 1 < nrows || bench_paged_nrows() ? "," : "");
         }
+        bench_paged_json(f);
         fprintf(f, "  ]");
         if (!no_layer) {
             fprintf(f, ",\n  \"layer\": {\"E\": %lld, \"heads\": %lld, \"B\": %lld, \"S\": %lld, \"ran\": %s", (long long)L.E,

@@ -503,12 +503,28 @@ struct lm_cache {
     int64_t len, capacity;
 };
 
+struct lm_paged {
+    attn_kvpaged **kv; /* (L) */
+    int L;
+};
+
+/* A batch of sequences of a paged cache: sequence ids[b] owns rows
+ * [cu[b], cu[b+1]) of the forward (lm_forward_paged). */
+typedef struct paged_batch {
+    lm_paged *c;
+    const int64_t *ids;
+    int n;
+    const int32_t *cu; /* (n + 1) */
+} paged_batch;
+
 /*
  * The body of the forward over N = B*T rows in m->tokens. With a cache
  * (B == 1), attention goes through attn_mha_forward_cached and only the
- * last row's logits are computed (into m->logits row 0).
+ * last row's logits are computed (into m->logits row 0). With a paged batch
+ * (B == 1, T = all its rows), through attn_mha_forward_paged, and the logits
+ * of each sequence's last row go to m->logits rows 0..n-1.
  */
-static attn_status forward_body(lm_model *m, int B, int T, lm_cache *cache) {
+static attn_status forward_body(lm_model *m, int B, int T, lm_cache *cache, const paged_batch *pb) {
     const lm_config *c = &m->cfg;
     int N = B * T, C = c->dim, F = c->hidden, V = c->vocab, L = c->n_layer;
     size_t NC = (size_t)N * C, NF = (size_t)N * F;
@@ -523,6 +539,9 @@ static attn_status forward_body(lm_model *m, int B, int T, lm_cache *cache) {
         if (cache) {
             st = attn_mha_forward_cached(m->attn[l], cache->kv[l], ln1, 1, T, m->atty);
             if (st != ATTN_OK) return lm_fail_attn(st, "attn_mha_forward_cached");
+        } else if (pb) {
+            st = attn_mha_forward_paged(m->attn[l], pb->c->kv[l], pb->ids, pb->n, pb->cu, ln1, m->atty);
+            if (st != ATTN_OK) return lm_fail_attn(st, "attn_mha_forward_paged");
         } else {
             attn_mha_input in;
             attn_mha_input_init(&in);
@@ -543,6 +562,13 @@ static attn_status forward_body(lm_model *m, int B, int T, lm_cache *cache) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, F, 1.0f, hact, F,
                     m->w[P_DOWN] + (size_t)l * C * F, F, 1.0f, out, C);
         x = out;
+    }
+    if (pb) { /* each sequence's last row */
+        for (int b = 0; b < pb->n; b++)
+            rmsnorm_forward(m->lnf + (size_t)b * C, m->rstdf + b, x + (size_t)(pb->cu[b + 1] - 1) * C, m->w[P_LNF], 1, C,
+                            c->norm_eps);
+        matmul_forward(m->logits, m->lnf, m->w[P_HEAD], pb->n, C, V);
+        return ATTN_OK;
     }
     int row0 = cache ? N - 1 : 0, rows = N - row0;
     rmsnorm_forward(m->lnf, m->rstdf, x + (size_t)row0 * C, m->w[P_LNF], rows, C, c->norm_eps);
@@ -566,7 +592,7 @@ attn_status lm_forward(lm_model *m, const int32_t *tokens, const int32_t *target
     m->fwd_ok = 0;
     memcpy(m->tokens, tokens, (size_t)N * sizeof(int32_t));
     if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
-    st = forward_body(m, B, T, NULL);
+    st = forward_body(m, B, T, NULL, NULL);
     if (st != ATTN_OK) return st;
     m->B = B; m->T = T;
     m->fwd_targets = targets != NULL;
@@ -686,10 +712,71 @@ attn_status lm_forward_cached(lm_model *m, lm_cache *c, const int32_t *tokens, i
     if (st != ATTN_OK) return st;
     m->fwd_ok = 0;
     memcpy(m->tokens, tokens, (size_t)n * sizeof(int32_t));
-    st = forward_body(m, 1, n, c);
+    st = forward_body(m, 1, n, c, NULL);
     if (st != ATTN_OK) return st;
     c->len += n;
     memcpy(logits_last, m->logits, (size_t)m->cfg.vocab * sizeof(float));
+    return ATTN_OK;
+}
+
+attn_status lm_paged_create(lm_paged **out, const lm_model *m, int64_t max_seqs, int64_t max_len, int64_t num_blocks) {
+    if (!out || !m) return lm_fail(ATTN_ERR_NULL, "lm_paged_create: NULL argument");
+    *out = NULL;
+    lm_paged *c = calloc(1, sizeof *c);
+    if (!c) return lm_fail(ATTN_ERR_NOMEM, "out of memory");
+    c->L = m->cfg.n_layer;
+    c->kv = calloc((size_t)(c->L > 0 ? c->L : 1), sizeof *c->kv);
+    if (!c->kv) { free(c); return lm_fail(ATTN_ERR_NOMEM, "out of memory"); }
+    attn_kvpaged_config pc;
+    attn_kvpaged_config_init(&pc);
+    pc.num_blocks = num_blocks; pc.block_size = 16; pc.max_seqs = max_seqs; pc.max_seq_len = max_len; pc.num_kv_heads = m->cfg.n_kv_head; pc.head_dim = m->cfg.dim / m->cfg.n_head;
+    for (int l = 0; l < c->L; l++) {
+        attn_status st = attn_kvpaged_create(&c->kv[l], &pc);
+        if (st != ATTN_OK) { lm_paged_free(c); return lm_fail_attn(st, "attn_kvpaged_create"); }
+    }
+    *out = c;
+    return ATTN_OK;
+}
+
+void lm_paged_free(lm_paged *c) {
+    if (!c) return;
+    for (int l = 0; l < c->L; l++) attn_kvpaged_free(c->kv[l]);
+    free(c->kv);
+    free(c);
+}
+
+/* op 0 add(id), 1 remove(id), 2 fork(parent, id) in every layer; the layers
+ * stay in step because every layer's cache sees the same calls. */
+static attn_status paged_op(lm_paged *c, int op, int64_t parent, int64_t id) {
+    for (int l = 0; l < c->L; l++) {
+        attn_status st = op == 0 ? attn_kvpaged_add(c->kv[l], id) : op == 1 ? attn_kvpaged_remove(c->kv[l], id)
+                                                                          : attn_kvpaged_fork(c->kv[l], parent, id);
+        if (st != ATTN_OK) return lm_fail_attn(st, op == 0 ? "attn_kvpaged_add" : op == 1 ? "attn_kvpaged_remove" : "attn_kvpaged_fork");
+    }
+    return ATTN_OK;
+}
+attn_status lm_paged_add(lm_paged *c, int64_t id) { return paged_op(c, 0, 0, id); }
+attn_status lm_paged_remove(lm_paged *c, int64_t id) { return paged_op(c, 1, 0, id); }
+attn_status lm_paged_fork(lm_paged *c, int64_t parent, int64_t id) { return paged_op(c, 2, parent, id); }
+
+attn_status lm_forward_paged(lm_model *m, lm_paged *c, const int64_t *ids, int n, const int32_t *cu,
+                             const int32_t *tokens, float *logits_last) {
+    if (!m || !c || !ids || !cu || !tokens || !logits_last) return lm_fail(ATTN_ERR_NULL, "lm_forward_paged: NULL argument");
+    if (n < 1 || cu[0] != 0) return lm_fail(ATTN_ERR_SHAPE, "lm_forward_paged: n = %d, cu[0] = %d", n, cu[0]);
+    if (c->L != m->cfg.n_layer) return lm_fail(ATTN_ERR_SHAPE, "cache has %d layers, model %d", c->L, m->cfg.n_layer);
+    for (int b = 0; b < n; b++)
+        if (cu[b + 1] <= cu[b]) return lm_fail(ATTN_ERR_SHAPE, "lm_forward_paged: sequence %d has no new token", b);
+    const int T = cu[n];
+    for (int i = 0; i < T; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab) return lm_fail(ATTN_ERR_SHAPE, "token %d out of range", tokens[i]);
+    attn_status st = ensure_acts(m, (size_t)T);
+    if (st != ATTN_OK) return st;
+    m->fwd_ok = 0;
+    memcpy(m->tokens, tokens, (size_t)T * sizeof(int32_t));
+    paged_batch pb = {c, ids, n, cu};
+    st = forward_body(m, 1, T, NULL, &pb);
+    if (st != ATTN_OK) return st;
+    memcpy(logits_last, m->logits, (size_t)n * m->cfg.vocab * sizeof(float));
     return ATTN_OK;
 }
 

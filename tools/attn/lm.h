@@ -106,6 +106,19 @@ int64_t lm_cache_len(const lm_cache *c);
 attn_status lm_forward_cached(lm_model *m, lm_cache *c, const int32_t *tokens, int n,
                               float *logits_last);
 
+/* ─── batched inference with a paged KV cache (continuous batching) ─────── */
+typedef struct lm_paged lm_paged; /* one attn_kvpaged per layer (blocks of 16 tokens) */
+attn_status lm_paged_create(lm_paged **out, const lm_model *m, int64_t max_seqs, int64_t max_len, int64_t num_blocks);
+void lm_paged_free(lm_paged *c);
+attn_status lm_paged_add(lm_paged *c, int64_t id);
+attn_status lm_paged_remove(lm_paged *c, int64_t id);
+attn_status lm_paged_fork(lm_paged *c, int64_t parent, int64_t id); /* shares the parent's blocks */
+/* Feeds new tokens of n sequences at once: sequence ids[b] gets tokens
+ * [cu[b], cu[b+1]) (at least one each) through attn_mha_forward_paged;
+ * logits_last (n, V) receives the logits of each sequence's last new token. */
+attn_status lm_forward_paged(lm_model *m, lm_paged *c, const int64_t *ids, int n, const int32_t *cu,
+                             const int32_t *tokens, float *logits_last);
+
 /* ─── checkpoints (safetensors; config in __metadata__) ──────────────────── */
 attn_status lm_save(const lm_model *m, const char *path);
 /* Creates a model from a checkpoint written by lm_save (config, LoRA rank and

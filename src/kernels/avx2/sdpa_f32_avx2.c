@@ -259,20 +259,44 @@ static void bwd_probs_avx2(int64_t nc, int64_t mp, float *S, float scale, const 
     }
 }
 
-static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl) {
+static void bwd_ds_avx2(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl,
+                        float scale) {
+    const __m256 sc = _mm256_set1_ps(scale);
     for (int64_t m = 0; m < mp; m += 8) {
         const __m256 di = _mm256_loadu_ps(Di + m), dl = _mm256_loadu_ps(Dl + m);
         for (int64_t c = 0; c < nc; c++) {
             const __m256 p = _mm256_loadu_ps(P + c * mp + m);
             const __m256 zero = _mm256_cmp_ps(p, _mm256_setzero_ps(), _CMP_EQ_OQ);
-            __m256 x = _mm256_mul_ps(p, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(dP + c * mp + m), di), dl));
+            __m256 x = _mm256_mul_ps(sc, _mm256_mul_ps(p, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(dP + c * mp + m), di), dl)));
             _mm256_storeu_ps(dP + c * mp + m, _mm256_andnot_ps(zero, x));
         }
     }
 }
 
+/* The fused multiply-add chain of the 6x16 tiles' accumulation (see dispatch.h). */
+static float dot_avx2(int64_t n, const float *a, const float *b) {
+    float s = 0.0f;
+    for (int64_t e = 0; e < n; e++) s = fmaf(a[e], b[e], s);
+    return s;
+}
+
 /* Row statistics in double, 4 columns per register, c ascending. */
-static void row_sums_avx2(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds) {
+static void row_sums_avx2(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds,
+                          float *em) {
+    if (!dP) { /* cs and the column maxima */
+        for (int64_t m = 0; m < mp; m += 4) {
+            __m256d c4 = _mm256_loadu_pd(cs + m);
+            __m128 mx = _mm_loadu_ps(em + m);
+            for (int64_t c = 0; c < nc; c++) {
+                const __m128 e = _mm_loadu_ps(E + c * mp + m);
+                c4 = _mm256_add_pd(c4, _mm256_cvtps_pd(e));
+                mx = _mm_max_ps(e, mx); /* a NaN e is ignored by the max; it reaches cs */
+            }
+            _mm256_storeu_pd(cs + m, c4);
+            _mm_storeu_ps(em + m, mx);
+        }
+        return;
+    }
     for (int64_t m = 0; m < mp; m += 4) {
         __m256d c4 = _mm256_loadu_pd(cs + m), d4 = _mm256_loadu_pd(ds + m);
         for (int64_t c = 0; c < nc; c++) {
@@ -344,4 +368,5 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->rows_finite = rows_finite_avx2;
     t->pack_rows = pack_rows_avx2;
     t->row_sums = row_sums_avx2;
+    t->dot = dot_avx2;
 }

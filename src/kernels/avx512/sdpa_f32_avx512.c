@@ -211,13 +211,15 @@ static void bwd_probs_avx512(int64_t nc, int64_t mp, float *S, float scale, cons
     }
 }
 
-static void bwd_ds_avx512(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl) {
+static void bwd_ds_avx512(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl,
+                          float scale) {
+    const __m512 sc = _mm512_set1_ps(scale);
     for (int64_t m = 0; m < mp; m += 16) {
         const __m512 di = _mm512_loadu_ps(Di + m), dl = _mm512_loadu_ps(Dl + m);
         for (int64_t c = 0; c < nc; c++) {
             const __m512 p = _mm512_loadu_ps(P + c * mp + m);
             const __mmask16 nz = _mm512_cmp_ps_mask(p, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-            const __m512 x = _mm512_mul_ps(p, _mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(dP + c * mp + m), di), dl));
+            const __m512 x = _mm512_mul_ps(sc, _mm512_mul_ps(p, _mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(dP + c * mp + m), di), dl)));
             _mm512_storeu_ps(dP + c * mp + m, _mm512_maskz_mov_ps(nz, x));
         }
     }

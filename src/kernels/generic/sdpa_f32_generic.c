@@ -91,21 +91,31 @@ static void bwd_probs_generic(int64_t nc, int64_t mp, float *S, float scale, con
         }
 }
 
-static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl) {
+static void bwd_ds_generic(int64_t nc, int64_t mp, const float *P, float *dP, const float *Di, const float *Dl,
+                           float scale) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
             const float p = P[c * mp + m]; /* p == 0 (masked): exactly 0, even if dP is not finite */
-            dP[c * mp + m] = p == 0.0f ? 0.0f : p * ((dP[c * mp + m] - Di[m]) - Dl[m]);
+            const float ds = p * ((dP[c * mp + m] - Di[m]) - Dl[m]);
+            dP[c * mp + m] = p == 0.0f ? 0.0f : scale * ds;
         }
 }
 
-static void row_sums_generic(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds) {
+static float dot_generic(int64_t n, const float *a, const float *b) {
+    float s = 0.0f;
+    for (int64_t e = 0; e < n; e++) s += a[e] * b[e];
+    return s;
+}
+
+static void row_sums_generic(int64_t nc, int64_t mp, const float *E, const float *dP, double *cs, double *ds,
+                             float *em) {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t m = 0; m < mp; m++) {
             const float e = E[c * mp + m];
             if (e == 0.0f) continue;
             cs[m] += e;
-            ds[m] += (double)e * dP[c * mp + m];
+            if (dP) ds[m] += (double)e * dP[c * mp + m];
+            else em[m] = fmaxf(em[m], e);
         }
 }
 
@@ -134,4 +144,5 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->rows_finite = rows_finite_generic;
     t->pack_rows = pack_rows_generic;
     t->row_sums = row_sums_generic;
+    t->dot = dot_generic;
 }

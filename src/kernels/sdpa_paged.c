@@ -1,0 +1,635 @@
+/* SPDX-License-Identifier: MIT */
+/* sdpa_paged.c — batched attention over a paged KV cache
+ * (attn_sdpa_paged_fwd): prefill chunks and decode steps of many sequences
+ * in one call, K/V read through block tables.
+ *
+ * Layouts: q (T, Hq, D), o (T, Hq, Dv) packed (sequence b's rows
+ * [cu[b], cu[b+1])); pools k (nb, Hkv, bs, D), v (nb, Hkv, bs, Dv); key t of
+ * sequence b in block bt[b][t / bs], slot t % bs; lse (Hq, T).
+ *
+ * Algorithm: the tiled FlashAttention-2 forward of sdpa_fwd.c, with the K/V
+ * tile read as up to ceil(Bc / bs) + 1 contiguous segments (one per block
+ * the tile touches) instead of one strided run:
+ *   - a task is (sequence, query block, kv head, head chunk[, key partition]);
+ *     a block's rows are m = r * ng + g (position r, query head g of the kv
+ *     group), so all query heads of a group share every K/V load (GQA);
+ *   - blocks of <= ATTN__SDPA_DOT_ROWS rows (decoding) score with gemm_abt dot
+ *     products from packed query rows into 8-column tiles and read a clean V
+ *     tile in place (gemm_atb straight from the pool); larger blocks (prefill
+ *     chunks) broadcast K against the transposed query block (gemm_ab) and
+ *     pack V;
+ *   - per-element work (visibility at tile edges, softcap, ALiBi) is
+ *     attn__sdpa_apply_elem, the interval model attn__sdpa_row_range.
+ *   - decode tiles from DRAM (calls reading > PAGED_STREAM_BYTES) first read
+ *     their K once with plain loads (stream_k) so gemm_abt works from L1, and
+ *     prefetch the tile after next (as in sdpa_fwd.c);
+ *   - logits are scale * <q, k>, lse = m + log(l) in double: sdpa_fwd.c's
+ *     rounding (driver pieces written again here: fwd's are static).
+ * Long contexts (decode blocks): the keys are cut into fixed partitions of
+ * `part` keys (a function of the shape only), each a task storing its
+ * unnormalised (O, m, l); a second pass combines a sequence's partitions in
+ * order p = 0, 1, ... Task results never depend on which thread ran them, so
+ * the output is bit-identical at any thread count. */
+#include "kernels/sdpa_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAGED_MROWS 128     /* target rows (heads x positions) per query block */
+#define PAGED_BC 64         /* keys per tile (tiles aligned to multiples of it) */
+#define PAGED_PART_MIN 512  /* keys per partition of a decode block, at least */
+#define PAGED_MAXPART 16    /* partitions per sequence, at most */
+#define PAGED_MAX_TOKENS ((int64_t)1 << 30)
+/* K+V bytes a call reads above which decode tiles stream K into L1 first
+ * (stream_k): below, the K/V mostly come from a 32 MiB L3 and the extra pass
+ * only costs (batch 1 x 2048 Llama shape, 16 MiB: 0.30 -> 0.37 ms with it;
+ * from DRAM it gains 25-45%). A speed choice only: the results are the same. */
+#define PAGED_STREAM_BYTES ((int64_t)24 << 20)
+
+static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
+
+/* Tiling, partitions and workspace (shape-only: never the data or the thread count,
+ * except for the number of per-thread areas). */
+typedef struct paged_plan {
+    int64_t Gs, nhc, Br, Mmax, Mp, Bc, Dp, Dvp;
+    int64_t part, maxpart; /* keys per partition; partitions per sequence at most */
+    int64_t slot_n;        /* floats of one partial: O (DOT_ROWS, Dvp), m (8), l (8) */
+    size_t tables_bytes;   /* 4 x (B + 1) int64 task tables */
+    size_t global_bytes;   /* tables + partials (B * Hkv * maxpart slots) */
+    size_t thread_bytes;
+    int nthreads;
+} paged_plan;
+
+static void plan_make(paged_plan *pl, const attn_sdpa_dims *d, const attn_paged_kv *kv, int nthreads) {
+    memset(pl, 0, sizeof *pl);
+    const int64_t G = d->heads_q / d->heads_kv, Dv = d->head_dim_v ? d->head_dim_v : d->head_dim;
+    pl->Gs = G < PAGED_MROWS ? G : PAGED_MROWS;
+    pl->nhc = attn__ceil_div(G, pl->Gs);
+    pl->Br = PAGED_MROWS / pl->Gs;
+    if (pl->Br < 1) pl->Br = 1;
+    if (d->seq_q >= 1 && pl->Br > d->seq_q) pl->Br = d->seq_q;
+    pl->Mmax = pl->Gs * pl->Br;
+    pl->Mp = attn__round16(pl->Mmax);
+    pl->Bc = PAGED_BC;
+    pl->Dp = attn__round16(d->head_dim);
+    pl->Dvp = attn__round16(Dv);
+    const int64_t maxkeys = kv->max_blocks * kv->block_size;
+    int64_t part = attn__ceil_div(attn__ceil_div(maxkeys, PAGED_MAXPART), pl->Bc) * pl->Bc;
+    pl->part = part > PAGED_PART_MIN ? part : PAGED_PART_MIN;
+    pl->maxpart = attn__ceil_div(maxkeys, pl->part);
+    pl->slot_n = ATTN__SDPA_DOT_ROWS * pl->Dvp + 16;
+    pl->tables_bytes = 4 * attn__round_up((size_t)(d->batch + 1) * sizeof(int64_t));
+    pl->global_bytes = pl->tables_bytes;
+    if (pl->Gs <= ATTN__SDPA_DOT_ROWS && pl->maxpart > 1) /* decode blocks may be split */
+        pl->global_bytes += fl(d->batch * d->heads_kv * pl->maxpart * pl->slot_n);
+    const int64_t Bc = pl->Bc, Mp = pl->Mp;
+    size_t th = fl(d->head_dim * Mp);           /* Qt */
+    th += fl(ATTN__SDPA_DOT_ROWS * pl->Dp);     /* Qr */
+    th += fl(Bc * Mp);                          /* St */
+    th += fl(Bc * pl->Dvp);                     /* Vp */
+    th += fl(pl->Mmax * pl->Dvp);               /* O */
+    th += 3 * fl(Mp);                           /* mrow, lrow, alpha */
+    th += 2 * fl(2 * pl->Br);                   /* lo, hi (int64) */
+    th += fl(Bc);                               /* bad rows (int32) */
+    pl->thread_bytes = th;
+    pl->nthreads = nthreads < 1 ? 1 : nthreads;
+}
+
+/* ─── validation ─────────────────────────────────────────────────────────── */
+
+typedef struct brange { const char *name; uintptr_t lo, hi; } brange;
+
+/* Byte range of a (n, H, Dl) packed view (stride_b ignored); 0 on overflow. */
+static int view_range(const char *name, attn_view v, int64_t n, int64_t H, int64_t Dl, brange *r) {
+    r->name = name;
+    r->lo = r->hi = 0;
+    if (n == 0) return 1;
+    int64_t a, b, e;
+    if (__builtin_mul_overflow(n - 1, v.stride_s, &a) || __builtin_mul_overflow(H - 1, v.stride_h, &b) ||
+        __builtin_add_overflow(a, b, &e) || __builtin_add_overflow(e, Dl, &e) || e > ((int64_t)1 << 56))
+        return 0;
+    r->lo = (uintptr_t)v.data;
+    r->hi = r->lo + (uintptr_t)e * sizeof(float);
+    return 1;
+}
+
+static int ranges_overlap(const brange *a, const brange *b) {
+    return a->lo < a->hi && b->lo < b->hi && a->lo < b->hi && b->lo < a->hi;
+}
+
+static attn_status check_dims_opts(const char *fn, const attn_sdpa_dims *d, const attn_sdpa_opts *o) {
+    if (d->batch < 0 || d->batch > PAGED_MAX_TOKENS)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: batch = %lld, must be in [0, 2^30]", fn, (long long)d->batch);
+    if (d->seq_q < 0 || d->seq_q > PAGED_MAX_TOKENS)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: seq_q = %lld, must be in [0, 2^30]", fn, (long long)d->seq_q);
+    if (d->heads_q < 1 || d->heads_kv < 1 || d->heads_q > 65536 || d->heads_q % d->heads_kv != 0)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: heads_q = %lld, heads_kv = %lld: need 1 <= Hkv, Hq <= 65536, Hq %% Hkv == 0",
+                          fn, (long long)d->heads_q, (long long)d->heads_kv);
+    if (d->head_dim < 1 || d->head_dim > 256 || d->head_dim_v < 0 || d->head_dim_v > 256)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: head_dim = %lld, head_dim_v = %lld, must be in [1, 256] ([0, 256] for Dv)", fn,
+                          (long long)d->head_dim, (long long)d->head_dim_v);
+    if (!o->cu_seqlens_q) return attn__fail(ATTN_ERR_NULL, "%s: opts->cu_seqlens_q is NULL (required)", fn);
+    if (o->key_lens || o->mask || o->mask_kind != ATTN_MASK_NONE || o->cu_seqlens_k || o->dropout_p != 0.0f)
+        return attn__fail(ATTN_ERR_UNSUPPORTED, "%s: key_lens, an explicit mask, cu_seqlens_k and dropout are not supported "
+                          "over a paged cache", fn);
+    if (!isfinite(o->scale)) return attn__fail(ATTN_ERR_OPTION, "%s: scale = %g is not finite", fn, (double)o->scale);
+    if (o->causal != 0 && o->causal != 1) return attn__fail(ATTN_ERR_OPTION, "%s: causal = %d, must be 0 or 1", fn, o->causal);
+    if (o->align != ATTN_ALIGN_TOP_LEFT && o->align != ATTN_ALIGN_BOTTOM_RIGHT)
+        return attn__fail(ATTN_ERR_OPTION, "%s: align = %d, must be 0 or 1", fn, o->align);
+    if (o->window_left < -1 || o->window_right < -1)
+        return attn__fail(ATTN_ERR_OPTION, "%s: window_left = %lld, window_right = %lld, must be >= -1", fn,
+                          (long long)o->window_left, (long long)o->window_right);
+    if (!(o->softcap >= 0.0f) || isinf(o->softcap))
+        return attn__fail(ATTN_ERR_OPTION, "%s: softcap = %g, must be 0 (off) or finite > 0", fn, (double)o->softcap);
+    if (o->num_threads < 0) return attn__fail(ATTN_ERR_OPTION, "%s: num_threads = %d < 0", fn, o->num_threads);
+    const int32_t *cu = o->cu_seqlens_q;
+    if (d->batch >= 0 && cu[0] != 0) return attn__fail(ATTN_ERR_SHAPE, "%s: cu_seqlens_q[0] = %d, must be 0", fn, cu[0]);
+    for (int64_t b = 0; b < d->batch; b++)
+        if (cu[b + 1] < cu[b])
+            return attn__fail(ATTN_ERR_SHAPE, "%s: cu_seqlens_q decreases at %lld (%d -> %d)", fn, (long long)b, cu[b], cu[b + 1]);
+    if (cu[d->batch] != d->seq_q)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: cu_seqlens_q[B] = %d, must equal seq_q = %lld", fn, cu[d->batch],
+                          (long long)d->seq_q);
+    return ATTN_OK;
+}
+
+static attn_status check_kv(const char *fn, const attn_sdpa_dims *d, const attn_paged_kv *kv) {
+    if (kv->dtype != ATTN_DTYPE_F32)
+        return attn__fail(ATTN_ERR_UNSUPPORTED, "%s: kv->dtype = %d: only ATTN_DTYPE_F32 pools (not yet BF16/F16/INT8)", fn,
+                          (int)kv->dtype);
+    if (kv->num_blocks < 1 || kv->num_blocks > INT32_MAX || kv->block_size < 1 || kv->block_size > 65536 ||
+        kv->max_blocks < 1 || kv->max_blocks > INT32_MAX)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: num_blocks = %lld, block_size = %lld, max_blocks = %lld out of range", fn,
+                          (long long)kv->num_blocks, (long long)kv->block_size, (long long)kv->max_blocks);
+    const int64_t Dv = d->head_dim_v ? d->head_dim_v : d->head_dim;
+    int64_t n, mk;
+    if (__builtin_mul_overflow(kv->num_blocks, d->heads_kv * kv->block_size * (d->head_dim > Dv ? d->head_dim : Dv), &n) ||
+        n > ((int64_t)1 << 52) || __builtin_mul_overflow(kv->max_blocks, kv->block_size, &mk) || mk > PAGED_MAX_TOKENS ||
+        __builtin_mul_overflow(d->batch, kv->max_blocks, &n))
+        return attn__fail(ATTN_ERR_NOMEM, "%s: pool or block tables too large (size overflow)", fn);
+    if (d->batch == 0) return ATTN_OK;
+    if (!kv->k || !kv->v || !kv->block_tables || !kv->seq_lens)
+        return attn__fail(ATTN_ERR_NULL, "%s: kv->%s is NULL", fn,
+                          !kv->k ? "k" : !kv->v ? "v" : !kv->block_tables ? "block_tables" : "seq_lens");
+    for (int64_t b = 0; b < d->batch; b++) {
+        const int64_t L = kv->seq_lens[b];
+        if (L < 0 || L > mk)
+            return attn__fail(ATTN_ERR_SHAPE, "%s: seq_lens[%lld] = %lld, must be in [0, max_blocks * block_size = %lld] "
+                              "(a sequence longer than its blocks)", fn, (long long)b, (long long)L, (long long)mk);
+        const int32_t *t = kv->block_tables + b * kv->max_blocks;
+        for (int64_t i = 0; i < attn__ceil_div(L, kv->block_size); i++)
+            if (t[i] < 0 || t[i] >= kv->num_blocks)
+                return attn__fail(ATTN_ERR_SHAPE, "%s: block_tables[%lld][%lld] = %d, must be in [0, num_blocks = %lld)", fn,
+                                  (long long)b, (long long)i, t[i], (long long)kv->num_blocks);
+    }
+    return ATTN_OK;
+}
+
+static attn_status check_tensors(const char *fn, const attn_sdpa_dims *d, attn_view q, const attn_paged_kv *kv,
+                                 attn_view o, const float *lse) {
+    const int64_t T = d->seq_q, Dv = d->head_dim_v ? d->head_dim_v : d->head_dim;
+    brange rq, ro, rk, rv, rl;
+    if (!view_range("q", q, T, d->heads_q, d->head_dim, &rq) || !view_range("o", o, T, d->heads_q, Dv, &ro))
+        return attn__fail(ATTN_ERR_NOMEM, "%s: q or o view extent overflows", fn);
+    if (T > 0 && (!q.data || !o.data)) return attn__fail(ATTN_ERR_NULL, "%s: %s.data is NULL", fn, !q.data ? "q" : "o");
+    if (q.stride_s < 0 || q.stride_h < 0 || o.stride_s < 0 || o.stride_h < 0)
+        return attn__fail(ATTN_ERR_STRIDE, "%s: negative stride (q %lld/%lld, o %lld/%lld)", fn, (long long)q.stride_s,
+                          (long long)q.stride_h, (long long)o.stride_s, (long long)o.stride_h);
+    if (d->heads_q > 1 && o.stride_h < Dv)
+        return attn__fail(ATTN_ERR_STRIDE, "%s: o.stride_h = %lld < Dv = %lld (heads overlap)", fn, (long long)o.stride_h,
+                          (long long)Dv);
+    if (T > 1 && o.stride_s < (d->heads_q - 1) * o.stride_h + Dv)
+        return attn__fail(ATTN_ERR_STRIDE, "%s: o.stride_s = %lld: rows overlap", fn, (long long)o.stride_s);
+    const size_t pool = (size_t)(kv->num_blocks * d->heads_kv * kv->block_size);
+    rk.name = "kv->k"; rk.lo = (uintptr_t)kv->k; rk.hi = rk.lo + pool * (size_t)d->head_dim * sizeof(float);
+    rv.name = "kv->v"; rv.lo = (uintptr_t)kv->v; rv.hi = rv.lo + pool * (size_t)Dv * sizeof(float);
+    rl.name = "lse"; rl.lo = (uintptr_t)lse; rl.hi = lse ? rl.lo + (size_t)(d->heads_q * T) * sizeof(float) : rl.lo;
+    if (d->batch == 0) rk.hi = rk.lo, rv.hi = rv.lo;
+    const brange *in[3] = {&rq, &rk, &rv}, *out[2] = {&ro, &rl};
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 3; j++)
+            if (ranges_overlap(out[i], in[j]))
+                return attn__fail(ATTN_ERR_ALIAS, "%s: output %s overlaps input %s", fn, out[i]->name, in[j]->name);
+    }
+    if (ranges_overlap(&ro, &rl)) return attn__fail(ATTN_ERR_ALIAS, "%s: output o overlaps output lse", fn);
+    return ATTN_OK;
+}
+
+/* ─── the driver ─────────────────────────────────────────────────────────── */
+
+typedef struct paged_ctx {
+    const attn__sdpa_prob *P; /* options resolved as for varlen (P->Sq = T) */
+    const paged_plan *pl;
+    const attn__sdpa_kernels *kt;
+    const attn_paged_kv *kv;
+    const float *kpool, *vpool;
+    unsigned char *ws;
+    int64_t *tpre;   /* (B + 1) prefix sums of tasks per sequence */
+    int64_t *cpre;   /* (B + 1) prefix sums of combine tasks (Hkv per split sequence) */
+    int64_t *spre;   /* (B + 1) prefix sums of partial slots (Hkv * npart per split sequence) */
+    int64_t *npart;  /* (B) key partitions of each sequence (1 = not split) */
+    float *partials; /* (slots, slot_n) */
+    int stream_k;    /* decode tiles read K once with plain loads first (large calls) */
+} paged_ctx;
+
+typedef struct paged_bufs {
+    float *Qt, *Qr, *St, *Vp, *O; /* (D, Mp), (DOT_ROWS, Dp), (Bc, Mp), (Bc, Dvp), (Mmax, Dvp) */
+    float *mrow, *lrow, *alpha;   /* (Mp) each */
+    int64_t *lo, *hi;             /* (Br) each */
+    int32_t *bad;                 /* (Bc) */
+    int touched;                  /* sink of stream_k's results (keeps the reads) */
+} paged_bufs;
+
+static void bufs_get(const paged_plan *pl, int64_t D, unsigned char *p, paged_bufs *b) {
+    const int64_t Mp = pl->Mp, Bc = pl->Bc;
+    b->Qt = (float *)p; p += fl(D * Mp);
+    b->Qr = (float *)p; p += fl(ATTN__SDPA_DOT_ROWS * pl->Dp);
+    b->St = (float *)p; p += fl(Bc * Mp);
+    b->Vp = (float *)p; p += fl(Bc * pl->Dvp);
+    b->O = (float *)p; p += fl(pl->Mmax * pl->Dvp);
+    b->mrow = (float *)p; p += fl(Mp);
+    b->lrow = (float *)p; p += fl(Mp);
+    b->alpha = (float *)p; p += fl(Mp);
+    b->lo = (int64_t *)p; p += fl(2 * pl->Br);
+    b->hi = (int64_t *)p; p += fl(2 * pl->Br);
+    b->bad = (int32_t *)p;
+    b->touched = 0;
+}
+
+/* Index b with pre[b] <= x < pre[b + 1] (pre non-decreasing, B + 1 entries). */
+static int64_t find_seq(const int64_t *pre, int64_t B, int64_t x) {
+    int64_t lo = 0, hi = B;
+    while (hi - lo > 1) {
+        int64_t mid = (lo + hi) / 2;
+        if (pre[mid] <= x) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* One block's identity and geometry. */
+typedef struct paged_blk {
+    attn__sdpa_seq s;
+    int64_t kvh, hc, part, qb;
+    int64_t r0, nr, g0, ng, M, Mp, h0;
+    int dot;
+} paged_blk;
+
+static void seq_get(const paged_ctx *c, int64_t b, attn__sdpa_seq *s) {
+    const int32_t *cu = c->P->cu_q;
+    memset(s, 0, sizeof *s);
+    s->b = b;
+    s->q0 = cu[b];
+    s->sq = (int64_t)cu[b + 1] - cu[b];
+    s->sk = s->kl = c->kv->seq_lens[b];
+    s->shift = c->P->align == ATTN_ALIGN_BOTTOM_RIGHT ? s->kl - s->sq : 0;
+}
+
+static int64_t seq_qblocks(const paged_plan *pl, int64_t sq) { return attn__ceil_div(sq, pl->Br); }
+
+/* Task t -> sequence, query block, kv head, head chunk, partition and geometry. */
+static void blk_decode(const paged_ctx *c, int64_t t, paged_blk *k) {
+    const attn__sdpa_prob *P = c->P;
+    const paged_plan *pl = c->pl;
+    const int64_t b = find_seq(c->tpre, P->B, t), u = t - c->tpre[b];
+    seq_get(c, b, &k->s);
+    const int64_t nqb = seq_qblocks(pl, k->s.sq);
+    if (c->npart[b] > 1) { /* one block, one head chunk; partitions outermost */
+        k->part = u / P->Hkv; k->kvh = u % P->Hkv; k->hc = 0; k->qb = 0;
+    } else {
+        k->part = 0; k->hc = u % pl->nhc; k->qb = (u / pl->nhc) % nqb; k->kvh = u / (pl->nhc * nqb);
+    }
+    k->r0 = k->qb * pl->Br;
+    k->nr = k->s.sq - k->r0 < pl->Br ? k->s.sq - k->r0 : pl->Br;
+    k->g0 = k->hc * pl->Gs;
+    k->ng = P->G - k->g0 < pl->Gs ? P->G - k->g0 : pl->Gs;
+    k->M = k->nr * k->ng;
+    k->dot = k->M <= ATTN__SDPA_DOT_ROWS;
+    k->Mp = k->dot ? (k->M + 7) & ~(int64_t)7 : attn__round16(k->M);
+    k->h0 = k->kvh * P->G + k->g0;
+}
+
+/* A run of keys of one tile inside one block: tile columns [c0, c0 + n). */
+typedef struct kv_seg { int64_t c0, n; const float *k, *v; } kv_seg;
+
+/* Splits keys [j0, j0 + nc) of sequence b, kv head kvh, into block segments. */
+static int tile_segs(const paged_ctx *c, int64_t b, int64_t kvh, int64_t j0, int64_t nc, kv_seg *sg) {
+    const attn_paged_kv *kv = c->kv;
+    const int64_t bs = kv->block_size, Hkv = c->P->Hkv, D = c->P->D, Dv = c->P->Dv;
+    const int32_t *tbl = kv->block_tables + b * kv->max_blocks;
+    int n = 0;
+    for (int64_t j = j0; j < j0 + nc;) {
+        const int64_t off = j % bs, blk = tbl[j / bs];
+        int64_t len = bs - off;
+        if (len > j0 + nc - j) len = j0 + nc - j;
+        const int64_t row = (blk * Hkv + kvh) * bs + off; /* (blk, kvh, off) */
+        sg[n].c0 = j - j0; sg[n].n = len; sg[n].k = c->kpool + row * D; sg[n].v = c->vpool + row * Dv;
+        n++;
+        j += len;
+    }
+    return n;
+}
+
+/* Packs the block's query rows: Qr (M, Dp) for dot blocks, else Qt (D, Mp)
+ * (unscaled: the logits are scale * <q, k>, rounded once, as in sdpa_fwd.c). */
+static void pack_q(const paged_ctx *c, const paged_blk *k, paged_bufs *w) {
+    const attn__sdpa_prob *P = c->P;
+    const int64_t D = P->D, Dp = c->pl->Dp, M = k->M, Mp = k->Mp;
+    for (int64_t m = 0; m < M; m++) {
+        const float *qr = attn__sdpa_at(P->q, &k->s, k->s.q0, k->r0 + m / k->ng, k->h0 + m % k->ng);
+        if (k->dot) {
+            for (int64_t d = 0; d < D; d++) w->Qr[m * Dp + d] = qr[d];
+            for (int64_t d = D; d < Dp; d++) w->Qr[m * Dp + d] = 0.0f;
+        } else {
+            for (int64_t d = 0; d < D; d++) w->Qt[d * Mp + m] = qr[d];
+        }
+    }
+    if (!k->dot)
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t m = M; m < Mp; m++) w->Qt[d * Mp + m] = 0.0f;
+}
+
+/* O (M, Dvp) += St^T . V over the tile's segments: in place when every V row
+ * is finite (dot blocks, Dv a multiple of 16), else packed into Vp with rows
+ * holding Inf/NaN added only to the rows that attend to them. */
+static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, int64_t nc) {
+    const attn__sdpa_kernels *kt = c->kt;
+    const int64_t Dv = c->P->Dv, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
+    int clean = k->dot && Dv == Dvp;
+    for (int i = 0; clean && i < nseg; i++) clean = kt->rows_finite(sg[i].n, Dv, sg[i].v, Dv);
+    if (clean) {
+        for (int i = 0; i < nseg; i++) kt->gemm_atb(M, Dvp, sg[i].n, w->St + sg[i].c0 * Mp, Mp, sg[i].v, Dv, w->O, Dvp);
+        return;
+    }
+    int nbad = 0;
+    for (int i = 0; i < nseg; i++) {
+        const int nb0 = nbad;
+        nbad += kt->pack_rows(sg[i].n, Dv, sg[i].v, Dv, 1.0f, w->Vp + sg[i].c0 * Dvp, Dvp, Dvp, w->bad + nbad);
+        for (int x = nb0; x < nbad; x++) w->bad[x] += (int32_t)sg[i].c0;
+    }
+    kt->gemm_atb(M, Dvp, nc, w->St, Mp, w->Vp, Dvp, w->O, Dvp);
+    for (int x = 0, i = 0; x < nbad; x++) {
+        const int64_t cc = w->bad[x];
+        while (cc >= sg[i].c0 + sg[i].n) i++;
+        const float *vr = sg[i].v + (cc - sg[i].c0) * Dv;
+        for (int64_t m = 0; m < M; m++) {
+            const float pr = w->St[cc * Mp + m];
+            if (pr == 0.0f) continue;
+            float *orow = w->O + m * Dvp;
+            for (int64_t e = 0; e < Dv; e++) orow[e] += pr * vr[e];
+        }
+    }
+}
+
+/* Reads a K segment once with plain vector loads (rows_finite: a pure load
+ * loop) so that gemm_abt finds it in L1. gemm_abt's own loads, between its
+ * FMAs and horizontal sums, keep too few cache misses in flight: from DRAM a
+ * decode step ran at 11-14 GB/s per thread (CPU time) against 36-40 GB/s
+ * for a pure read; with this pass first, 16-18 GB/s (batch 32 x 2048,
+ * Llama shape). The result (finite or not) is not needed: K rows holding
+ * Inf/NaN give NaN scores, as everywhere else. */
+static void stream_k(const attn__sdpa_kernels *kt, const kv_seg *sg, int64_t D, paged_bufs *w) {
+    w->touched += kt->rows_finite(sg->n, D, sg->k, D);
+}
+
+/* One tile [j0, j0 + nc): scores, per-element work, online softmax, O update. */
+static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int64_t j0, int64_t nc) {
+    const attn__sdpa_kernels *kt = c->kt;
+    const int64_t D = c->P->D, Dp = c->pl->Dp, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
+    kv_seg sg[PAGED_BC + 1];
+    const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
+    if (k->dot && c->stream_k) /* decoding from DRAM: stream the K tile into L1 with plain loads first */
+        for (int i = 0; i < nseg; i++) stream_k(kt, &sg[i], D, w);
+    for (int i = 0; i < nseg; i++) { /* St (nc, Mp) = K . Qr^T (dot) or K . Qt */
+        float *st = w->St + sg[i].c0 * Mp;
+        if (k->dot) kt->gemm_abt(sg[i].n, M, D, sg[i].k, D, w->Qr, Dp, st, Mp);
+        else kt->gemm_ab(sg[i].n, Mp, D, sg[i].k, D, w->Qt, Mp, st, Mp, 0);
+    }
+    /* logits = scale * <q, k> rounded once, as in sdpa_fwd.c: before the
+     * per-element work when there is some, else inside softmax_tile */
+    const int full = w->lo[k->nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || c->P->has_elem;
+    if (elem) {
+        attn__sdpa_scale_tile(w->St, nc * Mp, c->P->scale);
+        attn__sdpa_apply_elem(c->P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp, full, w->St, NULL);
+    }
+    if (kt->softmax_tile(nc, Mp, w->St, elem ? 1.0f : c->P->scale, w->mrow, w->lrow, w->alpha)) {
+        for (int64_t m = 0; m < M; m++) {
+            const float a = w->alpha[m];
+            if (a == 1.0f) continue;
+            float *orow = w->O + m * Dvp;
+            for (int64_t e = 0; e < Dvp; e++) orow[e] *= a;
+        }
+    }
+    tile_pv(c, k, w, sg, nseg, nc);
+}
+
+/* Prefetches (towards L2) the K/V segments of keys [j0, j0 + nc). */
+static void tile_prefetch(const paged_ctx *c, const paged_blk *k, int64_t j0, int64_t nc) {
+    kv_seg sg[PAGED_BC + 1];
+    const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
+    for (int i = 0; i < nseg; i++) {
+        attn__prefetch_span(sg[i].k, sg[i].n * c->P->D);
+        attn__prefetch_span(sg[i].v, sg[i].n * c->P->Dv);
+    }
+}
+
+/* lse = m + log(l) rounded once (in double), -inf when l == 0 (sdpa_fwd.c's rule). */
+static float lse_of(float m, float l) { return l != 0.0f ? (float)((double)m + log((double)l)) : -INFINITY; }
+
+/* Writes the normalised rows of a finished block to o and lse. */
+static void blk_store(const paged_ctx *c, const paged_blk *k, const paged_bufs *w) {
+    const attn__sdpa_prob *P = c->P;
+    for (int64_t m = 0; m < k->M; m++) {
+        const int64_t r = k->r0 + m / k->ng, h = k->h0 + m % k->ng;
+        float *orow = attn__sdpa_at(P->o, &k->s, k->s.q0, r, h);
+        const float l = w->lrow[m]; /* 0: fully masked row; NaN propagates */
+        const float inv = l != 0.0f ? 1.0f / l : 0.0f;
+        for (int64_t e = 0; e < P->Dv; e++) orow[e] = w->O[m * c->pl->Dvp + e] * inv;
+        if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &k->s, h, r)] = lse_of(w->mrow[m], l);
+    }
+}
+
+static void paged_task(void *vctx, int64_t t, int tid) {
+    const paged_ctx *c = vctx;
+    const paged_plan *pl = c->pl;
+    paged_blk k;
+    blk_decode(c, t, &k);
+    paged_bufs w;
+    bufs_get(pl, c->P->D, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
+    for (int64_t r = 0; r < k.nr; r++) attn__sdpa_row_range(c->P, &k.s, k.r0 + r, &w.lo[r], &w.hi[r]);
+    int64_t ka = w.lo[0], kb = w.hi[k.nr - 1]; /* union of the rows' intervals */
+    const int64_t np = c->npart[k.s.b];
+    if (np > 1) {
+        if (ka < k.part * pl->part) ka = k.part * pl->part;
+        if (kb > (k.part + 1) * pl->part) kb = (k.part + 1) * pl->part;
+    }
+    pack_q(c, &k, &w);
+    for (int64_t m = 0; m < k.Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
+    memset(w.O, 0, (size_t)(k.M * pl->Dvp) * sizeof(float));
+    const int64_t Bc = pl->Bc;
+    if (k.dot && (ka / Bc + 1) * Bc < kb) { /* decoding: the second tile (the loop prefetches from the third on) */
+        const int64_t pa = (ka / Bc + 1) * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
+        tile_prefetch(c, &k, pa, pb - pa);
+    }
+    for (int64_t j0 = ka; j0 < kb;) {
+        int64_t je = (j0 / Bc + 1) * Bc; /* tiles aligned to multiples of Bc */
+        if (je > kb) je = kb;
+        if (k.dot && je + Bc < kb) { /* decoding: the tile after next, as spans */
+            const int64_t pa = je + Bc, pb = pa + Bc < kb ? pa + Bc : kb;
+            tile_prefetch(c, &k, pa, pb - pa);
+        }
+        tile_step(c, &k, &w, j0, je - j0);
+        j0 = je;
+    }
+    if (np > 1) { /* store the unnormalised partial */
+        float *slot = c->partials + (c->spre[k.s.b] + k.kvh * np + k.part) * pl->slot_n;
+        const int64_t on = ATTN__SDPA_DOT_ROWS * pl->Dvp;
+        memcpy(slot, w.O, (size_t)(k.M * pl->Dvp) * sizeof(float));
+        memcpy(slot + on, w.mrow, (size_t)k.M * sizeof(float));
+        memcpy(slot + on + 8, w.lrow, (size_t)k.M * sizeof(float));
+        return;
+    }
+    blk_store(c, &k, &w);
+}
+
+/* Combines the partitions of (split sequence, kv head) in order p = 0, 1, ... */
+static void paged_combine(void *vctx, int64_t t, int tid) {
+    (void)tid;
+    const paged_ctx *c = vctx;
+    const attn__sdpa_prob *P = c->P;
+    const paged_plan *pl = c->pl;
+    const int64_t b = find_seq(c->cpre, P->B, t), kvh = t - c->cpre[b], np = c->npart[b];
+    attn__sdpa_seq s;
+    seq_get(c, b, &s);
+    const int64_t M = s.sq * P->G, Dv = P->Dv, on = ATTN__SDPA_DOT_ROWS * pl->Dvp;
+    const float *base = c->partials + (c->spre[b] + kvh * np) * pl->slot_n;
+    for (int64_t m = 0; m < M; m++) {
+        const int64_t r = m / P->G, h = kvh * P->G + m % P->G;
+        float mx = -INFINITY, l = 0.0f;
+        for (int64_t p = 0; p < np; p++) mx = fmaxf(mx, base[p * pl->slot_n + on + m]);
+        float *orow = attn__sdpa_at(P->o, &s, s.q0, r, h);
+        for (int64_t e = 0; e < Dv; e++) orow[e] = 0.0f;
+        if (mx != -INFINITY) {
+            for (int64_t p = 0; p < np; p++) {
+                const float *slot = base + p * pl->slot_n;
+                const float ms = slot[on + m];
+                if (ms == -INFINITY) continue;
+                const float wgt = expf(ms - mx);
+                l += wgt * slot[on + 8 + m];
+                for (int64_t e = 0; e < Dv; e++) orow[e] += wgt * slot[m * pl->Dvp + e];
+            }
+            if (l != 0.0f) {
+                const float inv = 1.0f / l;
+                for (int64_t e = 0; e < Dv; e++) orow[e] *= inv;
+            }
+        }
+        if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &s, h, r)] = lse_of(mx, l);
+    }
+}
+
+/* Fills the task tables (a function of cu_seqlens_q and seq_lens only). */
+static void tables_make(paged_ctx *c) {
+    const attn__sdpa_prob *P = c->P;
+    const paged_plan *pl = c->pl;
+    const int64_t B = P->B;
+    const size_t tb = attn__round_up((size_t)(B + 1) * sizeof(int64_t));
+    c->tpre = (int64_t *)c->ws;
+    c->cpre = (int64_t *)(c->ws + tb);
+    c->spre = (int64_t *)(c->ws + 2 * tb);
+    c->npart = (int64_t *)(c->ws + 3 * tb);
+    c->partials = (float *)(c->ws + pl->tables_bytes);
+    c->tpre[0] = c->cpre[0] = c->spre[0] = 0;
+    int64_t keys = 0;
+    for (int64_t b = 0; b < B; b++) {
+        attn__sdpa_seq s;
+        seq_get(c, b, &s);
+        keys += s.kl;
+        int64_t np = 1;
+        if (s.sq * pl->Gs <= ATTN__SDPA_DOT_ROWS && pl->nhc == 1 && pl->maxpart > 1) np = attn__ceil_div(s.kl, pl->part);
+        if (np < 1) np = 1;
+        c->npart[b] = np;
+        c->tpre[b + 1] = c->tpre[b] + seq_qblocks(pl, s.sq) * P->Hkv * pl->nhc * np;
+        c->cpre[b + 1] = c->cpre[b] + (np > 1 ? P->Hkv : 0);
+        c->spre[b + 1] = c->spre[b] + (np > 1 ? P->Hkv * np : 0);
+    }
+    c->stream_k = (double)keys * (double)(P->Hkv * (P->D + P->Dv) * (int64_t)sizeof(float)) > (double)PAGED_STREAM_BYTES;
+}
+
+/* The caller's attn_sdpa_opts in this library's layout (attn.h, "ABI"; the
+ * layout is sdpa.c's SDPA_OPTS_LAYOUT, which is static there). */
+static attn_status opts_read(const char *fn, const attn_sdpa_opts *in, attn_sdpa_opts *full) {
+    static const attn__struct_layout L = {"attn_sdpa_opts", ATTN__SIZE_THROUGH(attn_sdpa_opts, num_threads),
+                                          sizeof(attn_sdpa_opts)};
+    attn_sdpa_opts def;
+    attn_sdpa_opts_init(&def);
+    return attn__struct_read(fn, in, full, &def, &L, ATTN_ERR_OPTION);
+}
+
+static attn_status validate(const char *fn, const attn_sdpa_dims *dims, attn_view q, const attn_paged_kv *kv,
+                            attn_view o, const float *lse, const attn_sdpa_opts *opts) {
+    if (!dims || !kv || !opts)
+        return attn__fail(ATTN_ERR_NULL, "%s: %s is NULL", fn, !dims ? "dims" : !kv ? "kv" : "opts");
+    attn_status st = check_dims_opts(fn, dims, opts);
+    if (!st) st = check_kv(fn, dims, kv);
+    if (!st) st = check_tensors(fn, dims, q, kv, o, lse);
+    return st;
+}
+
+size_t attn_sdpa_paged_fwd_workspace_size(const attn_sdpa_dims *dims, const attn_paged_kv *kv,
+                                          const attn_sdpa_opts *opts) {
+    if (!dims || !kv || dims->batch < 0 || dims->batch > PAGED_MAX_TOKENS || dims->seq_q < 0 ||
+        dims->seq_q > PAGED_MAX_TOKENS || dims->heads_q < 1 || dims->heads_kv < 1 || dims->heads_q > 65536 ||
+        dims->heads_q % dims->heads_kv || dims->head_dim < 1 || dims->head_dim > 256 || dims->head_dim_v < 0 ||
+        dims->head_dim_v > 256 || kv->block_size < 1 || kv->block_size > 65536 || kv->max_blocks < 1 ||
+        kv->max_blocks > INT32_MAX || kv->max_blocks * kv->block_size > PAGED_MAX_TOKENS)
+        return 0;
+    attn_sdpa_opts full;
+    if (opts && opts_read("attn_sdpa_paged_fwd_workspace_size", opts, &full) != ATTN_OK) return 0;
+    if (opts && full.num_threads < 0) return 0;
+    paged_plan pl;
+    plan_make(&pl, dims, kv, attn__resolve_threads(opts ? full.num_threads : 0));
+    return pl.global_bytes + (size_t)pl.nthreads * pl.thread_bytes;
+}
+
+attn_status attn_sdpa_paged_fwd(const attn_sdpa_dims *dims, attn_view q, const attn_paged_kv *kv, attn_view o,
+                                float *lse, const attn_sdpa_opts *opts, void *workspace, size_t workspace_size) {
+    static const char fn[] = "attn_sdpa_paged_fwd";
+    if (!opts) return attn__fail(ATTN_ERR_NULL, "%s: opts is NULL (opts->cu_seqlens_q is required)", fn);
+    attn_sdpa_opts opts_full;
+    attn_status st = opts_read(fn, opts, &opts_full);
+    if (st) return st;
+    opts = &opts_full;
+    if ((st = validate(fn, dims, q, kv, o, lse, opts))) return st;
+    if (dims->batch == 0 || dims->seq_q == 0) return ATTN_OK;
+    paged_plan pl;
+    plan_make(&pl, dims, kv, attn__resolve_threads(opts->num_threads));
+    void *owned = NULL;
+    if (!workspace) {
+        workspace = owned = attn__malloc(pl.global_bytes + (size_t)pl.nthreads * pl.thread_bytes);
+        if (!owned) return attn__fail(ATTN_ERR_NOMEM, "%s: cannot allocate the workspace", fn);
+    } else {
+        if (((uintptr_t)workspace & (ATTN_ALIGN - 1)) != 0)
+            return attn__fail(ATTN_ERR_WORKSPACE, "%s: workspace %p is not 64-byte aligned", fn, workspace);
+        if (workspace_size < pl.global_bytes + pl.thread_bytes)
+            return attn__fail(ATTN_ERR_WORKSPACE, "%s: workspace_size = %zu bytes, need %zu for %d threads (at least %zu)", fn,
+                              workspace_size, pl.global_bytes + (size_t)pl.nthreads * pl.thread_bytes, pl.nthreads,
+                              pl.global_bytes + pl.thread_bytes);
+        size_t fit = (workspace_size - pl.global_bytes) / pl.thread_bytes;
+        if (fit < (size_t)pl.nthreads) pl.nthreads = (int)fit;
+    }
+    attn_sdpa_dims pd = *dims;
+    pd.seq_k = kv->max_blocks * kv->block_size; /* bounds every sequence's keys (window clamping) */
+    attn__sdpa_prob P;
+    attn__sdpa_prob_init(&P, &pd, opts);
+    P.q = q; P.o = o; P.lse_out = lse;
+    paged_ctx c;
+    memset(&c, 0, sizeof c);
+    c.P = &P; c.pl = &pl; c.kt = attn__sdpa_kernels_get(); c.kv = kv; c.ws = workspace;
+    c.kpool = (const float *)kv->k; c.vpool = (const float *)kv->v;
+    tables_make(&c);
+    attn__parallel_for(c.tpre[P.B], pl.nthreads, paged_task, &c);
+    if (c.cpre[P.B] > 0) attn__parallel_for(c.cpre[P.B], pl.nthreads, paged_combine, &c);
+    attn__free(owned);
+    return ATTN_OK;
+}

@@ -1,0 +1,46 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# test_bench_paged.sh — `attn bench --paged`: the decode-paged rows (batched
+# decode through a paged KV cache next to the contiguous head-major cache),
+# tiny shapes so it runs in about a second:
+#   - every row runs and validates (paged output = contiguous output);
+#   - --json holds one object per row with "variant": "decode-paged",
+#     "batch", "gbps", "pct_bw" and the streaming-read probe;
+#   - bad options fail with one "attn bench: ..." line.
+# usage: sh tests/cli/test_bench_paged.sh path/to/attn   (from the repo root)
+ATTN=${1:?usage: sh $0 path/to/attn}
+T=$(mktemp -d) || exit 1
+trap 'rm -rf "$T"' EXIT INT TERM
+nfail=0
+npass=0
+ok() { echo "ok   $1"; npass=$((npass + 1)); }
+bad() { echo "FAIL $1"; nfail=$((nfail + 1)); [ -f "$T/err" ] && sed 's/^/    | /' "$T/err" | tail -n 5; }
+
+if "$ATTN" bench --paged --paged-batches 1,3 --paged-contexts 100,300 --block-size 16 --runs 1 --min-time 0 \
+    --json "$T/b.json" >"$T/out" 2>"$T/err"; then ok "bench --paged"; else bad "bench --paged"; fi
+cat "$T/out"
+n=$(grep -c '"variant": "decode-paged"' "$T/b.json")
+if [ "$n" -eq 4 ]; then ok "4 decode-paged rows in the JSON"; else bad "decode-paged rows: $n"; fi
+nv=$(grep '"variant": "decode-paged"' "$T/b.json" | grep '"valid": true' | grep '"batch": [13],' | grep '"gbps": [0-9]' |
+    grep '"pct_bw": [0-9]' | grep -c '"stream_gbps": [0-9]')
+if [ "$nv" -eq 4 ]; then ok "rows valid, with batch / gbps / pct_bw / stream_gbps"; else bad "complete valid rows: $nv"; fi
+if grep -q '^streaming read (probe): [0-9.]* GB/s' "$T/out" && grep -q '^llama3-8b *3 *300 *16 ' "$T/out"; then
+    ok "table: probe and rows"
+else
+    bad "table"
+fi
+
+expect_err() {
+    name=$1
+    shift
+    "$@" >/dev/null 2>"$T/err"
+    rc=$?
+    lines=$(wc -l <"$T/err" | tr -d ' ')
+    if [ "$rc" -eq 1 ] && [ "$lines" = 1 ] && grep -q '^attn bench: .' "$T/err"; then ok "$name -> $(cat "$T/err")"; else bad "$name: rc $rc, $lines lines"; fi
+}
+expect_err "bench: --block-size 8" "$ATTN" bench --paged --block-size 8
+expect_err "bench: bad --paged-batches" "$ATTN" bench --paged --paged-batches 1,x
+expect_err "bench: bad --paged-contexts" "$ATTN" bench --paged --paged-contexts 0
+
+echo "test_bench_paged: $npass passed, $nfail failed"
+[ "$nfail" -eq 0 ]
