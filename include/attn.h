@@ -251,9 +251,14 @@ typedef enum attn_align {
  * opts may be NULL in every call (= the defaults).
  *
  * Position model: query row i (0-based within its sequence) sits at key
- * position p(i) = i (top-left) or i + Sk_b - Sq_b (bottom-right), where Sk_b
- * is the key count of sequence b (key_lens[b] if given, else the varlen
- * length, else Sk) and Sq_b likewise. Key j is visible to query i iff all hold:
+ * position p(i) = i (top-left) or i + Sk_b - Sq_b (bottom-right), plus
+ * q_pos_offset in both cases, where Sk_b is the key count of sequence b
+ * (key_lens[b] if given, else the varlen length, else Sk) and Sq_b likewise.
+ * (q_pos_offset places a chunk of queries and a chunk of keys cut from one
+ * longer sequence: queries at global positions qs.., keys at ks.. give
+ * top-left + q_pos_offset = qs - ks, so causal, windows and ALiBi see the
+ * global positions; see attn_sdpa_merge and docs/mpi.md.)
+ * Key j is visible to query i iff all hold:
  *    j < Sk_b                                   (key lengths / padding)
  *    causal        => j <= p(i)
  *    window_left  >= 0 => j >= p(i) - window_left
@@ -297,6 +302,7 @@ typedef struct attn_sdpa_opts {
                                   lse and Di = <dO, o> (FlashAttention-2's numerics). The exact
                                   cases stay exact (dropout aside); the error bound is no longer
                                   met at large |lse| or in peaked rows. */
+    int64_t q_pos_offset;      /* added to p(i) (see the position model); |.| <= 2^40; 0 = none */
 } attn_sdpa_opts;
 
 /* attn_sdpa_opts_init(&opts): all features off, struct_size = sizeof opts.
@@ -338,6 +344,60 @@ ATTN_API attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn
                                    attn_view o, attn_view dO, const float *lse,
                                    attn_view dq, attn_view dk, attn_view dv,
                                    const attn_sdpa_opts *opts, void *workspace, size_t workspace_size);
+
+/* Validation only: the status (and message) attn_sdpa_fwd / attn_sdpa_bwd
+ * would return for these arguments before computing anything; nothing is
+ * read beyond the option arrays and nothing is written. Lets a caller (e.g.
+ * libattn_mpi) refuse bad arguments up front, before collective work. */
+ATTN_API attn_status attn_sdpa_fwd_check(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v,
+                                         attn_view o, const float *lse, const attn_sdpa_opts *opts);
+ATTN_API attn_status attn_sdpa_bwd_check(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v,
+                                         attn_view o, attn_view dO, const float *lse, attn_view dq, attn_view dk,
+                                         attn_view dv, const attn_sdpa_opts *opts);
+
+/*
+ * Merge of partial results (the FlashAttention split-KV combine). Given n
+ * forward results (o_p, lse_p) of the SAME queries over DISJOINT key sets
+ * K_0 .. K_{n-1}, writes the exact result over their union:
+ *   lse = log(sum_p exp(lse_p))            (-INFINITY if every lse_p is)
+ *   o   = sum_p exp(lse_p - lse) * o_p     (0 where lse = -INFINITY)
+ * computed per row in float64, p ascending (deterministic for any thread
+ * count). A part with lse_p = -INFINITY (no visible key) contributes nothing
+ * and its o_p row is not read; one non-empty part is reproduced exactly.
+ *   o_parts[p]   (B, Sq, Hq, Dv)  in, p = 0 .. n-1, 1 <= n <= 256
+ *   lse_parts[p] (B, Hq, Sq)      in, contiguous
+ *   o            (B, Sq, Hq, Dv)  out
+ *   lse          (B, Hq, Sq)      out, contiguous, may be NULL
+ * Running accumulation in place is allowed: o may be o_parts[0] (the
+ * identical view) and lse may be lse_parts[0]; any other overlap of an
+ * output with an input is ATTN_ERR_ALIAS. Varlen results: batch = 1,
+ * seq_q = total query rows (the (Hq, Tq) lse layout).
+ * num_threads: 0 = library default.
+ *
+ * Key blocks (ring / split-KV backward). attn_sdpa_bwd is the backward of
+ * the call's own attention (its P and its row statistics D = sum_j P dP come
+ * from the call's keys), so with o, lse the GLOBAL results over all keys a
+ * block of keys k_b, v_b contributes exactly, with E = Dv + D <= 256 value
+ * columns:
+ *   1. attn_sdpa_fwd over the block with V = [v_b | k_b] (E columns):
+ *      [o_b | ok] and lse_b
+ *   2. per row i and head: w = exp(lse_b - lse) (0 where lse_b = -INFINITY),
+ *      c = <dO, o_b - o>
+ *   3. attn_sdpa_bwd over the block with V = [v_b | 0], o = [o_b | 0],
+ *      dO = [w dO | w c q], lse_b: dq_b, dk_b and dv = [dv_b | dk_x]
+ *   4. the block's shares: dq_b + scale w c ok, dk_b + scale dk_x, dv_b
+ * (P_global = w P_b, so dS = P_global (dP - D) = w P_b (dP - D_b) +
+ * w P_b (D_b - D) with D_b - D = c: step 3 is the first term, the extra value
+ * columns carry the second). Add the blocks' dq over key blocks and their
+ * dk, dv over query blocks. Rows nothing sees anywhere give zeros. Not with
+ * softcap (d logit / d score != 1 in the second term) nor dropout (its RNG
+ * is keyed by the within-call row/key index). Use q_pos_offset to keep
+ * masks at global positions. (Calling attn_sdpa_bwd over a block with the
+ * global o and lse is NOT exact.)
+ */
+ATTN_API attn_status attn_sdpa_merge(int64_t batch, int64_t seq_q, int64_t heads_q, int64_t head_dim_v, int n,
+                                     const attn_view *o_parts, const float *const *lse_parts, attn_view o,
+                                     float *lse, int num_threads);
 
 /* ═══ Building blocks: matmul ══════════════════════════════════════════════
  * The layer's projections, for users who compose their own models. Row-major

@@ -6,8 +6,11 @@
 # On Debian/Ubuntu (dpkg + apt-get) missing packages are installed (as root, or
 # through sudo). Anywhere else nothing is installed: each requirement is probed
 # directly, and the script succeeds when everything is there, else names what is missing.
+# Open MPI (libattn_mpi and its mpirun tests, tests/mpi/run.sh) is installed on Debian too;
+# elsewhere it is optional (CMake builds libattn_mpi only when it finds MPI).
 set -e
 base="build-essential cmake pkg-config libopenblas-dev libsimde-dev"
+mpi="libopenmpi-dev openmpi-bin"
 
 # probe PACKAGE: is what the Debian package provides present on this machine?
 probe() {
@@ -18,6 +21,8 @@ probe() {
         libopenblas-dev) pkg-config --exists openblas 2>/dev/null ;;
         libsimde-dev) printf '#include <simde/x86/avx512.h>\n' | "${CC:-cc}" -E -x c - >/dev/null 2>&1 ;;
         gnuplot-nox) command -v gnuplot >/dev/null 2>&1 ;;
+        libopenmpi-dev) command -v mpicc >/dev/null 2>&1 ;;
+        openmpi-bin) command -v mpirun >/dev/null 2>&1 ;;
         clang) command -v clang >/dev/null 2>&1 ;;
         libclang-rt-*) command -v clang >/dev/null 2>&1 &&
             printf 'int main(void){return 0;}\n' | clang -fsanitize=address -x c - -o /dev/null >/dev/null 2>&1 ;;
@@ -28,7 +33,7 @@ probe() {
 
 need=""
 if command -v dpkg >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    for p in $base "$@"; do
+    for p in $base $mpi "$@"; do
         dpkg -s "$p" >/dev/null 2>&1 || probe "$p" || need="$need $p"
     done
     if [ -n "$need" ]; then

@@ -32,6 +32,7 @@ static void sdpa_opts_defaults(attn_sdpa_opts *opts) {
     opts->mask_kind = ATTN_MASK_NONE;
     opts->num_threads = 0;
     opts->bwd_fast = 0;
+    opts->q_pos_offset = 0;
 }
 
 /* First release's layout ends at num_threads; later fields are appended after it. */
@@ -309,4 +310,24 @@ void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, 
         if (Pd)
             for (int64_t m = M; m < mp; m++) Pd[c * mp + m] = 0.0f;
     }
+}
+
+/* ─── validation only ─────────────────────────────────────────────────────── */
+
+attn_status attn_sdpa_fwd_check(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
+                                const float *lse, const attn_sdpa_opts *opts) {
+    attn_sdpa_opts full;
+    attn_status st = sdpa_opts_read("attn_sdpa_fwd", opts, &full);
+    if (st) return st;
+    attn_view none = {0};
+    return attn__sdpa_validate("attn_sdpa_fwd", dims, &full, 0, q, k, v, o, none, lse, none, none, none);
+}
+
+attn_status attn_sdpa_bwd_check(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
+                                attn_view dO, const float *lse, attn_view dq, attn_view dk, attn_view dv,
+                                const attn_sdpa_opts *opts) {
+    attn_sdpa_opts full;
+    attn_status st = sdpa_opts_read("attn_sdpa_bwd", opts, &full);
+    if (st) return st;
+    return attn__sdpa_validate("attn_sdpa_bwd", dims, &full, 1, q, k, v, o, dO, lse, dq, dk, dv);
 }

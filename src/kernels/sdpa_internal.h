@@ -37,6 +37,7 @@ typedef struct attn__sdpa_prob {
     float scale;                    /* resolved (1/sqrt(D) if 0) */
     float softcap;                  /* 0 = off */
     int causal, align;
+    int64_t qpos;                   /* opts->q_pos_offset, added to p(i) */
     int64_t wl, wr;                 /* -1 = unlimited (clamped so no overflow) */
     const float *alibi;             /* (Hq) or NULL */
     int mask_kind;
@@ -75,7 +76,7 @@ static inline void attn__sdpa_seq_get(const attn__sdpa_prob *P, int64_t b, attn_
         s->sk = P->Sk;
     }
     s->kl = P->key_lens ? P->key_lens[b] : s->sk;
-    s->shift = P->align == ATTN_ALIGN_BOTTOM_RIGHT ? s->kl - s->sq : 0;
+    s->shift = (P->align == ATTN_ALIGN_BOTTOM_RIGHT ? s->kl - s->sq : 0) + P->qpos;
     s->qoff_b = P->varlen ? 0 : b; /* multiplied by the view's stride_b at use */
     s->koff_b = s->voff_b = s->qoff_b;
 }
@@ -186,6 +187,11 @@ static inline int attn__sdpa_tasks_bounded(int64_t B, int64_t Sq, int64_t Hq) {
 attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
                                 attn_view q, attn_view k, attn_view v, attn_view o, attn_view dO,
                                 const float *lse, attn_view dq, attn_view dk, attn_view dv);
+/* attn_sdpa_merge's arguments (n <= ATTN__SDPA_MERGE_MAX parts). */
+#define ATTN__SDPA_MERGE_MAX 256
+attn_status attn__sdpa_merge_validate(const char *fn, int64_t B, int64_t Sq, int64_t Hq, int64_t Dv, int n,
+                                      const attn_view *o_parts, const float *const *lse_parts, attn_view o,
+                                      const float *lse, int num_threads);
 /* Fills P from validated arguments. */
 void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts);
 

@@ -7,6 +7,7 @@
 #include "kernels/overlap.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #define MAX_SEQ ((int64_t)1 << 40) /* Sq, Sk limit: keeps position arithmetic far from overflow */
 
@@ -209,6 +210,9 @@ attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, cons
     if (opts->align != ATTN_ALIGN_TOP_LEFT && opts->align != ATTN_ALIGN_BOTTOM_RIGHT)
         return attn__fail(ATTN_ERR_OPTION, "%s: opts->align = %d, must be 0 (top-left) or 1 (bottom-right)", fn,
                           opts->align);
+    if (opts->q_pos_offset < -MAX_SEQ || opts->q_pos_offset > MAX_SEQ)
+        return attn__fail(ATTN_ERR_OPTION, "%s: opts->q_pos_offset = %lld, must be in [-2^40, 2^40]", fn,
+                          (long long)opts->q_pos_offset);
     if (opts->window_left < -1)
         return attn__fail(ATTN_ERR_OPTION, "%s: opts->window_left = %lld, must be -1 or >= 0", fn,
                           (long long)opts->window_left);
@@ -340,8 +344,9 @@ void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const 
     P->softcap = opts->softcap;
     P->causal = opts->causal;
     P->align = opts->align;
+    P->qpos = opts->q_pos_offset;
     /* windows wider than any |p(i) - j| are unlimited (keeps arithmetic small) */
-    int64_t wmax = P->Sq + P->Sk + 1;
+    int64_t wmax = P->Sq + P->Sk + 1 + (P->qpos < 0 ? -P->qpos : P->qpos);
     P->wl = opts->window_left > wmax ? -1 : opts->window_left;
     P->wr = opts->window_right > wmax ? -1 : opts->window_right;
     P->alibi = opts->alibi_slopes;
@@ -356,6 +361,62 @@ void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const 
     P->drop_thr = attn__dropout_threshold(opts->dropout_p);
     P->seed = opts->dropout_seed;
     P->has_elem = P->softcap > 0.0f || P->alibi != NULL || P->mask_kind != ATTN_MASK_NONE;
+}
+
+/* ─── attn_sdpa_merge ────────────────────────────────────────────────────── */
+
+/* The same view (data and every stride), i.e. an in-place accumulation. */
+static int same_view(attn_view a, attn_view b) {
+    return a.data == b.data && a.stride_b == b.stride_b && a.stride_s == b.stride_s && a.stride_h == b.stride_h;
+}
+
+attn_status attn__sdpa_merge_validate(const char *fn, int64_t B, int64_t Sq, int64_t Hq, int64_t Dv, int n,
+                                      const attn_view *o_parts, const float *const *lse_parts, attn_view o,
+                                      const float *lse, int num_threads) {
+    if (B < 0 || B > MAX_SEQ) return attn__fail(ATTN_ERR_SHAPE, "%s: batch = %lld, must be in [0, 2^40]", fn, (long long)B);
+    if (Sq < 0 || Sq > MAX_SEQ)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: seq_q = %lld, must be in [0, 2^40]", fn, (long long)Sq);
+    if (Hq < 1 || Hq > INT32_MAX)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: heads_q = %lld, must be in [1, 2^31)", fn, (long long)Hq);
+    if (Dv < 1 || Dv > 256)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: head_dim_v = %lld, must be in [1, 256]", fn, (long long)Dv);
+    if (n < 1 || n > ATTN__SDPA_MERGE_MAX)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: n = %d parts, must be in [1, %d]", fn, n, ATTN__SDPA_MERGE_MAX);
+    if (num_threads < 0)
+        return attn__fail(ATTN_ERR_OPTION, "%s: num_threads = %d, must be >= 0 (0 = default)", fn, num_threads);
+    if (!o_parts || !lse_parts) return attn__fail(ATTN_ERR_NULL, "%s: %s is NULL", fn, o_parts ? "lse_parts" : "o_parts");
+    int64_t nlse;
+    if (__builtin_mul_overflow(B, Hq, &nlse) || __builtin_mul_overflow(nlse, Sq, &nlse) || nlse > INT64_MAX / 8)
+        return attn__fail(ATTN_ERR_NOMEM, "%s: lse has too many elements (size overflow)", fn);
+    attn_status st;
+    tens to = {"o", o, Sq, Hq, Dv};
+    vrange ro, rl, rp, rpl;
+    if ((st = check_view(fn, &to, B, 0, 1, &ro))) return st;
+    if (lse && nlse > 0) flat_range(&rl, "lse", lse, (uint64_t)nlse * 4u);
+    else flat_range(&rl, "lse", NULL, 0);
+    if (overlaps(&ro, &rl)) return attn__fail(ATTN_ERR_ALIAS, "%s: output o overlaps output lse", fn);
+    for (int p = 0; p < n; p++) {
+        tens tp = {"o_parts[p]", o_parts[p], Sq, Hq, Dv};
+        if ((st = check_view(fn, &tp, B, 0, 0, &rp))) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", attn_last_error());
+            return attn__fail(st, "%s (p = %d)", msg, p);
+        }
+        if (nlse > 0 && !lse_parts[p]) return attn__fail(ATTN_ERR_NULL, "%s: lse_parts[%d] is NULL", fn, p);
+        flat_range(&rpl, "lse_parts[p]", nlse > 0 ? lse_parts[p] : NULL, (uint64_t)nlse * 4u);
+        /* part 0 may be the output itself (running accumulation), exactly */
+        int o_inplace = p == 0 && same_view(o_parts[0], o);
+        int l_inplace = p == 0 && lse_parts[0] == lse;
+        if (!o_inplace && overlaps(&ro, &rp))
+            return attn__fail(ATTN_ERR_ALIAS, "%s: output o overlaps o_parts[%d] (only o_parts[0] may be o, as the "
+                                              "identical view)", fn, p);
+        if (!l_inplace && overlaps(&rl, &rpl))
+            return attn__fail(ATTN_ERR_ALIAS, "%s: output lse overlaps lse_parts[%d] (only lse_parts[0] may be lse, "
+                                              "the same pointer)", fn, p);
+        if (overlaps(&ro, &rpl)) return attn__fail(ATTN_ERR_ALIAS, "%s: output o overlaps lse_parts[%d]", fn, p);
+        if (overlaps(&rl, &rp)) return attn__fail(ATTN_ERR_ALIAS, "%s: output lse overlaps o_parts[%d]", fn, p);
+    }
+    return ATTN_OK;
 }
 
 static void mat_range(vrange *r, const float *p, int64_t rows, int64_t cols, int64_t ld) {

@@ -182,7 +182,7 @@ static sc_seq seq_of(const sc_case *c, int64_t b) {
 int sc_visible(const sc_case *c, int64_t b, int64_t h, int64_t i, int64_t j) {
     const attn_sdpa_opts *o = &c->o;
     sc_seq sq = seq_of(c, b);
-    int64_t p = o->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + sq.skb - sq.sq : i;
+    int64_t p = (o->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + sq.skb - sq.sq : i) + o->q_pos_offset;
     if (j >= sq.skb) return 0;
     if (o->causal && j > p) return 0;
     if (o->window_left >= 0 && j < p - o->window_left) return 0;
@@ -245,6 +245,7 @@ void sc_describe(sc_case *c) {
     if (o->causal) APP(" causal");
     if (o->causal || o->alibi_slopes || o->window_left >= 0 || o->window_right >= 0)
         APP("/%s", o->align == ATTN_ALIGN_BOTTOM_RIGHT ? "br" : "tl");
+    if (o->q_pos_offset) APP(" q_pos_offset=%lld", (long long)o->q_pos_offset);
     if (o->key_lens) {
         APP(" key_lens=[");
         for (int64_t b = 0; b < c->d.batch && b < 6; b++) APP("%s%d", b ? "," : "", (int)o->key_lens[b]);
@@ -552,6 +553,13 @@ void sc_gen_case(sc_case *c, tu_rng *r, const sc_gen *g) {
         c->o.dropout_seed = tu_next(r);
     }
     if (tu_int(r, 0, 3) == 0) c->o.num_threads = (int)tu_int(r, 1, 3);
+    /* drawn only when allowed (outside SC_F_ALL): other suites' streams are unchanged */
+    if (g->allow & SC_F_QPOS && ((g->force & SC_F_QPOS) || tu_uniform(r) < pf)) {
+        int64_t span = maxq + maxk + 2;
+        c->o.q_pos_offset = tu_int(r, 0, 15) == 0 ? (tu_int(r, 0, 1) ? 1 : -1) * ((int64_t)1 << 40)
+                                                   : tu_int(r, -span, span);
+        f |= SC_F_QPOS;
+    }
     c->features = f;
 
     /* data */
@@ -591,7 +599,7 @@ attn_status sc_ref_bwd(const sc_case *c, double *dq, double *dk, double *dv) {
 static double cond_row(const sc_case *c, const sc_seq *sq, int64_t b, int64_t h, int64_t i, double scale, double *t,
                        double *s) {
     const attn_sdpa_opts *o = &c->o;
-    int64_t p = o->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + sq->skb - sq->sq : i;
+    int64_t p = (o->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + sq->skb - sq->sq : i) + o->q_pos_offset;
     int64_t Hq = c->d.heads_q, Hkv = c->d.heads_kv, D = c->d.head_dim, hk = h / (Hq / Hkv);
     const double *q_i = c->q64 + ((sq->q0 + i) * Hq + h) * D;
     double m = -INFINITY;
@@ -784,7 +792,7 @@ static void naive_free(naive_ctx *n) {
 /* float score row: t (pre-softcap), s (final, -inf when invisible); returns max */
 static float naive_row(const naive_ctx *n, const sc_seq *sq, int64_t b, int64_t h, int64_t i, float *t, float *s) {
     const attn_sdpa_opts *o = &n->c->o;
-    int64_t p = o->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + sq->skb - sq->sq : i;
+    int64_t p = (o->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + sq->skb - sq->sq : i) + o->q_pos_offset;
     const float *q_i = n->q + ((sq->q0 + i) * n->Hq + h) * n->D;
     int64_t hk = h / n->group;
     float m = -INFINITY;

@@ -78,7 +78,8 @@ enum { /* feature bits (allow / force masks of sc_gen) */
     SC_F_GQA = 1 << 9,   /* Hq > Hkv */
     SC_F_VIEWS = 1 << 10, /* non-contiguous input / output views */
     SC_F_SCALE = 1 << 11, /* explicit (possibly negative) scale */
-    SC_F_ALL = (1 << 12) - 1
+    SC_F_ALL = (1 << 12) - 1,
+    SC_F_QPOS = 1 << 12 /* opts.q_pos_offset != 0; not in SC_F_ALL (only drawn where allowed) */
 };
 
 typedef struct sc_gen {

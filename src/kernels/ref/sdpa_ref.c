@@ -104,6 +104,9 @@ static attn_status ref_validate(ref_ctx *c, const attn_sdpa_dims *dims, const at
         return attn__fail(ATTN_ERR_OPTION, "ref sdpa: causal = %d not 0 or 1", opts->causal);
     if (opts->align != ATTN_ALIGN_TOP_LEFT && opts->align != ATTN_ALIGN_BOTTOM_RIGHT)
         return attn__fail(ATTN_ERR_OPTION, "ref sdpa: align = %d is not an attn_align", opts->align);
+    if (opts->q_pos_offset < -((int64_t)1 << 40) || opts->q_pos_offset > ((int64_t)1 << 40))
+        return attn__fail(ATTN_ERR_OPTION, "ref sdpa: q_pos_offset = %lld not in [-2^40, 2^40]",
+                          (long long)opts->q_pos_offset);
     if (opts->window_left < -1)
         return attn__fail(ATTN_ERR_OPTION, "ref sdpa: window_left = %lld < -1", (long long)opts->window_left);
     if (opts->window_right < -1)
@@ -183,7 +186,7 @@ static int64_t ref_lse_index(const ref_ctx *c, const ref_seq *s, int64_t b, int6
 static double ref_row_scores(const ref_ctx *c, const ref_seq *sq, int64_t b, int64_t h, int64_t i,
                              const double *q, const double *k, double *t, double *s) {
     const attn_sdpa_opts *o = c->o;
-    int64_t p = o->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + sq->skb - sq->sq : i;
+    int64_t p = (o->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + sq->skb - sq->sq : i) + o->q_pos_offset;
     int64_t hk = h / c->group;
     const double *q_i = q + ((sq->q0 + i) * c->Hq + h) * c->D;
     double m = -INFINITY;
