@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: MIT
+"""The sdpa calls shared by the NumPy and the PyTorch front ends: options struct, views,
+workspace. Everything here works on raw pointers + element strides; the front ends own
+the arrays and keep them alive for the duration of the call."""
+import ctypes
+import threading
+
+import numpy as np
+
+from . import _lib
+from ._lib import Dims, SdpaOpts, View
+
+_MASK_NONE, _MASK_BOOL, _MASK_ADD = 0, 1, 2
+_ALIGN = {"top_left": 0, "bottom_right": 1, 0: 0, 1: 1}
+_DEFAULT_OPTS = _lib.sdpa_opts()  # the library's defaults, copied per call (no init call per call)
+_OPTS_SIZE = ctypes.sizeof(SdpaOpts)
+
+
+class _Workspace(threading.local):
+    """Per-thread, grow-only, 64-byte-aligned workspace (a NULL workspace would make every
+    call allocate and first-touch its own)."""
+    buf = None
+    ptr = 0
+    size = 0
+
+    def get(self, need):
+        if need > self.size:
+            self.buf = np.empty(need + 64, dtype=np.uint8)
+            base = self.buf.ctypes.data
+            self.ptr = base + (-base) % 64
+            self.size = need
+        return self.ptr
+
+
+_ws = _Workspace()
+
+
+def make_opts(causal=False, align="top_left", scale=None, key_lens=None, window=(-1, -1),
+              alibi_slopes=None, softcap=0.0, mask=None, cu_seqlens_q=None, cu_seqlens_k=None,
+              dropout_p=0.0, dropout_seed=0):
+    """Builds an attn_sdpa_opts. Pointer-valued options arrive already prepared:
+    key_lens / cu_seqlens_* / alibi_slopes as integer addresses (or None) of int32 / float32
+    buffers the caller keeps alive, mask as (kind, address, stride_b, stride_h, stride_q)."""
+    o = SdpaOpts.from_buffer_copy(_DEFAULT_OPTS)
+    if causal:
+        o.causal = 1
+    if align not in _ALIGN:
+        raise ValueError("align must be 'top_left' or 'bottom_right', got %r" % (align,))
+    o.align = _ALIGN[align]
+    if scale is not None:
+        o.scale = scale
+    if key_lens is not None:
+        o.key_lens = key_lens
+    if window is not None and tuple(window) != (-1, -1):
+        o.window_left, o.window_right = int(window[0]), int(window[1])
+    if alibi_slopes is not None:
+        o.alibi_slopes = alibi_slopes
+    if softcap:
+        o.softcap = softcap
+    if mask is not None:
+        o.mask_kind, o.mask, o.mask_stride_b, o.mask_stride_h, o.mask_stride_q = mask
+    if cu_seqlens_q is not None:
+        o.cu_seqlens_q = cu_seqlens_q
+    if cu_seqlens_k is not None:
+        o.cu_seqlens_k = cu_seqlens_k
+    if dropout_p:
+        o.dropout_p = dropout_p
+    if dropout_seed:
+        o.dropout_seed = dropout_seed & 0xFFFFFFFFFFFFFFFF
+    return o
+
+
+def fwd(dims, q, k, v, o, lse_ptr, opts):
+    """attn_sdpa_fwd with the thread's workspace. q..o are View structs."""
+    lib = _lib.lib
+    pd, po = ctypes.byref(dims), ctypes.byref(opts)
+    need = lib.attn_sdpa_fwd_workspace_size(pd, po)
+    st = lib.attn_sdpa_fwd(pd, q, k, v, o, lse_ptr, po, _ws.get(need), need)
+    if st != 0:
+        _lib.raise_for(st, "attn_sdpa_fwd")
+
+
+def bwd(dims, q, k, v, o, do, lse_ptr, dq, dk, dv, opts):
+    lib = _lib.lib
+    pd, po = ctypes.byref(dims), ctypes.byref(opts)
+    need = lib.attn_sdpa_bwd_workspace_size(pd, po)
+    st = lib.attn_sdpa_bwd(pd, q, k, v, o, do, lse_ptr, dq, dk, dv, po, _ws.get(need), need)
+    if st != 0:
+        _lib.raise_for(st, "attn_sdpa_bwd")
+
+
+def dims(B, Sq, Sk, Hq, Hkv, D, Dv):
+    return Dims(B, Sq, Sk, Hq, Hkv, D, Dv)
+
+
+def view(ptr, sb, ss, sh):
+    return View(ptr, sb, ss, sh)
+
+
+class _Views(threading.local):
+    """Per-thread View structs reused by the cached fast path (passed by value: a call copies them)."""
+
+    def __init__(self):
+        self.v = [View() for _ in range(4)]
+
+
+_views = _Views()
+
+
+class Plan:
+    """A validated forward call without pointer-valued options (the decode / hot path):
+    dims, opts and workspace size computed once per (shapes, strides, options) key; a call
+    then only fills the four data pointers."""
+    __slots__ = ("dims", "opts", "need", "strides", "oshape", "lshape")
+
+    def __init__(self, dims, opts, strides):
+        self.dims, self.opts, self.strides = dims, opts, strides
+        self.need = _lib.lib.attn_sdpa_fwd_workspace_size(ctypes.byref(dims), ctypes.byref(opts))
+
+    def run(self, pq, pk, pv, po, plse):
+        vs = _views.v
+        for view, p, s in zip(vs, (pq, pk, pv, po), self.strides):
+            view.data = p
+            view.stride_b, view.stride_s, view.stride_h = s
+        st = _lib.lib.attn_sdpa_fwd(ctypes.byref(self.dims), vs[0], vs[1], vs[2], vs[3], plse,
+                                    ctypes.byref(self.opts), _ws.get(self.need), self.need)
+        if st != 0:
+            _lib.raise_for(st, "attn_sdpa_fwd")
+
+
+class PlanCache:
+    """Bounded dict of Plans (cleared when full: shapes in a program are few)."""
+
+    def __init__(self, limit=256):
+        self.d = {}
+        self.limit = limit
+
+    def get(self, key):
+        return self.d.get(key)
+
+    def put(self, key, plan):
+        if len(self.d) >= self.limit:
+            self.d.clear()
+        self.d[key] = plan

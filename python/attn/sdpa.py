@@ -1,0 +1,209 @@
+# SPDX-License-Identifier: MIT
+"""NumPy front end of attn_sdpa_fwd / attn_sdpa_bwd.
+
+Arrays are (B, S, H, D) float32 (varlen: packed (T, H, D) with cu_seqlens_q/k). They are
+passed to the library by pointer and element strides, with no copy. An array that is not
+float32, whose innermost (D) stride is not 1 element, or whose strides are negative or not
+a multiple of 4 bytes is copied once into a contiguous float32 array (the only copies).
+"""
+import numpy as np
+
+from . import _core
+
+_F32 = np.dtype(np.float32)
+_plans = _core.PlanCache()
+
+
+def _f32(a, name, ndim):
+    """(array kept alive, element strides) of a float32 array with unit inner stride."""
+    a = np.asarray(a)
+    if a.ndim != ndim:
+        raise ValueError("%s must have %d dimensions ((B, S, H, D), or (T, H, D) for varlen), got "
+                         "shape %s" % (name, ndim, a.shape))
+    st = a.strides
+    if (a.dtype != _F32 or any(s < 0 or s % 4 for s in st)
+            or (a.shape[-1] > 1 and st[-1] != 4)):
+        a = np.ascontiguousarray(a, dtype=np.float32)  # the one documented copy
+        st = a.strides
+    return a, tuple(s // 4 for s in st)
+
+
+def _view(a, es):
+    if len(es) == 3:  # varlen packed (T, H, D): batch stride unused
+        return _core.view(a.ctypes.data, 0, es[0], es[1])
+    return _core.view(a.ctypes.data, es[0], es[1], es[2])
+
+
+def _i32(a, name, n):
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a, dtype=np.int32)
+    if a.shape != (n,):
+        raise ValueError("%s must have shape (%d,), got %s" % (name, n, a.shape))
+    return a
+
+
+def _mask(mask, B, H, Sq, Sk):
+    """(kind, address, stride_b, stride_h, stride_q) and the array kept alive. mask: bool
+    (True = attend) or float (added to the scaled logit), broadcastable to (B, H, Sq, Sk)."""
+    m = np.asarray(mask)
+    if m.dtype == np.bool_:
+        kind, dt = _core._MASK_BOOL, np.dtype(np.uint8)
+        m = m.view(np.uint8)
+    elif m.dtype.kind == "f":
+        kind, dt = _core._MASK_ADD, _F32
+        m = m.astype(np.float32, copy=False)
+    else:
+        raise TypeError("mask must be bool or floating point, got %s" % m.dtype)
+    if m.ndim > 4:
+        raise ValueError("mask must have at most 4 dimensions (B, H, Sq, Sk), got shape %s" % (m.shape,))
+    m = m.reshape((1,) * (4 - m.ndim) + m.shape)
+    if m.shape[3] != Sk or (Sk > 1 and m.strides[3] != dt.itemsize) or any(s < 0 for s in m.strides):
+        m = np.ascontiguousarray(np.broadcast_to(m, m.shape[:3] + (Sk,)))
+    try:
+        m = np.broadcast_to(m, (B, H, Sq, Sk))
+    except ValueError:
+        raise ValueError("mask of shape %s does not broadcast to (B, H, Sq, Sk) = %s"
+                         % (np.shape(mask), (B, H, Sq, Sk))) from None
+    es = [s // dt.itemsize for s in m.strides]
+    return (kind, m.ctypes.data, es[0], es[1], es[2]), m
+
+
+def _prepare(q, k, v, causal, align, scale, key_lens, window, alibi_slopes, softcap, mask,
+             cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed):
+    varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
+    nd = 3 if varlen else 4
+    (q, qs), (k, ks), (v, vs) = _f32(q, "q", nd), _f32(k, "k", nd), _f32(v, "v", nd)
+    keep = [q, k, v]
+    if varlen:
+        if cu_seqlens_q is None or cu_seqlens_k is None:
+            raise ValueError("varlen needs both cu_seqlens_q and cu_seqlens_k")
+        cq = np.ascontiguousarray(cu_seqlens_q, dtype=np.int32)
+        ck = np.ascontiguousarray(cu_seqlens_k, dtype=np.int32)
+        if cq.ndim != 1 or cq.shape != ck.shape or cq.shape[0] < 1:
+            raise ValueError("cu_seqlens_q and cu_seqlens_k must both have shape (B + 1,), got %s and %s"
+                             % (cq.shape, ck.shape))
+        B = cq.shape[0] - 1
+        Sq, Hq, D = q.shape
+        Sk, Hkv, _ = k.shape
+        keep += [cq, ck]
+    else:
+        cq = ck = None
+        B, Sq, Hq, D = q.shape
+        Sk, Hkv = k.shape[1], k.shape[2]
+    Dv = v.shape[-1]
+    kl = _i32(key_lens, "key_lens", B)
+    al = None
+    if alibi_slopes is not None:
+        al = np.ascontiguousarray(alibi_slopes, dtype=np.float32)
+        if al.shape != (Hq,):
+            raise ValueError("alibi_slopes must have shape (Hq,) = (%d,), got %s" % (Hq, al.shape))
+    mk = None
+    if mask is not None:
+        if varlen:
+            raise ValueError("an explicit mask is not supported with varlen (cu_seqlens) in the binding")
+        mk, m = _mask(mask, B, Hq, Sq, Sk)
+        keep.append(m)
+    keep += [kl, al]
+    opts = _core.make_opts(causal, align, scale, None if kl is None else kl.ctypes.data, window,
+                           None if al is None else al.ctypes.data, softcap, mk,
+                           None if cq is None else cq.ctypes.data, None if ck is None else ck.ctypes.data,
+                           dropout_p, dropout_seed)
+    dims = _core.dims(B, Sq, Sk, Hq, Hkv, D, Dv)
+    return dims, opts, (q, qs), (k, ks), (v, vs), keep, varlen
+
+
+def _lse_shape(dims, varlen):
+    return (dims.heads_q, dims.seq_q) if varlen else (dims.batch, dims.heads_q, dims.seq_q)
+
+
+def _out(out, shape, name):
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if not isinstance(out, np.ndarray) or out.dtype != _F32 or out.shape != shape:
+        raise ValueError("%s must be a float32 array of shape %s" % (name, shape))
+    if shape and shape[-1] > 1 and out.strides[-1] != 4 or any(s < 0 or s % 4 for s in out.strides):
+        raise ValueError("%s must have unit inner stride and nonnegative strides (it is written in place)" % name)
+    return out
+
+
+def sdpa(q, k, v, *, causal=False, align="top_left", scale=None, key_lens=None, window=(-1, -1),
+         alibi_slopes=None, softcap=0.0, mask=None, cu_seqlens_q=None, cu_seqlens_k=None,
+         dropout_p=0.0, dropout_seed=0, return_lse=True, out=None, lse_out=None):
+    """Scaled dot-product attention (attn_sdpa_fwd; the semantics are attn.h's position model).
+
+    q (B, Sq, Hq, D), k (B, Sk, Hkv, D), v (B, Sk, Hkv, Dv); varlen: (T, H, D) packed with
+    cu_seqlens_q / cu_seqlens_k (B + 1,) int32.
+    causal, align ('top_left' | 'bottom_right'), scale (None = 1/sqrt(D)), key_lens (B,),
+    window (left, right) with -1 = unlimited, alibi_slopes (Hq,), softcap (0 = off),
+    mask: bool (True = attend) or float (added to the scaled logit; -inf masks) broadcastable
+    to (B, Hq, Sq, Sk); dropout_p, dropout_seed.
+    Returns (o, lse): o (B, Sq, Hq, Dv) (varlen (T, Hq, Dv)), lse (B, Hq, Sq) (varlen (Hq, T)),
+    or o alone with return_lse=False (the inference path; lse is not computed).
+    out / lse_out: arrays to write into (float32, unit inner stride), returned as given.
+    """
+    key = None
+    if (key_lens is None and alibi_slopes is None and mask is None and cu_seqlens_q is None
+            and cu_seqlens_k is None and type(q) is np.ndarray and type(k) is np.ndarray
+            and type(v) is np.ndarray):
+        key = (q.shape, q.strides, q.dtype, k.shape, k.strides, k.dtype, v.shape, v.strides, v.dtype,
+               causal, align, scale, tuple(window) if window is not None else None, softcap,
+               dropout_p, dropout_seed, return_lse, None if out is None else out.strides)
+        plan = _plans.get(key)
+        if plan is not None:  # hot path: everything but the data pointers validated before
+            o = np.empty(plan.oshape, np.float32) if out is None else _out(out, plan.oshape, "out")
+            lse = None
+            if return_lse:
+                lse = np.empty(plan.lshape, np.float32) if lse_out is None else _lse_out(lse_out, plan.lshape)
+            plan.run(q.ctypes.data, k.ctypes.data, v.ctypes.data, o.ctypes.data,
+                     None if lse is None else lse.ctypes.data)
+            return (o, lse) if return_lse else o
+    q0, k0, v0 = q, k, v
+    dims, opts, (q, qs), (k, ks), (v, vs), keep, varlen = _prepare(
+        q, k, v, causal, align, scale, key_lens, window, alibi_slopes, softcap, mask,
+        cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed)
+    oshape = q.shape[:-1][:-1] + (dims.heads_q, dims.head_dim_v)
+    o = _out(out, oshape, "out")
+    lse = None
+    if return_lse:
+        lse = np.empty(_lse_shape(dims, varlen), np.float32) if lse_out is None else \
+            _lse_out(lse_out, _lse_shape(dims, varlen))
+    _core.fwd(dims, _view(q, qs), _view(k, ks), _view(v, vs), _view(o, _estr(o)),
+              None if lse is None else lse.ctypes.data, opts)
+    if key is not None and q is q0 and k is k0 and v is v0:  # succeeded without a copy: cache it
+        plan = _core.Plan(dims, opts, (qs[:3], ks[:3], vs[:3], _estr(o)[:3]))
+        plan.oshape, plan.lshape = oshape, _lse_shape(dims, varlen)
+        _plans.put(key, plan)
+    return (o, lse) if return_lse else o
+
+
+def _lse_out(lse_out, shape):
+    lse = _out(lse_out, shape, "lse_out")
+    if not lse.flags.c_contiguous:
+        raise ValueError("lse_out must be C-contiguous")
+    return lse
+
+
+def _estr(a):
+    return tuple(s // 4 for s in a.strides)
+
+
+def sdpa_backward(q, k, v, o, do, lse, *, causal=False, align="top_left", scale=None, key_lens=None,
+                  window=(-1, -1), alibi_slopes=None, softcap=0.0, mask=None, cu_seqlens_q=None,
+                  cu_seqlens_k=None, dropout_p=0.0, dropout_seed=0):
+    """Gradients (dq, dk, dv) of attention given the forward's o and lse and the upstream
+    gradient do (same shape as o). Pass the same options as to the forward."""
+    dims, opts, (q, qs), (k, ks), (v, vs), keep, varlen = _prepare(
+        q, k, v, causal, align, scale, key_lens, window, alibi_slopes, softcap, mask,
+        cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed)
+    nd = 3 if varlen else 4
+    (o, os_), (do, ds) = _f32(o, "o", nd), _f32(do, "do", nd)
+    lse = np.ascontiguousarray(lse, dtype=np.float32)
+    if lse.shape != _lse_shape(dims, varlen):
+        raise ValueError("lse must have shape %s, got %s" % (_lse_shape(dims, varlen), lse.shape))
+    dq = np.empty(q.shape, np.float32)
+    dk = np.empty(k.shape, np.float32)
+    dv = np.empty(v.shape, np.float32)
+    _core.bwd(dims, _view(q, qs), _view(k, ks), _view(v, vs), _view(o, os_), _view(do, ds),
+              lse.ctypes.data, _view(dq, _estr(dq)), _view(dk, _estr(dk)), _view(dv, _estr(dv)), opts)
+    return dq, dk, dv
