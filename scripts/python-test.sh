@@ -4,8 +4,8 @@
 # Makes a virtual environment (build-python/venv, with the system's site-packages so an
 # installed NumPy / PyTorch is reused), installs numpy + pytest, `pip install ./python`
 # (which builds libattn.so with CMake into python/build/), then runs pytest on python/tests.
-# PyTorch: ATTN_PY_TORCH=1 (default) installs the CPU wheel when torch is not importable
-# (a few minutes, once); ATTN_PY_TORCH=0 skips it and the torch tests are skipped.
+# PyTorch: used when importable (then the torch tests run); ATTN_PY_TORCH=1 installs it from
+# PyPI first (a large download: off by default, so CI on a fresh machine skips the torch tests).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -17,9 +17,9 @@ PIP="$PY -m pip --disable-pip-version-check -q"
 $PY -c "import numpy, pytest" 2>/dev/null || $PIP install numpy pytest
 # building the wheel: setuptools >= 70.1 has bdist_wheel itself (the venv's bundled one may be older)
 $PY -c "import setuptools.command.bdist_wheel" 2>/dev/null || $PIP install "setuptools>=70.1"
-if [ "${ATTN_PY_TORCH:-1}" = 1 ] && ! $PY -c "import torch" 2>/dev/null; then
-    echo "installing torch (CPU wheel)"
-    $PIP install torch --index-url https://download.pytorch.org/whl/cpu
+if [ "${ATTN_PY_TORCH:-0}" = 1 ] && ! $PY -c "import torch" 2>/dev/null; then
+    echo "installing torch"
+    $PIP install torch
 fi
 $PIP install --no-build-isolation --force-reinstall --no-deps ./python
 # from outside the source tree, so `import attn` is the installed package (with its libattn.so)
