@@ -100,7 +100,6 @@ int main(int argc, char **argv) {
             g.max_work = (int64_t)((double)g.max_work * sc_test_scale());
         sc_case c;
         sc_gen_case(&c, &r, &g);
-        c.o.bwd_fast = n % 3 == 1; /* a third of the backwards without the row pass (its own bound) */
         if (only >= 0 && n != only) { sc_case_free(&c); continue; }
         total_work += c.work;
         {
