@@ -75,8 +75,9 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
     else pl->ntasks0 = P->B * pl->nqb * P->Hkv * pl->nhc;
     pl->nsplit = 1;
     pl->nchunks = 1;
-    const int64_t Bc = pl->Bc, Mp = pl->Mp, M = pl->Mmax, D = P->D, Dv = P->Dv, Dp = pl->Dp, Dvp = pl->Dvp;
-    size_t th = 0, gl = 0;
+    /* the shared area here; per-thread areas: fwd_bufs_get / bwd_bufs_get (one layout each) */
+    const int64_t Bc = pl->Bc, Mp = pl->Mp, M = pl->Mmax, D = P->D, Dvp = pl->Dvp;
+    size_t gl = 0;
     if (!bwd) {
         if (!P->varlen && pl->ntasks0 > 0 && pl->ntasks0 < SDPA_FWD_TASKS) {
             int64_t want = attn__ceil_div(SDPA_FWD_TASKS, pl->ntasks0);
@@ -84,17 +85,6 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
             pl->nsplit = want < maxs ? want : maxs;
             if (pl->nsplit < 1) pl->nsplit = 1;
         }
-        th += fl(D * Mp);          /* Qt */
-        th += fl(ATTN__SDPA_DOT_ROWS * Dp); /* Qr (few-row blocks) */
-        th += fl(Bc * Mp);         /* St */
-        th += fl(Bc * Dvp);        /* Vp */
-        th += fl(M * Dvp);         /* O */
-        th += 3 * fl(Mp);          /* mrow, lrow, alpha */
-        th += 2 * fl(2 * pl->Br);  /* lo, hi (int64) */
-        th += fl(2 * Mp);          /* rowkey (uint64) */
-        th += fl(Bc);              /* bad rows (int32) */
-        th += fl((Bc * Mp + 1) / 2); /* P2 (Bc/2, Mp) bf16 pairs (bf16 fast path) */
-        th += fl(Dvp);             /* a converted o row (typed output) */
         if (pl->nsplit > 1) gl += fl(pl->ntasks0 * pl->nsplit * (M * Dvp + 2 * Mp));
         if (P->varlen) gl += fl(2 * (P->B + 1));
     } else {
@@ -104,17 +94,6 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
             int64_t want = attn__ceil_div(SDPA_BWD_TASKS, pairs);
             pl->nchunks = want < nkb ? want : nkb;
         }
-        th += fl(D * Mp) + fl(M * Dp);    /* Qt, Qr */
-        th += fl(Dv * Mp) + fl(M * Dvp);  /* dOt, dOr */
-        th += 4 * fl(Bc * Mp);            /* St (P), X (P*z), dPt (dP -> dS), Tt (tanh) */
-        th += fl(ATTN__SDPA_BWD_TILES * Bc * Dp) + fl(ATTN__SDPA_BWD_TILES * Bc * Dvp); /* dKa, dVa */
-        th += fl(ATTN__SDPA_BWD_TILES * Bc * Dp);                /* Kp */
-        th += fl(M * Dp);                 /* dqt */
-        th += 4 * fl(Mp);                 /* lse_r, lsel, Di, Dil */
-        th += 2 * fl(2 * pl->Br);         /* lo, hi */
-        th += fl(2 * Mp);                 /* rowkey */
-        th += fl(ATTN__SDPA_BWD_TILES * Bc) + 2 * fl(Mp); /* bad K rows, bad q / dO rows */
-        th += fl(6 * Mp);                 /* rs: 3 x Mp doubles */
         int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
         if (pl->nchunks > 1) gl += fl((pl->nchunks - 1) * rows * P->Hq * D);
         gl += 3 * fl(attn__sdpa_nlse(P)); /* row statistics lsel, Di, Dil (last) */
@@ -124,7 +103,7 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
     if (nthreads > ntasks) nthreads = (int)ntasks;
     if (nthreads < 1) nthreads = 1;
     pl->nthreads = nthreads;
-    pl->thread_bytes = th;
+    pl->thread_bytes = bwd ? attn__sdpa_bwd_thread_bytes(P, pl) : attn__sdpa_fwd_thread_bytes(P, pl);
     pl->global_bytes = gl;
 }
 
