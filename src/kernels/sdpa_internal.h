@@ -243,6 +243,7 @@ attn_status attn__sdpa_bwd_exec(const char *fn, const attn_sdpa_dims *dims, cons
                                 attn_view dq, attn_view dk, attn_view dv, void *workspace, size_t workspace_size);
 void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd, int nthreads);
 
+/* sdpa_elem.c */
 /* Per-element logit work on a transposed tile St (nc, mp) of rows (r0.., ng heads
  * from g0) and keys j0..: interval visibility (unless full), softcap, alibi,
  * explicit mask. T (optional, bwd with softcap): receives tanh values. */
