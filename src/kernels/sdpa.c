@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* sdpa.c — public entry points of the fused sdpa kernels: options, workspace
- * sizing, the execution plan (tiling + task split), workspace handling, and
- * the per-element logit work shared by forward and backward.
+ * sizing, the execution plan (tiling + task split) and workspace handling
+ * (the per-element logit work is in sdpa_elem.c).
  *
  * Determinism: the plan (block sizes, number of key splits / chunks) depends
  * only on the shape and options; every task writes memory it alone owns, and
