@@ -454,7 +454,12 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
     int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
     const int typed = c->dtype != ATTN_DTYPE_F32;
     if (typed && !k->dot) nseg = tile_widen(c, w, sg, nseg, nc);
-    if (k->dot && c->stream_k) /* decoding from DRAM: stream the K tile into L1 with plain loads first */
+    if (k->dot && typed) /* typed decode: the K and V tile in with plain loads first (misses in flight together) */
+        for (int i = 0; i < nseg; i++) {
+            w->touched += (int)(c->kk->touch(sg[i].k, (size_t)(sg[i].n * D) * c->es) & 1u);
+            w->touched += (int)(c->kk->touch(sg[i].v, (size_t)(sg[i].n * c->P->Dv) * c->es) & 1u);
+        }
+    else if (k->dot && c->stream_k) /* decoding from DRAM: stream the K tile into L1 with plain loads first */
         for (int i = 0; i < nseg; i++) stream_k(c, &sg[i], D, w);
     for (int i = 0; i < nseg; i++) { /* St (nc, Mp) = K . Qr^T (dot) or K . Qt */
         float *st = w->St + sg[i].c0 * Mp;
