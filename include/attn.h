@@ -804,7 +804,9 @@ ATTN_API int64_t attn_kvcache_capacity(const attn_kvcache *c);
  * ATTN_ERR_CAPACITY (and changes nothing) if any sequence would overflow.
  * Always causal (whatever cfg.causal), inference only (no dropout, nothing
  * saved for backward), self-attention layers only (kdim = vdim = embed_dim,
- * else ATTN_ERR_UNSUPPORTED); the cache must match batch, Hkv and D. */
+ * else ATTN_ERR_UNSUPPORTED); the cache must match batch, Hkv and D. Any cache element
+ * type: the new K/V are rounded / quantised as they are appended, and attention reads
+ * the cache in place (F32 through attn_sdpa_fwd, the others through attn_sdpa_paged_fwd). */
 ATTN_API attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const float *x,
                                              int64_t batch, int64_t seq_q, float *y);
 
@@ -855,7 +857,8 @@ ATTN_API attn_status attn_kvpaged_truncate(attn_kvpaged *c, int64_t id, int64_t 
  * Allocates blocks (and copies a shared last block first) as needed. */
 ATTN_API attn_status attn_kvpaged_append(attn_kvpaged *c, int64_t id, int64_t n, const float *k, const float *v,
                                          int64_t ld);
-/* Copies tokens [t0, t0 + n) of sequence `id` into k, v (n, Hkv, D), contiguous. */
+/* Copies tokens [t0, t0 + n) of sequence `id` into k, v (n, Hkv, D), contiguous, as fp32
+ * (the stored values: rounded / dequantised for BF16 / F16 / I8 pools). */
 ATTN_API attn_status attn_kvpaged_read(const attn_kvpaged *c, int64_t id, int64_t t0, int64_t n, float *k, float *v);
 /* Length of sequence `id`, or -1 (with the error set) if it is not live. */
 ATTN_API int64_t attn_kvpaged_len(const attn_kvpaged *c, int64_t id);
