@@ -533,15 +533,18 @@ static void paged_task(void *vctx, int64_t t, int tid) {
     for (int64_t m = 0; m < k.Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
     memset(w.O, 0, (size_t)(k.M * pl->Dvp) * sizeof(float));
     const int64_t Bc = pl->Bc;
-    if (k.dot && (ka / Bc + 1) * Bc < kb) { /* decoding: the second tile (the loop prefetches from the third on) */
-        const int64_t pa = (ka / Bc + 1) * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
-        tile_prefetch(c, &k, pa, pb - pa);
+    /* decoding: tiles are prefetched `ahead` tiles past the next one (the same bytes
+     * ahead for every element type: 1 tile of fp32, 2 of bf16 / f16, 4 of int8) */
+    const int64_t ahead = k.dot ? 4 / (int64_t)c->es : 0;
+    for (int64_t a = 1; a <= ahead; a++) { /* the first tiles after the first one */
+        const int64_t pa = (ka / Bc + a) * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
+        if (pa < kb) tile_prefetch(c, &k, pa, pb - pa);
     }
     for (int64_t j0 = ka; j0 < kb;) {
         int64_t je = (j0 / Bc + 1) * Bc; /* tiles aligned to multiples of Bc */
         if (je > kb) je = kb;
-        if (k.dot && je + Bc < kb) { /* decoding: the tile after next, as spans */
-            const int64_t pa = je + Bc, pb = pa + Bc < kb ? pa + Bc : kb;
+        if (ahead && je + ahead * Bc < kb) { /* the tile `ahead` past the next, as spans */
+            const int64_t pa = je + ahead * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
             tile_prefetch(c, &k, pa, pb - pa);
         }
         tile_step(c, &k, &w, j0, je - j0);

@@ -7,7 +7,8 @@
  * a row is read.
  *   kdot: one key at a time, NM in {1, 2, 4, 8} query rows (NM ymm
  *         accumulators), one transposing reduction to the key's 8 scores.
- *   vacc: 8 output columns at a time, the M ymm of O in registers.
+ *   vacc: 8 output columns at a time, the M ymm of O in registers
+ *         (named variables: GCC keeps arrays of vectors on the stack).
  * Summation orders are fixed by D / Dv and the key order only. */
 #include "kernels/kv_typed.h"
 
@@ -48,13 +49,18 @@ AI void stf8(float *p, __m256 x, int64_t left) {
     memcpy(p, b, (size_t)left * sizeof(float));
 }
 
-AI __m256 reduce8(const __m256 *t) {
-    const __m256 h01 = _mm256_hadd_ps(t[0], t[1]), h23 = _mm256_hadd_ps(t[2], t[3]);
-    const __m256 h45 = _mm256_hadd_ps(t[4], t[5]), h67 = _mm256_hadd_ps(t[6], t[7]);
+#define EACH8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+/* [sum t0, ..., sum t7] as one ymm. */
+AI __m256 reduce8(__m256 t0, __m256 t1, __m256 t2, __m256 t3, __m256 t4, __m256 t5, __m256 t6, __m256 t7) {
+    const __m256 h01 = _mm256_hadd_ps(t0, t1), h23 = _mm256_hadd_ps(t2, t3);
+    const __m256 h45 = _mm256_hadd_ps(t4, t5), h67 = _mm256_hadd_ps(t6, t7);
     const __m256 lo = _mm256_hadd_ps(h01, h23), hi = _mm256_hadd_ps(h45, h67);
     return _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31));
 }
 
+/* Accumulators are named variables (macros over the row index): GCC keeps
+ * arrays of vectors on the stack. */
 AI void kdot_impl(attn_dtype t, int NM, int64_t n, int64_t M, int64_t D, const void *K, const float *ks, const float *Q,
                   int64_t ldq, float *S, int64_t lds) {
     const size_t es = esz(t);
@@ -62,15 +68,17 @@ AI void kdot_impl(attn_dtype t, int NM, int64_t n, int64_t M, int64_t D, const v
     for (int m = 0; m < 8; m++) keep[m] = m < M ? 1.0f : 0.0f;
     const __m256 kmask = _mm256_cmp_ps(_mm256_loadu_ps(keep), _mm256_setzero_ps(), _CMP_NEQ_OQ);
     for (int64_t j = 0; j < n; j++) {
-        __m256 acc[8];
-        for (int m = 0; m < 8; m++) acc[m] = _mm256_setzero_ps();
+#define ZERO(i) __m256 a##i = _mm256_setzero_ps();
+        EACH8(ZERO)
+#undef ZERO
         const unsigned char *kr = (const unsigned char *)K + (size_t)(j * D) * es;
         for (int64_t d = 0; d < D; d += 8) {
             const __m256 x = ld8(t, kr + (size_t)d * es, D - d);
-#pragma GCC unroll 8
-            for (int m = 0; m < NM; m++) acc[m] = _mm256_fmadd_ps(x, _mm256_loadu_ps(Q + m * ldq + d), acc[m]);
+#define ROW(i) if (NM > i) a##i = _mm256_fmadd_ps(x, _mm256_loadu_ps(Q + i * ldq + d), a##i);
+            EACH8(ROW)
+#undef ROW
         }
-        __m256 s = reduce8(acc);
+        __m256 s = reduce8(a0, a1, a2, a3, a4, a5, a6, a7);
         if (t == ATTN_DTYPE_I8) s = _mm256_mul_ps(s, _mm256_set1_ps(ks[j]));
         _mm256_storeu_ps(S + j * lds, _mm256_and_ps(s, kmask));
     }
@@ -95,21 +103,22 @@ AI void vacc_impl(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const float *P
                   const float *vs, float *O, int64_t ldo) {
     const size_t es = esz(t);
     for (int64_t e0 = 0; e0 < Dv; e0 += 8) {
-        __m256 acc[8];
-#pragma GCC unroll 8
-        for (int m = 0; m < 8; m++) acc[m] = m < M ? ldf8(O + m * ldo + e0, Dv - e0) : _mm256_setzero_ps();
+#define LOAD(i) __m256 a##i = i < M ? ldf8(O + i * ldo + e0, Dv - e0) : _mm256_setzero_ps();
+        EACH8(LOAD)
+#undef LOAD
         for (int64_t j = 0; j < n; j++) {
             const float *pr = P + j * ldp;
             const float sc = t == ATTN_DTYPE_I8 ? vs[j] : 1.0f;
             const __m256 v = ld8(t, (const unsigned char *)V + (size_t)(j * Dv + e0) * es, Dv - e0);
-#pragma GCC unroll 8
-            for (int m = 0; m < 8; m++)
-                if (m < M && pr[m] != 0.0f) /* a key with P == 0 adds nothing (its V may be Inf / NaN) */
-                    acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(t == ATTN_DTYPE_I8 ? pr[m] * sc : pr[m]), v, acc[m]);
+            /* a key with P == 0 adds nothing (its V may be Inf / NaN) */
+#define ACC(i) \
+            if (i < M && pr[i] != 0.0f) a##i = _mm256_fmadd_ps(_mm256_set1_ps(t == ATTN_DTYPE_I8 ? pr[i] * sc : pr[i]), v, a##i);
+            EACH8(ACC)
+#undef ACC
         }
-#pragma GCC unroll 8
-        for (int m = 0; m < 8; m++)
-            if (m < M) stf8(O + m * ldo + e0, acc[m], Dv - e0);
+#define STORE(i) if (i < M) stf8(O + i * ldo + e0, a##i, Dv - e0);
+        EACH8(STORE)
+#undef STORE
     }
 }
 

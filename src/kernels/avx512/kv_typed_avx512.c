@@ -7,9 +7,10 @@
  * is applied to the dot product, or folded into P for V).
  *   kdot: two keys at a time, NM in {1, 2, 4, 8} query rows in registers
  *         (2 x NM zmm accumulators along D), then one transposing reduction
- *         of the 8 accumulators of a key to the 8 scores of its S row.
- *   vacc: 32 output columns at a time: the NM x 2 zmm of O stay in registers
- *         while every key of the call adds P[j][m] * v_j.
+ *         of the 8 accumulators of a key to the 8 scores of its S row (for
+ *         NM = 4 one reduction serves both keys).
+ *   vacc: 64 output columns at a time (32 for NM = 8): the NM x 4 (2) zmm
+ *         of O stay in registers while every key of the call adds P[j][m] v_j.
  * Accumulators are named variables (macros over the row index), not arrays:
  * GCC kept arrays of vectors on the stack (3-4x slower).
  * Summation orders are fixed by D / Dv and the key order only. */
@@ -72,6 +73,14 @@ AI void kdot_keys(attn_dtype t, int NM, int R, int64_t j, int64_t M, int64_t D, 
 #undef ROW
     }
     const __mmask8 keep = (__mmask8)((1u << M) - 1u);
+    if (NM == 4 && R > 1) { /* both keys' 4 scores in one reduction: [key j | key j + 1] */
+        __m256 s = reduce8(a0, a1, a2, a3, b0, b1, b2, b3);
+        if (t == ATTN_DTYPE_I8)
+            s = _mm256_mul_ps(s, _mm256_insertf128_ps(_mm256_set1_ps(ks[j]), _mm_set1_ps(ks[j + 1]), 1));
+        _mm256_storeu_ps(S + j * lds, _mm256_maskz_mov_ps(keep, s));
+        _mm256_storeu_ps(S + (j + 1) * lds, _mm256_maskz_mov_ps(keep, _mm256_permute2f128_ps(s, s, 0x81)));
+        return;
+    }
     __m256 s = reduce8(a0, a1, a2, a3, a4, a5, a6, a7);
     if (t == ATTN_DTYPE_I8) s = _mm256_mul_ps(s, _mm256_set1_ps(ks[j]));
     _mm256_storeu_ps(S + j * lds, _mm256_maskz_mov_ps(keep, s));
@@ -104,18 +113,24 @@ static void kdot_avx512(attn_dtype t, int64_t n, int64_t M, int64_t D, const voi
     else KDOT_NM(ATTN_DTYPE_I8);
 }
 
-/* O[:, e0 : e0 + 32) += sum_j p_j[m] v_j[e0 : e0 + 32) for the keys of the
- * call, NM (>= M) rows in registers. */
-AI void vacc_cols(attn_dtype t, int NM, int64_t e0, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp,
+/* O[:, e0 : e0 + 16 NC) += sum_j p_j[m] v_j[e0 : e0 + 16 NC) for the keys of
+ * the call, NM (>= M) rows x NC zmm in registers (NC = 4 for NM <= 4, else 2). */
+AI void vacc_cols(attn_dtype t, int NM, int NC, int64_t e0, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp,
                   const unsigned char *V, const float *vs, float *O, int64_t ldo) {
     const size_t es = esz(t);
-    const __mmask16 m0 = tail_mask(Dv - e0), m1 = Dv - e0 > 16 ? tail_mask(Dv - e0 - 16) : 0;
+    __mmask16 mc[4];
+    for (int q = 0; q < 4; q++) mc[q] = Dv - e0 > 16 * q ? tail_mask(Dv - e0 - 16 * q) : 0;
     const __mmask8 live = (__mmask8)((1u << M) - 1u);
 #define LOAD(i)                                                                         \
     __m512 a##i = _mm512_setzero_ps(), b##i = _mm512_setzero_ps();                      \
+    __m512 c##i = _mm512_setzero_ps(), d##i = _mm512_setzero_ps();                      \
     if (NM > i && i < M) {                                                              \
-        a##i = _mm512_maskz_loadu_ps(m0, O + i * ldo + e0);                             \
-        b##i = _mm512_maskz_loadu_ps(m1, O + i * ldo + e0 + 16);                        \
+        a##i = _mm512_maskz_loadu_ps(mc[0], O + i * ldo + e0);                          \
+        b##i = _mm512_maskz_loadu_ps(mc[1], O + i * ldo + e0 + 16);                     \
+        if (NC > 2) {                                                                   \
+            c##i = _mm512_maskz_loadu_ps(mc[2], O + i * ldo + e0 + 32);                 \
+            d##i = _mm512_maskz_loadu_ps(mc[3], O + i * ldo + e0 + 48);                 \
+        }                                                                               \
     }
     EACH8(LOAD)
 #undef LOAD
@@ -124,13 +139,19 @@ AI void vacc_cols(attn_dtype t, int NM, int64_t e0, int64_t n, int64_t M, int64_
         const __mmask8 zero = _mm256_cmp_ps_mask(_mm256_loadu_ps(pr), _mm256_setzero_ps(), _CMP_EQ_OQ) & live;
         const float sc = t == ATTN_DTYPE_I8 ? vs[j] : 1.0f;
         const unsigned char *vr = V + (size_t)(j * Dv + e0) * es;
-        const __m512 v0 = ld16(t, vr, m0), v1 = m1 ? ld16(t, vr + 16 * es, m1) : _mm512_setzero_ps();
+        const __m512 v0 = ld16(t, vr, mc[0]), v1 = mc[1] ? ld16(t, vr + 16 * es, mc[1]) : _mm512_setzero_ps();
+        const __m512 v2 = NC > 2 && mc[2] ? ld16(t, vr + 32 * es, mc[2]) : _mm512_setzero_ps();
+        const __m512 v3 = NC > 2 && mc[3] ? ld16(t, vr + 48 * es, mc[3]) : _mm512_setzero_ps();
         if (!zero) { /* the common case: every row attends to key j */
 #define ACC(i)                                                                          \
             if (NM > i) {                                                               \
                 const __m512 p = _mm512_set1_ps(t == ATTN_DTYPE_I8 ? pr[i] * sc : pr[i]); \
                 a##i = _mm512_fmadd_ps(p, v0, a##i);                                    \
                 b##i = _mm512_fmadd_ps(p, v1, b##i);                                    \
+                if (NC > 2) {                                                           \
+                    c##i = _mm512_fmadd_ps(p, v2, c##i);                                \
+                    d##i = _mm512_fmadd_ps(p, v3, d##i);                                \
+                }                                                                       \
             }
             EACH8(ACC)
         } else { /* a row with P == 0 skips the key (its V may be Inf / NaN) */
@@ -142,8 +163,12 @@ AI void vacc_cols(attn_dtype t, int NM, int64_t e0, int64_t n, int64_t M, int64_
     }
 #define STORE(i)                                                                        \
     if (NM > i && i < M) {                                                              \
-        _mm512_mask_storeu_ps(O + i * ldo + e0, m0, a##i);                              \
-        _mm512_mask_storeu_ps(O + i * ldo + e0 + 16, m1, b##i);                         \
+        _mm512_mask_storeu_ps(O + i * ldo + e0, mc[0], a##i);                           \
+        _mm512_mask_storeu_ps(O + i * ldo + e0 + 16, mc[1], b##i);                      \
+        if (NC > 2) {                                                                   \
+            _mm512_mask_storeu_ps(O + i * ldo + e0 + 32, mc[2], c##i);                  \
+            _mm512_mask_storeu_ps(O + i * ldo + e0 + 48, mc[3], d##i);                  \
+        }                                                                               \
     }
     EACH8(STORE)
 #undef STORE
@@ -151,7 +176,9 @@ AI void vacc_cols(attn_dtype t, int NM, int64_t e0, int64_t n, int64_t M, int64_
 
 AI void vacc_impl(attn_dtype t, int NM, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const void *V,
                   const float *vs, float *O, int64_t ldo) {
-    for (int64_t e0 = 0; e0 < Dv; e0 += 32) vacc_cols(t, NM, e0, n, M, Dv, P, ldp, (const unsigned char *)V, vs, O, ldo);
+    const int NC = NM <= 4 ? 4 : 2;
+    for (int64_t e0 = 0; e0 < Dv; e0 += 16 * NC)
+        vacc_cols(t, NM, NC, e0, n, M, Dv, P, ldp, (const unsigned char *)V, vs, O, ldo);
 }
 
 #define VACC_NM(T)                                                               \
