@@ -883,9 +883,9 @@ static void test_bad_kernel(void) {
     EXPECT_BAD(ATTN_ERR_OPTION, attn_sdpa_paged_fwd(&d, qv, &kv, ov, lse, &o1, NULL, 0), "softcap < 0");
     attn_paged_kv kv2 = kv;
     kv2.dtype = ATTN_DTYPE_F64; /* not a pool type */
-    EXPECT_BAD(ATTN_ERR_UNSUPPORTED, attn_sdpa_paged_fwd(&d, qv, &kv2, ov, lse, &o0, NULL, 0), "f64 pool");
+    EXPECT_BAD(ATTN_ERR_DTYPE, attn_sdpa_paged_fwd(&d, qv, &kv2, ov, lse, &o0, NULL, 0), "f64 pool");
     kv2.dtype = (attn_dtype)99;
-    EXPECT_BAD(ATTN_ERR_UNSUPPORTED, attn_sdpa_paged_fwd(&d, qv, &kv2, ov, lse, &o0, NULL, 0), "unknown pool type");
+    EXPECT_BAD(ATTN_ERR_DTYPE, attn_sdpa_paged_fwd(&d, qv, &kv2, ov, lse, &o0, NULL, 0), "unknown pool type");
     kv2.dtype = ATTN_DTYPE_I8; /* int8 without its scales */
     EXPECT_BAD(ATTN_ERR_NULL, attn_sdpa_paged_fwd(&d, qv, &kv2, ov, lse, &o0, NULL, 0), "int8 pool without scales");
     kv2.k_scale = p.kpool; kv2.v_scale = (const float *)o; /* a scale pool overlapping the output */
@@ -935,11 +935,11 @@ static void test_bad_cache(void) {
     b = g; b.block_size = 256;
     CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_SHAPE && !c, "block_size 256");
     b = g; b.dtype = ATTN_DTYPE_F64;
-    CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_UNSUPPORTED && !c, "f64 pool");
+    CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_DTYPE && !c, "f64 pool");
     b = g; b.dtype = ATTN_DTYPE_U8;
-    CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_UNSUPPORTED && !c, "u8 pool");
+    CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_DTYPE && !c, "u8 pool");
     b = g; b.dtype = (attn_dtype)-1;
-    CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_UNSUPPORTED && !c, "unknown pool type");
+    CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_DTYPE && !c, "unknown pool type");
     b = g; b.num_blocks = 0;
     CHECK(attn_kvpaged_create(&c, &b) == ATTN_ERR_SHAPE && !c, "no blocks");
     b = g; b.struct_size = 0; /* zeroed by hand, not initialised */

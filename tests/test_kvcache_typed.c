@@ -374,7 +374,7 @@ static void test_bad(void) {
     const attn_dtype bad[] = {ATTN_DTYPE_F64, ATTN_DTYPE_I32, ATTN_DTYPE_U8, ATTN_DTYPE_OTHER, (attn_dtype)99, (attn_dtype)-3};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c = (attn_kvcache *)&c;
-        CHECK(attn_kvcache_create_typed(&c, 1, 8, 1, 4, bad[i]) == ATTN_ERR_UNSUPPORTED && c == NULL,
+        CHECK(attn_kvcache_create_typed(&c, 1, 8, 1, 4, bad[i]) == ATTN_ERR_DTYPE && c == NULL,
               "dtype %d accepted", (int)bad[i]);
     }
     CHECK(attn_kvcache_create_typed(&c, 1, ((int64_t)1 << 30) + 1, 1, 4, ATTN_DTYPE_BF16) == ATTN_ERR_SHAPE && !c,

@@ -166,7 +166,7 @@ static attn_status check_dims_opts(const char *fn, const attn_sdpa_dims *d, cons
 
 static attn_status check_kv(const char *fn, const attn_sdpa_dims *d, const attn_paged_kv *kv) {
     if (attn__kv_elem_size(kv->dtype) == 0)
-        return attn__fail(ATTN_ERR_UNSUPPORTED, "%s: kv->dtype = %d: a pool holds ATTN_DTYPE_F32, BF16, F16 or I8", fn,
+        return attn__fail(ATTN_ERR_DTYPE, "%s: kv->dtype = %d: a pool holds ATTN_DTYPE_F32, BF16, F16 or I8", fn,
                           (int)kv->dtype);
     if (kv->num_blocks < 1 || kv->num_blocks > INT32_MAX || kv->block_size < 1 || kv->block_size > PAGED_MAX_TOKENS ||
         kv->max_blocks < 1 || kv->max_blocks > INT32_MAX)

@@ -50,7 +50,7 @@ attn_status attn_kvcache_create_typed(attn_kvcache **out, int64_t batch, int64_t
     *out = NULL;
     const size_t es = attn__kv_elem_size(dtype);
     if (es == 0)
-        return attn__fail(ATTN_ERR_UNSUPPORTED, "attn_kvcache_create_typed: dtype = %d: a KV cache holds ATTN_DTYPE_F32, "
+        return attn__fail(ATTN_ERR_DTYPE, "attn_kvcache_create_typed: dtype = %d: a KV cache holds ATTN_DTYPE_F32, "
                           "BF16, F16 or I8", (int)dtype);
     if (batch < 1) return attn__fail(ATTN_ERR_SHAPE, "attn_kvcache_create: batch = %lld, must be >= 1", (long long)batch);
     const int64_t maxcap = dtype == ATTN_DTYPE_F32 ? INT32_MAX : KV_TYPED_MAX_CAP;

@@ -72,7 +72,7 @@ static attn_status check_config(const attn_kvpaged_config *g) {
     if (g->head_dim < 1 || g->head_dim > 256)
         return attn__fail(ATTN_ERR_SHAPE, "%s: head_dim = %lld, must be in [1, 256]", fn, (long long)g->head_dim);
     if (attn__kv_elem_size(g->dtype) == 0)
-        return attn__fail(ATTN_ERR_UNSUPPORTED, "%s: dtype = %d: a pool holds ATTN_DTYPE_F32, BF16, F16 or I8", fn,
+        return attn__fail(ATTN_ERR_DTYPE, "%s: dtype = %d: a pool holds ATTN_DTYPE_F32, BF16, F16 or I8", fn,
                           (int)g->dtype);
     return ATTN_OK;
 }
