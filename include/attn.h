@@ -438,6 +438,65 @@ ATTN_API attn_status attn_rmsnorm_bwd(int64_t N, int64_t D, const float *x, int6
                                       float eps, const float *dy, int64_t lddy, float *dx, int64_t lddx,
                                       float *dw);
 
+/* ═══ Building blocks: RoPE ═══════════════════════════════════════════════
+ * Rotary position embedding exactly as the layer applies it to q and k (the
+ * same code: bit-identical). On x (B, S, H, D) given as an attn_view (element
+ * strides, the D stride 1), with R = rope_dim (even, <= D; dims R .. D-1 are
+ * copied unchanged: partial rotary) and positions p (int64, [0, 2^40]):
+ *   pairs  NEOX (rotate halves): (x[i], x[i + R/2])
+ *          GPTJ (interleaved):   (x[2i], x[2i + 1])        for i < R/2
+ *   y1 = m (x1 cos a - x2 sin a),  y2 = m (x2 cos a + x1 sin a),  a = p * inv_freq[i]
+ * inv_freq[i] = theta^(-2i/R), scaled by `scaling` as transformers'
+ * modeling_rope_utils computes it (see attn_rope_scaling); m, the attention
+ * factor, is 1 except for yarn and longrope. dynamic and longrope depend on
+ * the length: that of the call's largest position + 1 (over all of
+ * `positions`, as a layer call does over its rows). Angles and cos / sin in
+ * float64, rounded to fp32 (times m); the rotation in fp32.
+ * The backward is the exact vector-Jacobian product of that map:
+ * dx = m R(-a) dy per pair, dims R .. D-1 copied (x is not needed).
+ * Threaded over tokens with a shape-only split; every element is computed
+ * by the same operations whatever the thread count (bit-identical). */
+typedef struct attn_rope_config {
+    uint32_t struct_size;      /* set by attn_rope_config_init(): sizeof(attn_rope_config) of the caller */
+    int kind;                  /* attn_rope_kind: ATTN_ROPE_NEOX (default) or ATTN_ROPE_GPTJ */
+    int64_t rope_dim;          /* R: rotated dims per head, even, in [2, D]; 0 = D */
+    double theta;              /* base, > 1; 0 = 10000 */
+    int scaling;               /* attn_rope_scaling (default NONE) */
+    double factor;             /* > 0 with any scaling: linear / llama3 / dynamic / yarn / longrope factor */
+    double low_freq_factor, high_freq_factor; /* llama3: 0 < low < high */
+    int64_t original_max_pos;  /* llama3, yarn, longrope: original context length, >= 1 */
+    int64_t max_pos;           /* dynamic: max_position_embeddings, >= 1 */
+    double attention_factor;   /* yarn, longrope: m; 0 = the type's default (yarn: its mscale
+                                  formula, longrope: sqrt(1 + ln factor / ln original_max_pos)) */
+    double beta_fast, beta_slow;      /* yarn; 0 = 32, 1 */
+    double mscale, mscale_all_dim;    /* yarn; 0 = unset */
+    int no_truncate;           /* yarn: 1 = do not floor / ceil the correction range */
+    const float *short_factor; /* longrope: (R/2) divisors while the length <= original_max_pos */
+    const float *long_factor;  /* longrope: (R/2) divisors beyond it */
+} attn_rope_config;
+
+/* attn_rope_config_init(&cfg): NEOX, rope_dim 0 (= D), theta 0 (= 10000), no
+ * scaling, every other field 0 / NULL; struct_size = sizeof cfg; see
+ * attn_sdpa_opts_init_size. */
+ATTN_API attn_status attn_rope_config_init_size(attn_rope_config *cfg, size_t struct_size);
+#define attn_rope_config_init(cfg) attn_rope_config_init_size((cfg), sizeof *(cfg))
+
+/* Forward: y (B, S, H, D) = RoPE(x (B, S, H, D)) at
+ *   positions (B, S) with row stride pos_stride_b (elements, >= S), or
+ *   pos_stride_b = 0: positions (S), the same for every batch entry,
+ *   positions NULL: 0 .. S-1 (pos_stride_b must then be 0).
+ * In place when y is x (same data and strides); otherwise y must not share
+ * any byte of x's extent (ATTN_ERR_ALIAS) and its strides must not make two
+ * elements meet. B, S, H >= 0; D in [2, 2^20]. */
+ATTN_API attn_status attn_rope_fwd(const attn_rope_config *cfg, int64_t batch, int64_t seq, int64_t heads,
+                                   int64_t head_dim, attn_view x, const int64_t *positions, int64_t pos_stride_b,
+                                   attn_view y);
+/* Backward: dx (B, S, H, D) = VJP of attn_rope_fwd at dy (B, S, H, D), the
+ * same positions; in place allowed as above. */
+ATTN_API attn_status attn_rope_bwd(const attn_rope_config *cfg, int64_t batch, int64_t seq, int64_t heads,
+                                   int64_t head_dim, attn_view dy, const int64_t *positions, int64_t pos_stride_b,
+                                   attn_view dx);
+
 /* ═══ IO: safetensors ═══════════════════════════════════════════════════════
  * Files are untrusted: every header field and offset is validated, nothing
  * is read out of bounds, and allocations never exceed the file size plus a
