@@ -12,6 +12,9 @@
  *   - in place == out of place, bit-identical with 1, 2 and 3 threads;
  *   - equal, bit for bit, to what attn_mha applies: a layer with identity
  *     projections against attn_sdpa_fwd on our rotated q, k;
+ *   - transformers' rotary embeddings (tests/fixtures/rope_block.safetensors,
+ *     scripts/gen_rope_fixture.py: default, linear, llama3, dynamic, yarn,
+ *     longrope long / short): y and dx within 1e-5 * max(max |torch|, 1);
  *   - bad configs / arguments / struct_size refused with the right status,
  *     the output untouched. */
 #include "testutil.h"
@@ -466,11 +469,91 @@ static void test_refusals(void) {
 #undef BADCFG
 }
 
+#ifndef ATTN_SOURCE_DIR
+#define ATTN_SOURCE_DIR "."
+#endif
+
+static double md_num(const attn_st *st, const char *cs, const char *field) {
+    char key[96];
+    snprintf(key, sizeof key, "%s.%s", cs, field);
+    const char *v = attn_st_metadata(st, key);
+    return v ? strtod(v, NULL) : 0.0;
+}
+
+/* transformers' RotaryEmbedding + apply_rotary_pos_emb (and autograd) against ours */
+static void test_transformers_fixture(void) {
+    attn_st *st = NULL;
+    const char *path = ATTN_SOURCE_DIR "/tests/fixtures/rope_block.safetensors";
+    CHECK(attn_st_open(&st, path) == ATTN_OK, "%s: %s", path, attn_last_error());
+    if (!st) return;
+    enum { B = 2, S = 6, H = 2, D = 16, N = B * S * H * D };
+    const char *shp = attn_st_metadata(st, "shape"), *cases = attn_st_metadata(st, "cases");
+    CHECK(shp && !strcmp(shp, "2,6,2,16") && cases, "fixture shape %s", shp ? shp : "(none)");
+    static const char *const names[] = {"none", "linear", "llama3", "dynamic", "yarn", "longrope"};
+    char list[256];
+    snprintf(list, sizeof list, "%s", cases ? cases : "");
+    int ncase = 0;
+    for (char *cs = strtok(list, ","); cs; cs = strtok(NULL, ","), ncase++) {
+        float x[N], y[N], dy[N], dx[N], posf[B * S], sf[D / 2], lf[D / 2], got[N], gdx[N];
+        int64_t pos[B * S];
+        char key[96];
+        const int64_t shape4[4] = {B, S, H, D}, shape2[2] = {B, S}, shape1[1] = {D / 2};
+        const char *tn[5] = {"x", "y", "dy", "dx", "positions"};
+        float *dst[5] = {x, y, dy, dx, posf};
+        for (int t = 0; t < 5; t++) {
+            snprintf(key, sizeof key, "%s.%s", cs, tn[t]);
+            CHECK(attn_st_read_f32(st, key, dst[t], t < 4 ? N : B * S, t < 4 ? 4 : 2, t < 4 ? shape4 : shape2) == ATTN_OK,
+                  "%s: %s", key, attn_last_error());
+        }
+        for (int i = 0; i < B * S; i++) pos[i] = (int64_t)posf[i];
+        attn_rope_config c;
+        attn_rope_config_init(&c);
+        snprintf(key, sizeof key, "%s.scaling", cs);
+        const char *sc = attn_st_metadata(st, key);
+        for (int k = 0; k < 6; k++)
+            if (sc && !strcmp(sc, names[k])) c.scaling = k;
+        CHECK(!sc || c.scaling != 0, "%s: unknown scaling %s", cs, sc);
+        c.theta = md_num(st, cs, "theta");
+        c.factor = md_num(st, cs, "factor");
+        c.low_freq_factor = md_num(st, cs, "low_freq_factor");
+        c.high_freq_factor = md_num(st, cs, "high_freq_factor");
+        c.original_max_pos = (int64_t)md_num(st, cs, "original_max_pos");
+        c.max_pos = (int64_t)md_num(st, cs, "max_pos");
+        c.beta_fast = md_num(st, cs, "beta_fast");
+        c.beta_slow = md_num(st, cs, "beta_slow");
+        if (c.scaling == ATTN_ROPE_SCALING_LONGROPE) {
+            snprintf(key, sizeof key, "%s.short_factor", cs);
+            CHECK(attn_st_read_f32(st, key, sf, D / 2, 1, shape1) == ATTN_OK, "%s", attn_last_error());
+            snprintf(key, sizeof key, "%s.long_factor", cs);
+            CHECK(attn_st_read_f32(st, key, lf, D / 2, 1, shape1) == ATTN_OK, "%s", attn_last_error());
+            c.short_factor = sf;
+            c.long_factor = lf;
+        }
+        CHECK(attn_rope_fwd(&c, B, S, H, D, attn_view_bshd(x, S, H, D), pos, S, attn_view_bshd(got, S, H, D)) == ATTN_OK,
+              "%s: %s", cs, attn_last_error());
+        CHECK(attn_rope_bwd(&c, B, S, H, D, attn_view_bshd(dy, S, H, D), pos, S, attn_view_bshd(gdx, S, H, D)) == ATTN_OK,
+              "%s: %s", cs, attn_last_error());
+        double ey = 0, ed = 0, my = 1, md = 1;
+        for (int i = 0; i < N; i++) {
+            ey = fmax(ey, fabs((double)got[i] - y[i]));
+            ed = fmax(ed, fabs((double)gdx[i] - dx[i]));
+            my = fmax(my, fabs(y[i]));
+            md = fmax(md, fabs(dx[i]));
+        }
+        printf("  transformers %-15s y max err %.2e, dx max err %.2e\n", cs, ey, ed);
+        CHECK(ey <= 1e-5 * my && ed <= 1e-5 * md, "%s: vs transformers: y err %.3g (max %.3g), dx err %.3g (max %.3g)", cs,
+              ey, my, ed, md);
+    }
+    CHECK(ncase == 7, "fixture has %d cases, want 7", ncase);
+    attn_st_free(st);
+}
+
 int main(void) {
     test_reference();
     test_vjp();
     test_threads();
     test_layer();
     test_refusals();
+    test_transformers_fixture();
     return test_summary("test_rope_block");
 }
