@@ -86,7 +86,7 @@
  *  never change; new functions, enum values and status values are appended
  *  (docs/abi.md is the full policy).
  *  Extensible option structs — attn_sdpa_opts, attn_mha_config,
- *  attn_mha_input, attn_kvpaged_config — start with `uint32_t struct_size`, the size of the struct
+ *  attn_mha_input, attn_kvpaged_config, attn_rope_config — start with `uint32_t struct_size`, the size of the struct
  *  the CALLER was compiled with. attn_<struct>_init(p) is a macro that passes
  *  sizeof *p to attn_<struct>_init_size(), which writes the defaults and
  *  struct_size (never more than struct_size bytes). New fields are only ever
