@@ -9,7 +9,7 @@ from ._lib import AttnError, library_path
 from ._lib import lib as _l
 from .sdpa import sdpa, sdpa_backward
 from .mha import MHA, KVCache, hf_config
-from .rope import rope, rope_backward
+from .rope_block import rope, rope_backward
 
 __all__ = ["AttnError", "sdpa", "sdpa_backward", "rope", "rope_backward", "MHA", "KVCache", "hf_config", "version",
            "set_num_threads", "get_num_threads", "library_path"]

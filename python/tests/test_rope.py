@@ -118,6 +118,8 @@ def test_errors():
         attn.rope(x, [0, 1, 2])  # positions shape
     with pytest.raises(ValueError):
         attn.rope(x, kind="half")
+    with pytest.raises(TypeError):
+        attn.rope(x, [0.0, 1.5, 2.0, 3.0])  # not integers
     with pytest.raises(ValueError):
         attn.rope(x, scaling="longrope", factor=2.0, original_max_pos=2, short_factor=[1.0],
                   long_factor=[1.0, 1.0, 1.0, 1.0])

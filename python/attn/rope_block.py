@@ -59,7 +59,10 @@ def _run(fn, x, positions, out, cfg_args):
     if positions is None:
         pp, psb = None, 0
     else:
-        p = np.ascontiguousarray(positions, dtype=np.int64)
+        p = np.asarray(positions)
+        if p.dtype.kind not in "iu":
+            raise TypeError("positions must be integers, got %s" % p.dtype)
+        p = np.ascontiguousarray(p, dtype=np.int64)
         if p.shape == (S,):
             psb = 0
         elif p.shape == (B, S):
