@@ -456,6 +456,26 @@ ATTN_API attn_status attn_rmsnorm_bwd(int64_t N, int64_t D, const float *x, int6
  * dx = m R(-a) dy per pair, dims R .. D-1 copied (x is not needed).
  * Threaded over tokens with a shape-only split; every element is computed
  * by the same operations whatever the thread count (bit-identical). */
+typedef enum attn_rope_kind {
+    ATTN_ROPE_NONE = 0,
+    ATTN_ROPE_NEOX = 1, /* rotate halves: (x[i], x[i + d/2]) — Llama, Qwen, NeoX */
+    ATTN_ROPE_GPTJ = 2  /* rotate interleaved pairs (x[2i], x[2i+1]) — GPT-J */
+} attn_rope_kind;
+
+typedef enum attn_rope_scaling {
+    ATTN_ROPE_SCALING_NONE = 0,
+    ATTN_ROPE_SCALING_LINEAR = 1, /* positions / factor */
+    ATTN_ROPE_SCALING_LLAMA3 = 2, /* Llama-3.1 frequency-dependent scaling */
+    /* appended (transformers' modeling_rope_utils, same names) */
+    ATTN_ROPE_SCALING_DYNAMIC = 3,  /* dynamic NTK: the base grows once a call's largest position
+                                       + 1 exceeds rope_max_pos / max_pos (recomputed per call) */
+    ATTN_ROPE_SCALING_YARN = 4,     /* YaRN: ramp between interpolation and extrapolation, cos/sin
+                                       times the attention factor (mscale) */
+    ATTN_ROPE_SCALING_LONGROPE = 5  /* LongRoPE: per-frequency short / long factors (long once a
+                                       call's largest position + 1 > (rope_)original_max_pos),
+                                       cos/sin times the attention factor */
+} attn_rope_scaling;
+
 typedef struct attn_rope_config {
     uint32_t struct_size;      /* set by attn_rope_config_init(): sizeof(attn_rope_config) of the caller */
     int kind;                  /* attn_rope_kind: ATTN_ROPE_NEOX (default) or ATTN_ROPE_GPTJ */
@@ -571,27 +591,9 @@ ATTN_API attn_status attn_npy_read_memory(const void *data, size_t size, attn_np
 ATTN_API void attn_npy_free(attn_npy *a);
 ATTN_API attn_status attn_npy_write(const char *path, const float *data, int ndim, const int64_t *shape);
 
-/* ═══ Multi-head attention layer ═══════════════════════════════════════════ */
-typedef enum attn_rope_kind {
-    ATTN_ROPE_NONE = 0,
-    ATTN_ROPE_NEOX = 1, /* rotate halves: (x[i], x[i + d/2]) — Llama, Qwen, NeoX */
-    ATTN_ROPE_GPTJ = 2  /* rotate interleaved pairs (x[2i], x[2i+1]) — GPT-J */
-} attn_rope_kind;
-
-typedef enum attn_rope_scaling {
-    ATTN_ROPE_SCALING_NONE = 0,
-    ATTN_ROPE_SCALING_LINEAR = 1, /* positions / factor */
-    ATTN_ROPE_SCALING_LLAMA3 = 2, /* Llama-3.1 frequency-dependent scaling */
-    /* appended (transformers' modeling_rope_utils, same names) */
-    ATTN_ROPE_SCALING_DYNAMIC = 3,  /* dynamic NTK: the base grows once a call's largest position
-                                       + 1 exceeds rope_max_pos (recomputed per forward call) */
-    ATTN_ROPE_SCALING_YARN = 4,     /* YaRN: ramp between interpolation and extrapolation, cos/sin
-                                       times the attention factor (mscale) */
-    ATTN_ROPE_SCALING_LONGROPE = 5  /* LongRoPE: per-frequency short / long factors (long once a
-                                       call's largest position + 1 > rope_original_max_pos),
-                                       cos/sin times the attention factor */
-} attn_rope_scaling;
-
+/* ═══ Multi-head attention layer ═══════════════════════════════════════════
+ * RoPE kinds and scalings: attn_rope_kind, attn_rope_scaling ("Building
+ * blocks: RoPE"). */
 typedef enum attn_init_scheme {
     ATTN_INIT_XAVIER_UNIFORM = 0, /* U(-a, a), a = sqrt(6 / (fan_in + fan_out)) */
     ATTN_INIT_NORMAL = 1          /* N(0, 0.02^2) */
