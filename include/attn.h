@@ -86,7 +86,7 @@
  *  never change; new functions, enum values and status values are appended
  *  (docs/abi.md is the full policy).
  *  Extensible option structs — attn_sdpa_opts, attn_mha_config,
- *  attn_mha_input, attn_kvpaged_config — start with `uint32_t struct_size`, the size of the struct
+ *  attn_mha_input, attn_kvpaged_config, attn_rope_config — start with `uint32_t struct_size`, the size of the struct
  *  the CALLER was compiled with. attn_<struct>_init(p) is a macro that passes
  *  sizeof *p to attn_<struct>_init_size(), which writes the defaults and
  *  struct_size (never more than struct_size bytes). New fields are only ever
@@ -455,6 +455,85 @@ ATTN_API attn_status attn_rmsnorm_bwd(int64_t N, int64_t D, const float *x, int6
                                       float eps, const float *dy, int64_t lddy, float *dx, int64_t lddx,
                                       float *dw);
 
+/* ═══ Building blocks: RoPE ═══════════════════════════════════════════════
+ * Rotary position embedding exactly as the layer applies it to q and k (the
+ * same code: bit-identical). On x (B, S, H, D) given as an attn_view (element
+ * strides, the D stride 1), with R = rope_dim (even, <= D; dims R .. D-1 are
+ * copied unchanged: partial rotary) and positions p (int64, [0, 2^40]):
+ *   pairs  NEOX (rotate halves): (x[i], x[i + R/2])
+ *          GPTJ (interleaved):   (x[2i], x[2i + 1])        for i < R/2
+ *   y1 = m (x1 cos a - x2 sin a),  y2 = m (x2 cos a + x1 sin a),  a = p * inv_freq[i]
+ * inv_freq[i] = theta^(-2i/R), scaled by `scaling` as transformers'
+ * modeling_rope_utils computes it (see attn_rope_scaling); m, the attention
+ * factor, is 1 except for yarn and longrope. dynamic and longrope depend on
+ * the length: that of the call's largest position + 1 (over all of
+ * `positions`, as a layer call does over its rows). Angles and cos / sin in
+ * float64, rounded to fp32 (times m); the rotation in fp32.
+ * The backward is the exact vector-Jacobian product of that map:
+ * dx = m R(-a) dy per pair, dims R .. D-1 copied (x is not needed).
+ * Threaded over tokens with a shape-only split; every element is computed
+ * by the same operations whatever the thread count (bit-identical). */
+typedef enum attn_rope_kind {
+    ATTN_ROPE_NONE = 0,
+    ATTN_ROPE_NEOX = 1, /* rotate halves: (x[i], x[i + d/2]) — Llama, Qwen, NeoX */
+    ATTN_ROPE_GPTJ = 2  /* rotate interleaved pairs (x[2i], x[2i+1]) — GPT-J */
+} attn_rope_kind;
+
+typedef enum attn_rope_scaling {
+    ATTN_ROPE_SCALING_NONE = 0,
+    ATTN_ROPE_SCALING_LINEAR = 1, /* positions / factor */
+    ATTN_ROPE_SCALING_LLAMA3 = 2, /* Llama-3.1 frequency-dependent scaling */
+    /* appended (transformers' modeling_rope_utils, same names) */
+    ATTN_ROPE_SCALING_DYNAMIC = 3,  /* dynamic NTK: the base grows once a call's largest position
+                                       + 1 exceeds rope_max_pos / max_pos (recomputed per call) */
+    ATTN_ROPE_SCALING_YARN = 4,     /* YaRN: ramp between interpolation and extrapolation, cos/sin
+                                       times the attention factor (mscale) */
+    ATTN_ROPE_SCALING_LONGROPE = 5  /* LongRoPE: per-frequency short / long factors (long once a
+                                       call's largest position + 1 > (rope_)original_max_pos),
+                                       cos/sin times the attention factor */
+} attn_rope_scaling;
+
+typedef struct attn_rope_config {
+    uint32_t struct_size;      /* set by attn_rope_config_init(): sizeof(attn_rope_config) of the caller */
+    int kind;                  /* attn_rope_kind: ATTN_ROPE_NEOX (default) or ATTN_ROPE_GPTJ */
+    int64_t rope_dim;          /* R: rotated dims per head, even, in [2, D]; 0 = D */
+    double theta;              /* base, > 1; 0 = 10000 */
+    int scaling;               /* attn_rope_scaling (default NONE) */
+    double factor;             /* > 0 with any scaling: linear / llama3 / dynamic / yarn / longrope factor */
+    double low_freq_factor, high_freq_factor; /* llama3: 0 < low < high */
+    int64_t original_max_pos;  /* llama3, yarn, longrope: original context length, >= 1 */
+    int64_t max_pos;           /* dynamic: max_position_embeddings, >= 1 */
+    double attention_factor;   /* yarn, longrope: m; 0 = the type's default (yarn: its mscale
+                                  formula, longrope: sqrt(1 + ln factor / ln original_max_pos)) */
+    double beta_fast, beta_slow;      /* yarn; 0 = 32, 1 */
+    double mscale, mscale_all_dim;    /* yarn; 0 = unset */
+    int no_truncate;           /* yarn: 1 = do not floor / ceil the correction range */
+    const float *short_factor; /* longrope: (R/2) divisors while the length <= original_max_pos */
+    const float *long_factor;  /* longrope: (R/2) divisors beyond it */
+} attn_rope_config;
+
+/* attn_rope_config_init(&cfg): NEOX, rope_dim 0 (= D), theta 0 (= 10000), no
+ * scaling, every other field 0 / NULL; struct_size = sizeof cfg; see
+ * attn_sdpa_opts_init_size. */
+ATTN_API attn_status attn_rope_config_init_size(attn_rope_config *cfg, size_t struct_size);
+#define attn_rope_config_init(cfg) attn_rope_config_init_size((cfg), sizeof *(cfg))
+
+/* Forward: y (B, S, H, D) = RoPE(x (B, S, H, D)) at
+ *   positions (B, S) with row stride pos_stride_b (elements, >= S), or
+ *   pos_stride_b = 0: positions (S), the same for every batch entry,
+ *   positions NULL: 0 .. S-1 (pos_stride_b must then be 0).
+ * In place when y is x (same data and strides); otherwise y must not share
+ * any byte of x's extent (ATTN_ERR_ALIAS) and its strides must not make two
+ * elements meet. B, S, H >= 0; D in [2, 2^20]. */
+ATTN_API attn_status attn_rope_fwd(const attn_rope_config *cfg, int64_t batch, int64_t seq, int64_t heads,
+                                   int64_t head_dim, attn_view x, const int64_t *positions, int64_t pos_stride_b,
+                                   attn_view y);
+/* Backward: dx (B, S, H, D) = VJP of attn_rope_fwd at dy (B, S, H, D), the
+ * same positions; in place allowed as above. */
+ATTN_API attn_status attn_rope_bwd(const attn_rope_config *cfg, int64_t batch, int64_t seq, int64_t heads,
+                                   int64_t head_dim, attn_view dy, const int64_t *positions, int64_t pos_stride_b,
+                                   attn_view dx);
+
 /* ═══ Reduced precision: typed views, bf16 / f16 attention ════════════════
  * attn_tview is an attn_view that carries its element type: F32, BF16 or F16
  * (data points at elements of that type; strides count elements).
@@ -590,27 +669,9 @@ ATTN_API attn_status attn_npy_read_memory(const void *data, size_t size, attn_np
 ATTN_API void attn_npy_free(attn_npy *a);
 ATTN_API attn_status attn_npy_write(const char *path, const float *data, int ndim, const int64_t *shape);
 
-/* ═══ Multi-head attention layer ═══════════════════════════════════════════ */
-typedef enum attn_rope_kind {
-    ATTN_ROPE_NONE = 0,
-    ATTN_ROPE_NEOX = 1, /* rotate halves: (x[i], x[i + d/2]) — Llama, Qwen, NeoX */
-    ATTN_ROPE_GPTJ = 2  /* rotate interleaved pairs (x[2i], x[2i+1]) — GPT-J */
-} attn_rope_kind;
-
-typedef enum attn_rope_scaling {
-    ATTN_ROPE_SCALING_NONE = 0,
-    ATTN_ROPE_SCALING_LINEAR = 1, /* positions / factor */
-    ATTN_ROPE_SCALING_LLAMA3 = 2, /* Llama-3.1 frequency-dependent scaling */
-    /* appended (transformers' modeling_rope_utils, same names) */
-    ATTN_ROPE_SCALING_DYNAMIC = 3,  /* dynamic NTK: the base grows once a call's largest position
-                                       + 1 exceeds rope_max_pos (recomputed per forward call) */
-    ATTN_ROPE_SCALING_YARN = 4,     /* YaRN: ramp between interpolation and extrapolation, cos/sin
-                                       times the attention factor (mscale) */
-    ATTN_ROPE_SCALING_LONGROPE = 5  /* LongRoPE: per-frequency short / long factors (long once a
-                                       call's largest position + 1 > rope_original_max_pos),
-                                       cos/sin times the attention factor */
-} attn_rope_scaling;
-
+/* ═══ Multi-head attention layer ═══════════════════════════════════════════
+ * RoPE kinds and scalings: attn_rope_kind, attn_rope_scaling ("Building
+ * blocks: RoPE"). */
 typedef enum attn_init_scheme {
     ATTN_INIT_XAVIER_UNIFORM = 0, /* U(-a, a), a = sqrt(6 / (fan_in + fan_out)) */
     ATTN_INIT_NORMAL = 1          /* N(0, 0.02^2) */

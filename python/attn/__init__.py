@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """attn: exact, fast multi-head attention on the CPU (Python binding of libattn).
 
-NumPy API: attn.sdpa, attn.sdpa_backward, attn.MHA, attn.KVCache, attn.hf_config.
+NumPy API: attn.sdpa, attn.sdpa_backward, attn.rope, attn.rope_backward, attn.MHA, attn.KVCache, attn.hf_config.
 PyTorch (imported on first use of attn.torch): attn.torch.scaled_dot_product_attention,
 attn.torch.MultiheadAttention. Errors raise attn.AttnError. docs/python.md is the manual.
 """
@@ -9,8 +9,9 @@ from ._lib import AttnError, library_path
 from ._lib import lib as _l
 from .sdpa import sdpa, sdpa_backward
 from .mha import MHA, KVCache, hf_config
+from .rope_block import rope, rope_backward
 
-__all__ = ["AttnError", "sdpa", "sdpa_backward", "MHA", "KVCache", "hf_config", "version",
+__all__ = ["AttnError", "sdpa", "sdpa_backward", "rope", "rope_backward", "MHA", "KVCache", "hf_config", "version",
            "set_num_threads", "get_num_threads", "library_path"]
 
 

@@ -37,7 +37,7 @@ _ws = _Workspace()
 
 def make_opts(causal=False, align="top_left", scale=None, key_lens=None, window=(-1, -1),
               alibi_slopes=None, softcap=0.0, mask=None, cu_seqlens_q=None, cu_seqlens_k=None,
-              dropout_p=0.0, dropout_seed=0):
+              dropout_p=0.0, dropout_seed=0, bwd_fast=False, q_pos_offset=0):
     """Builds an attn_sdpa_opts. Pointer-valued options arrive already prepared:
     key_lens / cu_seqlens_* / alibi_slopes as integer addresses (or None) of int32 / float32
     buffers the caller keeps alive, mask as (kind, address, stride_b, stride_h, stride_q)."""
@@ -67,6 +67,10 @@ def make_opts(causal=False, align="top_left", scale=None, key_lens=None, window=
         o.dropout_p = dropout_p
     if dropout_seed:
         o.dropout_seed = dropout_seed & 0xFFFFFFFFFFFFFFFF
+    if bwd_fast:
+        o.bwd_fast = 1
+    if q_pos_offset:
+        o.q_pos_offset = int(q_pos_offset)
     return o
 
 

@@ -3,7 +3,7 @@
 
 Search order: $ATTN_LIBRARY (a path to libattn.so*), the copy installed inside this package
 (``pip install ./python`` builds it), then the system's ``libattn.so.0``.
-The extensible structs (attn_sdpa_opts, attn_mha_config, attn_mha_input) are initialised with
+The extensible structs (attn_sdpa_opts, attn_mha_config, attn_mha_input, attn_rope_config) are initialised with
 their ``*_init_size(p, sizeof)`` function, never zeroed by hand (docs/abi.md, "For bindings").
 """
 import ctypes
@@ -56,7 +56,19 @@ class SdpaOpts(ctypes.Structure):  # attn_sdpa_opts (extensible; struct_size fir
                 ("alibi_slopes", c_vp), ("softcap", c_float), ("mask_kind", c_int), ("mask", c_vp),
                 ("mask_stride_b", c_i64), ("mask_stride_h", c_i64), ("mask_stride_q", c_i64),
                 ("cu_seqlens_q", c_vp), ("cu_seqlens_k", c_vp), ("dropout_p", c_float),
-                ("dropout_seed", c_u64), ("num_threads", c_int)]
+                ("dropout_seed", c_u64), ("num_threads", c_int),
+                # appended after the first release
+                ("bwd_fast", c_int), ("q_pos_offset", c_i64)]
+
+
+class RopeConfig(ctypes.Structure):  # attn_rope_config (extensible)
+    _fields_ = [("struct_size", c_u32), ("kind", c_int), ("rope_dim", c_i64), ("theta", ctypes.c_double),
+                ("scaling", c_int), ("factor", ctypes.c_double), ("low_freq_factor", ctypes.c_double),
+                ("high_freq_factor", ctypes.c_double), ("original_max_pos", c_i64), ("max_pos", c_i64),
+                ("attention_factor", ctypes.c_double), ("beta_fast", ctypes.c_double),
+                ("beta_slow", ctypes.c_double), ("mscale", ctypes.c_double),
+                ("mscale_all_dim", ctypes.c_double), ("no_truncate", c_int), ("short_factor", c_vp),
+                ("long_factor", c_vp)]
 
 
 class MhaConfig(ctypes.Structure):  # attn_mha_config (extensible)
@@ -114,6 +126,9 @@ _DECLS = {
     "attn_sdpa_fwd": (c_int, [_P(Dims), View, View, View, View, c_vp, _P(SdpaOpts), c_vp, c_size]),
     "attn_sdpa_bwd": (c_int, [_P(Dims), View, View, View, View, View, c_vp, View, View, View,
                               _P(SdpaOpts), c_vp, c_size]),
+    "attn_rope_config_init_size": (c_int, [_P(RopeConfig), c_size]),
+    "attn_rope_fwd": (c_int, [_P(RopeConfig), c_i64, c_i64, c_i64, c_i64, View, c_vp, c_i64, View]),
+    "attn_rope_bwd": (c_int, [_P(RopeConfig), c_i64, c_i64, c_i64, c_i64, View, c_vp, c_i64, View]),
     "attn_st_open": (c_int, [_P(c_vp), c_char_p]),
     "attn_st_free": (None, [c_vp]),
     "attn_st_writer_create": (c_int, [_P(c_vp)]),

@@ -70,7 +70,7 @@ def _mask(mask, B, H, Sq, Sk):
 
 
 def _prepare(q, k, v, causal, align, scale, key_lens, window, alibi_slopes, softcap, mask,
-             cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed):
+             cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed, bwd_fast=False, q_pos_offset=0):
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     nd = 3 if varlen else 4
     (q, qs), (k, ks), (v, vs) = _f32(q, "q", nd), _f32(k, "k", nd), _f32(v, "v", nd)
@@ -108,7 +108,7 @@ def _prepare(q, k, v, causal, align, scale, key_lens, window, alibi_slopes, soft
     opts = _core.make_opts(causal, align, scale, None if kl is None else kl.ctypes.data, window,
                            None if al is None else al.ctypes.data, softcap, mk,
                            None if cq is None else cq.ctypes.data, None if ck is None else ck.ctypes.data,
-                           dropout_p, dropout_seed)
+                           dropout_p, dropout_seed, bwd_fast, q_pos_offset)
     dims = _core.dims(B, Sq, Sk, Hq, Hkv, D, Dv)
     return dims, opts, (q, qs), (k, ks), (v, vs), keep, varlen
 
@@ -129,7 +129,7 @@ def _out(out, shape, name):
 
 def sdpa(q, k, v, *, causal=False, align="top_left", scale=None, key_lens=None, window=(-1, -1),
          alibi_slopes=None, softcap=0.0, mask=None, cu_seqlens_q=None, cu_seqlens_k=None,
-         dropout_p=0.0, dropout_seed=0, return_lse=True, out=None, lse_out=None):
+         dropout_p=0.0, dropout_seed=0, q_pos_offset=0, return_lse=True, out=None, lse_out=None):
     """Scaled dot-product attention (attn_sdpa_fwd; the semantics are attn.h's position model).
 
     q (B, Sq, Hq, D), k (B, Sk, Hkv, D), v (B, Sk, Hkv, Dv); varlen: (T, H, D) packed with
@@ -137,7 +137,8 @@ def sdpa(q, k, v, *, causal=False, align="top_left", scale=None, key_lens=None, 
     causal, align ('top_left' | 'bottom_right'), scale (None = 1/sqrt(D)), key_lens (B,),
     window (left, right) with -1 = unlimited, alibi_slopes (Hq,), softcap (0 = off),
     mask: bool (True = attend) or float (added to the scaled logit; -inf masks) broadcastable
-    to (B, Hq, Sq, Sk); dropout_p, dropout_seed.
+    to (B, Hq, Sq, Sk); dropout_p, dropout_seed; q_pos_offset: added to every query's position
+    (a chunk of queries at global positions against a chunk of keys; attn.h "position model").
     Returns (o, lse): o (B, Sq, Hq, Dv) (varlen (T, Hq, Dv)), lse (B, Hq, Sq) (varlen (Hq, T)),
     or o alone with return_lse=False (the inference path; lse is not computed).
     out / lse_out: arrays to write into (float32, unit inner stride), returned as given.
@@ -148,7 +149,7 @@ def sdpa(q, k, v, *, causal=False, align="top_left", scale=None, key_lens=None, 
             and type(v) is np.ndarray):
         key = (q.shape, q.strides, q.dtype, k.shape, k.strides, k.dtype, v.shape, v.strides, v.dtype,
                causal, align, scale, tuple(window) if window is not None else None, softcap,
-               dropout_p, dropout_seed, return_lse, None if out is None else out.strides)
+               dropout_p, dropout_seed, q_pos_offset, return_lse, None if out is None else out.strides)
         plan = _plans.get(key)
         if plan is not None:  # hot path: everything but the data pointers validated before
             o = np.empty(plan.oshape, np.float32) if out is None else _out(out, plan.oshape, "out")
@@ -161,7 +162,7 @@ def sdpa(q, k, v, *, causal=False, align="top_left", scale=None, key_lens=None, 
     q0, k0, v0 = q, k, v
     dims, opts, (q, qs), (k, ks), (v, vs), keep, varlen = _prepare(
         q, k, v, causal, align, scale, key_lens, window, alibi_slopes, softcap, mask,
-        cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed)
+        cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed, False, q_pos_offset)
     oshape = q.shape[:-1][:-1] + (dims.heads_q, dims.head_dim_v)
     o = _out(out, oshape, "out")
     lse = None
@@ -190,12 +191,15 @@ def _estr(a):
 
 def sdpa_backward(q, k, v, o, do, lse, *, causal=False, align="top_left", scale=None, key_lens=None,
                   window=(-1, -1), alibi_slopes=None, softcap=0.0, mask=None, cu_seqlens_q=None,
-                  cu_seqlens_k=None, dropout_p=0.0, dropout_seed=0):
+                  cu_seqlens_k=None, dropout_p=0.0, dropout_seed=0, q_pos_offset=0, bwd_fast=False):
     """Gradients (dq, dk, dv) of attention given the forward's o and lse and the upstream
-    gradient do (same shape as o). Pass the same options as to the forward."""
+    gradient do (same shape as o). Pass the same options as to the forward.
+    bwd_fast=True: skip the backward's row-statistics pass (~25-30% faster; FlashAttention-2's
+    numerics: exact cases stay exact, the error bound is not met at large |lse| or in peaked
+    rows; attn.h "Numerics")."""
     dims, opts, (q, qs), (k, ks), (v, vs), keep, varlen = _prepare(
         q, k, v, causal, align, scale, key_lens, window, alibi_slopes, softcap, mask,
-        cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed)
+        cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed, bwd_fast, q_pos_offset)
     nd = 3 if varlen else 4
     (o, os_), (do, ds) = _f32(o, "o", nd), _f32(do, "do", nd)
     lse = np.ascontiguousarray(lse, dtype=np.float32)

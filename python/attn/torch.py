@@ -11,6 +11,9 @@ Differences from torch: a query row that sees no key gives 0 (torch: NaN); dropo
 attn's counter-based RNG (seeded from torch's generator, so torch.manual_seed makes it
 reproducible) — not torch's masks; no gradient flows to a float attn_mask.
 
+rope: the RoPE building block (attn.rope's options) as an autograd Function on (B, S, H, D)
+float32 CPU tensors of any strides (a (B, H, S, D) tensor: pass x.transpose(1, 2)).
+
 MultiheadAttention: a drop-in for torch.nn.MultiheadAttention (same constructor, parameter
 names and state_dict; forward + backward through autograd), its attention on attn's kernel.
 """
@@ -21,9 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _core
+from . import rope_block as _rope
 from ._lib import AttnError  # noqa: F401  (raised by every call)
 
-__all__ = ["scaled_dot_product_attention", "MultiheadAttention", "AttnError"]
+__all__ = ["scaled_dot_product_attention", "rope", "MultiheadAttention", "AttnError"]
 
 _BOOL, _ADD = _core._MASK_BOOL, _core._MASK_ADD
 _plans = _core.PlanCache()  # inference calls without mask / dropout: validated once per shape
@@ -169,6 +173,39 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     o = _SDPA.apply(query, key, value, attn_mask, float(dropout_p), bool(is_causal),
                     None if scale is None else float(scale), bool(enable_gqa), key4)
     return o.squeeze(1) if squeeze else o
+
+
+class _Rope(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, positions, kw):
+        x = _strided(x)
+        y = torch.empty(tuple(x.shape), dtype=torch.float32)
+        _rope.rope(x.detach().numpy(), positions, out=y.numpy(), **kw)
+        ctx.positions, ctx.kw = positions, kw
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):
+        dy = _strided(dy)
+        dx = torch.empty(tuple(dy.shape), dtype=torch.float32)
+        _rope.rope_backward(dy.numpy(), ctx.positions, out=dx.numpy(), **ctx.kw)
+        return dx, None, None
+
+
+def rope(x, positions=None, **options):
+    """attn.rope on a (B, S, H, D) float32 CPU tensor, differentiable (the backward is
+    attn.rope_backward). positions: None (0 .. S-1), or an integer tensor / array (S,) or
+    (B, S). options: those of attn.rope (kind, rope_dim, theta, scaling, factor, ...)."""
+    if not isinstance(x, torch.Tensor) or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4:
+        raise TypeError("attn.torch.rope: x must be a (B, S, H, D) float32 CPU tensor")
+    if isinstance(positions, torch.Tensor):
+        if positions.is_floating_point():
+            raise TypeError("attn.torch.rope: positions must be integers")
+        positions = positions.detach().cpu().numpy()
+    if "out" in options:
+        raise TypeError("attn.torch.rope: out= is not supported (autograd owns the result)")
+    return _Rope.apply(x, positions, options)
 
 
 class MultiheadAttention(nn.Module):

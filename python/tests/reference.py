@@ -5,14 +5,14 @@ import numpy as np
 
 
 def head(q, k, v, do, *, sk_b, sq_b, causal, bottom_right, scale, window, slope, softcap,
-         mbool, madd, keep=None, p_drop=0.0):
+         mbool, madd, keep=None, p_drop=0.0, q_pos_offset=0):
     """One (sequence, head): q (Sq, D), k (Sk, D), v (Sk, Dv), do (Sq, Dv) or None.
     Returns o, lse, (dq, dk, dv) (None without do)."""
     q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
     Sq, Sk = q.shape[0], k.shape[0]
     i = np.arange(Sq)[:, None]
     j = np.arange(Sk)[None, :]
-    pos = i + (sk_b - sq_b if bottom_right else 0)
+    pos = i + (sk_b - sq_b if bottom_right else 0) + q_pos_offset
     vis = j < sk_b
     if causal:
         vis = vis & (j <= pos)
@@ -58,7 +58,7 @@ def head(q, k, v, do, *, sk_b, sq_b, causal, bottom_right, scale, window, slope,
 
 def sdpa(q, k, v, do=None, *, causal=False, align="top_left", scale=None, key_lens=None,
          window=(-1, -1), alibi_slopes=None, softcap=0.0, mask=None, cu_seqlens_q=None,
-         cu_seqlens_k=None, keep=None, dropout_p=0.0, **_):
+         cu_seqlens_k=None, keep=None, dropout_p=0.0, q_pos_offset=0, **_):
     """(o, lse, grads) in float64 with attn's shapes; keep: (B, Hq, Sq, Sk) dropout keep mask."""
     varlen = cu_seqlens_q is not None
     if varlen:
@@ -97,7 +97,8 @@ def sdpa(q, k, v, do=None, *, causal=False, align="top_left", scale=None, key_le
                       slope=None if alibi_slopes is None else alibi_slopes[h], softcap=softcap,
                       mbool=None if mb is None else np.broadcast_to(mb, (B, Hq, Sq, Sk))[b, h],
                       madd=None if ma is None else np.broadcast_to(ma, (B, Hq, Sq, Sk))[b, h],
-                      keep=None if keep is None else keep[b, h], p_drop=dropout_p)
+                      keep=None if keep is None else keep[b, h], p_drop=dropout_p,
+                      q_pos_offset=q_pos_offset)
             o, lse, gr = head(qs[b][:, h], ks[b][:, g], vs[b][:, g],
                               None if dos is None else dos[b][:, h], **kw)
             ob[:, h] = o
@@ -115,3 +116,69 @@ def sdpa(q, k, v, do=None, *, causal=False, align="top_left", scale=None, key_le
         o, lse = np.stack(O), np.stack(L)
         grads = None if do is None else tuple(np.stack([g[i] for g in G]) for i in range(3))
     return o, lse, grads
+
+
+def rope_inv_freq(R, mx, *, theta=10000.0, scaling="none", factor=0.0, low_freq_factor=0.0,
+                  high_freq_factor=0.0, original_max_pos=0, max_pos=0, attention_factor=0.0,
+                  beta_fast=0.0, beta_slow=0.0, mscale=0.0, mscale_all_dim=0.0, truncate=True,
+                  short_factor=None, long_factor=None, **_):
+    """(inv_freq (R/2,), attention factor) for a call whose largest position is mx, from
+    transformers' modeling_rope_utils formulas."""
+    i2 = np.arange(0, R, 2, dtype=np.float64) / R
+    base, L = theta, mx + 1.0
+    if scaling == "dynamic":
+        L = max(L, max_pos)
+        base = theta * ((factor * L / max_pos) - (factor - 1)) ** (R / (R - 2))
+    inv = 1.0 / base ** i2
+    att = 1.0
+    if scaling == "linear":
+        inv = inv / factor
+    elif scaling == "llama3":
+        wl = 2 * np.pi / inv
+        lo, hi = original_max_pos / low_freq_factor, original_max_pos / high_freq_factor
+        ll = np.where(wl > lo, inv / factor, inv)
+        sm = (original_max_pos / wl - low_freq_factor) / (high_freq_factor - low_freq_factor)
+        med = ~(wl < hi) & ~(wl > lo)
+        inv = np.where(med, (1 - sm) * ll / factor + sm * ll, ll)
+    elif scaling == "yarn":
+        def cdim(nrot):
+            return R * np.log(original_max_pos / (nrot * 2 * np.pi)) / (2 * np.log(theta))
+        lo, hi = cdim(beta_fast or 32.0), cdim(beta_slow or 1.0)
+        if truncate:
+            lo, hi = np.floor(lo), np.ceil(hi)
+        lo, hi = max(lo, 0), min(hi, R - 1)
+        if lo == hi:
+            hi += 0.001
+        ramp = np.clip((np.arange(R // 2) - lo) / (hi - lo), 0, 1)
+        pf = theta ** i2
+        inv = 1 / (factor * pf) * ramp + 1 / pf * (1 - ramp)
+
+        def ms(s, m=1.0):
+            return 1.0 if s <= 1 else 0.1 * m * np.log(s) + 1.0
+        att = attention_factor or (ms(factor, mscale) / ms(factor, mscale_all_dim)
+                                   if mscale and mscale_all_dim else ms(factor))
+    elif scaling == "longrope":
+        ext = np.asarray(long_factor if L > original_max_pos else short_factor, np.float64)[:R // 2]
+        inv = inv / ext
+        att = attention_factor or (1.0 if factor <= 1 else
+                                   np.sqrt(1 + np.log(factor) / np.log(original_max_pos)))
+    return inv, att
+
+
+def rope(x, positions=None, *, kind="neox", rope_dim=0, backward=False, **cfg):
+    """float64 RoPE of x (B, S, H, D) (backward: the transpose map)."""
+    x = np.asarray(x, np.float64)
+    B, S, H, D = x.shape
+    R = rope_dim or D
+    p = np.arange(S) if positions is None else np.asarray(positions)
+    p = np.broadcast_to(p, (B, S)).astype(np.float64)
+    inv, att = rope_inv_freq(R, p.max(initial=0), **cfg)
+    a = p[:, :, None, None] * inv  # (B, S, 1, R/2)
+    c, s = att * np.cos(a), att * np.sin(a) * (-1 if backward else 1)
+    y = x.copy()
+    i1 = np.arange(0, R, 2) if kind == "gptj" else np.arange(R // 2)
+    i2 = i1 + 1 if kind == "gptj" else i1 + R // 2
+    x1, x2 = x[..., i1], x[..., i2]
+    y[..., i1] = x1 * c - x2 * s
+    y[..., i2] = x2 * c + x1 * s
+    return y

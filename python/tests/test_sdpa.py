@@ -230,3 +230,49 @@ def test_cached_hot_path_same_result_and_pointers(monkeypatch):
     n = len(sdpa_mod._plans.d)
     _err(lambda: attn.sdpa(q, k, k, return_lse=False, out=q), "ATTN_ERR_ALIAS")
     assert len(sdpa_mod._plans.d) == n  # the failing call went through the cached plan
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_q_pos_offset_vs_float64_and_chunks(seed):
+    """q_pos_offset moves every query's position (causal, windows, ALiBi see it); a chunk of
+    queries with q_pos_offset = its start gives the full call's rows."""
+    rng = np.random.default_rng(500 + seed)
+    B, S, Hq, Hkv, D = 2, 24, 4, 2, 16
+    q = rng.normal(0, 1, (B, S, Hq, D)).astype(np.float32)
+    k = rng.normal(0, 1, (B, S, Hkv, D)).astype(np.float32)
+    v = rng.normal(0, 1, (B, S, Hkv, D)).astype(np.float32)
+    opts = [dict(causal=True), dict(window=(5, 2)), dict(alibi_slopes=rng.uniform(0.05, 0.5, Hq).astype(np.float32)),
+            dict(causal=True, window=(7, 0))][seed % 4]
+    for off in (-3, 5, 17):
+        o, lse = attn.sdpa(q, k, v, q_pos_offset=off, **opts)
+        do = rng.normal(0, 1, o.shape).astype(np.float32)
+        ro, rl, rg = reference.sdpa(q, k, v, do, q_pos_offset=off, **opts)
+        close(o, ro, "o")
+        close(lse, rl, "lse")
+        g = attn.sdpa_backward(q, k, v, o, do, lse, q_pos_offset=off, **opts)
+        for name, a, r in zip(("dq", "dk", "dv"), g, rg):
+            close(a, r, name, tol=2e-4)
+    full, _ = attn.sdpa(q, k, v, **opts)
+    part, _ = attn.sdpa(q[:, 10:16], k, v, q_pos_offset=10, **opts)
+    close(part, full[:, 10:16], "chunk", tol=1e-6)
+
+
+def test_bwd_fast_reaches_the_library_and_is_accurate(monkeypatch):
+    rng = np.random.default_rng(9)
+    q = rng.normal(0, 1, (2, 20, 2, 16)).astype(np.float32)
+    k = rng.normal(0, 1, (2, 20, 2, 16)).astype(np.float32)
+    o, lse = attn.sdpa(q, k, k, causal=True)
+    do = rng.normal(0, 1, o.shape).astype(np.float32)
+    _, _, rg = reference.sdpa(q, k, k, do, causal=True)
+    seen = _spy(monkeypatch, "attn_sdpa_bwd")
+    exact = attn.sdpa_backward(q, k, k, o, do, lse, causal=True)
+    fast = attn.sdpa_backward(q, k, k, o, do, lse, causal=True, bwd_fast=True)
+    assert seen[0][10]._obj.bwd_fast == 0 and seen[1][10]._obj.bwd_fast == 1
+    for name, a, b, r in zip(("dq", "dk", "dv"), exact, fast, rg):
+        close(a, r, name, tol=2e-4)
+        close(b, r, name + " (bwd_fast)", tol=2e-4)
+    # one visible key: exact in both modes (P = 1, dq = dk = 0, dv = do)
+    q1 = q[:, :1]
+    o1, l1 = attn.sdpa(q1, k[:, :1], k[:, :1])
+    _, _, dv = attn.sdpa_backward(q1, k[:, :1], k[:, :1], o1, do[:, :1], l1, bwd_fast=True)
+    assert np.array_equal(dv, do[:, :1])

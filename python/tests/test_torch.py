@@ -181,3 +181,34 @@ def test_inference_hot_path_matches():
     assert len(at._plans.d) == 1
     with pytest.raises(ValueError):
         at.scaled_dot_product_attention(q, k, k)  # enable_gqa=False is another key: refused
+
+
+def _rope_torch(x, pos, theta):
+    """transformers' Llama formulation (rotate_half on (B, S, H, D)) in float64"""
+    D = x.shape[-1]
+    inv = 1.0 / theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D)
+    ang = pos.to(torch.float64)[..., None] * inv  # (B, S, D/2)
+    emb = torch.cat((ang, ang), dim=-1)[:, :, None, :]
+    x1, x2 = x[..., :D // 2], x[..., D // 2:]
+    return x * emb.cos() + torch.cat((-x2, x1), dim=-1) * emb.sin()
+
+
+@pytest.mark.parametrize("layout", ["bshd", "bhsd"])
+def test_rope_autograd_vs_torch(layout):
+    g = torch.Generator().manual_seed(11)
+    B, S, H, D = 2, 7, 3, 16
+    if layout == "bhsd":  # (B, H, S, D) memory seen as (B, S, H, D): no copy
+        x = torch.randn(B, H, S, D, generator=g).transpose(1, 2).detach().requires_grad_(True)
+    else:
+        x = torch.randn(B, S, H, D, generator=g).requires_grad_(True)
+    pos = torch.randint(0, 500, (B, S), generator=g)
+    y = at.rope(x, pos, theta=50000.0)
+    x64 = x.detach().double().requires_grad_(True)
+    r = _rope_torch(x64, pos, 50000.0)
+    tclose(y, r.float(), "y", tol=1e-5)
+    dy = torch.randn(B, S, H, D, generator=g)
+    y.backward(dy)
+    r.backward(dy.double())
+    tclose(x.grad, x64.grad.float(), "dx", tol=1e-5)
+    with pytest.raises(TypeError):
+        at.rope(x.double(), pos)

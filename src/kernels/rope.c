@@ -2,9 +2,75 @@
 /* rope.c — see rope.h. */
 #include "kernels/rope.h"
 
-#include "attn.h"
+#include "core/core.h"
 
 #include <math.h>
+
+#define BAD(...) attn__fail(code, __VA_ARGS__)
+
+/* the parameters of the scaling types after llama3 */
+static attn_status check_appended(const attn_rope_cfg *c, const char *fn, const char *pfx, attn_status code) {
+    const int sc = c->scaling;
+    if (sc == ATTN_ROPE_SCALING_DYNAMIC && !(c->max_pos >= 1))
+        return BAD("%s: %smax_pos = %g, must be >= 1 with dynamic rope scaling", fn, pfx, c->max_pos);
+    if ((sc == ATTN_ROPE_SCALING_YARN || sc == ATTN_ROPE_SCALING_LONGROPE) && !(c->original_max_pos >= 1))
+        return BAD("%s: %soriginal_max_pos = %g, must be >= 1 with %sscaling = %d", fn, pfx, c->original_max_pos, pfx,
+                   sc);
+    if (sc == ATTN_ROPE_SCALING_DYNAMIC && c->rope_dim <= 2)
+        return BAD("%s: rope_dim = %lld, dynamic rope scaling needs > 2", fn, (long long)c->rope_dim);
+    const double fl[5] = {c->attention_factor, c->beta_fast, c->beta_slow, c->mscale, c->mscale_all_dim};
+    static const char *const nm[5] = {"attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim"};
+    for (int i = 0; i < 5; i++)
+        if (!isfinite(fl[i]) || fl[i] < 0) return BAD("%s: %s%s = %g, must be finite and >= 0", fn, pfx, nm[i], fl[i]);
+    if (c->no_truncate != 0 && c->no_truncate != 1)
+        return BAD("%s: %sno_truncate = %d, must be 0 or 1", fn, pfx, c->no_truncate);
+    if (sc != ATTN_ROPE_SCALING_LONGROPE) return ATTN_OK;
+    if (!c->short_factor || !c->long_factor)
+        return BAD("%s: %sshort_factor / %slong_factor is NULL with longrope scaling", fn, pfx, pfx);
+    for (int64_t i = 0; i < c->rope_dim / 2; i++)
+        if (!(isfinite(c->short_factor[i]) && c->short_factor[i] > 0 && isfinite(c->long_factor[i]) &&
+              c->long_factor[i] > 0))
+            return BAD("%s: %sshort_factor[%lld] = %g, %slong_factor[%lld] = %g: must be finite and > 0", fn, pfx,
+                       (long long)i, (double)c->short_factor[i], pfx, (long long)i, (double)c->long_factor[i]);
+    return ATTN_OK;
+}
+
+attn_status attn__rope_cfg_check(const attn_rope_cfg *c, int64_t head_dim, const char *fn, const char *pfx,
+                                 attn_status code) {
+    if (c->kind != ATTN_ROPE_NEOX && c->kind != ATTN_ROPE_GPTJ)
+        return BAD("%s: %skind = %d, must be ATTN_ROPE_NEOX (1) or ATTN_ROPE_GPTJ (2)", fn, pfx, c->kind);
+    if (!(isfinite(c->theta) && c->theta > 1.0))
+        return BAD("%s: %stheta = %g, must be finite and > 1 (0 = 10000)", fn, pfx, c->theta);
+    if (c->rope_dim > head_dim || c->rope_dim % 2 != 0 || c->rope_dim < 2)
+        return BAD("%s: rope_dim = %lld, must be even and in [2, head_dim = %lld]", fn, (long long)c->rope_dim,
+                   (long long)head_dim);
+    const int sc = c->scaling;
+    if (sc < ATTN_ROPE_SCALING_NONE || sc > ATTN_ROPE_SCALING_LONGROPE)
+        return BAD("%s: %sscaling = %d, must be an attn_rope_scaling in [0, 5]", fn, pfx, sc);
+    attn_status s = check_appended(c, fn, pfx, code);
+    if (s != ATTN_OK) return s;
+    if (sc != ATTN_ROPE_SCALING_NONE && !(isfinite(c->factor) && c->factor > 0))
+        return BAD("%s: %sfactor = %g, must be finite and > 0 with %sscaling = %d", fn, pfx, c->factor, pfx, sc);
+    if (sc == ATTN_ROPE_SCALING_LLAMA3) {
+        if (!(isfinite(c->low_freq_factor) && c->low_freq_factor > 0))
+            return BAD("%s: %slow_freq_factor = %g, must be finite and > 0", fn, pfx, c->low_freq_factor);
+        if (!(isfinite(c->high_freq_factor) && c->high_freq_factor > c->low_freq_factor))
+            return BAD("%s: %shigh_freq_factor = %g, must be finite and > %slow_freq_factor = %g", fn, pfx,
+                       c->high_freq_factor, pfx, c->low_freq_factor);
+        if (!(c->original_max_pos >= 1))
+            return BAD("%s: %soriginal_max_pos = %g, must be >= 1", fn, pfx, c->original_max_pos);
+    }
+    return ATTN_OK;
+}
+
+double attn__rope_prepare(const attn_rope_cfg *c, const int64_t *pos, int64_t ntok, double *inv_freq) {
+    int64_t mx = 0; /* dynamic / longrope: the call's largest position */
+    if (attn__rope_depends_on_length(c))
+        for (int64_t t = 0; t < ntok; t++)
+            if (pos[t] > mx) mx = pos[t];
+    attn__rope_inv_freq(c, mx, inv_freq);
+    return attn__rope_attention_factor(c);
+}
 
 static double yarn_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * log(scale) + 1.0; }
 

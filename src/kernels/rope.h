@@ -13,6 +13,8 @@
 #ifndef ATTN_ROPE_H
 #define ATTN_ROPE_H
 
+#include "attn.h"
+
 #include <stdint.h>
 
 typedef struct attn_rope_cfg {
@@ -32,6 +34,22 @@ typedef struct attn_rope_cfg {
     int no_truncate;           /* yarn: 0 = floor / ceil the correction range (transformers' default) */
     const float *short_factor, *long_factor; /* longrope (R/2) */
 } attn_rope_cfg;
+
+/* Validates c for heads of head_dim values, with theta and rope_dim already
+ * resolved from their 0 defaults: kind NEOX / GPTJ, theta finite > 1, R even
+ * in [2, head_dim], a known scaling and every parameter it reads (factor > 0;
+ * llama3 frequencies and original length; dynamic max_pos >= 1 and R > 2;
+ * yarn / longrope original length >= 1, finite non-negative extras;
+ * longrope's R/2 factors finite > 0; no_truncate 0 / 1). The one check of
+ * the layer's config and of the public block: messages read
+ * "<fn>: <pfx><field> = <value>, must be ..." ("attn_mha_config", "rope_"). */
+attn_status attn__rope_cfg_check(const attn_rope_cfg *c, int64_t head_dim, const char *fn, const char *pfx,
+                                 attn_status code);
+
+/* Fills inv_freq (R/2) for positions pos (ntok; the largest sets the length
+ * for dynamic / longrope, as the layer's call) and returns the attention
+ * factor: the tables of attn__rope_tables for exactly these positions. */
+double attn__rope_prepare(const attn_rope_cfg *c, const int64_t *pos, int64_t ntok, double *inv_freq);
 
 /* inv_freq (R/2) for a call whose largest position is max_pos_seen
  * (seq_len = max_pos_seen + 1): theta^(-2i/R), then scaled as transformers'

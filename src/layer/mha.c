@@ -97,30 +97,25 @@ attn_status attn_mha_input_init_size(attn_mha_input *in, size_t struct_size) {
 
 #define CFG_FAIL(...) attn__fail(ATTN_ERR_CONFIG, "attn_mha_config: " __VA_ARGS__)
 
-/* the parameters of the appended RoPE scaling types (rope_dim resolved) */
-static attn_status rope_scaling_check(const attn_mha_config *c) {
-    const int sc = c->rope_scaling;
-    if (sc == ATTN_ROPE_SCALING_DYNAMIC && c->rope_max_pos < 1)
-        return CFG_FAIL("rope_max_pos = %lld, must be >= 1 with dynamic rope scaling", (long long)c->rope_max_pos);
-    if ((sc == ATTN_ROPE_SCALING_YARN || sc == ATTN_ROPE_SCALING_LONGROPE) && c->rope_original_max_pos < 1)
-        return CFG_FAIL("rope_original_max_pos = %lld, must be >= 1 with rope_scaling = %d",
-                        (long long)c->rope_original_max_pos, sc);
-    if (sc == ATTN_ROPE_SCALING_DYNAMIC && c->rope_dim <= 2)
-        return CFG_FAIL("rope_dim = %lld, dynamic rope scaling needs > 2", (long long)c->rope_dim);
-    const float fl[6] = {c->rope_attention_factor, c->rope_beta_fast, c->rope_beta_slow, c->rope_mscale,
-                         c->rope_mscale_all_dim, 0};
-    for (int i = 0; i < 5; i++)
-        if (!isfinite(fl[i]) || fl[i] < 0) return CFG_FAIL("a yarn / longrope parameter is %g, must be finite and >= 0", (double)fl[i]);
-    if (sc == ATTN_ROPE_SCALING_LONGROPE) {
-        if (c->rope_dim / 2 > 128) return CFG_FAIL("rope_dim = %lld: longrope supports at most 256", (long long)c->rope_dim);
-        for (int64_t i = 0; i < c->rope_dim / 2; i++)
-            if (!(isfinite(c->rope_short_factor[i]) && c->rope_short_factor[i] > 0 && isfinite(c->rope_long_factor[i]) &&
-                  c->rope_long_factor[i] > 0))
-                return CFG_FAIL("rope_short_factor[%lld] = %g, rope_long_factor[%lld] = %g: must be finite and > 0",
-                                (long long)i, (double)c->rope_short_factor[i], (long long)i,
-                                (double)c->rope_long_factor[i]);
-    }
-    return ATTN_OK;
+/* The layer's RoPE fields as the kernel's config (factor arrays point into c). */
+static attn_rope_cfg mha_rope_cfg(const attn_mha_config *c) {
+    attn_rope_cfg rc = {c->rope, c->rope_dim, (double)c->rope_theta, c->rope_scaling, (double)c->rope_factor,
+                        (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor,
+                        (double)c->rope_original_max_pos, (double)c->rope_max_pos,
+                        (double)c->rope_attention_factor, (double)c->rope_beta_fast,
+                        (double)c->rope_beta_slow, (double)c->rope_mscale, (double)c->rope_mscale_all_dim,
+                        c->rope_no_truncate, c->rope_short_factor, c->rope_long_factor};
+    return rc;
+}
+
+/* rope != NONE: defaults resolved, then the kernel's own check (kernels/rope.h) */
+static attn_status rope_check(attn_mha_config *c) {
+    if (c->rope_theta == 0.0f) c->rope_theta = 10000.0f;
+    if (c->rope_dim == 0) c->rope_dim = c->head_dim;
+    if (c->rope_scaling == ATTN_ROPE_SCALING_LONGROPE && c->rope_dim / 2 > 128)
+        return CFG_FAIL("rope_dim = %lld: longrope supports at most 256", (long long)c->rope_dim);
+    const attn_rope_cfg rc = mha_rope_cfg(c);
+    return attn__rope_cfg_check(&rc, c->head_dim, "attn_mha_config", "rope_", ATTN_ERR_CONFIG);
 }
 
 
@@ -174,30 +169,8 @@ static attn_status resolve_config(const attn_mha_config *in, attn_mha_config *c)
     if (c->rope != ATTN_ROPE_NONE && c->rope != ATTN_ROPE_NEOX && c->rope != ATTN_ROPE_GPTJ)
         return CFG_FAIL("rope = %d, must be ATTN_ROPE_NONE (0), NEOX (1) or GPTJ (2)", c->rope);
     if (c->rope != ATTN_ROPE_NONE) {
-        if (!isfinite(c->rope_theta) || c->rope_theta < 0.0f || (c->rope_theta > 0.0f && c->rope_theta <= 1.0f))
-            return CFG_FAIL("rope_theta = %g, must be finite and > 1 (0 = 10000)", (double)c->rope_theta);
-        if (c->rope_theta == 0.0f) c->rope_theta = 10000.0f;
-        if (c->rope_dim < 0) return CFG_FAIL("rope_dim = %lld, must be >= 0 (0 = head_dim)", (long long)c->rope_dim);
-        if (c->rope_dim == 0) c->rope_dim = c->head_dim;
-        if (c->rope_dim > c->head_dim || c->rope_dim % 2 != 0 || c->rope_dim < 2)
-            return CFG_FAIL("rope_dim = %lld, must be even and in [2, head_dim = %lld]", (long long)c->rope_dim,
-                            (long long)c->head_dim);
-        if (c->rope_scaling < ATTN_ROPE_SCALING_NONE || c->rope_scaling > ATTN_ROPE_SCALING_LONGROPE)
-            return CFG_FAIL("rope_scaling = %d, must be an attn_rope_scaling in [0, 5]", c->rope_scaling);
-        attn_status rs = rope_scaling_check(c);
+        attn_status rs = rope_check(c);
         if (rs != ATTN_OK) return rs;
-        if (c->rope_scaling != ATTN_ROPE_SCALING_NONE && !(isfinite(c->rope_factor) && c->rope_factor > 0.0f))
-            return CFG_FAIL("rope_factor = %g, must be finite and > 0 with rope_scaling = %d", (double)c->rope_factor,
-                            c->rope_scaling);
-        if (c->rope_scaling == ATTN_ROPE_SCALING_LLAMA3) {
-            if (!(isfinite(c->rope_low_freq_factor) && c->rope_low_freq_factor > 0.0f))
-                return CFG_FAIL("rope_low_freq_factor = %g, must be finite and > 0", (double)c->rope_low_freq_factor);
-            if (!(isfinite(c->rope_high_freq_factor) && c->rope_high_freq_factor > c->rope_low_freq_factor))
-                return CFG_FAIL("rope_high_freq_factor = %g, must be finite and > rope_low_freq_factor = %g",
-                                (double)c->rope_high_freq_factor, (double)c->rope_low_freq_factor);
-            if (c->rope_original_max_pos < 1)
-                return CFG_FAIL("rope_original_max_pos = %lld, must be >= 1", (long long)c->rope_original_max_pos);
-        }
     } else {
         if (c->rope_dim != 0) return CFG_FAIL("rope_dim = %lld set but rope = ATTN_ROPE_NONE", (long long)c->rope_dim);
         if (c->rope_scaling != 0) return CFG_FAIL("rope_scaling = %d set but rope = ATTN_ROPE_NONE", c->rope_scaling);
@@ -315,12 +288,7 @@ attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg) {
     }
     if (m->rope_half) {
         const attn_mha_config *mc = &m->cfg; /* the layer's own copy: the factor arrays live there */
-        attn_rope_cfg rc = {mc->rope, mc->rope_dim, (double)mc->rope_theta, mc->rope_scaling, (double)mc->rope_factor,
-                            (double)mc->rope_low_freq_factor, (double)mc->rope_high_freq_factor,
-                            (double)mc->rope_original_max_pos, (double)mc->rope_max_pos,
-                            (double)mc->rope_attention_factor, (double)mc->rope_beta_fast,
-                            (double)mc->rope_beta_slow, (double)mc->rope_mscale, (double)mc->rope_mscale_all_dim,
-                            mc->rope_no_truncate, mc->rope_short_factor, mc->rope_long_factor};
+        attn_rope_cfg rc = mha_rope_cfg(mc);
         m->rope_cfg = rc;
         m->rope_mult = attn__rope_attention_factor(&rc);
         attn__rope_inv_freq(&rc, 0, m->inv_freq);
@@ -546,12 +514,7 @@ attn_status mha__rope_tables(attn_mha *m, const int64_t *pos, int64_t rows, mha_
     attn_status s = mha__grow_f(bc, rows * m->rope_half, cos_t);
     if (s == ATTN_OK) s = mha__grow_f(bs, rows * m->rope_half, sin_t);
     if (s != ATTN_OK) return s;
-    if (attn__rope_depends_on_length(&m->rope_cfg)) { /* dynamic / longrope: this call's largest position */
-        int64_t mx = 0;
-        for (int64_t r = 0; r < rows; r++)
-            if (pos[r] > mx) mx = pos[r];
-        attn__rope_inv_freq(&m->rope_cfg, mx, m->inv_freq);
-    }
+    m->rope_mult = attn__rope_prepare(&m->rope_cfg, pos, rows, m->inv_freq);
     attn__rope_tables(m->inv_freq, m->rope_half, pos, rows, m->rope_mult, *cos_t, *sin_t);
     return ATTN_OK;
 }
