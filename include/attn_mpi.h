@@ -7,9 +7,10 @@
  * the gradients). Attention over the whole sequence is computed exactly:
  * K/V blocks travel around the ring (rank r receives from r-1 and sends to
  * r+1) with non-blocking transfers posted before the compute they overlap,
- * partial results are combined with attn_sdpa_merge, and the backward uses
- * the key-block recipe documented in attn.h, each block's dK / dV
- * accumulator travelling with it and finally back to its owner.
+ * partial results are combined with attn_sdpa_merge, and the backward runs
+ * the key-block backward documented in attn.h (attn_sdpa_bwd with bwd_fast
+ * and the global o, lse) per block, each block's dK / dV accumulator
+ * travelling with it and finally back to its owner.
  * Built on the public attn.h API only.
  *
  * ─── Layout of the shards ──────────────────────────────────────────────────
@@ -31,9 +32,8 @@
  * sequence: right padding), alibi_slopes, softcap, q_pos_offset,
  * num_threads. Not supported over the ring (ATTN_ERR_UNSUPPORTED):
  * explicit masks, varlen (cu_seqlens), dropout, and bottom-right alignment
- * together with key_lens (its shift would differ per sequence); in the
- * backward also softcap and head_dim + head_dim_v > 256 (the key-block
- * recipe of attn.h carries [v | k] as one value tensor).
+ * together with key_lens (its shift would differ per sequence). The
+ * backward's numerics are those of bwd_fast (attn.h).
  * A block that the causal mask, the window or the key padding makes
  * invisible to every query of a rank is not computed, and it is not sent
  * to a rank that does not need it nor has a downstream rank that does.

@@ -32,14 +32,6 @@ static attn_status check_supported(const char *fn, const attn_sdpa_dims *d, cons
                          "%s: bottom-right alignment with key_lens (a shift per sequence) is not supported over "
                          "the ring; use top-left (equal for self-attention without padding)",
                          fn);
-    if (bwd && o->softcap != 0.0f)
-        return ring_fail(ATTN_ERR_UNSUPPORTED, "%s: opts->softcap = %g: the ring backward's key-block correction "
-                                               "needs d(logit)/d(score) = 1 (the forward supports softcap)",
-                         fn, (double)o->softcap);
-    if (bwd && d->head_dim + (d->head_dim_v ? d->head_dim_v : d->head_dim) > 256)
-        return ring_fail(ATTN_ERR_UNSUPPORTED, "%s: head_dim + head_dim_v = %lld > 256: the ring backward's block "
-                                               "calls carry [v | k] as one value tensor",
-                         fn, (long long)(d->head_dim + (d->head_dim_v ? d->head_dim_v : d->head_dim)));
     if (d->seq_q != d->seq_k)
         return ring_fail(ATTN_ERR_SHAPE, "%s: dims->seq_q = %lld, dims->seq_k = %lld: the ring is self-attention "
                                          "over one sequence (they must be equal)",
