@@ -691,6 +691,32 @@ ATTN_API attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in, flo
 ATTN_API attn_status attn_mha_backward(attn_mha *m, const float *dy, float *dx, float *dkey,
                                        float *dvalue);
 
+/* Attention backend: the layer's attention computed by the caller instead of
+ * the kernels, e.g. libattn_mpi's ring when the sequence is sharded across
+ * processes (attn_mpi.h: attn_mpi_mha_forward). With a backend set,
+ * attn_mha_forward / attn_mha_backward do everything else as usual
+ * (projections, LoRA, bias, qk-norm, RoPE at in->positions, output
+ * projection) and call, where they would call the kernels,
+ *   fwd(user, dims, q, k, v, o, lse, opts)    for attn_sdpa_fwd (lse NULL in eval mode)
+ *   bwd(user, dims, q, k, v, o, dO, lse, dq, dk, dv, opts)   for attn_sdpa_bwd
+ * with exactly the arguments the kernels would get (shapes as there; views
+ * into the layer's buffers, valid during the call; opts as the layer built
+ * them: scale, causal, windows, softcap, dropout, key_lens / mask from the
+ * input). A non-OK status is returned by the layer call (message:
+ * attn_last_error() names the backend; the backend keeps its own).
+ * Self-attention only: with a backend set, cross-attention inputs and the
+ * cached forwards (attn_mha_forward_cached / _paged) are refused
+ * (ATTN_ERR_UNSUPPORTED), and the S = 1 shortcut of attn_mha_forward is not
+ * taken. fwd and bwd both non-NULL, or both NULL (the kernels again).
+ * Invalidates a saved training-mode forward. */
+typedef attn_status (*attn_mha_attn_fwd_fn)(void *user, const attn_sdpa_dims *dims, attn_view q, attn_view k,
+                                            attn_view v, attn_view o, float *lse, const attn_sdpa_opts *opts);
+typedef attn_status (*attn_mha_attn_bwd_fn)(void *user, const attn_sdpa_dims *dims, attn_view q, attn_view k,
+                                            attn_view v, attn_view o, attn_view dO, const float *lse, attn_view dq,
+                                            attn_view dk, attn_view dv, const attn_sdpa_opts *opts);
+ATTN_API attn_status attn_mha_set_attention(attn_mha *m, attn_mha_attn_fwd_fn fwd, attn_mha_attn_bwd_fn bwd,
+                                            void *user);
+
 /* Parameters, named with HuggingFace suffixes: q_proj.weight (Hq*D, E),
  * q_proj.bias (Hq*D), k_proj.weight (Hkv*D, kdim), v_proj.weight (Hkv*D, vdim),
  * o_proj.weight (E, Hq*D), o_proj.bias (E), q_norm.weight (D), k_norm.weight (D),
