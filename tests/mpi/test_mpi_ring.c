@@ -11,12 +11,15 @@
  * sequences) matching exactly; the single-process kernels are checked
  * against the same bound and their distance to the ring is reported.
  * Also: the forward with lse = NULL (and, without key_lens, bottom-right
- * alignment) gives the same o bits; with N = 1 (contiguous: a single block) the ring equals the single-process kernels bit for bit (the backward in their bwd_fast mode, the one the ring's blocks use);
+ * alignment) gives the same o bits; with N = 1 (contiguous: a single block)
+ * the ring equals the single-process kernels bit for bit (the backward in
+ * their bwd_fast mode, the one the ring's blocks use);
  * a second run gives identical bits on every rank (determinism); with a
  * causal or windowed mask on N >= 2 blocks are skipped and pieces are not
  * sent; bytes and steps are consistent.
  * Cases: contiguous and zigzag x causal / not, GQA, Dv != D, key padding,
- * sliding windows (causal and two-sided), ALiBi + softcap, D + Dv > 256, q_pos_offset. */
+ * sliding windows (causal and two-sided), ALiBi + softcap, D + Dv > 256,
+ * q_pos_offset. */
 #include "attn_mpi.h"
 #include "sdpa_cases.h"
 #include "testutil.h"
