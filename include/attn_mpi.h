@@ -128,6 +128,7 @@ ATTN_API attn_status attn_mpi_ring_bwd(attn_mpi_ring *ring, const attn_sdpa_dims
  * token's global index; given, (B, S/N) the global positions of the local
  * rows. Self-attention only; no key_padding_mask, no explicit mask
  * (ATTN_ERR_UNSUPPORTED on every rank); dropout is refused by the ring.
+ * in from attn_mha_input_init() of this attn.h (struct_size = its sizeof).
  * Collective, with the ring's error agreement: arguments one rank refuses
  * make every rank return an error. y (B, S/N, E) overwritten. */
 ATTN_API attn_status attn_mpi_mha_forward(attn_mpi_ring *ring, attn_mha *m, const attn_mha_input *in, float *y);

@@ -45,9 +45,10 @@ static attn_status mha_local_check(attn_mpi_ring *R, const char *fn, attn_mha *m
     if (!in) return ring_fail(ATTN_ERR_NULL, "%s: in is NULL", fn);
     if (!y) return ring_fail(ATTN_ERR_NULL, "%s: y is NULL", fn);
     if (!in->x) return ring_fail(ATTN_ERR_NULL, "%s: in->x is NULL", fn);
-    if (in->struct_size < offsetof(attn_mha_input, mask_stride_q) + sizeof in->mask_stride_q)
-        return ring_fail(ATTN_ERR_OPTION, "%s: in->struct_size = %u: start from attn_mha_input_init()", fn,
-                         (unsigned)in->struct_size);
+    if (in->struct_size != sizeof *in) /* the layer is given a copy of this header's struct */
+        return ring_fail(ATTN_ERR_OPTION, "%s: in->struct_size = %u, this libattn_mpi's attn_mha_input has %zu "
+                         "bytes: start from attn_mha_input_init() of the same attn.h", fn, (unsigned)in->struct_size,
+                         sizeof *in);
     if (in->layout != ATTN_BATCH_FIRST && in->layout != ATTN_SEQ_FIRST)
         return ring_fail(ATTN_ERR_OPTION, "%s: in->layout = %d, must be ATTN_BATCH_FIRST (0) or ATTN_SEQ_FIRST (1)",
                          fn, in->layout);

@@ -19,7 +19,7 @@
  * eval-mode forward and one with the global positions given explicitly give
  * the same y bits; the gradients are the same bits on every rank after the
  * allreduce. Bad input: a key_padding_mask on one rank, a NULL y on one
- * rank, a zigzag shard of odd length, different parameter lists in the
+ * rank, a wrong struct_size on one rank, a zigzag shard of odd length, different parameter lists in the
  * allreduce: every rank returns an error and y stays untouched; a valid call
  * works afterwards.
  * Layers: causal + RoPE + qk-norm + biases + GQA; two-sided window +
@@ -306,6 +306,10 @@ static void check_bad_input(void) {
     st = attn_mpi_mha_forward(ring, m, &in, rank_ == 0 ? NULL : y);
     expect_all_fail("NULL y on rank 0", st, y, nl);
     CHECK(st == ATTN_ERR_NULL, "NULL y: status %d", (int)st);
+    if (rank_ == 0) in.struct_size -= 8; /* a struct of another attn.h */
+    st = attn_mpi_mha_forward(ring, m, &in, y);
+    expect_all_fail("struct_size on rank 0", st, y, nl);
+    in.struct_size = sizeof in;
     in.seq_q = Sl + 1; /* odd local length (zigzag needs two equal pieces) */
     st = attn_mpi_mha_forward(zz, m, &in, y);
     expect_all_fail("odd zigzag shard", st, y, nl);
