@@ -6,8 +6,9 @@
 #   mpirun --oversubscribe -np N attn train --mpi ...   N = 1, 2, 3, 4
 # must equal the single-process run within |a - b| <= 1e-5 |b| (fp32
 # rounding: the ranks sum the same terms in other orders; local instead of
-# global RoPE positions, for one, already move step 1 by 9e-5 |b|). Each run
-# has a timeout, so a hang fails the test.
+# global RoPE positions, for one, already move step 1 by 9e-5 |b|); then LoRA
+# fine-tuning of the result (--lora 2 --base), -np 2, likewise. Each run has a
+# timeout, so a hang fails the test.
 # Usage: sh tests/mpi/train.sh MPIEXEC BUILD_DIR
 set -u
 MPIEXEC=${1:-mpirun}
@@ -29,15 +30,10 @@ if ! timeout -k 10 "$TIMEOUT" "$BUILD/attn" train $ARGS --out "$TMP/one.safetens
   cat "$TMP/one.log"; echo "FAILED: single-process attn train"; exit 1
 fi
 val_one=$(sed -n 's/^validation loss: [0-9.]* -> \([0-9.]*\).*/\1/p' "$TMP/one.log")
-for n in 1 2 3 4; do
-  echo "== mpirun -np $n attn train --mpi"
-  if ! timeout -k 10 "$TIMEOUT" "$MPIEXEC" --oversubscribe -np "$n" $MCA "$BUILD/attn" train --mpi $ARGS \
-      --out "$TMP/mpi$n.safetensors" --loss-file "$TMP/mpi$n.txt" > "$TMP/mpi$n.log" 2>&1; then
-    cat "$TMP/mpi$n.log"; echo "FAILED (or timed out after ${TIMEOUT}s): -np $n"; fail=1; continue
-  fi
-  grep -q "^parallel: sequence-parallel over $n MPI rank" "$TMP/mpi$n.log" || { echo "FAILED: -np $n did not run sequence-parallel"; fail=1; }
-  val=$(sed -n 's/^validation loss: [0-9.]* -> \([0-9.]*\).*/\1/p' "$TMP/mpi$n.log")
-  if ! awk -v v1="$val_one" -v v2="$val" '
+# compare LOSSFILE LOG REFLOSS REFVAL: every step's loss within 1e-5 relative, validation within 1e-4
+compare() {
+  val=$(sed -n 's/^validation loss: [0-9.]* -> \([0-9.]*\).*/\1/p' "$2")
+  awk -v v1="$4" -v v2="$val" '
       NR == FNR { ref[$1] = $2; nref++; next }
       { d = $2 - ref[$1]; if (d < 0) d = -d; r = ref[$1] < 0 ? -ref[$1] : ref[$1];
         if (!($1 in ref) || d > 1e-5 * r) { printf "step %s: loss %s vs %s\n", $1, $2, ref[$1]; bad = 1 }
@@ -46,8 +42,28 @@ for n in 1 2 3 4; do
             dv = v2 - v1; if (dv < 0) dv = -dv;
             if (v2 == "" || dv > 1e-4 * v1) { print "validation loss " v2 " vs " v1 " (printed to 4 decimals)"; bad = 1 }
             printf "  %d steps, worst |loss - single| / single = %.2g, validation %s vs %s\n", n, worst, v2, v1;
-            exit bad }' "$TMP/one.txt" "$TMP/mpi$n.txt"; then
-    echo "FAILED: -np $n loss curve differs from the single-process run"; fail=1
+            exit bad }' "$3" "$1"
+}
+for n in 1 2 3 4; do
+  echo "== mpirun -np $n attn train --mpi"
+  if ! timeout -k 10 "$TIMEOUT" "$MPIEXEC" --oversubscribe -np "$n" $MCA "$BUILD/attn" train --mpi $ARGS \
+      --out "$TMP/mpi$n.safetensors" --loss-file "$TMP/mpi$n.txt" > "$TMP/mpi$n.log" 2>&1; then
+    cat "$TMP/mpi$n.log"; echo "FAILED (or timed out after ${TIMEOUT}s): -np $n"; fail=1; continue
   fi
+  grep -q "^parallel: sequence-parallel over $n MPI rank" "$TMP/mpi$n.log" || { echo "FAILED: -np $n did not run sequence-parallel"; fail=1; }
+  compare "$TMP/mpi$n.txt" "$TMP/mpi$n.log" "$TMP/one.txt" "$val_one" ||
+    { echo "FAILED: -np $n loss curve differs from the single-process run"; fail=1; }
 done
+# LoRA fine-tuning of the checkpoint just written (only the adapters train), -np 2
+LORA="--lora 2 --base $TMP/one.safetensors --steps 4 --seq 48 --batch 4 --threads 1 --log-every 1"
+echo "== LoRA: attn train vs mpirun -np 2 attn train --mpi"
+if timeout -k 10 "$TIMEOUT" "$BUILD/attn" train $LORA --out "$TMP/l1.safetensors" --loss-file "$TMP/l1.txt" \
+      > "$TMP/l1.log" 2>&1 &&
+   timeout -k 10 "$TIMEOUT" "$MPIEXEC" --oversubscribe -np 2 $MCA "$BUILD/attn" train --mpi $LORA \
+      --out "$TMP/l2.safetensors" --loss-file "$TMP/l2.txt" > "$TMP/l2.log" 2>&1; then
+  val_l1=$(sed -n 's/^validation loss: [0-9.]* -> \([0-9.]*\).*/\1/p' "$TMP/l1.log")
+  compare "$TMP/l2.txt" "$TMP/l2.log" "$TMP/l1.txt" "$val_l1" || { echo "FAILED: LoRA loss curve differs"; fail=1; }
+else
+  cat "$TMP/l1.log" "$TMP/l2.log" 2>/dev/null; echo "FAILED (or timed out): LoRA runs"; fail=1
+fi
 exit $fail
