@@ -43,7 +43,7 @@ static size_t bwd_bytes(ring_prob *P, size_t *ws) {
     wo.key_lens = P->key_lens;
     *ws = attn_sdpa_bwd_workspace_size(&d, &wo);
     const size_t kv = ring_fl(kv_floats(P));
-    return ring_table_bytes(P) + (size_t)P->np * 10 * kv + ring_fl(P->B * P->c * P->Hq * P->D) + kv +
+    return ring_table_bytes(P) + (size_t)P->np * 8 * kv + ring_fl(P->B * P->c * P->Hq * P->D) + kv + /* as carved */
            (size_t)P->np * ring_fl(P->B * P->Hq * P->c) + ring_fl((int64_t)(*ws / sizeof(float)) + 16);
 }
 
