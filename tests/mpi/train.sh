@@ -7,7 +7,8 @@
 # must equal the single-process run within |a - b| <= 1e-5 |b| (fp32
 # rounding: the ranks sum the same terms in other orders; local instead of
 # global RoPE positions, for one, already move step 1 by 9e-5 |b|); then LoRA
-# fine-tuning of the result (--lora 2 --base), -np 2, likewise. Each run has a
+# fine-tuning of the result (--lora 2 --base), -np 2, likewise; and a --seconds
+# run over 3 ranks must finish (one clock for all ranks). Each run has a
 # timeout, so a hang fails the test.
 # Usage: sh tests/mpi/train.sh MPIEXEC BUILD_DIR
 set -u
@@ -65,5 +66,14 @@ if timeout -k 10 "$TIMEOUT" "$BUILD/attn" train $LORA --out "$TMP/l1.safetensors
   compare "$TMP/l2.txt" "$TMP/l2.log" "$TMP/l1.txt" "$val_l1" || { echo "FAILED: LoRA loss curve differs"; fail=1; }
 else
   cat "$TMP/l1.log" "$TMP/l2.log" 2>/dev/null; echo "FAILED (or timed out): LoRA runs"; fail=1
+fi
+# --seconds: the schedule follows the wall clock, one clock for all ranks (else they stop at different steps: a hang)
+echo "== mpirun -np 3 attn train --mpi --seconds 1"
+if timeout -k 10 "$TIMEOUT" "$MPIEXEC" --oversubscribe -np 3 $MCA "$BUILD/attn" train --mpi --seconds 1 --layers 1 \
+     --dim 32 --seq 48 --batch 4 --threads 1 --out "$TMP/sec.safetensors" > "$TMP/sec.log" 2>&1 &&
+   grep -q '^trained [0-9]* steps' "$TMP/sec.log"; then
+  grep '^trained' "$TMP/sec.log"
+else
+  cat "$TMP/sec.log"; echo "FAILED (or timed out): --seconds 1 over 3 ranks"; fail=1
 fi
 exit $fail

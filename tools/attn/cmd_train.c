@@ -329,6 +329,7 @@ int_in("log-every", o_log_every, 1, 100000000) ||
     long long tokens = 0;
     for (;; step++) {
         elapsed = now_s() - t0;
+        if (par && !a.steps) elapsed = par->mean(par->user, elapsed); /* one clock: every rank stops at the same step */
         double frac = a.steps ? (double)step / (double)a.steps : elapsed / a.seconds;
         if (frac >= 1.0) break;
         /* lr: linear warm-up over `warmup` steps, then cosine from lr to lr/10 over the progress */
