@@ -115,7 +115,8 @@ def run_torch(args, variants):
     F = torch.nn.functional
     q, k, v, do = load_inputs(args)
     Hq, Hkv = q.shape[2], k.shape[2]
-    bhsd = lambda a: torch.from_numpy(a).transpose(1, 2).contiguous()
+    tdt = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[args.dtype]
+    bhsd = lambda a: torch.from_numpy(a).transpose(1, 2).contiguous().to(tdt)
     tq, tk, tv = bhsd(q), bhsd(k), bhsd(v)
     for var in variants:
         causal = "causal" in var
@@ -125,7 +126,7 @@ def run_torch(args, variants):
             kw["enable_gqa"] = True
             op += ", enable_gqa=True"
         op += ")"
-        base = dict(peer="torch", variant=var, op=op, version=torch.__version__)
+        base = dict(peer="torch", variant=var, op=op, version=torch.__version__, dtype=args.dtype)
         if var.startswith("bwd"):
             tdo = bhsd(do)
             ql, kl, vl = (t.clone().requires_grad_() for t in (tq, tk, tv))
@@ -139,7 +140,7 @@ def run_torch(args, variants):
                 o.backward(tdo)
 
             bwd(setup())
-            back = lambda t: t.grad.transpose(1, 2).numpy()
+            back = lambda t: t.grad.transpose(1, 2).float().numpy()
             save(out_path(args, var, "dq"), back(ql))
             save(out_path(args, var, "dk"), kv_out(args, back(kl)))
             save(out_path(args, var, "dv"), kv_out(args, back(vl)))
@@ -149,7 +150,7 @@ def run_torch(args, variants):
                 with torch.no_grad():
                     return F.scaled_dot_product_attention(tq, tk, tv, **kw)
 
-            save(out_path(args, var, "o"), fwd(None).transpose(1, 2).numpy())
+            save(out_path(args, var, "o"), fwd(None).transpose(1, 2).float().numpy())
             emit(dict(base, **timed(fwd, args)))
     return 0
 
@@ -213,6 +214,9 @@ def run_ort(args, variants):
         return 2
     q, k, v, _ = load_inputs(args)
     for var in variants:
+        if args.dtype != "f32":
+            emit(dict(peer="ort", variant=var, skip="fp32 only (the com.microsoft CPU attention ops)"))
+            continue
         if var.startswith("bwd"):
             emit(dict(peer="ort", variant=var, skip="ONNX Runtime has no backward of these ops"))
             continue
@@ -236,6 +240,8 @@ def main():
     ap.add_argument("--dir", required=True, help="directory with q.npy, k.npy, v.npy (and do.npy)")
     ap.add_argument("--variants", required=True, help="comma-separated: fwd,bwd,fwd-causal,bwd-causal,decode,decode-hm")
     ap.add_argument("--kv-head-major", action="store_true", help="k.npy, v.npy are (B, Hkv, Sk, D)")
+    ap.add_argument("--dtype", choices=("f32", "bf16", "f16"), default="f32",
+                    help="element type the peer computes in (the inputs are already rounded to it)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.3)

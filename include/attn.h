@@ -200,6 +200,22 @@ ATTN_API attn_status attn_isa_set(attn_isa isa);
 ATTN_API attn_status attn_set_num_threads(int n);
 ATTN_API int attn_get_num_threads(void);
 
+/* ═══ Element types ═══════════════════════════════════════════════════════════
+ * Of tensors in files (safetensors, .npy), typed sdpa views and KV caches.
+ * The sdpa kernels compute with F32, BF16 (bfloat16) and F16 (IEEE binary16)
+ * tensors; the others occur only in files. */
+typedef enum attn_dtype {
+    ATTN_DTYPE_F32 = 0,
+    ATTN_DTYPE_F16 = 1,
+    ATTN_DTYPE_BF16 = 2,
+    ATTN_DTYPE_F64 = 3,
+    ATTN_DTYPE_I32 = 4,
+    ATTN_DTYPE_I64 = 5,
+    ATTN_DTYPE_U8 = 6,
+    ATTN_DTYPE_OTHER = 7, /* any other safetensors dtype (listed, not convertible) */
+    ATTN_DTYPE_COUNT = 8
+} attn_dtype;
+
 /* ═══ Tensor views ══════════════════════════════════════════════════════════
  * A 4-D fp32 view (B, S, H, D) with element strides; the D stride is 1.
  * For varlen (packed) batches the batch stride is ignored and S indexes the
@@ -444,21 +460,82 @@ ATTN_API attn_status attn_rmsnorm_bwd(int64_t N, int64_t D, const float *x, int6
                                       float eps, const float *dy, int64_t lddy, float *dx, int64_t lddx,
                                       float *dw);
 
+/* ═══ Reduced precision: typed views, bf16 / f16 attention ════════════════
+ * attn_tview is an attn_view that carries its element type: F32, BF16 or F16
+ * (data points at elements of that type; strides count elements).
+ * attn_sdpa_fwd_typed / attn_sdpa_bwd_typed take every tensor as a typed view
+ * and accept any mix of the three types (e.g. bf16 q, k, v with an fp32 o).
+ * lse is always fp32. Every mask and option, GQA, varlen, the forward and the
+ * backward work for every type, with the fp32 calls' guarantees (strides, no
+ * Sq x Sk buffer, bit-identical at any thread count, validation before
+ * anything is written).
+ *
+ * Numerics. Accumulation is fp32. Inputs are exact in fp32, so the
+ * computation is the fp32 kernels' on the rounded inputs, and outputs are
+ * rounded once to their type (round to nearest even), with one exception:
+ *   bf16 fast forward: when q, k and v are all BF16, D is even and the CPU
+ *   has AVX512_BF16, Q.K^T and P.V run on the bf16 dot-product unit
+ *   (vdpbf16ps: exact bf16 products summed in fp32). The probabilities P are
+ *   rounded to bf16 for P.V, as FlashAttention and PyTorch's CPU kernel do
+ *   (relative error <= 2^-9 per probability; the row sums that normalise o
+ *   and give lse use the unrounded fp32 P). Everything else (masks, softmax,
+ *   lse, dropout) is the fp32 path's.
+ * The backward always computes in fp32 from the rounded inputs (its numerics
+ * are the fp32 backward's, attn.h "Numerics"); dq, dk, dv are rounded once.
+ * Tensors of a type other than fp32 that the fp32 kernels read (inputs of
+ * the backward; forward inputs outside the fast path) are converted once,
+ * in blocks, into the workspace, which is why the workspace size depends
+ * on the views' types: query it with the _typed_workspace_size functions. */
+typedef struct attn_tview {
+    void *data;
+    int64_t stride_b; /* elements between consecutive batch entries */
+    int64_t stride_s; /* elements between consecutive sequence positions */
+    int64_t stride_h; /* elements between consecutive heads */
+    attn_dtype dtype; /* ATTN_DTYPE_F32, ATTN_DTYPE_BF16 or ATTN_DTYPE_F16 */
+} attn_tview;
+
+/* Contiguous (B, S, H, D) typed view. */
+static inline attn_tview attn_tview_bshd(void *p, attn_dtype t, int64_t S, int64_t H, int64_t D) {
+    attn_tview v;
+    v.data = p; v.dtype = t; v.stride_h = D; v.stride_s = H * D; v.stride_b = S * H * D;
+    return v;
+}
+/* Contiguous (B, H, S, D) typed view, presented as (B, S, H, D). */
+static inline attn_tview attn_tview_bhsd(void *p, attn_dtype t, int64_t S, int64_t H, int64_t D) {
+    attn_tview v;
+    v.data = p; v.dtype = t; v.stride_s = D; v.stride_h = S * D; v.stride_b = H * S * D;
+    return v;
+}
+/* An fp32 view as a typed view. */
+static inline attn_tview attn_tview_f32(attn_view f) {
+    attn_tview v;
+    v.data = f.data; v.dtype = ATTN_DTYPE_F32; v.stride_b = f.stride_b; v.stride_s = f.stride_s;
+    v.stride_h = f.stride_h;
+    return v;
+}
+
+/* Workspace bytes of the typed calls (depends on the views' types and, for
+ * tensors converted into the workspace, the shape; not on the data). */
+ATTN_API size_t attn_sdpa_fwd_typed_workspace_size(const attn_sdpa_dims *dims, attn_tview q, attn_tview k,
+                                                   attn_tview v, attn_tview o, const attn_sdpa_opts *opts);
+ATTN_API size_t attn_sdpa_bwd_typed_workspace_size(const attn_sdpa_dims *dims, attn_tview q, attn_tview k,
+                                                   attn_tview v, attn_tview o, attn_tview dO, attn_tview dq,
+                                                   attn_tview dk, attn_tview dv, const attn_sdpa_opts *opts);
+/* attn_sdpa_fwd / attn_sdpa_bwd on typed views (shapes, options and
+ * workspace rules as there). A dtype other than F32 / BF16 / F16 is
+ * ATTN_ERR_DTYPE. */
+ATTN_API attn_status attn_sdpa_fwd_typed(const attn_sdpa_dims *dims, attn_tview q, attn_tview k, attn_tview v,
+                                         attn_tview o, float *lse, const attn_sdpa_opts *opts, void *workspace,
+                                         size_t workspace_size);
+ATTN_API attn_status attn_sdpa_bwd_typed(const attn_sdpa_dims *dims, attn_tview q, attn_tview k, attn_tview v,
+                                         attn_tview o, attn_tview dO, const float *lse, attn_tview dq,
+                                         attn_tview dk, attn_tview dv, const attn_sdpa_opts *opts,
+                                         void *workspace, size_t workspace_size);
+
 /* ═══ IO: safetensors ═══════════════════════════════════════════════════════
  * Files are untrusted: every header field and offset is validated, nothing
  * is read out of bounds, and allocations never exceed the file size plus a
  * small constant. */
-typedef enum attn_dtype {
-    ATTN_DTYPE_F32 = 0,
-    ATTN_DTYPE_F16 = 1,
-    ATTN_DTYPE_BF16 = 2,
-    ATTN_DTYPE_F64 = 3,
-    ATTN_DTYPE_I32 = 4,
-    ATTN_DTYPE_I64 = 5,
-    ATTN_DTYPE_U8 = 6,
-    ATTN_DTYPE_OTHER = 7, /* any other safetensors dtype (listed, not convertible) */
-    ATTN_DTYPE_COUNT = 8
-} attn_dtype;
 
 #define ATTN_MAX_DIMS 8
 

@@ -96,6 +96,32 @@ typedef struct attn__sdpa_kernels {
      * its index appended to bad[]. Returns the number of such rows. */
     int (*pack_rows)(int64_t nr, int64_t n, const float *src, int64_t lds, float scale, float *dst, int64_t ldd,
                      int64_t npad, int32_t *bad);
+
+    /* ── element types (attn_sdpa_*_typed) ──
+     * dst[0:n] = src[0:n] widened to fp32 (exact), t = ATTN_DTYPE_BF16 or _F16. */
+    void (*to_f32)(attn_dtype t, int64_t n, const void *src, float *dst);
+    /* dst[0:n] = src[0:n] rounded to t (nearest even; NaN stays NaN), t = BF16 or F16. */
+    void (*from_f32)(attn_dtype t, int64_t n, const float *src, void *dst);
+
+    /* bf16 fast forward (NULL where the ISA has no bf16 dot product: the
+     * driver then converts the inputs and takes the fp32 path).
+     * Pair GEMM: C (m, n) (+)= A2 (m, k2) . B2 (k2, n) where every element is
+     * a PAIR of bf16: A2(r, p) = (a0, a1) at A + r * ars + p * aps (uint16_t
+     * units, any alignment), B2(p, j) = (b0, b1) at B + 2 * (p * ldb + j), and
+     *   C[r][j] (+)= sum_p (a0 b0 + a1 b1)   (exact products, fp32 sums, p ascending).
+     * n a multiple of 16. */
+    void (*gemm_bf16)(int64_t m, int64_t n, int64_t k2, const uint16_t *A, int64_t ars, int64_t aps,
+                      const uint16_t *B, int64_t ldb, float *C, int64_t ldc, int acc);
+    /* Probabilities as key pairs: P2 (ceil(nc / 2), mp) pairs,
+     *   P2[2 * (c2 * mp + m) + t] = bf16(S[(2 c2 + t) * mp + m])  (0 past nc),
+     * mp a multiple of 16. */
+    void (*pack_p_bf16)(int64_t nc, int64_t mp, const float *S, uint16_t *P2);
+    /* V rows as key pairs: V2 (ceil(nr / 2), npad) pairs,
+     *   V2[2 * (c2 * npad + e) + t] = src[(2 c2 + t) * lds + e]   (e < n, else 0; 0 past nr)
+     * except that a row holding an Inf/NaN is zeroed and its index appended to
+     * bad[] (as pack_rows). Returns the number of such rows. npad a multiple of 16. */
+    int (*pack_v_bf16)(int64_t nr, int64_t n, const uint16_t *src, int64_t lds, uint16_t *V2, int64_t npad,
+                       int32_t *bad);
 } attn__sdpa_kernels;
 
 /* Shared end of one pack_rows row, after the SIMD part packed d[0:e): the
@@ -116,6 +142,11 @@ static inline void attn__pack_row_finish(const float *s, float *d, int64_t e, in
     }
 }
 
+/* Portable C of gemm_bf16 (the generic table has none: tests compare the
+ * native kernel with it). */
+void attn__sdpa_gemm_bf16_ref(int64_t m, int64_t n, int64_t k2, const uint16_t *A, int64_t ars, int64_t aps,
+                              const uint16_t *B, int64_t ldb, float *C, int64_t ldc, int acc);
+
 /* The table for the currently active ISA (attn_isa_active()). */
 const attn__sdpa_kernels *attn__sdpa_kernels_get(void);
 /* The table for a given ISA (capped at what is compiled in; tests). */
@@ -124,6 +155,9 @@ const attn__sdpa_kernels *attn__sdpa_kernels_for(attn_isa isa);
 /* Per-ISA override hooks, each defined in its ISA directory. */
 void attn__sdpa_kernels_generic(attn__sdpa_kernels *t);
 void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t);
+void attn__sdpa_cvt_avx2(attn__sdpa_kernels *t); /* conversions (avx2/cvt_avx2.c), called by the avx2 hook */
 void attn__sdpa_kernels_avx512(attn__sdpa_kernels *t);
+/* bf16 entries of the avx512 table, installed when the CPU has AVX512_BF16. */
+void attn__sdpa_kernels_avx512_bf16(attn__sdpa_kernels *t);
 
 #endif

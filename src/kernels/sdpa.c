@@ -93,6 +93,8 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
         th += 2 * fl(2 * pl->Br);  /* lo, hi (int64) */
         th += fl(2 * Mp);          /* rowkey (uint64) */
         th += fl(Bc);              /* bad rows (int32) */
+        th += fl((Bc * Mp + 1) / 2); /* P2 (Bc/2, Mp) bf16 pairs (bf16 fast path) */
+        th += fl(Dvp);             /* a converted o row (typed output) */
         if (pl->nsplit > 1) gl += fl(pl->ntasks0 * pl->nsplit * (M * Dvp + 2 * Mp));
         if (P->varlen) gl += fl(2 * (P->B + 1));
     } else {
@@ -196,41 +198,30 @@ static attn_status bind_workspace(const char *fn, attn__sdpa_plan *pl, void *ws,
     return ATTN_OK;
 }
 
-attn_status attn_sdpa_fwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
-                          float *lse, const attn_sdpa_opts *opts, void *workspace, size_t workspace_size) {
-    static const char fn[] = "attn_sdpa_fwd";
-    attn_sdpa_opts opts_full;
-    attn_status rd = sdpa_opts_read(fn, opts, &opts_full);
-    if (rd) return rd;
-    opts = &opts_full;
-    attn_view none = {0};
-    attn_status st = attn__sdpa_validate(fn, dims, opts, 0, q, k, v, o, none, lse, none, none, none);
-    if (st) return st;
+attn_status attn__sdpa_fwd_exec(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts,
+                                attn_view q, attn_view k, attn_view v, attn_view o, attn_dtype ot, int bf16,
+                                float *lse, void *workspace, size_t workspace_size) {
     attn__sdpa_prob P;
     attn__sdpa_prob_init(&P, dims, opts);
     P.q = q; P.k = k; P.v = v; P.o = o;
+    P.ot = ot;
+    P.bf16 = bf16;
     P.lse_out = lse;
     if (P.B == 0 || P.Sq == 0) return ATTN_OK;
     attn__sdpa_plan pl;
-    attn__sdpa_plan_make(&pl, &P, 0, attn__resolve_threads(opts ? opts->num_threads : 0));
+    attn__sdpa_plan_make(&pl, &P, 0, attn__resolve_threads(opts->num_threads));
     unsigned char *base;
     void *owned;
+    attn_status st;
     if ((st = bind_workspace(fn, &pl, workspace, workspace_size, &base, &owned))) return st;
     attn__sdpa_fwd_run(&P, &pl, attn__sdpa_kernels_get(), base);
     attn__free(owned);
     return ATTN_OK;
 }
 
-attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
-                          attn_view dO, const float *lse, attn_view dq, attn_view dk, attn_view dv,
-                          const attn_sdpa_opts *opts, void *workspace, size_t workspace_size) {
-    static const char fn[] = "attn_sdpa_bwd";
-    attn_sdpa_opts opts_full;
-    attn_status rd = sdpa_opts_read(fn, opts, &opts_full);
-    if (rd) return rd;
-    opts = &opts_full;
-    attn_status st = attn__sdpa_validate(fn, dims, opts, 1, q, k, v, o, dO, lse, dq, dk, dv);
-    if (st) return st;
+attn_status attn__sdpa_bwd_exec(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts,
+                                attn_view q, attn_view k, attn_view v, attn_view o, attn_view dO, const float *lse,
+                                attn_view dq, attn_view dk, attn_view dv, void *workspace, size_t workspace_size) {
     attn__sdpa_prob P;
     attn__sdpa_prob_init(&P, dims, opts);
     P.q = q; P.k = k; P.v = v; P.o = o; P.dO = dO;
@@ -238,13 +229,40 @@ attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, 
     P.lse_in = lse;
     if (P.B == 0 || (P.Sq == 0 && P.Sk == 0)) return ATTN_OK;
     attn__sdpa_plan pl;
-    attn__sdpa_plan_make(&pl, &P, 1, attn__resolve_threads(opts ? opts->num_threads : 0));
+    attn__sdpa_plan_make(&pl, &P, 1, attn__resolve_threads(opts->num_threads));
     unsigned char *base;
     void *owned;
+    attn_status st;
     if ((st = bind_workspace(fn, &pl, workspace, workspace_size, &base, &owned))) return st;
     attn__sdpa_bwd_run(&P, &pl, attn__sdpa_kernels_get(), base);
     attn__free(owned);
     return ATTN_OK;
+}
+
+attn_status attn__sdpa_opts_read(const char *fn, const attn_sdpa_opts *opts, attn_sdpa_opts *full) {
+    return sdpa_opts_read(fn, opts, full);
+}
+
+attn_status attn_sdpa_fwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
+                          float *lse, const attn_sdpa_opts *opts, void *workspace, size_t workspace_size) {
+    static const char fn[] = "attn_sdpa_fwd";
+    attn_sdpa_opts full;
+    attn_status st = sdpa_opts_read(fn, opts, &full);
+    if (st) return st;
+    attn_view none = {0};
+    if ((st = attn__sdpa_validate(fn, dims, &full, 0, q, k, v, o, none, lse, none, none, none))) return st;
+    return attn__sdpa_fwd_exec(fn, dims, &full, q, k, v, o, ATTN_DTYPE_F32, 0, lse, workspace, workspace_size);
+}
+
+attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, attn_view v, attn_view o,
+                          attn_view dO, const float *lse, attn_view dq, attn_view dk, attn_view dv,
+                          const attn_sdpa_opts *opts, void *workspace, size_t workspace_size) {
+    static const char fn[] = "attn_sdpa_bwd";
+    attn_sdpa_opts full;
+    attn_status st = sdpa_opts_read(fn, opts, &full);
+    if (st) return st;
+    if ((st = attn__sdpa_validate(fn, dims, &full, 1, q, k, v, o, dO, lse, dq, dk, dv))) return st;
+    return attn__sdpa_bwd_exec(fn, dims, &full, q, k, v, o, dO, lse, dq, dk, dv, workspace, workspace_size);
 }
 
 /* ─── per-element logit work ─────────────────────────────────────────────── */

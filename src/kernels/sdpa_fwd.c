@@ -25,6 +25,7 @@
  * K/V rows (a head-major cache) they prefetch two tiles ahead as spans. */
 #include "kernels/sdpa_internal.h"
 #include "kernels/dropout.h"
+#include "io/half.h"
 
 typedef struct fwd_ctx {
     const attn__sdpa_prob *P;
@@ -50,6 +51,10 @@ typedef struct fwd_bufs {
     int64_t *lo, *hi;           /* (Br) each */
     uint64_t *rowkey;           /* (Mp) dropout row keys */
     int32_t *bad;               /* (Bc) key rows of the tile holding Inf/NaN */
+    /* bf16 fast path: Q2 (D/2, Mp) q pairs in Qt's place, V2 (Bc/2, Dvp)
+     * V pairs in Vp's place, and: */
+    uint16_t *P2;               /* (Bc/2, Mp) probability pairs, rounded to bf16 */
+    float *orow;                /* (Dvp) one output row before conversion (typed o) */
 } fwd_bufs;
 
 static void fwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, fwd_bufs *b) {
@@ -65,7 +70,56 @@ static void fwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, un
     b->lo = (int64_t *)p; p += fl(2 * pl->Br);
     b->hi = (int64_t *)p; p += fl(2 * pl->Br);
     b->rowkey = (uint64_t *)p; p += fl(2 * Mp);
-    b->bad = (int32_t *)p;
+    b->bad = (int32_t *)p; p += fl(Bc);
+    b->P2 = (uint16_t *)p; p += fl((Bc * Mp + 1) / 2);
+    b->orow = (float *)p;
+}
+
+/* Writes output row o = src * inv (Dv elements) in o's type. */
+static void store_o_row(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const attn__sdpa_seq *s, int64_t i,
+                        int64_t h, const float *src, float inv, float *tmp) {
+    const int64_t Dv = P->Dv;
+    if (P->ot == ATTN_DTYPE_F32) {
+        float *orow = attn__sdpa_at(P->o, s, s->q0, i, h);
+        for (int64_t e = 0; e < Dv; e++) orow[e] = src ? src[e] * inv : 0.0f;
+        return;
+    }
+    for (int64_t e = 0; e < Dv; e++) tmp[e] = src ? src[e] * inv : 0.0f;
+    kt->from_f32(P->ot, Dv, tmp, attn__sdpa_at16(P->o, s, s->q0, i, h));
+}
+
+/* bf16 fast path: Q2 (D/2, Mp) pairs, Q2[d2][m] = (q[m][2 d2], q[m][2 d2 + 1]),
+ * columns M..Mp zero (32-bit copies of the caller's bf16 pairs). */
+static void pack_q_bf16(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t r0, int64_t h0, int64_t ng,
+                        int64_t M, int64_t Mp, uint32_t *Q2) {
+    const int64_t D2 = P->D / 2;
+    for (int64_t m = 0; m < M; m++) {
+        const uint16_t *qr = attn__sdpa_at16(P->q, s, s->q0, r0 + m / ng, h0 + m % ng);
+        for (int64_t d2 = 0; d2 < D2; d2++) memcpy(&Q2[d2 * Mp + m], qr + 2 * d2, 4);
+    }
+    for (int64_t d2 = 0; d2 < D2; d2++)
+        for (int64_t m = M; m < Mp; m++) Q2[d2 * Mp + m] = 0;
+}
+
+/* O (M, Dvp) += P . V for one key tile in the bf16 fast path: P rounded to
+ * bf16 pairs, V rows packed as pairs; V rows holding Inf/NaN are left out of
+ * the pair product and added in fp32 only to the rows that attend to them. */
+static void pv_bf16(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, fwd_bufs *w, const uint16_t *vt,
+                    int64_t ldv, int64_t nc, int64_t M, int64_t Mp, int64_t Dvp) {
+    uint16_t *V2 = (uint16_t *)w->Vp;
+    kt->pack_p_bf16(nc, Mp, w->St, w->P2);
+    const int nbad = kt->pack_v_bf16(nc, P->Dv, vt, ldv, V2, Dvp, w->bad);
+    kt->gemm_bf16(M, Dvp, (nc + 1) / 2, w->P2, 2, 2 * Mp, V2, Dvp, w->O, Dvp, 1);
+    for (int x = 0; x < nbad; x++) {
+        const int64_t cc = w->bad[x];
+        const uint16_t *vr = vt + cc * ldv;
+        for (int64_t m = 0; m < M; m++) {
+            const float pr = w->St[cc * Mp + m];
+            if (pr == 0.0f) continue;
+            float *orow = w->O + m * Dvp;
+            for (int64_t e = 0; e < P->Dv; e++) orow[e] += pr * attn__bits_f32((uint32_t)vr[e] << 16);
+        }
+    }
 }
 
 /* lse = m + log(l) rounded once (log and sum in double); -inf when l == 0
@@ -136,7 +190,7 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
      * Only for inference (no lse): gemm_abt sums along D in another order
      * than gemm_ab, and a backward must recompute exactly the logits that
      * produced lse (see sdpa_bwd.c). */
-    const int dot = nr * ng <= ATTN__SDPA_DOT_ROWS && !P->lse_out;
+    const int dot = nr * ng <= ATTN__SDPA_DOT_ROWS && !P->lse_out && !P->bf16;
     const int64_t M = nr * ng, Mp = dot ? (M + 7) & ~(int64_t)7 : attn__round16(M);
     const int64_t D = P->D, Dv = P->Dv, Dvp = pl->Dvp, Bc = pl->Bc;
     const int64_t h0 = kvh * P->G + g0; /* first query head of the block */
@@ -156,7 +210,8 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     /* pack Qr (M, Dp) = q rows (few rows: dot-product scores), else
      * Qt (D, Mp) = q^T; the scale multiplies the scores */
     const int64_t Dp = pl->Dp;
-    for (int64_t m = 0; m < M; m++) {
+    if (P->bf16) pack_q_bf16(P, &s, r0, h0, ng, M, Mp, (uint32_t *)w.Qt);
+    for (int64_t m = 0; m < M && !P->bf16; m++) {
         const float *qr = attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng);
         if (dot) {
             for (int64_t d = 0; d < D; d++) w.Qr[m * Dp + d] = qr[d];
@@ -165,7 +220,7 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
             for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = qr[d];
         }
     }
-    if (!dot)
+    if (!dot && !P->bf16)
         for (int64_t d = 0; d < D; d++)
             for (int64_t m = M; m < Mp; m++) w.Qt[d * Mp + m] = 0.0f;
     for (int64_t m = 0; m < Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
@@ -177,8 +232,10 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
 
     /* formed only when keys are visited: an empty K/V view (Sk = 0, a varlen
      * sequence without keys) may have any data pointer and strides */
-    const float *kbase = ka < kb ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
-    const float *vbase = ka < kb ? attn__sdpa_at(P->v, &s, s.k0, 0, kvh) : NULL;
+    const float *kbase = ka < kb && !P->bf16 ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
+    const float *vbase = ka < kb && !P->bf16 ? attn__sdpa_at(P->v, &s, s.k0, 0, kvh) : NULL;
+    const uint16_t *kb16 = ka < kb && P->bf16 ? attn__sdpa_at16(P->k, &s, s.k0, 0, kvh) : NULL;
+    const uint16_t *vb16 = ka < kb && P->bf16 ? attn__sdpa_at16(P->v, &s, s.k0, 0, kvh) : NULL;
     /* Few rows (decoding) over dense K and V rows (a head-major cache): the
      * tile two ahead is prefetched as two spans (the per-row loop below was
      * ~15% of a decode step's instructions; ~5-10% faster than hardware
@@ -186,7 +243,12 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     const int span = dot && P->k.stride_s == D && P->v.stride_s == Dv;
     for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
-        if (span && j0 + 2 * Bc < kb) {
+        if (P->bf16 && j0 + Bc < kb) { /* bf16: the next tile's K and V rows */
+            const int64_t nn = kb - j0 - Bc < Bc ? kb - j0 - Bc : Bc;
+            attn__prefetch_rows16(kb16 + (j0 + Bc) * P->k.stride_s, P->k.stride_s, nn, D);
+            attn__prefetch_rows16(vb16 + (j0 + Bc) * P->v.stride_s, P->v.stride_s, nn, Dv);
+        } else if (P->bf16) {
+        } else if (span && j0 + 2 * Bc < kb) {
             const int64_t nn = kb - j0 - 2 * Bc < Bc ? kb - j0 - 2 * Bc : Bc;
             attn__prefetch_span(kbase + (j0 + 2 * Bc) * D, nn * D);
             attn__prefetch_span(vbase + (j0 + 2 * Bc) * Dv, nn * Dv);
@@ -196,7 +258,10 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
             attn__prefetch_rows(vbase + (j0 + Bc) * P->v.stride_s, P->v.stride_s, nn, Dv);
         }
         /* St (nc, Mp) = K[j0 : j0 + nc] . Qt  (= K . Qr^T, padding columns 0) */
-        if (dot) kt->gemm_abt(nc, M, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qr, Dp, w.St, Mp);
+        if (P->bf16)
+            kt->gemm_bf16(nc, Mp, D / 2, kb16 + j0 * P->k.stride_s, P->k.stride_s, 2, (const uint16_t *)w.Qt, Mp,
+                          w.St, Mp, 0);
+        else if (dot) kt->gemm_abt(nc, M, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qr, Dp, w.St, Mp);
         else kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
         const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
         if (elem) {
@@ -213,6 +278,10 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         }
         if (dropout) attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, NULL);
         const int64_t ldv = P->v.stride_s;
+        if (P->bf16) {
+            pv_bf16(P, kt, &w, vb16 + j0 * ldv, ldv, nc, M, Mp, Dvp);
+            continue;
+        }
         const float *vt = vbase + j0 * ldv; /* (nc, Dv) V rows of the tile, row stride ldv */
         if (dot && Dv == Dvp && kt->rows_finite(nc, Dv, vt, ldv)) {
             /* few rows (decoding): a clean V tile is read in place (each
@@ -248,15 +317,9 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     }
     for (int64_t m = 0; m < M; m++) {
         const int64_t r = m / ng, h = h0 + m % ng;
-        float *orow = attn__sdpa_at(P->o, &s, s.q0, r0 + r, h);
         const float l = w.lrow[m]; /* 0: fully masked row; NaN propagates */
-        if (l != 0.0f) {
-            const float inv = P->drop_scale / l;
-            const float *src = w.O + m * Dvp;
-            for (int64_t e = 0; e < Dv; e++) orow[e] = src[e] * inv;
-        } else {
-            for (int64_t e = 0; e < Dv; e++) orow[e] = 0.0f;
-        }
+        store_o_row(P, kt, &s, r0 + r, h, l != 0.0f ? w.O + m * Dvp : NULL, l != 0.0f ? P->drop_scale / l : 0.0f,
+                    w.orow);
         if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = lse_of(w.mrow[m], l);
     }
 }
@@ -280,13 +343,15 @@ static void fwd_combine(void *vctx, int64_t t0, int tid) {
     const int64_t h0 = kvh * P->G + g0;
     const int64_t slot_n = pl->Mmax * Dvp + 2 * pl->Mp;
     const float *base = c->partials + t0 * nsplit * slot_n;
+    fwd_bufs w;
+    fwd_bufs_get(P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
+    float *acc = w.O; /* (Dv) the row's combination */
     for (int64_t m = 0; m < M; m++) {
         const int64_t r = m / ng, h = h0 + m % ng;
         float mx = -INFINITY;
         for (int64_t sp = 0; sp < nsplit; sp++) mx = fmaxf(mx, base[sp * slot_n + pl->Mmax * Dvp + m]);
-        float *orow = attn__sdpa_at(P->o, &s, s.q0, r0 + r, h);
-        float l = 0.0f;
-        for (int64_t e = 0; e < Dv; e++) orow[e] = 0.0f;
+        float l = 0.0f, inv = 1.0f;
+        for (int64_t e = 0; e < Dv; e++) acc[e] = 0.0f;
         if (mx != -INFINITY) {
             for (int64_t sp = 0; sp < nsplit; sp++) {
                 const float *slot = base + sp * slot_n;
@@ -295,13 +360,11 @@ static void fwd_combine(void *vctx, int64_t t0, int tid) {
                 const float wgt = expf(ms - mx);
                 l += wgt * slot[pl->Mmax * Dvp + pl->Mp + m];
                 const float *src = slot + m * Dvp;
-                for (int64_t e = 0; e < Dv; e++) orow[e] += wgt * src[e];
+                for (int64_t e = 0; e < Dv; e++) acc[e] += wgt * src[e];
             }
-            if (l != 0.0f) {
-                const float inv = P->drop_scale / l;
-                for (int64_t e = 0; e < Dv; e++) orow[e] *= inv;
-            }
+            if (l != 0.0f) inv = P->drop_scale / l;
         }
+        store_o_row(P, c->kt, &s, r0 + r, h, acc, inv, w.orow);
         if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = lse_of(mx, l);
     }
     (void)tid;

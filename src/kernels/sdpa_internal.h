@@ -48,7 +48,10 @@ typedef struct attn__sdpa_prob {
     uint64_t seed;
     int has_elem;                   /* softcap / alibi / explicit mask: per-element work in every tile */
     int bwd_fast;                   /* backward without the row-statistics pass (attn_sdpa_opts) */
-    attn_view q, k, v, o, dO, dq, dk, dv;
+    attn_view q, k, v, o, dO, dq, dk, dv; /* fp32 views, except (fwd) o of type ot and, in the
+                                             bf16 fast path, q, k, v (.data then a uint16_t *) */
+    attn_dtype ot;                  /* fwd: element type of o (rows converted as written) */
+    int bf16;                       /* fwd: the bf16 fast path (attn_sdpa_fwd_typed) */
     float *lse_out;                 /* fwd: (B, Hq, Sq) / varlen (Hq, Tq), or NULL */
     const float *lse_in;            /* bwd */
 } attn__sdpa_prob;
@@ -81,9 +84,17 @@ static inline void attn__sdpa_seq_get(const attn__sdpa_prob *P, int64_t b, attn_
     s->koff_b = s->voff_b = s->qoff_b;
 }
 
-/* Pointer to element (b, row i of sequence, head h, 0) of a view. */
+/* Element offset of (b, row i of sequence, head h, 0) in a view. */
+static inline int64_t attn__sdpa_off(attn_view v, const attn__sdpa_seq *s, int64_t row0, int64_t i, int64_t h) {
+    return s->qoff_b * v.stride_b + (row0 + i) * v.stride_s + h * v.stride_h;
+}
+/* Pointer to element (b, row i of sequence, head h, 0) of an fp32 view. */
 static inline float *attn__sdpa_at(attn_view v, const attn__sdpa_seq *s, int64_t row0, int64_t i, int64_t h) {
-    return v.data + s->qoff_b * v.stride_b + (row0 + i) * v.stride_s + h * v.stride_h;
+    return v.data + attn__sdpa_off(v, s, row0, i, h);
+}
+/* The same in a view of 16-bit elements (.data a uint16_t *). */
+static inline uint16_t *attn__sdpa_at16(attn_view v, const attn__sdpa_seq *s, int64_t row0, int64_t i, int64_t h) {
+    return (uint16_t *)(void *)v.data + attn__sdpa_off(v, s, row0, i, h);
 }
 
 /* lse index of (sequence, head h, row i). */
@@ -130,6 +141,12 @@ typedef struct attn__sdpa_plan {
 static inline void attn__prefetch_rows(const float *p, int64_t ld, int64_t nr, int64_t n) {
     for (int64_t r = 0; r < nr; r++)
         for (int64_t e = 0; e < n; e += 16) __builtin_prefetch(p + r * ld + e, 0, 3);
+}
+
+/* The same for rows of 16-bit elements (ld, n in elements). */
+static inline void attn__prefetch_rows16(const uint16_t *p, int64_t ld, int64_t nr, int64_t n) {
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t e = 0; e < n; e += 32) __builtin_prefetch(p + r * ld + e, 0, 3);
 }
 
 /* Software prefetch of a contiguous span of n floats (dense K/V rows, e.g. a
@@ -187,6 +204,10 @@ static inline int attn__sdpa_tasks_bounded(int64_t B, int64_t Sq, int64_t Hq) {
 attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
                                 attn_view q, attn_view k, attn_view v, attn_view o, attn_view dO,
                                 const float *lse, attn_view dq, attn_view dk, attn_view dv);
+/* The same on typed views t = {q, k, v, o, dO, dq, dk, dv} (fwd: the last
+ * four unused); dtypes F32 / BF16 / F16, element sizes taken from them. */
+attn_status attn__sdpa_validate_t(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
+                                  const attn_tview *t, const float *lse);
 /* attn_sdpa_merge's arguments (n <= ATTN__SDPA_MERGE_MAX parts). */
 #define ATTN__SDPA_MERGE_MAX 256
 attn_status attn__sdpa_merge_validate(const char *fn, int64_t B, int64_t Sq, int64_t Hq, int64_t Dv, int n,
@@ -196,6 +217,16 @@ attn_status attn__sdpa_merge_validate(const char *fn, int64_t B, int64_t Sq, int
 void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts);
 
 /* sdpa.c */
+/* The caller's options as a complete struct of this library's layout. */
+attn_status attn__sdpa_opts_read(const char *fn, const attn_sdpa_opts *opts, attn_sdpa_opts *full);
+/* Run validated calls (opts complete): plan, workspace (NULL allocates), kernels.
+ * fwd: o of element type ot; bf16 != 0 the bf16 fast path (q, k, v BF16). */
+attn_status attn__sdpa_fwd_exec(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts,
+                                attn_view q, attn_view k, attn_view v, attn_view o, attn_dtype ot, int bf16,
+                                float *lse, void *workspace, size_t workspace_size);
+attn_status attn__sdpa_bwd_exec(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts,
+                                attn_view q, attn_view k, attn_view v, attn_view o, attn_view dO, const float *lse,
+                                attn_view dq, attn_view dk, attn_view dv, void *workspace, size_t workspace_size);
 void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd, int nthreads);
 
 /* Per-element logit work on a transposed tile St (nc, mp) of rows (r0.., ng heads

@@ -63,12 +63,16 @@ static int injective4(const int64_t n[4], const int64_t s[4]) {
 
 typedef struct tens {
     const char *name;
-    attn_view v;
+    attn_tview v;
     int64_t S, H, Dl;
 } tens;
 
 static attn_status check_view(const char *fn, const tens *t, int64_t B, int varlen, int output, vrange *r) {
-    const attn_view v = t->v;
+    const attn_tview v = t->v;
+    if (v.dtype != ATTN_DTYPE_F32 && v.dtype != ATTN_DTYPE_BF16 && v.dtype != ATTN_DTYPE_F16)
+        return attn__fail(ATTN_ERR_DTYPE, "%s: %s.dtype = %d, must be ATTN_DTYPE_F32, _BF16 or _F16", fn, t->name,
+                          (int)v.dtype);
+    const int64_t es = v.dtype == ATTN_DTYPE_F32 ? 4 : 2; /* bytes per element */
     int64_t Bn = varlen ? 1 : B;
     int64_t sb = varlen ? 0 : v.stride_b;
     int64_t numel;
@@ -99,16 +103,16 @@ static attn_status check_view(const char *fn, const tens *t, int64_t B, int varl
                               (long long)Bn, (long long)t->S, (long long)t->H, (long long)t->Dl);
     }
     uintptr_t base = (uintptr_t)v.data;
-    if ((uint64_t)ext * 4u > UINTPTR_MAX - base)
+    if ((uint64_t)ext * (uint64_t)es > UINTPTR_MAX - base)
         return attn__fail(ATTN_ERR_NOMEM, "%s: %s extends past the end of the address space", fn, t->name);
     r->lo = base;
-    r->hi = base + (uintptr_t)ext * 4u;
-    { /* lattice: the innermost D run is one element of 4 * Dl bytes */
+    r->hi = base + (uintptr_t)ext * (uintptr_t)es;
+    { /* lattice: the innermost D run is one element of es * Dl bytes */
         int64_t nn[3] = {Bn, t->S, t->H}, ss[3] = {sb, v.stride_s, v.stride_h};
         r->nd = 0;
         for (int i = 0; i < 3; i++)
-            if (nn[i] > 1) { r->n[r->nd] = nn[i]; r->s[r->nd] = ss[i] * 4; r->nd++; }
-        r->elem = t->Dl * 4;
+            if (nn[i] > 1) { r->n[r->nd] = nn[i]; r->s[r->nd] = ss[i] * es; r->nd++; }
+        r->elem = t->Dl * es;
     }
     return ATTN_OK;
 }
@@ -175,6 +179,14 @@ static attn_status check_cu(const char *fn, const char *name, const int32_t *cu,
 attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
                                 attn_view q, attn_view k, attn_view v, attn_view o, attn_view dO,
                                 const float *lse, attn_view dq, attn_view dk, attn_view dv) {
+    const attn_tview t[8] = {attn_tview_f32(q),  attn_tview_f32(k),  attn_tview_f32(v),  attn_tview_f32(o),
+                             attn_tview_f32(dO), attn_tview_f32(dq), attn_tview_f32(dk), attn_tview_f32(dv)};
+    return attn__sdpa_validate_t(fn, dims, opts, bwd, t, lse);
+}
+
+attn_status attn__sdpa_validate_t(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
+                                  const attn_tview *t, const float *lse) {
+    const attn_tview q = t[0], k = t[1], v = t[2], o = t[3], dO = t[4], dq = t[5], dk = t[6], dv = t[7];
     if (!dims) return attn__fail(ATTN_ERR_NULL, "%s: dims is NULL", fn);
     const int64_t B = dims->batch, Sq = dims->seq_q, Sk = dims->seq_k, Hq = dims->heads_q, Hkv = dims->heads_kv,
                   D = dims->head_dim;
@@ -389,14 +401,14 @@ attn_status attn__sdpa_merge_validate(const char *fn, int64_t B, int64_t Sq, int
     if (__builtin_mul_overflow(B, Hq, &nlse) || __builtin_mul_overflow(nlse, Sq, &nlse) || nlse > INT64_MAX / 8)
         return attn__fail(ATTN_ERR_NOMEM, "%s: lse has too many elements (size overflow)", fn);
     attn_status st;
-    tens to = {"o", o, Sq, Hq, Dv};
+    tens to = {"o", attn_tview_f32(o), Sq, Hq, Dv};
     vrange ro, rl, rp, rpl;
     if ((st = check_view(fn, &to, B, 0, 1, &ro))) return st;
     if (lse && nlse > 0) flat_range(&rl, "lse", lse, (uint64_t)nlse * 4u);
     else flat_range(&rl, "lse", NULL, 0);
     if (overlaps(&ro, &rl)) return attn__fail(ATTN_ERR_ALIAS, "%s: output o overlaps output lse", fn);
     for (int p = 0; p < n; p++) {
-        tens tp = {"o_parts[p]", o_parts[p], Sq, Hq, Dv};
+        tens tp = {"o_parts[p]", attn_tview_f32(o_parts[p]), Sq, Hq, Dv};
         if ((st = check_view(fn, &tp, B, 0, 0, &rp))) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", attn_last_error());

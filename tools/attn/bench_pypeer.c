@@ -127,9 +127,10 @@ void pypeer_run(int peer, const pypeer_dir *pd, const char *const *variants, int
     shell_quote(qs, sizeof qs, script);
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "python3 %s --peer %s --dir '%s' --variants %s%s --threads %d --runs %d --min-time %g --max-time %g 2>/dev/null",
-             qs, NAMES[peer], pd->path, list, pd->kv_head_major ? " --kv-head-major" : "", tc->threads, tc->runs,
-             tc->min_time, tc->max_time);
+             "python3 %s --peer %s --dir '%s' --variants %s%s --dtype %s --threads %d --runs %d --min-time %g "
+             "--max-time %g 2>/dev/null",
+             qs, NAMES[peer], pd->path, list, pd->kv_head_major ? " --kv-head-major" : "",
+             pd->dtype ? pd->dtype : "f32", tc->threads, tc->runs, tc->min_time, tc->max_time);
     fflush(NULL);
     FILE *f = popen(cmd, "r");
     if (!f) return;

@@ -33,6 +33,7 @@ typedef struct pypeer_res {
 typedef struct pypeer_dir {
     char path[64]; /* "" when not created */
     int kv_head_major, has_do;
+    const char *dtype; /* "f32" (or NULL), "bf16", "f16": the peer casts the (already rounded) inputs */
 } pypeer_dir;
 
 typedef struct pypeer_timing {

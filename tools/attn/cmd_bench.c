@@ -31,6 +31,7 @@
 #include "core/core.h"
 #include "mpi_delegate.h"
 #include "kernels/gemm.h"
+#include "io/half.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -72,9 +73,18 @@ typedef struct bench_row {
     bu_timing ta, tp;    /* attn, peer */
     double err;
     int valid, ran;
+    attn_dtype dt;       /* element type of the tensors (kernel rows; --dtype) */
     char note[256];
     pypeer_res py[PYPEER_N]; /* PyTorch, ONNX Runtime (bench_pypeer.h) */
 } bench_row;
+
+/* --dtype names */
+static const char *dtype_name(attn_dtype t) {
+    return t == ATTN_DTYPE_BF16 ? "bf16" : t == ATTN_DTYPE_F16 ? "f16" : "f32";
+}
+/* Validation tolerance against the fp32 peers: the output's rounding (2^-8 bf16, 2^-11 f16) and, for
+ * bf16, the bf16 probabilities of the fast forward, with room. */
+static double dtype_tol(attn_dtype t) { return t == ATTN_DTYPE_BF16 ? 3e-2 : t == ATTN_DTYPE_F16 ? 4e-3 : 1e-3; }
 
 /* ─── progress on stderr ─────────────────────────────────────────────────── */
 static int g_tty;
@@ -140,19 +150,40 @@ typedef struct problem {
     peer_ws pw;
     int threads;
     int kv_hm; /* k, v (and dk, dv) are (B, Hkv, Sk, D) instead of (B, Sk, Hkv, D) */
+    attn_dtype dt; /* F32, or the type of the 16-bit copies below (typed calls) */
+    uint16_t *h[8]; /* q, k, v, out, dO, dq, dk, dv in dt (the fp32 inputs hold the same rounded values) */
 } problem;
+
+enum { H_Q, H_K, H_V, H_O, H_DO, H_DQ, H_DK, H_DV };
+
+static uint16_t to16(attn_dtype t, float x) { return t == ATTN_DTYPE_BF16 ? attn__f32_to_bf16(x) : attn__f32_to_f16(x); }
+static float from16(attn_dtype t, uint16_t x) { return t == ATTN_DTYPE_BF16 ? attn__bf16_to_f32(x) : attn__f16_to_f32(x); }
+/* 16-bit copy of x (rounded), and x rounded in place: both sides see the same inputs */
+static void round_to(attn_dtype t, float *x, uint16_t *h, int64_t n) {
+    for (int64_t i = 0; i < n; i++) { h[i] = to16(t, x[i]); x[i] = from16(t, h[i]); }
+}
+static void widen(attn_dtype t, const uint16_t *h, float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = from16(t, h[i]);
+}
 
 static void problem_free(problem *p) {
     attn__free(p->q); attn__free(p->k); attn__free(p->v); attn__free(p->out); attn__free(p->dO);
     attn__free(p->lse); attn__free(p->dq); attn__free(p->dk); attn__free(p->dv);
     attn__free(p->po); attn__free(p->pdq); attn__free(p->pdk); attn__free(p->pdv);
     attn__free(p->ws);
+    for (int i = 0; i < 8; i++) attn__free(p->h[i]);
     peer_ws_free(&p->pw);
     memset(p, 0, sizeof *p);
 }
 
-static int problem_init(problem *p, const model_shape *m, int64_t Sq, int64_t Sk, int backward, int threads) {
+static attn_view vw(float *x, int64_t S, int64_t H, int64_t D);
+static attn_view kvw(const problem *p, float *x, int64_t S, int64_t H, int64_t D);
+static attn_tview tvw(const problem *p, int which, int kv);
+
+static int problem_init(problem *p, const model_shape *m, int64_t Sq, int64_t Sk, int backward, int threads,
+                        attn_dtype dt) {
     memset(p, 0, sizeof *p);
+    p->dt = dt;
     p->d = (attn_sdpa_dims){ .batch = 1, .seq_q = Sq, .seq_k = Sk, .heads_q = m->Hq, .heads_kv = m->Hkv,
                              .head_dim = m->D, .head_dim_v = m->D };
     p->threads = threads;
@@ -172,6 +203,15 @@ static int problem_init(problem *p, const model_shape *m, int64_t Sq, int64_t Sk
     fill_rand(p->k, nk, 2 + (uint64_t)Sk);
     fill_rand(p->v, nk, 3 + (uint64_t)Sk);
     if (backward) fill_rand(p->dO, nq, 4 + (uint64_t)Sq);
+    if (dt != ATTN_DTYPE_F32) {
+        const int64_t n16[8] = {nq, nk, nk, nq, nq, nq, nk, nk};
+        for (int i = 0; i < 8; i++)
+            if ((backward || i < H_DO) && !(p->h[i] = attn__malloc((size_t)n16[i] * 2 + 2))) return 1;
+        round_to(dt, p->q, p->h[H_Q], nq);
+        round_to(dt, p->k, p->h[H_K], nk);
+        round_to(dt, p->v, p->h[H_V], nk);
+        if (backward) round_to(dt, p->dO, p->h[H_DO], nq);
+    }
     /* workspace: the largest any variant needs */
     size_t need = 0;
     for (int c = 0; c < 2; c++) {
@@ -179,6 +219,13 @@ static int problem_init(problem *p, const model_shape *m, int64_t Sq, int64_t Sk
         o.causal = c;
         o.align = ATTN_ALIGN_BOTTOM_RIGHT;
         size_t a = attn_sdpa_fwd_workspace_size(&p->d, &o), b = backward ? attn_sdpa_bwd_workspace_size(&p->d, &o) : 0;
+        if (dt != ATTN_DTYPE_F32) {
+            const attn_tview q = tvw(p, H_Q, 0), k = tvw(p, H_K, 1), v = tvw(p, H_V, 1), out = tvw(p, H_O, 0);
+            a = attn_sdpa_fwd_typed_workspace_size(&p->d, q, k, v, out, &o);
+            if (backward)
+                b = attn_sdpa_bwd_typed_workspace_size(&p->d, q, k, v, out, tvw(p, H_DO, 0), tvw(p, H_DQ, 0),
+                                                       tvw(p, H_DK, 1), tvw(p, H_DV, 1), &o);
+        }
         if (a > need) need = a;
         if (b > need) need = b;
     }
@@ -201,6 +248,13 @@ static attn_view vw(float *x, int64_t S, int64_t H, int64_t D) { return attn_vie
 static attn_view kvw(const problem *p, float *x, int64_t S, int64_t H, int64_t D) {
     return p->kv_hm ? attn_view_bhsd(x, S, H, D) : attn_view_bshd(x, S, H, D);
 }
+/* Typed view of 16-bit copy `which` (kv: a K/V-side tensor, in the problem's K/V layout) */
+static attn_tview tvw(const problem *p, int which, int kv) {
+    const attn_sdpa_dims *d = &p->d;
+    if (!kv) return attn_tview_bshd(p->h[which], p->dt, d->seq_q, d->heads_q, d->head_dim);
+    return p->kv_hm ? attn_tview_bhsd(p->h[which], p->dt, d->seq_k, d->heads_kv, d->head_dim)
+                    : attn_tview_bshd(p->h[which], p->dt, d->seq_k, d->heads_kv, d->head_dim);
+}
 
 static int attn_fwd_fn(void *vctx) {
     run_ctx *c = vctx;
@@ -209,6 +263,9 @@ static int attn_fwd_fn(void *vctx) {
     attn_sdpa_opts o = p->o;
     o.causal = c->causal;
     o.align = ATTN_ALIGN_BOTTOM_RIGHT;
+    if (p->dt != ATTN_DTYPE_F32)
+        return attn_sdpa_fwd_typed(d, tvw(p, H_Q, 0), tvw(p, H_K, 1), tvw(p, H_V, 1), tvw(p, H_O, 0), p->lse, &o,
+                                   p->ws, p->wsn) != ATTN_OK;
     attn_status st = attn_sdpa_fwd(d, vw(p->q, d->seq_q, d->heads_q, d->head_dim), kvw(p, p->k, d->seq_k, d->heads_kv, d->head_dim),
                                    kvw(p, p->v, d->seq_k, d->heads_kv, d->head_dim), vw(p->out, d->seq_q, d->heads_q, d->head_dim),
                                    p->lse, &o, p->ws, p->wsn);
@@ -223,6 +280,10 @@ static int attn_bwd_fn(void *vctx) {
     o.causal = c->causal;
     o.align = ATTN_ALIGN_BOTTOM_RIGHT;
     const int64_t Sq = d->seq_q, Sk = d->seq_k, Hq = d->heads_q, Hkv = d->heads_kv, D = d->head_dim;
+    if (p->dt != ATTN_DTYPE_F32)
+        return attn_sdpa_bwd_typed(d, tvw(p, H_Q, 0), tvw(p, H_K, 1), tvw(p, H_V, 1), tvw(p, H_O, 0),
+                                   tvw(p, H_DO, 0), p->lse, tvw(p, H_DQ, 0), tvw(p, H_DK, 1), tvw(p, H_DV, 1), &o,
+                                   p->ws, p->wsn) != ATTN_OK;
     attn_status st = attn_sdpa_bwd(d, vw(p->q, Sq, Hq, D), kvw(p, p->k, Sk, Hkv, D), kvw(p, p->v, Sk, Hkv, D),
                                    vw(p->out, Sq, Hq, D), vw(p->dO, Sq, Hq, D), p->lse, vw(p->dq, Sq, Hq, D),
                                    kvw(p, p->dk, Sk, Hkv, D), kvw(p, p->dv, Sk, Hkv, D), &o, p->ws, p->wsn);
@@ -262,6 +323,14 @@ static void run_row(bench_row *r, problem *p, const timing_cfg *tc, int idx, int
     /* warm-up + validation */
     if (attn_fwd_fn(&c)) { snprintf(r->note, sizeof r->note, "attn_sdpa_fwd: %s", attn_last_error()); return; }
     if (bwd && attn_bwd_fn(&c)) { snprintf(r->note, sizeof r->note, "attn_sdpa_bwd: %s", attn_last_error()); return; }
+    if (p->dt != ATTN_DTYPE_F32) { /* fp32 copies of the typed outputs, for the checks */
+        widen(p->dt, p->h[H_O], p->out, nq);
+        if (bwd) {
+            widen(p->dt, p->h[H_DQ], p->dq, nq);
+            widen(p->dt, p->h[H_DK], p->dk, nk);
+            widen(p->dt, p->h[H_DV], p->dv, nk);
+        }
+    }
     if (bwd) {
         peer_bwd_fn(&c);
         double e1 = max_rel_diff(p->dq, p->pdq, nq), e2 = max_rel_diff(p->dk, p->pdk, nk), e3 = max_rel_diff(p->dv, p->pdv, nk);
@@ -271,8 +340,8 @@ static void run_row(bench_row *r, problem *p, const timing_cfg *tc, int idx, int
         peer_fwd_fn(&c);
         r->err = max_rel_diff(p->out, p->po, nq);
     }
-    r->valid = r->err <= VALIDATE_TOL;
-    if (!r->valid) snprintf(r->note, sizeof r->note, "output differs from the peer: max rel err %.2e > %.0e", r->err, VALIDATE_TOL);
+    r->valid = r->err <= dtype_tol(p->dt);
+    if (!r->valid) snprintf(r->note, sizeof r->note, "output differs from the peer: max rel err %.2e > %.0e", r->err, dtype_tol(p->dt));
     usleep(100000); /* let OpenBLAS's workers go idle before timing the kernel */
     progress_step("[%d/%d] %s %s S=%lld: timing attn", idx, total, r->m->name, VNAMES[r->variant],
              (long long)(is_decode(r->variant) ? r->Sk : r->Sq));
@@ -314,6 +383,7 @@ static void pypeers_run_group(bench_row *rows, int n, const problem *p, const py
         progress_step("%s S=%lld: PyTorch / ONNX Runtime peers (bench/sdpa_peer.py)", rows[0].m->name,
                       (long long)(is_decode(rows[0].variant) ? rows[0].Sk : rows[0].Sq));
         if (pypeer_begin(pd, &p->d, p->kv_hm, p->q, p->k, p->v, bwd ? p->dO : NULL, err, sizeof err)) any = 0;
+        pd->dtype = dtype_name(p->dt); /* the peers compute in the row's type */
     }
     for (int k = 0; k < PYPEER_N; k++) {
         pypeer_res res[8];
@@ -349,10 +419,12 @@ static void pypeers_check(bench_row *r, const problem *p, const pypeer_dir *pd) 
             if (x) attn_npy_free(&arr);
             if (!(e <= py->err)) py->err = e;
         }
-        py->valid = py->err <= VALIDATE_TOL;
+        /* a typed row's peer computes in the same type: both roundings count */
+        const double tol = p->dt == ATTN_DTYPE_F32 ? VALIDATE_TOL : 2 * dtype_tol(p->dt);
+        py->valid = py->err <= tol;
         if (!py->valid)
             snprintf(py->note, sizeof py->note, "%s output differs from attn's: max rel err %.2e > %.0e", pypeer_name(k),
-                     py->err, VALIDATE_TOL);
+                     py->err, tol);
     }
 }
 
@@ -680,15 +752,18 @@ static double peak_for(bu_peak *pk, double gflops) {
 static int g_over_peak; /* rows flagged ">probe" */
 
 static void print_row(const bench_row *r, double peak) {
+    char vname[32];
+    snprintf(vname, sizeof vname, "%s%s%s", r->dt != ATTN_DTYPE_F32 ? dtype_name(r->dt) : "",
+             r->dt != ATTN_DTYPE_F32 ? " " : "", VNAMES[r->variant]);
     if (!r->ran) {
-        printf("%-10s %-11s %5lld  %s\n", r->m->name, VNAMES[r->variant], (long long)r->Sq, r->note[0] ? r->note : "failed");
+        printf("%-10s %-11s %5lld  %s\n", r->m->name, vname, (long long)r->Sq, r->note[0] ? r->note : "failed");
         return;
     }
     const double ams = r->ta.median_s * 1e3, pms = r->tp.median_s * 1e3;
     const double ag = r->flops / r->ta.median_s * 1e-9, pg = r->flops / r->tp.median_s * 1e-9;
     char pct[32];
     g_over_peak += ag > peak;
-    printf("%-10s %-11s %5lld %9.2f %8.1f %s %9.2f %8.1f %7.2fx %9.1e  %3.0f/%3.0f", r->m->name, VNAMES[r->variant],
+    printf("%-10s %-11s %5lld %9.2f %8.1f %s %9.2f %8.1f %7.2fx %9.1e  %3.0f/%3.0f", r->m->name, vname,
            (long long)r->Sq, ams, ag, pct_cell(pct, sizeof pct, ag, peak), pms, pg, pms / ams, r->err,
            100 * cpu_share(&r->ta), 100 * cpu_share(&r->tp));
     print_pypeer_cols(r);
@@ -765,7 +840,7 @@ int cmd_bench(int argc, char **argv) {
     int quick = 0, memory = 0, no_torch = 0, no_ort = 0, no_layer = 0, no_decode = 0, paged_only = 0, no_paged = 0;
     int peers_in_quick = 0;
     int64_t block_size = 64;
-    const char *json_path = NULL, *plot_path = NULL, *seqs_s = NULL, *models_s = NULL;
+    const char *json_path = NULL, *plot_path = NULL, *seqs_s = NULL, *models_s = NULL, *dtypes_s = NULL;
     const char *paged_batches_s = NULL, *paged_ctx_s = NULL;
     const arg_spec specs[] = {
         { "threads", ARG_INT, &threads, "N", "threads for attn and for the peers (default 2)" },
@@ -786,6 +861,7 @@ int cmd_bench(int argc, char **argv) {
         { "no-ort", ARG_FLAG, &no_ort, NULL, "skip the ONNX Runtime peer of the sdpa rows" },
         { "peers", ARG_FLAG, &peers_in_quick, NULL, "with --quick: run the PyTorch / ONNX Runtime sdpa peers too" },
         { "layer-seq", ARG_INT, &layer_seq, "S", "sequence length of the layer rows (default 2048)" },
+        { "dtype", ARG_STR, &dtypes_s, "LIST", "element types of the sdpa rows: f32,bf16,f16 (default f32)" },
         { "json", ARG_STR, &json_path, "FILE", "also write every figure to FILE as JSON" },
         { "plot", ARG_STR, &plot_path, "FILE", "draw GFLOP/s vs S to FILE.png or FILE.svg (needs gnuplot)" },
         { "memory", ARG_FLAG, &memory, NULL, "only measure peak RSS of one causal forward, S 32768, Hq 32, Hkv 8, D 128" },
@@ -830,6 +906,26 @@ int cmd_bench(int argc, char **argv) {
     if (paged_only) no_layer = 1;
     if (seqs_s && parse_seqs(seqs_s, seqs, 16, &nseqs))
         return cli_fail(SUB, "--seqs %s: expected a comma-separated list of up to 16 lengths in [1, 65536]", seqs_s);
+    attn_dtype dts[3] = { ATTN_DTYPE_F32 };
+    int ndt = 1;
+    if (dtypes_s) {
+        ndt = 0;
+        const char *s = dtypes_s;
+        while (*s) {
+            size_t len = strcspn(s, ",");
+            attn_dtype t;
+            if (len == 3 && !strncmp(s, "f32", 3)) t = ATTN_DTYPE_F32;
+            else if (len == 4 && !strncmp(s, "bf16", 4)) t = ATTN_DTYPE_BF16;
+            else if (len == 3 && !strncmp(s, "f16", 3)) t = ATTN_DTYPE_F16;
+            else return cli_fail(SUB, "--dtype %s: unknown type '%.*s' (choose from f32, bf16, f16)", dtypes_s, (int)len, s);
+            for (int i = 0; i < ndt; i++)
+                if (dts[i] == t) return cli_fail(SUB, "--dtype %s: '%.*s' given twice", dtypes_s, (int)len, s);
+            dts[ndt++] = t;
+            s += len;
+            if (*s) s++;
+        }
+        if (!ndt) return cli_fail(SUB, "--dtype: empty list");
+    }
     int use_model[NMODELS] = { 1, 1 };
     if (models_s) {
         use_model[0] = use_model[1] = 0;
@@ -893,15 +989,17 @@ int cmd_bench(int argc, char **argv) {
     const int64_t decode_sk = 4096;
 
     /* rows */
-    bench_row rows[NMODELS * 16 * 4 + 2 * NMODELS];
+    bench_row rows[NMODELS * 16 * 4 * 3 + 2 * NMODELS];
     int nrows = 0;
     for (int mi = 0; mi < NMODELS && !paged_only; mi++) {
         if (!use_model[mi]) continue;
         for (int si = 0; si < nseqs; si++)
-            for (int v = 0; v < 4; v++) {
+            for (int ti = 0; ti < ndt; ti++)
+            for (int v = 0; v < 4; v++) { /* groups of 4 rows: one problem, one element type */
                 bench_row *r = &rows[nrows++];
                 memset(r, 0, sizeof *r);
                 r->m = &MODELS[mi]; r->variant = v; r->B = 1; r->Sq = r->Sk = seqs[si];
+                r->dt = dts[ti];
                 r->flops = sdpa_flops(r->m, r->Sq, r->Sk, v);
             }
     }
@@ -976,7 +1074,7 @@ int cmd_bench(int argc, char **argv) {
         problem p;
         pypeer_dir pd;
         memset(&pd, 0, sizeof pd);
-        if (problem_init(&p, rows[i].m, rows[i].Sq, rows[i].Sk, 1, (int)threads)) {
+        if (problem_init(&p, rows[i].m, rows[i].Sq, rows[i].Sk, 1, (int)threads, rows[i].dt)) {
             for (int j = 0; j < 4; j++) snprintf(rows[i + j].note, sizeof rows[i + j].note, "out of memory");
         } else {
             pypeers_run_group(&rows[i], 4, &p, &pyc, &pd);
@@ -1004,7 +1102,7 @@ int cmd_bench(int argc, char **argv) {
             problem p;
             pypeer_dir pd;
             memset(&pd, 0, sizeof pd);
-            if (problem_init(&p, rows[i].m, 1, rows[i].Sk, 0, (int)threads)) snprintf(rows[i].note, sizeof rows[i].note, "out of memory");
+            if (problem_init(&p, rows[i].m, 1, rows[i].Sk, 0, (int)threads, ATTN_DTYPE_F32)) snprintf(rows[i].note, sizeof rows[i].note, "out of memory");
             else {
                 p.kv_hm = rows[i].variant == V_DECODE_HM;
                 pypeers_run_group(&rows[i], 1, &p, &pyc, &pd);
@@ -1093,6 +1191,7 @@ int cmd_bench(int argc, char **argv) {
                     r->m->name, VNAMES[r->variant], (long long)r->B, (long long)r->Sq, (long long)r->Sk, (long long)r->m->Hq,
                     (long long)r->m->Hkv, (long long)r->m->D, r->flops, r->ran ? "true" : "false", r->valid ? "true" : "false",
                     isfinite(r->err) ? r->err : -1.0);
+            if (!is_decode(r->variant)) fprintf(f, ", \"dtype\": \"%s\"", dtype_name(r->dt));
             if (r->ran) {
                 fprintf(f, ", ");
                 json_timing(f, "attn", &r->ta);

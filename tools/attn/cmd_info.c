@@ -41,6 +41,7 @@ typedef void (*any_fn)(void);
 static const struct { const char *name; size_t off; } KERNEL_ENTRIES[] = {
     ENTRY(gemm_ab), ENTRY(gemm_atb), ENTRY(gemm_abt), ENTRY(softmax_tile), ENTRY(bwd_probs),
     ENTRY(bwd_ds), ENTRY(dot), ENTRY(row_sums), ENTRY(rows_finite), ENTRY(pack_rows),
+    ENTRY(to_f32), ENTRY(from_f32), ENTRY(gemm_bf16), ENTRY(pack_p_bf16), ENTRY(pack_v_bf16),
 };
 #undef ENTRY
 enum { NENTRIES = (int)(sizeof KERNEL_ENTRIES / sizeof KERNEL_ENTRIES[0]) };
@@ -66,6 +67,11 @@ static void print_sdpa_tables(void) {
         char borrowed[512] = "";
         int own = 0;
         for (int e = 0; e < NENTRIES; e++) {
+            if (!entry_of(t, e)) { /* an optional entry this ISA (or CPU) lacks */
+                size_t l = strlen(borrowed);
+                snprintf(borrowed + l, sizeof borrowed - l, "%s%s: none", l ? ", " : "", KERNEL_ENTRIES[e].name);
+                continue;
+            }
             int from = -1;
             for (int j = ATTN_ISA_GENERIC; j < i && from < 0; j++) {
                 const attn__sdpa_kernels *u = attn__sdpa_kernels_for((attn_isa)j);

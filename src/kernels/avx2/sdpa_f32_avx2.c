@@ -369,4 +369,5 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->pack_rows = pack_rows_avx2;
     t->row_sums = row_sums_avx2;
     t->dot = dot_avx2;
+    attn__sdpa_cvt_avx2(t);
 }

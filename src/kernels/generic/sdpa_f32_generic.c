@@ -3,6 +3,7 @@
  * fallback for every entry and the baseline the SIMD kernels are checked
  * against). Plain loops; summation orders are fixed (ascending index). */
 #include "kernels/dispatch.h"
+#include "io/half.h"
 
 #include <math.h>
 #include <string.h>
@@ -133,6 +134,67 @@ static int rows_finite_generic(int64_t nr, int64_t n, const float *src, int64_t 
     return acc == acc;
 }
 
+/* ─── element types ─────────────────────────────────────────────────────── */
+
+static void to_f32_generic(attn_dtype t, int64_t n, const void *src, float *dst) {
+    const uint16_t *s = src;
+    if (t == ATTN_DTYPE_BF16)
+        for (int64_t i = 0; i < n; i++) dst[i] = attn__bf16_to_f32(s[i]);
+    else
+        for (int64_t i = 0; i < n; i++) dst[i] = attn__f16_to_f32(s[i]);
+}
+
+static void from_f32_generic(attn_dtype t, int64_t n, const float *src, void *dst) {
+    uint16_t *d = dst;
+    if (t == ATTN_DTYPE_BF16)
+        for (int64_t i = 0; i < n; i++) d[i] = attn__f32_to_bf16(src[i]);
+    else
+        for (int64_t i = 0; i < n; i++) d[i] = attn__f32_to_f16(src[i]);
+}
+
+/* The portable pair kernels define the bf16 fast path's arithmetic (tests
+ * compare the native ones with them); the generic table leaves gemm_bf16
+ * NULL, so the driver never takes the fast path without a bf16 unit. */
+static uint32_t ld32(const uint16_t *p) { uint32_t u; memcpy(&u, p, 4); return u; }
+
+void attn__sdpa_gemm_bf16_ref(int64_t m, int64_t n, int64_t k2, const uint16_t *A, int64_t ars, int64_t aps,
+                              const uint16_t *B, int64_t ldb, float *C, int64_t ldc, int acc) {
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t j = 0; j < n; j++) {
+            float c = acc ? C[r * ldc + j] : 0.0f;
+            for (int64_t p = 0; p < k2; p++) {
+                const uint32_t a = ld32(A + r * ars + p * aps), b = ld32(B + 2 * (p * ldb + j));
+                c += attn__bits_f32(a << 16) * attn__bits_f32(b << 16) +
+                     attn__bits_f32(a & 0xffff0000u) * attn__bits_f32(b & 0xffff0000u);
+            }
+            C[r * ldc + j] = c;
+        }
+}
+
+static void pack_p_bf16_generic(int64_t nc, int64_t mp, const float *S, uint16_t *P2) {
+    for (int64_t c2 = 0; c2 < (nc + 1) / 2; c2++)
+        for (int64_t m = 0; m < mp; m++)
+            for (int t = 0; t < 2; t++) {
+                const int64_t c = 2 * c2 + t;
+                P2[2 * (c2 * mp + m) + t] = c < nc ? attn__f32_to_bf16(S[c * mp + m]) : 0;
+            }
+}
+
+static int pack_v_bf16_generic(int64_t nr, int64_t n, const uint16_t *src, int64_t lds, uint16_t *V2, int64_t npad,
+                               int32_t *bad) {
+    int nbad = 0;
+    for (int64_t c = 0; c < nr + (nr & 1); c++) {
+        const uint16_t *s = src + c * lds;
+        int nonfinite = 0;
+        if (c < nr)
+            for (int64_t e = 0; e < n; e++) nonfinite |= (s[e] & 0x7f80u) == 0x7f80u;
+        if (nonfinite) bad[nbad++] = (int32_t)c;
+        uint16_t *d = V2 + 2 * ((c / 2) * npad) + (c & 1);
+        for (int64_t e = 0; e < npad; e++) d[2 * e] = c < nr && !nonfinite && e < n ? s[e] : 0;
+    }
+    return nbad;
+}
+
 void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->name = "generic";
     t->gemm_ab = gemm_ab_generic;
@@ -145,4 +207,9 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->pack_rows = pack_rows_generic;
     t->row_sums = row_sums_generic;
     t->dot = dot_generic;
+    t->to_f32 = to_f32_generic;
+    t->from_f32 = from_f32_generic;
+    t->gemm_bf16 = NULL;
+    t->pack_p_bf16 = pack_p_bf16_generic;
+    t->pack_v_bf16 = pack_v_bf16_generic;
 }

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* test_kernels_typed.c — the element-type entries of every sdpa table this
+ * CPU runs, against the portable C ones:
+ *   - to_f32: all 65,536 bf16 and f16 patterns, bit for bit vs io/half.h
+ *     (NaN for NaN: F16C quiets signalling NaNs);
+ *   - from_f32: random floats of every magnitude, exact ties, subnormals, +-0,
+ *     +-inf, NaN with payloads, bit for bit, with every length tail;
+ *   - gemm_bf16 (where the ISA has one): random pair GEMMs (every row / column
+ *     tail, strided A, accumulate on and off) vs attn__sdpa_gemm_bf16_ref
+ *     within 2^-22 of the sum of |products| (the products are exact, only the
+ *     fp32 summation order may differ);
+ *   - pack_p_bf16 / pack_v_bf16: vs the portable packing bit for bit (normal
+ *     values; the native bf16 conversion flushes subnormal inputs to zero,
+ *     probabilities below 2^-126 only), V rows with Inf / NaN screened. */
+#include "testutil.h"
+#include "kernels/dispatch.h"
+#include "io/half.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float rnd_float(tu_rng *r) {
+    switch (tu_int(r, 0, 7)) {
+    case 0: return attn__bits_f32((uint32_t)tu_next(r)); /* any pattern: NaN, inf, subnormal */
+    case 1: return attn__bits_f32((uint32_t)tu_next(r) & 0x807fffffu); /* fp32 subnormal */
+    case 2: { /* exact ties of bf16 / f16 rounding */
+        uint32_t u = (uint32_t)tu_next(r) & 0xffff0000u;
+        return attn__bits_f32(u | (tu_int(r, 0, 1) ? 0x8000u : 0x1000u));
+    }
+    case 3: return (float)(tu_normal(r) * ldexp(1.0, (int)tu_int(r, -30, 20)));
+    default: return (float)tu_normal(r);
+    }
+}
+
+static void test_cvt(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, tu_rng *r) {
+    static uint16_t all[65536];
+    static float a[65536], b[65536];
+    for (int i = 0; i < 65536; i++) all[i] = (uint16_t)i;
+    const attn_dtype types[2] = {ATTN_DTYPE_BF16, ATTN_DTYPE_F16};
+    for (int ti = 0; ti < 2; ti++) {
+        const attn_dtype t = types[ti];
+        T->to_f32(t, 65536, all, a);
+        int bad = 0;
+        for (int i = 0; i < 65536; i++) {
+            const float want = t == ATTN_DTYPE_BF16 ? attn__bf16_to_f32(all[i]) : attn__f16_to_f32(all[i]);
+            /* a signalling f16 NaN comes out quiet from vcvtph2ps: any NaN is a NaN */
+            bad += attn__f32_bits(a[i]) != attn__f32_bits(want) && !(isnan(a[i]) && isnan(want));
+        }
+        CHECK(bad == 0, "[%s] to_f32 %s: %d of 65536 patterns differ", T->name, ti ? "f16" : "bf16", bad);
+        for (int it = 0; it < 40; it++) {
+            const int64_t n = tu_int(r, 0, 300);
+            for (int64_t i = 0; i < n; i++) b[i] = rnd_float(r);
+            uint16_t x[320], y[320];
+            x[n] = y[n] = 0x5a5a;
+            T->from_f32(t, n, b, x);
+            G->from_f32(t, n, b, y);
+            CHECK(memcmp(x, y, (size_t)(n + 1) * 2) == 0, "[%s] from_f32 %s n=%lld differs from C (or wrote past n)",
+                  T->name, ti ? "f16" : "bf16", (long long)n);
+        }
+    }
+}
+
+static void test_gemm(const attn__sdpa_kernels *T, tu_rng *r) {
+    static const int64_t ns[] = {16, 32, 48, 64, 80, 128, 144};
+    int bad = 0;
+    for (int it = 0; it < 300; it++) {
+        const int64_t m = tu_int(r, 1, 40), n = ns[tu_int(r, 0, 6)], k2 = tu_int(r, 1, 70);
+        const int acc = (int)tu_int(r, 0, 1), trans = (int)tu_int(r, 0, 1); /* A as K rows or as P2 pairs */
+        const int64_t ars = trans ? 2 : 2 * k2 + 2 * tu_int(r, 0, 3), aps = trans ? 2 * m + 2 * tu_int(r, 0, 2) : 2;
+        const int64_t na = trans ? k2 * aps + 2 * m : m * ars + 2 * k2;
+        const int64_t ldb = n + 16 * tu_int(r, 0, 1), ldc = n + 16 * tu_int(r, 0, 1);
+        uint16_t *A = calloc((size_t)na + 2, 2), *B = calloc((size_t)(2 * k2 * ldb) + 2, 2);
+        float *C0 = calloc((size_t)(m * ldc) + 1, 4), *C1 = calloc((size_t)(m * ldc) + 1, 4);
+        for (int64_t i = 0; i < na; i++) A[i] = attn__f32_to_bf16((float)tu_normal(r));
+        for (int64_t i = 0; i < 2 * k2 * ldb; i++) B[i] = attn__f32_to_bf16((float)tu_normal(r));
+        for (int64_t i = 0; i < m * ldc; i++) C0[i] = C1[i] = (float)tu_normal(r);
+        T->gemm_bf16(m, n, k2, A, ars, aps, B, ldb, C0, ldc, acc);
+        attn__sdpa_gemm_bf16_ref(m, n, k2, A, ars, aps, B, ldb, C1, ldc, acc);
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double s = acc ? fabs((double)C1[i * ldc + j]) : 0.0; /* |c| bounds the initial value's part */
+                for (int64_t p = 0; p < k2; p++)
+                    for (int e = 0; e < 2; e++)
+                        s += fabs((double)attn__bf16_to_f32(A[i * ars + p * aps + e]) *
+                                  (double)attn__bf16_to_f32(B[2 * (p * ldb + j) + e]));
+                bad += !(fabs((double)C0[i * ldc + j] - (double)C1[i * ldc + j]) <= 0x1p-22 * s + 1e-30);
+            }
+        free(A); free(B); free(C0); free(C1);
+    }
+    CHECK(bad == 0, "[%s] gemm_bf16: %d elements outside 2^-22 of the sum of |products|", T->name, bad);
+}
+
+static void test_pack(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, tu_rng *r) {
+    int badp = 0, badv = 0;
+    for (int it = 0; it < 200; it++) {
+        const int64_t nc = tu_int(r, 1, 64), mp = 16 * tu_int(r, 1, 8);
+        float *S = malloc((size_t)(nc * mp) * 4);
+        for (int64_t i = 0; i < nc * mp; i++) S[i] = tu_int(r, 0, 9) ? (float)tu_uniform(r) : 0.0f;
+        const int64_t np = ((nc + 1) / 2) * mp * 2;
+        uint16_t *P0 = malloc((size_t)np * 2 + 2), *P1 = malloc((size_t)np * 2 + 2);
+        P0[np] = P1[np] = 0x5a5a;
+        T->pack_p_bf16(nc, mp, S, P0);
+        G->pack_p_bf16(nc, mp, S, P1);
+        badp += memcmp(P0, P1, (size_t)(np + 1) * 2) != 0;
+        /* V rows with some Inf / NaN rows */
+        const int64_t n = tu_int(r, 1, 140), npad = (n + 15) / 16 * 16 + 16 * tu_int(r, 0, 1), lds = n + tu_int(r, 0, 5);
+        uint16_t *src = malloc((size_t)(nc * lds) * 2 + 2);
+        for (int64_t i = 0; i < nc * lds; i++) src[i] = attn__f32_to_bf16((float)tu_normal(r));
+        for (int64_t c = 0; c < nc; c++)
+            if (tu_int(r, 0, 9) == 0) src[c * lds + tu_int(r, 0, n - 1)] = tu_int(r, 0, 1) ? 0x7f80 : 0xffc1;
+        const int64_t nv = ((nc + 1) / 2) * npad * 2;
+        uint16_t *V0 = malloc((size_t)nv * 2 + 2), *V1 = malloc((size_t)nv * 2 + 2);
+        int32_t b0[64], b1[64];
+        V0[nv] = V1[nv] = 0x5a5a;
+        const int n0 = T->pack_v_bf16(nc, n, src, lds, V0, npad, b0), n1 = G->pack_v_bf16(nc, n, src, lds, V1, npad, b1);
+        badv += n0 != n1 || memcmp(b0, b1, (size_t)n0 * 4) != 0 || memcmp(V0, V1, (size_t)(nv + 1) * 2) != 0;
+        free(S); free(P0); free(P1); free(src); free(V0); free(V1);
+    }
+    CHECK(badp == 0, "[%s] pack_p_bf16: %d of 200 tiles differ from C", T->name, badp);
+    CHECK(badv == 0, "[%s] pack_v_bf16: %d of 200 tiles differ from C", T->name, badv);
+}
+
+int main(void) {
+    tu_rng r = {777};
+    const attn__sdpa_kernels *G = attn__sdpa_kernels_for(ATTN_ISA_GENERIC);
+    int ngemm = 0;
+    for (int isa = 0; isa <= (int)attn_isa_detected(); isa++) {
+        const attn__sdpa_kernels *T = attn__sdpa_kernels_for((attn_isa)isa);
+        test_cvt(T, G, &r);
+        test_pack(T, G, &r);
+        if (T->gemm_bf16) { test_gemm(T, &r); ngemm++; }
+    }
+    printf("test_kernels_typed: conversions and packing on %d table(s), gemm_bf16 on %d\n",
+           (int)attn_isa_detected() + 1, ngemm);
+    return test_summary("test_kernels_typed");
+}
