@@ -12,7 +12,7 @@ set -eu
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-json safetensors npy hfconfig sdpa mha}
+TARGETS=${*:-json safetensors npy hfconfig sdpa sdpa_typed mha}
 BUILD=${ATTN_FUZZ_BUILD:-build-fuzz}
 CC=${CC_FUZZ:-clang}
 

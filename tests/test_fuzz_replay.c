@@ -20,6 +20,7 @@ static const char *g_current = "";
 #include "fuzz/fuzz_npy.c"
 #include "fuzz/fuzz_safetensors.c"
 #include "fuzz/fuzz_sdpa.c"
+#include "fuzz/fuzz_sdpa_typed.c"
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 
@@ -75,6 +76,7 @@ int main(void) {
         { "npy", fuzz_npy_one },
         { "hfconfig", fuzz_hf_one },
         { "sdpa", fuzz_sdpa_one },
+        { "sdpa_typed", fuzz_sdpa_typed_one },
         { "mha", fuzz_mha_one },
     };
     for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {

@@ -121,6 +121,22 @@ static void test_pack(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, 
     CHECK(badv == 0, "[%s] pack_v_bf16: %d of 200 tiles differ from C", T->name, badv);
 }
 
+/* scale_rows (fp32, the forward's rescale): bit for bit vs C, rows with alpha 1 untouched */
+static void test_scale_rows(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, tu_rng *r) {
+    int bad = 0;
+    for (int it = 0; it < 100; it++) {
+        const int64_t m = tu_int(r, 1, 40), n = 16 * tu_int(r, 1, 9), ldc = n + 16 * tu_int(r, 0, 1);
+        float *C0 = malloc((size_t)(m * ldc) * 4), *C1 = malloc((size_t)(m * ldc) * 4), *al = malloc((size_t)m * 4);
+        for (int64_t i = 0; i < m * ldc; i++) C0[i] = C1[i] = rnd_float(r);
+        for (int64_t i = 0; i < m; i++) al[i] = tu_int(r, 0, 2) ? (float)tu_uniform(r) : 1.0f;
+        T->scale_rows(m, n, C0, ldc, al);
+        G->scale_rows(m, n, C1, ldc, al);
+        bad += memcmp(C0, C1, (size_t)(m * ldc) * 4) != 0;
+        free(C0); free(C1); free(al);
+    }
+    CHECK(bad == 0, "[%s] scale_rows: %d of 100 differ from C", T->name, bad);
+}
+
 int main(void) {
     tu_rng r = {777};
     const attn__sdpa_kernels *G = attn__sdpa_kernels_for(ATTN_ISA_GENERIC);
@@ -129,6 +145,7 @@ int main(void) {
         const attn__sdpa_kernels *T = attn__sdpa_kernels_for((attn_isa)isa);
         test_cvt(T, G, &r);
         test_pack(T, G, &r);
+        test_scale_rows(T, G, &r);
         if (T->gemm_bf16) { test_gemm(T, &r); ngemm++; }
     }
     printf("test_kernels_typed: conversions and packing on %d table(s), gemm_bf16 on %d\n",

@@ -97,6 +97,11 @@ typedef struct attn__sdpa_kernels {
     int (*pack_rows)(int64_t nr, int64_t n, const float *src, int64_t lds, float scale, float *dst, int64_t ldd,
                      int64_t npad, int32_t *bad);
 
+    /* Online-softmax rescale of the output accumulator: C[r][0:n] *= alpha[r]
+     * for every r < m with alpha[r] != 1 (rows with alpha 1 are not touched);
+     * n a multiple of 16. */
+    void (*scale_rows)(int64_t m, int64_t n, float *C, int64_t ldc, const float *alpha);
+
     /* ── element types (attn_sdpa_*_typed) ──
      * dst[0:n] = src[0:n] widened to fp32 (exact), t = ATTN_DTYPE_BF16 or _F16. */
     void (*to_f32)(attn_dtype t, int64_t n, const void *src, float *dst);

@@ -268,14 +268,8 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
             attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
             attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
         }
-        if (kt->softmax_tile(nc, Mp, w.St, elem ? 1.0f : P->scale, w.mrow, w.lrow, w.alpha)) {
-            for (int64_t m = 0; m < M; m++) {
-                const float a = w.alpha[m];
-                if (a == 1.0f) continue;
-                float *orow = w.O + m * Dvp;
-                for (int64_t e = 0; e < Dvp; e++) orow[e] *= a;
-            }
-        }
+        if (kt->softmax_tile(nc, Mp, w.St, elem ? 1.0f : P->scale, w.mrow, w.lrow, w.alpha))
+            kt->scale_rows(M, Dvp, w.O, Dvp, w.alpha);
         if (dropout) attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, NULL);
         const int64_t ldv = P->v.stride_s;
         if (P->bf16) {

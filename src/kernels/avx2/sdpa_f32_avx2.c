@@ -357,6 +357,15 @@ static int pack_rows_avx2(int64_t nr, int64_t n, const float *src, int64_t lds, 
     return nbad;
 }
 
+static void scale_rows_avx2(int64_t m, int64_t n, float *C, int64_t ldc, const float *alpha) {
+    for (int64_t r = 0; r < m; r++) {
+        if (alpha[r] == 1.0f) continue;
+        const __m256 a = _mm256_set1_ps(alpha[r]);
+        float *c = C + r * ldc;
+        for (int64_t e = 0; e < n; e += 8) _mm256_storeu_ps(c + e, _mm256_mul_ps(a, _mm256_loadu_ps(c + e)));
+    }
+}
+
 void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->name = "avx2";
     t->gemm_ab = gemm_ab_avx2_6x16;
@@ -369,5 +378,6 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->pack_rows = pack_rows_avx2;
     t->row_sums = row_sums_avx2;
     t->dot = dot_avx2;
+    t->scale_rows = scale_rows_avx2;
     attn__sdpa_cvt_avx2(t);
 }

@@ -246,6 +246,15 @@ static int pack_rows_avx512(int64_t nr, int64_t n, const float *src, int64_t lds
     return nbad;
 }
 
+static void scale_rows_avx512(int64_t m, int64_t n, float *C, int64_t ldc, const float *alpha) {
+    for (int64_t r = 0; r < m; r++) {
+        if (alpha[r] == 1.0f) continue;
+        const __m512 a = _mm512_set1_ps(alpha[r]);
+        float *c = C + r * ldc;
+        for (int64_t e = 0; e < n; e += 16) _mm512_storeu_ps(c + e, _mm512_mul_ps(a, _mm512_loadu_ps(c + e)));
+    }
+}
+
 void attn__sdpa_kernels_avx512(attn__sdpa_kernels *t) {
     t->name = "avx512";
     t->gemm_ab = gemm_ab_avx512;
@@ -254,4 +263,5 @@ void attn__sdpa_kernels_avx512(attn__sdpa_kernels *t) {
     t->bwd_probs = bwd_probs_avx512;
     t->bwd_ds = bwd_ds_avx512;
     t->pack_rows = pack_rows_avx512;
+    t->scale_rows = scale_rows_avx512;
 }

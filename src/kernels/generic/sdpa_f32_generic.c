@@ -134,6 +134,14 @@ static int rows_finite_generic(int64_t nr, int64_t n, const float *src, int64_t 
     return acc == acc;
 }
 
+static void scale_rows_generic(int64_t m, int64_t n, float *C, int64_t ldc, const float *alpha) {
+    for (int64_t r = 0; r < m; r++) {
+        const float a = alpha[r];
+        if (a == 1.0f) continue;
+        for (int64_t e = 0; e < n; e++) C[r * ldc + e] *= a;
+    }
+}
+
 /* ─── element types ─────────────────────────────────────────────────────── */
 
 static void to_f32_generic(attn_dtype t, int64_t n, const void *src, float *dst) {
@@ -207,6 +215,7 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->pack_rows = pack_rows_generic;
     t->row_sums = row_sums_generic;
     t->dot = dot_generic;
+    t->scale_rows = scale_rows_generic;
     t->to_f32 = to_f32_generic;
     t->from_f32 = from_f32_generic;
     t->gemm_bf16 = NULL;
