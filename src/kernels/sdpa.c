@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* sdpa.c — public entry points of the fused sdpa kernels: options, workspace
- * sizing, the execution plan (tiling + task split), workspace handling, and
- * the per-element logit work shared by forward and backward.
+ * sizing, the execution plan (tiling + task split) and workspace handling
+ * (the per-element logit work is in sdpa_elem.c).
  *
  * Determinism: the plan (block sizes, number of key splits / chunks) depends
  * only on the shape and options; every task writes memory it alone owns, and
  * partial results are combined in a fixed order. Results are therefore
  * bit-identical for any thread count and across runs (for a given ISA). */
 #include "kernels/sdpa_internal.h"
-#include "kernels/dropout.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -75,8 +74,9 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
     else pl->ntasks0 = P->B * pl->nqb * P->Hkv * pl->nhc;
     pl->nsplit = 1;
     pl->nchunks = 1;
-    const int64_t Bc = pl->Bc, Mp = pl->Mp, M = pl->Mmax, D = P->D, Dv = P->Dv, Dp = pl->Dp, Dvp = pl->Dvp;
-    size_t th = 0, gl = 0;
+    /* the shared area here; per-thread areas: fwd_bufs_get / bwd_bufs_get (one layout each) */
+    const int64_t Bc = pl->Bc, Mp = pl->Mp, M = pl->Mmax, D = P->D, Dvp = pl->Dvp;
+    size_t gl = 0;
     if (!bwd) {
         if (!P->varlen && pl->ntasks0 > 0 && pl->ntasks0 < SDPA_FWD_TASKS) {
             int64_t want = attn__ceil_div(SDPA_FWD_TASKS, pl->ntasks0);
@@ -84,17 +84,6 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
             pl->nsplit = want < maxs ? want : maxs;
             if (pl->nsplit < 1) pl->nsplit = 1;
         }
-        th += fl(D * Mp);          /* Qt */
-        th += fl(ATTN__SDPA_DOT_ROWS * Dp); /* Qr (few-row blocks) */
-        th += fl(Bc * Mp);         /* St */
-        th += fl(Bc * Dvp);        /* Vp */
-        th += fl(M * Dvp);         /* O */
-        th += 3 * fl(Mp);          /* mrow, lrow, alpha */
-        th += 2 * fl(2 * pl->Br);  /* lo, hi (int64) */
-        th += fl(2 * Mp);          /* rowkey (uint64) */
-        th += fl(Bc);              /* bad rows (int32) */
-        th += fl((Bc * Mp + 1) / 2); /* P2 (Bc/2, Mp) bf16 pairs (bf16 fast path) */
-        th += fl(Dvp);             /* a converted o row (typed output) */
         if (pl->nsplit > 1) gl += fl(pl->ntasks0 * pl->nsplit * (M * Dvp + 2 * Mp));
         if (P->varlen) gl += fl(2 * (P->B + 1));
     } else {
@@ -104,17 +93,6 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
             int64_t want = attn__ceil_div(SDPA_BWD_TASKS, pairs);
             pl->nchunks = want < nkb ? want : nkb;
         }
-        th += fl(D * Mp) + fl(M * Dp);    /* Qt, Qr */
-        th += fl(Dv * Mp) + fl(M * Dvp);  /* dOt, dOr */
-        th += 4 * fl(Bc * Mp);            /* St (P), X (P*z), dPt (dP -> dS), Tt (tanh) */
-        th += fl(ATTN__SDPA_BWD_TILES * Bc * Dp) + fl(ATTN__SDPA_BWD_TILES * Bc * Dvp); /* dKa, dVa */
-        th += fl(ATTN__SDPA_BWD_TILES * Bc * Dp);                /* Kp */
-        th += fl(M * Dp);                 /* dqt */
-        th += 4 * fl(Mp);                 /* lse_r, lsel, Di, Dil */
-        th += 2 * fl(2 * pl->Br);         /* lo, hi */
-        th += fl(2 * Mp);                 /* rowkey */
-        th += fl(ATTN__SDPA_BWD_TILES * Bc) + 2 * fl(Mp); /* bad K rows, bad q / dO rows */
-        th += fl(6 * Mp);                 /* rs: 3 x Mp doubles */
         int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
         if (pl->nchunks > 1) gl += fl((pl->nchunks - 1) * rows * P->Hq * D);
         gl += 3 * fl(attn__sdpa_nlse(P)); /* row statistics lsel, Di, Dil (last) */
@@ -124,7 +102,7 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
     if (nthreads > ntasks) nthreads = (int)ntasks;
     if (nthreads < 1) nthreads = 1;
     pl->nthreads = nthreads;
-    pl->thread_bytes = th;
+    pl->thread_bytes = bwd ? attn__sdpa_bwd_thread_bytes(P, pl) : attn__sdpa_fwd_thread_bytes(P, pl);
     pl->global_bytes = gl;
 }
 
@@ -263,71 +241,6 @@ attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, 
     if (st) return st;
     if ((st = attn__sdpa_validate(fn, dims, &full, 1, q, k, v, o, dO, lse, dq, dk, dv))) return st;
     return attn__sdpa_bwd_exec(fn, dims, &full, q, k, v, o, dO, lse, dq, dk, dv, workspace, workspace_size);
-}
-
-/* ─── per-element logit work ─────────────────────────────────────────────── */
-
-void attn__sdpa_apply_elem(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t kvh, int64_t g0, int64_t ng,
-                           int64_t r0, int64_t nr, const int64_t *lo, const int64_t *hi, int64_t j0, int64_t nc,
-                           int64_t mp, int full, float *St, float *T) {
-    const float cap = P->softcap, inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
-    for (int64_t r = 0; r < nr; r++) {
-        const int64_t i = r0 + r;              /* row within the sequence */
-        const int64_t pos = i + s->shift;      /* p(i) */
-        int64_t a = lo[r] - j0, e = hi[r] - j0; /* visible c in [a, e) */
-        if (full) { a = 0; e = nc; }
-        if (a < 0) a = 0;
-        if (e > nc) e = nc;
-        for (int64_t g = 0; g < ng; g++) {
-            const int64_t m = r * ng + g;
-            const int64_t h = kvh * P->G + g0 + g; /* query head */
-            const float slope = P->alibi ? P->alibi[h] : 0.0f;
-            const uint8_t *mb = NULL;
-            const float *ma = NULL;
-            if (P->mask_kind != ATTN_MASK_NONE) {
-                int64_t off = s->b * P->msb + h * P->msh + i * P->msq + j0;
-                if (P->mask_kind == ATTN_MASK_BOOL) mb = (const uint8_t *)P->mask + off;
-                else ma = (const float *)P->mask + off;
-            }
-            for (int64_t c = 0; c < nc; c++) {
-                float *x = &St[c * mp + m];
-                /* masked: exactly -inf whatever the score (it may be NaN from garbage keys) */
-                if (c < a || c >= e || (mb && !mb[c]) || (ma && ma[c] == -INFINITY)) {
-                    *x = -INFINITY;
-                    if (T) T[c * mp + m] = 0.0f;
-                    continue;
-                }
-                float y = *x;
-                if (cap > 0.0f) {
-                    float t = tanhf(y * inv_cap);
-                    if (T) T[c * mp + m] = t;
-                    y = cap * t;
-                }
-                if (P->alibi) {
-                    int64_t dd = pos - (j0 + c);
-                    y -= slope * (float)(dd < 0 ? -dd : dd);
-                }
-                if (ma) y += ma[c];
-                *x = y;
-            }
-        }
-    }
-}
-
-void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, int64_t M, int64_t j0, int64_t nc,
-                              int64_t mp, float *St, float *Pd) {
-    const uint32_t thr = P->drop_thr;
-    const float sc = P->drop_scale;
-    for (int64_t c = 0; c < nc; c++) {
-        const int64_t j = j0 + c;
-        for (int64_t m = 0; m < M; m++) {
-            int keep = attn__dropout_keep(rowkey[m], j, thr);
-            if (Pd) Pd[c * mp + m] = keep ? St[c * mp + m] * sc : 0.0f;
-            else if (!keep) St[c * mp + m] = 0.0f;
-        }
-        if (Pd)
-            for (int64_t m = M; m < mp; m++) Pd[c * mp + m] = 0.0f;
-    }
 }
 
 /* ─── validation only ─────────────────────────────────────────────────────── */

@@ -26,7 +26,6 @@
 #include "kernels/sdpa_internal.h"
 #include "kernels/dropout.h"
 
-static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
 
 typedef struct bwd_bufs {
     float *Qt;   /* (D, Mp)   q^T, zero-padded rows */
@@ -52,32 +51,41 @@ typedef struct bwd_bufs {
     double *rs;           /* (3, Mp) refine_task's row sums */
 } bwd_bufs;
 
-static void bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, bwd_bufs *b) {
+/* Carves one thread's area (base NULL: counts); returns its bytes. */
+static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *base, bwd_bufs *b) {
     const int64_t Mp = pl->Mp, M = pl->Mmax, Bc = pl->Bc, Dp = pl->Dp, Dvp = pl->Dvp;
-    b->Qt = (float *)p; p += fl(P->D * Mp);
-    b->Qr = (float *)p; p += fl(M * Dp);
-    b->dOt = (float *)p; p += fl(P->Dv * Mp);
-    b->dOr = (float *)p; p += fl(M * Dvp);
-    b->St = (float *)p; p += fl(Bc * Mp);
-    b->X = (float *)p; p += fl(Bc * Mp);
-    b->dPt = (float *)p; p += fl(Bc * Mp);
-    b->Tt = (float *)p; p += fl(Bc * Mp);
     const int64_t KB = ATTN__SDPA_BWD_TILES * Bc;
-    b->dKa = (float *)p; p += fl(KB * Dp);
-    b->dVa = (float *)p; p += fl(KB * Dvp);
-    b->Kp = (float *)p; p += fl(KB * Dp);
-    b->dqt = (float *)p; p += fl(M * Dp);
-    b->lse = (float *)p; p += fl(Mp);
-    b->lsel = (float *)p; p += fl(Mp);
-    b->Di = (float *)p; p += fl(Mp);
-    b->Dil = (float *)p; p += fl(Mp);
-    b->lo = (int64_t *)p; p += fl(2 * pl->Br);
-    b->hi = (int64_t *)p; p += fl(2 * pl->Br);
-    b->rowkey = (uint64_t *)p; p += fl(2 * Mp);
-    b->bad = (int32_t *)p; p += fl(KB);
-    b->qbad = (int32_t *)p; p += fl(Mp);
-    b->dbad = (int32_t *)p; p += fl(Mp);
-    b->rs = (double *)p;
+    attn__carver c = {base, 0};
+    const size_t F = sizeof(float);
+    b->Qt = attn__carve(&c, (size_t)(P->D * Mp) * F);
+    b->Qr = attn__carve(&c, (size_t)(M * Dp) * F);
+    b->dOt = attn__carve(&c, (size_t)(P->Dv * Mp) * F);
+    b->dOr = attn__carve(&c, (size_t)(M * Dvp) * F);
+    b->St = attn__carve(&c, (size_t)(Bc * Mp) * F);
+    b->X = attn__carve(&c, (size_t)(Bc * Mp) * F);
+    b->dPt = attn__carve(&c, (size_t)(Bc * Mp) * F);
+    b->Tt = attn__carve(&c, (size_t)(Bc * Mp) * F);
+    b->dKa = attn__carve(&c, (size_t)(KB * Dp) * F);
+    b->dVa = attn__carve(&c, (size_t)(KB * Dvp) * F);
+    b->Kp = attn__carve(&c, (size_t)(KB * Dp) * F);
+    b->dqt = attn__carve(&c, (size_t)(M * Dp) * F);
+    b->lse = attn__carve(&c, (size_t)Mp * F);
+    b->lsel = attn__carve(&c, (size_t)Mp * F);
+    b->Di = attn__carve(&c, (size_t)Mp * F);
+    b->Dil = attn__carve(&c, (size_t)Mp * F);
+    b->lo = attn__carve(&c, (size_t)pl->Br * sizeof(int64_t));
+    b->hi = attn__carve(&c, (size_t)pl->Br * sizeof(int64_t));
+    b->rowkey = attn__carve(&c, (size_t)Mp * sizeof(uint64_t));
+    b->bad = attn__carve(&c, (size_t)KB * sizeof(int32_t));
+    b->qbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
+    b->dbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
+    b->rs = attn__carve(&c, (size_t)(3 * Mp) * sizeof(double));
+    return c.off;
+}
+
+size_t attn__sdpa_bwd_thread_bytes(const attn__sdpa_prob *P, const attn__sdpa_plan *pl) {
+    bwd_bufs b;
+    return bwd_bufs_get(P, pl, NULL, &b);
 }
 
 typedef struct bwd_ctx {

@@ -57,22 +57,31 @@ typedef struct fwd_bufs {
     float *orow;                /* (Dvp) one output row before conversion (typed o) */
 } fwd_bufs;
 
-static void fwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *p, fwd_bufs *b) {
+/* Carves one thread's area (base NULL: counts); returns its bytes. */
+static size_t fwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *base, fwd_bufs *b) {
     const int64_t Mp = pl->Mp, Bc = pl->Bc;
-    b->Qt = (float *)p; p += fl(P->D * Mp);
-    b->Qr = (float *)p; p += fl(ATTN__SDPA_DOT_ROWS * pl->Dp);
-    b->St = (float *)p; p += fl(Bc * Mp);
-    b->Vp = (float *)p; p += fl(Bc * pl->Dvp);
-    b->O = (float *)p; p += fl(pl->Mmax * pl->Dvp);
-    b->mrow = (float *)p; p += fl(Mp);
-    b->lrow = (float *)p; p += fl(Mp);
-    b->alpha = (float *)p; p += fl(Mp);
-    b->lo = (int64_t *)p; p += fl(2 * pl->Br);
-    b->hi = (int64_t *)p; p += fl(2 * pl->Br);
-    b->rowkey = (uint64_t *)p; p += fl(2 * Mp);
-    b->bad = (int32_t *)p; p += fl(Bc);
-    b->P2 = (uint16_t *)p; p += fl((Bc * Mp + 1) / 2);
-    b->orow = (float *)p;
+    attn__carver c = {base, 0};
+    const size_t F = sizeof(float);
+    b->Qt = attn__carve(&c, (size_t)(P->D * Mp) * F);
+    b->Qr = attn__carve(&c, (size_t)(ATTN__SDPA_DOT_ROWS * pl->Dp) * F);
+    b->St = attn__carve(&c, (size_t)(Bc * Mp) * F);
+    b->Vp = attn__carve(&c, (size_t)(Bc * pl->Dvp) * F);
+    b->O = attn__carve(&c, (size_t)(pl->Mmax * pl->Dvp) * F);
+    b->mrow = attn__carve(&c, (size_t)Mp * F);
+    b->lrow = attn__carve(&c, (size_t)Mp * F);
+    b->alpha = attn__carve(&c, (size_t)Mp * F);
+    b->lo = attn__carve(&c, (size_t)pl->Br * sizeof(int64_t));
+    b->hi = attn__carve(&c, (size_t)pl->Br * sizeof(int64_t));
+    b->rowkey = attn__carve(&c, (size_t)Mp * sizeof(uint64_t));
+    b->bad = attn__carve(&c, (size_t)Bc * sizeof(int32_t));
+    b->P2 = attn__carve(&c, (size_t)(Bc * Mp) * sizeof(uint16_t));
+    b->orow = attn__carve(&c, (size_t)pl->Dvp * F);
+    return c.off;
+}
+
+size_t attn__sdpa_fwd_thread_bytes(const attn__sdpa_prob *P, const attn__sdpa_plan *pl) {
+    fwd_bufs b;
+    return fwd_bufs_get(P, pl, NULL, &b);
 }
 
 /* Writes output row o = src * inv (Dv elements) in o's type. */

@@ -184,6 +184,20 @@ static inline void attn__sdpa_scale_tile(float *St, int64_t n, float scale) {
     for (int64_t x = 0; x < n; x++) St[x] *= scale;
 }
 
+/* Per-thread workspace areas are carved by one function per driver
+ * (fwd_bufs_get, bwd_bufs_get): consecutive 64-byte-aligned buffers; with a
+ * NULL base it only counts, which is how the plan learns thread_bytes (the
+ * layout is written once). */
+typedef struct attn__carver {
+    unsigned char *base; /* NULL: count only */
+    size_t off;
+} attn__carver;
+static inline void *attn__carve(attn__carver *c, size_t bytes) {
+    void *p = c->base ? c->base + c->off : NULL;
+    c->off += attn__round_up(bytes);
+    return p;
+}
+
 /* Elements of lse: (B, Hq, Sq), varlen (Hq, Tq). */
 static inline int64_t attn__sdpa_nlse(const attn__sdpa_prob *P) {
     return P->varlen ? P->Hq * P->Sq : P->B * P->Hq * P->Sq;
@@ -229,6 +243,7 @@ attn_status attn__sdpa_bwd_exec(const char *fn, const attn_sdpa_dims *dims, cons
                                 attn_view dq, attn_view dk, attn_view dv, void *workspace, size_t workspace_size);
 void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd, int nthreads);
 
+/* sdpa_elem.c */
 /* Per-element logit work on a transposed tile St (nc, mp) of rows (r0.., ng heads
  * from g0) and keys j0..: interval visibility (unless full), softcap, alibi,
  * explicit mask. T (optional, bwd with softcap): receives tanh values. */
@@ -240,6 +255,9 @@ void attn__sdpa_apply_elem(const attn__sdpa_prob *P, const attn__sdpa_seq *s, in
 void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, int64_t M, int64_t j0, int64_t nc,
                               int64_t mp, float *St, float *Pd);
 
+/* sdpa_fwd.c / sdpa_bwd.c: bytes of one thread's area (pl's tiling fields set). */
+size_t attn__sdpa_fwd_thread_bytes(const attn__sdpa_prob *P, const attn__sdpa_plan *pl);
+size_t attn__sdpa_bwd_thread_bytes(const attn__sdpa_prob *P, const attn__sdpa_plan *pl);
 /* sdpa_fwd.c / sdpa_bwd.c: run with a prepared workspace. */
 void attn__sdpa_fwd_run(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
                         unsigned char *ws);

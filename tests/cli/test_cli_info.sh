@@ -14,7 +14,8 @@ echo "$out" | grep -E '^ +[a-z0-9]+: [0-9]+/[0-9]+ micro-kernels its own' >/tmp/
 while read -r isa frac rest; do
     own=${frac%/*}; tot=${frac#*/}
     nb=$(printf '%s\n' "$rest" | grep -o ' from ' | wc -l)
-    nn=$(printf '%s\n' "$rest" | grep -o ': none' | wc -l) # optional entries the ISA / CPU lacks
+    # optional entries the ISA / CPU lacks: "; lacks a, b"
+    nn=$(printf '%s\n' "$rest" | sed -n 's/.*; lacks //p' | tr ',' '\n' | grep -c '[a-z]')
     if [ "$tot" != "$n" ] || [ $((own + nb + nn)) != "$n" ]; then echo "FAIL $isa $frac: $nb borrowed, $nn none"; bad=1; fi
     echo "ok   $isa $frac own, $nb borrowed, $nn none"
 done </tmp/attn-info-$$

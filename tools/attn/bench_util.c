@@ -118,6 +118,34 @@ __attribute__((target("avx2,fma"))) static float probe_avx2(int64_t iters) {
     _mm256_storeu_ps(t, s);
     return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
 }
+
+/* bf16 dot-product peak: chains a += m0 c0 + m1 c1 (vdpbf16ps, 4 flops per
+ * lane) with c = (x, -x): a stays at its start, no overflow, no denormals. */
+__attribute__((target("avx512f,avx512bf16"))) static float probe_avx512bf16(int64_t iters) {
+    const __m512bh m = (__m512bh)_mm512_set1_epi32(0x3f803f80);            /* (1, 1) */
+    const __m512bh c = (__m512bh)_mm512_set1_epi32((int)0xb5863586u);      /* (1e-6, -1e-6) in bf16 */
+#define S512(x) _mm512_set1_ps(x)
+    __m512 a0 = S512(1.00f), a1 = S512(1.01f), a2 = S512(1.02f), a3 = S512(1.03f), a4 = S512(1.04f);
+    __m512 a5 = S512(1.05f), a6 = S512(1.06f), a7 = S512(1.07f), a8 = S512(1.08f), a9 = S512(1.09f);
+    __m512 a10 = S512(1.10f), a11 = S512(1.11f), a12 = S512(1.12f), a13 = S512(1.13f), a14 = S512(1.14f);
+    __m512 a15 = S512(1.15f);
+#undef S512
+    for (int64_t i = 0; i < iters; i++) {
+        a0 = _mm512_dpbf16_ps(a0, m, c); a1 = _mm512_dpbf16_ps(a1, m, c);
+        a2 = _mm512_dpbf16_ps(a2, m, c); a3 = _mm512_dpbf16_ps(a3, m, c);
+        a4 = _mm512_dpbf16_ps(a4, m, c); a5 = _mm512_dpbf16_ps(a5, m, c);
+        a6 = _mm512_dpbf16_ps(a6, m, c); a7 = _mm512_dpbf16_ps(a7, m, c);
+        a8 = _mm512_dpbf16_ps(a8, m, c); a9 = _mm512_dpbf16_ps(a9, m, c);
+        a10 = _mm512_dpbf16_ps(a10, m, c); a11 = _mm512_dpbf16_ps(a11, m, c);
+        a12 = _mm512_dpbf16_ps(a12, m, c); a13 = _mm512_dpbf16_ps(a13, m, c);
+        a14 = _mm512_dpbf16_ps(a14, m, c); a15 = _mm512_dpbf16_ps(a15, m, c);
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)),
+                                       _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15))));
+    return _mm512_reduce_add_ps(s);
+}
 #endif
 
 static float probe_scalar(int64_t iters) {
@@ -132,13 +160,14 @@ static float probe_scalar(int64_t iters) {
 }
 
 typedef struct probe_job {
-    int kind; /* 2 avx512, 1 avx2, 0 scalar */
+    int kind; /* 3 avx512bf16, 2 avx512, 1 avx2, 0 scalar */
     int64_t iters;
     float sink;
 } probe_job;
 
 static float run_probe(int kind, int64_t iters) {
 #ifdef BU_X86
+    if (kind == 3) return probe_avx512bf16(iters);
     if (kind == 2) return probe_avx512(iters);
     if (kind == 1) return probe_avx2(iters);
 #endif
@@ -152,7 +181,9 @@ static void *probe_thread(void *p) {
 }
 
 /* flops per iteration of each probe (per thread) */
-static double probe_flops(int kind) { return kind == 2 ? 16.0 * 16 * 2 : kind == 1 ? 12.0 * 8 * 2 : 8.0 * 2; }
+static double probe_flops(int kind) {
+    return kind == 3 ? 16.0 * 16 * 4 : kind == 2 ? 16.0 * 16 * 2 : kind == 1 ? 12.0 * 8 * 2 : 8.0 * 2;
+}
 
 /* All threads run the same work; thread start-up (~0.1 ms) is noise next to ~0.1 s. */
 static double probe_once(int kind, int threads, int64_t iters) {
@@ -176,6 +207,8 @@ static double probe_once(int kind, int threads, int64_t iters) {
     return probe_flops(kind) * (double)iters * (started + 1) / dt * 1e-9;
 }
 
+static void peak_calibrate(bu_peak *pk, int threads);
+
 void bu_peak_init(bu_peak *pk, int threads) {
     const attn_cpu_features *c = attn__cpu();
     memset(pk, 0, sizeof *pk);
@@ -186,6 +219,27 @@ void bu_peak_init(bu_peak *pk, int threads) {
 #else
     (void)c;
 #endif
+    peak_calibrate(pk, threads);
+}
+
+int bu_peak_init_bf16(bu_peak *pk, int threads) {
+    const attn_cpu_features *c = attn__cpu();
+    memset(pk, 0, sizeof *pk);
+#ifdef BU_X86
+    if (c->avx512f && c->os_avx512 && c->avx512bf16) {
+        pk->kind = 3;
+        pk->isa = "AVX512_BF16 vdpbf16ps";
+        peak_calibrate(pk, threads);
+        return 1;
+    }
+#else
+    (void)c;
+#endif
+    (void)threads;
+    return 0;
+}
+
+static void peak_calibrate(bu_peak *pk, int threads) {
     pk->threads = threads < 1 ? 1 : threads;
     /* calibrate to ~0.05 s per trial */
     int64_t iters = 1 << 16;

@@ -34,12 +34,16 @@ typedef struct bu_peak {
     double best;     /* GFLOP/s: best sample so far (the peak) */
     double worst;    /* GFLOP/s: worst sample (each sample = best of its trials) */
     int samples;
-    const char *isa; /* "AVX-512 FMA", "AVX2 FMA", "scalar fmaf" */
+    const char *isa; /* "AVX-512 FMA", "AVX2 FMA", "scalar fmaf", "AVX512_BF16 vdpbf16ps" */
     int kind, threads;
     int64_t iters;   /* per trial, calibrated to ~0.05 s */
 } bu_peak;
 /* Calibrates and takes the first sample (4 trials, ~0.2 s). */
 void bu_peak_init(bu_peak *pk, int threads);
+/* The same for the bf16 dot-product unit (vdpbf16ps chains, 4 flops per lane):
+ * the peak of the bf16 fast forward's GEMMs. Returns 0 (pk zeroed) when the
+ * CPU has no AVX512_BF16. */
+int bu_peak_init_bf16(bu_peak *pk, int threads);
 /* One more sample of `trials` trials; returns it (pk->best is the max of all). */
 double bu_peak_sample(bu_peak *pk, int trials);
 /* (best - worst) / best over the samples: 0 on a quiet machine. */

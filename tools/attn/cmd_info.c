@@ -64,12 +64,12 @@ static void print_sdpa_tables(void) {
     for (int i = ATTN_ISA_GENERIC + 1; i <= (int)top; i++) {
         const attn__sdpa_kernels *t = attn__sdpa_kernels_for((attn_isa)i);
         if (!t) continue;
-        char borrowed[512] = "";
+        char borrowed[512] = "", lacks[128] = "";
         int own = 0;
         for (int e = 0; e < NENTRIES; e++) {
             if (!entry_of(t, e)) { /* an optional entry this ISA (or CPU) lacks */
-                size_t l = strlen(borrowed);
-                snprintf(borrowed + l, sizeof borrowed - l, "%s%s: none", l ? ", " : "", KERNEL_ENTRIES[e].name);
+                size_t l = strlen(lacks);
+                snprintf(lacks + l, sizeof lacks - l, "%s%s", l ? ", " : "", KERNEL_ENTRIES[e].name);
                 continue;
             }
             int from = -1;
@@ -82,8 +82,8 @@ static void print_sdpa_tables(void) {
             snprintf(borrowed + l, sizeof borrowed - l, "%s%s from %s", l ? ", " : "", KERNEL_ENTRIES[e].name,
                      from == ATTN_ISA_GENERIC ? "C" : attn_isa_name((attn_isa)from));
         }
-        printf("           %s: %d/%d micro-kernels its own%s%s\n", attn_isa_name((attn_isa)i), own, NENTRIES,
-               own < NENTRIES ? "; borrows " : "", borrowed);
+        printf("           %s: %d/%d micro-kernels its own%s%s%s%s\n", attn_isa_name((attn_isa)i), own, NENTRIES,
+               borrowed[0] ? "; borrows " : "", borrowed, lacks[0] ? "; lacks " : "", lacks);
     }
 }
 

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/* sdpa_elem.c — the per-element work on score tiles that the forward, the
+ * backward and the backward's row pass share: interval visibility (causal,
+ * windows, key lengths) inside partly visible tiles, softcap, ALiBi, an
+ * explicit bool / additive mask, and dropout. Scalar loops: these run only
+ * on tiles that need them (attn__sdpa_prob.has_elem, edge tiles). */
+#include "kernels/sdpa_internal.h"
+#include "kernels/dropout.h"
+
+#include <math.h>
+
+void attn__sdpa_apply_elem(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t kvh, int64_t g0, int64_t ng,
+                           int64_t r0, int64_t nr, const int64_t *lo, const int64_t *hi, int64_t j0, int64_t nc,
+                           int64_t mp, int full, float *St, float *T) {
+    const float cap = P->softcap, inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
+    for (int64_t r = 0; r < nr; r++) {
+        const int64_t i = r0 + r;              /* row within the sequence */
+        const int64_t pos = i + s->shift;      /* p(i) */
+        int64_t a = lo[r] - j0, e = hi[r] - j0; /* visible c in [a, e) */
+        if (full) { a = 0; e = nc; }
+        if (a < 0) a = 0;
+        if (e > nc) e = nc;
+        for (int64_t g = 0; g < ng; g++) {
+            const int64_t m = r * ng + g;
+            const int64_t h = kvh * P->G + g0 + g; /* query head */
+            const float slope = P->alibi ? P->alibi[h] : 0.0f;
+            const uint8_t *mb = NULL;
+            const float *ma = NULL;
+            if (P->mask_kind != ATTN_MASK_NONE) {
+                int64_t off = s->b * P->msb + h * P->msh + i * P->msq + j0;
+                if (P->mask_kind == ATTN_MASK_BOOL) mb = (const uint8_t *)P->mask + off;
+                else ma = (const float *)P->mask + off;
+            }
+            for (int64_t c = 0; c < nc; c++) {
+                float *x = &St[c * mp + m];
+                /* masked: exactly -inf whatever the score (it may be NaN from garbage keys) */
+                if (c < a || c >= e || (mb && !mb[c]) || (ma && ma[c] == -INFINITY)) {
+                    *x = -INFINITY;
+                    if (T) T[c * mp + m] = 0.0f;
+                    continue;
+                }
+                float y = *x;
+                if (cap > 0.0f) {
+                    float t = tanhf(y * inv_cap);
+                    if (T) T[c * mp + m] = t;
+                    y = cap * t;
+                }
+                if (P->alibi) {
+                    int64_t dd = pos - (j0 + c);
+                    y -= slope * (float)(dd < 0 ? -dd : dd);
+                }
+                if (ma) y += ma[c];
+                *x = y;
+            }
+        }
+    }
+}
+
+void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, int64_t M, int64_t j0, int64_t nc,
+                              int64_t mp, float *St, float *Pd) {
+    const uint32_t thr = P->drop_thr;
+    const float sc = P->drop_scale;
+    for (int64_t c = 0; c < nc; c++) {
+        const int64_t j = j0 + c;
+        for (int64_t m = 0; m < M; m++) {
+            int keep = attn__dropout_keep(rowkey[m], j, thr);
+            if (Pd) Pd[c * mp + m] = keep ? St[c * mp + m] * sc : 0.0f;
+            else if (!keep) St[c * mp + m] = 0.0f;
+        }
+        if (Pd)
+            for (int64_t m = M; m < mp; m++) Pd[c * mp + m] = 0.0f;
+    }
+}
+
