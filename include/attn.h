@@ -213,7 +213,8 @@ typedef enum attn_dtype {
     ATTN_DTYPE_I64 = 5,
     ATTN_DTYPE_U8 = 6,
     ATTN_DTYPE_OTHER = 7, /* any other safetensors dtype (listed, not convertible) */
-    ATTN_DTYPE_COUNT = 8
+    ATTN_DTYPE_I8 = 8,    /* int8 with one fp32 scale per token per KV head: KV caches only (see "KV cache element types") */
+    ATTN_DTYPE_COUNT = 9
 } attn_dtype;
 
 /* ═══ Tensor views ══════════════════════════════════════════════════════════
@@ -869,6 +870,35 @@ typedef struct attn_kvcache attn_kvcache;
 
 ATTN_API attn_status attn_kvcache_create(attn_kvcache **out, int64_t batch, int64_t capacity,
                                          int64_t num_kv_heads, int64_t head_dim);
+
+/* KV cache element types (both caches: attn_kvcache_create_typed, attn_kvpaged_config.dtype).
+ * K and V arrive as fp32 and are stored as:
+ *   ATTN_DTYPE_F32   as is;
+ *   ATTN_DTYPE_BF16  rounded to nearest, ties to even (Inf / NaN kept);
+ *   ATTN_DTYPE_F16   IEEE binary16, rounded to nearest even (|x| >= 65520 becomes +-Inf);
+ *   ATTN_DTYPE_I8    symmetric int8 with one fp32 scale per token per KV head (K and V
+ *                    each), stored beside the cache: for the row x (D) of one token and
+ *                    head, a = max_d |x_d|, scale = a / 127, q_d = round-to-nearest-even(
+ *                    x_d / scale) in [-127, 127]; the value read back is q_d * scale.
+ *                    Error bound (tested): |q_d * scale - x_d| <= a / 254 + a * 2^-22 per
+ *                    element (half a quantisation step of the row's own range, plus fp32
+ *                    rounding of the division and of the read-back product).
+ *                    A row of zeros has scale 0 (reads back as zeros); a row holding an
+ *                    Inf or NaN has scale NaN (reads back as NaN: the attending queries'
+ *                    outputs are NaN, as with fp32 K/V).
+ * Decoding (attn_sdpa_paged_fwd, the incremental forwards) reads the compressed
+ * cache directly, widening in registers (no fp32 copy of the cache); scores and
+ * outputs accumulate in fp32, so a reduced-precision cache gives the attention of
+ * the rounded / quantised K and V to fp32 accuracy. Prefill chunks (many new query
+ * tokens) widen one 64-key tile at a time into the kernel's workspace. */
+/* As attn_kvcache_create, with the element type of K and V: ATTN_DTYPE_F32, BF16, F16
+ * or I8 (anything else: ATTN_ERR_DTYPE); capacity <= 2^30 for types other than F32. */
+ATTN_API attn_status attn_kvcache_create_typed(attn_kvcache **out, int64_t batch, int64_t capacity,
+                                               int64_t num_kv_heads, int64_t head_dim, attn_dtype dtype);
+ATTN_API attn_dtype attn_kvcache_dtype(const attn_kvcache *c);
+/* Copies tokens [t0, t0 + n) of sequence b into k, v (n, Hkv, D) as fp32 (the stored,
+ * rounded / dequantised values), contiguous. */
+ATTN_API attn_status attn_kvcache_read(const attn_kvcache *c, int64_t b, int64_t t0, int64_t n, float *k, float *v);
 ATTN_API void attn_kvcache_free(attn_kvcache *c);
 ATTN_API attn_status attn_kvcache_reset(attn_kvcache *c);
 /* Shortens sequence b (or every sequence if b < 0) to len tokens (len <= current). */
@@ -883,7 +913,9 @@ ATTN_API int64_t attn_kvcache_capacity(const attn_kvcache *c);
  * ATTN_ERR_CAPACITY (and changes nothing) if any sequence would overflow.
  * Always causal (whatever cfg.causal), inference only (no dropout, nothing
  * saved for backward), self-attention layers only (kdim = vdim = embed_dim,
- * else ATTN_ERR_UNSUPPORTED); the cache must match batch, Hkv and D. */
+ * else ATTN_ERR_UNSUPPORTED); the cache must match batch, Hkv and D. Any cache element
+ * type: the new K/V are rounded / quantised as they are appended, and attention reads
+ * the cache in place (F32 through attn_sdpa_fwd, the others through attn_sdpa_paged_fwd). */
 ATTN_API attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const float *x,
                                              int64_t batch, int64_t seq_q, float *y);
 
@@ -910,7 +942,7 @@ typedef struct attn_kvpaged_config {
     int64_t max_seq_len;   /* tokens per sequence, >= 1 (block table width = ceil(max_seq_len / block_size)) */
     int64_t num_kv_heads;  /* Hkv in [1, 65536] */
     int64_t head_dim;      /* D in [1, 256] (k and v) */
-    attn_dtype dtype;      /* element type of the pool: ATTN_DTYPE_F32 (others: ATTN_ERR_UNSUPPORTED, not yet) */
+    attn_dtype dtype;      /* element type of the pool: ATTN_DTYPE_F32, BF16, F16 or I8 (see "KV cache element types") */
 } attn_kvpaged_config;
 
 /* attn_kvpaged_config_init(&cfg): every size 0 (to be set), dtype F32,
@@ -934,7 +966,8 @@ ATTN_API attn_status attn_kvpaged_truncate(attn_kvpaged *c, int64_t id, int64_t 
  * Allocates blocks (and copies a shared last block first) as needed. */
 ATTN_API attn_status attn_kvpaged_append(attn_kvpaged *c, int64_t id, int64_t n, const float *k, const float *v,
                                          int64_t ld);
-/* Copies tokens [t0, t0 + n) of sequence `id` into k, v (n, Hkv, D), contiguous. */
+/* Copies tokens [t0, t0 + n) of sequence `id` into k, v (n, Hkv, D), contiguous, as fp32
+ * (the stored values: rounded / dequantised for BF16 / F16 / I8 pools). */
 ATTN_API attn_status attn_kvpaged_read(const attn_kvpaged *c, int64_t id, int64_t t0, int64_t n, float *k, float *v);
 /* Length of sequence `id`, or -1 (with the error set) if it is not live. */
 ATTN_API int64_t attn_kvpaged_len(const attn_kvpaged *c, int64_t id);
@@ -946,14 +979,18 @@ ATTN_API const attn_kvpaged_config *attn_kvpaged_get_config(const attn_kvpaged *
  * attn_sdpa_paged_fwd (filled by attn_kvpaged_describe, or by the caller for
  * its own pool). */
 typedef struct attn_paged_kv {
-    attn_dtype dtype;            /* ATTN_DTYPE_F32 */
-    const void *k;               /* (num_blocks, Hkv, block_size, D) */
-    const void *v;               /* (num_blocks, Hkv, block_size, Dv) */
+    attn_dtype dtype;            /* element type of k and v: ATTN_DTYPE_F32, BF16, F16 or I8 */
+    const void *k;               /* (num_blocks, Hkv, block_size, D) of dtype */
+    const void *v;               /* (num_blocks, Hkv, block_size, Dv) of dtype */
     int64_t num_blocks;          /* >= 1 */
-    int64_t block_size;          /* >= 1 */
+    int64_t block_size;          /* in [1, 2^30] */
     const int32_t *block_tables; /* (B, max_blocks): sequence b's key t in block block_tables[b * max_blocks + t / block_size] */
     int64_t max_blocks;          /* >= 1: row stride of block_tables = blocks a sequence may have */
     const int32_t *seq_lens;     /* (B) keys of sequence b (cached + new), 0 <= seq_lens[b] <= max_blocks * block_size */
+    /* Appended (unreleased 0.2.0 layout): the int8 scales, I8 only (NULL otherwise):
+     * key t of head h in block n has the value k[n][h][t][d] * k_scale[(n * Hkv + h) * block_size + t]. */
+    const float *k_scale;        /* (num_blocks, Hkv, block_size) */
+    const float *v_scale;        /* (num_blocks, Hkv, block_size) */
 } attn_paged_kv;
 
 /* Fills out for the n sequences ids[0..n): seq_lens (n) and block_tables

@@ -141,6 +141,9 @@ _DECLS = {
     "attn_kvcache_truncate": (c_int, [c_vp, c_i64, c_i64]),
     "attn_kvcache_len": (c_i64, [c_vp, c_i64]),
     "attn_kvcache_capacity": (c_i64, [c_vp]),
+    "attn_kvcache_create_typed": (c_int, [_P(c_vp), c_i64, c_i64, c_i64, c_i64, c_int]),
+    "attn_kvcache_dtype": (c_int, [c_vp]),
+    "attn_kvcache_read": (c_int, [c_vp, c_i64, c_i64, c_i64, c_vp, c_vp]),
     "attn_mha_forward_cached": (c_int, [c_vp, c_vp, c_vp, c_i64, c_i64, c_vp]),
 }
 

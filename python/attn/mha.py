@@ -81,13 +81,36 @@ def _ptr(a):
 
 
 class KVCache:
-    """attn_kvcache: K and V of `batch` sequences, (B, Hkv, capacity, D) each."""
+    """attn_kvcache: K and V of `batch` sequences, (B, Hkv, capacity, D) each.
 
-    def __init__(self, batch, capacity, num_kv_heads, head_dim):
+    dtype: the element type the cache stores, "f32" (default), "bf16", "f16" or "int8"
+    (one fp32 scale per token per KV head); see attn.h "KV cache element types"."""
+
+    DTYPES = {"f32": 0, "f16": 1, "bf16": 2, "int8": 8}
+
+    def __init__(self, batch, capacity, num_kv_heads, head_dim, dtype="f32"):
+        if dtype not in self.DTYPES:
+            raise ValueError("KVCache dtype %r: expected one of %s" % (dtype, ", ".join(self.DTYPES)))
         h = ctypes.c_void_p()
-        call("attn_kvcache_create", ctypes.byref(h), batch, capacity, num_kv_heads, head_dim)
+        call("attn_kvcache_create_typed", ctypes.byref(h), batch, capacity, num_kv_heads, head_dim,
+             self.DTYPES[dtype])
         self._h = h
         self.batch = batch
+        self.num_kv_heads, self.head_dim = num_kv_heads, head_dim
+
+    @property
+    def dtype(self):
+        code = _lib.lib.attn_kvcache_dtype(self._h)
+        return next(k for k, v in self.DTYPES.items() if v == code)
+
+    def read(self, b, t0=0, n=None):
+        """Tokens [t0, t0 + n) of sequence b as fp32 (k, v), each (n, Hkv, D): the stored values."""
+        if n is None:
+            n = self.len(b) - t0
+        k = np.empty((max(n, 0), self.num_kv_heads, self.head_dim), np.float32)
+        v = np.empty_like(k)
+        call("attn_kvcache_read", self._h, b, t0, n, k.ctypes.data, v.ctypes.data)
+        return k, v
 
     def __del__(self):
         h = getattr(self, "_h", None)

@@ -141,6 +141,35 @@ def test_kvcache_matches_full_causal_forward():
     assert cache.len(0) == 0
 
 
+def test_kvcache_types():
+    rng = np.random.default_rng(12)
+    E, H, Hkv = 32, 4, 2
+    m = attn.MHA(embed_dim=E, num_heads=H, num_kv_heads=Hkv, causal=1, rope=1)
+    m.init_weights("normal", seed=6)
+    B, S = 2, 9
+    x = rng.normal(0, 1, (B, S, E)).astype(np.float32)
+    full = m.forward(x)
+    ref = attn.KVCache(B, 16, Hkv, E // H)
+    m.forward_cached(ref, x)
+    k32, _ = ref.read(1)
+    for dtype, tol in (("bf16", 1e-2), ("f16", 2e-3), ("int8", 2e-2)):
+        cache = attn.KVCache(B, 16, Hkv, E // H, dtype=dtype)
+        assert cache.dtype == dtype
+        y0 = m.forward_cached(cache, x[:, :5])
+        steps = [m.forward_cached(cache, x[:, i:i + 1]) for i in range(5, S)]
+        close(np.concatenate([y0] + steps, axis=1), full, "cached " + dtype, tol=tol)
+        k, v = cache.read(1)
+        assert k.shape == (S, Hkv, E // H) and v.shape == k.shape
+        if dtype == "bf16":  # bf16 values: the low 16 bits of every fp32 are zero
+            assert not np.any(k.view(np.uint32) & 0xFFFF)
+        if dtype == "int8":  # per (token, head): within max|row| / 254 (+ rounding) of the fp32 cache's row
+            a = np.abs(k32).max(axis=2, keepdims=True)
+            assert np.all(np.abs(k - k32) <= a / 254 + a * 2.0 ** -22)
+    with pytest.raises(ValueError):
+        attn.KVCache(B, 16, Hkv, E // H, dtype="int4")
+    _err(lambda: attn.KVCache(B, 16, Hkv, E // H).read(0, 0, 1), "ATTN_ERR_SHAPE")
+
+
 def test_layer_errors():
     _err(lambda: attn.MHA(embed_dim=30, num_heads=4), "ATTN_ERR_CONFIG")
     m = attn.MHA(embed_dim=16, num_heads=2)

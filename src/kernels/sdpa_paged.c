@@ -20,17 +20,24 @@
  *     pack V;
  *   - per-element work (visibility at tile edges, softcap, ALiBi) is
  *     attn__sdpa_apply_elem, the interval model attn__sdpa_row_range.
- *   - decode tiles from DRAM (calls reading > PAGED_STREAM_BYTES) first read
- *     their K once with plain loads (stream_k) so gemm_abt works from L1, and
- *     prefetch the tile after next (as in sdpa_fwd.c);
+ *   - decode tiles from DRAM (calls reading > PAGED_STREAM_BYTES; typed pools
+ *     always) first read their K and V once with plain loads (stream_k,
+ *     stream_v) so the products work from L1, and prefetch the tile after
+ *     next (as in sdpa_fwd.c; the same bytes ahead for narrower types);
  *   - logits are scale * <q, k>, lse = m + log(l) in double: sdpa_fwd.c's
  *     rounding (driver pieces written again here: fwd's are static).
+ *   - reduced-precision pools (BF16 / F16 / I8, kv_typed.h): decode blocks
+ *     read them in place through the typed kernels (kdot for the scores,
+ *     vacc for P.V, widening in registers); prefill blocks first widen the
+ *     tile's segments into an fp32 tile (Kw, Vw) in the thread's workspace
+ *     and run the fp32 path on it. The rest of the driver is the same.
  * Long contexts (decode blocks): the keys are cut into fixed partitions of
  * `part` keys (a function of the shape only), each a task storing its
  * unnormalised (O, m, l); a second pass combines a sequence's partitions in
  * order p = 0, 1, ... Task results never depend on which thread ran them, so
  * the output is bit-identical at any thread count. */
 #include "kernels/sdpa_internal.h"
+#include "kernels/kv_typed.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -59,6 +66,7 @@ typedef struct paged_plan {
     size_t global_bytes;   /* tables + partials (B * Hkv * maxpart slots) */
     size_t thread_bytes;
     int nthreads;
+    int typed;             /* pool type other than F32: Kw (Bc, D), Vw (Bc, Dv) per thread */
 } paged_plan;
 
 static void plan_make(paged_plan *pl, const attn_sdpa_dims *d, const attn_paged_kv *kv, int nthreads) {
@@ -92,6 +100,8 @@ static void plan_make(paged_plan *pl, const attn_sdpa_dims *d, const attn_paged_
     th += 3 * fl(Mp);                           /* mrow, lrow, alpha */
     th += 2 * fl(2 * pl->Br);                   /* lo, hi (int64) */
     th += fl(Bc);                               /* bad rows (int32) */
+    pl->typed = kv->dtype != ATTN_DTYPE_F32;
+    if (pl->typed) th += fl(Bc * d->head_dim) + fl(Bc * Dv); /* Kw, Vw */
     pl->thread_bytes = th;
     pl->nthreads = nthreads < 1 ? 1 : nthreads;
 }
@@ -155,10 +165,10 @@ static attn_status check_dims_opts(const char *fn, const attn_sdpa_dims *d, cons
 }
 
 static attn_status check_kv(const char *fn, const attn_sdpa_dims *d, const attn_paged_kv *kv) {
-    if (kv->dtype != ATTN_DTYPE_F32)
-        return attn__fail(ATTN_ERR_UNSUPPORTED, "%s: kv->dtype = %d: only ATTN_DTYPE_F32 pools (not yet BF16/F16/INT8)", fn,
+    if (attn__kv_elem_size(kv->dtype) == 0)
+        return attn__fail(ATTN_ERR_DTYPE, "%s: kv->dtype = %d: a pool holds ATTN_DTYPE_F32, BF16, F16 or I8", fn,
                           (int)kv->dtype);
-    if (kv->num_blocks < 1 || kv->num_blocks > INT32_MAX || kv->block_size < 1 || kv->block_size > 65536 ||
+    if (kv->num_blocks < 1 || kv->num_blocks > INT32_MAX || kv->block_size < 1 || kv->block_size > PAGED_MAX_TOKENS ||
         kv->max_blocks < 1 || kv->max_blocks > INT32_MAX)
         return attn__fail(ATTN_ERR_SHAPE, "%s: num_blocks = %lld, block_size = %lld, max_blocks = %lld out of range", fn,
                           (long long)kv->num_blocks, (long long)kv->block_size, (long long)kv->max_blocks);
@@ -172,6 +182,9 @@ static attn_status check_kv(const char *fn, const attn_sdpa_dims *d, const attn_
     if (!kv->k || !kv->v || !kv->block_tables || !kv->seq_lens)
         return attn__fail(ATTN_ERR_NULL, "%s: kv->%s is NULL", fn,
                           !kv->k ? "k" : !kv->v ? "v" : !kv->block_tables ? "block_tables" : "seq_lens");
+    if (kv->dtype == ATTN_DTYPE_I8 && (!kv->k_scale || !kv->v_scale))
+        return attn__fail(ATTN_ERR_NULL, "%s: kv->%s is NULL (an I8 pool needs its scales)", fn,
+                          !kv->k_scale ? "k_scale" : "v_scale");
     for (int64_t b = 0; b < d->batch; b++) {
         const int64_t L = kv->seq_lens[b];
         if (L < 0 || L > mk)
@@ -189,7 +202,7 @@ static attn_status check_kv(const char *fn, const attn_sdpa_dims *d, const attn_
 static attn_status check_tensors(const char *fn, const attn_sdpa_dims *d, attn_view q, const attn_paged_kv *kv,
                                  attn_view o, const float *lse) {
     const int64_t T = d->seq_q, Dv = d->head_dim_v ? d->head_dim_v : d->head_dim;
-    brange rq, ro, rk, rv, rl;
+    brange rq, ro, rk, rv, rl, rks, rvs;
     if (!view_range("q", q, T, d->heads_q, d->head_dim, &rq) || !view_range("o", o, T, d->heads_q, Dv, &ro))
         return attn__fail(ATTN_ERR_NOMEM, "%s: q or o view extent overflows", fn);
     if (T > 0 && (!q.data || !o.data)) return attn__fail(ATTN_ERR_NULL, "%s: %s.data is NULL", fn, !q.data ? "q" : "o");
@@ -201,14 +214,17 @@ static attn_status check_tensors(const char *fn, const attn_sdpa_dims *d, attn_v
                           (long long)Dv);
     if (T > 1 && o.stride_s < (d->heads_q - 1) * o.stride_h + Dv)
         return attn__fail(ATTN_ERR_STRIDE, "%s: o.stride_s = %lld: rows overlap", fn, (long long)o.stride_s);
-    const size_t pool = (size_t)(kv->num_blocks * d->heads_kv * kv->block_size);
-    rk.name = "kv->k"; rk.lo = (uintptr_t)kv->k; rk.hi = rk.lo + pool * (size_t)d->head_dim * sizeof(float);
-    rv.name = "kv->v"; rv.lo = (uintptr_t)kv->v; rv.hi = rv.lo + pool * (size_t)Dv * sizeof(float);
+    const size_t pool = (size_t)(kv->num_blocks * d->heads_kv * kv->block_size), es = attn__kv_elem_size(kv->dtype);
+    const int i8 = kv->dtype == ATTN_DTYPE_I8;
+    rk.name = "kv->k"; rk.lo = (uintptr_t)kv->k; rk.hi = rk.lo + pool * (size_t)d->head_dim * es;
+    rv.name = "kv->v"; rv.lo = (uintptr_t)kv->v; rv.hi = rv.lo + pool * (size_t)Dv * es;
+    rks.name = "kv->k_scale"; rks.lo = (uintptr_t)kv->k_scale; rks.hi = rks.lo + (i8 ? pool * sizeof(float) : 0);
+    rvs.name = "kv->v_scale"; rvs.lo = (uintptr_t)kv->v_scale; rvs.hi = rvs.lo + (i8 ? pool * sizeof(float) : 0);
     rl.name = "lse"; rl.lo = (uintptr_t)lse; rl.hi = lse ? rl.lo + (size_t)(d->heads_q * T) * sizeof(float) : rl.lo;
-    if (d->batch == 0) rk.hi = rk.lo, rv.hi = rv.lo;
-    const brange *in[3] = {&rq, &rk, &rv}, *out[2] = {&ro, &rl};
+    if (d->batch == 0) rk.hi = rk.lo, rv.hi = rv.lo, rks.hi = rks.lo, rvs.hi = rvs.lo;
+    const brange *in[5] = {&rq, &rk, &rv, &rks, &rvs}, *out[2] = {&ro, &rl};
     for (int i = 0; i < 2; i++) {
-        for (int j = 0; j < 3; j++)
+        for (int j = 0; j < 5; j++)
             if (ranges_overlap(out[i], in[j]))
                 return attn__fail(ATTN_ERR_ALIAS, "%s: output %s overlaps input %s", fn, out[i]->name, in[j]->name);
     }
@@ -222,8 +238,12 @@ typedef struct paged_ctx {
     const attn__sdpa_prob *P; /* options resolved as for varlen (P->Sq = T) */
     const paged_plan *pl;
     const attn__sdpa_kernels *kt;
+    const attn__kv_kernels *kk; /* typed decode kernels (pools other than F32) */
     const attn_paged_kv *kv;
-    const float *kpool, *vpool;
+    const unsigned char *kpool, *vpool; /* elements of es bytes */
+    const float *kscale, *vscale;       /* I8: (nb, Hkv, bs), else NULL */
+    size_t es;
+    attn_dtype dtype;
     unsigned char *ws;
     int64_t *tpre;   /* (B + 1) prefix sums of tasks per sequence */
     int64_t *cpre;   /* (B + 1) prefix sums of combine tasks (Hkv per split sequence) */
@@ -235,13 +255,14 @@ typedef struct paged_ctx {
 
 typedef struct paged_bufs {
     float *Qt, *Qr, *St, *Vp, *O; /* (D, Mp), (DOT_ROWS, Dp), (Bc, Mp), (Bc, Dvp), (Mmax, Dvp) */
+    float *Kw, *Vw;               /* typed pools, prefill blocks: the tile widened, (Bc, D), (Bc, Dv) */
     float *mrow, *lrow, *alpha;   /* (Mp) each */
     int64_t *lo, *hi;             /* (Br) each */
     int32_t *bad;                 /* (Bc) */
     int touched;                  /* sink of stream_k's results (keeps the reads) */
 } paged_bufs;
 
-static void bufs_get(const paged_plan *pl, int64_t D, unsigned char *p, paged_bufs *b) {
+static void bufs_get(const paged_plan *pl, int64_t D, int64_t Dv, unsigned char *p, paged_bufs *b) {
     const int64_t Mp = pl->Mp, Bc = pl->Bc;
     b->Qt = (float *)p; p += fl(D * Mp);
     b->Qr = (float *)p; p += fl(ATTN__SDPA_DOT_ROWS * pl->Dp);
@@ -253,7 +274,12 @@ static void bufs_get(const paged_plan *pl, int64_t D, unsigned char *p, paged_bu
     b->alpha = (float *)p; p += fl(Mp);
     b->lo = (int64_t *)p; p += fl(2 * pl->Br);
     b->hi = (int64_t *)p; p += fl(2 * pl->Br);
-    b->bad = (int32_t *)p;
+    b->bad = (int32_t *)p; p += fl(Bc);
+    b->Kw = b->Vw = NULL;
+    if (pl->typed) {
+        b->Kw = (float *)p; p += fl(Bc * D);
+        b->Vw = (float *)p;
+    }
     b->touched = 0;
 }
 
@@ -310,8 +336,9 @@ static void blk_decode(const paged_ctx *c, int64_t t, paged_blk *k) {
     k->h0 = k->kvh * P->G + k->g0;
 }
 
-/* A run of keys of one tile inside one block: tile columns [c0, c0 + n). */
-typedef struct kv_seg { int64_t c0, n; const float *k, *v; } kv_seg;
+/* A run of keys of one tile inside one block: tile columns [c0, c0 + n);
+ * k, v rows of the pool's type (fp32 after tile_widen), ks, vs their I8 scales. */
+typedef struct kv_seg { int64_t c0, n; const void *k, *v; const float *ks, *vs; } kv_seg;
 
 /* Splits keys [j0, j0 + nc) of sequence b, kv head kvh, into block segments. */
 static int tile_segs(const paged_ctx *c, int64_t b, int64_t kvh, int64_t j0, int64_t nc, kv_seg *sg) {
@@ -324,7 +351,9 @@ static int tile_segs(const paged_ctx *c, int64_t b, int64_t kvh, int64_t j0, int
         int64_t len = bs - off;
         if (len > j0 + nc - j) len = j0 + nc - j;
         const int64_t row = (blk * Hkv + kvh) * bs + off; /* (blk, kvh, off) */
-        sg[n].c0 = j - j0; sg[n].n = len; sg[n].k = c->kpool + row * D; sg[n].v = c->vpool + row * Dv;
+        sg[n].c0 = j - j0; sg[n].n = len;
+        sg[n].k = c->kpool + (size_t)(row * D) * c->es; sg[n].v = c->vpool + (size_t)(row * Dv) * c->es;
+        sg[n].ks = c->kscale ? c->kscale + row : NULL; sg[n].vs = c->vscale ? c->vscale + row : NULL;
         n++;
         j += len;
     }
@@ -348,6 +377,8 @@ static void pack_q(const paged_ctx *c, const paged_blk *k, paged_bufs *w) {
     if (!k->dot)
         for (int64_t d = 0; d < D; d++)
             for (int64_t m = M; m < Mp; m++) w->Qt[d * Mp + m] = 0.0f;
+    else /* the typed kdot may read up to 8 rows (results past M are discarded) */
+        for (int64_t m = M; m < ATTN__SDPA_DOT_ROWS; m++) memset(w->Qr + m * Dp, 0, (size_t)Dp * sizeof(float));
 }
 
 /* O (M, Dvp) += St^T . V over the tile's segments: in place when every V row
@@ -356,23 +387,29 @@ static void pack_q(const paged_ctx *c, const paged_blk *k, paged_bufs *w) {
 static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, int64_t nc) {
     const attn__sdpa_kernels *kt = c->kt;
     const int64_t Dv = c->P->Dv, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
+    if (k->dot && c->dtype != ATTN_DTYPE_F32) { /* typed pool, read in place (masked keys skipped) */
+        for (int i = 0; i < nseg; i++)
+            c->kk->vacc(c->dtype, sg[i].n, M, Dv, w->St + sg[i].c0 * Mp, Mp, sg[i].v, sg[i].vs, w->O, Dvp);
+        return;
+    }
     int clean = k->dot && Dv == Dvp;
-    for (int i = 0; clean && i < nseg; i++) clean = kt->rows_finite(sg[i].n, Dv, sg[i].v, Dv);
+    for (int i = 0; clean && i < nseg; i++) clean = kt->rows_finite(sg[i].n, Dv, (const float *)sg[i].v, Dv);
     if (clean) {
-        for (int i = 0; i < nseg; i++) kt->gemm_atb(M, Dvp, sg[i].n, w->St + sg[i].c0 * Mp, Mp, sg[i].v, Dv, w->O, Dvp);
+        for (int i = 0; i < nseg; i++)
+            kt->gemm_atb(M, Dvp, sg[i].n, w->St + sg[i].c0 * Mp, Mp, (const float *)sg[i].v, Dv, w->O, Dvp);
         return;
     }
     int nbad = 0;
     for (int i = 0; i < nseg; i++) {
         const int nb0 = nbad;
-        nbad += kt->pack_rows(sg[i].n, Dv, sg[i].v, Dv, 1.0f, w->Vp + sg[i].c0 * Dvp, Dvp, Dvp, w->bad + nbad);
+        nbad += kt->pack_rows(sg[i].n, Dv, (const float *)sg[i].v, Dv, 1.0f, w->Vp + sg[i].c0 * Dvp, Dvp, Dvp, w->bad + nbad);
         for (int x = nb0; x < nbad; x++) w->bad[x] += (int32_t)sg[i].c0;
     }
     kt->gemm_atb(M, Dvp, nc, w->St, Mp, w->Vp, Dvp, w->O, Dvp);
     for (int x = 0, i = 0; x < nbad; x++) {
         const int64_t cc = w->bad[x];
         while (cc >= sg[i].c0 + sg[i].n) i++;
-        const float *vr = sg[i].v + (cc - sg[i].c0) * Dv;
+        const float *vr = (const float *)sg[i].v + (cc - sg[i].c0) * Dv;
         for (int64_t m = 0; m < M; m++) {
             const float pr = w->St[cc * Mp + m];
             if (pr == 0.0f) continue;
@@ -389,8 +426,33 @@ static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const
  * for a pure read; with this pass first, 16-18 GB/s (batch 32 x 2048,
  * Llama shape). The result (finite or not) is not needed: K rows holding
  * Inf/NaN give NaN scores, as everywhere else. */
-static void stream_k(const attn__sdpa_kernels *kt, const kv_seg *sg, int64_t D, paged_bufs *w) {
-    w->touched += kt->rows_finite(sg->n, D, sg->k, D);
+static void stream_k(const paged_ctx *c, const kv_seg *sg, int64_t D, paged_bufs *w) {
+    if (c->dtype == ATTN_DTYPE_F32) w->touched += c->kt->rows_finite(sg->n, D, (const float *)sg->k, D);
+    else w->touched += (int)(c->kk->touch(sg->k, (size_t)(sg->n * D) * c->es) & 1u);
+}
+
+/* The same for the V segment (plain loads, any type): with K and V both read
+ * first, their misses are in flight together (batch 32 x 2048 fp32 decode:
+ * +10% K+V bytes per CPU second); typed tiles always (vacc walks V in column
+ * passes, which keeps few misses in flight). */
+static void stream_v(const paged_ctx *c, const kv_seg *sg, paged_bufs *w) {
+    w->touched += (int)(c->kk->touch(sg->v, (size_t)(sg->n * c->P->Dv) * c->es) & 1u);
+}
+
+/* Typed pool, prefill block: widens the tile's segments into Kw (nc, D), Vw
+ * (nc, Dv) and describes the tile as that one fp32 segment. */
+static int tile_widen(const paged_ctx *c, paged_bufs *w, kv_seg *sg, int nseg, int64_t nc) {
+    const int64_t D = c->P->D, Dv = c->P->Dv;
+    for (int i = 0; i < nseg; i++)
+        for (int64_t r = 0; r < sg[i].n; r++) {
+            const int64_t t = sg[i].c0 + r;
+            attn__kv_get_row(c->dtype, (const unsigned char *)sg[i].k + (size_t)(r * D) * c->es, sg[i].ks ? sg[i].ks[r] : 1.0f,
+                             w->Kw + t * D, D);
+            attn__kv_get_row(c->dtype, (const unsigned char *)sg[i].v + (size_t)(r * Dv) * c->es, sg[i].vs ? sg[i].vs[r] : 1.0f,
+                             w->Vw + t * Dv, Dv);
+        }
+    sg[0].c0 = 0; sg[0].n = nc; sg[0].k = w->Kw; sg[0].v = w->Vw; sg[0].ks = sg[0].vs = NULL;
+    return 1;
 }
 
 /* One tile [j0, j0 + nc): scores, per-element work, online softmax, O update. */
@@ -398,13 +460,19 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
     const attn__sdpa_kernels *kt = c->kt;
     const int64_t D = c->P->D, Dp = c->pl->Dp, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
     kv_seg sg[PAGED_BC + 1];
-    const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
-    if (k->dot && c->stream_k) /* decoding from DRAM: stream the K tile into L1 with plain loads first */
-        for (int i = 0; i < nseg; i++) stream_k(kt, &sg[i], D, w);
+    int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
+    const int typed = c->dtype != ATTN_DTYPE_F32;
+    if (typed && !k->dot) nseg = tile_widen(c, w, sg, nseg, nc);
+    if (k->dot && (c->stream_k || typed)) /* decoding from DRAM: the K and V tile in with plain loads first */
+        for (int i = 0; i < nseg; i++) {
+            stream_k(c, &sg[i], D, w);
+            stream_v(c, &sg[i], w);
+        }
     for (int i = 0; i < nseg; i++) { /* St (nc, Mp) = K . Qr^T (dot) or K . Qt */
         float *st = w->St + sg[i].c0 * Mp;
-        if (k->dot) kt->gemm_abt(sg[i].n, M, D, sg[i].k, D, w->Qr, Dp, st, Mp);
-        else kt->gemm_ab(sg[i].n, Mp, D, sg[i].k, D, w->Qt, Mp, st, Mp, 0);
+        if (k->dot && typed) c->kk->kdot(c->dtype, sg[i].n, M, D, sg[i].k, sg[i].ks, w->Qr, Dp, st, Mp);
+        else if (k->dot) kt->gemm_abt(sg[i].n, M, D, (const float *)sg[i].k, D, w->Qr, Dp, st, Mp);
+        else kt->gemm_ab(sg[i].n, Mp, D, (const float *)sg[i].k, D, w->Qt, Mp, st, Mp, 0);
     }
     /* logits = scale * <q, k> rounded once, as in sdpa_fwd.c: before the
      * per-element work when there is some, else inside softmax_tile */
@@ -413,14 +481,8 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
         attn__sdpa_scale_tile(w->St, nc * Mp, c->P->scale);
         attn__sdpa_apply_elem(c->P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp, full, w->St, NULL);
     }
-    if (kt->softmax_tile(nc, Mp, w->St, elem ? 1.0f : c->P->scale, w->mrow, w->lrow, w->alpha)) {
-        for (int64_t m = 0; m < M; m++) {
-            const float a = w->alpha[m];
-            if (a == 1.0f) continue;
-            float *orow = w->O + m * Dvp;
-            for (int64_t e = 0; e < Dvp; e++) orow[e] *= a;
-        }
-    }
+    if (kt->softmax_tile(nc, Mp, w->St, elem ? 1.0f : c->P->scale, w->mrow, w->lrow, w->alpha))
+        kt->scale_rows(M, Dvp, w->O, Dvp, w->alpha);
     tile_pv(c, k, w, sg, nseg, nc);
 }
 
@@ -428,9 +490,13 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
 static void tile_prefetch(const paged_ctx *c, const paged_blk *k, int64_t j0, int64_t nc) {
     kv_seg sg[PAGED_BC + 1];
     const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
-    for (int i = 0; i < nseg; i++) {
-        attn__prefetch_span(sg[i].k, sg[i].n * c->P->D);
-        attn__prefetch_span(sg[i].v, sg[i].n * c->P->Dv);
+    for (int i = 0; i < nseg; i++) { /* spans in floats: n * D elements of es bytes */
+        attn__prefetch_span((const float *)sg[i].k, attn__ceil_div(sg[i].n * c->P->D * (int64_t)c->es, 4));
+        attn__prefetch_span((const float *)sg[i].v, attn__ceil_div(sg[i].n * c->P->Dv * (int64_t)c->es, 4));
+        if (sg[i].ks) {
+            __builtin_prefetch(sg[i].ks, 0, 2);
+            __builtin_prefetch(sg[i].vs, 0, 2);
+        }
     }
 }
 
@@ -456,7 +522,7 @@ static void paged_task(void *vctx, int64_t t, int tid) {
     paged_blk k;
     blk_decode(c, t, &k);
     paged_bufs w;
-    bufs_get(pl, c->P->D, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
+    bufs_get(pl, c->P->D, c->P->Dv, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
     for (int64_t r = 0; r < k.nr; r++) attn__sdpa_row_range(c->P, &k.s, k.r0 + r, &w.lo[r], &w.hi[r]);
     int64_t ka = w.lo[0], kb = w.hi[k.nr - 1]; /* union of the rows' intervals */
     const int64_t np = c->npart[k.s.b];
@@ -468,15 +534,18 @@ static void paged_task(void *vctx, int64_t t, int tid) {
     for (int64_t m = 0; m < k.Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
     memset(w.O, 0, (size_t)(k.M * pl->Dvp) * sizeof(float));
     const int64_t Bc = pl->Bc;
-    if (k.dot && (ka / Bc + 1) * Bc < kb) { /* decoding: the second tile (the loop prefetches from the third on) */
-        const int64_t pa = (ka / Bc + 1) * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
-        tile_prefetch(c, &k, pa, pb - pa);
+    /* decoding: tiles are prefetched `ahead` tiles past the next one (the same bytes
+     * ahead for every element type: 1 tile of fp32, 2 of bf16 / f16, 4 of int8) */
+    const int64_t ahead = k.dot ? 4 / (int64_t)c->es : 0;
+    for (int64_t a = 1; a <= ahead; a++) { /* the first tiles after the first one */
+        const int64_t pa = (ka / Bc + a) * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
+        if (pa < kb) tile_prefetch(c, &k, pa, pb - pa);
     }
     for (int64_t j0 = ka; j0 < kb;) {
         int64_t je = (j0 / Bc + 1) * Bc; /* tiles aligned to multiples of Bc */
         if (je > kb) je = kb;
-        if (k.dot && je + Bc < kb) { /* decoding: the tile after next, as spans */
-            const int64_t pa = je + Bc, pb = pa + Bc < kb ? pa + Bc : kb;
+        if (ahead && je + ahead * Bc < kb) { /* the tile `ahead` past the next, as spans */
+            const int64_t pa = je + ahead * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
             tile_prefetch(c, &k, pa, pb - pa);
         }
         tile_step(c, &k, &w, j0, je - j0);
@@ -553,7 +622,8 @@ static void tables_make(paged_ctx *c) {
         c->cpre[b + 1] = c->cpre[b] + (np > 1 ? P->Hkv : 0);
         c->spre[b + 1] = c->spre[b] + (np > 1 ? P->Hkv * np : 0);
     }
-    c->stream_k = (double)keys * (double)(P->Hkv * (P->D + P->Dv) * (int64_t)sizeof(float)) > (double)PAGED_STREAM_BYTES;
+    const double key_bytes = (double)(P->Hkv * (P->D + P->Dv)) * (double)c->es + (c->kscale ? 8.0 * (double)P->Hkv : 0.0);
+    c->stream_k = (double)keys * key_bytes > (double)PAGED_STREAM_BYTES;
 }
 
 /* The caller's attn_sdpa_opts in this library's layout (attn.h, "ABI"; the
@@ -581,7 +651,7 @@ size_t attn_sdpa_paged_fwd_workspace_size(const attn_sdpa_dims *dims, const attn
     if (!dims || !kv || dims->batch < 0 || dims->batch > PAGED_MAX_TOKENS || dims->seq_q < 0 ||
         dims->seq_q > PAGED_MAX_TOKENS || dims->heads_q < 1 || dims->heads_kv < 1 || dims->heads_q > 65536 ||
         dims->heads_q % dims->heads_kv || dims->head_dim < 1 || dims->head_dim > 256 || dims->head_dim_v < 0 ||
-        dims->head_dim_v > 256 || kv->block_size < 1 || kv->block_size > 65536 || kv->max_blocks < 1 ||
+        dims->head_dim_v > 256 || kv->block_size < 1 || kv->block_size > PAGED_MAX_TOKENS || kv->max_blocks < 1 ||
         kv->max_blocks > INT32_MAX || kv->max_blocks * kv->block_size > PAGED_MAX_TOKENS)
         return 0;
     attn_sdpa_opts full;
@@ -626,7 +696,10 @@ attn_status attn_sdpa_paged_fwd(const attn_sdpa_dims *dims, attn_view q, const a
     paged_ctx c;
     memset(&c, 0, sizeof c);
     c.P = &P; c.pl = &pl; c.kt = attn__sdpa_kernels_get(); c.kv = kv; c.ws = workspace;
-    c.kpool = (const float *)kv->k; c.vpool = (const float *)kv->v;
+    c.kk = attn__kv_kernels_get();
+    c.dtype = kv->dtype; c.es = attn__kv_elem_size(kv->dtype);
+    c.kpool = (const unsigned char *)kv->k; c.vpool = (const unsigned char *)kv->v;
+    if (kv->dtype == ATTN_DTYPE_I8) { c.kscale = kv->k_scale; c.vscale = kv->v_scale; }
     tables_make(&c);
     attn__parallel_for(c.tpre[P.B], pl.nthreads, paged_task, &c);
     if (c.cpre[P.B] > 0) attn__parallel_for(c.cpre[P.B], pl.nthreads, paged_combine, &c);

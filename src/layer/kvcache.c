@@ -11,28 +11,54 @@
  *   key_lens[b] = len[b] + Sq, causal, bottom-right alignment, so query i of
  *   sequence b sits at key position len[b] + i (attn.h position model).
  * Decoding token by token is therefore the same computation as one causal
- * forward over the whole sequence. */
+ * forward over the whole sequence.
+ * Reduced-precision caches (BF16 / F16 / I8, attn_kvcache_create_typed) store
+ * the rows rounded / quantised (kernels/kv_typed.h) and attend through the
+ * paged kernel, the cache described as a paged pool of B blocks of `capacity`
+ * tokens, sequence b owning block b (same layout: (B, Hkv, capacity, D)),
+ * so one decode kernel reads every typed cache in place. */
 #include "layer/mha_internal.h"
 
 #include "kernels/gemm.h"
+#include "kernels/kv_typed.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct attn_kvcache {
     int64_t B, cap, Hkv, D;
-    float *k, *v;    /* (B, Hkv, cap, D) each */
-    int64_t *len;    /* (B) valid tokens per sequence */
-    int32_t *lens32; /* (B) scratch: key_lens for the kernel */
+    attn_dtype dtype;
+    size_t es;              /* bytes per element of dtype */
+    unsigned char *k, *v;   /* (B, Hkv, cap, D) each, elements of dtype */
+    float *ks, *vs;         /* I8 only: (B, Hkv, cap) row scales, else NULL */
+    int64_t *len;           /* (B) valid tokens per sequence */
+    int32_t *lens32;        /* (B) scratch: key_lens / seq_lens for the kernel */
+    int32_t *cu, *blocks;   /* typed: (B + 1) query row offsets, (B) block table entries b -> b */
 };
+
+/* Typed caches attend through the paged kernel: capacity is one block of it. */
+#define KV_TYPED_MAX_CAP ((int64_t)1 << 30)
 
 attn_status attn_kvcache_create(attn_kvcache **out, int64_t batch, int64_t capacity, int64_t num_kv_heads,
                                 int64_t head_dim) {
+    return attn_kvcache_create_typed(out, batch, capacity, num_kv_heads, head_dim, ATTN_DTYPE_F32);
+}
+
+attn_status attn_kvcache_create_typed(attn_kvcache **out, int64_t batch, int64_t capacity, int64_t num_kv_heads,
+                                      int64_t head_dim, attn_dtype dtype) {
     if (!out) return attn__fail(ATTN_ERR_NULL, "attn_kvcache_create: out is NULL");
     *out = NULL;
+    const size_t es = attn__kv_elem_size(dtype);
+    if (es == 0)
+        return attn__fail(ATTN_ERR_DTYPE, "attn_kvcache_create_typed: dtype = %d: a KV cache holds ATTN_DTYPE_F32, "
+                          "BF16, F16 or I8", (int)dtype);
     if (batch < 1) return attn__fail(ATTN_ERR_SHAPE, "attn_kvcache_create: batch = %lld, must be >= 1", (long long)batch);
-    if (capacity < 1 || capacity > INT32_MAX)
-        return attn__fail(ATTN_ERR_SHAPE, "attn_kvcache_create: capacity = %lld, must be in [1, %d]", (long long)capacity, INT32_MAX);
+    const int64_t maxcap = dtype == ATTN_DTYPE_F32 ? INT32_MAX : KV_TYPED_MAX_CAP;
+    if (capacity < 1 || capacity > maxcap)
+        return attn__fail(ATTN_ERR_SHAPE, "attn_kvcache_create: capacity = %lld, must be in [1, %lld] (%s cache)",
+                          (long long)capacity, (long long)maxcap, attn__kv_dtype_name(dtype));
+    if (batch > INT32_MAX)
+        return attn__fail(ATTN_ERR_SHAPE, "attn_kvcache_create: batch = %lld, must be <= %d", (long long)batch, INT32_MAX);
     if (num_kv_heads < 1 || num_kv_heads > 65536)
         return attn__fail(ATTN_ERR_SHAPE, "attn_kvcache_create: num_kv_heads = %lld, must be in [1, 65536]", (long long)num_kv_heads);
     if (head_dim < 1 || head_dim > 256)
@@ -40,18 +66,31 @@ attn_status attn_kvcache_create(attn_kvcache **out, int64_t batch, int64_t capac
     int ok = 1;
     size_t n = attn__mul_size(attn__mul_size(attn__mul_size((size_t)batch, (size_t)capacity, &ok), (size_t)num_kv_heads, &ok),
                               (size_t)head_dim, &ok);
-    size_t bytes = attn__mul_size(n, sizeof(float), &ok);
+    size_t bytes = attn__mul_size(n, es, &ok);
+    const size_t sbytes = attn__mul_size(n / (size_t)head_dim, sizeof(float), &ok);
     if (!ok || n > (size_t)INT64_MAX / 4)
         return attn__fail(ATTN_ERR_NOMEM, "attn_kvcache_create: size overflows (batch %lld x capacity %lld x heads %lld x dim %lld)",
                           (long long)batch, (long long)capacity, (long long)num_kv_heads, (long long)head_dim);
     attn_kvcache *c = (attn_kvcache *)calloc(1, sizeof *c);
     if (!c) return attn__fail(ATTN_ERR_NOMEM, "attn_kvcache_create: out of memory");
-    c->B = batch; c->cap = capacity; c->Hkv = num_kv_heads; c->D = head_dim;
-    c->k = (float *)attn__malloc(bytes);
-    c->v = (float *)attn__malloc(bytes);
+    c->B = batch; c->cap = capacity; c->Hkv = num_kv_heads; c->D = head_dim; c->dtype = dtype; c->es = es;
+    c->k = (unsigned char *)attn__malloc(bytes);
+    c->v = (unsigned char *)attn__malloc(bytes);
     c->len = (int64_t *)calloc((size_t)batch, sizeof(int64_t));
     c->lens32 = (int32_t *)calloc((size_t)batch, sizeof(int32_t));
-    if (!c->k || !c->v || !c->len || !c->lens32) {
+    int bad = !c->k || !c->v || !c->len || !c->lens32;
+    if (dtype == ATTN_DTYPE_I8) {
+        c->ks = (float *)attn__malloc(sbytes);
+        c->vs = (float *)attn__malloc(sbytes);
+        bad |= !c->ks || !c->vs;
+    }
+    if (dtype != ATTN_DTYPE_F32) {
+        c->cu = (int32_t *)calloc((size_t)batch + 1, sizeof(int32_t));
+        c->blocks = (int32_t *)calloc((size_t)batch, sizeof(int32_t));
+        bad |= !c->cu || !c->blocks;
+        for (int64_t b = 0; !bad && b < batch; b++) c->blocks[b] = (int32_t)b;
+    }
+    if (bad) {
         attn_kvcache_free(c);
         return attn__fail(ATTN_ERR_NOMEM, "attn_kvcache_create: cannot allocate 2 x %zu bytes", bytes);
     }
@@ -63,9 +102,37 @@ void attn_kvcache_free(attn_kvcache *c) {
     if (!c) return;
     attn__free(c->k);
     attn__free(c->v);
+    attn__free(c->ks);
+    attn__free(c->vs);
     free(c->len);
     free(c->lens32);
+    free(c->cu);
+    free(c->blocks);
     free(c);
+}
+
+attn_dtype attn_kvcache_dtype(const attn_kvcache *c) {
+    if (!c) { attn__fail(ATTN_ERR_NULL, "attn_kvcache_dtype: c is NULL"); return ATTN_DTYPE_F32; }
+    return c->dtype;
+}
+
+attn_status attn_kvcache_read(const attn_kvcache *c, int64_t b, int64_t t0, int64_t n, float *k, float *v) {
+    static const char fn[] = "attn_kvcache_read";
+    if (!c) return attn__fail(ATTN_ERR_NULL, "%s: c is NULL", fn);
+    if (b < 0 || b >= c->B)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: b = %lld, must be in [0, %lld)", fn, (long long)b, (long long)c->B);
+    if (t0 < 0 || n < 0 || t0 > c->len[b] - n)
+        return attn__fail(ATTN_ERR_SHAPE, "%s: tokens [%lld, %lld + %lld) are not within the %lld of sequence %lld", fn,
+                          (long long)t0, (long long)t0, (long long)n, (long long)c->len[b], (long long)b);
+    if (n > 0 && (!k || !v)) return attn__fail(ATTN_ERR_NULL, "%s: %s is NULL", fn, !k ? "k" : "v");
+    const int64_t D = c->D;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t h = 0; h < c->Hkv; h++) {
+            const int64_t row = (b * c->Hkv + h) * c->cap + t0 + i; /* (b, h, t0 + i) */
+            attn__kv_get_row(c->dtype, c->k + (size_t)(row * D) * c->es, c->ks ? c->ks[row] : 1.0f, k + (i * c->Hkv + h) * D, D);
+            attn__kv_get_row(c->dtype, c->v + (size_t)(row * D) * c->es, c->vs ? c->vs[row] : 1.0f, v + (i * c->Hkv + h) * D, D);
+        }
+    return ATTN_OK;
 }
 
 attn_status attn_kvcache_reset(attn_kvcache *c) {
@@ -111,11 +178,11 @@ static void append_task(void *vctx, int64_t b, int tid) {
     attn_kvcache *c = a->c;
     const int64_t D = c->D;
     for (int64_t h = 0; h < c->Hkv; h++) {
-        const int64_t slot = ((b * c->Hkv + h) * c->cap + c->len[b]) * D; /* (b, h, len[b], 0) */
+        const int64_t row0 = (b * c->Hkv + h) * c->cap + c->len[b]; /* (b, h, len[b]) */
         for (int64_t s = 0; s < a->Sq; s++) {
-            const int64_t src = (b * a->Sq + s) * a->ld + h * D; /* row (b, s), head h */
-            memcpy(c->k + slot + s * D, a->kp + src, (size_t)D * sizeof(float));
-            memcpy(c->v + slot + s * D, a->vp + src, (size_t)D * sizeof(float));
+            const int64_t src = (b * a->Sq + s) * a->ld + h * D, row = row0 + s; /* row (b, s), head h */
+            attn__kv_put_row(c->dtype, c->k + (size_t)(row * D) * c->es, c->ks ? c->ks + row : NULL, a->kp + src, D);
+            attn__kv_put_row(c->dtype, c->v + (size_t)(row * D) * c->es, c->vs ? c->vs + row : NULL, a->vp + src, D);
         }
     }
 }
@@ -153,6 +220,42 @@ attn_status mha__project_incremental(attn_mha *m, const float *x, int64_t rows, 
     seg[2].base = vp; seg[2].ld = ld; seg[2].H = m->Hkv; seg[2].Dh = D; seg[2].bias = m->b[MHA_V];
     mha__fwd_rows(m, rows, seg, 3);
     return ATTN_OK;
+}
+
+/* o (B, Sq, Hq, D) = attention of q over an F32 cache: attn_sdpa_fwd on head-major views. */
+static attn_status attend_f32(attn_mha *m, attn_kvcache *cache, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts,
+                              const float *qp, int64_t ld, float *o) {
+    const int64_t Sq = dims->seq_q, D = m->D;
+    attn_view qv = attn_view_bshd((float *)qp, Sq, m->Hq, D);
+    qv.stride_s = ld; qv.stride_b = Sq * ld;
+    attn_view kv = attn_view_bhsd((float *)cache->k, cache->cap, m->Hkv, D);
+    attn_view vv = attn_view_bhsd((float *)cache->v, cache->cap, m->Hkv, D);
+    attn_view ov = attn_view_bshd(o, Sq, m->Hq, D);
+    size_t ws = attn_sdpa_fwd_workspace_size(dims, opts);
+    void *wsp = mha__grow(&m->b_ws, ws);
+    if (!wsp) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_forward_cached: sdpa workspace of %zu bytes", ws);
+    return attn_sdpa_fwd(dims, qv, kv, vv, ov, NULL, opts, wsp, m->b_ws.cap);
+}
+
+/* o (B * Sq, Hq, D) = attention of q over a typed cache: the paged kernel, the
+ * cache a pool of B blocks of cap tokens (sequence b = block b). opts gives
+ * scale, causal bottom-right, window and softcap (its key_lens is dropped). */
+static attn_status attend_typed(attn_mha *m, attn_kvcache *cache, const attn_sdpa_opts *opts0, const float *qp,
+                                int64_t ld, int64_t Sq, float *o) {
+    const int64_t B = cache->B, T = B * Sq, D = m->D;
+    for (int64_t b = 0; b <= B; b++) cache->cu[b] = (int32_t)(b * Sq);
+    attn_paged_kv kv = {cache->dtype, cache->k, cache->v, B, cache->cap, cache->blocks, 1, cache->lens32, cache->ks, cache->vs};
+    attn_sdpa_opts opts = *opts0;
+    opts.key_lens = NULL;
+    opts.cu_seqlens_q = cache->cu;
+    attn_sdpa_dims dims = {B, T, 0, m->Hq, m->Hkv, D, D};
+    attn_view qv = attn_view_bshd((float *)qp, T, m->Hq, D);
+    qv.stride_s = ld;
+    attn_view ov = attn_view_bshd(o, T, m->Hq, D);
+    const size_t ws = attn_sdpa_paged_fwd_workspace_size(&dims, &kv, &opts);
+    void *wsp = mha__grow(&m->b_ws, ws);
+    if (!wsp) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_forward_cached: paged sdpa workspace of %zu bytes", ws);
+    return attn_sdpa_paged_fwd(&dims, qv, &kv, ov, NULL, &opts, wsp, m->b_ws.cap);
 }
 
 attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const float *x, int64_t batch, int64_t seq_q,
@@ -217,15 +320,9 @@ attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const floa
     opts.window_left = m->cfg.window_left;
     opts.window_right = m->cfg.window_right;
     opts.softcap = m->cfg.softcap;
-    attn_view qv = attn_view_bshd(qp, Sq, m->Hq, D);
-    qv.stride_s = ld; qv.stride_b = Sq * ld;
-    attn_view kv = attn_view_bhsd(cache->k, cache->cap, m->Hkv, D);
-    attn_view vv = attn_view_bhsd(cache->v, cache->cap, m->Hkv, D);
-    attn_view ov = attn_view_bshd(o, Sq, m->Hq, D);
-    size_t ws = attn_sdpa_fwd_workspace_size(&dims, &opts);
-    void *wsp = mha__grow(&m->b_ws, ws);
-    if (!wsp) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_forward_cached: sdpa workspace of %zu bytes", ws);
-    if ((s = attn_sdpa_fwd(&dims, qv, kv, vv, ov, NULL, &opts, wsp, m->b_ws.cap)) != ATTN_OK) return s;
+    if (cache->dtype != ATTN_DTYPE_F32) s = attend_typed(m, cache, &opts, qp, ld, Sq, o);
+    else s = attend_f32(m, cache, &dims, &opts, qp, ld, o);
+    if (s != ATTN_OK) return s;
     if ((s = mha__out_proj(m, rows, o, y, 0)) != ATTN_OK) return s;
     for (int64_t b = 0; b < B; b++) cache->len[b] += Sq;
     return ATTN_OK;

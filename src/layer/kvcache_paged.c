@@ -4,7 +4,8 @@
  * and copy-on-write at the first write into a shared block.
  *
  * Layout (see kvcache_paged.h):
- *   k, v pools (nb, Hkv, bs, D); token t of a sequence in block
+ *   k, v pools (nb, Hkv, bs, D) of cfg.dtype (F32, BF16, F16 or I8; I8 rows
+ *   have their scales in ks, vs (nb, Hkv, bs)); token t of a sequence in block
  *   table[t / bs], slot t % bs; head h's run of a block at (blk * Hkv + h) * bs * D.
  * Invariants: ref[b] = number of (slot, table index) entries naming block b;
  * a block is on the free stack iff ref[b] == 0; a slot's table holds exactly
@@ -12,6 +13,8 @@
  * Every public call validates everything before it writes anything, so an
  * error (bad id, ATTN_ERR_CAPACITY, ...) leaves the cache unchanged. */
 #include "layer/kvcache_paged.h"
+
+#include "kernels/kv_typed.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,9 +71,9 @@ static attn_status check_config(const attn_kvpaged_config *g) {
         return attn__fail(ATTN_ERR_SHAPE, "%s: num_kv_heads = %lld, must be in [1, 65536]", fn, (long long)g->num_kv_heads);
     if (g->head_dim < 1 || g->head_dim > 256)
         return attn__fail(ATTN_ERR_SHAPE, "%s: head_dim = %lld, must be in [1, 256]", fn, (long long)g->head_dim);
-    if (g->dtype != ATTN_DTYPE_F32)
-        return attn__fail(ATTN_ERR_UNSUPPORTED, "%s: dtype = %d: only ATTN_DTYPE_F32 pools are supported (not yet BF16/F16/INT8)",
-                          fn, (int)g->dtype);
+    if (attn__kv_elem_size(g->dtype) == 0)
+        return attn__fail(ATTN_ERR_DTYPE, "%s: dtype = %d: a pool holds ATTN_DTYPE_F32, BF16, F16 or I8", fn,
+                          (int)g->dtype);
     return ATTN_OK;
 }
 
@@ -89,7 +92,10 @@ attn_status attn_kvpaged_create(attn_kvpaged **out, const attn_kvpaged_config *c
     int ok = 1;
     size_t blk = attn__mul_size(attn__mul_size((size_t)cfg->num_kv_heads, (size_t)cfg->block_size, &ok),
                                 (size_t)cfg->head_dim, &ok);
-    size_t bytes = attn__mul_size(attn__mul_size(blk, (size_t)cfg->num_blocks, &ok), sizeof(float), &ok);
+    const size_t es = attn__kv_elem_size(cfg->dtype);
+    size_t bytes = attn__mul_size(attn__mul_size(blk, (size_t)cfg->num_blocks, &ok), es, &ok);
+    size_t sbytes = attn__mul_size(attn__mul_size((size_t)cfg->num_kv_heads, (size_t)cfg->block_size, &ok),
+                                   attn__mul_size((size_t)cfg->num_blocks, sizeof(float), &ok), &ok);
     const int64_t mb = (cfg->max_seq_len + cfg->block_size - 1) / cfg->block_size;
     size_t tbytes = attn__mul_size(attn__mul_size((size_t)cfg->max_seqs, (size_t)mb, &ok), sizeof(int32_t), &ok);
     if (!ok || bytes > (size_t)INT64_MAX / 4)
@@ -100,15 +106,20 @@ attn_status attn_kvpaged_create(attn_kvpaged **out, const attn_kvpaged_config *c
     if (!c) return attn__fail(ATTN_ERR_NOMEM, "%s: out of memory", fn);
     c->cfg = *cfg;
     c->nb = cfg->num_blocks; c->bs = cfg->block_size; c->Hkv = cfg->num_kv_heads; c->D = cfg->head_dim;
-    c->S = cfg->max_seqs; c->mb = mb; c->blk = (int64_t)blk;
-    c->k = (float *)attn__malloc(bytes);
-    c->v = (float *)attn__malloc(bytes);
+    c->S = cfg->max_seqs; c->mb = mb; c->blk = (int64_t)blk; c->es = es;
+    c->k = (unsigned char *)attn__malloc(bytes);
+    c->v = (unsigned char *)attn__malloc(bytes);
+    const int i8 = cfg->dtype == ATTN_DTYPE_I8;
+    if (i8) {
+        c->ks = (float *)attn__malloc(sbytes);
+        c->vs = (float *)attn__malloc(sbytes);
+    }
     c->ref = (int32_t *)calloc((size_t)c->nb, sizeof(int32_t));
     c->freel = (int32_t *)malloc((size_t)c->nb * sizeof(int32_t));
     c->id = (int64_t *)malloc((size_t)c->S * sizeof(int64_t));
     c->len = (int64_t *)calloc((size_t)c->S, sizeof(int64_t));
     c->table = (int32_t *)malloc(tbytes);
-    if (!c->k || !c->v || !c->ref || !c->freel || !c->id || !c->len || !c->table) {
+    if (!c->k || !c->v || !c->ref || !c->freel || !c->id || !c->len || !c->table || (i8 && (!c->ks || !c->vs))) {
         attn_kvpaged_free(c);
         return attn__fail(ATTN_ERR_NOMEM, "%s: cannot allocate a pool of 2 x %zu bytes", fn, bytes);
     }
@@ -126,6 +137,8 @@ void attn_kvpaged_free(attn_kvpaged *c) {
     if (!c) return;
     attn__free(c->k);
     attn__free(c->v);
+    attn__free(c->ks);
+    attn__free(c->vs);
     free(c->ref);
     free(c->freel);
     free(c->id);
@@ -250,8 +263,13 @@ void attn__kvpaged_append_slot(attn_kvpaged *c, int64_t s, int64_t n, const floa
     const int64_t len = c->len[s], bs = c->bs, D = c->D;
     if (len % bs != 0 && c->ref[t[len / bs]] > 1) { /* first write into a shared block: copy it */
         const int32_t old = t[len / bs], nw = take_block(c);
-        memcpy(c->k + nw * c->blk, c->k + old * c->blk, (size_t)c->blk * sizeof(float));
-        memcpy(c->v + nw * c->blk, c->v + old * c->blk, (size_t)c->blk * sizeof(float));
+        const size_t nbytes = (size_t)c->blk * c->es, sn = (size_t)(c->Hkv * bs);
+        memcpy(c->k + (size_t)nw * nbytes, c->k + (size_t)old * nbytes, nbytes);
+        memcpy(c->v + (size_t)nw * nbytes, c->v + (size_t)old * nbytes, nbytes);
+        if (c->ks) {
+            memcpy(c->ks + nw * sn, c->ks + old * sn, sn * sizeof(float));
+            memcpy(c->vs + nw * sn, c->vs + old * sn, sn * sizeof(float));
+        }
         c->ref[old]--; /* still referenced by another sequence */
         t[len / bs] = nw;
     }
@@ -260,9 +278,9 @@ void attn__kvpaged_append_slot(attn_kvpaged *c, int64_t s, int64_t n, const floa
         if (off == 0) t[pos / bs] = take_block(c);
         const int64_t b = t[pos / bs];
         for (int64_t h = 0; h < c->Hkv; h++) {
-            const int64_t dst = ((b * c->Hkv + h) * bs + off) * D; /* (b, h, off, 0) */
-            memcpy(c->k + dst, k + i * ld + h * D, (size_t)D * sizeof(float));
-            memcpy(c->v + dst, v + i * ld + h * D, (size_t)D * sizeof(float));
+            const int64_t row = (b * c->Hkv + h) * bs + off; /* (b, h, off) */
+            attn__kv_put_row(c->cfg.dtype, c->k + (size_t)(row * D) * c->es, c->ks ? c->ks + row : NULL, k + i * ld + h * D, D);
+            attn__kv_put_row(c->cfg.dtype, c->v + (size_t)(row * D) * c->es, c->vs ? c->vs + row : NULL, v + i * ld + h * D, D);
         }
     }
     c->len[s] = len + n;
@@ -306,9 +324,9 @@ attn_status attn_kvpaged_read(const attn_kvpaged *c, int64_t id, int64_t t0, int
     for (int64_t i = 0; i < n; i++) {
         const int64_t pos = t0 + i, b = t[pos / bs];
         for (int64_t h = 0; h < c->Hkv; h++) {
-            const int64_t src = ((b * c->Hkv + h) * bs + pos % bs) * D;
-            memcpy(k + (i * c->Hkv + h) * D, c->k + src, (size_t)D * sizeof(float));
-            memcpy(v + (i * c->Hkv + h) * D, c->v + src, (size_t)D * sizeof(float));
+            const int64_t row = (b * c->Hkv + h) * bs + pos % bs;
+            attn__kv_get_row(c->cfg.dtype, c->k + (size_t)(row * D) * c->es, c->ks ? c->ks[row] : 1.0f, k + (i * c->Hkv + h) * D, D);
+            attn__kv_get_row(c->cfg.dtype, c->v + (size_t)(row * D) * c->es, c->vs ? c->vs[row] : 1.0f, v + (i * c->Hkv + h) * D, D);
         }
     }
     return ATTN_OK;
@@ -343,9 +361,11 @@ attn_status attn_kvpaged_describe(const attn_kvpaged *c, const int64_t *ids, int
         memcpy(block_tables + b * c->mb, c->table + s * c->mb, (size_t)c->mb * sizeof(int32_t));
     }
     memset(out, 0, sizeof *out);
-    out->dtype = ATTN_DTYPE_F32;
+    out->dtype = c->cfg.dtype;
     out->k = c->k;
     out->v = c->v;
+    out->k_scale = c->ks;
+    out->v_scale = c->vs;
     out->num_blocks = c->nb;
     out->block_size = c->bs;
     out->block_tables = block_tables;

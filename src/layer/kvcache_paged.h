@@ -16,8 +16,10 @@
 struct attn_kvpaged {
     attn_kvpaged_config cfg;
     int64_t nb, bs, Hkv, D, S, mb;
-    int64_t blk;      /* floats per block of one pool: Hkv * bs * D */
-    float *k, *v;     /* (nb, Hkv, bs, D) each */
+    int64_t blk;      /* elements per block of one pool: Hkv * bs * D */
+    size_t es;        /* bytes per element (cfg.dtype: 4, 2, 2, 1) */
+    unsigned char *k, *v; /* (nb, Hkv, bs, D) each, elements of cfg.dtype */
+    float *ks, *vs;   /* I8 only: (nb, Hkv, bs) the scale of each token's row, else NULL */
     int32_t *ref;     /* (nb) sequences referencing each block; 0 = free */
     int32_t *freel;   /* (nb) stack of free block ids, top at nfree - 1 */
     int64_t nfree;

@@ -109,7 +109,7 @@ attn_status attn_mha_forward_paged(attn_mha *m, attn_kvpaged *cache, const int64
     if (!pos || !mha__grow(&m->b_cache_q, (size_t)(n + n * cache->mb) * sizeof(int32_t)))
         return attn__fail(ATTN_ERR_NOMEM, "%s: positions / block-table scratch", fn);
     attn_sdpa_dims dims = {n, T, 0, m->Hq, m->Hkv, m->D, m->D};
-    attn_paged_kv shape = {ATTN_DTYPE_F32, NULL, NULL, cache->nb, cache->bs, NULL, cache->mb, NULL};
+    attn_paged_kv shape = {cache->cfg.dtype, NULL, NULL, cache->nb, cache->bs, NULL, cache->mb, NULL, NULL, NULL};
     const size_t wsn = attn_sdpa_paged_fwd_workspace_size(&dims, &shape, NULL);
     void *ws = mha__grow(&m->b_ws, wsn);
     if (!ws) return attn__fail(ATTN_ERR_NOMEM, "%s: paged sdpa workspace of %zu bytes", fn, wsn);

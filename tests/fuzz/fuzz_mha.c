@@ -453,16 +453,23 @@ static int fuzz_mha_one(const uint8_t *data, size_t size) {
         unsigned hb = fz_u8(r);
         int64_t chkv = hb < 230 ? Hkv : 1 + hb % 4, cd = hb < 230 ? D : 1 + (hb >> 2) % 16;
         if (cap > 64 || cb > 4) { attn_mha_free(m); return 0; } /* would allocate a lot; create's checks are enough */
+        /* the element type from the same byte (no extra input consumed): the KV types, and
+         * (with the mismatched shapes) types a cache does not hold */
+        static const attn_dtype kvt[8] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_I8,
+                                          ATTN_DTYPE_F32, ATTN_DTYPE_F64, ATTN_DTYPE_U8, (attn_dtype)77};
+        const attn_dtype cdt = kvt[hb < 230 ? hb % 5 : hb % 8];
+        const int dt_ok = cdt == ATTN_DTYPE_F32 || cdt == ATTN_DTYPE_BF16 || cdt == ATTN_DTYPE_F16 || cdt == ATTN_DTYPE_I8;
         attn_kvcache *kc = NULL;
         attn_clear_error();
-        s = attn_kvcache_create(&kc, cb, cap, chkv, cd);
-        int cache_ok = cb >= 1 && cap >= 1 && cap <= INT32_MAX && chkv >= 1 && chkv <= 65536 && cd >= 1 && cd <= 256;
+        s = attn_kvcache_create_typed(&kc, cb, cap, chkv, cd, cdt);
+        int cache_ok = cb >= 1 && cap >= 1 && cap <= (cdt == ATTN_DTYPE_F32 ? INT32_MAX : (int64_t)1 << 30) && chkv >= 1 &&
+                       chkv <= 65536 && cd >= 1 && cd <= 256 && dt_ok;
         FUZZ_CHECK((s == ATTN_OK) == cache_ok);
         if (s != ATTN_OK) {
             mf_check_status(s);
             FUZZ_CHECK(kc == NULL);
         } else {
-            FUZZ_CHECK(attn_kvcache_capacity(kc) == cap);
+            FUZZ_CHECK(attn_kvcache_capacity(kc) == cap && attn_kvcache_dtype(kc) == cdt);
             int64_t len[8] = {0};
             int cached_ok = 0;
             unsigned steps = 1 + fz_u8(r) % 4;
@@ -504,7 +511,16 @@ static int fuzz_mha_one(const uint8_t *data, size_t size) {
                     FUZZ_CHECK(ok);
                     cached_ok = 1;
                     for (int64_t b = 0; b < cb; b++) len[b] += sq;
-                    if (finite) FUZZ_CHECK(mf_finite(&cy));
+                    if (finite && cdt != ATTN_DTYPE_F16) FUZZ_CHECK(mf_finite(&cy)); /* f16 K/V may overflow to Inf */
+                    if (len[0] > 0) { /* the stored rows read back (fp32), finite as the projections were */
+                        float kr[256], vr[256];
+                        if (chkv * cd <= 256) {
+                            FUZZ_CHECK(attn_kvcache_read(kc, 0, len[0] - 1, 1, kr, vr) == ATTN_OK);
+                            if (finite && cdt != ATTN_DTYPE_F16)
+                                for (int64_t e = 0; e < chkv * cd; e++) FUZZ_CHECK(isfinite(kr[e]) && isfinite(vr[e]));
+                        }
+                        FUZZ_CHECK(attn_kvcache_read(kc, 0, len[0], 1, kr, vr) == ATTN_ERR_SHAPE);
+                    }
                 }
                 for (int64_t b = 0; b < cb; b++) FUZZ_CHECK(attn_kvcache_len(kc, b) == len[b]);
                 mf_free(&cx);

@@ -9,9 +9,14 @@
  *               blocks apart in the pool; attn_sdpa_paged_fwd over the block
  *               tables attn_kvpaged_describe gives;
  *   contiguous: K/V (B, Hkv, S, D) head-major (attn_kvcache's layout),
- *               attn_sdpa_fwd with Sq = 1, causal bottom-right.
- * Both read the same K/V values and must agree (max rel diff <= 1e-5).
- * bytes = 2 * B * S * Hkv * D * 4 (K and V, each read once); GB/s = bytes /
+ *               read the way attn_mha_forward_cached reads it: F32 by
+ *               attn_sdpa_fwd with Sq = 1, causal bottom-right; BF16 / F16 /
+ *               I8 by attn_sdpa_paged_fwd, the cache one block per sequence.
+ * Every row for each --kv-dtype (F32, BF16, F16, I8: the cache's element type).
+ * Both read the same (rounded / quantised) K/V values and must agree (max rel
+ * diff <= 1e-5).
+ * bytes = 2 * B * S * Hkv * D * elem (K and V, each read once, compressed)
+ * + 2 * B * S * Hkv * 4 for the int8 scales; GB/s = bytes /
  * median time; pct_bw = GB/s / streaming-read probe (bu_stream_read, same
  * thread count, measured in the same process just before the rows). Each side
  * is timed twice, alternating (paged, contiguous, paged, contiguous), and the
@@ -21,15 +26,17 @@
 #include "attn.h"
 #include "bench_util.h"
 #include "core/core.h"
+#include "kernels/kv_typed.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { HQ = 32, HKV = 8, HD = 128, MAXROWS = 64 };
+enum { HQ = 32, HKV = 8, HD = 128, MAXROWS = 128 };
 
 typedef struct paged_row {
     int64_t B, S, bs;
+    attn_dtype dtype;
     double bytes;
     bu_timing tp, tc; /* paged, contiguous (the better of two timed blocks each) */
     double err;
@@ -41,11 +48,45 @@ static paged_row g_rows[MAXROWS];
 static int g_nrows;
 static double g_stream;
 static int g_threads;
+static double g_probe; /* bench_bw_probe's measurement, 0 until taken */
 
+double bench_bw_probe(int threads) {
+    if (g_probe <= 0) {
+        fprintf(stderr, "streaming-read probe\n");
+        g_probe = bu_stream_read(threads, (int64_t)512 << 20, 5);
+    }
+    return g_probe;
+}
+
+double bench_bw_probe_last(void) { return g_probe; }
+
+const char *bench_kv_dtype_name(attn_dtype t) { return attn__kv_dtype_name(t); }
+
+int bench_kv_dtypes_parse(const char *s, attn_dtype *out, int max, int *n) {
+    static const attn_dtype all[4] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_I8};
+    *n = 0;
+    while (*s) {
+        const char *e = strchr(s, ',');
+        const size_t len = e ? (size_t)(e - s) : strlen(s);
+        int found = -1;
+        for (int i = 0; i < 4; i++)
+            if (strlen(attn__kv_dtype_name(all[i])) == len && !strncmp(s, attn__kv_dtype_name(all[i]), len)) found = i;
+        if (found < 0 || *n >= max) return 1;
+        out[(*n)++] = all[found];
+        if (!e) break;
+        s = e + 1;
+    }
+    return *n == 0;
+}
 typedef struct row_ctx {
     int64_t B, S, bs, mb;
+    attn_dtype dtype;
     attn_kvpaged *cache;                     /* the paged K/V */
     float *q, *kc, *vc, *op, *oc;            /* q (B, Hq, D); contiguous (B, Hkv, S, D); o (B, Hq, D) x 2 */
+    void *kt, *vt;                           /* typed contiguous (B, Hkv, S, D) elements of dtype */
+    float *kts, *vts;                        /* I8: (B, Hkv, S) scales */
+    int32_t *cblk, *clens;                   /* (B) block b -> b, (B) = S: the typed contiguous cache as a pool */
+    attn_paged_kv kvc;
     int64_t *ids;                            /* (B) 0..B-1 */
     int32_t *cu, *lens, *tables;             /* (B + 1), (B), (B, mb) */
     void *wsp, *wsc;
@@ -71,6 +112,11 @@ static int paged_fn(void *v) {
 
 static int contig_fn(void *v) {
     row_ctx *c = v;
+    if (c->dtype != ATTN_DTYPE_F32) { /* attn_kvcache's typed decode: the paged kernel, one block per sequence */
+        attn_sdpa_dims d = {c->B, c->B, 0, HQ, HKV, HD, HD};
+        return attn_sdpa_paged_fwd(&d, attn_view_bshd(c->q, c->B, HQ, HD), &c->kvc, attn_view_bshd(c->oc, c->B, HQ, HD),
+                                   NULL, &c->po, c->wsc, c->nwsc) != ATTN_OK;
+    }
     attn_sdpa_dims d = {c->B, 1, c->S, HQ, HKV, HD, HD};
     return attn_sdpa_fwd(&d, attn_view_bshd(c->q, 1, HQ, HD), attn_view_bhsd(c->kc, c->S, HKV, HD),
                          attn_view_bhsd(c->vc, c->S, HKV, HD), attn_view_bshd(c->oc, 1, HQ, HD), NULL, &c->co, c->wsc,
@@ -82,6 +128,30 @@ static void ctx_free(row_ctx *c) {
     attn__free(c->q); attn__free(c->kc); attn__free(c->vc);
     attn__free(c->op); attn__free(c->oc); free(c->ids); free(c->cu); free(c->lens); free(c->tables);
     attn__free(c->wsp); attn__free(c->wsc);
+    attn__free(c->kt); attn__free(c->vt); attn__free(c->kts); attn__free(c->vts); free(c->cblk); free(c->clens);
+}
+
+/* The typed contiguous cache: kc / vc rounded / quantised row by row as
+ * attn_kvcache stores them, described as a pool of B blocks of S tokens. 0 on success. */
+static int typed_contig(row_ctx *c) {
+    const int64_t rows = c->B * HKV * c->S;
+    const size_t es = attn__kv_elem_size(c->dtype);
+    c->kt = attn__malloc((size_t)(rows * HD) * es);
+    c->vt = attn__malloc((size_t)(rows * HD) * es);
+    c->kts = attn__malloc((size_t)rows * sizeof(float));
+    c->vts = attn__malloc((size_t)rows * sizeof(float));
+    c->cblk = calloc((size_t)c->B, sizeof(int32_t));
+    c->clens = calloc((size_t)c->B, sizeof(int32_t));
+    if (!c->kt || !c->vt || !c->kts || !c->vts || !c->cblk || !c->clens) return 1;
+    for (int64_t r = 0; r < rows; r++) {
+        attn__kv_put_row(c->dtype, (char *)c->kt + (size_t)(r * HD) * es, c->kts + r, c->kc + r * HD, HD);
+        attn__kv_put_row(c->dtype, (char *)c->vt + (size_t)(r * HD) * es, c->vts + r, c->vc + r * HD, HD);
+    }
+    for (int64_t b = 0; b < c->B; b++) { c->cblk[b] = (int32_t)b; c->clens[b] = (int32_t)c->S; }
+    const int i8 = c->dtype == ATTN_DTYPE_I8;
+    attn_paged_kv kv = {c->dtype, c->kt, c->vt, c->B, c->S, c->cblk, 1, c->clens, i8 ? c->kts : NULL, i8 ? c->vts : NULL};
+    c->kvc = kv;
+    return 0;
 }
 
 /* Appends the contiguous K/V to the cache round-robin, 64 tokens of each
@@ -109,14 +179,15 @@ static int fill_cache(row_ctx *c) {
 }
 
 /* Builds the contiguous K/V and the same tokens in a paged cache. 0 on success. */
-static int ctx_init(row_ctx *c, int64_t B, int64_t S, int64_t bs, int threads) {
+static int ctx_init(row_ctx *c, int64_t B, int64_t S, int64_t bs, int threads, attn_dtype dtype) {
     memset(c, 0, sizeof *c);
-    c->B = B; c->S = S; c->bs = bs;
+    c->B = B; c->S = S; c->bs = bs; c->dtype = dtype;
     c->mb = (S + bs - 1) / bs;
     const int64_t nkv = B * HKV * S * HD;
     attn_kvpaged_config g;
     attn_kvpaged_config_init(&g);
     g.num_blocks = B * c->mb; g.block_size = bs; g.max_seqs = B; g.max_seq_len = S; g.num_kv_heads = HKV; g.head_dim = HD;
+    g.dtype = dtype;
     if (attn_kvpaged_create(&c->cache, &g) != ATTN_OK) return 1;
     c->q = attn__malloc((size_t)(B * HQ * HD) * sizeof(float));
     c->kc = attn__malloc((size_t)nkv * sizeof(float));
@@ -137,6 +208,11 @@ static int ctx_init(row_ctx *c, int64_t B, int64_t S, int64_t bs, int threads) {
         if (attn_kvpaged_add(c->cache, b) != ATTN_OK) return 1;
     }
     if (fill_cache(c) || attn_kvpaged_describe(c->cache, c->ids, B, c->lens, c->tables, &c->kv) != ATTN_OK) return 1;
+    if (dtype != ATTN_DTYPE_F32) { /* the fp32 staging is not needed any more */
+        if (typed_contig(c)) return 1;
+        attn__free(c->kc); attn__free(c->vc);
+        c->kc = c->vc = NULL;
+    }
     attn_sdpa_opts_init(&c->po);
     c->po.causal = 1;
     c->po.align = ATTN_ALIGN_BOTTOM_RIGHT;
@@ -145,7 +221,8 @@ static int ctx_init(row_ctx *c, int64_t B, int64_t S, int64_t bs, int threads) {
     c->po.cu_seqlens_q = c->cu;
     attn_sdpa_dims dp = {B, B, 0, HQ, HKV, HD, HD}, dc = {B, 1, S, HQ, HKV, HD, HD};
     c->nwsp = attn_sdpa_paged_fwd_workspace_size(&dp, &c->kv, &c->po);
-    c->nwsc = attn_sdpa_fwd_workspace_size(&dc, &c->co);
+    c->nwsc = dtype == ATTN_DTYPE_F32 ? attn_sdpa_fwd_workspace_size(&dc, &c->co)
+                                      : attn_sdpa_paged_fwd_workspace_size(&dp, &c->kvc, &c->po);
     c->wsp = attn__malloc(c->nwsp);
     c->wsc = attn__malloc(c->nwsc);
     return !c->wsp || !c->wsc;
@@ -177,7 +254,7 @@ static void better(bu_timing *keep, const bu_timing *t) {
 
 static void run_row(paged_row *r, const bench_paged_cfg *cfg) {
     row_ctx c;
-    if (ctx_init(&c, r->B, r->S, r->bs, cfg->threads)) {
+    if (ctx_init(&c, r->B, r->S, r->bs, cfg->threads, r->dtype)) {
         snprintf(r->note, sizeof r->note, "out of memory");
         ctx_free(&c);
         return;
@@ -201,35 +278,38 @@ static void run_row(paged_row *r, const bench_paged_cfg *cfg) {
 int bench_paged_run(const bench_paged_cfg *cfg) {
     g_nrows = 0;
     g_threads = cfg->threads;
-    fprintf(stderr, "decode-paged: streaming-read probe\n");
-    g_stream = bu_stream_read(cfg->threads, (int64_t)512 << 20, 5);
+    g_stream = bench_bw_probe(cfg->threads);
     printf("\nstreaming read (probe): %.1f GB/s (%d threads, 512 MiB, 256-bit loads, best of 5 passes)\n", g_stream,
            cfg->threads);
-    printf("%-10s %5s %6s %4s %9s %8s %6s %9s %8s %6s %7s %9s  %7s  %11s\n", "model", "batch", "ctx", "bs", "paged ms",
+    printf("%-10s %4s %5s %6s %4s %9s %8s %6s %9s %8s %6s %7s %9s  %7s  %11s\n", "model", "kv", "batch", "ctx", "bs", "paged ms",
            "GB/s", "%bw", "contig ms", "GB/s", "%bw", "p/c", "max err", "cpu%p/c", "cpuGB/s p/c");
     int nbad = 0;
+    for (int ti = 0; ti < cfg->nkv; ti++)
     for (int bi = 0; bi < cfg->nbatches; bi++)
         for (int si = 0; si < cfg->ncontexts && g_nrows < MAXROWS; si++) {
             paged_row *r = &g_rows[g_nrows++];
             memset(r, 0, sizeof *r);
-            r->B = cfg->batches[bi]; r->S = cfg->contexts[si]; r->bs = cfg->block_size;
-            r->bytes = 2.0 * (double)r->B * (double)r->S * HKV * HD * sizeof(float);
-            if (r->bytes / 2 > cfg->max_gib * 1073741824.0) {
-                snprintf(r->note, sizeof r->note, "skipped: %.1f GiB of K+V per layout > %.1f", r->bytes / 2 / 1073741824.0,
+            r->B = cfg->batches[bi]; r->S = cfg->contexts[si]; r->bs = cfg->block_size; r->dtype = cfg->kv_dtypes[ti];
+            const double tokens = (double)r->B * (double)r->S * HKV, f32_bytes = 2.0 * tokens * HD * sizeof(float);
+            r->bytes = 2.0 * tokens * HD * (double)attn__kv_elem_size(r->dtype) +
+                       (r->dtype == ATTN_DTYPE_I8 ? 2.0 * tokens * sizeof(float) : 0.0);
+            if (f32_bytes / 2 > cfg->max_gib * 1073741824.0) { /* the fp32 staging of one layout */
+                snprintf(r->note, sizeof r->note, "skipped: %.1f GiB of fp32 K+V per layout > %.1f", f32_bytes / 2 / 1073741824.0,
                          cfg->max_gib);
             } else {
-                fprintf(stderr, "decode-paged: batch %lld, context %lld\n", (long long)r->B, (long long)r->S);
+                fprintf(stderr, "decode-paged: %s, batch %lld, context %lld\n", attn__kv_dtype_name(r->dtype), (long long)r->B,
+                        (long long)r->S);
                 run_row(r, cfg);
             }
             if (!r->ran) {
-                printf("%-10s %5lld %6lld %4lld  %s\n", "llama3-8b", (long long)r->B, (long long)r->S, (long long)r->bs,
-                       r->note);
+                printf("%-10s %4s %5lld %6lld %4lld  %s\n", "llama3-8b", attn__kv_dtype_name(r->dtype), (long long)r->B,
+                       (long long)r->S, (long long)r->bs, r->note);
                 nbad += r->note[0] != 's';
                 continue;
             }
             const double gp = r->bytes / r->tp.median_s * 1e-9, gc = r->bytes / r->tc.median_s * 1e-9;
-            printf("%-10s %5lld %6lld %4lld %9.3f %8.1f %5.0f%% %9.3f %8.1f %5.0f%% %7.3f %9.1e  %3.0f/%3.0f  %5.1f/%5.1f%s\n",
-                   "llama3-8b", (long long)r->B, (long long)r->S, (long long)r->bs, r->tp.median_s * 1e3, gp,
+            printf("%-10s %4s %5lld %6lld %4lld %9.3f %8.1f %5.0f%% %9.3f %8.1f %5.0f%% %7.3f %9.1e  %3.0f/%3.0f  %5.1f/%5.1f%s\n",
+                   "llama3-8b", attn__kv_dtype_name(r->dtype), (long long)r->B, (long long)r->S, (long long)r->bs, r->tp.median_s * 1e3, gp,
                    100 * gp / g_stream, r->tc.median_s * 1e3, gc, 100 * gc / g_stream, r->tc.median_s / r->tp.median_s,
                    r->err, 100 * cpu_share(&r->tp), 100 * cpu_share(&r->tc), cpu_gbps(r->bytes, &r->tp),
                    cpu_gbps(r->bytes, &r->tc), r->valid ? "" : "  INVALID");
@@ -238,7 +318,10 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
         }
     printf("(decode-paged: Hq 32, Hkv 8, D 128, one new token per sequence; an attn_kvpaged cache with blocks of bs\n"
            " tokens, filled round-robin 64 tokens per sequence at a time;\n"
-           " contig: the same batch from a head-major (B, Hkv, S, D) cache; GB/s = K+V bytes / median time,\n"
+           " kv: the cache's element type (f32, bf16, f16, int8 with one fp32 scale per token per head);\n"
+           " contig: the same batch from a head-major (B, Hkv, S, D) cache (attn_kvcache: f32 through attn_sdpa_fwd,\n"
+           " other types through attn_sdpa_paged_fwd, one block per sequence); GB/s = bytes read (compressed K+V,\n"
+           " int8 scales) / median time,\n"
            " %%bw = of the streaming probe, p/c = contiguous time / paged time; each side timed twice, alternating;\n"
            " cpu%%p/c = CPU time the process got / (wall time x threads) while timing paged / contiguous;\n"
            " cpuGB/s = K+V bytes / (mean CPU time per call / threads): compares paged with contiguous on a\n"
@@ -248,27 +331,40 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
 
 int bench_paged_nrows(void) { return g_nrows; }
 
+/* One JSON object: the paged side of row r (contig = 0, with the contiguous
+ * side's figures as contig_*) or the contiguous side ("decode-kvcache"). */
+static void json_row(FILE *f, const paged_row *r, int contig) {
+    fprintf(f, "    {\"model\": \"llama3-8b\", \"variant\": \"%s\", \"kv_dtype\": \"%s\", \"batch\": %lld, \"B\": %lld, "
+               "\"Sq\": 1, \"Sk\": %lld, \"Hq\": %d, \"Hkv\": %d, \"D\": %d, \"block_size\": %lld, \"threads\": %d, "
+               "\"stream_gbps\": %.2f, \"ran\": %s, \"valid\": %s",
+            contig ? "decode-kvcache" : "decode-paged", attn__kv_dtype_name(r->dtype), (long long)r->B, (long long)r->B,
+            (long long)r->S, HQ, HKV, HD, (long long)(contig ? r->S : r->bs), g_threads, g_stream,
+            r->ran ? "true" : "false", r->valid ? "true" : "false");
+    if (r->ran) {
+        const bu_timing *t = contig ? &r->tc : &r->tp;
+        const double g = r->bytes / t->median_s * 1e-9;
+        fprintf(f, ", \"max_err\": %.3e, \"kv_bytes\": %.0f, \"median_ms\": %.4f, \"best_ms\": %.4f, \"runs\": %d, "
+                   "\"gbps\": %.2f, \"pct_bw\": %.2f, \"cpu_share\": %.3f, \"gbps_cpu\": %.2f",
+                r->err, r->bytes, t->median_s * 1e3, t->best_s * 1e3, t->runs, g, 100 * g / g_stream, cpu_share(t),
+                cpu_gbps(r->bytes, t));
+        if (!contig) {
+            const double gc = r->bytes / r->tc.median_s * 1e-9;
+            fprintf(f, ", \"contig_median_ms\": %.4f, \"contig_gbps\": %.2f, \"contig_pct_bw\": %.2f, "
+                       "\"contig_cpu_share\": %.3f, \"contig_gbps_cpu\": %.2f",
+                    r->tc.median_s * 1e3, gc, 100 * gc / g_stream, cpu_share(&r->tc), cpu_gbps(r->bytes, &r->tc));
+        }
+    } else {
+        fprintf(f, ", \"note\": ");
+        bu_json_str(f, r->note);
+    }
+    fprintf(f, "}");
+}
+
 void bench_paged_json(FILE *f) {
     for (int i = 0; i < g_nrows; i++) {
-        const paged_row *r = &g_rows[i];
-        fprintf(f, "    {\"model\": \"llama3-8b\", \"variant\": \"decode-paged\", \"batch\": %lld, \"B\": %lld, \"Sq\": 1, "
-                   "\"Sk\": %lld, \"Hq\": %d, \"Hkv\": %d, \"D\": %d, \"block_size\": %lld, \"threads\": %d, "
-                   "\"stream_gbps\": %.2f, \"ran\": %s, \"valid\": %s",
-                (long long)r->B, (long long)r->B, (long long)r->S, HQ, HKV, HD, (long long)r->bs, g_threads, g_stream,
-                r->ran ? "true" : "false", r->valid ? "true" : "false");
-        if (r->ran) {
-            const double gp = r->bytes / r->tp.median_s * 1e-9, gc = r->bytes / r->tc.median_s * 1e-9;
-            fprintf(f, ", \"max_err\": %.3e, \"kv_bytes\": %.0f, \"median_ms\": %.4f, \"best_ms\": %.4f, \"runs\": %d, "
-                       "\"gbps\": %.2f, \"pct_bw\": %.2f, \"contig_median_ms\": %.4f, \"contig_gbps\": %.2f, "
-                       "\"contig_pct_bw\": %.2f, \"cpu_share\": %.3f, \"contig_cpu_share\": %.3f, \"gbps_cpu\": %.2f, "
-                       "\"contig_gbps_cpu\": %.2f",
-                    r->err, r->bytes, r->tp.median_s * 1e3, r->tp.best_s * 1e3, r->tp.runs, gp, 100 * gp / g_stream,
-                    r->tc.median_s * 1e3, gc, 100 * gc / g_stream, cpu_share(&r->tp), cpu_share(&r->tc),
-                    cpu_gbps(r->bytes, &r->tp), cpu_gbps(r->bytes, &r->tc));
-        } else {
-            fprintf(f, ", \"note\": ");
-            bu_json_str(f, r->note);
-        }
-        fprintf(f, "}%s\n", i + 1 < g_nrows ? "," : "");
+        json_row(f, &g_rows[i], 0);
+        fprintf(f, ",\n");
+        json_row(f, &g_rows[i], 1);
+        fprintf(f, "%s\n", i + 1 < g_nrows ? "," : "");
     }
 }

@@ -6,6 +6,8 @@
 #ifndef ATTN_TOOL_BENCH_PAGED_H
 #define ATTN_TOOL_BENCH_PAGED_H
 
+#include "attn.h"
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -19,15 +21,29 @@ typedef struct bench_paged_cfg {
     int ncontexts;
     int64_t block_size;          /* tokens per block of the pool */
     double max_gib;              /* skip rows whose K+V of one layout exceeds this */
+    const attn_dtype *kv_dtypes; /* (nkv) KV cache element types, each a set of rows */
+    int nkv;
 } bench_paged_cfg;
+
+/* Parses --kv-dtype "f32,bf16,f16,int8" (any subset, up to max). 0 on success. */
+int bench_kv_dtypes_parse(const char *s, attn_dtype *out, int max, int *n);
+const char *bench_kv_dtype_name(attn_dtype t);
+/* The streaming-read probe (bu_stream_read, 512 MiB, best of 5 passes), measured
+ * at the first call and reused: the one bandwidth every decode row is judged
+ * against ("bw_probe_gbps"). 0 if never measured (bench_bw_probe_last). */
+double bench_bw_probe(int threads);
+double bench_bw_probe_last(void);
 
 /* Measures the streaming-read probe and every (batch, context) row, prints a
  * table on stdout. Returns the number of rows that failed or were invalid. */
 int bench_paged_run(const bench_paged_cfg *cfg);
 /* Number of rows measured by the last run (0 if none). */
 int bench_paged_nrows(void);
-/* Writes the rows of the last run as JSON objects (",\n" between them) and
- * the probe as "stream_gbps" in each row. */
+/* Writes the rows of the last run as JSON objects (",\n" between them):
+ * per measured (kv_dtype, batch, context) a "decode-paged" row and a
+ * "decode-kvcache" row (the same batch from the contiguous cache), each with
+ * "kv_dtype", "gbps" (bytes read: compressed K+V plus int8 scales) and
+ * "pct_bw" of the probe (also as "stream_gbps" in each row). */
 void bench_paged_json(FILE *f);
 
 #endif

@@ -853,7 +853,7 @@ int cmd_bench(int argc, char **argv) {
     int peers_in_quick = 0;
     int64_t block_size = 64;
     const char *json_path = NULL, *plot_path = NULL, *seqs_s = NULL, *models_s = NULL, *dtypes_s = NULL;
-    const char *paged_batches_s = NULL, *paged_ctx_s = NULL;
+    const char *paged_batches_s = NULL, *paged_ctx_s = NULL, *kv_dtype_s = NULL;
     const arg_spec specs[] = {
         { "threads", ARG_INT, &threads, "N", "threads for attn and for the peers (default 2)" },
         { "mpi", ARG_FLAG, &mpi_flag, NULL, "ring attention over MPI under mpirun: per-rank compute, bytes, hidden communication (runs attn-mpi bench; its options: attn bench --mpi --help)" },
@@ -869,6 +869,7 @@ int cmd_bench(int argc, char **argv) {
         { "paged-batches", ARG_STR, &paged_batches_s, "LIST", "batches of the decode-paged rows (default 1,8,32)" },
         { "paged-contexts", ARG_STR, &paged_ctx_s, "LIST", "contexts of the decode-paged rows (default 512,1024,2048,4096,8192)" },
         { "block-size", ARG_INT, &block_size, "N", "tokens per block of the decode-paged pool, 16..128 (default 64)" },
+        { "kv-dtype", ARG_STR, &kv_dtype_s, "LIST", "KV cache types of the decode-paged / decode-kvcache rows: f32,bf16,f16,int8 (default f32)" },
         { "no-torch", ARG_FLAG, &no_torch, NULL, "skip the PyTorch peers (sdpa rows and layer rows)" },
         { "no-ort", ARG_FLAG, &no_ort, NULL, "skip the ONNX Runtime peer of the sdpa rows" },
         { "peers", ARG_FLAG, &peers_in_quick, NULL, "with --quick: run the PyTorch / ONNX Runtime sdpa peers too" },
@@ -915,6 +916,10 @@ int cmd_bench(int argc, char **argv) {
     if (paged_ctx_s && parse_seqs(paged_ctx_s, pctx, 16, &npc))
         return cli_fail(SUB, "--paged-contexts %s: expected a comma-separated list of up to 16 values in [1, 65536]", paged_ctx_s);
     if (block_size < 16 || block_size > 128) return cli_fail(SUB, "--block-size %lld: must be in [16, 128]", (long long)block_size);
+    attn_dtype kv_dtypes[8] = {ATTN_DTYPE_F32};
+    int nkv = 1;
+    if (kv_dtype_s && bench_kv_dtypes_parse(kv_dtype_s, kv_dtypes, 8, &nkv))
+        return cli_fail(SUB, "--kv-dtype %s: expected a comma-separated list of f32, bf16, f16, int8", kv_dtype_s);
     if (paged_only) no_layer = 1;
     if (seqs_s && parse_seqs(seqs_s, seqs, 16, &nseqs))
         return cli_fail(SUB, "--seqs %s: expected a comma-separated list of up to 16 lengths in [1, 65536]", seqs_s);
@@ -1139,8 +1144,10 @@ int cmd_bench(int argc, char **argv) {
     }
     print_pypeer_legend(rows, nrows);
 
+    if (!no_decode) bench_bw_probe((int)threads); /* the one probe every decode row is judged against (JSON pct_bw) */
     if (!no_decode && !no_paged) {
-        const bench_paged_cfg pc = { (int)threads, (int)runs, min_time, tc.max_time, pbatches, npb, pctx, npc, block_size, 2.0 };
+        const bench_paged_cfg pc = { (int)threads, (int)runs, min_time, tc.max_time, pbatches, npb, pctx, npc, block_size, 2.0,
+                                     kv_dtypes, nkv };
         nbad += bench_paged_run(&pc);
     }
 
@@ -1206,7 +1213,9 @@ int cmd_bench(int argc, char **argv) {
         fprintf(f, ", \"blas_core\": ");
         bu_json_str(f, core);
         if (g_have_pkb) fprintf(f, ", \"bf16_peak_gflops\": %.2f, \"bf16_peak_probe\": \"%s\"", g_pkb.best, g_pkb.isa);
-        fprintf(f, ", \"blas_coretype_reexec\": %s,\n  \"rows\": [\n", reexec ? "true" : "false");
+        fprintf(f, ", \"blas_coretype_reexec\": %s,\n  ", reexec ? "true" : "false");
+        if (bench_bw_probe_last() > 0) fprintf(f, "\"bw_probe_gbps\": %.2f,\n  \"rows\": [\n", bench_bw_probe_last());
+        else fprintf(f, "\"bw_probe_gbps\": null,\n  \"rows\": [\n");
         for (int i = 0; i < nrows; i++) {
             const bench_row *r = &rows[i];
             fprintf(f, "    {\"model\": \"%s\", \"variant\": \"%s\", \"B\": %lld, \"Sq\": %lld, \"Sk\": %lld, \"Hq\": %lld, "
@@ -1227,9 +1236,13 @@ int cmd_bench(int argc, char **argv) {
                 if (pr != &pk) fprintf(f, ", \"peak_probe\": \"bf16_dot\"");
                 if (ag <= pr->best) fprintf(f, ", \"pct_peak\": %.2f", 100 * ag / pr->best);
                 else fprintf(f, ", \"pct_peak\": null, \"pct_peak_note\": \"above the FMA probe: the probe was disturbed\"");
-                if (is_decode(r->variant))
-                    fprintf(f, ", \"kv_bytes\": %.0f, \"attn_gbps\": %.2f, \"peer_gbps\": %.2f", r->bytes,
-                            r->bytes / r->ta.median_s * 1e-9, r->bytes / r->tp.median_s * 1e-9);
+                if (is_decode(r->variant)) {
+                    const double g = r->bytes / r->ta.median_s * 1e-9, bw = bench_bw_probe_last();
+                    fprintf(f, ", \"kv_dtype\": \"f32\", \"kv_bytes\": %.0f, \"attn_gbps\": %.2f, \"peer_gbps\": %.2f, "
+                               "\"gbps\": %.2f", r->bytes, g, r->bytes / r->tp.median_s * 1e-9, g);
+                    if (bw > 0) fprintf(f, ", \"pct_bw\": %.2f", 100 * g / bw);
+                    else fprintf(f, ", \"pct_bw\": null");
+                }
             } else {
                 fprintf(f, ", \"note\": ");
                 bu_json_str(f, r->note);

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/* kv_typed_avx2.c — AVX2 + F16C typed decode kernels (kv_typed.h).
+ *
+ * Widening in registers, 8 elements at a time: bf16 = zero-extend and shift
+ * left 16; f16 = vcvtph2ps (F16C); int8 = vpmovsxbd + vcvtdq2ps. A D tail
+ * (< 8 elements) is staged through a zeroed 16-byte buffer, so nothing past
+ * a row is read.
+ *   kdot: one key at a time, NM in {1, 2, 4, 8} query rows (NM ymm
+ *         accumulators), one transposing reduction to the key's 8 scores.
+ *   vacc: 8 output columns at a time, the M ymm of O in registers
+ *         (named variables: GCC keeps arrays of vectors on the stack).
+ * Summation orders are fixed by D / Dv and the key order only. */
+#include "kernels/kv_typed.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+AI size_t esz(attn_dtype t) { return t == ATTN_DTYPE_I8 ? 1 : 2; }
+
+AI __m256 cvt8(attn_dtype t, __m128i x) {
+    if (t == ATTN_DTYPE_BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(x), 16));
+    if (t == ATTN_DTYPE_F16) return _mm256_cvtph_ps(x);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x));
+}
+
+/* Elements [0, min(left, 8)) of p widened, zeros after. */
+AI __m256 ld8(attn_dtype t, const unsigned char *p, int64_t left) {
+    const size_t es = esz(t);
+    if (left >= 8) return cvt8(t, es == 1 ? _mm_loadl_epi64((const __m128i *)p) : _mm_loadu_si128((const __m128i *)p));
+    unsigned char b[16] = {0};
+    memcpy(b, p, (size_t)left * es);
+    return cvt8(t, _mm_loadu_si128((const __m128i *)b));
+}
+
+/* Elements [0, min(left, 8)) of fp32 p, zeros after. */
+AI __m256 ldf8(const float *p, int64_t left) {
+    if (left >= 8) return _mm256_loadu_ps(p);
+    float b[8] = {0};
+    memcpy(b, p, (size_t)left * sizeof(float));
+    return _mm256_loadu_ps(b);
+}
+
+AI void stf8(float *p, __m256 x, int64_t left) {
+    if (left >= 8) { _mm256_storeu_ps(p, x); return; }
+    float b[8];
+    _mm256_storeu_ps(b, x);
+    memcpy(p, b, (size_t)left * sizeof(float));
+}
+
+#define EACH8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+/* [sum t0, ..., sum t7] as one ymm. */
+AI __m256 reduce8(__m256 t0, __m256 t1, __m256 t2, __m256 t3, __m256 t4, __m256 t5, __m256 t6, __m256 t7) {
+    const __m256 h01 = _mm256_hadd_ps(t0, t1), h23 = _mm256_hadd_ps(t2, t3);
+    const __m256 h45 = _mm256_hadd_ps(t4, t5), h67 = _mm256_hadd_ps(t6, t7);
+    const __m256 lo = _mm256_hadd_ps(h01, h23), hi = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+/* Accumulators are named variables (macros over the row index): GCC keeps
+ * arrays of vectors on the stack. */
+AI void kdot_impl(attn_dtype t, int NM, int64_t n, int64_t M, int64_t D, const void *K, const float *ks, const float *Q,
+                  int64_t ldq, float *S, int64_t lds) {
+    const size_t es = esz(t);
+    float keep[8];
+    for (int m = 0; m < 8; m++) keep[m] = m < M ? 1.0f : 0.0f;
+    const __m256 kmask = _mm256_cmp_ps(_mm256_loadu_ps(keep), _mm256_setzero_ps(), _CMP_NEQ_OQ);
+    for (int64_t j = 0; j < n; j++) {
+#define ZERO(i) __m256 a##i = _mm256_setzero_ps();
+        EACH8(ZERO)
+#undef ZERO
+        const unsigned char *kr = (const unsigned char *)K + (size_t)(j * D) * es;
+        for (int64_t d = 0; d < D; d += 8) {
+            const __m256 x = ld8(t, kr + (size_t)d * es, D - d);
+#define ROW(i) if (NM > i) a##i = _mm256_fmadd_ps(x, _mm256_loadu_ps(Q + i * ldq + d), a##i);
+            EACH8(ROW)
+#undef ROW
+        }
+        __m256 s = reduce8(a0, a1, a2, a3, a4, a5, a6, a7);
+        if (t == ATTN_DTYPE_I8) s = _mm256_mul_ps(s, _mm256_set1_ps(ks[j]));
+        _mm256_storeu_ps(S + j * lds, _mm256_and_ps(s, kmask));
+    }
+}
+
+#define KDOT_NM(T)                                                               \
+    do {                                                                         \
+        if (M <= 1) kdot_impl(T, 1, n, M, D, K, ks, Q, ldq, S, lds);             \
+        else if (M <= 2) kdot_impl(T, 2, n, M, D, K, ks, Q, ldq, S, lds);        \
+        else if (M <= 4) kdot_impl(T, 4, n, M, D, K, ks, Q, ldq, S, lds);        \
+        else kdot_impl(T, 8, n, M, D, K, ks, Q, ldq, S, lds);                    \
+    } while (0)
+
+static void kdot_avx2(attn_dtype t, int64_t n, int64_t M, int64_t D, const void *K, const float *ks, const float *Q,
+                      int64_t ldq, float *S, int64_t lds) {
+    if (t == ATTN_DTYPE_BF16) KDOT_NM(ATTN_DTYPE_BF16);
+    else if (t == ATTN_DTYPE_F16) KDOT_NM(ATTN_DTYPE_F16);
+    else KDOT_NM(ATTN_DTYPE_I8);
+}
+
+AI void vacc_impl(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const void *V,
+                  const float *vs, float *O, int64_t ldo) {
+    const size_t es = esz(t);
+    for (int64_t e0 = 0; e0 < Dv; e0 += 8) {
+#define LOAD(i) __m256 a##i = i < M ? ldf8(O + i * ldo + e0, Dv - e0) : _mm256_setzero_ps();
+        EACH8(LOAD)
+#undef LOAD
+        for (int64_t j = 0; j < n; j++) {
+            const float *pr = P + j * ldp;
+            const float sc = t == ATTN_DTYPE_I8 ? vs[j] : 1.0f;
+            const __m256 v = ld8(t, (const unsigned char *)V + (size_t)(j * Dv + e0) * es, Dv - e0);
+            /* a key with P == 0 adds nothing (its V may be Inf / NaN) */
+#define ACC(i) \
+            if (i < M && pr[i] != 0.0f) a##i = _mm256_fmadd_ps(_mm256_set1_ps(t == ATTN_DTYPE_I8 ? pr[i] * sc : pr[i]), v, a##i);
+            EACH8(ACC)
+#undef ACC
+        }
+#define STORE(i) if (i < M) stf8(O + i * ldo + e0, a##i, Dv - e0);
+        EACH8(STORE)
+#undef STORE
+    }
+}
+
+static void vacc_avx2(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const void *V,
+                      const float *vs, float *O, int64_t ldo) {
+    if (t == ATTN_DTYPE_BF16) vacc_impl(ATTN_DTYPE_BF16, n, M, Dv, P, ldp, V, vs, O, ldo);
+    else if (t == ATTN_DTYPE_F16) vacc_impl(ATTN_DTYPE_F16, n, M, Dv, P, ldp, V, vs, O, ldo);
+    else vacc_impl(ATTN_DTYPE_I8, n, M, Dv, P, ldp, V, vs, O, ldo);
+}
+
+static unsigned touch_avx2(const void *p, size_t n) {
+    const unsigned char *b = (const unsigned char *)p;
+    __m256i x = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        x = _mm256_or_si256(x, _mm256_loadu_si256((const __m256i *)(b + i)));
+        x = _mm256_or_si256(x, _mm256_loadu_si256((const __m256i *)(b + i + 32)));
+        x = _mm256_or_si256(x, _mm256_loadu_si256((const __m256i *)(b + i + 64)));
+        x = _mm256_or_si256(x, _mm256_loadu_si256((const __m256i *)(b + i + 96)));
+    }
+    for (; i + 32 <= n; i += 32) x = _mm256_or_si256(x, _mm256_loadu_si256((const __m256i *)(b + i)));
+    return (unsigned)_mm256_extract_epi32(x, 0) | (unsigned)_mm256_extract_epi32(x, 5);
+}
+
+void attn__kv_kernels_avx2(attn__kv_kernels *t) {
+    t->name = "avx2";
+    t->kdot = kdot_avx2;
+    t->vacc = vacc_avx2;
+    t->touch = touch_avx2;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/* kv_typed.h — reduced-precision KV cache rows (BF16, F16, INT8 with one fp32
+ * scale per row) and the decode micro-kernels that read them in place.
+ *
+ * A "row" is the D elements of one token of one KV head. Storage rules (the
+ * attn.h section "KV cache element types"):
+ *   BF16 / F16: round to nearest even (src/io/half.h);
+ *   I8: a = max |x_d|, scale = a / 127, q_d = rint(x_d / scale) clamped to
+ *       [-127, 127]; scale 0 for a zero row, NaN for a row with an Inf / NaN.
+ * The kernels (attn__kv_kernels, one table per ISA, chosen as the sdpa
+ * table is: generic C, then avx2 + F16C, then avx512 overrides) widen in
+ * registers: bf16 = 16-bit shift, f16 = vcvtph2ps, int8 = cvtepi8 + scale.
+ * They serve the few-row (decode) blocks of attn_sdpa_paged_fwd; every result
+ * depends only on the inputs (deterministic). Not installed. */
+#ifndef ATTN_KERNELS_KV_TYPED_H
+#define ATTN_KERNELS_KV_TYPED_H
+
+#include "attn.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of one element of a KV cache of type t: 4, 2, 2, 1; 0 if t is not a KV cache type. */
+size_t attn__kv_elem_size(attn_dtype t);
+/* Name for messages ("f32", "bf16", "f16", "int8", or "unknown"). */
+const char *attn__kv_dtype_name(attn_dtype t);
+
+/* dst (D) of type t <- x (D) fp32; I8 also writes *scale. */
+void attn__kv_put_row(attn_dtype t, void *dst, float *scale, const float *x, int64_t D);
+/* x (D) fp32 <- src (D) of type t (scale used by I8 only): the values the kernels see. */
+void attn__kv_get_row(attn_dtype t, const void *src, float scale, float *x, int64_t D);
+
+/* Keys per kernel call at most (a tile of attn_sdpa_paged_fwd). */
+#define ATTN__KV_MAX_KEYS 64
+
+typedef struct attn__kv_kernels {
+    const char *name;
+    /* Scores of a few-row block against n <= ATTN__KV_MAX_KEYS keys:
+     *   S[j * lds + m] = ks_j * sum_d Q[m * ldq + d] * K[j * D + d]   (m < M <= 8, j < n)
+     * K: n rows of D elements of type t (bf16 / f16: ks_j = 1, ks NULL; i8: ks[j]);
+     * Q (M, ldq) fp32 with ldq >= round16(D) and zeros in [D, round16(D)) (read);
+     * columns M..7 of S are set to 0 (lds >= 8). */
+    void (*kdot)(attn_dtype t, int64_t n, int64_t M, int64_t D, const void *K, const float *ks, const float *Q,
+                 int64_t ldq, float *S, int64_t lds);
+    /* O (M, ldo) += P^T V over n <= ATTN__KV_MAX_KEYS keys, j ascending:
+     *   O[m][e] += (P[j * ldp + m] * vs_j) * V[j * Dv + e]     (e < Dv; vs_j = 1 unless i8)
+     * except that a key j with P[j * ldp + m] == 0 adds nothing to row m (V rows
+     * of masked keys may hold Inf / NaN). */
+    void (*vacc)(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const void *V,
+                 const float *vs, float *O, int64_t ldo);
+    /* Reads bytes [p, p + n) with plain vector loads (brings a K tile into L1;
+     * the value returned only keeps the loads). */
+    unsigned (*touch)(const void *p, size_t n);
+} attn__kv_kernels;
+
+const attn__kv_kernels *attn__kv_kernels_get(void);          /* for attn_isa_active() */
+const attn__kv_kernels *attn__kv_kernels_for(attn_isa isa);  /* capped at the detected ISA (tests) */
+
+void attn__kv_kernels_generic(attn__kv_kernels *t);
+void attn__kv_kernels_avx2(attn__kv_kernels *t);
+void attn__kv_kernels_avx512(attn__kv_kernels *t);
+
+#endif
