@@ -391,11 +391,21 @@ ATTN_API attn_status attn_sdpa_bwd_check(const attn_sdpa_dims *dims, attn_view q
  * seq_q = total query rows (the (Hq, Tq) lse layout).
  * num_threads: 0 = library default.
  *
- * Key blocks (ring / split-KV backward). attn_sdpa_bwd is the backward of
- * the call's own attention (its P and its row statistics D = sum_j P dP come
- * from the call's keys), so with o, lse the GLOBAL results over all keys a
- * block of keys k_b, v_b contributes exactly, with E = Dv + D <= 256 value
- * columns:
+ * Key blocks (ring / split-KV backward). With o, lse the GLOBAL results over
+ * all keys, the backward over one block of keys k_b, v_b (its share of dq,
+ * and its dk, dv) is ONE call:
+ *   attn_sdpa_bwd(q, k_b, v_b, o, dO, lse, dq_b, dk_b, dv_b) with
+ *   opts.bwd_fast = 1 (P = exp(s - lse) from the given lse, Di = <dO, o> =
+ *   rowsum(dO * O) from the given o: the global probabilities and row
+ *   statistics restricted to the block's keys)
+ * and q_pos_offset keeping the masks at global positions. Add the blocks' dq
+ * over key blocks and their dk, dv over query blocks (libattn_mpi's ring
+ * does this). Any mask kind, ALiBi and softcap; not dropout (its RNG is keyed
+ * by the within-call row/key index). Numerics: those of bwd_fast (above).
+ * In the default mode attn_sdpa_bwd is the backward of the call's OWN
+ * attention (P and D = sum_j P dP from the call's keys), so passing the
+ * global o and lse there is NOT exact; the same shares then take, with
+ * E = Dv + D <= 256 value columns (about twice the cost):
  *   1. attn_sdpa_fwd over the block with V = [v_b | k_b] (E columns):
  *      [o_b | ok] and lse_b
  *   2. per row i and head: w = exp(lse_b - lse) (0 where lse_b = -INFINITY),
@@ -405,12 +415,8 @@ ATTN_API attn_status attn_sdpa_bwd_check(const attn_sdpa_dims *dims, attn_view q
  *   4. the block's shares: dq_b + scale w c ok, dk_b + scale dk_x, dv_b
  * (P_global = w P_b, so dS = P_global (dP - D) = w P_b (dP - D_b) +
  * w P_b (D_b - D) with D_b - D = c: step 3 is the first term, the extra value
- * columns carry the second). Add the blocks' dq over key blocks and their
- * dk, dv over query blocks. Rows nothing sees anywhere give zeros. Not with
- * softcap (d logit / d score != 1 in the second term) nor dropout (its RNG
- * is keyed by the within-call row/key index). Use q_pos_offset to keep
- * masks at global positions. (Calling attn_sdpa_bwd over a block with the
- * global o and lse is NOT exact.)
+ * columns carry the second; not with softcap, d logit / d score != 1 there).
+ * Rows nothing sees anywhere give zeros (both ways).
  */
 ATTN_API attn_status attn_sdpa_merge(int64_t batch, int64_t seq_q, int64_t heads_q, int64_t head_dim_v, int n,
                                      const attn_view *o_parts, const float *const *lse_parts, attn_view o,
@@ -823,6 +829,32 @@ ATTN_API attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in, flo
  * Parameter gradients are accumulated (+=). */
 ATTN_API attn_status attn_mha_backward(attn_mha *m, const float *dy, float *dx, float *dkey,
                                        float *dvalue);
+
+/* Attention backend: the layer's attention computed by the caller instead of
+ * the kernels, e.g. libattn_mpi's ring when the sequence is sharded across
+ * processes (attn_mpi.h: attn_mpi_mha_forward). With a backend set,
+ * attn_mha_forward / attn_mha_backward do everything else as usual
+ * (projections, LoRA, bias, qk-norm, RoPE at in->positions, output
+ * projection) and call, where they would call the kernels,
+ *   fwd(user, dims, q, k, v, o, lse, opts)    for attn_sdpa_fwd (lse NULL in eval mode)
+ *   bwd(user, dims, q, k, v, o, dO, lse, dq, dk, dv, opts)   for attn_sdpa_bwd
+ * with exactly the arguments the kernels would get (shapes as there; views
+ * into the layer's buffers, valid during the call; opts as the layer built
+ * them: scale, causal, windows, softcap, dropout, key_lens / mask from the
+ * input). A non-OK status is returned by the layer call (message:
+ * attn_last_error() names the backend; the backend keeps its own).
+ * Self-attention only: with a backend set, cross-attention inputs and the
+ * cached forwards (attn_mha_forward_cached / _paged) are refused
+ * (ATTN_ERR_UNSUPPORTED), and the S = 1 shortcut of attn_mha_forward is not
+ * taken. fwd and bwd both non-NULL, or both NULL (the kernels again).
+ * Invalidates a saved training-mode forward. */
+typedef attn_status (*attn_mha_attn_fwd_fn)(void *user, const attn_sdpa_dims *dims, attn_view q, attn_view k,
+                                            attn_view v, attn_view o, float *lse, const attn_sdpa_opts *opts);
+typedef attn_status (*attn_mha_attn_bwd_fn)(void *user, const attn_sdpa_dims *dims, attn_view q, attn_view k,
+                                            attn_view v, attn_view o, attn_view dO, const float *lse, attn_view dq,
+                                            attn_view dk, attn_view dv, const attn_sdpa_opts *opts);
+ATTN_API attn_status attn_mha_set_attention(attn_mha *m, attn_mha_attn_fwd_fn fwd, attn_mha_attn_bwd_fn bwd,
+                                            void *user);
 
 /* Parameters, named with HuggingFace suffixes: q_proj.weight (Hq*D, E),
  * q_proj.bias (Hq*D), k_proj.weight (Hkv*D, kdim), v_proj.weight (Hkv*D, vdim),

@@ -7,9 +7,10 @@
  * the gradients). Attention over the whole sequence is computed exactly:
  * K/V blocks travel around the ring (rank r receives from r-1 and sends to
  * r+1) with non-blocking transfers posted before the compute they overlap,
- * partial results are combined with attn_sdpa_merge, and the backward uses
- * the key-block recipe documented in attn.h, each block's dK / dV
- * accumulator travelling with it and finally back to its owner.
+ * partial results are combined with attn_sdpa_merge, and the backward runs
+ * the key-block backward documented in attn.h (attn_sdpa_bwd with bwd_fast
+ * and the global o, lse) per block, each block's dK / dV accumulator
+ * travelling with it and finally back to its owner.
  * Built on the public attn.h API only.
  *
  * ─── Layout of the shards ──────────────────────────────────────────────────
@@ -31,9 +32,8 @@
  * sequence: right padding), alibi_slopes, softcap, q_pos_offset,
  * num_threads. Not supported over the ring (ATTN_ERR_UNSUPPORTED):
  * explicit masks, varlen (cu_seqlens), dropout, and bottom-right alignment
- * together with key_lens (its shift would differ per sequence); in the
- * backward also softcap and head_dim + head_dim_v > 256 (the key-block
- * recipe of attn.h carries [v | k] as one value tensor).
+ * together with key_lens (its shift would differ per sequence). The
+ * backward's numerics are those of bwd_fast (attn.h).
  * A block that the causal mask, the window or the key padding makes
  * invisible to every query of a rank is not computed, and it is not sent
  * to a rank that does not need it nor has a downstream rank that does.
@@ -114,6 +114,37 @@ ATTN_API attn_status attn_mpi_ring_fwd(attn_mpi_ring *ring, const attn_sdpa_dims
 ATTN_API attn_status attn_mpi_ring_bwd(attn_mpi_ring *ring, const attn_sdpa_dims *dims, attn_view q, attn_view k,
                                        attn_view v, attn_view o, attn_view dO, const float *lse, attn_view dq,
                                        attn_view dk, attn_view dv, const attn_sdpa_opts *opts);
+
+/* ─── The layer over the ring (attn_mha with the sequence sharded) ─────────
+ * Every rank holds the same layer (same config and weights: create and
+ * initialise it identically, or load the same file) and passes its shard of
+ * the tokens: in->x (B, S/N, E) in in->layout, rows in the local order of the
+ * ring's layout (above), in->seq_q = S/N. The projections, LoRA, bias,
+ * qk-norm, RoPE and the output projection run locally on the S/N rows; the
+ * attention over the whole sequence runs on the ring (attn_mha_set_attention:
+ * the layer keeps the ring as its attention backend afterwards;
+ * attn_mha_set_attention(m, NULL, NULL, NULL) restores the kernels).
+ * RoPE positions are GLOBAL: in->positions NULL means in->pos_offset + the
+ * token's global index; given, (B, S/N) the global positions of the local
+ * rows. Self-attention only; no key_padding_mask, no explicit mask
+ * (ATTN_ERR_UNSUPPORTED on every rank); dropout is refused by the ring.
+ * in from attn_mha_input_init() of this attn.h (struct_size = its sizeof).
+ * Collective, with the ring's error agreement: arguments one rank refuses
+ * make every rank return an error. y (B, S/N, E) overwritten. */
+ATTN_API attn_status attn_mpi_mha_forward(attn_mpi_ring *ring, attn_mha *m, const attn_mha_input *in, float *y);
+/* Backward of the last training-mode attn_mpi_mha_forward (collective).
+ * dy, dx (B, S/N, E) this rank's rows; dx may be NULL. Parameter gradients
+ * accumulate (+=) this rank's share: the gradient of the sum over ranks of
+ * their tokens' losses is their sum, attn_mpi_grad_allreduce. */
+ATTN_API attn_status attn_mpi_mha_backward(attn_mpi_ring *ring, attn_mha *m, const float *dy, float *dx);
+/* Sums the gradients of the trainable parameters over the ring's ranks, in
+ * place, then multiplies them by scale (e.g. 1/N for a mean over ranks):
+ * grad = scale * sum_ranks grad. All n tensors packed into one reduction to
+ * rank 0 and one broadcast (the same bits on every rank, deterministic for a
+ * given N).
+ * Every rank must pass the same list (same count and sizes: agreed first,
+ * an error everywhere otherwise). Collective. */
+ATTN_API attn_status attn_mpi_grad_allreduce(attn_mpi_ring *ring, const attn_param *params, int64_t n, float scale);
 
 /* Message of the last attn_mpi_* failure on the calling thread ("" if none). */
 ATTN_API const char *attn_mpi_last_error(void);

@@ -10,9 +10,10 @@
  *    chunk) pair is one attn_sdpa_fwd with q_pos_offset = global shift +
  *    qs - ks and key_lens clipped to the chunk; the parts of a query chunk
  *    are merged with attn_sdpa_merge, either all at once or as a running
- *    in-place accumulation. Backward, the key-block recipe of attn.h: per
- *    pair, the pair's own lse_b (its forward), w = exp(lse_b - lse) with the
- *    MERGED lse, and attn_sdpa_bwd(q, k_b, v_b, merged o, w * dO, lse_b);
+ *    in-place accumulation. Backward, the two key-block backwards of attn.h
+ *    (alternate cases): attn_sdpa_bwd over the pair with bwd_fast = 1 and the
+ *    MERGED o and lse (these cases also draw softcap), or the E-column recipe
+ *    (the pair's own lse_b, w = exp(lse_b - lse), the extra value columns);
  *    dq summed over key chunks, dk / dv over query chunks. Every output passes iff
  *      max|chunked - ref| <= 2 * max|naive fp32 - ref| + 1e-6 cond + 1e-7 condA
  *    (the parity criterion; the naive backward is fed the chunked o, lse),
@@ -188,13 +189,28 @@ static attn_status pair_bwd(const prob *p, const attn_sdpa_opts *po, int64_t qs,
     return st;
 }
 
+/* The same pair by the key-block backward of attn.h: attn_sdpa_bwd over the
+ * block with bwd_fast = 1 and the GLOBAL o and lse (P = exp(s - lse),
+ * Di = <dO, o>): its dq, dk, dv are the block's exact shares. */
+static attn_status pair_bwd_fast(const prob *p, const attn_sdpa_opts *po, int64_t qs, int64_t nq, int64_t ks,
+                                 int64_t nk, float *o, const float *lse_g, float *dqp, float *dkp, float *dvp) {
+    attn_sdpa_dims d = {p->B, nq, nk, p->Hq, p->Hkv, p->D, p->Dv};
+    attn_sdpa_opts fo = *po;
+    fo.bwd_fast = 1;
+    return attn_sdpa_bwd(&d, rows_view(p->q, p->Sq, p->Hq, p->D, qs), rows_view(p->k, p->Sk, p->Hkv, p->D, ks),
+                         rows_view(p->v, p->Sk, p->Hkv, p->Dv, ks), rows_view(o, p->Sq, p->Hq, p->Dv, qs),
+                         rows_view(p->dO, p->Sq, p->Hq, p->Dv, qs), lse_g, attn_view_bshd(dqp, nq, p->Hq, p->D),
+                         attn_view_bshd(dkp, nk, p->Hkv, p->D), attn_view_bshd(dvp, nk, p->Hkv, p->Dv), &fo, NULL, 0);
+}
+
 static void add_into(float *acc, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) acc[i] += x[i];
 }
 
-/* Chunked backward with the global o, lse. dq (B, Sq, Hq, D), dk, dv (B, Sk, Hkv, *). */
+/* Chunked backward with the global o, lse. dq (B, Sq, Hq, D), dk, dv (B, Sk, Hkv, *).
+ * fast: each pair by pair_bwd_fast, else by the E-column recipe (pair_bwd). */
 static int chunked_bwd(const sc_case *c, const prob *p, const chunks *qc, const chunks *kc, float *o,
-                       const float *lse, float *dq, float *dk, float *dv) {
+                       const float *lse, int fast, float *dq, float *dk, float *dv) {
     int ok = 1;
     int32_t kl[8];
     memset(dq, 0, (size_t)(p->B * p->Sq * p->Hq * p->D) * sizeof(float));
@@ -212,7 +228,8 @@ static int chunked_bwd(const sc_case *c, const prob *p, const chunks *qc, const 
             float *dqp = malloc((size_t)(p->B * nq * p->Hq * p->D + 1) * sizeof(float));
             float *dkp = malloc((size_t)(p->B * nk * p->Hkv * p->D + 1) * sizeof(float));
             float *dvp = malloc((size_t)(p->B * nk * p->Hkv * p->Dv + 1) * sizeof(float));
-            attn_status st = pair_bwd(p, &po, qs, nq, ks, nk, o, lsec, dqp, dkp, dvp);
+            attn_status st = fast ? pair_bwd_fast(p, &po, qs, nq, ks, nk, o, lsec, dqp, dkp, dvp)
+                                  : pair_bwd(p, &po, qs, nq, ks, nk, o, lsec, dqp, dkp, dvp);
             CHECK(st == ATTN_OK, "pair bwd: %s", attn_last_error());
             ok &= st == ATTN_OK;
             for (int64_t b = 0; b < p->B && st == ATTN_OK; b++) {
@@ -228,7 +245,7 @@ static int chunked_bwd(const sc_case *c, const prob *p, const chunks *qc, const 
     return ok;
 }
 
-static void draw_case(sc_case *c, tu_rng *r, int32_t *key_lens, float *alibi) {
+static void draw_case(sc_case *c, tu_rng *r, int fast, int32_t *key_lens, float *alibi) {
     attn_sdpa_dims d;
     memset(&d, 0, sizeof d);
     d.batch = tu_int(r, 1, 2);
@@ -256,7 +273,8 @@ static void draw_case(sc_case *c, tu_rng *r, int32_t *key_lens, float *alibi) {
         for (int64_t h = 0; h < d.heads_q; h++) alibi[h] = (float)(0.3 * tu_uniform(r));
         o.alibi_slopes = alibi;
     }
-    /* no softcap: the key-block recipe needs dlogit/dscore = 1 (see attn.h) */
+    /* softcap only with the bwd_fast key blocks: the E-column recipe needs dlogit/dscore = 1 (see attn.h) */
+    if (fast && tu_int(r, 0, 3) == 0) o.softcap = (float)(2.0 + 20.0 * tu_uniform(r));
     if (tu_int(r, 0, 3) == 0) o.q_pos_offset = tu_int(r, -20, 20);
     sc_case_init(c, &d, &o, r, 1.0);
 }
@@ -269,7 +287,8 @@ static void check_chunked(int64_t ncases, uint64_t seed) {
         int32_t key_lens[8];
         float alibi[8];
         sc_case c;
-        draw_case(&c, &r, key_lens, alibi);
+        const int fast = (int)(n & 1); /* the two key-block backwards of attn.h, alternately */
+        draw_case(&c, &r, fast, key_lens, alibi);
         prob p = {c.d.batch, c.d.seq_q, c.d.seq_k, c.d.heads_q, c.d.heads_kv, c.d.head_dim, c.Dv, NULL, NULL, NULL,
                   NULL};
         int64_t nq = sc_nq(&c), nk = sc_nk(&c), nv = sc_nv(&c), no = sc_no(&c), nl = c.nlse;
@@ -295,7 +314,7 @@ static void check_chunked(int64_t ncases, uint64_t seed) {
         double *rdq = malloc((size_t)nq * sizeof(double)), *rdk = malloc((size_t)nk * sizeof(double) + 8);
         double *rdv = malloc((size_t)nv * sizeof(double) + 8);
         int ok = chunked_fwd(&c, &p, &qc, &kc, inplace, o, lse);
-        ok &= chunked_bwd(&c, &p, &qc, &kc, o, lse, dq, dk, dv);
+        ok &= chunked_bwd(&c, &p, &qc, &kc, o, lse, fast, dq, dk, dv);
         CHECK(sc_ref_fwd(&c, ro, rl) == ATTN_OK && sc_ref_bwd(&c, rdq, rdk, rdv) == ATTN_OK, "ref: %s",
               attn_last_error());
         sc_naive_fwd(&c, no_, nlse);
@@ -311,9 +330,10 @@ static void check_chunked(int64_t ncases, uint64_t seed) {
             double ratio = eg.max_abs / bound;
             if (ratio > worst[w]) worst[w] = ratio;
             CHECK(eg.max_abs <= bound && eg.bad_nonfinite == 0,
-                  "case %lld %s (q chunks %d, k chunks %d, %s merge): err %.3g > bound %.3g (naive %.3g), "
-                  "non-finite mismatches %lld: %s",
-                  (long long)n, names[w], qc.n, kc.n, inplace ? "in-place" : "n-way", eg.max_abs, bound, en.max_abs,
+                  "case %lld %s (q chunks %d, k chunks %d, %s merge, %s key blocks): err %.3g > bound %.3g "
+                  "(naive %.3g), non-finite mismatches %lld: %s",
+                  (long long)n, names[w], qc.n, kc.n, inplace ? "in-place" : "n-way", fast ? "bwd_fast" : "recipe",
+                  eg.max_abs, bound, en.max_abs,
                   (long long)eg.bad_nonfinite, c.desc);
         }
         free(p.q); free(p.k); free(p.v); free(p.dO);

@@ -264,6 +264,9 @@ attn_status attn_mha_forward_cached(attn_mha *m, attn_kvcache *cache, const floa
     if (!cache) return attn__fail(ATTN_ERR_NULL, "attn_mha_forward_cached: cache is NULL");
     if (!x) return attn__fail(ATTN_ERR_NULL, "attn_mha_forward_cached: x is NULL");
     if (!y) return attn__fail(ATTN_ERR_NULL, "attn_mha_forward_cached: y is NULL");
+    if (m->att_fwd)
+        return attn__fail(ATTN_ERR_UNSUPPORTED, "attn_mha_forward_cached: an attention backend is set "
+                          "(attn_mha_set_attention); the cached forward attends over its cache with the kernels");
     if (m->kdim != m->E || m->vdim != m->E)
         return attn__fail(ATTN_ERR_UNSUPPORTED, "attn_mha_forward_cached: self-attention only (kdim = %lld, vdim = %lld, embed_dim = %lld)",
                           (long long)m->kdim, (long long)m->vdim, (long long)m->E);

@@ -648,6 +648,9 @@ static attn_status check_input(const attn_mha *m, const attn_mha_input *in, cons
                           in->layout);
     if (in->batch < 0) return attn__fail(ATTN_ERR_SHAPE, "attn_mha_forward: in->batch = %lld < 0", (long long)in->batch);
     if (in->seq_q < 0) return attn__fail(ATTN_ERR_SHAPE, "attn_mha_forward: in->seq_q = %lld < 0", (long long)in->seq_q);
+    if (in->key && m->att_fwd)
+        return attn__fail(ATTN_ERR_UNSUPPORTED, "attn_mha_forward: cross-attention (in->key given) with an attention "
+                          "backend set (attn_mha_set_attention): backends are self-attention only");
     if (in->key) {
         if (in->seq_kv < 0) return attn__fail(ATTN_ERR_SHAPE, "attn_mha_forward: in->seq_kv = %lld < 0", (long long)in->seq_kv);
         if ((!in->value || in->value == in->key) && m->vdim != m->kdim)
@@ -813,7 +816,7 @@ attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in_caller, float
 
     /* ── S = 1 fast path (inference self-attention, nothing masked): the
      *    softmax over a single visible key is 1, so o = v (q, k unused). ── */
-    if (!training && !cross && Sq == 1 && !in->key_padding_mask && in->mask_kind == ATTN_MASK_NONE) {
+    if (!training && !cross && Sq == 1 && !in->key_padding_mask && in->mask_kind == ATTN_MASK_NONE && !m->att_fwd) {
         mha_seg g = {0};
         g.base = vp; g.ld = ld_k; g.H = m->Hkv; g.Dh = D; g.bias = m->b[MHA_V];
         mha__fwd_rows(m, rows_q, &g, 1);
@@ -877,10 +880,7 @@ attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in_caller, float
     attn_view kv = mha__rows_view(kp, in->layout, B, Skv, ld_k, D);
     attn_view vv = mha__rows_view(vp, in->layout, B, Skv, ld_k, D);
     attn_view ov = mha__rows_view(o, in->layout, B, Sq, qd, D);
-    size_t ws = attn_sdpa_fwd_workspace_size(&dims, &opts);
-    void *wsp = mha__grow(&m->b_ws, ws);
-    if (!wsp) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_forward: sdpa workspace of %zu bytes", ws);
-    if ((s = attn_sdpa_fwd(&dims, qv, kv, vv, ov, lse, &opts, wsp, m->b_ws.cap)) != ATTN_OK) return s;
+    if ((s = mha__attend_fwd(m, "attn_mha_forward", &dims, qv, kv, vv, ov, lse, &opts)) != ATTN_OK) return s;
 
     /* ── output projection ── */
     if ((s = mha__out_proj(m, rows_q, o, y, training)) != ATTN_OK) return s;

@@ -4,7 +4,7 @@
  * Legend as in mha_internal.h. The mirror image of the forward:
  *   y = o Wo^T + bo (+ s_o (o A_o^T) B_o^T)
  *       dWo += dy^T o,  dbo += sum_rows dy,  dO = dy Wo (+ LoRA)
- *   o = sdpa(q, k, v)               ─► attn_sdpa_bwd: dq, dk, dv (into dproj, same layout as proj)
+ *   o = sdpa(q, k, v)               ─► attn_sdpa_bwd (or the backend): dq, dk, dv (into dproj, same layout as proj)
  *   q = rope(norm(x Wq^T + bq))     ─► dq ← rope^-1(dq) ─► rmsnorm bwd (dq_norm +=) ─► d(pre-norm q)
  *   dWq += dq^T x, dbq += sum dq, dx = dq Wq + dk Wk + dv Wv, LoRA:  dB += s dY^T (X A^T),  dA += (s dY B)^T X,  dX += (s dY B) A.
  * Parameter gradients are accumulated (+=); frozen base parameters (LoRA
@@ -81,11 +81,8 @@ attn_status attn_mha_backward(attn_mha *m, const float *dy, float *dx, float *dk
     attn_view dk = mha__rows_view(dkp, st->layout, st->B, st->Skv, kvd, D);
     attn_view dv = mha__rows_view(dvp, st->layout, st->B, st->Skv, kvd, D);
     attn_view dOv = mha__rows_view(dO, st->layout, st->B, st->Sq, qd, D);
-    size_t ws = attn_sdpa_bwd_workspace_size(&st->dims, &st->opts);
-    void *wsp = mha__grow(&m->b_ws, ws);
-    if (!wsp) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_backward: sdpa workspace of %zu bytes", ws);
-    if ((s = attn_sdpa_bwd(&st->dims, st->q, st->k, st->v, st->o, dOv, (const float *)m->b_lse.p, dq, dk, dv,
-                           &st->opts, wsp, m->b_ws.cap)) != ATTN_OK)
+    if ((s = mha__attend_bwd(m, "attn_mha_backward", &st->dims, st->q, st->k, st->v, st->o, dOv,
+                             (const float *)m->b_lse.p, dq, dk, dv, &st->opts)) != ATTN_OK)
         return s;
 
     /* ── RoPE^-1, then qk-norm backward (in place on dq, dk) ── */

@@ -121,6 +121,11 @@ struct attn_mha {
     mha_buf b_cache_q;/* forward_paged: int32 seq_lens (n), then block tables (n, max_blocks) */
 
     mha_state st;
+
+    /* ── attention backend (attn_mha_set_attention; NULL: the kernels) ── */
+    attn_mha_attn_fwd_fn att_fwd;
+    attn_mha_attn_bwd_fn att_bwd;
+    void *att_user;
 };
 
 /* ── mha.c helpers shared with the other layer files ── */
@@ -185,6 +190,15 @@ attn_status mha__out_proj(attn_mha *m, int64_t rows, const float *o, float *y, i
 /* kvcache.c: proj (rows, qd + 2 kvd) = [q | k | v] of new tokens x (rows, E) after bias, qk-norm and
  * RoPE at positions pos (rows) — the incremental forwards' projection (contiguous and paged caches). */
 attn_status mha__project_incremental(attn_mha *m, const float *x, int64_t rows, const int64_t *pos, float *proj);
+
+/* mha_backend.c: the layer's attention call, by the kernels or the backend
+ * set with attn_mha_set_attention (fn names the public function). ws: the
+ * kernels' workspace (grown in m->b_ws). */
+attn_status mha__attend_fwd(attn_mha *m, const char *fn, const attn_sdpa_dims *d, attn_view q, attn_view k,
+                            attn_view v, attn_view o, float *lse, const attn_sdpa_opts *opts);
+attn_status mha__attend_bwd(attn_mha *m, const char *fn, const attn_sdpa_dims *d, attn_view q, attn_view k,
+                            attn_view v, attn_view o, attn_view dO, const float *lse, attn_view dq, attn_view dk,
+                            attn_view dv, const attn_sdpa_opts *opts);
 
 /* (B, S, H, D) view of a (rows, *) buffer with row stride ld whose rows are
  * ordered by layout ((b, s) or (s, b)); head h at column h*D. */

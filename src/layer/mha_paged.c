@@ -90,6 +90,9 @@ attn_status attn_mha_forward_paged(attn_mha *m, attn_kvpaged *cache, const int64
                                    const int32_t *cu_seqlens_q, const float *x, float *y) {
     static const char fn[] = "attn_mha_forward_paged";
     if (!m || !cache) return attn__fail(ATTN_ERR_NULL, "%s: %s is NULL", fn, !m ? "m" : "cache");
+    if (m->att_fwd)
+        return attn__fail(ATTN_ERR_UNSUPPORTED, "%s: an attention backend is set (attn_mha_set_attention); the "
+                          "paged forward attends over its cache with the kernels", fn);
     attn_status s = check_batch(fn, m, cache, ids, n, cu_seqlens_q);
     if (s) return s;
     const int64_t T = n > 0 ? cu_seqlens_q[n] : 0;

@@ -62,6 +62,8 @@ void attn_mpi_ring_free(attn_mpi_ring *R) {
     if (!R) return;
     MPI_Comm_free(&R->comm);
     free(R->mem);
+    free(R->pos);
+    free(R->gbuf);
     free(R);
 }
 

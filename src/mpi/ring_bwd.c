@@ -1,16 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* ring_bwd.c — attn_mpi_ring_bwd: ring attention backward.
  *
- * The key-block backward of attn.h, for one (query piece, key piece) block
- * with E = Dv + D value columns (o, lse the GLOBAL ring results):
- *   forward over the block with V = [v | k]:   [o_b | ok], lse_b
- *   w = exp(lse_b - lse),  c = <dO, o_b - o>   per row and head
- *   backward over the block with V = [v | 0], o = [o_b | 0],
- *            dO = [w dO | w c q], lse_b:        dq_b, dk_b, [dv | dk_x]
- *   dq += dq_b + scale w c ok,  dK += dk_b + scale dk_x,  dV += dv
- * (the block-local backward plus the term P (D_b - D) that its own row
- * statistics leave out), so the blocks' shares add up exactly, whatever
- * row statistics the kernel computes itself. So
+ * The key-block backward of attn.h, for one (query piece, key piece) block:
+ * attn_sdpa_bwd over the block with bwd_fast = 1 and the GLOBAL o and lse
+ * of the query piece (P = exp(s - lse), Di = <dO, o>: the global
+ * probabilities and row statistics restricted to the block's keys), whose
+ * dq, dk, dv are the block's exact shares. So
  *   dq[qp]  = sum over (u, kp) of the blocks' dq            (fixed order)
  *   dK[kp]  = sum over the ranks on the piece's path of their blocks' dk
  * K/V pieces travel as in the forward. Each piece's dK|dV accumulator
@@ -24,7 +19,6 @@
  * Sums run in path order, so the result does not depend on timing. */
 #include "mpi/ring_internal.h"
 
-#include <math.h>
 #include <string.h>
 
 typedef struct bwd_bufs {
@@ -33,14 +27,9 @@ typedef struct bwd_bufs {
     float *in[2];      /* [piece] incoming accumulator of the held piece */
     float *con[2];     /* [piece] this rank's contribution at this step */
     float *ret_send[2], *ret_recv[2]; /* [piece] accumulators on their way home */
-    float *dqp, *dkp;  /* one block's dq (B, c, Hq, D), dk (B, c, Hkv, D) */
+    float *dqp;        /* one block's dq (B, c, Hq, D) */
+    float *dkvp;       /* one block's dk (B, c, Hkv, D) then dv (B, c, Hkv, Dv): the K | V layout */
     float *lsec[2];    /* [piece] (B, Hq, c) global lse of the query piece */
-    float *lblk;       /* (B, Hq, c) the block's own lse */
-    float *va;         /* (B, c, Hkv, E) [v | k], then [v | 0] */
-    float *oa;         /* (B, c, Hq, E) [o_b | ok], then [o_b | 0] */
-    float *dOa;        /* (B, c, Hq, E) [w dO | w c q] */
-    float *okc;        /* (B, c, Hq, D) scale w c ok: dq's correction */
-    float *dva;        /* (B, c, Hkv, E) [dv | dk_x] */
     void *ws;
     size_t ws_bytes;
 } bwd_bufs;
@@ -49,15 +38,13 @@ static int64_t kv_floats(const ring_prob *P) { return P->B * P->c * P->Hkv * (P-
 static int64_t k_floats(const ring_prob *P) { return P->B * P->c * P->Hkv * P->D; }
 
 static size_t bwd_bytes(ring_prob *P, size_t *ws) {
-    attn_sdpa_dims d = {P->B, P->c, P->c, P->Hq, P->Hkv, P->D, P->Dv + P->D}; /* the blocks' calls: E columns */
+    attn_sdpa_dims d = {P->B, P->c, P->c, P->Hq, P->Hkv, P->D, P->Dv};
     attn_sdpa_opts wo = P->pair; /* the size does not depend on the key_lens values */
     wo.key_lens = P->key_lens;
-    const size_t wb = attn_sdpa_bwd_workspace_size(&d, &wo), wf = attn_sdpa_fwd_workspace_size(&d, &wo);
-    *ws = wb > wf ? wb : wf; /* the block forward and backward run one after the other */
-    const int64_t E = P->Dv + P->D;
-    const size_t kv = ring_fl(kv_floats(P)), qe = ring_fl(P->B * P->c * P->Hq * E), ke = ring_fl(P->B * P->c * P->Hkv * E);
-    return ring_table_bytes(P) + (size_t)P->np * 10 * kv + 2 * ring_fl(P->B * P->c * P->Hq * P->D) + kv +
-           (size_t)(P->np + 1) * ring_fl(P->B * P->Hq * P->c) + 2 * qe + 2 * ke + ring_fl((int64_t)(*ws / sizeof(float)) + 16);
+    *ws = attn_sdpa_bwd_workspace_size(&d, &wo);
+    const size_t kv = ring_fl(kv_floats(P));
+    return ring_table_bytes(P) + (size_t)P->np * 8 * kv + ring_fl(P->B * P->c * P->Hq * P->D) + kv + /* as carved */
+           (size_t)P->np * ring_fl(P->B * P->Hq * P->c) + ring_fl((int64_t)(*ws / sizeof(float)) + 16);
 }
 
 static void bwd_carve(ring_prob *P, unsigned char *mem, size_t ws, bwd_bufs *f) {
@@ -76,14 +63,7 @@ static void bwd_carve(ring_prob *P, unsigned char *mem, size_t ws, bwd_bufs *f) 
         f->lsec[p] = ring_take(&mem, P->B * P->Hq * P->c);
     }
     f->dqp = ring_take(&mem, P->B * P->c * P->Hq * P->D);
-    f->dkp = ring_take(&mem, k_floats(P));
-    const int64_t E = P->Dv + P->D;
-    f->lblk = ring_take(&mem, P->B * P->Hq * P->c);
-    f->va = ring_take(&mem, P->B * P->c * P->Hkv * E);
-    f->oa = ring_take(&mem, P->B * P->c * P->Hq * E);
-    f->dOa = ring_take(&mem, P->B * P->c * P->Hq * E);
-    f->okc = ring_take(&mem, P->B * P->c * P->Hq * P->D);
-    f->dva = ring_take(&mem, P->B * P->c * P->Hkv * E);
+    f->dkvp = ring_take(&mem, kv);
     f->ws = mem;
     f->ws_bytes = ws;
 }
@@ -92,68 +72,21 @@ static void add_into(float *acc, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) acc[i] += x[i];
 }
 
-/* va = [v | k] rows of the held piece (packed K | V). */
-static void pack_vk(const ring_prob *P, bwd_bufs *f, const float *kvbuf) {
-    const int64_t E = P->Dv + P->D, n = P->B * P->c * P->Hkv;
-    const float *K = kvbuf, *V = kvbuf + k_floats(P);
-    for (int64_t x = 0; x < n; x++) {
-        memcpy(f->va + x * E, V + x * P->Dv, (size_t)P->Dv * sizeof(float));
-        memcpy(f->va + x * E + P->Dv, K + x * P->D, (size_t)P->D * sizeof(float));
-    }
-}
-
-/* From the block forward [o_b | ok], lse_b: dOa = [w dO | w c q], okc = scale w c ok, oa = [o_b | 0], va = [v | 0]. */
-static void block_rows(const ring_prob *P, bwd_bufs *f, const ring_args *a, int qp, float scale) {
-    const int64_t c = P->c, E = P->Dv + P->D, Dv = P->Dv, D = P->D;
-    for (int64_t b = 0; b < P->B; b++)
-        for (int64_t i = 0; i < c; i++)
-            for (int64_t h = 0; h < P->Hq; h++) {
-                const int64_t li = (b * P->Hq + h) * c + i, r = (b * c + i) * P->Hq + h, row = qp * c + i;
-                const float lb = f->lblk[li];
-                const float w = lb == -INFINITY ? 0.0f : (float)exp((double)lb - (double)f->lsec[qp][li]);
-                const float *dO = a->dO.data + b * a->dO.stride_b + row * a->dO.stride_s + h * a->dO.stride_h;
-                const float *og = a->o.data + b * a->o.stride_b + row * a->o.stride_s + h * a->o.stride_h;
-                const float *qr = a->q.data + b * a->q.stride_b + row * a->q.stride_s + h * a->q.stride_h;
-                float *ob = f->oa + r * E, *da = f->dOa + r * E, *kc = f->okc + r * D;
-                double cc = 0.0;
-                for (int64_t e = 0; e < Dv; e++) cc += (double)dO[e] * ((double)ob[e] - (double)og[e]);
-                const float cw = w == 0.0f ? 0.0f : w * (float)cc;
-                for (int64_t e = 0; e < Dv; e++) da[e] = w * dO[e];
-                for (int64_t e = 0; e < D; e++) {
-                    da[Dv + e] = cw * qr[e];
-                    kc[e] = scale * cw * ob[Dv + e];
-                    ob[Dv + e] = 0.0f;
-                }
-            }
-    for (int64_t x = 0; x < P->B * c * P->Hkv; x++) memset(f->va + x * E + Dv, 0, (size_t)D * sizeof(float));
-}
-
 /* One visible block: backward of query piece qp over the held key piece kp of owner o (file comment). */
 static attn_status bwd_block(attn_mpi_ring *R, ring_prob *P, bwd_bufs *f, const ring_args *a, int qp, int o, int kp,
                              const float *kvbuf, float *con) {
-    const int64_t row0 = qp * P->c, E = P->Dv + P->D, n = P->B * P->c * P->Hkv;
-    attn_sdpa_dims d = {P->B, P->c, P->c, P->Hq, P->Hkv, P->D, E};
-    attn_view kv = attn_view_bshd((float *)kvbuf, P->c, P->Hkv, P->D), va = attn_view_bshd(f->va, P->c, P->Hkv, E);
-    attn_view oa = attn_view_bshd(f->oa, P->c, P->Hq, E);
-    const attn_sdpa_opts *po = ring_pair_opts(P, qp, o, kp);
-    const float scale = po->scale != 0.0f ? po->scale : (float)(1.0 / sqrt((double)P->D)); /* as the kernels resolve it */
-    pack_vk(P, f, kvbuf);
-    attn_status st = attn_sdpa_fwd(&d, ring_rows(a->q, row0), kv, va, oa, f->lblk, po, f->ws, f->ws_bytes);
-    if (st == ATTN_OK) {
-        block_rows(P, f, a, qp, scale);
-        st = attn_sdpa_bwd(&d, ring_rows(a->q, row0), kv, va, oa, attn_view_bshd(f->dOa, P->c, P->Hq, E), f->lblk,
-                           attn_view_bshd(f->dqp, P->c, P->Hq, P->D), attn_view_bshd(f->dkp, P->c, P->Hkv, P->D),
-                           attn_view_bshd(f->dva, P->c, P->Hkv, E), po, f->ws, f->ws_bytes);
-    }
+    const int64_t row0 = qp * P->c;
+    attn_sdpa_dims d = {P->B, P->c, P->c, P->Hq, P->Hkv, P->D, P->Dv};
+    attn_view kv = attn_view_bshd((float *)kvbuf, P->c, P->Hkv, P->D);
+    attn_view vv = attn_view_bshd((float *)kvbuf + k_floats(P), P->c, P->Hkv, P->Dv);
+    const attn_sdpa_opts *po = ring_pair_opts(P, qp, o, kp); /* bwd_fast = 1 (ring_resolve) */
+    attn_status st = attn_sdpa_bwd(&d, ring_rows(a->q, row0), kv, vv, ring_rows(a->o, row0), ring_rows(a->dO, row0),
+                                   f->lsec[qp], attn_view_bshd(f->dqp, P->c, P->Hq, P->D),
+                                   attn_view_bshd(f->dkvp, P->c, P->Hkv, P->D),
+                                   attn_view_bshd(f->dkvp + k_floats(P), P->c, P->Hkv, P->Dv), po, f->ws, f->ws_bytes);
     if (st) return ring_fail(st, "%s: block (query piece %d, owner %d piece %d): %s", P->fn, qp, o, kp, attn_last_error());
-    add_into(f->dqp, f->okc, P->B * P->c * P->Hq * P->D);
     ring_add_rows(f->dqp, P->B, P->c, P->Hq, P->D, a->dq, row0);
-    float *cK = con, *cV = con + k_floats(P); /* contribution in the K | V layout */
-    for (int64_t x = 0; x < n; x++) {
-        const float *dv = f->dva + x * E;
-        for (int64_t e = 0; e < P->D; e++) cK[x * P->D + e] += f->dkp[x * P->D + e] + scale * dv[P->Dv + e];
-        for (int64_t e = 0; e < P->Dv; e++) cV[x * P->Dv + e] += dv[e];
-    }
+    add_into(con, f->dkvp, kv_floats(P)); /* contribution in the K | V layout */
     R->stats.blocks_computed++;
     return ATTN_OK;
 }

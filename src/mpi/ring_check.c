@@ -32,14 +32,6 @@ static attn_status check_supported(const char *fn, const attn_sdpa_dims *d, cons
                          "%s: bottom-right alignment with key_lens (a shift per sequence) is not supported over "
                          "the ring; use top-left (equal for self-attention without padding)",
                          fn);
-    if (bwd && o->softcap != 0.0f)
-        return ring_fail(ATTN_ERR_UNSUPPORTED, "%s: opts->softcap = %g: the ring backward's key-block correction "
-                                               "needs d(logit)/d(score) = 1 (the forward supports softcap)",
-                         fn, (double)o->softcap);
-    if (bwd && d->head_dim + (d->head_dim_v ? d->head_dim_v : d->head_dim) > 256)
-        return ring_fail(ATTN_ERR_UNSUPPORTED, "%s: head_dim + head_dim_v = %lld > 256: the ring backward's block "
-                                               "calls carry [v | k] as one value tensor",
-                         fn, (long long)(d->head_dim + (d->head_dim_v ? d->head_dim_v : d->head_dim)));
     if (d->seq_q != d->seq_k)
         return ring_fail(ATTN_ERR_SHAPE, "%s: dims->seq_q = %lld, dims->seq_k = %lld: the ring is self-attention "
                                          "over one sequence (they must be equal)",
@@ -163,15 +155,18 @@ attn_status ring_agree(attn_mpi_ring *R, const char *fn, const ring_args *a, att
     return ATTN_OK;
 }
 
-attn_status ring_finish(attn_mpi_ring *R, const char *fn, attn_status local) {
+attn_status ring_verdict(attn_mpi_ring *R, const char *fn, attn_status local, const char *what) {
     int64_t code = local != ATTN_OK ? ((int64_t)(R->N - R->rank) << 6) + (int64_t)(-local) : 0, red = 0;
     MPI_Allreduce(&code, &red, 1, MPI_INT64_T, MPI_MAX, R->comm);
     if (red == 0) return ATTN_OK;
     const int who = R->N - (int)(red >> 6);
     if (who == R->rank) return local;
     const attn_status st = (attn_status)(-(int)(red & 63));
-    return ring_fail(st, "%s: rank %d of %d failed during the ring (%s); outputs are incomplete", fn, who, R->N,
-                     attn_status_str(st));
+    return ring_fail(st, "%s: rank %d of %d %s (%s)", fn, who, R->N, what, attn_status_str(st));
+}
+
+attn_status ring_finish(attn_mpi_ring *R, const char *fn, attn_status local) {
+    return ring_verdict(R, fn, local, "failed during the ring; outputs are incomplete");
 }
 
 attn_status ring_open(attn_mpi_ring *R, const char *fn, const ring_args *a, ring_prob *P, ring_bytes_fn bytes,

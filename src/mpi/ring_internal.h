@@ -29,6 +29,10 @@ struct attn_mpi_ring {
     attn_mpi_stats stats;
     void *mem;           /* grow-only arena of the call's buffers */
     size_t mem_bytes;
+    int32_t *pos;        /* ring_mha.c: (B, S/N) global positions of the layer's local rows (grow-only) */
+    size_t pos_n;
+    float *gbuf;         /* ring_mha.c: packed gradients of attn_mpi_grad_allreduce (grow-only) */
+    size_t gbuf_n;
 };
 
 /* Resolved problem of one call (same on every rank after the agreement). */
@@ -91,6 +95,10 @@ attn_status ring_open(attn_mpi_ring *R, const char *fn, const ring_args *a, ring
 /* After the ring: a failure on any rank (not expected once the arguments
  * agreed) is returned on every rank (collective). */
 attn_status ring_finish(attn_mpi_ring *R, const char *fn, attn_status local);
+/* The common verdict of every rank's status (collective): ATTN_OK if all are;
+ * else the lowest failing rank keeps its status and message, the others
+ * return that status with "fn: rank X of N <what> (status)". */
+attn_status ring_verdict(attn_mpi_ring *R, const char *fn, attn_status local, const char *what);
 
 /* ring_plan.c: the resolved problem (from validated arguments), the bytes of
  * its tables, the tables themselves (placed at *mem, which advances), and

@@ -9,7 +9,8 @@
 #     greedy sequence is a prefix of the greedy single-sequence run;
 #   - LoRA fine-tuning from it reports trainable counts and its checkpoint
 #     generates;
-#   - bad input fails with one "attn <sub>: ..." line.
+#   - bad input fails with one "attn <sub>: ..." line; --mpi without attn-mpi
+#     next to the binary (a build without MPI) says so (the MPI runs: tests/mpi/train.sh).
 # usage: sh tests/cli/test_train.sh path/to/attn   (from the repo root)
 ATTN=${1:?usage: sh $0 path/to/attn}
 T=$(mktemp -d) || exit 1
@@ -95,6 +96,12 @@ fi
 expect_err "generate: bad --temperature" "$ATTN" generate --temperature hot
 expect_err "generate: bad --batch" "$ATTN" generate --ckpt "$T/a.safetensors" --batch -1
 expect_err "generate: --sequences without --batch" "$ATTN" generate --ckpt "$T/a.safetensors" --sequences 3
+# --mpi without attn-mpi next to the binary (a build without MPI): a clear one-line error
+cp "$ATTN" "$T/attn-alone"
+expect_err "train --mpi without attn-mpi" "$T/attn-alone" train --mpi --steps 1
+if grep -q 'built without MPI' "$T/err"; then ok "train --mpi names the missing MPI build"; else bad "train --mpi message"; fi
+expect_err "bench --mpi without attn-mpi" "$T/attn-alone" bench --mpi
+if grep -q 'built without MPI' "$T/err"; then ok "bench --mpi names the missing MPI build"; else bad "bench --mpi message"; fi
 
 echo "test_train: $npass passed, $nfail failed"
 [ "$nfail" -eq 0 ]

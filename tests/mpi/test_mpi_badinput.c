@@ -131,6 +131,11 @@ static void scenarios(attn_mpi_ring *ring) {
         st = run(ring, &c, &b);
         expect_all("window differs", st, ATTN_ERR_OPTION, 1, "opts->window_left", &b, HQ);
         call_init(&c, &b, S, HQ);
+        c.bwd = 1;
+        c.o.softcap = rank_ == last ? 5.0f : 0.0f;
+        st = run(ring, &c, &b);
+        expect_all("softcap differs (bwd)", st, ATTN_ERR_OPTION, 1, "opts->softcap", &b, HQ);
+        call_init(&c, &b, S, HQ);
         int32_t kl2[B] = {kl[0], (int32_t)(kl[1] - (rank_ == 0))};
         c.o.key_lens = kl2;
         st = run(ring, &c, &b);
@@ -176,11 +181,6 @@ static void scenarios(attn_mpi_ring *ring) {
     c.o.key_lens = kl;
     st = run(ring, &c, &b);
     expect_all("bottom-right + key_lens", st, ATTN_ERR_UNSUPPORTED, 1, "bottom-right", &b, HQ);
-    call_init(&c, &b, S, HQ);
-    c.bwd = 1;
-    c.o.softcap = 5.0f;
-    st = run(ring, &c, &b);
-    expect_all("softcap in the backward", st, ATTN_ERR_UNSUPPORTED, 1, "softcap", &b, HQ);
     call_init(&c, &b, S, HQ);
     c.d.seq_k = S / 2;
     st = run(ring, &c, &b);

@@ -11,12 +11,15 @@
  * sequences) matching exactly; the single-process kernels are checked
  * against the same bound and their distance to the ring is reported.
  * Also: the forward with lse = NULL (and, without key_lens, bottom-right
- * alignment) gives the same o bits; with N = 1 (contiguous: a single block) the ring equals the single-process kernels bit for bit;
+ * alignment) gives the same o bits; with N = 1 (contiguous: a single block)
+ * the ring equals the single-process kernels bit for bit (the backward in
+ * their bwd_fast mode, the one the ring's blocks use);
  * a second run gives identical bits on every rank (determinism); with a
  * causal or windowed mask on N >= 2 blocks are skipped and pieces are not
  * sent; bytes and steps are consistent.
  * Cases: contiguous and zigzag x causal / not, GQA, Dv != D, key padding,
- * sliding windows (causal and two-sided), ALiBi + softcap, q_pos_offset. */
+ * sliding windows (causal and two-sided), ALiBi + softcap, D + Dv > 256,
+ * q_pos_offset. */
 #include "attn_mpi.h"
 #include "sdpa_cases.h"
 #include "testutil.h"
@@ -34,7 +37,7 @@ typedef struct cfg {
     int causal;
     int64_t wl, wr;
     int pad;      /* key_lens: sequence b keeps S - pad*(b+1) keys (b = last: 0 keys if pad < 0) */
-    int alibi_softcap; /* 1: ALiBi; 2: ALiBi + softcap, forward only (the ring backward refuses softcap) */
+    int alibi_softcap; /* 1: ALiBi; 2: ALiBi + softcap */
     int64_t qpos;
 } cfg;
 
@@ -50,7 +53,8 @@ static const cfg cases[] = {
     {"two-sided window", 2, 48, 2, 2, 16, 16, 0, 4, 3, 0, 0, 0},
     {"causal window padding gqa", 2, 96, 4, 2, 16, 8, 1, 9, -1, 5, 0, 0},
     {"alibi causal", 1, 48, 4, 4, 16, 16, 1, -1, -1, 0, 1, 0},
-    {"alibi softcap causal (fwd)", 2, 48, 4, 2, 16, 16, 1, -1, -1, 0, 2, 0},
+    {"alibi softcap causal", 2, 48, 4, 2, 16, 16, 1, -1, -1, 0, 2, 0},
+    {"D + Dv > 256, window", 1, 48, 2, 1, 128, 160, 1, 13, -1, 0, 0, 0},
     {"q_pos_offset causal", 2, 48, 2, 2, 16, 16, 1, 11, -1, 0, 0, -6},
 };
 
@@ -99,19 +103,13 @@ typedef struct shard {
     float *o, *lse, *dq, *dk, *dv;  /* ring outputs */
 } shard;
 
-static int run_ring(attn_mpi_ring *ring, const attn_sdpa_dims *d, const attn_sdpa_opts *o, shard *s, int fwd_only) {
+static int run_ring(attn_mpi_ring *ring, const attn_sdpa_dims *d, const attn_sdpa_opts *o, shard *s) {
     const int64_t Sl = d->seq_q / N;
     attn_view q = attn_view_bshd(s->q, Sl, d->heads_q, d->head_dim), k = attn_view_bshd(s->k, Sl, d->heads_kv, d->head_dim);
     attn_view v = attn_view_bshd(s->v, Sl, d->heads_kv, d->head_dim_v), out = attn_view_bshd(s->o, Sl, d->heads_q, d->head_dim_v);
     attn_status st = attn_mpi_ring_fwd(ring, d, q, k, v, out, s->lse, o);
     CHECK(st == ATTN_OK, "rank %d ring fwd: %s", rank_, attn_mpi_last_error());
     if (st) return 0;
-    if (fwd_only) {
-        memset(s->dq, 0, (size_t)(d->batch * Sl * d->heads_q * d->head_dim) * 4);
-        memset(s->dk, 0, (size_t)(d->batch * Sl * d->heads_kv * d->head_dim) * 4);
-        memset(s->dv, 0, (size_t)(d->batch * Sl * d->heads_kv * d->head_dim_v) * 4);
-        return 1;
-    }
     st = attn_mpi_ring_bwd(ring, d, q, k, v, out, attn_view_bshd(s->dO, Sl, d->heads_q, d->head_dim_v), s->lse,
                            attn_view_bshd(s->dq, Sl, d->heads_q, d->head_dim),
                            attn_view_bshd(s->dk, Sl, d->heads_kv, d->head_dim),
@@ -162,11 +160,10 @@ static void check_case(const cfg *cf, int layout, attn_mpi_ring *ring, uint64_t 
         }
         o.key_lens = key_lens;
     }
-    const int fwd_only = cf->alibi_softcap == 2;
     if (cf->alibi_softcap) {
         for (int64_t h = 0; h < cf->Hq; h++) alibi[h] = (float)pow(2.0, -2.0 * (double)(h + 1));
         o.alibi_slopes = alibi;
-        if (fwd_only) o.softcap = 8.0f;
+        if (cf->alibi_softcap == 2) o.softcap = 8.0f;
     }
     tu_rng r = {seed};
     sc_case c;
@@ -186,10 +183,10 @@ static void check_case(const cfg *cf, int layout, attn_mpi_ring *ring, uint64_t 
     memcpy(s2.q, s.q, (size_t)(nq / N) * 4); memcpy(s2.k, s.k, (size_t)(nk / N) * 4);
     memcpy(s2.v, s.v, (size_t)(nv / N) * 4); memcpy(s2.dO, s.dO, (size_t)(no / N) * 4);
 
-    int ok = run_ring(ring, &d, &o, &s, fwd_only);
+    int ok = run_ring(ring, &d, &o, &s);
     attn_mpi_stats st1;
-    attn_mpi_ring_stats(ring, &st1); /* of the backward (forward if fwd_only) */
-    ok &= run_ring(ring, &d, &o, &s2, fwd_only);
+    attn_mpi_ring_stats(ring, &st1); /* of the backward */
+    ok &= run_ring(ring, &d, &o, &s2);
     { /* inference (lse = NULL) and bottom-right alignment (= top-left when Sq = Sk, no key_lens): same o bits */
         const int64_t Sl = S / N;
         attn_sdpa_opts ob = o;
@@ -226,27 +223,34 @@ static void check_case(const cfg *cf, int layout, attn_mpi_ring *ring, uint64_t 
             float *fdk = malloc((size_t)nk * 4), *fdv = malloc((size_t)nv * 4);
             float *so = malloc((size_t)no * 4), *sl = malloc((size_t)nl * 4), *sdq = malloc((size_t)nq * 4);
             float *sdk = malloc((size_t)nk * 4), *sdv = malloc((size_t)nv * 4);
-            CHECK(sc_ref_fwd(&c, xo, xl) == ATTN_OK && (fwd_only || sc_ref_bwd(&c, xdq, xdk, xdv) == ATTN_OK), "ref");
+            float *fsdq = malloc((size_t)nq * 4), *fsdk = malloc((size_t)nk * 4), *fsdv = malloc((size_t)nv * 4);
+            CHECK(sc_ref_fwd(&c, xo, xl) == ATTN_OK && sc_ref_bwd(&c, xdq, xdk, xdv) == ATTN_OK, "ref");
             double cond[5], condA[5];
             sc_ref_cond(&c, cond, condA);
             sc_naive_fwd(&c, fo, fl);
-            if (!fwd_only) sc_naive_bwd(&c, ro, rl, fdq, fdk, fdv);
+            sc_naive_bwd(&c, ro, rl, fdq, fdk, fdv);
             /* the single-process kernels over the whole sequence */
             attn_view vq = attn_view_bshd(gq, S, cf->Hq, cf->D), vk = attn_view_bshd(gk, S, cf->Hkv, cf->D);
             attn_view vv = attn_view_bshd(gv, S, cf->Hkv, cf->Dv), vo = attn_view_bshd(so, S, cf->Hq, cf->Dv);
             CHECK(attn_sdpa_fwd(&d, vq, vk, vv, vo, sl, &o, NULL, 0) == ATTN_OK, "single fwd: %s", attn_last_error());
-            CHECK(fwd_only ||
-                      attn_sdpa_bwd(&d, vq, vk, vv, vo, attn_view_bshd(gdO, S, cf->Hq, cf->Dv), sl,
-                                    attn_view_bshd(sdq, S, cf->Hq, cf->D), attn_view_bshd(sdk, S, cf->Hkv, cf->D),
-                                    attn_view_bshd(sdv, S, cf->Hkv, cf->Dv), &o, NULL, 0) == ATTN_OK,
+            CHECK(attn_sdpa_bwd(&d, vq, vk, vv, vo, attn_view_bshd(gdO, S, cf->Hq, cf->Dv), sl,
+                                attn_view_bshd(sdq, S, cf->Hq, cf->D), attn_view_bshd(sdk, S, cf->Hkv, cf->D),
+                                attn_view_bshd(sdv, S, cf->Hkv, cf->Dv), &o, NULL, 0) == ATTN_OK,
                   "single bwd: %s", attn_last_error());
+            /* the same in the ring blocks' mode (bwd_fast: the global lse and o as given) */
+            attn_sdpa_opts of = o;
+            of.bwd_fast = 1;
+            CHECK(attn_sdpa_bwd(&d, vq, vk, vv, vo, attn_view_bshd(gdO, S, cf->Hq, cf->Dv), sl,
+                                attn_view_bshd(fsdq, S, cf->Hq, cf->D), attn_view_bshd(fsdk, S, cf->Hkv, cf->D),
+                                attn_view_bshd(fsdv, S, cf->Hkv, cf->Dv), &of, NULL, 0) == ATTN_OK,
+                  "single bwd (bwd_fast): %s", attn_last_error());
             static const char *names[5] = {"o", "lse", "dq", "dk", "dv"};
             const double *ref[5] = {xo, xl, xdq, xdk, xdv};
             const float *ring_[5] = {ro, rl, rdq, rdk, rdv}, *naive[5] = {fo, fl, fdq, fdk, fdv};
-            const float *single[5] = {so, sl, sdq, sdk, sdv};
+            const float *single[5] = {so, sl, sdq, sdk, sdv}, *single_fast[5] = {so, sl, fsdq, fsdk, fsdv};
             const int64_t cnt[5] = {no, nl, nq, nk, nv};
             printf("  %-26s %-10s N=%d:", cf->name, lay, N);
-            for (int w = 0; w < (fwd_only ? 2 : 5); w++) {
+            for (int w = 0; w < 5; w++) {
                 sc_err er = sc_err_f(ref[w], ring_[w], cnt[w]), en = sc_err_f(ref[w], naive[w], cnt[w]);
                 sc_err es = sc_err_f(ref[w], single[w], cnt[w]);
                 double bound = 2.0 * en.max_abs + 1e-6 * cond[w] + 1e-7 * condA[w] + 1e-30;
@@ -256,9 +260,9 @@ static void check_case(const cfg *cf, int layout, attn_mpi_ring *ring, uint64_t 
                 CHECK(es.max_abs <= bound && es.bad_nonfinite == 0, "%s %s: single-process err %.3g > bound %.3g",
                       cf->name, names[w], es.max_abs, bound);
                 if (N == 1 && layout == ATTN_MPI_CONTIGUOUS) /* one block: merged with nothing */
-                    CHECK(sc_bits_equal(ring_[w], single[w], cnt[w]),
-                          "%s/%s N=1 %s: ring must equal the single-process kernel bit for bit", cf->name, lay,
-                          names[w]);
+                    CHECK(sc_bits_equal(ring_[w], single_fast[w], cnt[w]),
+                          "%s/%s N=1 %s: ring must equal the single-process kernel (backward: bwd_fast) bit for bit",
+                          cf->name, lay, names[w]);
                 printf(" %s %.2f", names[w], er.max_abs / bound);
             }
             printf("  (err/bound) skipped blocks %lld, unsent pieces %lld\n", (long long)tot_skip,
@@ -281,7 +285,7 @@ static void check_case(const cfg *cf, int layout, attn_mpi_ring *ring, uint64_t 
                 CHECK(tot_nosend > 0, "%s/%s N=%d: causal: pieces must not travel past the last rank needing them",
                       cf->name, lay, N);
             free(xo); free(xl); free(xdq); free(xdk); free(xdv); free(fo); free(fl); free(fdq); free(fdk); free(fdv);
-            free(so); free(sl); free(sdq); free(sdk); free(sdv);
+            free(so); free(sl); free(sdq); free(sdk); free(sdv); free(fsdq); free(fsdk); free(fsdv);
         }
         free(ro); free(rl); free(rdq); free(rdk); free(rdv);
     }

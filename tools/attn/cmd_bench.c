@@ -29,6 +29,7 @@
 #include "cli_out.h"
 #include "cli.h"
 #include "core/core.h"
+#include "mpi_delegate.h"
 #include "kernels/gemm.h"
 #include "io/half.h"
 
@@ -844,6 +845,8 @@ static void print_probe_summary(const bu_peak *pk, const bench_row *rows, int n)
 }
 
 int cmd_bench(int argc, char **argv) {
+    if (cli_has_flag(argc, argv, "--mpi")) return cli_mpi_delegate("bench", argc, argv); /* attn-mpi bench */
+    int mpi_flag = 0;
     int64_t threads = 2, runs = 3, layer_seq = 2048, memory_seq = 32768;
     double min_time = 0.3;
     int quick = 0, memory = 0, no_torch = 0, no_ort = 0, no_layer = 0, no_decode = 0, paged_only = 0, no_paged = 0;
@@ -853,6 +856,7 @@ int cmd_bench(int argc, char **argv) {
     const char *paged_batches_s = NULL, *paged_ctx_s = NULL, *kv_dtype_s = NULL;
     const arg_spec specs[] = {
         { "threads", ARG_INT, &threads, "N", "threads for attn and for the peers (default 2)" },
+        { "mpi", ARG_FLAG, &mpi_flag, NULL, "ring attention over MPI under mpirun: per-rank compute, bytes, hidden communication (runs attn-mpi bench; its options: attn bench --mpi --help)" },
         { "quick", ARG_FLAG, &quick, NULL, "short subset (the tour): Llama-3-8B shape at S 1024, decode, decode-paged at batch 1 and 32 x 2048, layer at S 1024" },
         { "seqs", ARG_STR, &seqs_s, "LIST", "sequence lengths (default 512,1024,2048,4096)" },
         { "models", ARG_STR, &models_s, "LIST", "llama3-8b,gpt2 (default both)" },

@@ -5,11 +5,14 @@
  * adapters of a trained checkpoint (--lora R --base FILE), with AdamW, a
  * linear warm-up + cosine learning-rate schedule and global-norm gradient
  * clipping. Holds out the last 10% of the text for validation; writes a
- * safetensors checkpoint. See docs/train.md.
+ * safetensors checkpoint. See docs/train.md. With --mpi (under mpirun) the
+ * same loop runs sequence-parallel in attn-mpi (train.h, docs/mpi.md).
  */
 #include "args.h"
 #include "cli.h"
 #include "lm.h"
+#include "mpi_delegate.h"
+#include "train.h"
 
 #include <errno.h>
 #include <math.h>
@@ -72,10 +75,26 @@ typedef struct train_args {
     int dims_given, seq_given, lr_given;
 } train_args;
 
+/* Forward of the batch (B, T): one process, or this process's shard with the
+ * loss averaged over the processes (equal shards: the mean of the whole batch). */
+static int step_loss(lm_model *m, const train_par *par, const int32_t *x, const int32_t *y, int32_t *xl, int32_t *yl,
+                     int B, int T, float *loss) {
+    if (!par) return lm_forward(m, x, y, B, T, loss) == ATTN_OK;
+    par->shard(par->user, x, B, T, xl);
+    par->shard(par->user, y, B, T, yl);
+    attn_status st = lm_forward(m, xl, yl, B, T / par->size, loss);
+    /* every process calls the mean (collective), failed or not; a failure anywhere is a failure everywhere */
+    double bad = par->mean(par->user, st != ATTN_OK ? 1.0 : 0.0);
+    double l = par->mean(par->user, st == ATTN_OK ? (double)*loss : 0.0);
+    if (bad > 0.0) return 0;
+    *loss = (float)l;
+    return 1;
+}
+
 /* Mean loss over the validation windows (non-overlapping, from the start of
  * the validation slice, at most max_windows), in eval mode. */
-static int eval_loss(lm_model *m, const unsigned char *val, size_t nval, int T, int B, int max_windows,
-                     int32_t *x, int32_t *y, double *out, int *windows) {
+static int eval_loss(lm_model *m, const train_par *par, const unsigned char *val, size_t nval, int T, int B,
+                     int max_windows, int32_t *x, int32_t *y, int32_t *xl, int32_t *yl, double *out, int *windows) {
     int nw = (int)((nval - 1) / (size_t)T);
     if (nw > max_windows) nw = max_windows;
     if (nw < 1) return 0;
@@ -90,7 +109,7 @@ static int eval_loss(lm_model *m, const unsigned char *val, size_t nval, int T, 
                 y[i * T + t] = val[o + 1];
             }
         float loss;
-        if (lm_forward(m, x, y, b, T, &loss) != ATTN_OK) return 0;
+        if (!step_loss(m, par, x, y, xl, yl, b, T, &loss)) return 0;
         sum += (double)loss * b;
     }
     *out = sum / nw;
@@ -118,7 +137,14 @@ static int int_in(const char *name, int64_t v, int64_t lo, int64_t hi) {
 }
 
 int cmd_train(int argc, char **argv) {
+    if (cli_has_flag(argc, argv, "--mpi")) return cli_mpi_delegate("train", argc, argv);
+    return train_main(argc, argv, NULL);
+}
+
+int train_main(int argc, char **argv, const train_par *par) {
     const char *sub = "train";
+    const char *loss_file = NULL;
+    int mpi_flag = 0;
     train_args a;
     memset(&a, 0, sizeof a);
     lm_config_default(&a.cfg);
@@ -146,6 +172,8 @@ int cmd_train(int argc, char **argv) {
         { "out", ARG_STR, &out, "FILE", "checkpoint to write (default attn-lm.safetensors; LoRA attn-lm-lora.safetensors)" },
         { "lora", ARG_INT, &o_lora, "R", "fine-tune rank-R LoRA adapters (alpha 2R) on q_proj, v_proj of --base" },
         { "base", ARG_STR, &base, "FILE", "the checkpoint --lora starts from (its other weights stay frozen)" },
+        { "loss-file", ARG_STR, &loss_file, "FILE", "also write every step's loss (%.9g, one 'step loss' line each) to FILE" },
+        { "mpi", ARG_FLAG, &mpi_flag, NULL, "sequence-parallel under mpirun: each rank a shard of every sequence, gradients averaged (attn-mpi; docs/mpi.md)" },
     };
     const int nspecs = (int)(sizeof specs / sizeof specs[0]);
     int help = 0;
@@ -192,12 +220,14 @@ int_in("log-every", o_log_every, 1, 100000000) ||
     a.dims_given = o_layers != UNSET || o_dim != UNSET || o_heads != UNSET || o_kv_heads != UNSET || o_hidden != UNSET;
     a.seq_given = o_seq != UNSET;
     if (args_threads(sub, &o_threads)) return 1;
+    const int root = !par || par->rank == 0;
 
     int rc = 1;
     unsigned char *text = NULL;
     lm_model *m = NULL;
     attn_optim *opt = NULL;
-    int32_t *x = NULL, *y = NULL;
+    int32_t *x = NULL, *y = NULL, *xl = NULL, *yl = NULL; /* (B, T) the batch; (B, T / size) this process's shard */
+    FILE *lossf = NULL;
     float *hist = NULL; /* loss per step */
     char pathbuf[4096];
     data = a.data ? a.data : bundled(a.lora ? DEFAULT_LORA_DATA : DEFAULT_DATA, pathbuf, sizeof pathbuf);
@@ -247,9 +277,20 @@ int_in("log-every", o_log_every, 1, 100000000) ||
     size_t ntrain = n - nval;
     const unsigned char *train = text, *val = text + ntrain;
 
+    if (par && par->check_seq(par->user, T)) goto done;
     x = malloc((size_t)B * (size_t)T * sizeof *x);
     y = malloc((size_t)B * (size_t)T * sizeof *y);
-    if (!x || !y) { fprintf(stderr, "attn train: out of memory\n"); goto done; }
+    xl = malloc((size_t)B * (size_t)T * sizeof *xl);
+    yl = malloc((size_t)B * (size_t)T * sizeof *yl);
+    if (!x || !y || !xl || !yl) { fprintf(stderr, "attn train: out of memory\n"); goto done; }
+    if (par && lm_set_attention(m, par->attn_fwd, par->attn_bwd, par->user) != ATTN_OK) {
+        fprintf(stderr, "attn train: %s\n", lm_error());
+        goto done;
+    }
+    if (loss_file && root && !(lossf = fopen(loss_file, "w"))) {
+        cli_fail(sub, "--loss-file %s: %s", loss_file, strerror(errno));
+        goto done;
+    }
 
     st = attn_optim_create_adamw(&opt, (float)a.lr, 0.9f, 0.95f, 1e-8f, 0.0f);
     if (st != ATTN_OK) { fprintf(stderr, "attn train: attn_optim_create_adamw: %s\n", attn_last_error()); goto done; }
@@ -263,11 +304,12 @@ int_in("log-every", o_log_every, 1, 100000000) ||
     else printf("schedule: %.0f s, lr %g, ", a.seconds, a.lr);
     printf("AdamW (0.9, 0.95), warm-up + cosine to lr/10, clip 1.0, seed %ld, %d threads\n", a.seed,
            attn_get_num_threads());
+    if (par) printf("parallel: %s\n", par->what);
 
     const int max_val_windows = 64;
     double val0 = 0.0, val1 = 0.0;
     int nvw = 0;
-    if (!eval_loss(m, val, nval, T, B, max_val_windows, x, y, &val0, &nvw)) {
+    if (!eval_loss(m, par, val, nval, T, B, max_val_windows, x, y, xl, yl, &val0, &nvw)) {
         fprintf(stderr, "attn train: validation: %s\n", lm_error());
         goto done;
     }
@@ -277,7 +319,7 @@ int_in("log-every", o_log_every, 1, 100000000) ||
     int64_t np;
     const attn_param *params = lm_params(m, &np);
     lm_rng rng = {(uint64_t)a.seed * 0x2545F4914F6CDD1Dull + 17};
-    int tty = isatty(fileno(stderr));
+    int tty = root && isatty(fileno(stderr));
     long warmup = a.warmup >= 0 ? a.warmup : (a.steps && a.steps < 200 ? (a.steps / 20 > 0 ? a.steps / 20 : 1) : 10);
     long log_every = a.log_every ? a.log_every : 20;
     double t0 = now_s(), elapsed = 0.0;
@@ -287,6 +329,7 @@ int_in("log-every", o_log_every, 1, 100000000) ||
     long long tokens = 0;
     for (;; step++) {
         elapsed = now_s() - t0;
+        if (par && !a.steps) elapsed = par->mean(par->user, elapsed); /* one clock: every rank stops at the same step */
         double frac = a.steps ? (double)step / (double)a.steps : elapsed / a.seconds;
         if (frac >= 1.0) break;
         /* lr: linear warm-up over `warmup` steps, then cosine from lr to lr/10 over the progress */
@@ -301,9 +344,17 @@ int_in("log-every", o_log_every, 1, 100000000) ||
                 y[b * T + t] = train[o + (size_t)t + 1];
             }
         }
-        st = lm_forward(m, x, y, B, T, &loss);
+        st = step_loss(m, par, x, y, xl, yl, B, T, &loss) ? ATTN_OK : ATTN_ERR_STATE;
         if (st == ATTN_OK) st = lm_zero_grad(m);
         if (st == ATTN_OK) st = lm_backward(m);
+        if (par) { /* collective whatever happened: every process learns of a failure anywhere */
+            attn_status gs = par->grad_mean(par->user, params, np);
+            if (st == ATTN_OK) st = gs;
+            if (par->mean(par->user, st != ATTN_OK ? 1.0 : 0.0) > 0.0 && st == ATTN_OK) {
+                fprintf(stderr, "attn train: step %ld: another rank failed\n", step);
+                goto done;
+            }
+        }
         if (st != ATTN_OK) { if (tty) fputs("\r\033[K", stderr); fprintf(stderr, "attn train: step %ld: %s\n", step, lm_error()); goto done; }
         if (!isfinite(loss)) { if (tty) fputs("\r\033[K", stderr); fprintf(stderr, "attn train: step %ld: loss is %g (diverged; lower --lr)\n", step, (double)loss); goto done; }
         /* global-norm clipping to 1.0 */
@@ -334,6 +385,7 @@ int_in("log-every", o_log_every, 1, 100000000) ||
             hist_cap = nc;
         }
         hist[step] = loss;
+        if (lossf) fprintf(lossf, "%ld %.9g\n", step, (double)loss);
         elapsed = now_s() - t0;
         double tps = (double)tokens / (elapsed > 1e-9 ? elapsed : 1e-9);
         double fr = a.steps ? (double)(step + 1) / (double)a.steps : elapsed / a.seconds;
@@ -355,13 +407,13 @@ int_in("log-every", o_log_every, 1, 100000000) ||
            tail, 100.0 * (1.0 - end_loss / (double)first_loss));
     free(hist);
     hist = NULL;
-    if (!eval_loss(m, val, nval, T, B, max_val_windows, x, y, &val1, &nvw)) {
+    if (!eval_loss(m, par, val, nval, T, B, max_val_windows, x, y, xl, yl, &val1, &nvw)) {
         fprintf(stderr, "attn train: validation: %s\n", lm_error());
         goto done;
     }
     printf("validation loss: %.4f -> %.4f (%d windows of %d bytes, %.3f bits/byte)\n", val0, val1, nvw, T,
            val1 / log(2.0));
-    st = lm_save(m, out);
+    st = root ? lm_save(m, out) : ATTN_OK; /* every process holds the same weights */
     if (st != ATTN_OK) { fprintf(stderr, "attn train: saving %s: %s\n", out, lm_error()); goto done; }
     printf("saved %s (%lld tensors)\n", out, (long long)np);
     rc = 0;
@@ -372,5 +424,8 @@ done:
     free(text);
     free(x);
     free(y);
+    free(xl);
+    free(yl);
+    if (lossf && fclose(lossf) != 0 && rc == 0) rc = cli_fail(sub, "--loss-file %s: write error", loss_file);
     return rc;
 }

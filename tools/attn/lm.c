@@ -228,6 +228,9 @@ struct lm_model {
     float *du;      /* (N, F) */
     float *dlogits; /* (N, V) */
     int training;
+    lm_attn_fwd_fn att_fwd; /* lm_set_attention (NULL: attn_mha_forward / _backward) */
+    lm_attn_bwd_fn att_bwd;
+    void *att_user;
 };
 
 void lm_config_default(lm_config *c) {
@@ -488,6 +491,15 @@ attn_status lm_set_training(lm_model *m, int training) {
     return ATTN_OK;
 }
 
+attn_status lm_set_attention(lm_model *m, lm_attn_fwd_fn fwd, lm_attn_bwd_fn bwd, void *user) {
+    if (!fwd != !bwd) return lm_fail(ATTN_ERR_NULL, "lm_set_attention: give both fwd and bwd, or neither");
+    m->att_fwd = fwd;
+    m->att_bwd = bwd;
+    m->att_user = user;
+    m->fwd_ok = 0;
+    return ATTN_OK;
+}
+
 attn_status lm_zero_grad(lm_model *m) {
     memset(m->gmem, 0, m->n_own * sizeof(float));
     for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -549,8 +561,13 @@ static attn_status forward_body(lm_model *m, int B, int T, lm_cache *cache, cons
             in.batch = B;
             in.seq_q = T;
             in.x = ln1;
-            st = attn_mha_forward(m->attn[l], &in, m->atty);
-            if (st != ATTN_OK) return lm_fail_attn(st, "attn_mha_forward");
+            if (m->att_fwd) {
+                st = m->att_fwd(m->att_user, m->attn[l], &in, m->atty);
+                if (st != ATTN_OK) return lm_fail(st, "layer %d: the attention set by lm_set_attention failed (%s)", l,
+                                                  attn_status_str(st));
+            } else if ((st = attn_mha_forward(m->attn[l], &in, m->atty)) != ATTN_OK) {
+                return lm_fail_attn(st, "attn_mha_forward");
+            }
         }
         residual_forward(res, x, m->atty, (int64_t)NC);
         rmsnorm_forward(ln2, rstd2, res, m->w[P_LN2] + (size_t)l * C, N, C, c->norm_eps);
@@ -649,8 +666,14 @@ attn_status lm_backward(lm_model *m) {
         rmsnorm_backward(m->dres, own ? m->g[P_LN2] + (size_t)l * C : NULL, m->dln, res,
                          m->w[P_LN2] + (size_t)l * C, rstd2, N, C);
         /* res = x + attn(ln1)   (dres is now d res; it flows to x unchanged) */
-        attn_status st = attn_mha_backward(m->attn[l], m->dres, m->dln, NULL, NULL);
-        if (st != ATTN_OK) return lm_fail_attn(st, "attn_mha_backward");
+        attn_status st;
+        if (m->att_bwd) {
+            st = m->att_bwd(m->att_user, m->attn[l], m->dres, m->dln);
+            if (st != ATTN_OK) return lm_fail(st, "layer %d: the attention backward set by lm_set_attention failed (%s)",
+                                              l, attn_status_str(st));
+        } else if ((st = attn_mha_backward(m->attn[l], m->dres, m->dln, NULL, NULL)) != ATTN_OK) {
+            return lm_fail_attn(st, "attn_mha_backward");
+        }
         /* ln1 = rmsnorm(x) */
         rmsnorm_backward(m->dres, own ? m->g[P_LN1] + (size_t)l * C : NULL, m->dln, x,
                          m->w[P_LN1] + (size_t)l * C, rstd1, N, C);

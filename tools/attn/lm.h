@@ -88,6 +88,17 @@ attn_status lm_forward(lm_model *m, const int32_t *tokens, const int32_t *target
 /* Logits (B, T, V) of the last forward (before softmax). */
 const float *lm_logits(const lm_model *m);
 
+/* Sequence parallelism (`attn train --mpi`, tools/attn_mpi): each layer's
+ * attention forward / backward in lm_forward / lm_backward (uncached) is
+ * done by fwd / bwd instead of attn_mha_forward / attn_mha_backward, e.g.
+ * over libattn_mpi's ring: the T tokens of a forward are then this
+ * process's shard of longer sequences (in->positions NULL, pos_offset 0;
+ * the callee places them). The callees return the layer call's status and
+ * keep their own message. NULL, NULL: the layer calls again. */
+typedef attn_status (*lm_attn_fwd_fn)(void *user, attn_mha *layer, const attn_mha_input *in, float *y);
+typedef attn_status (*lm_attn_bwd_fn)(void *user, attn_mha *layer, const float *dy, float *dx);
+attn_status lm_set_attention(lm_model *m, lm_attn_fwd_fn fwd, lm_attn_bwd_fn bwd, void *user);
+
 /* Zeroes every parameter gradient (own and layers). */
 attn_status lm_zero_grad(lm_model *m);
 /* Backward of the last lm_forward (which must have had targets, in training
