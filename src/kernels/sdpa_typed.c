@@ -172,7 +172,8 @@ static attn_status stage_in(const char *fn, layout *L, void *ws, size_t ws_size,
     for (int i = 0; i < L->nt; i++) {
         stage *t = &L->t[i];
         if (!t->staged) continue;
-        t->f32.data = (float *)(void *)(base + t->off);
+        /* base is NULL only when no staged tensor has an element (nothing is read) */
+        t->f32.data = base ? (float *)(void *)(base + t->off) : NULL;
         if (!t->output) convert(t, kt, 0, nthreads);
     }
     return ATTN_OK;
