@@ -20,7 +20,7 @@
 #include "kernels/proj_typed.h"
 
 #include "core/core.h"
-#include "io/half.h"
+#include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 
 #include <cblas.h>
@@ -47,7 +47,11 @@ size_t attn__proj_workspace_size(attn__proj_kernel k, int64_t M, int64_t N, int6
 #endif
     int ok = 1;
     size_t bytes = 0;
-    if (k == ATTN__PROJ_WIDEN) { /* nthreads slices of (min(NB, N), K) fp32 */
+    if (k == ATTN__PROJ_WIDEN && M <= ATTN__PROJ_DOT_MAX_M) { /* the dot kernel: nthreads rows of K fp32 */
+        size_t slice = attn__round_up(attn__mul_size((size_t)K, sizeof(float), &ok));
+        if (slice == 0 && K > 0) ok = 0;
+        bytes = attn__mul_size(slice, (size_t)(nthreads < 1 ? 1 : nthreads), &ok);
+    } else if (k == ATTN__PROJ_WIDEN) { /* nthreads slices of (min(NB, N), K) fp32 */
         const int64_t nb = N < ATTN__PROJ_PANEL ? N : ATTN__PROJ_PANEL;
         size_t slice = attn__round_up(attn__mul_size(attn__mul_size((size_t)nb, (size_t)K, &ok), sizeof(float), &ok));
         if (slice == 0 && nb * K > 0) ok = 0;
@@ -59,37 +63,13 @@ size_t attn__proj_workspace_size(attn__proj_kernel k, int64_t M, int64_t N, int6
     return ok ? bytes : SIZE_MAX;
 }
 
-/* ─── widening ─────────────────────────────────────────────────────────────
- * bf16: the 16 bits are the top of the fp32 word. f16 (attn__f16_to_f32 bit for
- * bit, as selects): normal e in 1..30: rebias the exponent by 112; e = 31
- * (inf / nan, payload kept): by 224; e = 0 (zero / subnormal): the value
- * man * 2^-24, exact in fp32. */
-static inline uint32_t f16_bits_to_f32_bits(uint32_t h) {
-    const uint32_t sign = (h & 0x8000u) << 16, em = h & 0x7fffu;
-    const uint32_t nrm = (em << 13) + 0x38000000u;
-    const uint32_t inf = nrm + 0x38000000u;
-    uint32_t sub;
-    const float subf = (float)(int32_t)em * 0x1p-24f;
-    memcpy(&sub, &subf, 4);
-    const uint32_t r = em >= 0x7c00u ? inf : em < 0x400u ? sub : nrm;
-    return r | sign;
-}
-
+/* Widening and rounding use the sdpa dispatch table's conversions (kernels/dispatch.h:
+ * exact widening, nearest-even rounding; vectorised per ISA). */
 void attn__widen_16(const uint16_t *src, attn_dtype t, float *dst, int64_t n) {
-    if (t == ATTN_DTYPE_BF16) {
-        for (int64_t i = 0; i < n; i++) {
-            const uint32_t u = (uint32_t)src[i] << 16;
-            memcpy(dst + i, &u, 4);
-        }
-    } else {
-        for (int64_t i = 0; i < n; i++) {
-            const uint32_t u = f16_bits_to_f32_bits(src[i]);
-            memcpy(dst + i, &u, 4);
-        }
-    }
+    attn__sdpa_kernels_get()->to_f32(t, n, src, dst);
 }
 
-/* ─── the panel tasks ────────────────────────────────────────────────────── */
+/* one product: the arguments of attn__proj */
 typedef struct proj_ctx {
     int64_t M, N, K, ldx, ldw, ldy;
     const float *X;
@@ -101,11 +81,30 @@ typedef struct proj_ctx {
     const uint16_t *Xb;    /* X as bf16 (M, K) (sbgemm) */
 } proj_ctx;
 
+/* ─── the dot kernel (widen, M <= ATTN__PROJ_DOT_MAX_M) ──────────────────────
+ * Few rows (decoding): a panel sgemm would widen a panel into memory and re-read
+ * it for a handful of products per weight; here each row of W is widened into the
+ * thread's K-float slice of the workspace (L1/L2-resident) and dotted with the M
+ * rows of X by the dispatch table's dot (one fixed order per element). */
+static void dot_panel_task(void *vctx, int64_t t, int tid) {
+    const proj_ctx *c = (const proj_ctx *)vctx;
+    const attn__sdpa_kernels *kt = attn__sdpa_kernels_get();
+    const int64_t n0 = t * ATTN__PROJ_PANEL, n1 = n0 + ATTN__PROJ_PANEL < c->N ? n0 + ATTN__PROJ_PANEL : c->N;
+    float *wrow = (float *)(void *)(c->ws + (size_t)tid * c->slice); /* (K) */
+    for (int64_t n = n0; n < n1; n++) {
+        kt->to_f32(c->wdt, c->K, c->W + n * c->ldw, wrow);
+        for (int64_t i = 0; i < c->M; i++) c->Y[i * c->ldy + n] = kt->dot(c->K, c->X + i * c->ldx, wrow);
+    }
+}
+
+/* ─── the panel tasks ────────────────────────────────────────────────────── */
+
 static void widen_panel_task(void *vctx, int64_t t, int tid) {
     const proj_ctx *c = (const proj_ctx *)vctx;
     const int64_t n0 = t * ATTN__PROJ_PANEL, nb = c->N - n0 < ATTN__PROJ_PANEL ? c->N - n0 : ATTN__PROJ_PANEL;
     float *panel = (float *)(void *)(c->ws + (size_t)tid * c->slice); /* (nb, K) */
-    for (int64_t r = 0; r < nb; r++) attn__widen_16(c->W + (n0 + r) * c->ldw, c->wdt, panel + r * c->K, c->K);
+    const attn__sdpa_kernels *kt = attn__sdpa_kernels_get();
+    for (int64_t r = 0; r < nb; r++) kt->to_f32(c->wdt, c->K, c->W + (n0 + r) * c->ldw, panel + r * c->K);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)c->M, (blasint)nb, (blasint)c->K, 1.0f, c->X,
                 (blasint)c->ldx, panel, (blasint)c->K, 0.0f, c->Y + n0, (blasint)c->ldy);
 }
@@ -116,8 +115,8 @@ static void round_rows_task(void *vctx, int64_t t, int tid) {
     const proj_ctx *c = (const proj_ctx *)vctx;
     const int64_t r0 = t * PROJ_ROW_CHUNK, r1 = r0 + PROJ_ROW_CHUNK < c->M ? r0 + PROJ_ROW_CHUNK : c->M;
     uint16_t *xb = (uint16_t *)(void *)c->ws;
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t k = 0; k < c->K; k++) xb[r * c->K + k] = attn__f32_to_bf16(c->X[r * c->ldx + k]);
+    const attn__sdpa_kernels *kt = attn__sdpa_kernels_get();
+    for (int64_t r = r0; r < r1; r++) kt->from_f32(ATTN_DTYPE_BF16, c->K, c->X + r * c->ldx, xb + r * c->K);
 }
 
 static void sbgemm_panel_task(void *vctx, int64_t t, int tid) {
@@ -153,5 +152,9 @@ void attn__proj(attn__proj_kernel k, int64_t M, int64_t N, int64_t K, const floa
     }
 #endif
     c.slice = attn__proj_workspace_size(ATTN__PROJ_WIDEN, M, N, K, 1);
+    if (M <= ATTN__PROJ_DOT_MAX_M) {
+        attn__parallel_for(npanel, nthreads, dot_panel_task, &c);
+        return;
+    }
     attn__parallel_for(npanel, nthreads, widen_panel_task, &c);
 }

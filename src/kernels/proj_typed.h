@@ -9,7 +9,9 @@
  *   SBGEMM  wdt BF16, an OpenBLAS with cblas_sbgemm (ATTN_HAVE_SBGEMM) and a CPU with
  *           AVX512_BF16: X rounded to bf16 once (workspace), then one cblas_sbgemm per panel.
  *   WIDEN   otherwise: each panel of W widened (exactly) into the calling thread's fp32
- *           slice of the workspace, then one cblas_sgemm per panel.
+ *           slice of the workspace, then one cblas_sgemm per panel; with M <=
+ *           ATTN__PROJ_DOT_MAX_M (decoding) each row of W widened into a K-float
+ *           slice and dotted with the rows of X instead (no panel round trip).
  * A panel is ATTN__PROJ_PANEL consecutive rows of W (output columns of Y); the panel
  * set depends on N only, and every panel is one single-threaded BLAS call on attn's
  * pool: results are bit-identical at any thread count. */
@@ -22,6 +24,7 @@
 #include <stdint.h>
 
 #define ATTN__PROJ_PANEL 256 /* rows of W per panel (fixed: determinism) */
+#define ATTN__PROJ_DOT_MAX_M 8 /* widen: up to this many rows of X by dot products */
 
 typedef enum attn__proj_kernel { ATTN__PROJ_SGEMM = 0, ATTN__PROJ_SBGEMM = 1, ATTN__PROJ_WIDEN = 2 } attn__proj_kernel;
 
@@ -40,7 +43,7 @@ void attn__proj(attn__proj_kernel k, int64_t M, int64_t N, int64_t K, const floa
                 attn_dtype wdt, int64_t ldw, float *Y, int64_t ldy, void *ws, int nthreads);
 
 /* dst (n) = src (n) of type t (BF16 or F16) widened to fp32, exactly (attn__bf16_to_f32 /
- * attn__f16_to_f32 bit for bit, written branch-free so that it vectorises). */
+ * attn__f16_to_f32 bit for bit): the active ISA's conversion (kernels/dispatch.h). */
 void attn__widen_16(const uint16_t *src, attn_dtype t, float *dst, int64_t n);
 
 #endif
