@@ -74,43 +74,38 @@ def make_opts(causal=False, align="top_left", scale=None, key_lens=None, window=
     return o
 
 
+def _call(name, size_args, args):
+    """lib.<name>(*args, workspace, bytes) on the thread's workspace, of the size that
+    lib.<name>_workspace_size(*size_args) asks for; raises on a non-zero status."""
+    lib = _lib.lib
+    need = getattr(lib, name + "_workspace_size")(*size_args)
+    st = getattr(lib, name)(*args, _ws.get(need), need)
+    if st != 0:
+        _lib.raise_for(st, name)
+
+
 def fwd(dims, q, k, v, o, lse_ptr, opts):
     """attn_sdpa_fwd with the thread's workspace. q..o are View structs."""
-    lib = _lib.lib
     pd, po = ctypes.byref(dims), ctypes.byref(opts)
-    need = lib.attn_sdpa_fwd_workspace_size(pd, po)
-    st = lib.attn_sdpa_fwd(pd, q, k, v, o, lse_ptr, po, _ws.get(need), need)
-    if st != 0:
-        _lib.raise_for(st, "attn_sdpa_fwd")
+    _call("attn_sdpa_fwd", (pd, po), (pd, q, k, v, o, lse_ptr, po))
 
 
 def bwd(dims, q, k, v, o, do, lse_ptr, dq, dk, dv, opts):
-    lib = _lib.lib
     pd, po = ctypes.byref(dims), ctypes.byref(opts)
-    need = lib.attn_sdpa_bwd_workspace_size(pd, po)
-    st = lib.attn_sdpa_bwd(pd, q, k, v, o, do, lse_ptr, dq, dk, dv, po, _ws.get(need), need)
-    if st != 0:
-        _lib.raise_for(st, "attn_sdpa_bwd")
+    _call("attn_sdpa_bwd", (pd, po), (pd, q, k, v, o, do, lse_ptr, dq, dk, dv, po))
 
 
 def fwd_typed(dims, q, k, v, o, lse_ptr, opts):
     """attn_sdpa_fwd_typed with the thread's workspace. q..o are TView structs (any mix of
     F32 / BF16 / F16); lse is fp32."""
-    lib = _lib.lib
     pd, po = ctypes.byref(dims), ctypes.byref(opts)
-    need = lib.attn_sdpa_fwd_typed_workspace_size(pd, q, k, v, o, po)
-    st = lib.attn_sdpa_fwd_typed(pd, q, k, v, o, lse_ptr, po, _ws.get(need), need)
-    if st != 0:
-        _lib.raise_for(st, "attn_sdpa_fwd_typed")
+    _call("attn_sdpa_fwd_typed", (pd, q, k, v, o, po), (pd, q, k, v, o, lse_ptr, po))
 
 
 def bwd_typed(dims, q, k, v, o, do, lse_ptr, dq, dk, dv, opts):
-    lib = _lib.lib
     pd, po = ctypes.byref(dims), ctypes.byref(opts)
-    need = lib.attn_sdpa_bwd_typed_workspace_size(pd, q, k, v, o, do, dq, dk, dv, po)
-    st = lib.attn_sdpa_bwd_typed(pd, q, k, v, o, do, lse_ptr, dq, dk, dv, po, _ws.get(need), need)
-    if st != 0:
-        _lib.raise_for(st, "attn_sdpa_bwd_typed")
+    _call("attn_sdpa_bwd_typed", (pd, q, k, v, o, do, dq, dk, dv, po),
+          (pd, q, k, v, o, do, lse_ptr, dq, dk, dv, po))
 
 
 def dims(B, Sq, Sk, Hq, Hkv, D, Dv):

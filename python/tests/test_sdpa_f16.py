@@ -3,7 +3,6 @@
 option kind against the float64 reference on the rounded inputs, the exact identity the typed
 kernels promise (the fp32 kernels' result on the rounded inputs, rounded once), the dtype
 rules, zero copy by pointer and the cached hot path."""
-import ctypes
 
 import numpy as np
 import pytest
@@ -70,27 +69,14 @@ def test_f16_dropout_same_keep_as_fp32():
         assert np.array_equal(a, b.astype(F16))
 
 
-def _spy(monkeypatch, name):
-    seen = []
-    real = getattr(_lib.lib, name)
-
-    def spy(*args):  # structs copied as the call sees them (the hot path reuses its own)
-        seen.append(tuple(type(a).from_buffer_copy(a) if isinstance(a, ctypes.Structure) else a
-                          for a in args))
-        return real(*args)
-
-    monkeypatch.setattr(_lib.lib, name, spy)
-    return seen
-
-
-def test_f16_zero_copy_and_hot_path(monkeypatch):
+def test_f16_zero_copy_and_hot_path(lib_spy):
     """Transposed / padded float16 arrays reach attn_sdpa_fwd_typed as the same memory with
     element strides and dtype F16; out= (float16) is written in place; later calls with the
     same shapes go through the cached typed plan with the new arrays' pointers."""
     sdpa_mod = __import__("sys").modules["attn.sdpa"]
     sdpa_mod._plans.d.clear()
     rng = np.random.default_rng(12)
-    seen = _spy(monkeypatch, "attn_sdpa_fwd_typed")
+    seen = lib_spy("attn_sdpa_fwd_typed")
     for i in range(3):
         q = rng.normal(0, 1, (2, 3, 10, 16)).astype(F16).transpose(0, 2, 1, 3)  # (B, H, S, D) memory
         k = rng.normal(0, 1, (2, 12, 3, 16)).astype(F16)
@@ -105,7 +91,7 @@ def test_f16_zero_copy_and_hot_path(monkeypatch):
         assert {t.dtype for t in (vq, vk, vv, vo)} == {_lib.DTYPE_F16}
         close(o, reference.sdpa(*_up(q, k, v))[0], "o", tol=1e-4 + U16)
     assert len(seen) == 3 and len(sdpa_mod._plans.d) == 1
-    seen_b = _spy(monkeypatch, "attn_sdpa_bwd_typed")
+    seen_b = lib_spy("attn_sdpa_bwd_typed")
     o, lse = attn.sdpa(q, k, v)
     g = attn.sdpa_backward(q, k, v, o, o, lse)
     args = seen_b[0]
@@ -113,11 +99,11 @@ def test_f16_zero_copy_and_hot_path(monkeypatch):
     assert all(t.dtype == _lib.DTYPE_F16 for t in args[1:6] + args[7:10]) and g[2].dtype == F16
 
 
-def test_f16_dtype_rules(monkeypatch):
+def test_f16_dtype_rules(lib_spy):
     rng = np.random.default_rng(13)
     q = rng.normal(0, 1, (1, 6, 2, 8)).astype(F16)
     # a mix of float16 and float32 takes the fp32 call (everything widened, o float32)
-    seen = _spy(monkeypatch, "attn_sdpa_fwd")
+    seen = lib_spy("attn_sdpa_fwd")
     o, _ = attn.sdpa(q, q.astype(np.float32), q)
     assert o.dtype == np.float32 and len(seen) == 1
     assert np.array_equal(o, attn.sdpa(*_up(q, q, q))[0])

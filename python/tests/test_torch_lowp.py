@@ -5,7 +5,6 @@ rounded inputs, held to twice the error of torch's own bf16 / f16 SDPA on those 
 one rounding of the result); a finite-difference check of the gradients; the exact identities
 the typed kernels promise (attn.h "Reduced precision"); dtypes, copies and the hot path
 (skipped when torch is not installed)."""
-import ctypes
 
 import numpy as np
 import pytest
@@ -205,26 +204,13 @@ def test_lowp_dtype_rules():
     assert o.dtype == torch.bfloat16 and maxerr(o, r) <= 4 * U[torch.bfloat16] * r.abs().max().item()
 
 
-def _spy(monkeypatch, name):
-    seen = []
-    real = getattr(_lib.lib, name)
-
-    def spy(*args):  # structs copied as the call sees them (the hot path reuses its own)
-        seen.append(tuple(type(a).from_buffer_copy(a) if isinstance(a, ctypes.Structure) else a
-                          for a in args))
-        return real(*args)
-
-    monkeypatch.setattr(_lib.lib, name, spy)
-    return seen
-
-
-def test_lowp_zero_copy_and_hot_path(monkeypatch):
+def test_lowp_zero_copy_and_hot_path(lib_spy):
     """bf16 (B, S, H, D) memory seen as (B, H, S, D) reaches attn_sdpa_fwd_typed as the same
     pointer with its strides and dtype; no_grad calls after the first use a cached typed plan
     (new pointers, same result); the backward's gradients come back in bf16 from
     attn_sdpa_bwd_typed, also for a strided incoming gradient."""
     at._plans.d.clear()
-    fwd = _spy(monkeypatch, "attn_sdpa_fwd_typed")
+    fwd = lib_spy("attn_sdpa_fwd_typed")
     g = torch.Generator().manual_seed(9)
     B, H, S, D = 1, 4, 11, 32
     outs = []
@@ -244,7 +230,7 @@ def test_lowp_zero_copy_and_hot_path(monkeypatch):
         r = F.scaled_dot_product_attention(q.double(), k.double(), k.double(), enable_gqa=True)
         t = F.scaled_dot_product_attention(q, k, k, enable_gqa=True)
         within("o (hot path)", o, t, r, torch.bfloat16)
-    bwd = _spy(monkeypatch, "attn_sdpa_bwd_typed")
+    bwd = lib_spy("attn_sdpa_bwd_typed")
     q, k = (t.detach().requires_grad_(True) for t in outs[0][1:])
     o = at.scaled_dot_product_attention(q, k, k, enable_gqa=True)
     do = torch.randn(B, S, H, D, generator=g).bfloat16().transpose(1, 2)  # strided gradient
