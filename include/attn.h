@@ -552,18 +552,26 @@ ATTN_API attn_status attn_rope_bwd(const attn_rope_config *cfg, int64_t batch, i
  *
  * Numerics. Accumulation is fp32. Inputs are exact in fp32, so the
  * computation is the fp32 kernels' on the rounded inputs, and outputs are
- * rounded once to their type (round to nearest even), with one exception:
- *   bf16 fast forward: when q, k and v are all BF16, D is even and the CPU
- *   has AVX512_BF16, Q.K^T and P.V run on the bf16 dot-product unit
- *   (vdpbf16ps: exact bf16 products summed in fp32). The probabilities P are
- *   rounded to bf16 for P.V, as FlashAttention and PyTorch's CPU kernel do
- *   (relative error <= 2^-9 per probability; the row sums that normalise o
- *   and give lse use the unrounded fp32 P). Everything else (masks, softmax,
- *   lse, dropout) is the fp32 path's.
- * The backward always computes in fp32 from the rounded inputs (its numerics
- * are the fp32 backward's, attn.h "Numerics"); dq, dk, dv are rounded once.
- * Tensors of a type other than fp32 that the fp32 kernels read (inputs of
- * the backward; forward inputs outside the fast path) are converted once,
+ * rounded once to their type (round to nearest even), with one exception,
+ * the bf16 fast path:
+ *   forward: when q, k and v are all BF16, D is even and the CPU has
+ *   AVX512_BF16, Q.K^T and P.V run on the bf16 dot-product unit (vdpbf16ps:
+ *   exact bf16 products summed in fp32). The probabilities P are rounded to
+ *   bf16 for P.V, as FlashAttention and PyTorch's CPU kernel do (relative
+ *   error <= 2^-9 per probability; the row sums that normalise o and give
+ *   lse use the unrounded fp32 P). Everything else (masks, softmax, lse,
+ *   dropout) is the fp32 path's.
+ *   backward: when, in addition, dO is BF16 and Dv is even, all five
+ *   products (K.Q^T, V.dO^T, P^T.dO, dS^T.Q, dS.K) run on that unit. P is
+ *   rounded to bf16 for dv and dS for dk (as PyTorch's CPU kernel does); for
+ *   dq, whose sum over keys cancels (sum_j dS_ij = 0), dS is split into two
+ *   bf16 (hi + lo: 2^-17 relative), so dq keeps fp32's accuracy in dS.
+ *   Everything else (row statistics, Di, dS itself) is the fp32 backward's.
+ * Outside the fast path the backward computes in fp32 from the rounded
+ * inputs (its numerics are the fp32 backward's, attn.h "Numerics"); dq, dk,
+ * dv are rounded once.
+ * Tensors of a type other than fp32 that the fp32 kernels read (inputs
+ * outside the fast path, o in the backward) are converted once,
  * in blocks, into the workspace, which is why the workspace size depends
  * on the views' types: query it with the _typed_workspace_size functions. */
 typedef struct attn_tview {

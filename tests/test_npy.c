@@ -4,6 +4,7 @@
  * and malformed files with their specific errors. */
 #include "core/core.h"
 #include "io/half.h"
+#include "io/npy.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -289,6 +290,61 @@ static void test_malformed(void) {
     expect("empty file", (buf){ (unsigned char *)calloc(1, 1), 0 }, ATTN_ERR_FORMAT, "truncated");
 }
 
+/* attn__npy_read_i64 (io/npy.h): integer dtypes, integral floats; the public reader stays float-only */
+static void expect_i64(const char *what, buf b, attn_status want, int64_t n, const int64_t *vals) {
+    attn_npy_i64 a;
+    memset(&a, 0x5a, sizeof a);
+    attn_npy_i64 before = a;
+    attn_status s = attn__npy_read_i64_memory(b.p, b.n, &a);
+    CHECK(s == want, "%s: status %d (%s), expected %d", what, (int)s, attn_last_error(), (int)want);
+    if (s == ATTN_OK) {
+        CHECK(a.numel == n, "%s: numel %lld, expected %lld", what, (long long)a.numel, (long long)n);
+        for (int64_t i = 0; i < n && i < a.numel; i++)
+            CHECK(a.data[i] == vals[i], "%s: [%lld] = %lld, expected %lld", what, (long long)i, (long long)a.data[i],
+                  (long long)vals[i]);
+        attn__npy_i64_free(&a);
+    } else {
+        CHECK(memcmp(&a, &before, sizeof a) == 0, "%s: output written on error", what);
+    }
+    char path[512];
+    tmp_path(path, sizeof path, "case_i64.npy");
+    write_file(path, b.p, b.n);
+    s = attn__npy_read_i64(path, &a);
+    CHECK(s == want, "%s (file): status %d (%s), expected %d", what, (int)s, attn_last_error(), (int)want);
+    if (s == ATTN_OK) attn__npy_i64_free(&a);
+    free(b.p);
+}
+
+static void test_i64(void) {
+    const unsigned char i1[3] = { 0xff, 0x7f, 0x80 };
+    const int64_t v_i1[3] = { -1, 127, -128 };
+    expect_i64("i1", mk(1, "{'descr': '|i1', 'fortran_order': False, 'shape': (3,), }", i1, 3), ATTN_OK, 3, v_i1);
+    const unsigned char u2[4] = { 0xff, 0xff, 0x01, 0x00 };
+    const int64_t v_u2[2] = { 65535, 1 };
+    expect_i64("u2", mk(1, "{'descr': '<u2', 'fortran_order': False, 'shape': (1, 2), }", u2, 4), ATTN_OK, 2, v_u2);
+    const unsigned char i4be[4] = { 0xff, 0xff, 0xff, 0xfe };
+    const int64_t v_i4[1] = { -2 };
+    expect_i64("i4 big-endian", mk(1, "{'descr': '>i4', 'fortran_order': False, 'shape': (1,), }", i4be, 4), ATTN_OK, 1,
+               v_i4);
+    const unsigned char i8[8] = { 0, 0, 0, 0, 0, 0, 0, 0x80 };
+    const int64_t v_i8[1] = { INT64_MIN };
+    expect_i64("i8 min", mk(1, "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", i8, 8), ATTN_OK, 1, v_i8);
+    expect_i64("u8 above 2^63 - 1", mk(1, "{'descr': '<u8', 'fortran_order': False, 'shape': (1,), }", i8, 8),
+               ATTN_ERR_DTYPE, 0, NULL);
+    const float f4[2] = { 3.0f, 2.5f };
+    expect_i64("f4 not integral", mk(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", f4, 8),
+               ATTN_ERR_DTYPE, 0, NULL);
+    const double f8[2] = { -7.0, 4096.0 };
+    const int64_t v_f8[2] = { -7, 4096 };
+    expect_i64("f8 integral", mk(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", f8, 16), ATTN_OK, 2,
+               v_f8);
+    expect_i64("i3", mk(1, "{'descr': '<i3', 'fortran_order': False, 'shape': (1,), }", i1, 3), ATTN_ERR_DTYPE, 0, NULL);
+    expect_i64("i8 short data", mk(1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", i8, 8),
+               ATTN_ERR_FORMAT, 0, NULL);
+    expect("public reader: i8 refused", mk(1, "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", i8, 8),
+           ATTN_ERR_DTYPE, "float16/32/64 only");
+}
+
 int main(void) {
     const char *t = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/attn_test_npy_XXXXXX", t && *t ? t : "/tmp");
@@ -297,6 +353,7 @@ int main(void) {
     test_round_trips();
     test_variants();
     test_malformed();
+    test_i64();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -14,9 +14,14 @@
  * where naive, floor are test_sdpa_parity's fp32 yardstick and floor on the
  * rounded inputs (the computation is fp32's), u_out the unit roundoff of the
  * output's type (2^-8 BF16, 2^-11 F16, 0 F32) plus half its subnormal
- * spacing (2^-25 for F16: outputs below 2^-14 round absolutely), and fast = 2^-8 * cond_o for
- * o in the bf16 fast path (P rounded to bf16: |sum_j (p~ - p) v| <= 2^-8
- * sum_j p |v|). Also: inputs unchanged, nothing written outside output
+ * spacing (2^-25 for F16: outputs below 2^-14 round absolutely), and
+ * "fast", the bf16 fast path's own rounding (cond: sc_ref_cond's sums):
+ *   o  2^-8 cond_o   (P rounded to bf16: |sum_j (p~ - p) v| <= 2^-8 sum_j p |v|)
+ * and, when the backward takes the fast path too (dO BF16, Dv even):
+ *   dv 2^-8 cond_dv  (P rounded: <= 2^-8 sum_i P |dO|)
+ *   dk 2^-8 cond_dk  (dS rounded: <= 2^-8 sum_i |dS| |q|, |dS| <= |scale| P (|dO||v| + |dO||o|))
+ *   dq 2^-16 cond_dq (dS as a bf16 pair hi + lo: lo's rounding, 2^-8 of 2^-8 |dS|).
+ * Also: inputs unchanged, nothing written outside output
  * views, bit-identical results at 1 and 3 threads, and bad dtypes refused.
  *
  * Usage: test_sdpa_typed [configs [seed]]; ATTN_TEST_SCALE scales the count. */
@@ -207,7 +212,7 @@ int main(int argc, char **argv) {
     tu_rng r = {seed};
     static const char *names[5] = {"o", "lse", "dq", "dk", "dv"};
     double worst[ATTN_ISA_COUNT][5] = {{0}};
-    int64_t nfast = 0, ntypes[3] = {0};
+    int64_t nfast = 0, nfast_bwd = 0, ntypes[3] = {0};
     for (int64_t n = 0; n < count; n++) {
         g.force = 1u << (n % 12);
         sc_case c;
@@ -243,7 +248,13 @@ int main(int argc, char **argv) {
         for (int ii = 0; ii < nisa; ii++) {
             attn_isa_set(isas[ii]);
             const int fast = fast_shape && isas[ii] == ATTN_ISA_AVX512 && attn__cpu()->avx512bf16;
+            const int64_t Dv = c.d.head_dim_v ? c.d.head_dim_v : c.d.head_dim;
+            const int fast_bwd = fast && dt[T_DO] == ATTN_DTYPE_BF16 && Dv % 2 == 0;
+            /* fast-path rounding terms per output (header comment) */
+            const double fast_term[5] = {fast ? 0x1p-8 * cond[0] : 0.0, 0.0, fast_bwd ? 0x1p-16 * cond[2] : 0.0,
+                                         fast_bwd ? 0x1p-8 * cond[3] : 0.0, fast_bwd ? 0x1p-8 * cond[4] : 0.0};
             nfast += fast;
+            nfast_bwd += fast_bwd;
             attn_status st = run(&c, w, got[1], 1 + (int)(n % 2), n % 7 == 3);
             if (st == ATTN_ERR_ALIAS && c.layout_out == SC_PACKED) {
                 /* fp32 path also refuses interleaved packed outputs in bwd */
@@ -265,7 +276,7 @@ int main(int argc, char **argv) {
             for (int x = 0; x < nout; x++) {
                 sc_err e = sc_err_f(ref[x], got[x], cnt[x]);
                 double bound = 2.0 * en[x].max_abs + 1e-6 * cond[x] + 1e-7 * condA[x] + 1e-30 +
-                               unit_roundoff(otype[x]) * e.scale + half_subnormal(otype[x]) + (x == 0 && fast ? 0x1p-8 * cond[0] : 0.0);
+                               unit_roundoff(otype[x]) * e.scale + half_subnormal(otype[x]) + fast_term[x];
                 double ratio = e.max_abs / bound;
                 if (!(ratio <= worst[isas[ii]][x])) worst[isas[ii]][x] = ratio;
                 CHECK(e.bad_nonfinite == 0 && e.max_abs <= bound,
@@ -293,8 +304,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 8; i++) twin_free(&w[i]);
         sc_case_free(&c);
     }
-    printf("tensors by type: f32 %lld, f16 %lld, bf16 %lld; bf16 fast-path calls %lld\n", (long long)ntypes[0],
-           (long long)ntypes[1], (long long)ntypes[2], (long long)nfast);
+    printf("tensors by type: f32 %lld, f16 %lld, bf16 %lld; bf16 fast-path calls %lld (backward fast too %lld)\n",
+           (long long)ntypes[0], (long long)ntypes[1], (long long)ntypes[2], (long long)nfast, (long long)nfast_bwd);
     for (int ii = 0; ii < nisa; ii++) {
         printf("[%s] worst err / bound:", attn_isa_name(isas[ii]));
         for (int x = 0; x < 5; x++) printf(" %s=%.3f", names[x], worst[isas[ii]][x]);

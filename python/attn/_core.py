@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from . import _lib
-from ._lib import Dims, SdpaOpts, View
+from ._lib import Dims, SdpaOpts, TView, View
 
 _MASK_NONE, _MASK_BOOL, _MASK_ADD = 0, 1, 2
 _ALIGN = {"top_left": 0, "bottom_right": 1, 0: 0, 1: 1}
@@ -74,23 +74,38 @@ def make_opts(causal=False, align="top_left", scale=None, key_lens=None, window=
     return o
 
 
+def _call(name, size_args, args):
+    """lib.<name>(*args, workspace, bytes) on the thread's workspace, of the size that
+    lib.<name>_workspace_size(*size_args) asks for; raises on a non-zero status."""
+    lib = _lib.lib
+    need = getattr(lib, name + "_workspace_size")(*size_args)
+    st = getattr(lib, name)(*args, _ws.get(need), need)
+    if st != 0:
+        _lib.raise_for(st, name)
+
+
 def fwd(dims, q, k, v, o, lse_ptr, opts):
     """attn_sdpa_fwd with the thread's workspace. q..o are View structs."""
-    lib = _lib.lib
     pd, po = ctypes.byref(dims), ctypes.byref(opts)
-    need = lib.attn_sdpa_fwd_workspace_size(pd, po)
-    st = lib.attn_sdpa_fwd(pd, q, k, v, o, lse_ptr, po, _ws.get(need), need)
-    if st != 0:
-        _lib.raise_for(st, "attn_sdpa_fwd")
+    _call("attn_sdpa_fwd", (pd, po), (pd, q, k, v, o, lse_ptr, po))
 
 
 def bwd(dims, q, k, v, o, do, lse_ptr, dq, dk, dv, opts):
-    lib = _lib.lib
     pd, po = ctypes.byref(dims), ctypes.byref(opts)
-    need = lib.attn_sdpa_bwd_workspace_size(pd, po)
-    st = lib.attn_sdpa_bwd(pd, q, k, v, o, do, lse_ptr, dq, dk, dv, po, _ws.get(need), need)
-    if st != 0:
-        _lib.raise_for(st, "attn_sdpa_bwd")
+    _call("attn_sdpa_bwd", (pd, po), (pd, q, k, v, o, do, lse_ptr, dq, dk, dv, po))
+
+
+def fwd_typed(dims, q, k, v, o, lse_ptr, opts):
+    """attn_sdpa_fwd_typed with the thread's workspace. q..o are TView structs (any mix of
+    F32 / BF16 / F16); lse is fp32."""
+    pd, po = ctypes.byref(dims), ctypes.byref(opts)
+    _call("attn_sdpa_fwd_typed", (pd, q, k, v, o, po), (pd, q, k, v, o, lse_ptr, po))
+
+
+def bwd_typed(dims, q, k, v, o, do, lse_ptr, dq, dk, dv, opts):
+    pd, po = ctypes.byref(dims), ctypes.byref(opts)
+    _call("attn_sdpa_bwd_typed", (pd, q, k, v, o, do, dq, dk, dv, po),
+          (pd, q, k, v, o, do, lse_ptr, dq, dk, dv, po))
 
 
 def dims(B, Sq, Sk, Hq, Hkv, D, Dv):
@@ -101,11 +116,17 @@ def view(ptr, sb, ss, sh):
     return View(ptr, sb, ss, sh)
 
 
+def tview(ptr, sb, ss, sh, dtype):
+    return TView(ptr, sb, ss, sh, dtype)
+
+
 class _Views(threading.local):
-    """Per-thread View structs reused by the cached fast path (passed by value: a call copies them)."""
+    """Per-thread View / TView structs reused by the cached fast path (passed by value: a call
+    copies them)."""
 
     def __init__(self):
         self.v = [View() for _ in range(4)]
+        self.t = [TView() for _ in range(4)]
 
 
 _views = _Views()
@@ -113,23 +134,35 @@ _views = _Views()
 
 class Plan:
     """A validated forward call without pointer-valued options (the decode / hot path):
-    dims, opts and workspace size computed once per (shapes, strides, options) key; a call
-    then only fills the four data pointers."""
-    __slots__ = ("dims", "opts", "need", "strides", "oshape", "lshape")
+    dims, opts and workspace size computed once per (shapes, strides, dtypes, options) key; a
+    call then only fills the four data pointers. dtypes: None (fp32: attn_sdpa_fwd), or the
+    attn_dtype of q, k, v, o (attn_sdpa_fwd_typed)."""
+    __slots__ = ("dims", "opts", "need", "strides", "dtypes", "oshape", "lshape")
 
-    def __init__(self, dims, opts, strides):
-        self.dims, self.opts, self.strides = dims, opts, strides
-        self.need = _lib.lib.attn_sdpa_fwd_workspace_size(ctypes.byref(dims), ctypes.byref(opts))
+    def __init__(self, dims, opts, strides, dtypes=None):
+        self.dims, self.opts, self.strides, self.dtypes = dims, opts, strides, dtypes
+        pd, po = ctypes.byref(dims), ctypes.byref(opts)
+        if dtypes is None:
+            self.need = _lib.lib.attn_sdpa_fwd_workspace_size(pd, po)
+        else:  # the typed size depends on the views' types and strides, not on the data
+            tv = [TView(None, *s, t) for s, t in zip(strides, dtypes)]
+            self.need = _lib.lib.attn_sdpa_fwd_typed_workspace_size(pd, tv[0], tv[1], tv[2], tv[3], po)
 
     def run(self, pq, pk, pv, po, plse):
-        vs = _views.v
+        typed = self.dtypes is not None
+        vs = _views.t if typed else _views.v
         for view, p, s in zip(vs, (pq, pk, pv, po), self.strides):
             view.data = p
             view.stride_b, view.stride_s, view.stride_h = s
-        st = _lib.lib.attn_sdpa_fwd(ctypes.byref(self.dims), vs[0], vs[1], vs[2], vs[3], plse,
-                                    ctypes.byref(self.opts), _ws.get(self.need), self.need)
+        if typed:
+            for view, t in zip(vs, self.dtypes):
+                view.dtype = t
+        f, name = ((_lib.lib.attn_sdpa_fwd_typed, "attn_sdpa_fwd_typed") if typed
+                   else (_lib.lib.attn_sdpa_fwd, "attn_sdpa_fwd"))
+        st = f(ctypes.byref(self.dims), vs[0], vs[1], vs[2], vs[3], plse, ctypes.byref(self.opts),
+               _ws.get(self.need), self.need)
         if st != 0:
-            _lib.raise_for(st, "attn_sdpa_fwd")
+            _lib.raise_for(st, name)
 
 
 class PlanCache:

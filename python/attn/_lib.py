@@ -45,6 +45,14 @@ class View(ctypes.Structure):  # attn_view (frozen): (B, S, H, D) element stride
     _fields_ = [("data", c_vp), ("stride_b", c_i64), ("stride_s", c_i64), ("stride_h", c_i64)]
 
 
+class TView(ctypes.Structure):  # attn_tview (frozen): attn_view + its element type (attn_dtype)
+    _fields_ = [("data", c_vp), ("stride_b", c_i64), ("stride_s", c_i64), ("stride_h", c_i64),
+                ("dtype", c_int)]
+
+
+DTYPE_F32, DTYPE_F16, DTYPE_BF16 = 0, 1, 2  # attn_dtype values the typed sdpa calls take
+
+
 class Dims(ctypes.Structure):  # attn_sdpa_dims (frozen)
     _fields_ = [("batch", c_i64), ("seq_q", c_i64), ("seq_k", c_i64), ("heads_q", c_i64),
                 ("heads_kv", c_i64), ("head_dim", c_i64), ("head_dim_v", c_i64)]
@@ -126,6 +134,12 @@ _DECLS = {
     "attn_sdpa_fwd": (c_int, [_P(Dims), View, View, View, View, c_vp, _P(SdpaOpts), c_vp, c_size]),
     "attn_sdpa_bwd": (c_int, [_P(Dims), View, View, View, View, View, c_vp, View, View, View,
                               _P(SdpaOpts), c_vp, c_size]),
+    "attn_sdpa_fwd_typed_workspace_size": (c_size, [_P(Dims), TView, TView, TView, TView, _P(SdpaOpts)]),
+    "attn_sdpa_bwd_typed_workspace_size": (c_size, [_P(Dims), TView, TView, TView, TView, TView, TView, TView,
+                                                    TView, _P(SdpaOpts)]),
+    "attn_sdpa_fwd_typed": (c_int, [_P(Dims), TView, TView, TView, TView, c_vp, _P(SdpaOpts), c_vp, c_size]),
+    "attn_sdpa_bwd_typed": (c_int, [_P(Dims), TView, TView, TView, TView, TView, c_vp, TView, TView, TView,
+                                    _P(SdpaOpts), c_vp, c_size]),
     "attn_rope_config_init_size": (c_int, [_P(RopeConfig), c_size]),
     "attn_rope_fwd": (c_int, [_P(RopeConfig), c_i64, c_i64, c_i64, c_i64, View, c_vp, c_i64, View]),
     "attn_rope_bwd": (c_int, [_P(RopeConfig), c_i64, c_i64, c_i64, c_i64, View, c_vp, c_i64, View]),

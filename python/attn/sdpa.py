@@ -1,36 +1,49 @@
 # SPDX-License-Identifier: MIT
-"""NumPy front end of attn_sdpa_fwd / attn_sdpa_bwd.
+"""NumPy front end of attn_sdpa_fwd / attn_sdpa_bwd (and their _typed forms for float16).
 
-Arrays are (B, S, H, D) float32 (varlen: packed (T, H, D) with cu_seqlens_q/k). They are
-passed to the library by pointer and element strides, with no copy. An array that is not
-float32, whose innermost (D) stride is not 1 element, or whose strides are negative or not
-a multiple of 4 bytes is copied once into a contiguous float32 array (the only copies).
+Arrays are (B, S, H, D) float32 (varlen: packed (T, H, D) with cu_seqlens_q/k), or float16
+when q, k and v all are float16 arrays (then attn_sdpa_fwd_typed / _bwd_typed run on them
+and o, dq, dk, dv are float16; lse stays float32). They are passed to the library by pointer
+and element strides, with no copy. An array that is not of the call's dtype, whose innermost
+(D) stride is not 1 element, or whose strides are negative or not a multiple of the element
+size is copied once into a contiguous array of the call's dtype (the only copies).
 """
 import numpy as np
 
 from . import _core
+from ._lib import DTYPE_F16, DTYPE_F32
 
 _F32 = np.dtype(np.float32)
+_F16 = np.dtype(np.float16)
+_ATTN_DTYPE = {_F32: DTYPE_F32, _F16: DTYPE_F16}
 _plans = _core.PlanCache()
 
 
-def _f32(a, name, ndim):
-    """(array kept alive, element strides) of a float32 array with unit inner stride."""
+def _arr(a, name, ndim, dtype):
+    """(array kept alive, element strides) of an array of `dtype` with unit inner stride."""
     a = np.asarray(a)
     if a.ndim != ndim:
         raise ValueError("%s must have %d dimensions ((B, S, H, D), or (T, H, D) for varlen), got "
                          "shape %s" % (name, ndim, a.shape))
-    st = a.strides
-    if (a.dtype != _F32 or any(s < 0 or s % 4 for s in st)
-            or (a.shape[-1] > 1 and st[-1] != 4)):
-        a = np.ascontiguousarray(a, dtype=np.float32)  # the one documented copy
+    st, isz = a.strides, dtype.itemsize
+    if (a.dtype != dtype or any(s < 0 or s % isz for s in st)
+            or (a.shape[-1] > 1 and st[-1] != isz)):
+        a = np.ascontiguousarray(a, dtype=dtype)  # the one documented copy
         st = a.strides
-    return a, tuple(s // 4 for s in st)
+    return a, tuple(s // isz for s in st)
 
 
-def _view(a, es):
+def _call_dtype(q, k, v):
+    """float16 when q, k and v all are float16 arrays (the typed path), else float32."""
+    return _F16 if all(getattr(x, "dtype", None) == _F16 for x in (q, k, v)) else _F32
+
+
+def _view(a, es, typed=False):
+    """attn_view of a float32 array, or with typed=True attn_tview of a float32 / float16 one."""
     if len(es) == 3:  # varlen packed (T, H, D): batch stride unused
-        return _core.view(a.ctypes.data, 0, es[0], es[1])
+        es = (0,) + tuple(es[:2])
+    if typed:
+        return _core.tview(a.ctypes.data, es[0], es[1], es[2], _ATTN_DTYPE[a.dtype])
     return _core.view(a.ctypes.data, es[0], es[1], es[2])
 
 
@@ -73,7 +86,8 @@ def _prepare(q, k, v, causal, align, scale, key_lens, window, alibi_slopes, soft
              cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed, bwd_fast=False, q_pos_offset=0):
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     nd = 3 if varlen else 4
-    (q, qs), (k, ks), (v, vs) = _f32(q, "q", nd), _f32(k, "k", nd), _f32(v, "v", nd)
+    dt = _call_dtype(q, k, v)
+    (q, qs), (k, ks), (v, vs) = _arr(q, "q", nd, dt), _arr(k, "k", nd, dt), _arr(v, "v", nd, dt)
     keep = [q, k, v]
     if varlen:
         if cu_seqlens_q is None or cu_seqlens_k is None:
@@ -117,12 +131,13 @@ def _lse_shape(dims, varlen):
     return (dims.heads_q, dims.seq_q) if varlen else (dims.batch, dims.heads_q, dims.seq_q)
 
 
-def _out(out, shape, name):
+def _out(out, shape, name, dtype=_F32):
     if out is None:
-        return np.empty(shape, dtype=np.float32)
-    if not isinstance(out, np.ndarray) or out.dtype != _F32 or out.shape != shape:
-        raise ValueError("%s must be a float32 array of shape %s" % (name, shape))
-    if shape and shape[-1] > 1 and out.strides[-1] != 4 or any(s < 0 or s % 4 for s in out.strides):
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray) or out.dtype != dtype or out.shape != shape:
+        raise ValueError("%s must be a %s array of shape %s" % (name, dtype, shape))
+    isz = dtype.itemsize
+    if shape and shape[-1] > 1 and out.strides[-1] != isz or any(s < 0 or s % isz for s in out.strides):
         raise ValueError("%s must have unit inner stride and nonnegative strides (it is written in place)" % name)
     return out
 
@@ -141,7 +156,9 @@ def sdpa(q, k, v, *, causal=False, align="top_left", scale=None, key_lens=None, 
     (a chunk of queries at global positions against a chunk of keys; attn.h "position model").
     Returns (o, lse): o (B, Sq, Hq, Dv) (varlen (T, Hq, Dv)), lse (B, Hq, Sq) (varlen (Hq, T)),
     or o alone with return_lse=False (the inference path; lse is not computed).
-    out / lse_out: arrays to write into (float32, unit inner stride), returned as given.
+    out / lse_out: arrays to write into (unit inner stride), returned as given.
+    dtypes: float32; or q, k, v all float16: attn_sdpa_fwd_typed reads them in place and o
+    (and out=) is float16, lse float32. Any other mix is copied to float32 (as any dtype is).
     """
     key = None
     if (key_lens is None and alibi_slopes is None and mask is None and cu_seqlens_q is None
@@ -152,7 +169,8 @@ def sdpa(q, k, v, *, causal=False, align="top_left", scale=None, key_lens=None, 
                dropout_p, dropout_seed, q_pos_offset, return_lse, None if out is None else out.strides)
         plan = _plans.get(key)
         if plan is not None:  # hot path: everything but the data pointers validated before
-            o = np.empty(plan.oshape, np.float32) if out is None else _out(out, plan.oshape, "out")
+            odt = _F32 if plan.dtypes is None else _F16
+            o = np.empty(plan.oshape, odt) if out is None else _out(out, plan.oshape, "out", odt)
             lse = None
             if return_lse:
                 lse = np.empty(plan.lshape, np.float32) if lse_out is None else _lse_out(lse_out, plan.lshape)
@@ -164,15 +182,18 @@ def sdpa(q, k, v, *, causal=False, align="top_left", scale=None, key_lens=None, 
         q, k, v, causal, align, scale, key_lens, window, alibi_slopes, softcap, mask,
         cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed, False, q_pos_offset)
     oshape = q.shape[:-1][:-1] + (dims.heads_q, dims.head_dim_v)
-    o = _out(out, oshape, "out")
+    typed = q.dtype == _F16
+    o = _out(out, oshape, "out", q.dtype)
     lse = None
     if return_lse:
         lse = np.empty(_lse_shape(dims, varlen), np.float32) if lse_out is None else \
             _lse_out(lse_out, _lse_shape(dims, varlen))
-    _core.fwd(dims, _view(q, qs), _view(k, ks), _view(v, vs), _view(o, _estr(o)),
-              None if lse is None else lse.ctypes.data, opts)
+    (_core.fwd_typed if typed else _core.fwd)(
+        dims, _view(q, qs, typed), _view(k, ks, typed), _view(v, vs, typed), _view(o, _estr(o), typed),
+        None if lse is None else lse.ctypes.data, opts)
     if key is not None and q is q0 and k is k0 and v is v0:  # succeeded without a copy: cache it
-        plan = _core.Plan(dims, opts, (qs[:3], ks[:3], vs[:3], _estr(o)[:3]))
+        plan = _core.Plan(dims, opts, (qs[:3], ks[:3], vs[:3], _estr(o)[:3]),
+                          (DTYPE_F16,) * 4 if typed else None)
         plan.oshape, plan.lshape = oshape, _lse_shape(dims, varlen)
         _plans.put(key, plan)
     return (o, lse) if return_lse else o
@@ -186,7 +207,7 @@ def _lse_out(lse_out, shape):
 
 
 def _estr(a):
-    return tuple(s // 4 for s in a.strides)
+    return tuple(s // a.itemsize for s in a.strides)
 
 
 def sdpa_backward(q, k, v, o, do, lse, *, causal=False, align="top_left", scale=None, key_lens=None,
@@ -196,18 +217,28 @@ def sdpa_backward(q, k, v, o, do, lse, *, causal=False, align="top_left", scale=
     gradient do (same shape as o). Pass the same options as to the forward.
     bwd_fast=True: skip the backward's row-statistics pass (~25-30% faster; FlashAttention-2's
     numerics: exact cases stay exact, the error bound is not met at large |lse| or in peaked
-    rows; attn.h "Numerics")."""
+    rows; attn.h "Numerics").
+    dtypes: as sdpa. With q, k, v float16, o and do are read as they are when float16 or
+    float32 (else copied to float16) and dq, dk, dv are float16 (attn_sdpa_bwd_typed)."""
     dims, opts, (q, qs), (k, ks), (v, vs), keep, varlen = _prepare(
         q, k, v, causal, align, scale, key_lens, window, alibi_slopes, softcap, mask,
         cu_seqlens_q, cu_seqlens_k, dropout_p, dropout_seed, bwd_fast, q_pos_offset)
     nd = 3 if varlen else 4
-    (o, os_), (do, ds) = _f32(o, "o", nd), _f32(do, "do", nd)
+    typed = q.dtype == _F16
+
+    def grad_input(a, name):
+        dt = a.dtype if typed and getattr(a, "dtype", None) in (_F16, _F32) else q.dtype
+        return _arr(a, name, nd, dt)
+
+    (o, os_), (do, ds) = grad_input(o, "o"), grad_input(do, "do")
     lse = np.ascontiguousarray(lse, dtype=np.float32)
     if lse.shape != _lse_shape(dims, varlen):
         raise ValueError("lse must have shape %s, got %s" % (_lse_shape(dims, varlen), lse.shape))
-    dq = np.empty(q.shape, np.float32)
-    dk = np.empty(k.shape, np.float32)
-    dv = np.empty(v.shape, np.float32)
-    _core.bwd(dims, _view(q, qs), _view(k, ks), _view(v, vs), _view(o, os_), _view(do, ds),
-              lse.ctypes.data, _view(dq, _estr(dq)), _view(dk, _estr(dk)), _view(dv, _estr(dv)), opts)
+    dq = np.empty(q.shape, q.dtype)  # gradients in the inputs' dtype
+    dk = np.empty(k.shape, q.dtype)
+    dv = np.empty(v.shape, q.dtype)
+    (_core.bwd_typed if typed else _core.bwd)(
+        dims, _view(q, qs, typed), _view(k, ks, typed), _view(v, vs, typed), _view(o, os_, typed),
+        _view(do, ds, typed), lse.ctypes.data, _view(dq, _estr(dq), typed), _view(dk, _estr(dk), typed),
+        _view(dv, _estr(dv), typed), opts)
     return dq, dk, dv

@@ -3,10 +3,12 @@
 
 scaled_dot_product_attention: torch.nn.functional.scaled_dot_product_attention's signature and
 semantics ((B, H, L, E) layout, is_causal top-left, attn_mask bool (True = attend) or float
-(added), enable_gqa, scale, dropout_p) on attn's kernels, as an autograd.Function. float32 CPU
-tensors of any strides are passed by pointer and strides; a tensor whose last dimension is not
-contiguous, or whose strides are negative, is copied once. Outputs are (B, L, H, Ev) buffers
-returned as (B, H, L, Ev) views, as torch's own CPU flash kernel does.
+(added), enable_gqa, scale, dropout_p) on attn's kernels, as an autograd.Function. float32,
+bfloat16 or float16 CPU tensors (q, k, v of one dtype) of any strides are passed by pointer and
+strides (bf16 / f16 to attn_sdpa_fwd_typed / _bwd_typed, never widened here); a tensor whose
+last dimension is not contiguous, or whose strides are negative, is copied once (same dtype).
+Outputs and gradients have the inputs' dtype (lse, kept for the backward, is fp32). They are
+(B, L, H, Ev) buffers returned as (B, H, L, Ev) views, as torch's own CPU flash kernel does.
 Differences from torch: a query row that sees no key gives 0 (torch: NaN); dropout draws
 attn's counter-based RNG (seeded from torch's generator, so torch.manual_seed makes it
 reproducible) — not torch's masks; no gradient flows to a float attn_mask.
@@ -25,19 +27,22 @@ from torch import nn
 
 from . import _core
 from . import rope_block as _rope
+from . import _lib
 from ._lib import AttnError  # noqa: F401  (raised by every call)
 
 __all__ = ["scaled_dot_product_attention", "rope", "MultiheadAttention", "AttnError"]
 
 _BOOL, _ADD = _core._MASK_BOOL, _core._MASK_ADD
 _plans = _core.PlanCache()  # inference calls without mask / dropout: validated once per shape
+# torch dtype -> attn_dtype (fp32 takes attn_sdpa_fwd / _bwd; the others the _typed calls)
+_DTYPES = {torch.float32: _lib.DTYPE_F32, torch.bfloat16: _lib.DTYPE_BF16, torch.float16: _lib.DTYPE_F16}
 
 
 def _check(t, name):
     if not isinstance(t, torch.Tensor):
         raise TypeError("%s must be a torch.Tensor" % name)
-    if t.device.type != "cpu" or t.dtype != torch.float32:
-        raise TypeError("attn.torch: %s must be a float32 CPU tensor, got %s on %s"
+    if t.device.type != "cpu" or t.dtype not in _DTYPES:
+        raise TypeError("attn.torch: %s must be a float32, bfloat16 or float16 CPU tensor, got %s on %s"
                         % (name, t.dtype, t.device))
     if t.dim() != 4:
         raise ValueError("attn.torch: %s must be (B, H, L, E), got shape %s" % (name, tuple(t.shape)))
@@ -52,14 +57,38 @@ def _strided(t):
 
 
 def _view_bhsd(t):
-    """attn_view (B, S, H, D) of a (B, H, S, D) tensor: no copy, strides as they are."""
+    """attn_view (B, S, H, D) of a (B, H, S, D) float32 tensor: no copy, strides as they are."""
     sb, sh, ss, _ = t.stride()
     return _core.view(t.data_ptr(), sb, ss, sh)
 
 
-def _empty_bhsd(B, H, S, D):
+def _tview_bhsd(t):
+    """attn_tview (B, S, H, D) of a (B, H, S, D) tensor of any of _DTYPES: no copy."""
+    sb, sh, ss, _ = t.stride()
+    return _core.tview(t.data_ptr(), sb, ss, sh, _DTYPES[t.dtype])
+
+
+def _empty_bhsd(B, H, S, D, dtype):
     """A (B, S, H, D) buffer seen as (B, H, S, D)."""
-    return torch.empty((B, S, H, D), dtype=torch.float32).transpose(1, 2)
+    return torch.empty((B, S, H, D), dtype=dtype).transpose(1, 2)
+
+
+def _fwd(dims, q, k, v, o, lse, opts):
+    """o = sdpa(q, k, v): attn_sdpa_fwd for fp32 tensors, attn_sdpa_fwd_typed otherwise."""
+    if q.dtype == torch.float32:
+        _core.fwd(dims, *[_view_bhsd(t) for t in (q, k, v, o)], lse, opts)
+    else:
+        _core.fwd_typed(dims, *[_tview_bhsd(t) for t in (q, k, v, o)], lse, opts)
+
+
+def _bwd(dims, q, k, v, o, do, lse, dq, dk, dv, opts):
+    ts = (q, k, v, o, do)
+    if all(t.dtype == torch.float32 for t in ts):
+        vs = [_view_bhsd(t) for t in ts + (dq, dk, dv)]
+        _core.bwd(dims, *vs[:5], lse, *vs[5:], opts)
+    else:
+        vs = [_tview_bhsd(t) for t in ts + (dq, dk, dv)]
+        _core.bwd_typed(dims, *vs[:5], lse, *vs[5:], opts)
 
 
 def _mask_opt(attn_mask, B, H, L, S):
@@ -105,14 +134,14 @@ class _SDPA(torch.autograd.Function):
         opts = _core.make_opts(causal=is_causal, scale=scale, mask=mopt, dropout_p=dropout_p,
                                dropout_seed=seed)
         dims = _core.dims(B, L, S, Hq, Hkv, E, Ev)
-        o = _empty_bhsd(B, Hq, L, Ev)
+        o = _empty_bhsd(B, Hq, L, Ev, q.dtype)
         need_grad = any(ctx.needs_input_grad[:3])
-        lse = torch.empty((B, Hq, L), dtype=torch.float32) if need_grad else None
-        _core.fwd(dims, _view_bhsd(q), _view_bhsd(k), _view_bhsd(v), _view_bhsd(o),
-                  None if lse is None else lse.data_ptr(), opts)
+        lse = torch.empty((B, Hq, L), dtype=torch.float32) if need_grad else None  # fp32 for every dtype
+        _fwd(dims, q, k, v, o, None if lse is None else lse.data_ptr(), opts)
         if ctx.plan_key is not None and not need_grad and m is None and not dropout_p:
             views = [_view_bhsd(t) for t in (q, k, v, o)]
-            plan = _core.Plan(dims, opts, [(x.stride_b, x.stride_s, x.stride_h) for x in views])
+            dtypes = None if q.dtype == torch.float32 else tuple(_DTYPES[t.dtype] for t in (q, k, v, o))
+            plan = _core.Plan(dims, opts, [(x.stride_b, x.stride_s, x.stride_h) for x in views], dtypes)
             plan.oshape = (B, L, Hq, Ev)
             _plans.put(ctx.plan_key, plan)
         if need_grad:
@@ -125,14 +154,14 @@ class _SDPA(torch.autograd.Function):
     def backward(ctx, do):
         q, k, v, o, lse = ctx.saved_tensors
         m, dims, (is_causal, scale, mopt, dropout_p, seed) = ctx.keep
-        do = _strided(do)
+        do = _strided(do if do.dtype in _DTYPES else do.to(q.dtype))
         opts = _core.make_opts(causal=is_causal, scale=scale, mask=mopt, dropout_p=dropout_p,
                                dropout_seed=seed)
         B, Hq, L, E = q.shape
         Hkv, S, Ev = k.shape[1], k.shape[2], v.shape[3]
-        dq, dk, dv = _empty_bhsd(B, Hq, L, E), _empty_bhsd(B, Hkv, S, E), _empty_bhsd(B, Hkv, S, Ev)
-        _core.bwd(dims, _view_bhsd(q), _view_bhsd(k), _view_bhsd(v), _view_bhsd(o), _view_bhsd(do),
-                  lse.data_ptr(), _view_bhsd(dq), _view_bhsd(dk), _view_bhsd(dv), opts)
+        dt = q.dtype  # gradients in the inputs' dtype
+        dq, dk, dv = _empty_bhsd(B, Hq, L, E, dt), _empty_bhsd(B, Hkv, S, E, dt), _empty_bhsd(B, Hkv, S, Ev, dt)
+        _bwd(dims, q, k, v, o, do, lse.data_ptr(), dq, dk, dv, opts)
         return dq, dk, dv, None, None, None, None, None, None
 
 
@@ -140,7 +169,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                  scale=None, enable_gqa=False):
     """torch.nn.functional.scaled_dot_product_attention on attn's kernels (see the module doc).
     query (N, Hq, L, E), key (N, Hkv, S, E), value (N, Hkv, S, Ev) -> (N, Hq, L, Ev); 3-D
-    (N, L, E) inputs are taken as one head."""
+    (N, L, E) inputs are taken as one head. float32, bfloat16 or float16 (one dtype for all
+    three); the output and the gradients have that dtype."""
     if (attn_mask is None and not dropout_p and type(query) is torch.Tensor
             and not (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad
                                                   or value.requires_grad))):
@@ -148,7 +178,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                            key.dtype, key.device, value.shape, value.stride(), value.dtype, value.device,
                            is_causal, scale, enable_gqa))
         if plan is not None:  # inference hot path: validated before, no autograd node
-            o = torch.empty(plan.oshape, dtype=torch.float32)
+            o = torch.empty(plan.oshape, dtype=query.dtype)
             plan.run(query.data_ptr(), key.data_ptr(), value.data_ptr(), o.data_ptr(), None)
             return o.transpose(1, 2)
     squeeze = query.dim() == 3
@@ -158,6 +188,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             attn_mask = attn_mask.unsqueeze(1)
     for t, n in ((query, "query"), (key, "key"), (value, "value")):
         _check(t, n)
+    if not query.dtype == key.dtype == value.dtype:
+        raise TypeError("attn.torch: query, key and value must have one dtype, got %s, %s, %s (as torch)"
+                        % (query.dtype, key.dtype, value.dtype))
     if is_causal and attn_mask is not None:
         raise ValueError("attn.torch: explicit attn_mask should not be set when is_causal=True (as torch)")
     Hq, Hkv = query.shape[1], key.shape[1]

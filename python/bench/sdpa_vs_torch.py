@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: MIT
-"""attn.torch.scaled_dot_product_attention vs torch's own, in one process, fp32, N threads
-(both libraries set to the same count), and the Python overhead of a decode (Sq = 1) call.
+"""attn.torch.scaled_dot_product_attention vs torch's own, in one process, N threads (both
+libraries set to the same count), per dtype (fp32 / bf16 / f16: both given tensors of that
+dtype), and the Python overhead of a decode (Sq = 1) call.
 
-    python3 python/bench/sdpa_vs_torch.py [--threads 2] [--reps 5] [--quick]
+    python3 python/bench/sdpa_vs_torch.py [--threads 2] [--reps 5] [--quick] [--dtype f32,bf16]
+                                          [--models llama3-8b,gpt2] [--seqs 1024,2048] [--no-overhead]
 
 Calls alternate between the two implementations; each figure is the median of --reps.
-Prints one line per (model, S, causal, pass): ms for torch, ms for attn, and torch / attn."""
+Prints one line per (dtype, model, S, causal, pass): ms for torch, ms for attn, and
+torch / attn; with several dtypes, also attn's time in fp32 / its time in each other dtype."""
 import argparse
 import ctypes
 import statistics
@@ -20,6 +23,7 @@ import attn.torch as at
 from attn import _core, _lib
 
 SHAPES = {"llama3-8b": (32, 8, 128), "gpt2": (12, 12, 64)}
+DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 
 
 def timed(fn):
@@ -37,33 +41,64 @@ def pair(fa, fb, reps):
     return statistics.median(ta), statistics.median(tb)
 
 
-def bench_shapes(reps, seqs):
-    print("%-10s %5s %-6s %-8s %10s %10s %8s" % ("model", "S", "causal", "pass", "torch ms", "attn ms", "ratio"))
-    for model, (Hq, Hkv, D) in SHAPES.items():
+def bench_shapes(reps, seqs, dtypes=("f32",), models=tuple(SHAPES)):
+    """{(dtype, model, S, causal, pass): (torch s, attn s)}, printed row by row."""
+    print("%-5s %-10s %5s %-6s %-8s %10s %10s %8s" % ("dtype", "model", "S", "causal", "pass", "torch ms",
+                                                     "attn ms", "ratio"))
+    res = {}
+    for model in models:
+        Hq, Hkv, D = SHAPES[model]
         for S in seqs:
             for causal in (False, True):
-                q = torch.randn(1, Hq, S, D, requires_grad=True)
-                k = torch.randn(1, Hkv, S, D, requires_grad=True)
-                v = torch.randn(1, Hkv, S, D, requires_grad=True)
-                gqa = Hq != Hkv
-                do = torch.randn(1, Hq, S, D)
+                for dtn in dtypes:
+                    res.update(bench_row(reps, dtn, model, Hq, Hkv, D, S, causal))
+    return res
 
-                def fwd(f):
-                    def run():
-                        with torch.no_grad():
-                            f(q, k, v, is_causal=causal, enable_gqa=gqa)
-                    return run
 
-                def fwdbwd(f):
-                    def run():
-                        o = f(q, k, v, is_causal=causal, enable_gqa=gqa)
-                        torch.autograd.grad(o, (q, k, v), do)
-                    return run
+def bench_row(reps, dtn, model, Hq, Hkv, D, S, causal):
+    dt = DTYPES[dtn]
 
-                for name, mk in (("fwd", fwd), ("fwd+bwd", fwdbwd)):
-                    tt, ta = pair(mk(F.scaled_dot_product_attention), mk(at.scaled_dot_product_attention), reps)
-                    print("%-10s %5d %-6s %-8s %10.1f %10.1f %8.2f" % (model, S, causal, name, tt * 1e3,
-                                                                   ta * 1e3, tt / ta), flush=True)
+    def leaf(*shape):  # rounded to dt from N(0, 1), a leaf of dtype dt
+        return torch.randn(*shape).to(dt).requires_grad_(True)
+
+    q, k, v = leaf(1, Hq, S, D), leaf(1, Hkv, S, D), leaf(1, Hkv, S, D)
+    gqa = Hq != Hkv
+    do = torch.randn(1, Hq, S, D).to(dt)
+    out = {}
+
+    def fwd(f):
+        def run():
+            with torch.no_grad():
+                f(q, k, v, is_causal=causal, enable_gqa=gqa)
+        return run
+
+    def fwdbwd(f):
+        def run():
+            o = f(q, k, v, is_causal=causal, enable_gqa=gqa)
+            torch.autograd.grad(o, (q, k, v), do)
+        return run
+
+    for name, mk in (("fwd", fwd), ("fwd+bwd", fwdbwd)):
+        tt, ta = pair(mk(F.scaled_dot_product_attention), mk(at.scaled_dot_product_attention), reps)
+        print("%-5s %-10s %5d %-6s %-8s %10.1f %10.1f %8.2f" % (dtn, model, S, causal, name, tt * 1e3,
+                                                             ta * 1e3, tt / ta), flush=True)
+        out[(dtn, model, S, causal, name)] = (tt, ta)
+    return out
+
+
+def print_dtype_ratios(res, dtypes):
+    """attn fp32 ms / attn <dtype> ms per row (and torch's), from the same run."""
+    others = [d for d in dtypes if d != "f32"]
+    if "f32" not in dtypes or not others:
+        return
+    print("same run, fp32 time / reduced-precision time (> 1: the reduced dtype is faster):")
+    print("%-5s %-10s %5s %-6s %-8s %12s %12s" % ("dtype", "model", "S", "causal", "pass", "attn f32/x",
+                                                 "torch f32/x"))
+    for (dtn, model, S, causal, name), (tt, ta) in res.items():
+        if dtn == "f32":
+            continue
+        t32, a32 = res[("f32", model, S, causal, name)]
+        print("%-5s %-10s %5d %-6s %-8s %12.2f %12.2f" % (dtn, model, S, causal, name, a32 / ta, t32 / tt))
 
 
 def bench_overhead(n=20000, Sk=16):
@@ -126,15 +161,30 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="S 256 only, 2 reps")
     ap.add_argument("--overhead-only", action="store_true")
+    ap.add_argument("--no-overhead", action="store_true")
+    ap.add_argument("--dtype", default="f32", help="comma list of f32, bf16, f16")
+    ap.add_argument("--models", default=",".join(SHAPES), help="comma list of " + ", ".join(SHAPES))
+    ap.add_argument("--seqs", default="1024,2048")
     a = ap.parse_args()
+    dtypes = a.dtype.split(",")
+    models = a.models.split(",")
+    for d in dtypes:
+        if d not in DTYPES:
+            ap.error("--dtype: %r is not one of %s" % (d, ", ".join(DTYPES)))
+    for m in models:
+        if m not in SHAPES:
+            ap.error("--models: %r is not one of %s" % (m, ", ".join(SHAPES)))
     torch.set_num_threads(a.threads)
     attn.set_num_threads(a.threads)
     print("torch %s, attn %s (%s), %d threads each" % (torch.__version__, attn.version(),
                                                       _lib.lib.attn_isa_name(_lib.lib.attn_isa_active()).decode(),
                                                       a.threads))
-    bench_overhead()
+    if not a.no_overhead:
+        bench_overhead()
     if not a.overhead_only:
-        bench_shapes(2 if a.quick else a.reps, [256] if a.quick else [1024, 2048])
+        seqs = [256] if a.quick else [int(x) for x in a.seqs.split(",")]
+        res = bench_shapes(2 if a.quick else a.reps, seqs, dtypes, models)
+        print_dtype_ratios(res, dtypes)
 
 
 if __name__ == "__main__":

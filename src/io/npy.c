@@ -17,9 +17,11 @@
 #include "core/core.h"
 #include "io/file.h"
 #include "io/half.h"
+#include "io/npy.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +31,8 @@
 #define NPY_MAX_HEADER 65536u
 
 typedef struct npy_info {
-    int itemsize;      /* 2, 4, 8 */
+    char kind;         /* 'f' float, 'i' signed / 'u' unsigned integer (attn__npy_read_i64 only) */
+    int itemsize;      /* 2, 4, 8 (floats); 1, 2, 4, 8 (integers) */
     int big_endian;    /* data byte order */
     int ndim;
     int64_t shape[ATTN_MAX_DIMS];
@@ -125,7 +128,8 @@ static attn_status hp_shape(hp *h, npy_info *info) {
     return ATTN_OK;
 }
 
-static attn_status parse_descr(const char *src, const char *s, size_t n, npy_info *info) {
+/* ints: integer dtypes are accepted too (attn__npy_read_i64) */
+static attn_status parse_descr(const char *src, const char *s, size_t n, int ints, npy_info *info) {
     char d[24];
     snprintf(d, sizeof d, "%.*s", (int)(n < 20 ? n : 20), s);
     const char *t = s;
@@ -138,17 +142,28 @@ static attn_status parse_descr(const char *src, const char *s, size_t n, npy_inf
         tn--;
     }
     if (tn == 2 && t[0] == 'f' && (t[1] == '2' || t[1] == '4' || t[1] == '8')) {
+        info->kind = 'f';
         info->itemsize = t[1] - '0';
         info->big_endian = be;
         return ATTN_OK;
     }
+    if (ints && tn == 2 && (t[0] == 'i' || t[0] == 'u') && (t[1] == '1' || t[1] == '2' || t[1] == '4' || t[1] == '8')) {
+        info->kind = t[0];
+        info->itemsize = t[1] - '0';
+        info->big_endian = be;
+        return ATTN_OK;
+    }
+    if (ints)
+        return attn__fail(ATTN_ERR_DTYPE, "%s: unsupported dtype '%s%s' (integer or float: '<i1'..'<i8', '<u1'..'<u8', "
+                          "'<f2', '<f4', '<f8')", src, d, n > 20 ? "..." : "");
     return attn__fail(ATTN_ERR_DTYPE, "%s: unsupported dtype '%s%s' (float16/32/64 only: '<f2', '<f4', '<f8')", src, d,
                       n > 20 ? "..." : "");
 }
 
 /* Parses the preamble and header from buf[0, avail) of a file of `total`
  * bytes, and checks the data size. */
-static attn_status npy_parse(const char *src, const unsigned char *buf, size_t avail, uint64_t total, npy_info *info) {
+static attn_status npy_parse(const char *src, const unsigned char *buf, size_t avail, uint64_t total, int ints,
+                             npy_info *info) {
     static const unsigned char magic[6] = { 0x93, 'N', 'U', 'M', 'P', 'Y' };
     memset(info, 0, sizeof *info);
     if (avail < 6 || memcmp(buf, magic, 6) != 0) {
@@ -196,7 +211,7 @@ static attn_status npy_parse(const char *src, const unsigned char *buf, size_t a
             const char *d;
             size_t dn;
             if ((s = hp_string(&h, &d, &dn, "'descr'")) != ATTN_OK) return s;
-            if ((s = parse_descr(src, d, dn, info)) != ATTN_OK) return s;
+            if ((s = parse_descr(src, d, dn, ints, info)) != ATTN_OK) return s;
         } else if (kn == 13 && memcmp(k, "fortran_order", 13) == 0) {
             if (seen_fo++) return attn__fail(ATTN_ERR_FORMAT, "%s: header has 'fortran_order' twice", src);
             if (hp_word(&h, "True")) fortran = 1;
@@ -283,7 +298,7 @@ attn_status attn_npy_read_memory(const void *data, size_t size, attn_npy *out) {
     static const unsigned char none[1] = { 0 };
     const unsigned char *buf = data ? (const unsigned char *)data : none;
     npy_info info;
-    attn_status s = npy_parse(".npy buffer", buf, size, size, &info);
+    attn_status s = npy_parse(".npy buffer", buf, size, size, 0, &info);
     if (s != ATTN_OK) return s;
     float *dst = NULL;
     if (info.numel > 0) {
@@ -314,7 +329,7 @@ attn_status attn_npy_read(const char *path, attn_npy *out) {
         s = attn__fail(ATTN_ERR_IO, "%s: read failed: %s", path, r > 0 ? "unexpected end of file" : strerror(errno));
         goto done;
     }
-    s = npy_parse(path, head, pre, total, &info);
+    s = npy_parse(path, head, pre, total, 0, &info);
     if (s != ATTN_OK) goto done;
     float *dst = NULL;
     if (info.numel > 0) {
@@ -415,4 +430,91 @@ attn_status attn_npy_write(const char *path, const float *data, int ndim, const 
         }
     }
     return attn__afile_commit(&f);
+}
+
+/* ─── integer arrays (internal: io/npy.h) ──────────────────────────────── */
+/* element i of the raw data as an integer; 1 = not representable in int64 (error set) */
+static int npy_elem_i64(const char *src, const npy_info *info, const unsigned char *b, int64_t i, int64_t *out) {
+    const int w = info->itemsize;
+    uint64_t u = 0;
+    for (int k = 0; k < w; k++) u |= (uint64_t)b[info->big_endian ? w - 1 - k : k] << (8 * k);
+    if (info->kind == 'u') {
+        if (u > (uint64_t)INT64_MAX) {
+            attn__fail(ATTN_ERR_DTYPE, "%s: element %lld (%llu) exceeds 2^63 - 1", src, (long long)i, (unsigned long long)u);
+            return 1;
+        }
+        *out = (int64_t)u;
+    } else if (info->kind == 'i') {
+        if (w < 8 && ((u >> (8 * w - 1)) & 1)) u |= ~(uint64_t)0 << (8 * w); /* sign extension */
+        memcpy(out, &u, 8);
+    } else {
+        float f;
+        double x;
+        if (w == 8) memcpy(&x, &u, 8);
+        else if (w == 4) { uint32_t u32 = (uint32_t)u; memcpy(&f, &u32, 4); x = f; }
+        else x = attn__f16_to_f32((uint16_t)u);
+        if (!(x >= -9007199254740992.0 && x <= 9007199254740992.0 && x == floor(x))) { /* NaN fails too */
+            attn__fail(ATTN_ERR_DTYPE, "%s: element %lld is %g, not an integer", src, (long long)i, x);
+            return 1;
+        }
+        *out = (int64_t)x;
+    }
+    return 0;
+}
+
+static attn_status npy_read_i64_buf(const char *src, const unsigned char *buf, size_t size, attn_npy_i64 *out) {
+    npy_info info;
+    attn_status s = npy_parse(src, buf, size, size, 1, &info);
+    if (s != ATTN_OK) return s;
+    if ((uint64_t)info.numel > SIZE_MAX / 8) return attn__fail(ATTN_ERR_NOMEM, "%s: array too large", src);
+    int64_t *dst = NULL;
+    if (info.numel > 0 && !(dst = (int64_t *)attn__malloc((size_t)info.numel * 8)))
+        return attn__fail(ATTN_ERR_NOMEM, "%s: out of memory for %lld integers", src, (long long)info.numel);
+    const unsigned char *data = buf + info.data_off;
+    for (int64_t i = 0; i < info.numel; i++)
+        if (npy_elem_i64(src, &info, data + (size_t)i * (size_t)info.itemsize, i, &dst[i])) {
+            attn__free(dst);
+            return ATTN_ERR_DTYPE;
+        }
+    memset(out, 0, sizeof *out);
+    out->data = dst;
+    out->ndim = info.ndim;
+    for (int i = 0; i < info.ndim; i++) out->shape[i] = info.shape[i];
+    out->numel = info.numel;
+    return ATTN_OK;
+}
+
+attn_status attn__npy_read_i64_memory(const void *data, size_t size, attn_npy_i64 *out) {
+    if (!out) return attn__fail(ATTN_ERR_NULL, "attn__npy_read_i64_memory: out is NULL");
+    if (!data && size) return attn__fail(ATTN_ERR_NULL, "attn__npy_read_i64_memory: data is NULL");
+    static const unsigned char none[1] = { 0 };
+    return npy_read_i64_buf(".npy buffer", data ? (const unsigned char *)data : none, size, out);
+}
+
+attn_status attn__npy_read_i64(const char *path, attn_npy_i64 *out) {
+    if (!path) return attn__fail(ATTN_ERR_NULL, "attn__npy_read_i64: path is NULL");
+    if (!out) return attn__fail(ATTN_ERR_NULL, "attn__npy_read_i64: out is NULL");
+    int fd;
+    uint64_t total;
+    attn_status s = attn__file_open(path, &fd, &total);
+    if (s != ATTN_OK) return s;
+    if (total > NPY_I64_MAX_FILE) {
+        close(fd);
+        return attn__fail(ATTN_ERR_UNSUPPORTED, "%s: %llu bytes: integer arrays are read whole, at most %llu bytes", path,
+                          (unsigned long long)total, (unsigned long long)NPY_I64_MAX_FILE);
+    }
+    unsigned char *buf = (unsigned char *)attn__malloc(total ? (size_t)total : 1);
+    if (!buf) { close(fd); return attn__fail(ATTN_ERR_NOMEM, "%s: out of memory", path); }
+    int r = attn__pread_full(fd, buf, (size_t)total, 0);
+    close(fd);
+    if (r != 0) s = attn__fail(ATTN_ERR_IO, "%s: read failed: %s", path, r > 0 ? "unexpected end of file" : strerror(errno));
+    else s = npy_read_i64_buf(path, buf, (size_t)total, out);
+    attn__free(buf);
+    return s;
+}
+
+void attn__npy_i64_free(attn_npy_i64 *a) {
+    if (!a) return;
+    attn__free(a->data);
+    memset(a, 0, sizeof *a);
 }

@@ -119,7 +119,7 @@ static int dims_ok(const attn_sdpa_dims *d) {
            attn__sdpa_tasks_bounded(d->batch, d->seq_q, d->heads_q);
 }
 
-static size_t ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts_in, int bwd) {
+size_t attn__sdpa_ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts_in, int bwd, int bf16) {
     attn_sdpa_opts opts_full;
     if (sdpa_opts_read(bwd ? "attn_sdpa_bwd_workspace_size" : "attn_sdpa_fwd_workspace_size", opts_in, &opts_full))
         return 0;
@@ -138,16 +138,17 @@ static size_t ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts_in,
     if (!(opts->dropout_p >= 0.0f && opts->dropout_p < 1.0f)) return 0; /* also NaN */
     attn__sdpa_prob P;
     attn__sdpa_prob_init(&P, dims, opts);
+    P.bf16 = bf16;
     attn__sdpa_plan pl;
     attn__sdpa_plan_make(&pl, &P, bwd, attn__resolve_threads(opts->num_threads));
     return plan_total(&pl);
 }
 
 size_t attn_sdpa_fwd_workspace_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts) {
-    return ws_size(dims, opts, 0);
+    return attn__sdpa_ws_size(dims, opts, 0, 0);
 }
 size_t attn_sdpa_bwd_workspace_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts) {
-    return ws_size(dims, opts, 1);
+    return attn__sdpa_ws_size(dims, opts, 1, 0);
 }
 
 /* Binds the caller's workspace (or allocates one). *owned is set when the
@@ -199,10 +200,12 @@ attn_status attn__sdpa_fwd_exec(const char *fn, const attn_sdpa_dims *dims, cons
 
 attn_status attn__sdpa_bwd_exec(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts,
                                 attn_view q, attn_view k, attn_view v, attn_view o, attn_view dO, const float *lse,
-                                attn_view dq, attn_view dk, attn_view dv, void *workspace, size_t workspace_size) {
+                                attn_view dq, attn_view dk, attn_view dv, int bf16, void *workspace,
+                                size_t workspace_size) {
     attn__sdpa_prob P;
     attn__sdpa_prob_init(&P, dims, opts);
     P.q = q; P.k = k; P.v = v; P.o = o; P.dO = dO;
+    P.bf16 = bf16;
     P.dq = dq; P.dk = dk; P.dv = dv;
     P.lse_in = lse;
     if (P.B == 0 || (P.Sq == 0 && P.Sk == 0)) return ATTN_OK;
@@ -240,7 +243,7 @@ attn_status attn_sdpa_bwd(const attn_sdpa_dims *dims, attn_view q, attn_view k, 
     attn_status st = sdpa_opts_read(fn, opts, &full);
     if (st) return st;
     if ((st = attn__sdpa_validate(fn, dims, &full, 1, q, k, v, o, dO, lse, dq, dk, dv))) return st;
-    return attn__sdpa_bwd_exec(fn, dims, &full, q, k, v, o, dO, lse, dq, dk, dv, workspace, workspace_size);
+    return attn__sdpa_bwd_exec(fn, dims, &full, q, k, v, o, dO, lse, dq, dk, dv, 0, workspace, workspace_size);
 }
 
 /* ─── validation only ─────────────────────────────────────────────────────── */

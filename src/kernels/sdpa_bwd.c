@@ -49,6 +49,16 @@ typedef struct bwd_bufs {
     int32_t *bad;     /* (KT, Bc) K rows of each tile holding Inf/NaN */
     int32_t *qbad, *dbad; /* (Mp) rows of the query block whose q / dO hold Inf/NaN */
     double *rs;           /* (3, Mp) refine_task's row sums */
+    /* bf16 fast path (P->bf16; then Qt, Qr, dOt, dOr and Kp are empty).
+     * A "pair" is two bf16 in one 32-bit word, the first in the low half. */
+    uint32_t *Q2;   /* (D/2, Mp)        q pairs along d: the Q.K^T operand */
+    uint32_t *dO2;  /* (Dv/2, Mp)       dO pairs along e: V.dO^T */
+    uint32_t *Qp;   /* (Mp/2, Dp)       q pairs along rows (rows m, m+1): dS.Q */
+    uint32_t *dOp;  /* (Mp/2, Dvp)      dO pairs along rows: P.dO */
+    uint32_t *Kp2;  /* (KT * Bc/2, Dp)  K pairs along keys: dS^T.K */
+    uint16_t *P16;  /* (Bc, Mp)         P (times z) rounded to bf16 */
+    uint16_t *dS16; /* (Bc, Mp)         dS rounded to bf16 */
+    uint16_t *dS2;  /* (Bc/2, Mp) pairs dS rounded, key pairs (pack_p_bf16) */
 } bwd_bufs;
 
 /* Carves one thread's area (base NULL: counts); returns its bytes. */
@@ -56,18 +66,18 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     const int64_t Mp = pl->Mp, M = pl->Mmax, Bc = pl->Bc, Dp = pl->Dp, Dvp = pl->Dvp;
     const int64_t KB = ATTN__SDPA_BWD_TILES * Bc;
     attn__carver c = {base, 0};
-    const size_t F = sizeof(float);
-    b->Qt = attn__carve(&c, (size_t)(P->D * Mp) * F);
-    b->Qr = attn__carve(&c, (size_t)(M * Dp) * F);
-    b->dOt = attn__carve(&c, (size_t)(P->Dv * Mp) * F);
-    b->dOr = attn__carve(&c, (size_t)(M * Dvp) * F);
+    const size_t F = sizeof(float), f32 = P->bf16 ? 0 : 1, h16 = P->bf16 ? 1 : 0;
+    b->Qt = attn__carve(&c, f32 * (size_t)(P->D * Mp) * F);
+    b->Qr = attn__carve(&c, f32 * (size_t)(M * Dp) * F);
+    b->dOt = attn__carve(&c, f32 * (size_t)(P->Dv * Mp) * F);
+    b->dOr = attn__carve(&c, f32 * (size_t)(M * Dvp) * F);
     b->St = attn__carve(&c, (size_t)(Bc * Mp) * F);
     b->X = attn__carve(&c, (size_t)(Bc * Mp) * F);
     b->dPt = attn__carve(&c, (size_t)(Bc * Mp) * F);
     b->Tt = attn__carve(&c, (size_t)(Bc * Mp) * F);
     b->dKa = attn__carve(&c, (size_t)(KB * Dp) * F);
     b->dVa = attn__carve(&c, (size_t)(KB * Dvp) * F);
-    b->Kp = attn__carve(&c, (size_t)(KB * Dp) * F);
+    b->Kp = attn__carve(&c, f32 * (size_t)(KB * Dp) * F);
     b->dqt = attn__carve(&c, (size_t)(M * Dp) * F);
     b->lse = attn__carve(&c, (size_t)Mp * F);
     b->lsel = attn__carve(&c, (size_t)Mp * F);
@@ -80,6 +90,14 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     b->qbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
     b->dbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
     b->rs = attn__carve(&c, (size_t)(3 * Mp) * sizeof(double));
+    b->Q2 = attn__carve(&c, h16 * (size_t)(P->D * Mp) * 2);
+    b->dO2 = attn__carve(&c, h16 * (size_t)(P->Dv * Mp) * 2);
+    b->Qp = attn__carve(&c, h16 * (size_t)(Mp * Dp) * 2);
+    b->dOp = attn__carve(&c, h16 * (size_t)(Mp * Dvp) * 2);
+    b->Kp2 = attn__carve(&c, h16 * (size_t)(KB * Dp) * 2);
+    b->P16 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
+    b->dS16 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
+    b->dS2 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
     return c.off;
 }
 
@@ -130,94 +148,287 @@ static int64_t first_row_lo_ge(const attn__sdpa_prob *P, const attn__sdpa_seq *s
     return lo;
 }
 
-/* One (key tile, query block) step: St = K . Qt, P, dV, dS, dK into the
- * tile's accumulators dKa (nc, Dp) / dVa (nc, Dvp), and dqt += dS^T . Kp.
- * The block (Qt, Qr, dOt, dOr, lse, Di, lo, hi, rowkey, qbad, dbad) is packed
- * in w by the caller. */
-static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs *wp, int64_t kvh, int64_t g0,
-                     int64_t ng, int64_t r0, int64_t nr, int64_t j0, int64_t nc, float *dKa, float *dVa,
-                     const float *Kp, const int32_t *bad, int nbad, int nqbad, int ndbad) {
-    const attn__sdpa_prob *P = c->P;
-    const attn__sdpa_kernels *kt = c->kt;
-    const attn__sdpa_seq s = *sp;
-    const bwd_bufs w = *wp;
-    const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp;
-    const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0;
-    const float scale = P->scale;
-    const int dropout = P->dropout_p > 0.0f;
-    const int softcap = P->softcap > 0.0f;
-    const float *kbase = attn__sdpa_at(P->k, &s, s.k0, 0, kvh);
-    const float *vbase = attn__sdpa_at(P->v, &s, s.k0, 0, kvh);
+/* An input row as fp32: the row itself, or (bf16 fast path) widened into tmp. */
+static const float *row_f32(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, attn_view v,
+                            const attn__sdpa_seq *s, int64_t row0, int64_t i, int64_t h, int64_t n, float *tmp) {
+    if (!P->bf16) return attn__sdpa_at(v, s, row0, i, h);
+    kt->to_f32(ATTN_DTYPE_BF16, n, attn__sdpa_at16(v, s, row0, i, h), tmp);
+    return tmp;
+}
+/* The same for a key row j of K (v: P->k) or V. */
+static const float *key_f32(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, attn_view v,
+                            const attn__sdpa_seq *s, int64_t kvh, int64_t j, int64_t n, float *tmp) {
+    return row_f32(P, kt, v, s, s->k0, j, kvh, n, tmp);
+}
 
-    /* St = K . Qt */
-    kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
-    const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
-    if (elem) {
-        attn__sdpa_scale_tile(w.St, nc * Mp, scale);
-        attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, softcap ? w.Tt : NULL);
-    }
-    kt->bwd_probs(nc, Mp, w.St, elem ? 1.0f : scale, w.lse, w.lsel);
-    const float *Pd = w.St;
-    if (dropout) {
-        attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, w.X);
-        Pd = w.X;
-    }
-    /* dV (nc, Dvp) += Pd (nc, M) . dOr (M, Dvp) */
-    kt->gemm_ab(nc, Dvp, M, Pd, Mp, w.dOr, Dvp, dVa, Dvp, 1);
-    for (int x = 0; x < ndbad; x++) {
-        const int64_t m = w.dbad[x];
-        const float *dor = attn__sdpa_at(P->dO, &s, s.q0, r0 + m / ng, h0 + m % ng);
-        for (int64_t cc = 0; cc < nc; cc++) {
-            const float pd = Pd[cc * Mp + m];
-            if (pd == 0.0f) continue;
-            for (int64_t e = 0; e < Dv; e++) dVa[cc * Dvp + e] += pd * dor[e];
-        }
-    }
-    /* dPt (nc, Mp) = V (nc, Dv) . dOt (Dv, Mp) */
-    kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
-    /* dS; the scale (d logit / d q.k) last, after softcap's factor: in
-     * bwd_ds when nothing comes between, else in a pass of its own */
+/* The two score-shaped products of a tile, fp32 or bf16 pairs:
+ *   St  (nc, Mp) = K . Qt         dPt (nc, Mp) = V . dOt
+ * C (nc, Mp) = rows (nc, n) of K or V read in place (kb: the tile's first
+ * row, lds its stride) times the packed block T (n, Mp) / T2 (n/2, Mp). */
+static void tile_key_product(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const void *kb, int64_t lds,
+                             int64_t n, const float *T, const uint32_t *T2, int64_t nc, int64_t Mp, float *C) {
+    if (P->bf16)
+        kt->gemm_bf16(nc, Mp, n / 2, kb, lds, 2, (const uint16_t *)T2, Mp, C, Mp, 0);
+    else
+        kt->gemm_ab(nc, Mp, n, kb, lds, T, Mp, C, Mp, 0);
+}
+static void tile_scores(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, const void *kb,
+                        int64_t nc, int64_t Mp, float *St) {
+    tile_key_product(P, kt, kb, P->k.stride_s, P->D, w->Qt, w->Q2, nc, Mp, St);
+}
+static void tile_dp(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, const void *vb,
+                    int64_t nc, int64_t Mp, float *dPt) {
+    tile_key_product(P, kt, vb, P->v.stride_s, P->Dv, w->dOt, w->dO2, nc, Mp, dPt);
+}
+/* First key row j0 of K / V for kvh, as the untyped pointer the products take. */
+static const void *key_ptr(const attn__sdpa_prob *P, attn_view v, const attn__sdpa_seq *s, int64_t kvh, int64_t j0) {
+    return P->bf16 ? (const void *)attn__sdpa_at16(v, s, s->k0, j0, kvh) : (const void *)attn__sdpa_at(v, s, s->k0, j0, kvh);
+}
+
+/* dS from P, dP (in dPt), with dropout / softcap factors and the scale. */
+static void tile_ds(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, int64_t nc,
+                    int64_t Mp) {
+    const int dropout = P->dropout_p > 0.0f, softcap = P->softcap > 0.0f;
+    /* the scale (d logit / d q.k) last, after softcap's factor: in bwd_ds
+     * when nothing comes between, else in a pass of its own */
     const int fold = !dropout && !softcap;
     if (!dropout) {
-        kt->bwd_ds(nc, Mp, w.St, w.dPt, w.Di, w.Dil, fold ? scale : 1.0f);
+        kt->bwd_ds(nc, Mp, w->St, w->dPt, w->Di, w->Dil, fold ? P->scale : 1.0f);
     } else {
         for (int64_t cc = 0; cc < nc; cc++)
             for (int64_t m = 0; m < Mp; m++) {
                 const int64_t x = cc * Mp + m;
                 /* P ((z dP - Di) - Dl), z = 1 / (1 - p) for kept keys, 0 for dropped */
-                const float z = w.X[x] != 0.0f ? P->drop_scale : 0.0f;
-                w.dPt[x] = w.St[x] == 0.0f ? 0.0f : w.St[x] * ((z * w.dPt[x] - w.Di[m]) - w.Dil[m]);
+                const float z = w->X[x] != 0.0f ? P->drop_scale : 0.0f;
+                w->dPt[x] = w->St[x] == 0.0f ? 0.0f : w->St[x] * ((z * w->dPt[x] - w->Di[m]) - w->Dil[m]);
             }
     }
     if (softcap)
         for (int64_t cc = 0; cc < nc; cc++)
             for (int64_t m = 0; m < Mp; m++) {
                 const int64_t x = cc * Mp + m;
-                const float th = w.Tt[x];
-                w.dPt[x] *= 1.0f - th * th;
+                const float th = w->Tt[x];
+                w->dPt[x] *= 1.0f - th * th;
             }
-    if (!fold) attn__sdpa_scale_tile(w.dPt, nc * Mp, scale);
-    /* dK (nc, Dp) += dS (nc, M) . Qr (M, Dp) */
-    kt->gemm_ab(nc, Dp, M, w.dPt, Mp, w.Qr, Dp, dKa, Dp, 1);
+    if (!fold) attn__sdpa_scale_tile(w->dPt, nc * Mp, P->scale);
+}
+
+/* The three accumulating products of a tile:
+ *   dV (nc, Dvp) += Pd (nc, M) . dOr (M, Dvp)
+ *   dK (nc, Dp)  += dS (nc, M) . Qr (M, Dp)
+ *   dqt (M, Dp)  += dS^T . Kp (nc, Dp)
+ * bf16 fast path: Pd and, for dK, dS rounded to bf16 (as FlashAttention
+ * does), dS as a bf16 pair hi + lo for dq; the other operands the caller's
+ * bf16 values, fp32 sums. */
+/* The bf16 products sum over row pairs, (M + 1) / 2 of them: with M odd
+ * the last pair takes padding row M of T (nc, Mp), which may hold anything
+ * (softcap's factor, dropout's mask are computed for the M rows only), and is
+ * zeroed. The other operand's row M is zero (pack_block). */
+static void zero_pad_row(float *T, int64_t nc, int64_t M, int64_t Mp) {
+    if (M % 2 == 0) return;
+    for (int64_t cc = 0; cc < nc; cc++) T[cc * Mp + M] = 0.0f;
+}
+static void tile_dv(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, float *Pd,
+                    int64_t nc, int64_t M, int64_t Mp, float *dVa) {
+    const int64_t Dvp = attn__round16(P->Dv);
+    if (!P->bf16) {
+        kt->gemm_ab(nc, Dvp, M, Pd, Mp, w->dOr, Dvp, dVa, Dvp, 1);
+        return;
+    }
+    zero_pad_row(Pd, nc, M, Mp);
+    kt->from_f32(ATTN_DTYPE_BF16, nc * Mp, Pd, w->P16);
+    kt->gemm_bf16(nc, Dvp, (M + 1) / 2, w->P16, Mp, 2, (const uint16_t *)w->dOp, Dvp, dVa, Dvp, 1);
+}
+static void tile_dk_dq(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, int64_t nc,
+                       int64_t M, int64_t Mp, float *dKa, const void *Kp) {
+    const int64_t Dp = attn__round16(P->D);
+    if (!P->bf16) {
+        kt->gemm_ab(nc, Dp, M, w->dPt, Mp, w->Qr, Dp, dKa, Dp, 1);
+        kt->gemm_atb(M, Dp, nc, w->dPt, Mp, Kp, Dp, w->dqt, Dp);
+        return;
+    }
+    zero_pad_row(w->dPt, nc, M, Mp);
+    kt->from_f32(ATTN_DTYPE_BF16, nc * Mp, w->dPt, w->dS16);
+    kt->gemm_bf16(nc, Dp, (M + 1) / 2, w->dS16, Mp, 2, (const uint16_t *)w->Qp, Dp, dKa, Dp, 1);
+    /* dq = sum_j dS_j k_j cancels (sum_j dS_j = 0: a common part of the
+     * keys drops out) where rounding dS does not: dS as bf16 alone can be
+     * several ulps of dq off. dS = hi + lo, both bf16 (hi = dS16, lo the
+     * remainder, exact in fp32), leaves 2^-17 relative of dS. X (P * z) is
+     * free again here. */
+    kt->pack_p_bf16(nc, Mp, w->dPt, w->dS2);
+    kt->gemm_bf16(M, Dp, (nc + 1) / 2, w->dS2, 2, 2 * Mp, Kp, Dp, w->dqt, Dp, 1);
+    kt->to_f32(ATTN_DTYPE_BF16, nc * Mp, w->dS16, w->X);
+    for (int64_t x = 0; x < nc * Mp; x++) w->X[x] = w->dPt[x] - w->X[x];
+    kt->pack_p_bf16(nc, Mp, w->X, w->dS2);
+    kt->gemm_bf16(M, Dp, (nc + 1) / 2, w->dS2, 2, 2 * Mp, Kp, Dp, w->dqt, Dp, 1);
+}
+
+/* One (key tile, query block) step: St = K . Qt, P, dV, dS, dK into the
+ * tile's accumulators dKa (nc, Dp) / dVa (nc, Dvp), and dqt += dS^T . Kp.
+ * The block (Qt / Q2, Qr / Qp, dOt / dO2, dOr / dOp, lse, Di, lo, hi,
+ * rowkey, qbad, dbad) is packed in w by the caller. Rows and keys holding
+ * Inf/NaN were left out of the products' second operands and are added
+ * here in fp32 where their factor is nonzero. */
+static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs *wp, int64_t kvh, int64_t g0,
+                     int64_t ng, int64_t r0, int64_t nr, int64_t j0, int64_t nc, float *dKa, float *dVa,
+                     const void *Kp, const int32_t *bad, int nbad, int nqbad, int ndbad) {
+    const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_kernels *kt = c->kt;
+    const attn__sdpa_seq s = *sp;
+    const bwd_bufs w = *wp;
+    const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp;
+    const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0;
+    float tmp[256]; /* one widened row (D, Dv <= 256) */
+
+    tile_scores(P, kt, &w, key_ptr(P, P->k, &s, kvh, j0), nc, Mp, w.St);
+    const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
+    if (elem) {
+        attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
+        attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St,
+                              P->softcap > 0.0f ? w.Tt : NULL);
+    }
+    kt->bwd_probs(nc, Mp, w.St, elem ? 1.0f : P->scale, w.lse, w.lsel);
+    float *Pd = w.St;
+    if (P->dropout_p > 0.0f) {
+        attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, w.X);
+        Pd = w.X;
+    }
+    tile_dv(P, kt, &w, Pd, nc, M, Mp, dVa);
+    for (int x = 0; x < ndbad; x++) {
+        const int64_t m = w.dbad[x];
+        const float *dor = row_f32(P, kt, P->dO, &s, s.q0, r0 + m / ng, h0 + m % ng, Dv, tmp);
+        for (int64_t cc = 0; cc < nc; cc++) {
+            const float pd = Pd[cc * Mp + m];
+            if (pd == 0.0f) continue;
+            for (int64_t e = 0; e < Dv; e++) dVa[cc * Dvp + e] += pd * dor[e];
+        }
+    }
+    tile_dp(P, kt, &w, key_ptr(P, P->v, &s, kvh, j0), nc, Mp, w.dPt);
+    tile_ds(P, kt, &w, nc, Mp);
+    tile_dk_dq(P, kt, &w, nc, M, Mp, dKa, Kp);
     for (int x = 0; x < nqbad; x++) {
         const int64_t m = w.qbad[x];
-        const float *qr = attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng);
+        const float *qr = row_f32(P, kt, P->q, &s, s.q0, r0 + m / ng, h0 + m % ng, D, tmp);
         for (int64_t cc = 0; cc < nc; cc++) {
             const float ds = w.dPt[cc * Mp + m];
             if (ds == 0.0f) continue;
             for (int64_t d = 0; d < D; d++) dKa[cc * Dp + d] += ds * qr[d];
         }
     }
-    /* dqt (M, Dp) += dS^T . Kp */
-    kt->gemm_atb(M, Dp, nc, w.dPt, Mp, Kp, Dp, w.dqt, Dp);
     for (int x = 0; x < nbad; x++) {
         const int64_t cc = bad[x];
-        const float *kr = kbase + (j0 + cc) * P->k.stride_s;
+        const float *kr = key_f32(P, kt, P->k, &s, kvh, j0 + cc, D, tmp);
         for (int64_t m = 0; m < M; m++) {
             const float ds = w.dPt[cc * Mp + m];
             if (ds == 0.0f) continue;
             float *dst = w.dqt + m * Dp;
             for (int64_t d = 0; d < D; d++) dst[d] += ds * kr[d];
+        }
+    }
+}
+
+/* Query-block packing, one row m at a time (or padding / a fully masked row:
+ * x NULL, zeros). fp32: the transposed operand T (n, Mp) and the row R
+ * (ldr >= n, zero-padded). bf16 (x a uint16_t row): the pairs along the row
+ * T2 (n/2, Mp) and, R2 (Mp/2, ldr), the pairs of rows (m & ~1, m | 1). */
+static void put_row_f32(const float *x, int64_t n, int64_t m, int64_t Mp, float *T, float *R, int64_t ldr) {
+    for (int64_t d = 0; d < n; d++) T[d * Mp + m] = x ? x[d] : 0.0f;
+    if (!R) return;
+    for (int64_t d = 0; d < n; d++) R[m * ldr + d] = x ? x[d] : 0.0f;
+    for (int64_t d = n; d < ldr; d++) R[m * ldr + d] = 0.0f;
+}
+static void put_row_bf16(const uint16_t *x, int64_t n, int64_t m, int64_t Mp, uint32_t *T2, uint32_t *R2,
+                         int64_t ldr) {
+    for (int64_t d2 = 0; d2 < n / 2; d2++) {
+        uint32_t u = 0;
+        if (x) memcpy(&u, x + 2 * d2, 4);
+        T2[d2 * Mp + m] = u;
+    }
+    if (!R2) return;
+    uint16_t *r = (uint16_t *)(void *)(R2 + (m / 2) * ldr) + (m & 1);
+    for (int64_t d = 0; d < n; d++) r[2 * d] = x ? x[d] : 0;
+    for (int64_t d = n; d < ldr; d++) r[2 * d] = 0;
+}
+/* Zeroes row m of the row operand (R / R2) only: a row holding Inf/NaN. */
+static void zero_row(const attn__sdpa_prob *P, int64_t m, int64_t n, float *R, uint32_t *R2, int64_t ldr) {
+    if (!P->bf16) {
+        for (int64_t d = 0; d < n; d++) R[m * ldr + d] = 0.0f;
+        return;
+    }
+    uint16_t *r = (uint16_t *)(void *)(R2 + (m / 2) * ldr) + (m & 1);
+    for (int64_t d = 0; d < n; d++) r[2 * d] = 0;
+}
+/* Row m of q or dO (x; NULL: zeros) into the block: fp32 or bf16. Returns
+ * nonzero when it holds an Inf/NaN. */
+static int put_row(const attn__sdpa_prob *P, const void *x, int64_t n, int64_t m, int64_t Mp, float *T,
+                   uint32_t *T2, float *R, uint32_t *R2, int64_t ldr) {
+    int bad = 0;
+    if (!P->bf16) {
+        const float *f = x;
+        float chk = 0.0f; /* x - x: 0 if finite, NaN otherwise */
+        for (int64_t d = 0; f && d < n; d++) chk += f[d] - f[d];
+        bad = chk != 0.0f;
+        put_row_f32(f, n, m, Mp, T, R, ldr);
+    } else {
+        const uint16_t *h = x;
+        for (int64_t d = 0; h && d < n; d++) bad |= (h[d] & 0x7f80) == 0x7f80;
+        put_row_bf16(h, n, m, Mp, T2, R2, ldr);
+    }
+    return bad;
+}
+static const void *in_row(const attn__sdpa_prob *P, attn_view v, const attn__sdpa_seq *s, int64_t i, int64_t h) {
+    return P->bf16 ? (const void *)attn__sdpa_at16(v, s, s->q0, i, h) : (const void *)attn__sdpa_at(v, s, s->q0, i, h);
+}
+
+/* <dO_i, o_i> (bwd_fast's and refine_task's Di = <dO, o>), dO widened in the
+ * bf16 fast path (o is fp32 there). */
+static float row_di(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const attn__sdpa_seq *s, int64_t i,
+                    int64_t h) {
+    float tmp[256];
+    return kt->dot(P->Dv, row_f32(P, kt, P->dO, s, s->q0, i, h, P->Dv, tmp), attn__sdpa_at(P->o, s, s->q0, i, h));
+}
+
+/* Packs the query block (rows r0.., ng heads from h0; M rows, Mp padded) for
+ * bwd_tile: q and dO operands, lse, row statistics, dropout keys. Fully
+ * masked rows (lse = -inf) are zeroed: they contribute nothing whatever q /
+ * dO hold. Rows whose q or dO hold Inf/NaN are zeroed in the row operands
+ * (Qr / Qp, dOr / dOp: of dK / dV) and listed in qbad / dbad, so bwd_tile
+ * adds them only where dS / P is nonzero and they cannot leak into masked
+ * keys. */
+static void pack_block(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs *wp, int64_t h0, int64_t ng,
+                       int64_t r0, int64_t M, int64_t Mp, int *nqbad, int *ndbad) {
+    const attn__sdpa_prob *P = c->P;
+    const bwd_bufs w = *wp;
+    const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp;
+    *nqbad = *ndbad = 0;
+    for (int64_t m = 0; m < Mp; m++) {
+        const int64_t i = r0 + m / ng, h = h0 + m % ng;
+        const int64_t li = m < M ? attn__sdpa_lse_idx(P, s, h, i) : 0;
+        const float l = m < M ? P->lse_in[li] : -INFINITY;
+        const int live = l != -INFINITY;
+        w.lse[m] = l;
+        w.lsel[m] = w.Di[m] = w.Dil[m] = 0.0f;
+        if (live && P->dropout_p > 0.0f) w.rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
+        /* fp32 Qr / dOr hold the M rows only; bf16 Qp / dOp all Mp (pairs) */
+        const int qb = put_row(P, live ? in_row(P, P->q, s, i, h) : NULL, D, m, Mp, w.Qt, w.Q2,
+                               m < M ? w.Qr : NULL, w.Qp, Dp);
+        const int db = put_row(P, live ? in_row(P, P->dO, s, i, h) : NULL, Dv, m, Mp, w.dOt, w.dO2,
+                               m < M ? w.dOr : NULL, w.dOp, Dvp);
+        if (!live) continue;
+        if (P->bwd_fast) { /* Di = <dO, o>, P = exp(s - lse) */
+            w.Di[m] = row_di(P, c->kt, s, i, h);
+        } else {
+            w.Di[m] = c->dih[li];
+            w.Dil[m] = c->dil[li];
+            w.lsel[m] = c->lsel[li];
+        }
+        if (qb) {
+            w.qbad[(*nqbad)++] = (int32_t)m;
+            zero_row(P, m, D, w.Qr, w.Qp, Dp);
+        }
+        if (db) {
+            w.dbad[(*ndbad)++] = (int32_t)m;
+            zero_row(P, m, Dv, w.dOr, w.dOp, Dvp);
         }
     }
 }
@@ -249,9 +460,6 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
 
     const int64_t nkb = attn__ceil_div(s.sk, Bc);
     const int64_t kb0 = ch * nkb / nch, kb1 = (ch + 1) * nkb / nch;
-    /* formed only for a non-empty K/V view (see sdpa_fwd.c) */
-    const float *kbase = s.sk > 0 ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
-    const int dropout = P->dropout_p > 0.0f;
 
     const int64_t KT = ATTN__SDPA_BWD_TILES;
     for (int64_t kbs = kb0; kbs < kb1; kbs += KT) {
@@ -273,10 +481,14 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 ib[ti] = first_row_lo_ge(P, &s, j0 + nc);
             }
             if (ia[ti] >= ib[ti]) continue;
-            /* Kp = K tile; K rows holding Inf/NaN are zeroed in Kp and
-             * added to dq below only where dS != 0 */
-            nbad[ti] = kt->pack_rows(nc, D, kbase + j0 * P->k.stride_s, P->k.stride_s, 1.0f, w.Kp + ti * Bc * Dp, Dp,
-                                    Dp, w.bad + ti * Bc);
+            /* Kp = K tile (bf16: Kp2, key pairs); K rows holding Inf/NaN
+             * are zeroed there and added to dq by bwd_tile only where dS != 0 */
+            if (P->bf16)
+                nbad[ti] = kt->pack_v_bf16(nc, D, attn__sdpa_at16(P->k, &s, s.k0, j0, kvh), P->k.stride_s,
+                                           (uint16_t *)(void *)(w.Kp2 + ti * (Bc / 2) * Dp), Dp, w.bad + ti * Bc);
+            else
+                nbad[ti] = kt->pack_rows(nc, D, attn__sdpa_at(P->k, &s, s.k0, j0, kvh), P->k.stride_s, 1.0f,
+                                         w.Kp + ti * Bc * Dp, Dp, Dp, w.bad + ti * Bc);
             if (ia[ti] < ua) ua = ia[ti];
             if (ib[ti] > ub) ub = ib[ti];
         }
@@ -291,75 +503,15 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 for (int64_t ti = 0; ti < nt; ti++) seen |= tile_sees(ia[ti], ib[ti], r0, nr);
                 if (!seen) continue;
                 for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
-                /* pack the query block. Fully masked rows (lse = -inf) are
-                 * zeroed: they contribute nothing whatever q / dO hold. Rows
-                 * whose q or dO hold Inf/NaN are zeroed in Qr / dOr (the
-                 * GEMM operands of dK / dV) and added back below only where
-                 * dS / P is nonzero, so they cannot leak into masked keys. */
-                int nqbad = 0, ndbad = 0;
-                for (int64_t m = 0; m < M; m++) {
-                    const int64_t i = r0 + m / ng, h = h0 + m % ng;
-                    const float *qr = attn__sdpa_at(P->q, &s, s.q0, i, h);
-                    const float *dor = attn__sdpa_at(P->dO, &s, s.q0, i, h);
-                    float *qd = w.Qr + m * Dp, *dd = w.dOr + m * Dvp;
-                    const float l = P->lse_in[attn__sdpa_lse_idx(P, &s, h, i)];
-                    w.lse[m] = l;
-                    w.lsel[m] = 0.0f;
-                    if (dropout) w.rowkey[m] = attn__dropout_row_key(P->seed, b, h, i);
-                    if (l == -INFINITY) {
-                        for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = 0.0f;
-                        for (int64_t d = 0; d < Dp; d++) qd[d] = 0.0f;
-                        for (int64_t e = 0; e < Dv; e++) w.dOt[e * Mp + m] = 0.0f;
-                        for (int64_t e = 0; e < Dvp; e++) dd[e] = 0.0f;
-                        w.Di[m] = w.Dil[m] = 0.0f;
-                        continue;
-                    }
-                    float qchk = 0.0f, dchk = 0.0f; /* x - x: 0 if finite, NaN otherwise */
-                    for (int64_t d = 0; d < D; d++) {
-                        float x = qr[d];
-                        w.Qt[d * Mp + m] = x;
-                        qd[d] = x;
-                        qchk += qr[d] - qr[d];
-                    }
-                    for (int64_t d = D; d < Dp; d++) qd[d] = 0.0f;
-                    for (int64_t e = 0; e < Dv; e++) {
-                        w.dOt[e * Mp + m] = dor[e];
-                        dd[e] = dor[e];
-                        dchk += dor[e] - dor[e];
-                    }
-                    for (int64_t e = Dv; e < Dvp; e++) dd[e] = 0.0f;
-                    const int64_t li = attn__sdpa_lse_idx(P, &s, h, i);
-                    if (P->bwd_fast) { /* Di = <dO, o>, P = exp(s - lse) */
-                        w.Di[m] = kt->dot(Dv, dor, attn__sdpa_at(P->o, &s, s.q0, i, h));
-                        w.Dil[m] = w.lsel[m] = 0.0f;
-                    } else {
-                        w.Di[m] = c->dih[li];
-                        w.Dil[m] = c->dil[li];
-                        w.lsel[m] = c->lsel[li];
-                    }
-                    if (qchk != 0.0f) {
-                        w.qbad[nqbad++] = (int32_t)m;
-                        for (int64_t d = 0; d < D; d++) qd[d] = 0.0f;
-                    }
-                    if (dchk != 0.0f) {
-                        w.dbad[ndbad++] = (int32_t)m;
-                        for (int64_t e = 0; e < Dv; e++) dd[e] = 0.0f;
-                    }
-                }
-                for (int64_t m = M; m < Mp; m++) {
-                    for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = 0.0f;
-                    for (int64_t e = 0; e < Dv; e++) w.dOt[e * Mp + m] = 0.0f;
-                    w.Di[m] = w.Dil[m] = 0.0f;
-                    w.lse[m] = -INFINITY;
-                    w.lsel[m] = 0.0f;
-                }
+                int nqbad, ndbad;
+                pack_block(c, &s, &w, h0, ng, r0, M, Mp, &nqbad, &ndbad);
                 /* dqt (M, Dp): dq contribution of this block over the group's tiles */
                 memset(w.dqt, 0, (size_t)(M * Dp) * sizeof(float));
                 for (int64_t ti = 0; ti < nt; ti++) {
                     if (!tile_sees(ia[ti], ib[ti], r0, nr)) continue;
                     const int64_t j0 = J0 + ti * Bc, nc = J1 - j0 < Bc ? J1 - j0 : Bc;
                     float *dKa = w.dKa + ti * Bc * Dp, *dVa = w.dVa + ti * Bc * Dvp;
-                    const float *Kp = w.Kp + ti * Bc * Dp;
+                    const void *Kp = P->bf16 ? (const void *)(w.Kp2 + ti * (Bc / 2) * Dp) : (const void *)(w.Kp + ti * Bc * Dp);
                     const int32_t *bad = w.bad + ti * Bc;
                     bwd_tile(c, &s, &w, kvh, g0, ng, r0, nr, j0, nc, dKa, dVa, Kp, bad, nbad[ti], nqbad, ndbad);
                 }
@@ -399,19 +551,17 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
  * One visible key: c = 1, lsel = 0, Di = dP exactly, so P = 1 and dS = 0.
  * Task = (sequence b, kv head, head chunk, query block). */
 
-/* Packs the block's rows (as bwd_task packs them): Qt (D, Mp) = q^T,
- * dOt (Dv, Mp) = dO^T, lse, dropout row keys; zeros / -inf for fully masked
- * rows and padding. */
+/* Packs the block's rows (as bwd_task packs them): the transposed q and dO
+ * operands (Qt, dOt or, bf16, Q2, dO2), lse, dropout row keys; zeros /
+ * -inf for fully masked rows and padding. */
 static void refine_pack(const attn__sdpa_prob *P, const attn__sdpa_seq *s, const bwd_bufs *w, int64_t h0, int64_t ng,
                         int64_t r0, int64_t M, int64_t Mp) {
     for (int64_t m = 0; m < Mp; m++) {
         const int64_t i = r0 + m / ng, h = h0 + m % ng;
         w->lse[m] = m < M ? P->lse_in[attn__sdpa_lse_idx(P, s, h, i)] : -INFINITY;
         const int live = w->lse[m] != -INFINITY;
-        const float *qr = live ? attn__sdpa_at(P->q, s, s->q0, i, h) : NULL;
-        const float *dor = live ? attn__sdpa_at(P->dO, s, s->q0, i, h) : NULL;
-        for (int64_t d = 0; d < P->D; d++) w->Qt[d * Mp + m] = live ? qr[d] : 0.0f;
-        for (int64_t e = 0; e < P->Dv; e++) w->dOt[e * Mp + m] = live ? dor[e] : 0.0f;
+        put_row(P, live ? in_row(P, P->q, s, i, h) : NULL, P->D, m, Mp, w->Qt, w->Q2, NULL, NULL, 0);
+        put_row(P, live ? in_row(P, P->dO, s, i, h) : NULL, P->Dv, m, Mp, w->dOt, w->dO2, NULL, NULL, 0);
         w->Dil[m] = 0.0f; /* lsel = 0: e = exp(s - lse) */
         if (live && P->dropout_p > 0.0f) w->rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
     }
@@ -419,9 +569,9 @@ static void refine_pack(const attn__sdpa_prob *P, const attn__sdpa_seq *s, const
 
 /* e (nc, Mp) = exp(scale K . Qt (+ masks) - lse) of key tile j0, as bwd_tile's St. */
 static void refine_probs(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const attn__sdpa_seq *s,
-                         const bwd_bufs *w, const float *kbase, int64_t kvh, int64_t g0, int64_t ng, int64_t r0,
-                         int64_t nr, int64_t j0, int64_t nc, int64_t Mp) {
-    kt->gemm_ab(nc, Mp, P->D, kbase + j0 * P->k.stride_s, P->k.stride_s, w->Qt, Mp, w->St, Mp, 0);
+                         const bwd_bufs *w, int64_t kvh, int64_t g0, int64_t ng, int64_t r0, int64_t nr, int64_t j0,
+                         int64_t nc, int64_t Mp) {
+    tile_scores(P, kt, w, key_ptr(P, P->k, s, kvh, j0), nc, Mp, w->St);
     const int full = w->lo[nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || P->has_elem;
     if (elem) {
         attn__sdpa_scale_tile(w->St, nc * Mp, P->scale);
@@ -449,7 +599,7 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     if (r0 >= s.sq) return;
     const int64_t nr = s.sq - r0 < pl->Br ? s.sq - r0 : pl->Br;
     const int64_t g0 = hc * pl->Gs, ng = P->G - g0 < pl->Gs ? P->G - g0 : pl->Gs;
-    const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0, Dv = P->Dv, Bc = pl->Bc;
+    const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0, Bc = pl->Bc;
     bwd_bufs w;
     bwd_bufs_get(P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
     /* (Mp) each: sum_j e_ij, sum_j e_ij dP_ij, scratch; emax (Mp) in w.Di */
@@ -458,12 +608,10 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
     refine_pack(P, &s, &w, h0, ng, r0, M, Mp);
     const int64_t ka = w.lo[0], kb = w.hi[nr - 1];
-    const float *kbase = ka < kb ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
-    const float *vbase = ka < kb ? attn__sdpa_at(P->v, &s, s.k0, 0, kvh) : NULL;
     /* 1. c_i and the largest probability of each row */
     for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
-        refine_probs(P, kt, &s, &w, kbase, kvh, g0, ng, r0, nr, j0, nc, Mp);
+        refine_probs(P, kt, &s, &w, kvh, g0, ng, r0, nr, j0, nc, Mp);
         kt->row_sums(nc, Mp, w.St, NULL, csum, NULL, w.Di);
     }
     int peaked = 0;
@@ -471,8 +619,8 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     /* 2. peaked block: Di = sum_j e_ij dP_ij / c_i from bwd_tile's dP bits */
     for (int64_t j0 = ka; peaked && j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
-        refine_probs(P, kt, &s, &w, kbase, kvh, g0, ng, r0, nr, j0, nc, Mp);
-        kt->gemm_ab(nc, Mp, Dv, vbase + j0 * P->v.stride_s, P->v.stride_s, w.dOt, Mp, w.dPt, Mp, 0);
+        refine_probs(P, kt, &s, &w, kvh, g0, ng, r0, nr, j0, nc, Mp);
+        tile_dp(P, kt, &w, key_ptr(P, P->v, &s, kvh, j0), nc, Mp, w.dPt);
         if (P->dropout_p > 0.0f) /* dP z: z = 1 / (1 - p) for kept keys, 0 for dropped (bwd_tile's z * dP) */
             for (int64_t cc = 0; cc < nc; cc++)
                 for (int64_t m = 0; m < M; m++) {
@@ -491,9 +639,7 @@ static void refine_task(void *vctx, int64_t t, int tid) {
             c->dih[li] = (float)di;
             c->dil[li] = (float)(di - (double)c->dih[li]);
         } else { /* Di = <dO, o> */
-            c->dih[li] = w.lse[m] == -INFINITY ? 0.0f
-                                               : kt->dot(Dv, attn__sdpa_at(P->dO, &s, s.q0, i, h),
-                                                         attn__sdpa_at(P->o, &s, s.q0, i, h));
+            c->dih[li] = w.lse[m] == -INFINITY ? 0.0f : row_di(P, kt, &s, i, h);
             c->dil[li] = 0.0f;
         }
     }

@@ -49,9 +49,9 @@ typedef struct attn__sdpa_prob {
     int has_elem;                   /* softcap / alibi / explicit mask: per-element work in every tile */
     int bwd_fast;                   /* backward without the row-statistics pass (attn_sdpa_opts) */
     attn_view q, k, v, o, dO, dq, dk, dv; /* fp32 views, except (fwd) o of type ot and, in the
-                                             bf16 fast path, q, k, v (.data then a uint16_t *) */
+                                             bf16 fast path, q, k, v and (bwd) dO (.data then a uint16_t *) */
     attn_dtype ot;                  /* fwd: element type of o (rows converted as written) */
-    int bf16;                       /* fwd: the bf16 fast path (attn_sdpa_fwd_typed) */
+    int bf16;                       /* the bf16 fast path (attn_sdpa_fwd_typed / _bwd_typed) */
     float *lse_out;                 /* fwd: (B, Hq, Sq) / varlen (Hq, Tq), or NULL */
     const float *lse_in;            /* bwd */
 } attn__sdpa_prob;
@@ -234,13 +234,17 @@ void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const 
 /* The caller's options as a complete struct of this library's layout. */
 attn_status attn__sdpa_opts_read(const char *fn, const attn_sdpa_opts *opts, attn_sdpa_opts *full);
 /* Run validated calls (opts complete): plan, workspace (NULL allocates), kernels.
- * fwd: o of element type ot; bf16 != 0 the bf16 fast path (q, k, v BF16). */
+ * fwd: o of element type ot; bf16 != 0 the bf16 fast path (q, k, v and, bwd,
+ * dO BF16; D even, and Dv even in the bwd). */
 attn_status attn__sdpa_fwd_exec(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts,
                                 attn_view q, attn_view k, attn_view v, attn_view o, attn_dtype ot, int bf16,
                                 float *lse, void *workspace, size_t workspace_size);
 attn_status attn__sdpa_bwd_exec(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts,
                                 attn_view q, attn_view k, attn_view v, attn_view o, attn_view dO, const float *lse,
-                                attn_view dq, attn_view dk, attn_view dv, void *workspace, size_t workspace_size);
+                                attn_view dq, attn_view dk, attn_view dv, int bf16, void *workspace,
+                                size_t workspace_size);
+/* Workspace bytes of a call (0: unusable arguments), with the bf16 fast path's buffers when bf16. */
+size_t attn__sdpa_ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd, int bf16);
 void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd, int nthreads);
 
 /* sdpa_elem.c */

@@ -3,9 +3,11 @@
  * views (F32, BF16, F16 in any mix).
  *
  * Two routes (attn.h "Reduced precision"):
- *   - bf16 fast forward: q, k, v BF16, D even and a bf16 dot-product unit in
- *     the active table (gemm_bf16): the forward driver reads q, k, v in
- *     place and runs Q.K^T and P.V on bf16 pairs;
+ *   - bf16 fast path: q, k, v (and, backward, dO) BF16, D even (backward:
+ *     Dv even too) and a bf16 dot-product unit in the active table
+ *     (gemm_bf16): the drivers read those tensors in place and run every
+ *     product (forward Q.K^T, P.V; backward also dO.V^T, P^T.dO, dS^T.Q,
+ *     dS.K) on bf16 pairs, P and dS rounded to bf16;
  *   - otherwise every input that is not fp32 is converted once into an fp32
  *     copy in the workspace ("staging", (Bn, S, H, Dl) contiguous, Bn = B or
  *     1 for varlen), the fp32 kernels run on the copies, and outputs that are
@@ -39,7 +41,7 @@ typedef struct layout {
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
 
 /* Shapes of the tensors, and which ones are staged. fwd: o is never staged
- * (the driver converts its rows); fast: q, k, v are read in place. */
+ * (the driver converts its rows); fast: q, k, v (and, bwd, dO) are read in place. */
 static void layout_make(layout *L, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd, int fast,
                         const attn_tview *tv) {
     memset(L, 0, sizeof *L);
@@ -56,7 +58,8 @@ static void layout_make(layout *L, const attn_sdpa_dims *dims, const attn_sdpa_o
         t->src = tv[i];
         t->Bn = B; t->S = S[i]; t->H = H[i]; t->Dl = Dl[i];
         t->output = bwd ? i >= T_DQ : i == T_O;
-        t->staged = tv[i].dtype != ATTN_DTYPE_F32 && !(fast && i <= T_V) && !(!bwd && i == T_O);
+        t->staged = tv[i].dtype != ATTN_DTYPE_F32 && !(fast && (i <= T_V || (bwd && i == T_DO))) &&
+                    !(!bwd && i == T_O);
         attn_view f = {(float *)tv[i].data, tv[i].stride_b, tv[i].stride_s, tv[i].stride_h};
         if (t->staged) {
             t->off = L->bytes;
@@ -107,10 +110,12 @@ static void convert(const stage *t, const attn__sdpa_kernels *kt, int to_caller,
 
 /* ─── entry points ────────────────────────────────────────────────────────── */
 
-static int fast_path(const attn_sdpa_dims *dims, const attn_tview *tv) {
+static int fast_path(const attn_sdpa_dims *dims, const attn_tview *tv, int bwd) {
     const attn__sdpa_kernels *kt = attn__sdpa_kernels_get();
+    const int64_t Dv = dims->head_dim_v ? dims->head_dim_v : dims->head_dim;
     return kt->gemm_bf16 && tv[T_Q].dtype == ATTN_DTYPE_BF16 && tv[T_K].dtype == ATTN_DTYPE_BF16 &&
-           tv[T_V].dtype == ATTN_DTYPE_BF16 && dims->head_dim % 2 == 0;
+           tv[T_V].dtype == ATTN_DTYPE_BF16 && dims->head_dim % 2 == 0 &&
+           (!bwd || (tv[T_DO].dtype == ATTN_DTYPE_BF16 && Dv % 2 == 0));
 }
 
 /* Staging bytes + the fp32 call's workspace; 0 on unusable arguments. */
@@ -118,13 +123,14 @@ static size_t typed_ws_size(const char *fn, const attn_sdpa_dims *dims, const at
                             const attn_sdpa_opts *opts_in, int bwd) {
     attn_sdpa_opts opts;
     if (attn__sdpa_opts_read(fn, opts_in, &opts)) return 0;
-    size_t inner = bwd ? attn_sdpa_bwd_workspace_size(dims, &opts) : attn_sdpa_fwd_workspace_size(dims, &opts);
-    if (inner == 0) return 0;
     for (int i = 0; i < (bwd ? 8 : 4); i++)
         if (tv[i].dtype != ATTN_DTYPE_F32 && tv[i].dtype != ATTN_DTYPE_BF16 && tv[i].dtype != ATTN_DTYPE_F16)
             return 0;
+    const int fast = fast_path(dims, tv, bwd);
+    size_t inner = attn__sdpa_ws_size(dims, &opts, bwd, fast);
+    if (inner == 0) return 0;
     layout L;
-    layout_make(&L, dims, &opts, bwd, !bwd && fast_path(dims, tv), tv);
+    layout_make(&L, dims, &opts, bwd, fast, tv);
     return L.bytes + inner;
 }
 
@@ -188,7 +194,7 @@ attn_status attn_sdpa_fwd_typed(const attn_sdpa_dims *dims, attn_tview q, attn_t
     const attn_tview tv[8] = {q, k, v, o, {0}, {0}, {0}, {0}};
     if ((st = attn__sdpa_validate_t(fn, dims, &opts, 0, tv, lse))) return st;
     if (dims->batch == 0 || dims->seq_q == 0) return ATTN_OK;
-    const int fast = fast_path(dims, tv);
+    const int fast = fast_path(dims, tv, 0);
     layout L;
     layout_make(&L, dims, &opts, 0, fast, tv);
     void *owned, *inner;
@@ -211,15 +217,16 @@ attn_status attn_sdpa_bwd_typed(const attn_sdpa_dims *dims, attn_tview q, attn_t
     const attn_tview tv[8] = {q, k, v, o, dO, dq, dk, dv};
     if ((st = attn__sdpa_validate_t(fn, dims, &opts, 1, tv, lse))) return st;
     if (dims->batch == 0 || (dims->seq_q == 0 && dims->seq_k == 0)) return ATTN_OK;
+    const int fast = fast_path(dims, tv, 1);
     layout L;
-    layout_make(&L, dims, &opts, 1, 0, tv);
+    layout_make(&L, dims, &opts, 1, fast, tv);
     void *owned, *inner;
     size_t inner_size;
     const int nthreads = attn__resolve_threads(opts.num_threads);
     if ((st = stage_in(fn, &L, workspace, workspace_size, nthreads, &owned, &inner, &inner_size))) return st;
     const stage *t = L.t;
     st = attn__sdpa_bwd_exec(fn, dims, &opts, t[T_Q].f32, t[T_K].f32, t[T_V].f32, t[T_O].f32, t[T_DO].f32, lse,
-                             t[T_DQ].f32, t[T_DK].f32, t[T_DV].f32, inner, inner_size);
+                             t[T_DQ].f32, t[T_DK].f32, t[T_DV].f32, fast, inner, inner_size);
     if (st == ATTN_OK) {
         const attn__sdpa_kernels *kt = attn__sdpa_kernels_get();
         for (int i = T_DQ; i <= T_DV; i++)

@@ -177,9 +177,11 @@ static int fuzz_sdpa_typed_one(const uint8_t *data, size_t size) {
     if (clean && wm != 2) FUZZ_CHECK(st == ATTN_OK);
 
     /* staging contract: equal to the fp32 call on widened inputs, outputs rounded */
-    const int fast = !bwd && t[0].v.dtype == ATTN_DTYPE_BF16 && t[1].v.dtype == ATTN_DTYPE_BF16 &&
+    /* the bf16 fast path (attn.h "Reduced precision") computes differently: forward q, k, v
+     * BF16, D even; backward also dO BF16, Dv even */
+    const int fast = t[0].v.dtype == ATTN_DTYPE_BF16 && t[1].v.dtype == ATTN_DTYPE_BF16 &&
                      t[2].v.dtype == ATTN_DTYPE_BF16 && D % 2 == 0 && attn_isa_active() == ATTN_ISA_AVX512 &&
-                     attn__cpu()->avx512bf16;
+                     attn__cpu()->avx512bf16 && (!bwd || (t[TF_DO].v.dtype == ATTN_DTYPE_BF16 && Dv % 2 == 0));
     if (st == ATTN_OK && !fast) {
         float *w[TF_N];
         attn_view fv[TF_N];
@@ -208,12 +210,13 @@ static int fuzz_sdpa_typed_one(const uint8_t *data, size_t size) {
                         }
         for (int i = 0; i < nt; i++) free(w[i]);
         free(lse2);
-    } else if (st == ATTN_OK && fast && !raw) { /* moderate inputs: a finite o (0 for rows that see nothing) */
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t s = 0; s < t[TF_O].S; s++)
-                for (int64_t h = 0; h < t[TF_O].H; h++)
-                    for (int64_t e = 0; e < t[TF_O].Dl; e++)
-                        FUZZ_CHECK(isfinite(tf_get(&t[TF_O], tf_off(&t[TF_O], b, s, h) + e)));
+    } else if (st == ATTN_OK && fast && !raw) { /* moderate inputs: finite outputs (0 where nothing is seen) */
+        for (int i = first_out; i < nt; i++)
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t s = 0; s < t[i].S; s++)
+                    for (int64_t h = 0; h < t[i].H; h++)
+                        for (int64_t e = 0; e < t[i].Dl; e++)
+                            FUZZ_CHECK(isfinite(tf_get(&t[i], tf_off(&t[i], b, s, h) + e)));
     }
     for (int i = 0; i < nt; i++) { free(snap[i]); free(t[i].v.data); }
     free(lse);

@@ -59,18 +59,6 @@ static const char *script_path(char *buf, size_t n) {
     return buf;
 }
 
-static void json_text(attn_json obj, const char *key, char *out, size_t n) {
-    attn_json v;
-    if (attn__json_get(obj, key, &v) == 1 && v.type == ATTN_JSON_STRING) attn__json_str_get(v, out, n);
-}
-static double json_number(attn_json obj, const char *key, double dflt) {
-    attn_json v;
-    attn_json_num num;
-    if (attn__json_get(obj, key, &v) != 1 || v.type != ATTN_JSON_NUMBER) return dflt;
-    attn__json_num(v, &num);
-    return num.d;
-}
-
 /* One line of the script's output: {"variant": ..., "ms": ... | "skip": ...} */
 static void take_line(const char *line, const char *const *variants, int n, pypeer_res *res) {
     attn_json root, v;
@@ -80,14 +68,14 @@ static void take_line(const char *line, const char *const *variants, int n, pype
         if (!attn__json_str_eq(v, variants[i])) continue;
         pypeer_res *r = &res[i];
         char skip[160] = "";
-        json_text(root, "skip", skip, sizeof skip);
+        bu_json_text(root, "skip", skip, sizeof skip);
         if (skip[0]) { snprintf(r->note, sizeof r->note, "n/a: %s", skip); return; }
-        r->ms = json_number(root, "ms", -1);
-        r->best_ms = json_number(root, "best_ms", r->ms);
-        r->cpu_share = json_number(root, "cpu_share", 0);
-        r->runs = (int)json_number(root, "runs", 0);
-        json_text(root, "op", r->op, sizeof r->op);
-        json_text(root, "version", r->version, sizeof r->version);
+        r->ms = bu_json_number(root, "ms", -1);
+        r->best_ms = bu_json_number(root, "best_ms", r->ms);
+        r->cpu_share = bu_json_number(root, "cpu_share", 0);
+        r->runs = (int)bu_json_number(root, "runs", 0);
+        bu_json_text(root, "op", r->op, sizeof r->op);
+        bu_json_text(root, "version", r->version, sizeof r->version);
         if (r->ms > 0) { r->ran = 1; r->note[0] = 0; }
         return;
     }

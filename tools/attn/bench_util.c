@@ -366,6 +366,19 @@ void bu_json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+void bu_json_text(attn_json obj, const char *key, char *out, size_t n) {
+    attn_json v;
+    if (attn__json_get(obj, key, &v) == 1 && v.type == ATTN_JSON_STRING) attn__json_str_get(v, out, n);
+}
+
+double bu_json_number(attn_json obj, const char *key, double dflt) {
+    attn_json v;
+    attn_json_num num;
+    if (attn__json_get(obj, key, &v) != 1 || v.type != ATTN_JSON_NUMBER) return dflt;
+    attn__json_num(v, &num);
+    return num.d;
+}
+
 const char *bu_which(const char *prog) {
     static char buf[4096];
     const char *path = getenv("PATH");

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "io/json.h"
+
 double bu_now(void); /* seconds, monotonic */
 double bu_cpu_time(void); /* process CPU seconds, user + system, all threads */
 
@@ -61,6 +63,10 @@ int64_t bu_current_rss(void);
 
 /* Writes s as a JSON string literal (with quotes). */
 void bu_json_str(FILE *f, const char *s);
+/* Members of a parsed JSON object (io/json.h): the string obj[key] decoded into out[0, n)
+ * (out untouched when missing or not a string); the number obj[key], or dflt. */
+void bu_json_text(attn_json obj, const char *key, char *out, size_t n);
+double bu_json_number(attn_json obj, const char *key, double dflt);
 
 /* Full path of an executable found on PATH (static buffer), or NULL. */
 const char *bu_which(const char *prog);

@@ -19,6 +19,7 @@
 #include "args.h"
 #include "cli.h"
 #include "core/core.h"
+#include "io/npy.h"
 
 #include <errno.h>
 #include <math.h>
@@ -49,143 +50,27 @@ static const char *lib_msg(const char *path) {
     return *m ? m : "unknown error";
 }
 
-/* ─── integer .npy (positions) ─────────────────────────────────────────────
- * Reads a little-endian C-order integer array (i1/i2/i4/i8/u1/u2/u4/u8) of at
- * most 2 dimensions into int64. Float arrays go through attn_npy_read and
- * must hold integers. Returns 0, or 1 with a message in err. */
+/* ─── positions .npy ──────────────────────────────────────────────────────
+ * An integer array (any of i1..i8, u1..u8), or a float one holding integers,
+ * of 1 (S) or 2 (B, S) dimensions, read by the library (io/npy.h) into int64.
+ * Returns 0, or 1 with a message in err. */
 static int read_positions(const char *path, int64_t **out, int *ndim, int64_t shape[2], char *err, size_t errlen) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return 1; }
-    unsigned char pre[10];
-    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        fclose(f);
-        snprintf(err, errlen, "%s: not a .npy file (bad magic or truncated header)", path);
+    attn_npy_i64 a;
+    if (attn__npy_read_i64(path, &a) != ATTN_OK) { snprintf(err, errlen, "%s: %s", path, lib_msg(path)); return 1; }
+    if (a.ndim < 1 || a.ndim > 2) {
+        snprintf(err, errlen, "%s: positions must be 1-D (S) or 2-D (B, S), got %d dimensions", path, a.ndim);
+        attn__npy_i64_free(&a);
         return 1;
     }
-    size_t hlen;
-    if (pre[6] == 1) hlen = (size_t)pre[8] | (size_t)pre[9] << 8;
-    else if (pre[6] == 2 || pre[6] == 3) {
-        unsigned char b2[2];
-        if (fread(b2, 1, 2, f) != 2) { fclose(f); snprintf(err, errlen, "%s: truncated header", path); return 1; }
-        hlen = (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)b2[0] << 16 | (size_t)b2[1] << 24;
-    } else {
-        fclose(f);
-        snprintf(err, errlen, "%s: unsupported .npy version %d", path, pre[6]);
-        return 1;
-    }
-    if (hlen > 65536) { fclose(f); snprintf(err, errlen, "%s: header too long (%zu bytes)", path, hlen); return 1; }
-    char hdr[65537];
-    if (fread(hdr, 1, hlen, f) != hlen) { fclose(f); snprintf(err, errlen, "%s: truncated header", path); return 1; }
-    hdr[hlen] = 0;
-    const char *d = strstr(hdr, "'descr':");
-    char descr[16] = "";
-    if (d) {
-        d = strchr(d + 8, '\'');
-        if (d) {
-            size_t i = 0;
-            d++;
-            while (d[i] && d[i] != '\'' && i < sizeof descr - 1) { descr[i] = d[i]; i++; }
-            descr[i] = 0;
-        }
-    }
-    if (!descr[0]) { fclose(f); snprintf(err, errlen, "%s: header has no 'descr'", path); return 1; }
-    if (descr[1] == 'f') { /* float positions: let the library read them */
-        fclose(f);
-        attn_npy a;
-        if (attn_npy_read(path, &a) != ATTN_OK) { snprintf(err, errlen, "%s: %s", path, lib_msg(path)); return 1; }
-        if (a.ndim < 1 || a.ndim > 2) {
-            snprintf(err, errlen, "%s: positions must be 1-D (S) or 2-D (B, S), got %d dimensions", path, a.ndim);
-            attn_npy_free(&a);
-            return 1;
-        }
-        *out = malloc((size_t)(a.numel > 0 ? a.numel : 1) * sizeof(int64_t));
-        if (!*out) { attn_npy_free(&a); snprintf(err, errlen, "%s: out of memory", path); return 1; }
-        for (int64_t i = 0; i < a.numel; i++) {
-            float v = a.data[i];
-            if (!(v == floorf(v)) || fabsf(v) > 2147483647.0f) {
-                snprintf(err, errlen, "%s: position %lld is %g, not an integer", path, (long long)i, (double)v);
-                attn_npy_free(&a);
-                free(*out);
-                *out = NULL;
-                return 1;
-            }
-            (*out)[i] = (int64_t)v;
-        }
-        *ndim = a.ndim;
-        shape[0] = a.shape[0];
-        shape[1] = a.ndim > 1 ? a.shape[1] : 0;
-        attn_npy_free(&a);
-        return 0;
-    }
-    int width = descr[2] ? atoi(descr + 2) : 0;
-    int is_signed = descr[1] == 'i', is_unsigned = descr[1] == 'u';
-    if (!(is_signed || is_unsigned) || descr[0] == '>' || (width != 1 && width != 2 && width != 4 && width != 8) ||
-        strlen(descr) != 3) {
-        fclose(f);
-        snprintf(err, errlen, "%s: positions must be an integer (or float) array, got dtype '%s'", path, descr);
-        return 1;
-    }
-    if (strstr(hdr, "'fortran_order': True")) {
-        fclose(f);
-        snprintf(err, errlen, "%s: Fortran-order arrays are not supported", path);
-        return 1;
-    }
-    const char *sp = strstr(hdr, "'shape':");
-    const char *lp = sp ? strchr(sp, '(') : NULL;
-    const char *rp = lp ? strchr(lp, ')') : NULL;
-    if (!lp || !rp) { fclose(f); snprintf(err, errlen, "%s: header has no 'shape'", path); return 1; }
-    int nd = 0;
-    int64_t sh[8];
-    const char *p = lp + 1;
-    while (p < rp) {
-        while (p < rp && (*p == ' ' || *p == ',')) p++;
-        if (p >= rp) break;
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0 || nd >= 8) { fclose(f); snprintf(err, errlen, "%s: malformed 'shape'", path); return 1; }
-        sh[nd++] = v;
-        p = end;
-    }
-    if (nd < 1 || nd > 2) {
-        fclose(f);
-        snprintf(err, errlen, "%s: positions must be 1-D (S) or 2-D (B, S), got %d dimensions", path, nd);
-        return 1;
-    }
-    int64_t numel = sh[0] * (nd > 1 ? sh[1] : 1);
-    if (sh[0] > (int64_t)1 << 31 || (nd > 1 && sh[1] > (int64_t)1 << 31) || numel > (int64_t)1 << 31) {
-        fclose(f);
-        snprintf(err, errlen, "%s: shape too large", path);
-        return 1;
-    }
-    unsigned char *raw = malloc((size_t)(numel > 0 ? numel : 1) * (size_t)width);
-    *out = malloc((size_t)(numel > 0 ? numel : 1) * sizeof(int64_t));
-    if (!raw || !*out) {
-        fclose(f); free(raw); free(*out); *out = NULL;
+    if (!a.data && !(a.data = attn__malloc(sizeof(int64_t)))) { /* numel 0: the caller expects a buffer */
         snprintf(err, errlen, "%s: out of memory", path);
         return 1;
     }
-    size_t got = fread(raw, (size_t)width, (size_t)numel, f);
-    fclose(f);
-    if (got != (size_t)numel) {
-        free(raw); free(*out); *out = NULL;
-        snprintf(err, errlen, "%s: truncated data (%zu of %lld values)", path, got, (long long)numel);
-        return 1;
-    }
-    for (int64_t i = 0; i < numel; i++) {
-        const unsigned char *b = raw + i * width;
-        uint64_t u = 0;
-        for (int j = 0; j < width; j++) u |= (uint64_t)b[j] << (8 * j);
-        int64_t v;
-        if (is_signed && width < 8 && (u >> (8 * width - 1)) & 1) v = (int64_t)(u | (~(uint64_t)0 << (8 * width)));
-        else v = (int64_t)u;
-        if (is_unsigned && width == 8 && u > (uint64_t)INT64_MAX) v = INT64_MAX;
-        (*out)[i] = v;
-    }
-    free(raw);
-    *ndim = nd;
-    shape[0] = sh[0];
-    shape[1] = nd > 1 ? sh[1] : 0;
+    *ndim = a.ndim;
+    shape[0] = a.shape[0];
+    shape[1] = a.ndim > 1 ? a.shape[1] : 0;
+    *out = a.data; /* the caller frees it with attn__free */
     return 0;
 }
 
@@ -446,7 +331,7 @@ done:
     attn_st_free(st);
     attn_mha_free(m);
     attn_npy_free(&x);
-    free(pos64);
+    attn__free(pos64);
     free(pos);
     free(kpm);
     free(y);
