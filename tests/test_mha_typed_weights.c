@@ -66,7 +66,8 @@ static void test_widen_exhaustive(void) {
         long bad = 0;
         for (int i = 0; i < 65536; i++) {
             float want = types[t] == ATTN_DTYPE_BF16 ? attn__bf16_to_f32(src[i]) : attn__f16_to_f32(src[i]);
-            if (attn__f32_bits(want) != attn__f32_bits(dst[i])) bad++;
+            /* as test_kernels_typed: a signalling f16 NaN comes out quiet from vcvtph2ps */
+            if (attn__f32_bits(want) != attn__f32_bits(dst[i]) && !(isnan(want) && isnan(dst[i]))) bad++;
         }
         CHECK(bad == 0, "widen %s: %ld of 65536 bit patterns differ from io/half.h", t ? "F16" : "BF16", bad);
     }
@@ -79,7 +80,8 @@ static uint16_t round16(float f, attn_dtype t) { return t == ATTN_DTYPE_BF16 ? a
 static float widen1(uint16_t h, attn_dtype t) { return t == ATTN_DTYPE_BF16 ? attn__bf16_to_f32(h) : attn__f16_to_f32(h); }
 
 static void test_kernel_case(tu_rng *r, attn__proj_kernel k, attn_dtype wdt, int64_t M, int64_t N, int64_t K) {
-    const int64_t ldx = K + 3, ldw = K + 5, ldy = N + 2;
+    /* ldw == K for even N: the dot kernel (M <= 8) then takes many rows of W per call */
+    const int64_t ldx = K + 3, ldw = N % 2 ? K + 5 : K, ldy = N + 2;
     float *X = malloc((size_t)(M * ldx) * sizeof(float));
     uint16_t *W = malloc((size_t)(N * ldw) * sizeof(uint16_t));
     float *Wf = malloc((size_t)(N * K) * sizeof(float));

@@ -22,6 +22,7 @@
 #include "core/core.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "kernels/kv_typed.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -41,16 +42,24 @@ const char *attn__proj_kernel_name(attn__proj_kernel k) {
     return k == ATTN__PROJ_SBGEMM ? "sbgemm" : k == ATTN__PROJ_WIDEN ? "widen" : "sgemm";
 }
 
+/* The dot kernel's workspace: Xp (ATTN__PROJ_DOT_MAX_M, round16(K)) fp32, the
+ * rows of X zero-padded to whole 16-float chunks and rows M.. zero (what kdot
+ * reads), then per thread S (ATTN__KV_MAX_KEYS, ATTN__PROJ_DOT_MAX_M) fp32. */
+#define DOT_S_BYTES ((size_t)ATTN__KV_MAX_KEYS * ATTN__PROJ_DOT_MAX_M * sizeof(float))
+static int64_t round16(int64_t K) { return (K + 15) / 16 * 16; }
+static size_t dot_xpad_bytes(int64_t K, int *ok) {
+    return attn__round_up(attn__mul_size(attn__mul_size((size_t)round16(K), ATTN__PROJ_DOT_MAX_M, ok), sizeof(float), ok));
+}
+
 size_t attn__proj_workspace_size(attn__proj_kernel k, int64_t M, int64_t N, int64_t K, int nthreads) {
 #ifndef ATTN_HAVE_SBGEMM
     if (k == ATTN__PROJ_SBGEMM) k = ATTN__PROJ_WIDEN; /* what attn__proj runs then */
 #endif
     int ok = 1;
     size_t bytes = 0;
-    if (k == ATTN__PROJ_WIDEN && M <= ATTN__PROJ_DOT_MAX_M) { /* the dot kernel: nthreads rows of K fp32 */
-        size_t slice = attn__round_up(attn__mul_size((size_t)K, sizeof(float), &ok));
-        if (slice == 0 && K > 0) ok = 0;
-        bytes = attn__mul_size(slice, (size_t)(nthreads < 1 ? 1 : nthreads), &ok);
+    if (k == ATTN__PROJ_WIDEN && M <= ATTN__PROJ_DOT_MAX_M) { /* the dot kernel: X padded, then S per thread */
+        bytes = dot_xpad_bytes(K, &ok);
+        bytes = attn__add_size(bytes, attn__mul_size(DOT_S_BYTES, (size_t)(nthreads < 1 ? 1 : nthreads), &ok), &ok);
     } else if (k == ATTN__PROJ_WIDEN) { /* nthreads slices of (min(NB, N), K) fp32 */
         const int64_t nb = N < ATTN__PROJ_PANEL ? N : ATTN__PROJ_PANEL;
         size_t slice = attn__round_up(attn__mul_size(attn__mul_size((size_t)nb, (size_t)K, &ok), sizeof(float), &ok));
@@ -83,18 +92,32 @@ typedef struct proj_ctx {
 
 /* ─── the dot kernel (widen, M <= ATTN__PROJ_DOT_MAX_M) ──────────────────────
  * Few rows (decoding): a panel sgemm would widen a panel into memory and re-read
- * it for a handful of products per weight; here each row of W is widened into the
- * thread's K-float slice of the workspace (L1/L2-resident) and dotted with the M
- * rows of X by the dispatch table's dot (one fixed order per element). */
+ * it for a handful of products per weight. Here the rows of W are read once, in
+ * place, by the KV-cache decode kernel kdot (kernels/kv_typed.h: widening in
+ * registers, fp32 accumulation along K in a fixed order), ATTN__KV_MAX_KEYS rows
+ * of W per call (one when they are not contiguous, ldw != K) against the M padded
+ * rows of X; the scores S (rows of W, M) are then scattered into Y. */
 static void dot_panel_task(void *vctx, int64_t t, int tid) {
     const proj_ctx *c = (const proj_ctx *)vctx;
-    const attn__sdpa_kernels *kt = attn__sdpa_kernels_get();
+    const attn__kv_kernels *kv = attn__kv_kernels_get();
     const int64_t n0 = t * ATTN__PROJ_PANEL, n1 = n0 + ATTN__PROJ_PANEL < c->N ? n0 + ATTN__PROJ_PANEL : c->N;
-    float *wrow = (float *)(void *)(c->ws + (size_t)tid * c->slice); /* (K) */
-    for (int64_t n = n0; n < n1; n++) {
-        kt->to_f32(c->wdt, c->K, c->W + n * c->ldw, wrow);
-        for (int64_t i = 0; i < c->M; i++) c->Y[i * c->ldy + n] = kt->dot(c->K, c->X + i * c->ldx, wrow);
+    const int64_t step = c->ldw == c->K ? ATTN__KV_MAX_KEYS : 1;
+    const float *Xp = (const float *)(const void *)c->ws;
+    float *S = (float *)(void *)(c->ws + c->slice + (size_t)tid * DOT_S_BYTES); /* (step, ATTN__PROJ_DOT_MAX_M) */
+    for (int64_t n = n0; n < n1; n += step) {
+        const int64_t nr = n1 - n < step ? n1 - n : step;
+        kv->kdot(c->wdt, nr, c->M, c->K, c->W + n * c->ldw, NULL, Xp, round16(c->K), S, ATTN__PROJ_DOT_MAX_M);
+        for (int64_t j = 0; j < nr; j++)
+            for (int64_t i = 0; i < c->M; i++) c->Y[i * c->ldy + n + j] = S[j * ATTN__PROJ_DOT_MAX_M + i];
     }
+}
+
+/* Xp <- X (M, ldx) zero-padded (the dot kernel's layout above). */
+static void dot_pad_x(const proj_ctx *c) {
+    float *Xp = (float *)(void *)c->ws;
+    const int64_t K16 = round16(c->K);
+    memset(Xp, 0, (size_t)(ATTN__PROJ_DOT_MAX_M * K16) * sizeof(float));
+    for (int64_t i = 0; i < c->M; i++) memcpy(Xp + i * K16, c->X + i * c->ldx, (size_t)c->K * sizeof(float));
 }
 
 /* ─── the panel tasks ────────────────────────────────────────────────────── */
@@ -151,10 +174,13 @@ void attn__proj(attn__proj_kernel k, int64_t M, int64_t N, int64_t K, const floa
         return;
     }
 #endif
-    c.slice = attn__proj_workspace_size(ATTN__PROJ_WIDEN, M, N, K, 1);
     if (M <= ATTN__PROJ_DOT_MAX_M) {
+        int ok = 1;
+        c.slice = dot_xpad_bytes(K, &ok); /* S follows Xp */
+        dot_pad_x(&c);
         attn__parallel_for(npanel, nthreads, dot_panel_task, &c);
         return;
     }
+    c.slice = attn__proj_workspace_size(ATTN__PROJ_WIDEN, M, N, K, 1);
     attn__parallel_for(npanel, nthreads, widen_panel_task, &c);
 }

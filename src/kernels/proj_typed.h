@@ -43,7 +43,8 @@ void attn__proj(attn__proj_kernel k, int64_t M, int64_t N, int64_t K, const floa
                 attn_dtype wdt, int64_t ldw, float *Y, int64_t ldy, void *ws, int nthreads);
 
 /* dst (n) = src (n) of type t (BF16 or F16) widened to fp32, exactly (attn__bf16_to_f32 /
- * attn__f16_to_f32 bit for bit): the active ISA's conversion (kernels/dispatch.h). */
+ * attn__f16_to_f32 bit for bit, except that a signalling f16 NaN may come out quiet, as
+ * vcvtph2ps makes it): the active ISA's conversion (kernels/dispatch.h). */
 void attn__widen_16(const uint16_t *src, attn_dtype t, float *dst, int64_t n);
 
 #endif
