@@ -812,7 +812,10 @@ ATTN_API attn_status attn_hf_config_parse_ex(const char *json, size_t len, const
  *            bf16 (nearest even), exact products, fp32 sums;
  *    widen   otherwise: 256 weight rows at a time widened (exactly) into fp32
  *            scratch, then fp32 sgemm: the product of an fp32 layer holding
- *            the same (widened) weights, up to the order of the sums.
+ *            the same (widened) weights, up to the order of the sums; with
+ *            at most 8 rows of X (decoding) the weights are instead read in
+ *            place and widened in registers (the KV-cache decode kernel), so
+ *            a decode step reads half the fp32 layer's weight bytes.
  *    Per output element, against exact arithmetic on the stored weights:
  *    |Y~ - Y| <= (u_x + gamma_K (1 + u_x)) sum_k |X_k| |W_k|, gamma_K =
  *    K 2^-24 / (1 - K 2^-24), u_x = 2^-8 (sbgemm) or 0 (widen); checked by

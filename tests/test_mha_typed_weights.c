@@ -4,7 +4,8 @@
  * (kernels/proj_typed.c).
  *
  * 1. Widening: attn__widen_16 equals io/half.h's exact conversions bit for bit,
- *    for all 65536 inputs of each type (zeros, subnormals, inf, NaN payloads).
+ *    for all 65536 inputs of each type (zeros, subnormals, inf, NaN payloads;
+ *    a signalling f16 NaN may come out quiet, as vcvtph2ps makes it).
  * 2. Kernel bound: Y = X W^T by every kernel this build has, against float64 on
  *    the same (stored) weights, element by element:
  *        |Y~ - Y| <= (u_x + gamma_K (1 + u_x)) sum_k |X_k| |W_k|,
