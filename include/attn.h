@@ -733,6 +733,10 @@ typedef struct attn_mha_config {
     int rope_no_truncate;          /* yarn: 1 = do not floor / ceil the correction range */
     float rope_short_factor[128];  /* longrope: (rope_dim / 2) per-frequency divisors */
     float rope_long_factor[128];   /* longrope: (rope_dim / 2) */
+    /* Element type of the projection weights Wq, Wk, Wv, Wo (appended; see "Mixed precision"
+     * below): ATTN_DTYPE_F32 (default), or ATTN_DTYPE_BF16 / ATTN_DTYPE_F16 for an
+     * inference-only layer that holds them in 16 bits (biases and norm weights stay fp32). */
+    attn_dtype weight_dtype;
 } attn_mha_config;
 
 /* attn_mha_config_init(&cfg): the defaults (window_left = window_right = -1,
@@ -787,7 +791,51 @@ ATTN_API attn_status attn_hf_config_read_ex(const char *path, const attn_hf_opts
 ATTN_API attn_status attn_hf_config_parse_ex(const char *json, size_t len, const attn_hf_opts *opts,
                                              attn_mha_config *out, attn_hf_info *info);
 
+/* ─── Mixed precision: 16-bit projection weights (inference only) ─────────────
+ * cfg.weight_dtype = ATTN_DTYPE_BF16 or ATTN_DTYPE_F16 creates a layer that
+ * holds Wq, Wk, Wv and Wo in that type, 2 bytes per element and no fp32 copy
+ * (attn_mha_param_bytes; an fp32 layer holds 4 bytes per weight element plus
+ * 4 for its gradient). Biases and norm weights stay fp32. The contract:
+ *  - Load (attn_mha_load, attn_mha_load_index, every naming): tensors of the
+ *    layer's type are copied bit for bit; F32, F16 and BF16 tensors of another
+ *    type are rounded once, to nearest even; a finite value that F16 cannot
+ *    hold (|x| >= 65520) is refused (ATTN_ERR_DTYPE naming the tensor), and
+ *    F64 tensors are refused (ATTN_ERR_DTYPE). Peak memory: the 16-bit weights
+ *    plus one 16-bit staging copy (loads stay all-or-nothing).
+ *    attn_mha_init_weights draws the values an fp32 layer draws for the same
+ *    seed and rounds them to nearest even.
+ *  - Forward (attn_mha_forward, attn_mha_forward_cached, attn_mha_forward_paged):
+ *    activations stay fp32 (x, q, k, v, o, y; attention as in an fp32 layer).
+ *    Each projection Y = X W^T runs one of two ways (attn_mha_proj_kernel):
+ *    sbgemm  BF16 weights, libattn built with an OpenBLAS that has cblas_sbgemm
+ *            (not Debian's 0.3.21) and a CPU with AVX512_BF16: X rounded to
+ *            bf16 (nearest even), exact products, fp32 sums;
+ *    widen   otherwise: 256 weight rows at a time widened (exactly) into fp32
+ *            scratch, then fp32 sgemm: the product of an fp32 layer holding
+ *            the same (widened) weights, up to the order of the sums; with
+ *            at most 8 rows of X (decoding) the weights are instead read in
+ *            place and widened in registers (the KV-cache decode kernel), so
+ *            a decode step reads half the fp32 layer's weight bytes.
+ *    Per output element, against exact arithmetic on the stored weights:
+ *    |Y~ - Y| <= (u_x + gamma_K (1 + u_x)) sum_k |X_k| |W_k|, gamma_K =
+ *    K 2^-24 / (1 - K 2^-24), u_x = 2^-8 (sbgemm) or 0 (widen); checked by
+ *    tests/test_mha_typed_weights.c. Bit-identical at any thread count
+ *    (a fixed, shape-only set of panels, each one single-threaded BLAS call);
+ *    not across the two ways, nor bit-identical to the fp32 layer.
+ *  - Training keeps fp32 master weights: on a 16-bit layer
+ *    attn_mha_set_training(m, 1), attn_mha_backward and attn_mha_lora_attach
+ *    are ATTN_ERR_UNSUPPORTED. attn_mha_param lists the usual parameters with
+ *    data = NULL for the four weights (not fp32), grad = NULL and trainable = 0
+ *    for all, so attn_optim_step skips them (one passed with trainable set is
+ *    ATTN_ERR_NULL) and attn_mha_zero_grad does nothing. To train, load the
+ *    same checkpoint into an fp32 layer (16-bit values widen exactly).
+ *  - attn_mha_save writes the weights widened to F32 (exact: loading the file
+ *    into a layer of the same weight_dtype restores the same bits). */
 typedef struct attn_mha attn_mha;
+
+/* How the layer computes its projections: "sgemm" (fp32 weights), "sbgemm" or
+ * "widen" (16-bit weights, see above). NULL for NULL. */
+ATTN_API const char *attn_mha_proj_kernel(const attn_mha *m);
 
 ATTN_API attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg);
 ATTN_API void attn_mha_free(attn_mha *m);
@@ -882,6 +930,11 @@ ATTN_API int64_t attn_mha_num_params(const attn_mha *m);
 ATTN_API attn_status attn_mha_param(attn_mha *m, int64_t index, attn_param *out);
 ATTN_API attn_status attn_mha_find_param(attn_mha *m, const char *name, attn_param *out);
 ATTN_API int64_t attn_mha_num_trainable(const attn_mha *m); /* trainable scalar count */
+/* Bytes the layer holds for its parameters: weights (4 bytes per element for
+ * F32 weights, 2 for BF16 / F16), biases, norm weights and LoRA adapters, and
+ * the fp32 gradients of the trainable kinds (a 16-bit-weight layer has none).
+ * Scratch buffers of the forward are not counted. 0 for NULL. */
+ATTN_API size_t attn_mha_param_bytes(const attn_mha *m);
 ATTN_API attn_status attn_mha_zero_grad(attn_mha *m);
 
 typedef enum attn_naming {

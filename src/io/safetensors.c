@@ -26,6 +26,7 @@
 #include "io/file.h"
 #include "io/half.h"
 #include "io/json.h"
+#include "io/st_typed.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -650,17 +651,20 @@ static int host_is_le(void) {
     return b == 1;
 }
 
-attn_status attn_st_read_f32(const attn_st *st, const char *name, float *dst, int64_t dst_numel, int ndim,
-                             const int64_t *shape) {
-    if (!st) return attn__fail(ATTN_ERR_NULL, "attn_st_read_f32: st is NULL");
-    if (!name) return attn__fail(ATTN_ERR_NULL, "attn_st_read_f32: name is NULL");
+/* The checks shared by the readers: the entry of `name` (shape and numel as
+ * expected, a float dtype); *e = NULL (and ATTN_OK) when there is nothing to read. */
+static attn_status read_check(const attn_st *st, const char *fn, const char *name, const void *dst, int64_t dst_numel,
+                              int ndim, const int64_t *shape, const st_entry **out) {
+    *out = NULL;
+    if (!st) return attn__fail(ATTN_ERR_NULL, "%s: st is NULL", fn);
+    if (!name) return attn__fail(ATTN_ERR_NULL, "%s: name is NULL", fn);
     if (ndim > ATTN_MAX_DIMS || ndim < -1)
-        return attn__fail(ATTN_ERR_SHAPE, "attn_st_read_f32: tensor '%.300s': ndim = %d (expected -1 or 0..%d)", name,
+        return attn__fail(ATTN_ERR_SHAPE, "%s: tensor '%.300s': ndim = %d (expected -1 or 0..%d)", fn, name,
                           ndim, ATTN_MAX_DIMS);
     if (ndim > 0 && !shape)
-        return attn__fail(ATTN_ERR_NULL, "attn_st_read_f32: tensor '%.300s': shape is NULL with ndim = %d", name, ndim);
+        return attn__fail(ATTN_ERR_NULL, "%s: tensor '%.300s': shape is NULL with ndim = %d", fn, name, ndim);
     if (dst_numel < 0)
-        return attn__fail(ATTN_ERR_SHAPE, "attn_st_read_f32: tensor '%.300s': dst_numel = %lld < 0", name,
+        return attn__fail(ATTN_ERR_SHAPE, "%s: tensor '%.300s': dst_numel = %lld < 0", fn, name,
                           (long long)dst_numel);
     const st_entry *e = st_lookup(st, name);
     if (!e) return attn__fail(ATTN_ERR_NOT_FOUND, "tensor '%.300s' not found (the file has %lld tensors)", name,
@@ -684,11 +688,19 @@ attn_status attn_st_read_f32(const attn_st *st, const char *name, float *dst, in
         return attn__fail(ATTN_ERR_DTYPE, "tensor '%.300s': dtype %s cannot be converted to F32 (F32, F16, BF16, F64 can)",
                           name, ST_DTYPES[e->dtype].name);
     if (ti->numel == 0) return ATTN_OK;
-    if (!dst) return attn__fail(ATTN_ERR_NULL, "attn_st_read_f32: tensor '%.300s': dst is NULL", name);
+    if (!dst) return attn__fail(ATTN_ERR_NULL, "%s: tensor '%.300s': dst is NULL", fn, name);
+    *out = e;
+    return ATTN_OK;
+}
 
+attn_status attn_st_read_f32(const attn_st *st, const char *name, float *dst, int64_t dst_numel, int ndim,
+                             const int64_t *shape) {
+    const st_entry *e;
+    attn_status s = read_check(st, "attn_st_read_f32", name, dst, dst_numel, ndim, shape, &e);
+    if (s != ATTN_OK || !e) return s;
+    const attn_tensor_info *ti = &e->info;
     size_t n = (size_t)ti->numel; /* numel * itemsize <= file size, so this fits */
     size_t isz = (size_t)ST_DTYPES[e->dtype].bits / 8;
-    attn_status s;
     if (ti->dtype == ATTN_DTYPE_F32) {
         if ((s = st_read_bytes(st, e, 0, dst, n * 4)) != ATTN_OK) return s;
         if (!host_is_le()) {
@@ -718,6 +730,48 @@ attn_status attn_st_read_f32(const attn_st *st, const char *name, float *dst, in
                 memcpy(&d, &u, 8);
                 o[i] = (float)d;
             }
+        }
+    }
+    return ATTN_OK;
+}
+
+/* One element of a float tensor (little-endian bytes b of type t) as fp32: exact but for F64. */
+static float elem_f32(const unsigned char *b, attn_dtype t) {
+    if (t == ATTN_DTYPE_F16) return attn__f16_to_f32(attn__ld_le16(b));
+    if (t == ATTN_DTYPE_BF16) return attn__bf16_to_f32(attn__ld_le16(b));
+    return attn__bits_f32(attn__ld_le32(b));
+}
+
+attn_status attn__st_read_16(const attn_st *st, const char *name, uint16_t *dst, attn_dtype dt, int64_t dst_numel,
+                             int ndim, const int64_t *shape) {
+    if (dt != ATTN_DTYPE_BF16 && dt != ATTN_DTYPE_F16)
+        return attn__fail(ATTN_ERR_INTERNAL, "attn__st_read_16: destination dtype %d", (int)dt);
+    const st_entry *e;
+    attn_status s = read_check(st, "attn__st_read_16", name, dst, dst_numel, ndim, shape, &e);
+    if (s != ATTN_OK || !e) return s;
+    const attn_dtype src = e->info.dtype;
+    const char *dname = dt == ATTN_DTYPE_BF16 ? "BF16" : "F16";
+    if (src == ATTN_DTYPE_F64)
+        return attn__fail(ATTN_ERR_DTYPE, "tensor '%.300s': F64 is not read into %s weights (load it into an F32 "
+                          "layer, or convert the file)", name, dname);
+    const size_t n = (size_t)e->info.numel, isz = (size_t)ST_DTYPES[e->dtype].bits / 8;
+    unsigned char buf[16384];
+    const size_t per = sizeof buf / isz;
+    for (size_t i0 = 0; i0 < n; i0 += per) {
+        const size_t m = n - i0 < per ? n - i0 : per;
+        if ((s = st_read_bytes(st, e, (uint64_t)i0 * isz, buf, m * isz)) != ATTN_OK) return s;
+        uint16_t *o = dst + i0;
+        if (src == dt) { /* the layer's own type: the bits as stored */
+            for (size_t i = 0; i < m; i++) o[i] = attn__ld_le16(buf + 2 * i);
+            continue;
+        }
+        for (size_t i = 0; i < m; i++) { /* widen exactly, round once */
+            const float f = elem_f32(buf + isz * i, src);
+            const uint16_t h = dt == ATTN_DTYPE_BF16 ? attn__f32_to_bf16(f) : attn__f32_to_f16(f);
+            if (dt == ATTN_DTYPE_F16 && (h & 0x7fffu) == 0x7c00u && (attn__f32_bits(f) & 0x7f800000u) != 0x7f800000u)
+                return attn__fail(ATTN_ERR_DTYPE, "tensor '%.300s': element %zu = %g is outside the F16 range "
+                                  "(|x| < 65520)", name, i0 + i, (double)f);
+            o[i] = h;
         }
     }
     return ATTN_OK;

@@ -195,7 +195,7 @@ attn_status mha__project_incremental(attn_mha *m, const float *x, int64_t rows, 
     float *qp = proj, *kp = proj + qd, *vp = proj + qd + kvd;
     attn_status s;
     /* proj (rows, qd + 2 kvd) = x Wqkv^T (+ LoRA) */
-    attn__sgemm(0, 1, rows, ld, E, 1.0f, x, E, m->w[MHA_Q], E, 0.0f, proj, ld);
+    if ((s = mha__proj(m, MHA_Q, rows, ld, E, x, E, proj, ld)) != ATTN_OK) return s;
     float *dst[3] = {qp, kp, vp};
     for (int p = 0; p < 3; p++) {
         if (!mha__lora_active(m, p)) continue;

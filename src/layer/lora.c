@@ -16,6 +16,8 @@
 
 attn_status attn_mha_lora_attach(attn_mha *m, int which, int64_t rank, float alpha, uint64_t seed) {
     if (!m) return attn__fail(ATTN_ERR_NULL, "attn_mha_lora_attach: m is NULL");
+    attn_status s0 = mha__fp32_only(m, "attn_mha_lora_attach");
+    if (s0 != ATTN_OK) return s0;
     if (which <= 0 || which > (ATTN_PROJ_Q | ATTN_PROJ_K | ATTN_PROJ_V | ATTN_PROJ_O))
         return attn__fail(ATTN_ERR_OPTION, "attn_mha_lora_attach: which = %d, must be a non-empty bitmask of ATTN_PROJ_Q|K|V|O (1..15)",
                           which);

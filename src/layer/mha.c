@@ -15,7 +15,9 @@
  */
 #include "layer/mha_internal.h"
 
+#include "io/half.h"
 #include "kernels/gemm.h"
+#include "kernels/proj_typed.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 
@@ -182,6 +184,8 @@ static attn_status resolve_config(const attn_mha_config *in, attn_mha_config *c)
     if (!isfinite(c->qk_norm_offset)) return CFG_FAIL("qk_norm_offset = %g, must be finite", (double)c->qk_norm_offset);
     if (c->qk_norm_offset != 0.0f && !c->qk_norm)
         return CFG_FAIL("qk_norm_offset = %g set but qk_norm = 0", (double)c->qk_norm_offset);
+    if (c->weight_dtype != ATTN_DTYPE_F32 && c->weight_dtype != ATTN_DTYPE_BF16 && c->weight_dtype != ATTN_DTYPE_F16)
+        return CFG_FAIL("weight_dtype = %d, must be ATTN_DTYPE_F32 (0), F16 (1) or BF16 (2)", (int)c->weight_dtype);
     return ATTN_OK;
 }
 
@@ -195,12 +199,14 @@ void mha__rebuild_params(attn_mha *m) {
     for (int p = 0; p < MHA_NPROJ; p++) {
         mha_param_rec *r = &m->params[n++];
         snprintf(r->name, sizeof r->name, "%s.weight", proj[p]);
+        r->wproj = p;
         r->data = m->w[p]; r->grad = m->dw[p]; r->ndim = 2;
         r->shape[0] = out_w[p]; r->shape[1] = in_w[p]; r->numel = out_w[p] * in_w[p];
         r->trainable = m->base_trainable;
         if (m->b[p]) {
             r = &m->params[n++];
             snprintf(r->name, sizeof r->name, "%s.bias", proj[p]);
+            r->wproj = -1;
             r->data = m->b[p]; r->grad = m->db[p]; r->ndim = 1;
             r->shape[0] = out_w[p]; r->shape[1] = 1; r->numel = out_w[p];
             r->trainable = m->base_trainable;
@@ -212,6 +218,7 @@ void mha__rebuild_params(attn_mha *m) {
         for (int i = 0; i < 2; i++) {
             mha_param_rec *r = &m->params[n++];
             snprintf(r->name, sizeof r->name, "%s", nm[i]);
+            r->wproj = -1;
             r->data = d[i]; r->grad = g[i]; r->ndim = 1;
             r->shape[0] = m->D; r->shape[1] = 1; r->numel = m->D;
             r->trainable = m->base_trainable;
@@ -222,10 +229,12 @@ void mha__rebuild_params(attn_mha *m) {
         if (l->rank <= 0) continue;
         mha_param_rec *r = &m->params[n++];
         snprintf(r->name, sizeof r->name, "%s.lora_A.weight", proj[p]);
+        r->wproj = -1;
         r->data = l->A; r->grad = l->dA; r->ndim = 2;
         r->shape[0] = l->rank; r->shape[1] = l->in; r->numel = l->rank * l->in; r->trainable = 1;
         r = &m->params[n++];
         snprintf(r->name, sizeof r->name, "%s.lora_B.weight", proj[p]);
+        r->wproj = -1;
         r->data = l->B; r->grad = l->dB; r->ndim = 2;
         r->shape[0] = l->out; r->shape[1] = l->rank; r->numel = l->out * l->rank; r->trainable = 1;
     }
@@ -246,9 +255,13 @@ attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg) {
     m->E = c.embed_dim; m->Hq = c.num_heads; m->Hkv = c.num_kv_heads; m->D = c.head_dim;
     m->kdim = c.kdim; m->vdim = c.vdim;
     m->qd = m->Hq * m->D; m->kvd = m->Hkv * m->D;
-    m->base_trainable = 1;
+    m->wdt = c.weight_dtype;
+    m->proj_k = (int)attn__proj_kernel_for(m->wdt);
+    const int typed = m->wdt != ATTN_DTYPE_F32;
+    m->base_trainable = !typed;
 
-    /* arena: Wq | Wk | Wv (adjacent) | Wo | bq | bk | bv (adjacent) | bo | q_norm | k_norm */
+    /* fp32 arena: Wq | Wk | Wv (adjacent) | Wo | bq | bk | bv (adjacent) | bo | q_norm | k_norm,
+     * without the weights for a 16-bit layer, whose warena holds Wq | Wk | Wv (adjacent) | Wo */
     const int64_t nw[MHA_NPROJ] = {m->qd * m->E, m->kvd * m->kdim, m->kvd * m->vdim, m->E * m->qd};
     const int64_t nb[MHA_NPROJ] = {c.bias_q ? m->qd : 0, c.bias_k ? m->kvd : 0, c.bias_v ? m->kvd : 0,
                                    c.bias_o ? m->E : 0};
@@ -256,34 +269,38 @@ attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg) {
     for (int p = 0; p < 3; p++) { off_w[p] = total; total += nw[p]; }
     total = (total + 15) & ~(int64_t)15;
     off_w[3] = total; total += nw[3];
+    if (typed) { m->warena_n = (size_t)total; total = 0; }
     total = (total + 15) & ~(int64_t)15;
     for (int p = 0; p < 3; p++) { off_b[p] = total; total += nb[p]; }
     total = (total + 15) & ~(int64_t)15;
     off_b[3] = total; total += nb[3];
     total = (total + 15) & ~(int64_t)15;
     if (c.qk_norm) { off_n = total; total += 2 * m->D; }
+    if (total == 0) total = 16; /* a 16-bit layer without biases or norms */
     m->arena_n = (size_t)total;
     m->arena = (float *)attn__calloc((size_t)total, sizeof(float));
-    m->garena = (float *)attn__calloc((size_t)total, sizeof(float));
+    if (typed) m->warena = (uint16_t *)attn__calloc(m->warena_n, sizeof(uint16_t));
+    else m->garena = (float *)attn__calloc((size_t)total, sizeof(float));
     if (c.rope != ATTN_ROPE_NONE) {
         m->rope_half = c.rope_dim / 2;
         m->inv_freq = (double *)malloc((size_t)m->rope_half * sizeof(double));
     }
     if (c.qk_norm && c.qk_norm_offset != 0.0f) m->qn_eff = (float *)attn__malloc((size_t)(2 * m->D) * sizeof(float));
-    if (!m->arena || !m->garena || (c.rope != ATTN_ROPE_NONE && !m->inv_freq) ||
+    if (!m->arena || (typed ? !m->warena : !m->garena) || (c.rope != ATTN_ROPE_NONE && !m->inv_freq) ||
         (c.qk_norm && c.qk_norm_offset != 0.0f && !m->qn_eff)) {
         attn_mha_free(m);
         return attn__fail(ATTN_ERR_NOMEM, "attn_mha_create: cannot allocate %lld parameters", (long long)total);
     }
     for (int p = 0; p < MHA_NPROJ; p++) {
-        m->w[p] = m->arena + off_w[p];
-        m->dw[p] = m->garena + off_w[p];
+        m->w16[p] = typed ? m->warena + off_w[p] : NULL;
+        m->w[p] = typed ? NULL : m->arena + off_w[p];
+        m->dw[p] = typed ? NULL : m->garena + off_w[p];
         m->b[p] = nb[p] ? m->arena + off_b[p] : NULL;
-        m->db[p] = nb[p] ? m->garena + off_b[p] : NULL;
+        m->db[p] = nb[p] && !typed ? m->garena + off_b[p] : NULL;
     }
     if (c.qk_norm) {
         m->qn = m->arena + off_n; m->kn = m->qn + m->D;
-        m->dqn = m->garena + off_n; m->dkn = m->dqn + m->D;
+        m->dqn = typed ? NULL : m->garena + off_n; m->dkn = typed ? NULL : m->dqn + m->D;
         for (int64_t i = 0; i < 2 * m->D; i++) m->qn[i] = 1.0f - c.qk_norm_offset; /* identity */
     }
     if (m->rope_half) {
@@ -302,13 +319,14 @@ void attn_mha_free(attn_mha *m) {
     if (!m) return;
     attn__free(m->arena);
     attn__free(m->garena);
+    attn__free(m->warena);
     attn__free(m->lora_arena);
     free(m->inv_freq);
     attn__free(m->qn_eff);
     mha_buf *bufs[] = {&m->b_x, &m->b_key, &m->b_value, &m->b_proj, &m->b_qhat, &m->b_khat, &m->b_rstd_q,
                        &m->b_rstd_k, &m->b_pos, &m->b_cos_q, &m->b_sin_q, &m->b_cos_k, &m->b_sin_k, &m->b_o,
                        &m->b_lse, &m->b_lens, &m->b_mask, &m->b_ws, &m->b_dproj, &m->b_do, &m->b_dxa,
-                       &m->b_part, &m->b_cache_q};
+                       &m->b_part, &m->b_cache_q, &m->b_wpanel};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_free(bufs[i]);
     for (int p = 0; p < MHA_NPROJ; p++) buf_free(&m->b_xa[p]);
     free(m);
@@ -319,6 +337,10 @@ const attn_mha_config *attn_mha_get_config(const attn_mha *m) { return m ? &m->c
 attn_status attn_mha_set_training(attn_mha *m, int training) {
     if (!m) return attn__fail(ATTN_ERR_NULL, "attn_mha_set_training: m is NULL");
     if (!flag_ok(training)) return attn__fail(ATTN_ERR_OPTION, "attn_mha_set_training: training = %d, must be 0 or 1", training);
+    if (training) {
+        attn_status s = mha__fp32_only(m, "attn_mha_set_training");
+        if (s != ATTN_OK) return s;
+    }
     m->training = training;
     if (!training) m->st.valid = 0;
     return ATTN_OK;
@@ -341,19 +363,43 @@ static rng64 stream_for(uint64_t seed, const char *name) {
     return r;
 }
 
-void mha__fill_uniform(float *w, int64_t n, double a, uint64_t seed, const char *name) {
-    rng64 r = stream_for(seed, name);
-    for (int64_t i = 0; i < n; i++) w[i] = (float)(a * (2.0 * rng_unit(&r) - 1.0));
+/* The next n values of stream r: U(-a, a), or N(0, std^2) by Box-Muller, two values
+ * per draw (n even, except at the end of a tensor, keeps the pairs of one stream). */
+static void fill_uniform_r(rng64 *r, float *w, int64_t n, double a) {
+    for (int64_t i = 0; i < n; i++) w[i] = (float)(a * (2.0 * rng_unit(r) - 1.0));
 }
-
-static void fill_normal(float *w, int64_t n, double std, uint64_t seed, const char *name) {
-    rng64 r = stream_for(seed, name);
-    for (int64_t i = 0; i < n; i += 2) { /* Box-Muller, two values per draw */
-        double u1 = rng_unit(&r), u2 = rng_unit(&r);
+static void fill_normal_r(rng64 *r, float *w, int64_t n, double std) {
+    for (int64_t i = 0; i < n; i += 2) {
+        double u1 = rng_unit(r), u2 = rng_unit(r);
         if (u1 < 1e-300) u1 = 1e-300;
         double rad = sqrt(-2.0 * log(u1)), ang = 6.283185307179586 * u2;
         w[i] = (float)(std * rad * cos(ang));
         if (i + 1 < n) w[i + 1] = (float)(std * rad * sin(ang));
+    }
+}
+
+void mha__fill_uniform(float *w, int64_t n, double a, uint64_t seed, const char *name) {
+    rng64 r = stream_for(seed, name);
+    fill_uniform_r(&r, w, n, a);
+}
+
+/* Weight record r: the fp32 values of its stream (xavier bound a, or normal), in
+ * place or, for a 16-bit layer, 4096 at a time rounded to nearest even. */
+static void fill_weight(attn_mha *m, const mha_param_rec *r, int normal, double a, uint64_t seed) {
+    rng64 g = stream_for(seed, r->name);
+    if (!m->warena) {
+        if (normal) fill_normal_r(&g, r->data, r->numel, 0.02);
+        else fill_uniform_r(&g, r->data, r->numel, a);
+        return;
+    }
+    float buf[4096]; /* even: the normal pairs stay whole */
+    uint16_t *dst = m->w16[r->wproj];
+    for (int64_t i0 = 0; i0 < r->numel; i0 += 4096) {
+        const int64_t n = r->numel - i0 < 4096 ? r->numel - i0 : 4096;
+        if (normal) fill_normal_r(&g, buf, n, 0.02);
+        else fill_uniform_r(&g, buf, n, a);
+        for (int64_t i = 0; i < n; i++)
+            dst[i0 + i] = m->wdt == ATTN_DTYPE_BF16 ? attn__f32_to_bf16(buf[i]) : attn__f32_to_f16(buf[i]);
     }
 }
 
@@ -371,11 +417,8 @@ attn_status attn_mha_init_weights(attn_mha *m, attn_init_scheme scheme, uint64_t
             for (int64_t j = 0; j < r->numel; j++) r->data[j] = 1.0f - m->cfg.qk_norm_offset; /* effective weight one */
         } else if (r->ndim == 1) {
             memset(r->data, 0, (size_t)r->numel * sizeof(float));
-        } else if (scheme == ATTN_INIT_XAVIER_UNIFORM) {
-            double a = sqrt(6.0 / (double)(r->shape[0] + r->shape[1]));
-            mha__fill_uniform(r->data, r->numel, a, seed, r->name);
         } else {
-            fill_normal(r->data, r->numel, 0.02, seed, r->name);
+            fill_weight(m, r, scheme == ATTN_INIT_NORMAL, sqrt(6.0 / (double)(r->shape[0] + r->shape[1])), seed);
         }
     }
     return ATTN_OK;
@@ -721,8 +764,39 @@ static attn_status grow_copy(mha_buf *b, const float *src, int64_t n, const floa
     return ATTN_OK;
 }
 
+/* ═══ projections (any weight type) ═════════════════════════════════════════ */
+
+attn_status mha__proj(attn_mha *m, int p, int64_t rows, int64_t N, int64_t K, const float *X, int64_t ldx, float *Y,
+                      int64_t ldy) {
+    if (!m->warena) {
+        attn__sgemm(0, 1, rows, N, K, 1.0f, X, ldx, m->w[p], K, 0.0f, Y, ldy);
+        return ATTN_OK;
+    }
+    const int nt = attn__resolve_threads(0);
+    const size_t ws = attn__proj_workspace_size((attn__proj_kernel)m->proj_k, rows, N, K, nt);
+    void *wsp = ws && ws != SIZE_MAX ? mha__grow(&m->b_wpanel, ws) : NULL;
+    if (ws == SIZE_MAX || (ws && !wsp))
+        return attn__fail(ATTN_ERR_NOMEM, "attn_mha: cannot allocate the projection workspace (%lld x %lld x %lld, %s)",
+                          (long long)rows, (long long)N, (long long)K, attn__proj_kernel_name((attn__proj_kernel)m->proj_k));
+    attn__proj((attn__proj_kernel)m->proj_k, rows, N, K, X, ldx, m->w16[p], m->wdt, K, Y, ldy, wsp, nt);
+    return ATTN_OK;
+}
+
+attn_status mha__fp32_only(const attn_mha *m, const char *fn) {
+    if (!m->warena) return ATTN_OK;
+    return attn__fail(ATTN_ERR_UNSUPPORTED,
+                      "%s: the layer holds %s weights (weight_dtype) and is inference only; training keeps fp32 master "
+                      "weights (create the layer with weight_dtype = ATTN_DTYPE_F32 and load the same checkpoint)",
+                      fn, m->wdt == ATTN_DTYPE_BF16 ? "BF16" : "F16");
+}
+
+const char *attn_mha_proj_kernel(const attn_mha *m) {
+    return m ? attn__proj_kernel_name((attn__proj_kernel)m->proj_k) : NULL;
+}
+
 attn_status mha__out_proj(attn_mha *m, int64_t rows, const float *o, float *y, int save_xa) {
-    attn__sgemm(0, 1, rows, m->E, m->qd, 1.0f, o, m->qd, m->w[MHA_O], m->qd, 0.0f, y, m->E);
+    attn_status ps = mha__proj(m, MHA_O, rows, m->E, m->qd, o, m->qd, y, m->E);
+    if (ps != ATTN_OK) return ps;
     if (mha__lora_active(m, MHA_O)) {
         float *xa;
         attn_status s = mha__grow_f(save_xa ? &m->b_xa[MHA_O] : &m->b_dxa, rows * m->lora[MHA_O].rank, &xa);
@@ -785,17 +859,17 @@ attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in_caller, float
         if ((s = mha__grow_f(&m->b_proj, rows_q * ld_q, &proj)) != ATTN_OK) return s;
         qp = proj; kp = proj + qd; vp = proj + qd + kvd;
         /* Wq | Wk | Wv are adjacent: one GEMM, proj (rows, qd + 2 kvd) = x Wqkv^T */
-        attn__sgemm(0, 1, rows_q, ld_q, E, 1.0f, x, E, m->w[MHA_Q], E, 0.0f, proj, ld_q);
+        if ((s = mha__proj(m, MHA_Q, rows_q, ld_q, E, x, E, proj, ld_q)) != ATTN_OK) return s;
     } else {
         ld_q = qd; ld_k = 2 * kvd;
         if ((s = mha__grow_f(&m->b_proj, rows_q * qd + rows_k * ld_k, &proj)) != ATTN_OK) return s;
         qp = proj; kp = proj + rows_q * qd; vp = kp + kvd;
-        attn__sgemm(0, 1, rows_q, qd, E, 1.0f, x, E, m->w[MHA_Q], E, 0.0f, qp, ld_q);
-        if (value_is_key) /* Wk | Wv adjacent with equal input width: one GEMM */
-            attn__sgemm(0, 1, rows_k, 2 * kvd, m->kdim, 1.0f, key, m->kdim, m->w[MHA_K], m->kdim, 0.0f, kp, ld_k);
-        else {
-            attn__sgemm(0, 1, rows_k, kvd, m->kdim, 1.0f, key, m->kdim, m->w[MHA_K], m->kdim, 0.0f, kp, ld_k);
-            attn__sgemm(0, 1, rows_k, kvd, m->vdim, 1.0f, value, m->vdim, m->w[MHA_V], m->vdim, 0.0f, vp, ld_k);
+        if ((s = mha__proj(m, MHA_Q, rows_q, qd, E, x, E, qp, ld_q)) != ATTN_OK) return s;
+        if (value_is_key) { /* Wk | Wv adjacent with equal input width: one GEMM */
+            if ((s = mha__proj(m, MHA_K, rows_k, 2 * kvd, m->kdim, key, m->kdim, kp, ld_k)) != ATTN_OK) return s;
+        } else {
+            if ((s = mha__proj(m, MHA_K, rows_k, kvd, m->kdim, key, m->kdim, kp, ld_k)) != ATTN_OK) return s;
+            if ((s = mha__proj(m, MHA_V, rows_k, kvd, m->vdim, value, m->vdim, vp, ld_k)) != ATTN_OK) return s;
         }
     }
     {

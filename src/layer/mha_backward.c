@@ -42,6 +42,8 @@ static attn_status lora_bwd(attn_mha *m, int p, int64_t rows, const float *dY, i
 
 attn_status attn_mha_backward(attn_mha *m, const float *dy, float *dx, float *dkey, float *dvalue) {
     if (!m) return attn__fail(ATTN_ERR_NULL, "attn_mha_backward: m is NULL");
+    attn_status s0 = mha__fp32_only(m, "attn_mha_backward");
+    if (s0 != ATTN_OK) return s0;
     if (!dy) return attn__fail(ATTN_ERR_NULL, "attn_mha_backward: dy is NULL");
     mha_state *st = &m->st;
     if (!st->valid)

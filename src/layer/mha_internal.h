@@ -42,7 +42,8 @@ typedef struct mha_lora {
 
 typedef struct mha_param_rec {
     char name[32];
-    float *data, *grad;
+    int wproj;         /* MHA_Q..MHA_O for a projection weight, else -1 */
+    float *data, *grad; /* NULL for the weights of a 16-bit layer (and every grad there) */
     int ndim;
     int64_t shape[2];
     int64_t numel;
@@ -72,8 +73,14 @@ struct attn_mha {
     int64_t E, Hq, Hkv, D, kdim, vdim, qd, kvd;
 
     /* ── parameters: one arena; gradients in a second arena at the same offsets ── */
-    float *arena, *garena; /* (arena_n) each */
+    float *arena, *garena; /* (arena_n) each; garena NULL for a 16-bit layer (inference only) */
     size_t arena_n;
+    /* ── 16-bit weights (cfg.weight_dtype BF16 / F16; attn.h "Mixed precision") ── */
+    attn_dtype wdt;                 /* cfg.weight_dtype */
+    int proj_k;                     /* attn__proj_kernel of the weights (kernels/proj_typed.h) */
+    uint16_t *warena;               /* (warena_n): Wq | Wk | Wv (adjacent) | Wo, or NULL (fp32 layer) */
+    size_t warena_n;
+    uint16_t *w16[MHA_NPROJ];       /* into warena (shapes as w[] below); w[], dw[] are then NULL */
     float *w[MHA_NPROJ], *dw[MHA_NPROJ]; /* Wq (qd, E), Wk (kvd, kdim), Wv (kvd, vdim), Wo (E, qd);
                                             Wq, Wk, Wv adjacent: when kdim == vdim == E they form
                                             Wqkv (qd + 2 kvd, E) */
@@ -119,6 +126,7 @@ struct attn_mha {
     mha_buf b_dxa;    /* backward: LoRA d(x A^T) (rows, r) */
     mha_buf b_part;   /* backward: per-task partial sums (norm weight grads) */
     mha_buf b_cache_q;/* forward_paged: int32 seq_lens (n), then block tables (n, max_blocks) */
+    mha_buf b_wpanel; /* 16-bit weights: the projection kernel's workspace (attn__proj_workspace_size) */
 
     mha_state st;
 
@@ -185,6 +193,14 @@ static inline int mha__lora_on(const attn_mha *m, int p) { return m->lora[p].ran
 
 /* Fills w (n) with U(-a, a) from a splitmix64 stream keyed by (seed, name). */
 void mha__fill_uniform(float *w, int64_t n, double a, uint64_t seed, const char *name);
+/* Y (rows, N) [row stride ldy] = X (rows, K) [ldx] W^T for the weights of projection p
+ * (N, K): Wp's own shape, or with p = MHA_Q and N = qd + 2 kvd the adjacent Wqkv; with
+ * p = MHA_K and N = 2 kvd the adjacent Wk | Wv. Any weight type (proj_typed.h). */
+attn_status mha__proj(attn_mha *m, int p, int64_t rows, int64_t N, int64_t K, const float *X, int64_t ldx, float *Y,
+                      int64_t ldy);
+/* Refuses (ATTN_ERR_UNSUPPORTED, naming fn) what a 16-bit-weight layer cannot do: training. */
+attn_status mha__fp32_only(const attn_mha *m, const char *fn);
+
 /* y (rows, E) = o (rows, qd) Wo^T + bo (+ LoRA; x A^T kept in b_xa[O] when save_xa). */
 attn_status mha__out_proj(attn_mha *m, int64_t rows, const float *o, float *y, int save_xa);
 /* kvcache.c: proj (rows, qd + 2 kvd) = [q | k | v] of new tokens x (rows, E) after bias, qk-norm and

@@ -57,7 +57,17 @@ int64_t attn_mha_num_trainable(const attn_mha *m) {
 
 attn_status attn_mha_zero_grad(attn_mha *m) {
     if (!m) return attn__fail(ATTN_ERR_NULL, "attn_mha_zero_grad: m is NULL");
-    for (int i = 0; i < m->nparams; i++) memset(m->params[i].grad, 0, (size_t)m->params[i].numel * sizeof(float));
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i].grad) /* NULL in a 16-bit-weight layer */
+            memset(m->params[i].grad, 0, (size_t)m->params[i].numel * sizeof(float));
     return ATTN_OK;
+}
+
+size_t attn_mha_param_bytes(const attn_mha *m) {
+    if (!m) return 0;
+    size_t n = m->arena_n * sizeof(float) * (m->garena ? 2 : 1) + m->warena_n * sizeof(uint16_t);
+    for (int p = 0; p < MHA_NPROJ; p++) /* A, dA, B, dB */
+        if (m->lora[p].rank > 0) n += (size_t)(2 * m->lora[p].rank * (m->lora[p].in + m->lora[p].out)) * sizeof(float);
+    return n;
 }
 
