@@ -653,8 +653,10 @@ static int host_is_le(void) {
 
 /* The checks shared by the readers: the entry of `name` (shape and numel as
  * expected, a float dtype); *e = NULL (and ATTN_OK) when there is nothing to read. */
+/* The checks of every tensor read (f64_ok 0: F64 refused too, empty tensors included);
+ * *out = the entry to read, NULL when there is nothing to read (0 elements). */
 static attn_status read_check(const attn_st *st, const char *fn, const char *name, const void *dst, int64_t dst_numel,
-                              int ndim, const int64_t *shape, const st_entry **out) {
+                              int ndim, const int64_t *shape, int f64_ok, const st_entry **out) {
     *out = NULL;
     if (!st) return attn__fail(ATTN_ERR_NULL, "%s: st is NULL", fn);
     if (!name) return attn__fail(ATTN_ERR_NULL, "%s: name is NULL", fn);
@@ -687,6 +689,9 @@ static attn_status read_check(const attn_st *st, const char *fn, const char *nam
         ti->dtype != ATTN_DTYPE_F64)
         return attn__fail(ATTN_ERR_DTYPE, "tensor '%.300s': dtype %s cannot be converted to F32 (F32, F16, BF16, F64 can)",
                           name, ST_DTYPES[e->dtype].name);
+    if (!f64_ok && ti->dtype == ATTN_DTYPE_F64)
+        return attn__fail(ATTN_ERR_DTYPE, "tensor '%.300s': F64 is not read into BF16 / F16 weights (load it into an "
+                          "F32 layer, or convert the file)", name);
     if (ti->numel == 0) return ATTN_OK;
     if (!dst) return attn__fail(ATTN_ERR_NULL, "%s: tensor '%.300s': dst is NULL", fn, name);
     *out = e;
@@ -696,7 +701,7 @@ static attn_status read_check(const attn_st *st, const char *fn, const char *nam
 attn_status attn_st_read_f32(const attn_st *st, const char *name, float *dst, int64_t dst_numel, int ndim,
                              const int64_t *shape) {
     const st_entry *e;
-    attn_status s = read_check(st, "attn_st_read_f32", name, dst, dst_numel, ndim, shape, &e);
+    attn_status s = read_check(st, "attn_st_read_f32", name, dst, dst_numel, ndim, shape, 1, &e);
     if (s != ATTN_OK || !e) return s;
     const attn_tensor_info *ti = &e->info;
     size_t n = (size_t)ti->numel; /* numel * itemsize <= file size, so this fits */
@@ -747,13 +752,9 @@ attn_status attn__st_read_16(const attn_st *st, const char *name, uint16_t *dst,
     if (dt != ATTN_DTYPE_BF16 && dt != ATTN_DTYPE_F16)
         return attn__fail(ATTN_ERR_INTERNAL, "attn__st_read_16: destination dtype %d", (int)dt);
     const st_entry *e;
-    attn_status s = read_check(st, "attn__st_read_16", name, dst, dst_numel, ndim, shape, &e);
+    attn_status s = read_check(st, "attn__st_read_16", name, dst, dst_numel, ndim, shape, 0, &e);
     if (s != ATTN_OK || !e) return s;
     const attn_dtype src = e->info.dtype;
-    const char *dname = dt == ATTN_DTYPE_BF16 ? "BF16" : "F16";
-    if (src == ATTN_DTYPE_F64)
-        return attn__fail(ATTN_ERR_DTYPE, "tensor '%.300s': F64 is not read into %s weights (load it into an F32 "
-                          "layer, or convert the file)", name, dname);
     const size_t n = (size_t)e->info.numel, isz = (size_t)ST_DTYPES[e->dtype].bits / 8;
     unsigned char buf[16384];
     const size_t per = sizeof buf / isz;
