@@ -164,5 +164,20 @@ expect_fail "unknown key" "key 'attention_multiplier' = 0.5 is not known for lla
 step "--allow-unknown-keys ignores it" "$ATTN" run --weights "$FIX/model.safetensors" --config "$T/unk.json" \
     --allow-unknown-keys --input "$FIX/x.npy" --output "$T/y_uk.npy"
 
+# 8. 16-bit weights (--weight-dtype): this checkpoint is bf16, so a bf16 layer holds its bits; with the
+# widen kernel the projections are the fp32 layer's products of the same values (transformers within
+# 1e-5); with sbgemm (an OpenBLAS that has it) x is rounded to bf16 first (2^-8 relative: 1e-2).
+# Its values are also exact in f16 (no rounding on load), so the f16 layer matches the same way.
+for w in bf16 f16; do
+    step "run --weight-dtype $w" $RUN --input "$FIX/x.npy" --output "$T/y_$w.npy" --weight-dtype $w
+    cp "$T/out" "$T/run_$w.out"
+    step "--weight-dtype $w is reported" grep -q "causal, $w weights (\(widen\|sbgemm\)))\$" "$T/run_$w.out"
+    tol=1e-5
+    grep -q "(sbgemm))" "$T/run_$w.out" && tol=1e-2
+    step "$w weights match transformers ($tol)" "$ATTN" compare "$T/y_$w.npy" "$FIX/y.npy" --rtol $tol
+done
+expect_fail "--weight-dtype int8" "--weight-dtype int8: expected f32, bf16 or f16" \
+    $RUN --input "$FIX/x.npy" --output "$T/y_x.npy" --weight-dtype int8
+
 echo "test_cli_run: $npass passed, $nfail failed"
 [ "$nfail" -eq 0 ]

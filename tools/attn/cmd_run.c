@@ -168,7 +168,7 @@ static attn_status load_weights(attn_mha *m, const attn_st *st, const char *weig
 int cmd_run(int argc, char **argv) {
     const char *sub = "run";
     const char *weights = NULL, *prefix = NULL, *config = NULL, *input = NULL, *output = NULL, *positions = NULL,
-               *kpm_path = NULL, *model_type = NULL;
+               *kpm_path = NULL, *model_type = NULL, *wdt_name = "f32";
     int causal = -1, no_rope = 0, allow_unknown = 0;
     int64_t threads = ARG_UNSET, layer = ARG_UNSET;
     const arg_spec specs[] = {
@@ -185,6 +185,7 @@ int cmd_run(int argc, char **argv) {
         { "no-rope", ARG_FLAG, &no_rope, NULL, "no rotary embedding, whatever the config says" },
         { "model-type", ARG_STR, &model_type, "T", "read config.json as this supported model_type (override)" },
         { "allow-unknown-keys", ARG_FLAG, &allow_unknown, NULL, "ignore config.json keys attn does not know (else refused)" },
+        { "weight-dtype", ARG_STR, &wdt_name, "T", "hold Wq/Wk/Wv/Wo as f32 (default), bf16 or f16: half the weight bytes, inference only; a checkpoint of another type is rounded once (attn.h \"Mixed precision\")" },
         { "threads", ARG_INT, &threads, "N", "worker threads (default: ATTN_NUM_THREADS or all CPUs)" },
     };
     const int nspecs = (int)(sizeof specs / sizeof specs[0]);
@@ -203,6 +204,11 @@ int cmd_run(int argc, char **argv) {
     if (!input) return cli_fail(sub, "missing --input FILE (see 'attn run --help')");
     if (!output) return cli_fail(sub, "missing --output FILE (see 'attn run --help')");
     if (args_threads(sub, &threads)) return 1;
+    attn_dtype wdt;
+    if (strcmp(wdt_name, "f32") == 0) wdt = ATTN_DTYPE_F32;
+    else if (strcmp(wdt_name, "bf16") == 0) wdt = ATTN_DTYPE_BF16;
+    else if (strcmp(wdt_name, "f16") == 0) wdt = ATTN_DTYPE_F16;
+    else return cli_fail(sub, "--weight-dtype %s: expected f32, bf16 or f16", wdt_name);
 
     int rc = 1;
     attn_mha *m = NULL;
@@ -238,6 +244,7 @@ int cmd_run(int argc, char **argv) {
     const int prefix_given = prefix != NULL;
     if (!prefix) prefix = info.prefix;
     if (causal >= 0) cfg.causal = causal;
+    cfg.weight_dtype = wdt;
     if (no_rope) {
         cfg.rope = ATTN_ROPE_NONE;
         cfg.rope_dim = 0;
@@ -322,10 +329,12 @@ int cmd_run(int argc, char **argv) {
     shape_str(sh, sizeof sh, x.ndim, x.shape);
     char feat[320];
     describe_layer(feat, sizeof feat, rcfg);
-    printf("attn run: wrote %s %s float32 (%s layer %lld, %s: E %lld, heads %lld/%lld, D %lld, %s, %s%s)\n", output,
+    char wfeat[64] = "";
+    if (wdt != ATTN_DTYPE_F32) snprintf(wfeat, sizeof wfeat, ", %s weights (%s)", wdt_name, attn_mha_proj_kernel(m));
+    printf("attn run: wrote %s %s float32 (%s layer %lld, %s: E %lld, heads %lld/%lld, D %lld, %s, %s%s%s)\n", output,
            sh, info.arch_name, (long long)info.layer, prefix, (long long)E, (long long)rcfg->num_heads,
            (long long)rcfg->num_kv_heads, (long long)rcfg->head_dim, feat, rcfg->causal ? "causal" : "not causal",
-           kpm ? ", key padding" : "");
+           kpm ? ", key padding" : "", wfeat);
     rc = 0;
 done:
     attn_st_free(st);
