@@ -11,7 +11,9 @@
  *     fp32 summation order may differ);
  *   - pack_p_bf16 / pack_v_bf16: vs the portable packing bit for bit (normal
  *     values; the native bf16 conversion flushes subnormal inputs to zero,
- *     probabilities below 2^-126 only), V rows with Inf / NaN screened. */
+ *     probabilities below 2^-126 only), V rows with Inf / NaN screened;
+ *   - the same gemm_bf16 / packing checks on the AVX512_BF16 kernels compiled
+ *     on SIMDe's emulation (every machine, AVX512_BF16 or not). */
 #include "testutil.h"
 #include "kernels/dispatch.h"
 #include "io/half.h"
@@ -19,6 +21,74 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The AVX512_BF16 kernels (src/kernels/avx512/sdpa_bf16_avx512.c) on SIMDe's
+ * portable AVX-512 emulation as well, so that machines without AVX512_BF16 test
+ * their logic too (the same checks as a native table; see test_avx512_emul.c for
+ * the fp32 kernels). SIMDe emulates vdpbf16ps but not vcvtne2ps2bf16 (nor three
+ * AVX512BW/VL intrinsics, emulated below element by element); the shim for
+ * vcvtne2ps2bf16 is that instruction as the SDM defines it: per element, a NaN
+ * keeps its top 16 bits with the quiet bit set, a subnormal input is a signed
+ * zero (DAZ), everything else rounds to nearest even; lanes 0..15 from b, 16..31
+ * from a. */
+#if defined(__has_include)
+#if __has_include(<simde/x86/avx512.h>)
+#define HAVE_SIMDE_BF16 1
+#endif
+#endif
+#ifdef HAVE_SIMDE_BF16
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+static uint16_t emul_cvtne_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static simde__m512bh emul_cvtne2ps_pbh(simde__m512 a, simde__m512 b) {
+    float fa[16], fb[16];
+    uint16_t h[32];
+    simde_mm512_storeu_ps(fa, a);
+    simde_mm512_storeu_ps(fb, b);
+    for (int i = 0; i < 16; i++) { h[i] = emul_cvtne_bf16(fb[i]); h[16 + i] = emul_cvtne_bf16(fa[i]); }
+    simde__m512bh r;
+    memcpy(&r, h, sizeof r);
+    return r;
+}
+/* AVX512BW / VL intrinsics this SIMDe lacks, element by element (the masked
+ * load reads only the elements of its mask, as the instruction does) */
+static simde__m256i emul_maskz_loadu_epi16(simde__mmask16 k, const void *p) {
+    uint16_t h[16];
+    for (int i = 0; i < 16; i++) {
+        h[i] = 0;
+        if (k >> i & 1) memcpy(h + i, (const unsigned char *)p + 2 * i, 2);
+    }
+    return simde_mm256_loadu_si256((const void *)h);
+}
+static simde__mmask16 emul_cmpeq_epi16_mask(simde__m256i a, simde__m256i b) {
+    uint16_t x[16], y[16];
+    simde_mm256_storeu_si256((void *)x, a);
+    simde_mm256_storeu_si256((void *)y, b);
+    simde__mmask16 k = 0;
+    for (int i = 0; i < 16; i++) k |= (simde__mmask16)((x[i] == y[i]) << i);
+    return k;
+}
+static simde__m512i emul_cvtepu16_epi32(simde__m256i a) {
+    uint16_t x[16];
+    uint32_t w[16];
+    simde_mm256_storeu_si256((void *)x, a);
+    for (int i = 0; i < 16; i++) w[i] = x[i];
+    return simde_mm512_loadu_si512((const void *)w);
+}
+#define _mm512_cvtne2ps_pbh(a, b) emul_cvtne2ps_pbh((a), (b))
+#define _mm256_maskz_loadu_epi16(k, p) emul_maskz_loadu_epi16((k), (p))
+#define _mm256_cmpeq_epi16_mask(a, b) emul_cmpeq_epi16_mask((a), (b))
+#define _mm512_cvtepu16_epi32(a) emul_cvtepu16_epi32((a))
+typedef simde__mmask16 __mmask16;
+#define ATTN_SIMDE_AVX512 1
+#include "../src/kernels/avx512/sdpa_bf16_avx512.c"
+#endif
 
 static float rnd_float(tu_rng *r) {
     switch (tu_int(r, 0, 7)) {
@@ -148,7 +218,21 @@ int main(void) {
         test_scale_rows(T, G, &r);
         if (T->gemm_bf16) { test_gemm(T, &r); ngemm++; }
     }
-    printf("test_kernels_typed: conversions and packing on %d table(s), gemm_bf16 on %d\n",
+#ifdef HAVE_SIMDE_BF16
+    { /* the emulated AVX512_BF16 entries over the portable table */
+        attn__sdpa_kernels E = *G;
+        attn__sdpa_kernels_avx512_bf16_emul(&E);
+        E.name = "avx512_bf16 (SIMDe)";
+        CHECK(E.gemm_bf16 && E.pack_p_bf16 != G->pack_p_bf16 && E.pack_v_bf16 != G->pack_v_bf16,
+              "the emulated table overrides the bf16 entries");
+        test_pack(&E, G, &r);
+        test_gemm(&E, &r);
+        ngemm++;
+    }
+#else
+    CHECK(0, "SIMDe headers (<simde/x86/avx512.h>, Debian package libsimde-dev) not found: scripts/deps.sh installs them");
+#endif
+    printf("test_kernels_typed: conversions and packing on %d table(s), gemm_bf16 on %d (one SIMDe-emulated)\n",
            (int)attn_isa_detected() + 1, ngemm);
     return test_summary("test_kernels_typed");
 }
