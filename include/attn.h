@@ -570,6 +570,10 @@ ATTN_API attn_status attn_rope_bwd(const attn_rope_config *cfg, int64_t batch, i
  * Outside the fast path the backward computes in fp32 from the rounded
  * inputs (its numerics are the fp32 backward's, attn.h "Numerics"); dq, dk,
  * dv are rounded once.
+ * F16 has no fast path: no x86 instruction before AVX10.2's vdpphps
+ * multiplies f16 pairs into an fp32 sum (AVX512-FP16's arithmetic rounds to
+ * f16 at every step), and accumulation here is always fp32, so f16 is widened
+ * exactly (F16C vcvtph2ps, or portable C) and takes the fp32 kernels.
  * Tensors of a type other than fp32 that the fp32 kernels read (inputs
  * outside the fast path, o in the backward) are converted once,
  * in blocks, into the workspace, which is why the workspace size depends
