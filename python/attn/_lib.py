@@ -92,7 +92,8 @@ class MhaConfig(ctypes.Structure):  # attn_mha_config (extensible)
                 ("rope_max_pos", c_i64), ("rope_attention_factor", c_float),
                 ("rope_beta_fast", c_float), ("rope_beta_slow", c_float), ("rope_mscale", c_float),
                 ("rope_mscale_all_dim", c_float), ("rope_no_truncate", c_int),
-                ("rope_short_factor", c_float * 128), ("rope_long_factor", c_float * 128)]
+                ("rope_short_factor", c_float * 128), ("rope_long_factor", c_float * 128),
+                ("weight_dtype", c_int)]
 
 
 class MhaInput(ctypes.Structure):  # attn_mha_input (extensible)
@@ -162,6 +163,8 @@ _DECLS = {
     "attn_mha_num_params": (c_i64, [c_vp]),
     "attn_mha_param": (c_int, [c_vp, c_i64, _P(Param)]),
     "attn_mha_zero_grad": (c_int, [c_vp]),
+    "attn_mha_param_bytes": (c_size, [c_vp]),
+    "attn_mha_proj_kernel": (c_char_p, [c_vp]),
     "attn_mha_load": (c_int, [c_vp, c_vp, c_char_p, c_int]),
     "attn_mha_save": (c_int, [c_vp, c_vp, c_char_p]),
     "attn_kvcache_create": (c_int, [_P(c_vp), c_i64, c_i64, c_i64, c_i64]),

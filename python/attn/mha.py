@@ -14,6 +14,7 @@ from ._lib import HfInfo, HfOpts, MhaConfig, MhaInput, Param, call
 _NAMING = {"hf": 0, "torch": 1, "fused_qkv": 2, "neox": 3, "phi": 4, "gpt2": 5, "bert": 6}
 _INIT = {"xavier_uniform": 0, "normal": 1}
 _LAYOUT = {"batch_first": 0, "seq_first": 1}
+_WEIGHT_DTYPE = {"f32": 0, "float32": 0, "f16": 1, "float16": 1, "bf16": 2, "bfloat16": 2}
 
 
 def _cstr(s):
@@ -22,7 +23,8 @@ def _cstr(s):
 
 def mha_config(**fields):
     """An attn_mha_config with the library's defaults, then the given fields by name
-    (e.g. embed_dim=512, num_heads=8, causal=1, rope=1)."""
+    (e.g. embed_dim=512, num_heads=8, causal=1, rope=1). weight_dtype may be given as
+    "f32", "bf16" or "f16" (16-bit projection weights: an inference-only layer)."""
     c = MhaConfig()
     call("attn_mha_config_init_size", ctypes.byref(c), ctypes.sizeof(c))
     names = {f[0] for f in MhaConfig._fields_}
@@ -36,6 +38,10 @@ def mha_config(**fields):
                 raise ValueError("%s holds at most %d values" % (k, len(arr)))
             for i, x in enumerate(vals):
                 arr[i] = x
+        elif k == "weight_dtype" and isinstance(v, str):
+            if v not in _WEIGHT_DTYPE:
+                raise ValueError("weight_dtype %r: expected f32, bf16 or f16" % v)
+            c.weight_dtype = _WEIGHT_DTYPE[v]
         else:
             setattr(c, k, v)
     return c
@@ -217,12 +223,24 @@ class MHA:
             yield p, shape
 
     def parameters(self):
-        """{name: array view of the layer's weights} (writable, no copy)."""
-        return {p.name.decode(): _view(p.data, s, self) for p, s in self._params()}
+        """{name: array view of the layer's weights} (writable, no copy). A layer with 16-bit
+        projection weights (weight_dtype bf16 / f16) lists only its fp32 parameters (biases,
+        norm weights); its Wq/Wk/Wv/Wo are not fp32 arrays (save() writes them widened)."""
+        return {p.name.decode(): _view(p.data, s, self) for p, s in self._params() if p.data}
 
     def gradients(self):
-        """{name: array view of the accumulated gradient} (no copy)."""
-        return {p.name.decode(): _view(p.grad, s, self) for p, s in self._params()}
+        """{name: array view of the accumulated gradient} (no copy; none for a 16-bit layer)."""
+        return {p.name.decode(): _view(p.grad, s, self) for p, s in self._params() if p.grad}
+
+    @property
+    def param_bytes(self):
+        """Bytes the layer holds for its parameters and their gradients (attn_mha_param_bytes)."""
+        return int(_lib.lib.attn_mha_param_bytes(self._h))
+
+    @property
+    def proj_kernel(self):
+        """How the projections run: "sgemm" (fp32 weights), "sbgemm" or "widen" (16-bit)."""
+        return _lib.lib.attn_mha_proj_kernel(self._h).decode()
 
     def zero_grad(self):
         call("attn_mha_zero_grad", self._h)

@@ -176,3 +176,52 @@ def test_layer_errors():
     _err(lambda: m.backward(np.zeros((1, 1, 16), np.float32)), "ATTN_ERR_STATE")
     with pytest.raises(TypeError):
         attn.MHA(embed_dim=16, num_heads=2, no_such_field=1)
+
+
+def _round16(a, dtype):
+    """float32 -> the nearest bf16 / f16 value (nearest even), as float32."""
+    a = np.asarray(a, np.float32)
+    if dtype == "f16":
+        return a.astype(np.float16).astype(np.float32)
+    u = a.view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+    return r.astype(np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("wdt", ["bf16", "f16"])
+def test_weight_dtype(tmp_path, wdt):
+    """16-bit projection weights: the checkpoint rounded once on load; the forward equals an
+    fp32 layer holding the rounded values (and the float64 reference); inference only."""
+    cfg = dict(embed_dim=32, num_heads=4, num_kv_heads=2, causal=1, bias_q=1, bias_o=1)
+    m32 = attn.MHA(**cfg)
+    m32.init_weights("normal", seed=5)
+    src = str(tmp_path / "fp32.safetensors")
+    m32.save(src)
+    m16 = attn.MHA(weight_dtype=wdt, **cfg)
+    m16.load(src)
+    assert m16.config["weight_dtype"] == {"f16": 1, "bf16": 2}[wdt]
+    assert m16.proj_kernel in ("widen", "sbgemm")
+    names = set(m16.parameters())
+    assert names == {"q_proj.bias", "o_proj.bias"}, names
+    assert m16.gradients() == {}
+    assert m16.param_bytes < m32.param_bytes / 3
+    # saved widened: an fp32 layer loading that file holds exactly the rounded weights
+    wide = str(tmp_path / "wide.safetensors")
+    m16.save(wide)
+    mr = attn.MHA(**cfg)
+    mr.load(wide)
+    for name, a in m32.parameters().items():
+        want = _round16(a, wdt) if name.endswith("_proj.weight") else a
+        assert np.array_equal(mr.parameters()[name], want), name
+    rng = np.random.default_rng(1)
+    for shape in [(1, 3, 32), (2, 9, 32)]:  # 3 rows: the few-row kernel; 18: the panel one
+        x = rng.normal(0, 1, shape).astype(np.float32)
+        y16 = m16.forward(x)
+        ry, _, _ = ref_layer(mr, x, np.zeros(shape), causal=True)
+        tol = 1e-5 if m16.proj_kernel == "widen" else 2e-2  # sbgemm rounds x to bf16
+        close(y16, ry, "y (%s weights, %s)" % (wdt, shape), tol=tol)
+        if m16.proj_kernel == "widen":
+            close(y16, mr.forward(x), "y vs the fp32 layer", tol=1e-5)
+    _err(lambda: m16.train(), "ATTN_ERR_UNSUPPORTED")
+    with pytest.raises(ValueError):
+        attn.MHA(weight_dtype="int8", **cfg)
