@@ -11,7 +11,8 @@
  *     fp32 summation order may differ);
  *   - pack_p_bf16 / pack_v_bf16: vs the portable packing bit for bit (normal
  *     values; the native bf16 conversion flushes subnormal inputs to zero,
- *     probabilities below 2^-126 only), V rows with Inf / NaN screened. */
+ *     probabilities below 2^-126 only), V rows with Inf / NaN screened;
+ *   - pack_qblock (fp32 and bf16 query blocks of the backward): bit for bit. */
 #include "testutil.h"
 #include "kernels/dispatch.h"
 #include "io/half.h"
@@ -121,6 +122,50 @@ static void test_pack(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, 
     CHECK(badv == 0, "[%s] pack_v_bf16: %d of 200 tiles differ from C", T->name, badv);
 }
 
+/* pack_qblock (the backward's query-block packing, fp32 and bf16): bit for
+ * bit vs C, every column tail (n 1..140, bf16 even), row operand on / off,
+ * nr < mp (fp32) and ldr past round16(n), NULL rows, rows with Inf / NaN
+ * listed; nothing written past T / R. */
+static void test_pack_qblock(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, tu_rng *r) {
+    int bad = 0;
+    for (int it = 0; it < 300; it++) {
+        const int esz = tu_int(r, 0, 1) ? 4 : 2;
+        const int64_t mp = 16 * tu_int(r, 1, 5), n = esz == 4 ? tu_int(r, 1, 140) : 2 * tu_int(r, 1, 70);
+        const int64_t nu = esz == 4 ? n : n / 2, ldr = (n + 15) / 16 * 16 + 16 * tu_int(r, 0, 1);
+        const int64_t nr = esz == 4 ? tu_int(r, 1, mp) : mp, lds = n + tu_int(r, 0, 3) * (esz == 4 ? 1 : 2);
+        const int withr = (int)tu_int(r, 0, 3) != 0;
+        unsigned char *src = malloc((size_t)(mp * lds * esz));
+        for (int64_t i = 0; i < mp * lds; i++) {
+            const float x = (float)tu_normal(r);
+            if (esz == 4) memcpy(src + 4 * i, &x, 4);
+            else { const uint16_t h = attn__f32_to_bf16(x); memcpy(src + 2 * i, &h, 2); }
+        }
+        const void *x[80];
+        for (int64_t m = 0; m < mp; m++) {
+            x[m] = tu_int(r, 0, 7) ? src + (size_t)(m * lds * esz) : NULL;
+            if (x[m] && tu_int(r, 0, 9) == 0) { /* an Inf or NaN somewhere in the row */
+                const int64_t d = tu_int(r, 0, n - 1);
+                const uint32_t f = tu_int(r, 0, 1) ? 0x7f800000u : 0xffc00001u;
+                const uint16_t h = tu_int(r, 0, 1) ? 0x7f80 : 0xffc1;
+                if (esz == 4) memcpy(src + (m * lds + d) * 4, &f, 4);
+                else memcpy(src + (m * lds + d) * 2, &h, 2);
+            }
+        }
+        const int64_t nt = nu * mp + 32, nR = (esz == 4 ? mp : mp / 2) * ldr + 32; /* 32 guard units */
+        uint32_t *T0 = malloc((size_t)nt * 4), *T1 = malloc((size_t)nt * 4);
+        uint32_t *R0 = malloc((size_t)nR * 4), *R1 = malloc((size_t)nR * 4);
+        for (int64_t i = 0; i < nt; i++) T0[i] = T1[i] = 0x5a5a5a5au;
+        for (int64_t i = 0; i < nR; i++) R0[i] = R1[i] = 0xa5a5a5a5u;
+        int32_t b0[80], b1[80];
+        const int n0 = T->pack_qblock(mp, nr, n, esz, x, T0, withr ? R0 : NULL, ldr, b0);
+        const int n1 = G->pack_qblock(mp, nr, n, esz, x, T1, withr ? R1 : NULL, ldr, b1);
+        bad += n0 != n1 || memcmp(b0, b1, (size_t)n0 * 4) != 0 || memcmp(T0, T1, (size_t)nt * 4) != 0 ||
+               memcmp(R0, R1, (size_t)nR * 4) != 0;
+        free(src); free(T0); free(T1); free(R0); free(R1);
+    }
+    CHECK(bad == 0, "[%s] pack_qblock: %d of 300 blocks differ from C", T->name, bad);
+}
+
 /* scale_rows (fp32, the forward's rescale): bit for bit vs C, rows with alpha 1 untouched */
 static void test_scale_rows(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, tu_rng *r) {
     int bad = 0;
@@ -146,6 +191,7 @@ int main(void) {
         test_cvt(T, G, &r);
         test_pack(T, G, &r);
         test_scale_rows(T, G, &r);
+        test_pack_qblock(T, G, &r);
         if (T->gemm_bf16) { test_gemm(T, &r); ngemm++; }
     }
     printf("test_kernels_typed: conversions and packing on %d table(s), gemm_bf16 on %d\n",

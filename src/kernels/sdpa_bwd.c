@@ -49,6 +49,7 @@ typedef struct bwd_bufs {
     int32_t *bad;     /* (KT, Bc) K rows of each tile holding Inf/NaN */
     int32_t *qbad, *dbad; /* (Mp) rows of the query block whose q / dO hold Inf/NaN */
     double *rs;           /* (3, Mp) refine_task's row sums */
+    const void **xr;      /* (Mp) rows of q or dO of the block being packed (NULL: zeros) */
     /* bf16 fast path (P->bf16; then Qt, Qr, dOt, dOr and Kp are empty).
      * A "pair" is two bf16 in one 32-bit word, the first in the low half. */
     uint32_t *Q2;   /* (D/2, Mp)        q pairs along d: the Q.K^T operand */
@@ -90,6 +91,7 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     b->qbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
     b->dbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
     b->rs = attn__carve(&c, (size_t)(3 * Mp) * sizeof(double));
+    b->xr = attn__carve(&c, (size_t)Mp * sizeof(const void *));
     b->Q2 = attn__carve(&c, h16 * (size_t)(P->D * Mp) * 2);
     b->dO2 = attn__carve(&c, h16 * (size_t)(P->Dv * Mp) * 2);
     b->Qp = attn__carve(&c, h16 * (size_t)(Mp * Dp) * 2);
@@ -327,27 +329,17 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     }
 }
 
-/* Query-block packing, one row m at a time (or padding / a fully masked row:
- * x NULL, zeros). fp32: the transposed operand T (n, Mp) and the row R
- * (ldr >= n, zero-padded). bf16 (x a uint16_t row): the pairs along the row
- * T2 (n/2, Mp) and, R2 (Mp/2, ldr), the pairs of rows (m & ~1, m | 1). */
-static void put_row_f32(const float *x, int64_t n, int64_t m, int64_t Mp, float *T, float *R, int64_t ldr) {
-    for (int64_t d = 0; d < n; d++) T[d * Mp + m] = x ? x[d] : 0.0f;
-    if (!R) return;
-    for (int64_t d = 0; d < n; d++) R[m * ldr + d] = x ? x[d] : 0.0f;
-    for (int64_t d = n; d < ldr; d++) R[m * ldr + d] = 0.0f;
-}
-static void put_row_bf16(const uint16_t *x, int64_t n, int64_t m, int64_t Mp, uint32_t *T2, uint32_t *R2,
-                         int64_t ldr) {
-    for (int64_t d2 = 0; d2 < n / 2; d2++) {
-        uint32_t u = 0;
-        if (x) memcpy(&u, x + 2 * d2, 4);
-        T2[d2 * Mp + m] = u;
-    }
-    if (!R2) return;
-    uint16_t *r = (uint16_t *)(void *)(R2 + (m / 2) * ldr) + (m & 1);
-    for (int64_t d = 0; d < n; d++) r[2 * d] = x ? x[d] : 0;
-    for (int64_t d = n; d < ldr; d++) r[2 * d] = 0;
+/* Query-block packing of one operand, q or dO (rows w->xr, NULL for
+ * padding and fully masked rows: zeros). fp32: the transposed operand T
+ * (n, Mp) and the rows R (M, ldr), zero-padded. bf16: the pairs along the
+ * row T2 (n/2, Mp) and, R2 (Mp/2, ldr), the pairs of rows (m & ~1, m | 1);
+ * R / R2 NULL: not packed. Rows holding Inf/NaN are listed in bad (returns
+ * their number). */
+static int pack_operand(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, int64_t n,
+                        int64_t M, int64_t Mp, float *T, uint32_t *T2, float *R, uint32_t *R2, int64_t ldr,
+                        int32_t *bad) {
+    if (P->bf16) return kt->pack_qblock(Mp, Mp, n, 2, w->xr, T2, R2, ldr, bad);
+    return kt->pack_qblock(Mp, M, n, 4, w->xr, T, R, ldr, bad);
 }
 /* Zeroes row m of the row operand (R / R2) only: a row holding Inf/NaN. */
 static void zero_row(const attn__sdpa_prob *P, int64_t m, int64_t n, float *R, uint32_t *R2, int64_t ldr) {
@@ -357,24 +349,6 @@ static void zero_row(const attn__sdpa_prob *P, int64_t m, int64_t n, float *R, u
     }
     uint16_t *r = (uint16_t *)(void *)(R2 + (m / 2) * ldr) + (m & 1);
     for (int64_t d = 0; d < n; d++) r[2 * d] = 0;
-}
-/* Row m of q or dO (x; NULL: zeros) into the block: fp32 or bf16. Returns
- * nonzero when it holds an Inf/NaN. */
-static int put_row(const attn__sdpa_prob *P, const void *x, int64_t n, int64_t m, int64_t Mp, float *T,
-                   uint32_t *T2, float *R, uint32_t *R2, int64_t ldr) {
-    int bad = 0;
-    if (!P->bf16) {
-        const float *f = x;
-        float chk = 0.0f; /* x - x: 0 if finite, NaN otherwise */
-        for (int64_t d = 0; f && d < n; d++) chk += f[d] - f[d];
-        bad = chk != 0.0f;
-        put_row_f32(f, n, m, Mp, T, R, ldr);
-    } else {
-        const uint16_t *h = x;
-        for (int64_t d = 0; h && d < n; d++) bad |= (h[d] & 0x7f80) == 0x7f80;
-        put_row_bf16(h, n, m, Mp, T2, R2, ldr);
-    }
-    return bad;
 }
 static const void *in_row(const attn__sdpa_prob *P, attn_view v, const attn__sdpa_seq *s, int64_t i, int64_t h) {
     return P->bf16 ? (const void *)attn__sdpa_at16(v, s, s->q0, i, h) : (const void *)attn__sdpa_at(v, s, s->q0, i, h);
@@ -398,9 +372,9 @@ static float row_di(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, cons
 static void pack_block(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs *wp, int64_t h0, int64_t ng,
                        int64_t r0, int64_t M, int64_t Mp, int *nqbad, int *ndbad) {
     const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_kernels *kt = c->kt;
     const bwd_bufs w = *wp;
     const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp;
-    *nqbad = *ndbad = 0;
     for (int64_t m = 0; m < Mp; m++) {
         const int64_t i = r0 + m / ng, h = h0 + m % ng;
         const int64_t li = m < M ? attn__sdpa_lse_idx(P, s, h, i) : 0;
@@ -408,13 +382,9 @@ static void pack_block(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs
         const int live = l != -INFINITY;
         w.lse[m] = l;
         w.lsel[m] = w.Di[m] = w.Dil[m] = 0.0f;
-        if (live && P->dropout_p > 0.0f) w.rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
-        /* fp32 Qr / dOr hold the M rows only; bf16 Qp / dOp all Mp (pairs) */
-        const int qb = put_row(P, live ? in_row(P, P->q, s, i, h) : NULL, D, m, Mp, w.Qt, w.Q2,
-                               m < M ? w.Qr : NULL, w.Qp, Dp);
-        const int db = put_row(P, live ? in_row(P, P->dO, s, i, h) : NULL, Dv, m, Mp, w.dOt, w.dO2,
-                               m < M ? w.dOr : NULL, w.dOp, Dvp);
+        w.xr[m] = live ? in_row(P, P->q, s, i, h) : NULL;
         if (!live) continue;
+        if (P->dropout_p > 0.0f) w.rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
         if (P->bwd_fast) { /* Di = <dO, o>, P = exp(s - lse) */
             w.Di[m] = row_di(P, c->kt, s, i, h);
         } else {
@@ -422,15 +392,14 @@ static void pack_block(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs
             w.Dil[m] = c->dil[li];
             w.lsel[m] = c->lsel[li];
         }
-        if (qb) {
-            w.qbad[(*nqbad)++] = (int32_t)m;
-            zero_row(P, m, D, w.Qr, w.Qp, Dp);
-        }
-        if (db) {
-            w.dbad[(*ndbad)++] = (int32_t)m;
-            zero_row(P, m, Dv, w.dOr, w.dOp, Dvp);
-        }
     }
+    /* fp32 Qr / dOr hold the M rows only; bf16 Qp / dOp all Mp (pairs) */
+    *nqbad = pack_operand(P, kt, &w, D, M, Mp, w.Qt, w.Q2, w.Qr, w.Qp, Dp, w.qbad);
+    for (int64_t m = 0; m < Mp; m++)
+        if (w.xr[m]) w.xr[m] = in_row(P, P->dO, s, r0 + m / ng, h0 + m % ng);
+    *ndbad = pack_operand(P, kt, &w, Dv, M, Mp, w.dOt, w.dO2, w.dOr, w.dOp, Dvp, w.dbad);
+    for (int x = 0; x < *nqbad; x++) zero_row(P, w.qbad[x], D, w.Qr, w.Qp, Dp);
+    for (int x = 0; x < *ndbad; x++) zero_row(P, w.dbad[x], Dv, w.dOr, w.dOp, Dvp);
 }
 
 /* Does a key tile whose visible rows are [ia, ib) see any of the rows
@@ -551,20 +520,28 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
  * One visible key: c = 1, lsel = 0, Di = dP exactly, so P = 1 and dS = 0.
  * Task = (sequence b, kv head, head chunk, query block). */
 
-/* Packs the block's rows (as bwd_task packs them): the transposed q and dO
- * operands (Qt, dOt or, bf16, Q2, dO2), lse, dropout row keys; zeros /
- * -inf for fully masked rows and padding. */
-static void refine_pack(const attn__sdpa_prob *P, const attn__sdpa_seq *s, const bwd_bufs *w, int64_t h0, int64_t ng,
-                        int64_t r0, int64_t M, int64_t Mp) {
+/* Packs the block's rows (as bwd_task packs them): the transposed q
+ * operand (Qt or, bf16, Q2), lse, dropout row keys; zeros / -inf for fully
+ * masked rows and padding. */
+static void refine_pack(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const attn__sdpa_seq *s,
+                        const bwd_bufs *w, int64_t h0, int64_t ng, int64_t r0, int64_t M, int64_t Mp) {
     for (int64_t m = 0; m < Mp; m++) {
         const int64_t i = r0 + m / ng, h = h0 + m % ng;
         w->lse[m] = m < M ? P->lse_in[attn__sdpa_lse_idx(P, s, h, i)] : -INFINITY;
         const int live = w->lse[m] != -INFINITY;
-        put_row(P, live ? in_row(P, P->q, s, i, h) : NULL, P->D, m, Mp, w->Qt, w->Q2, NULL, NULL, 0);
-        put_row(P, live ? in_row(P, P->dO, s, i, h) : NULL, P->Dv, m, Mp, w->dOt, w->dO2, NULL, NULL, 0);
+        w->xr[m] = live ? in_row(P, P->q, s, i, h) : NULL;
         w->Dil[m] = 0.0f; /* lsel = 0: e = exp(s - lse) */
         if (live && P->dropout_p > 0.0f) w->rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
     }
+    pack_operand(P, kt, w, P->D, M, Mp, w->Qt, w->Q2, NULL, NULL, 0, w->qbad);
+}
+/* The transposed dO operand (dOt / dO2) of the block refine_pack packed:
+ * only peaked blocks take the V . dO^T product. */
+static void refine_pack_do(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const attn__sdpa_seq *s,
+                           const bwd_bufs *w, int64_t h0, int64_t ng, int64_t r0, int64_t M, int64_t Mp) {
+    for (int64_t m = 0; m < Mp; m++)
+        if (w->xr[m]) w->xr[m] = in_row(P, P->dO, s, r0 + m / ng, h0 + m % ng);
+    pack_operand(P, kt, w, P->Dv, M, Mp, w->dOt, w->dO2, NULL, NULL, 0, w->dbad);
 }
 
 /* e (nc, Mp) = exp(scale K . Qt (+ masks) - lse) of key tile j0, as bwd_tile's St. */
@@ -606,7 +583,7 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     double *csum = w.rs, *dsum = w.rs + Mp, *cscr = w.rs + 2 * Mp;
     for (int64_t m = 0; m < Mp; m++) { csum[m] = dsum[m] = cscr[m] = 0.0; w.Di[m] = 0.0f; }
     for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
-    refine_pack(P, &s, &w, h0, ng, r0, M, Mp);
+    refine_pack(P, kt, &s, &w, h0, ng, r0, M, Mp);
     const int64_t ka = w.lo[0], kb = w.hi[nr - 1];
     /* 1. c_i and the largest probability of each row */
     for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
@@ -616,6 +593,7 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     }
     int peaked = 0;
     for (int64_t m = 0; m < M; m++) peaked |= w.Di[m] > REFINE_PEAK;
+    if (peaked) refine_pack_do(P, kt, &s, &w, h0, ng, r0, M, Mp);
     /* 2. peaked block: Di = sum_j e_ij dP_ij / c_i from bwd_tile's dP bits */
     for (int64_t j0 = ka; peaked && j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
