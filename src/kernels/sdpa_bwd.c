@@ -9,10 +9,11 @@
  * are bit-identical for any thread count.
  *
  * Keys are taken in groups of ATTN__SDPA_BWD_TILES tiles: each query block
- * seeing the group is packed once (q, dO transposed and as rows, lse, Di)
- * and its dq contribution summed over the group's tiles before it is added
- * to dq, which divides that scalar, strided work by the group size (it was
- * ~20% of the backward with one tile per packing).
+ * seeing the group is packed once (q, dO transposed and as rows, lse, Di:
+ * kt->pack_qblock) and its dq contribution summed over the group's tiles
+ * before it is added to dq, which divides that strided, memory-bound work
+ * by the group size; the next block's q / dO rows are prefetched while a
+ * block computes.
  * For each key tile (Bc keys) and each query block seeing it:
  *   St  = scale * (K . Qt)            (scores, transposed; bits as in the forward)
  *   P   = exp(S - lse)                (after softcap / ALiBi / masks as forward)
@@ -402,6 +403,33 @@ static void pack_block(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs
     for (int x = 0; x < *ndbad; x++) zero_row(P, w.dbad[x], Dv, w.dOr, w.dOp, Dvp);
 }
 
+/* Software prefetch of the block (positions r0.., nr of them; heads h0..,
+ * ng of them) while the block before it computes: q and dO rows (a
+ * position's heads are D apart, positions a page or more) reach the packing
+ * from memory otherwise, one miss per line. */
+static void prefetch_block(const bwd_ctx *c, const attn__sdpa_seq *s, int64_t h0, int64_t ng, int64_t r0,
+                           int64_t nr) {
+    const attn__sdpa_prob *P = c->P;
+    for (int64_t g = 0; g < ng; g++) {
+        if (P->bf16) {
+            attn__prefetch_rows16(attn__sdpa_at16(P->q, s, s->q0, r0, h0 + g), P->q.stride_s, nr, P->D);
+            attn__prefetch_rows16(attn__sdpa_at16(P->dO, s, s->q0, r0, h0 + g), P->dO.stride_s, nr, P->Dv);
+        } else {
+            attn__prefetch_rows(attn__sdpa_at(P->q, s, s->q0, r0, h0 + g), P->q.stride_s, nr, P->D);
+            attn__prefetch_rows(attn__sdpa_at(P->dO, s, s->q0, r0, h0 + g), P->dO.stride_s, nr, P->Dv);
+        }
+    }
+}
+/* The same for the block's dq rows (chunk ch), written when its tiles are done. */
+static void prefetch_dq(const bwd_ctx *c, const attn__sdpa_seq *s, int64_t ch, int64_t h0, int64_t ng, int64_t r0,
+                        int64_t nr) {
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t g = 0; g < ng; g++) {
+            const float *p = dq_row(c, s, ch, r0 + r, h0 + g);
+            for (int64_t d = 0; d < c->P->D; d += 16) __builtin_prefetch(p + d, 1, 3);
+        }
+}
+
 /* Does a key tile whose visible rows are [ia, ib) see any of the rows
  * [r0, r0 + nr)? */
 static inline int tile_sees(int64_t ia, int64_t ib, int64_t r0, int64_t nr) {
@@ -474,6 +502,8 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
                 int nqbad, ndbad;
                 pack_block(c, &s, &w, h0, ng, r0, M, Mp, &nqbad, &ndbad);
+                prefetch_dq(c, &s, ch, h0, ng, r0, nr);
+                if (r0 + nr < ub) prefetch_block(c, &s, h0, ng, r0 + nr, ub - r0 - nr < pl->Br ? ub - r0 - nr : pl->Br);
                 /* dqt (M, Dp): dq contribution of this block over the group's tiles */
                 memset(w.dqt, 0, (size_t)(M * Dp) * sizeof(float));
                 for (int64_t ti = 0; ti < nt; ti++) {
