@@ -12,7 +12,8 @@
  *   - pack_p_bf16 / pack_v_bf16: vs the portable packing bit for bit (normal
  *     values; the native bf16 conversion flushes subnormal inputs to zero,
  *     probabilities below 2^-126 only), V rows with Inf / NaN screened;
- *   - pack_qblock (fp32 and bf16 query blocks of the backward): bit for bit. */
+ *   - pack_qblock (fp32 and bf16 query blocks of the backward), split_ds_bf16
+ *     (the bf16 backward's dS roundings): bit for bit. */
 #include "testutil.h"
 #include "kernels/dispatch.h"
 #include "io/half.h"
@@ -166,6 +167,34 @@ static void test_pack_qblock(const attn__sdpa_kernels *T, const attn__sdpa_kerne
     CHECK(bad == 0, "[%s] pack_qblock: %d of 300 blocks differ from C", T->name, bad);
 }
 
+/* split_ds_bf16 (the bf16 backward's dS: rows for dK, hi / lo key pairs for
+ * dq): bit for bit vs C on normal values, exact zeros, values exact in bf16
+ * (lo = 0), a few Inf / NaN, every nc parity; nothing written past the buffers. */
+static void test_split_ds(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, tu_rng *r) {
+    int bad = 0;
+    for (int it = 0; it < 200; it++) {
+        const int64_t nc = tu_int(r, 1, 64), mp = 16 * tu_int(r, 1, 8), n = nc * mp, np = ((nc + 1) / 2) * mp * 2;
+        float *S = malloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) {
+            const int k = (int)tu_int(r, 0, 9);
+            S[i] = k == 0 ? 0.0f : k == 1 ? attn__bf16_to_f32(attn__f32_to_bf16((float)tu_normal(r))) : (float)tu_normal(r);
+            if (tu_int(r, 0, 199) == 0) S[i] = tu_int(r, 0, 1) ? INFINITY : attn__bits_f32(0x7fc01234u); /* Inf / NaN */
+        }
+        uint16_t *buf[6];
+        for (int b = 0; b < 6; b++) {
+            const int64_t len = (b % 3 == 0 ? n : np) + 32; /* 32 guard elements */
+            buf[b] = malloc((size_t)len * 2);
+            for (int64_t i = 0; i < len; i++) buf[b][i] = 0x5a5a;
+        }
+        T->split_ds_bf16(nc, mp, S, buf[0], buf[1], buf[2]);
+        G->split_ds_bf16(nc, mp, S, buf[3], buf[4], buf[5]);
+        for (int b = 0; b < 3; b++) bad += memcmp(buf[b], buf[b + 3], (size_t)((b == 0 ? n : np) + 32) * 2) != 0;
+        free(S);
+        for (int b = 0; b < 6; b++) free(buf[b]);
+    }
+    CHECK(bad == 0, "[%s] split_ds_bf16: %d of 600 outputs differ from C", T->name, bad);
+}
+
 /* scale_rows (fp32, the forward's rescale): bit for bit vs C, rows with alpha 1 untouched */
 static void test_scale_rows(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, tu_rng *r) {
     int bad = 0;
@@ -192,6 +221,7 @@ int main(void) {
         test_pack(T, G, &r);
         test_scale_rows(T, G, &r);
         test_pack_qblock(T, G, &r);
+        test_split_ds(T, G, &r);
         if (T->gemm_bf16) { test_gemm(T, &r); ngemm++; }
     }
     printf("test_kernels_typed: conversions and packing on %d table(s), gemm_bf16 on %d\n",

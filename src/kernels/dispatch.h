@@ -141,6 +141,12 @@ typedef struct attn__sdpa_kernels {
      * to bad[] (m ascending). Returns the number of such rows. */
     int (*pack_qblock)(int64_t mp, int64_t nr, int64_t n, int esz, const void *const *x, void *T, void *R,
                        int64_t ldr, int32_t *bad);
+    /* dS of the bf16 fast backward (nc, mp), mp a multiple of 16, rounded
+     * for its three products in one pass:
+     *   d16[c * mp + m] = from_f32's bf16 of dS[c][m]   (nearest even, NaN quiet)
+     *   hi2 = pack_p_bf16(dS), lo2 = pack_p_bf16(dS - f32(d16))   (key pairs)
+     * (hi + lo: dS within 2^-17 relative, for dq's sum that cancels). */
+    void (*split_ds_bf16)(int64_t nc, int64_t mp, const float *dS, uint16_t *d16, uint16_t *hi2, uint16_t *lo2);
 } attn__sdpa_kernels;
 
 /* Shared end of one pack_rows row, after the SIMD part packed d[0:e): the

@@ -61,6 +61,7 @@ typedef struct bwd_bufs {
     uint16_t *P16;  /* (Bc, Mp)         P (times z) rounded to bf16 */
     uint16_t *dS16; /* (Bc, Mp)         dS rounded to bf16 */
     uint16_t *dS2;  /* (Bc/2, Mp) pairs dS rounded, key pairs (pack_p_bf16) */
+    uint16_t *dS2l; /* (Bc/2, Mp) pairs the remainder dS - bf16(dS), rounded, key pairs */
 } bwd_bufs;
 
 /* Carves one thread's area (base NULL: counts); returns its bytes. */
@@ -101,6 +102,7 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     b->P16 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
     b->dS16 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
     b->dS2 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
+    b->dS2l = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
     return c.off;
 }
 
@@ -251,19 +253,14 @@ static void tile_dk_dq(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, c
         return;
     }
     zero_pad_row(w->dPt, nc, M, Mp);
-    kt->from_f32(ATTN_DTYPE_BF16, nc * Mp, w->dPt, w->dS16);
-    kt->gemm_bf16(nc, Dp, (M + 1) / 2, w->dS16, Mp, 2, (const uint16_t *)w->Qp, Dp, dKa, Dp, 1);
     /* dq = sum_j dS_j k_j cancels (sum_j dS_j = 0: a common part of the
      * keys drops out) where rounding dS does not: dS as bf16 alone can be
      * several ulps of dq off. dS = hi + lo, both bf16 (hi = dS16, lo the
-     * remainder, exact in fp32), leaves 2^-17 relative of dS. X (P * z) is
-     * free again here. */
-    kt->pack_p_bf16(nc, Mp, w->dPt, w->dS2);
+     * remainder, exact in fp32), leaves 2^-17 relative of dS. */
+    kt->split_ds_bf16(nc, Mp, w->dPt, w->dS16, w->dS2, w->dS2l);
+    kt->gemm_bf16(nc, Dp, (M + 1) / 2, w->dS16, Mp, 2, (const uint16_t *)w->Qp, Dp, dKa, Dp, 1);
     kt->gemm_bf16(M, Dp, (nc + 1) / 2, w->dS2, 2, 2 * Mp, Kp, Dp, w->dqt, Dp, 1);
-    kt->to_f32(ATTN_DTYPE_BF16, nc * Mp, w->dS16, w->X);
-    for (int64_t x = 0; x < nc * Mp; x++) w->X[x] = w->dPt[x] - w->X[x];
-    kt->pack_p_bf16(nc, Mp, w->X, w->dS2);
-    kt->gemm_bf16(M, Dp, (nc + 1) / 2, w->dS2, 2, 2 * Mp, Kp, Dp, w->dqt, Dp, 1);
+    kt->gemm_bf16(M, Dp, (nc + 1) / 2, w->dS2l, 2, 2 * Mp, Kp, Dp, w->dqt, Dp, 1);
 }
 
 /* One (key tile, query block) step: St = K . Qt, P, dV, dS, dK into the
@@ -430,6 +427,14 @@ static void prefetch_dq(const bwd_ctx *c, const attn__sdpa_seq *s, int64_t ch, i
         }
 }
 
+/* dst[0:n] += src[0:n] (16 at a time: vectorised by the compiler). */
+static void add_row(float *restrict dst, const float *restrict src, int64_t n) {
+    int64_t d = 0;
+    for (; d + 16 <= n; d += 16)
+        for (int e = 0; e < 16; e++) dst[d + e] += src[d + e];
+    for (; d < n; d++) dst[d] += src[d];
+}
+
 /* Does a key tile whose visible rows are [ia, ib) see any of the rows
  * [r0, r0 + nr)? */
 static inline int tile_sees(int64_t ia, int64_t ib, int64_t r0, int64_t nr) {
@@ -514,11 +519,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                     const int32_t *bad = w.bad + ti * Bc;
                     bwd_tile(c, &s, &w, kvh, g0, ng, r0, nr, j0, nc, dKa, dVa, Kp, bad, nbad[ti], nqbad, ndbad);
                 }
-                for (int64_t m = 0; m < M; m++) {
-                    float *dst = dq_row(c, &s, ch, r0 + m / ng, h0 + m % ng);
-                    const float *src = w.dqt + m * Dp;
-                    for (int64_t d = 0; d < D; d++) dst[d] += src[d];
-                }
+                for (int64_t m = 0; m < M; m++) add_row(dq_row(c, &s, ch, r0 + m / ng, h0 + m % ng), w.dqt + m * Dp, D);
             }
         }
         for (int64_t cc = 0; cc < J1 - J0; cc++) {

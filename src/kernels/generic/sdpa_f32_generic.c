@@ -220,6 +220,21 @@ static int row_nonfinite(const void *x, int esz, int64_t n) {
     return bad;
 }
 
+static void split_ds_bf16_generic(int64_t nc, int64_t mp, const float *dS, uint16_t *d16, uint16_t *hi2,
+                                  uint16_t *lo2) {
+    for (int64_t c2 = 0; c2 < (nc + 1) / 2; c2++)
+        for (int64_t m = 0; m < mp; m++)
+            for (int t = 0; t < 2; t++) {
+                const int64_t c = 2 * c2 + t, x = 2 * (c2 * mp + m) + t;
+                hi2[x] = lo2[x] = 0;
+                if (c >= nc) continue;
+                const float v = dS[c * mp + m];
+                const uint16_t h = attn__f32_to_bf16(v);
+                d16[c * mp + m] = hi2[x] = h;
+                lo2[x] = attn__f32_to_bf16(v - attn__bf16_to_f32(h));
+            }
+}
+
 /* Unit i of the 32-bit unit array a = v. */
 static void put_unit(void *a, int64_t i, uint32_t v) { memcpy((unsigned char *)a + 4 * i, &v, 4); }
 
@@ -261,4 +276,5 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->pack_p_bf16 = pack_p_bf16_generic;
     t->pack_v_bf16 = pack_v_bf16_generic;
     t->pack_qblock = pack_qblock_generic;
+    t->split_ds_bf16 = split_ds_bf16_generic;
 }
