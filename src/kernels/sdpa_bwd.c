@@ -40,6 +40,7 @@ typedef struct bwd_bufs {
     float *dKa;  /* (KT * Bc, Dp)  dk accumulator of a group of KT key tiles */
     float *dVa;  /* (KT * Bc, Dvp) dv accumulator */
     float *Kp;   /* (KT * Bc, Dp)  K tiles, zero-padded columns */
+    float *Vp;   /* (KT * Bc, Dvp) V tiles, zero-padded columns */
     float *dqt;  /* (M, Dp)   dq contribution of one query block over a group of key tiles */
     float *lse;  /* (Mp)      lse per row, -inf on padding */
     float *lsel; /* (Mp)      low part of the row's log-sum-exp (refine_task), 0 on padding */
@@ -48,6 +49,7 @@ typedef struct bwd_bufs {
     int64_t *lo, *hi; /* (Br) */
     uint64_t *rowkey; /* (Mp) */
     int32_t *bad;     /* (KT, Bc) K rows of each tile holding Inf/NaN */
+    int32_t *vbad;    /* (KT, Bc) V rows of each tile holding Inf/NaN */
     int32_t *qbad, *dbad; /* (Mp) rows of the query block whose q / dO hold Inf/NaN */
     double *rs;           /* (3, Mp) refine_task's row sums */
     const void **xr;      /* (Mp) rows of q or dO of the block being packed (NULL: zeros) */
@@ -81,6 +83,7 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     b->dKa = attn__carve(&c, (size_t)(KB * Dp) * F);
     b->dVa = attn__carve(&c, (size_t)(KB * Dvp) * F);
     b->Kp = attn__carve(&c, f32 * (size_t)(KB * Dp) * F);
+    b->Vp = attn__carve(&c, f32 * (size_t)(KB * Dvp) * F);
     b->dqt = attn__carve(&c, (size_t)(M * Dp) * F);
     b->lse = attn__carve(&c, (size_t)Mp * F);
     b->lsel = attn__carve(&c, (size_t)Mp * F);
@@ -90,6 +93,7 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     b->hi = attn__carve(&c, (size_t)pl->Br * sizeof(int64_t));
     b->rowkey = attn__carve(&c, (size_t)Mp * sizeof(uint64_t));
     b->bad = attn__carve(&c, (size_t)KB * sizeof(int32_t));
+    b->vbad = attn__carve(&c, (size_t)KB * sizeof(int32_t));
     b->qbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
     b->dbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
     b->rs = attn__carve(&c, (size_t)(3 * Mp) * sizeof(double));
@@ -263,6 +267,19 @@ static void tile_dk_dq(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, c
     kt->gemm_bf16(M, Dp, (nc + 1) / 2, w->dS2l, 2, 2 * Mp, Kp, Dp, w->dqt, Dp, 1);
 }
 
+/* One key tile of a group, as bwd_task packed it. */
+typedef struct bwd_keys {
+    int64_t j0, nc;         /* first key, keys */
+    int64_t ia, ib;         /* rows seeing the tile: [ia, ib) */
+    float *dKa, *dVa;       /* (nc, Dp) / (nc, Dvp) its dk / dv accumulators */
+    const void *Kp;         /* K for dS^T.K: fp32 rows Kp (nc, Dp), bf16 key pairs Kp2 */
+    const float *Kc, *Vc;   /* fp32: the tile's K / V rows packed (Kp, Vp) when they hold
+                               no Inf/NaN, the products' operand (same values, contiguous);
+                               NULL: read in place */
+    const int32_t *bad;     /* K rows holding Inf/NaN (zeroed in Kp), nbad of them */
+    int nbad;
+} bwd_keys;
+
 /* One (key tile, query block) step: St = K . Qt, P, dV, dS, dK into the
  * tile's accumulators dKa (nc, Dp) / dVa (nc, Dvp), and dqt += dS^T . Kp.
  * The block (Qt / Q2, Qr / Qp, dOt / dO2, dOr / dOp, lse, Di, lo, hi,
@@ -270,17 +287,22 @@ static void tile_dk_dq(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, c
  * Inf/NaN were left out of the products' second operands and are added
  * here in fp32 where their factor is nonzero. */
 static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs *wp, int64_t kvh, int64_t g0,
-                     int64_t ng, int64_t r0, int64_t nr, int64_t j0, int64_t nc, float *dKa, float *dVa,
-                     const void *Kp, const int32_t *bad, int nbad, int nqbad, int ndbad) {
+                     int64_t ng, int64_t r0, int64_t nr, const bwd_keys *kk, int nqbad, int ndbad) {
     const attn__sdpa_prob *P = c->P;
     const attn__sdpa_kernels *kt = c->kt;
     const attn__sdpa_seq s = *sp;
     const bwd_bufs w = *wp;
     const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp;
     const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0;
+    const int64_t j0 = kk->j0, nc = kk->nc;
+    float *dKa = kk->dKa, *dVa = kk->dVa;
+    const void *Kp = kk->Kp;
+    const int32_t *bad = kk->bad;
+    const int nbad = kk->nbad;
     float tmp[256]; /* one widened row (D, Dv <= 256) */
 
-    tile_scores(P, kt, &w, key_ptr(P, P->k, &s, kvh, j0), nc, Mp, w.St);
+    if (kk->Kc) kt->gemm_ab(nc, Mp, D, kk->Kc, Dp, w.Qt, Mp, w.St, Mp, 0);
+    else tile_scores(P, kt, &w, key_ptr(P, P->k, &s, kvh, j0), nc, Mp, w.St);
     const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
     if (elem) {
         attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
@@ -303,7 +325,8 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
             for (int64_t e = 0; e < Dv; e++) dVa[cc * Dvp + e] += pd * dor[e];
         }
     }
-    tile_dp(P, kt, &w, key_ptr(P, P->v, &s, kvh, j0), nc, Mp, w.dPt);
+    if (kk->Vc) kt->gemm_ab(nc, Mp, Dv, kk->Vc, Dvp, w.dOt, Mp, w.dPt, Mp, 0);
+    else tile_dp(P, kt, &w, key_ptr(P, P->v, &s, kvh, j0), nc, Mp, w.dPt);
     tile_ds(P, kt, &w, nc, Mp);
     tile_dk_dq(P, kt, &w, nc, M, Mp, dKa, Kp);
     for (int x = 0; x < nqbad; x++) {
@@ -441,11 +464,55 @@ static inline int tile_sees(int64_t ia, int64_t ib, int64_t r0, int64_t nr) {
     return ia < ib && r0 < ib && r0 + nr > ia;
 }
 
+/* The key tiles [J0, J1) of a group (nt of them) for bwd_tile: row ranges,
+ * accumulators, K packed for dq (fp32 Kp / bf16 key pairs Kp2; rows holding
+ * Inf/NaN zeroed there, added by bwd_tile only where dS != 0) and, fp32, V
+ * packed (Vp) so that both score-shaped products read contiguous rows when
+ * the tile is clean. *ua, *ub: the union of the rows seeing any of them. */
+static void pack_group(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs *w, int64_t kvh, int64_t J0,
+                       int64_t J1, int64_t nt, bwd_keys *kk, int64_t *ua, int64_t *ub) {
+    const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_kernels *kt = c->kt;
+    const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp, Bc = c->pl->Bc;
+    *ua = s->sq;
+    *ub = 0;
+    for (int64_t ti = 0; ti < nt; ti++) {
+        bwd_keys *k = &kk[ti];
+        memset(k, 0, sizeof *k);
+        k->j0 = J0 + ti * Bc;
+        k->nc = J1 - k->j0 < Bc ? J1 - k->j0 : Bc;
+        k->dKa = w->dKa + ti * Bc * Dp;
+        k->dVa = w->dVa + ti * Bc * Dvp;
+        k->bad = w->bad + ti * Bc;
+        if (k->j0 < s->kl) {
+            k->ia = first_row_hi_gt(P, s, k->j0);
+            k->ib = first_row_lo_ge(P, s, k->j0 + k->nc);
+        }
+        if (k->ia >= k->ib) continue;
+        if (P->bf16) {
+            uint32_t *k2 = w->Kp2 + ti * (Bc / 2) * Dp;
+            k->nbad = kt->pack_v_bf16(k->nc, D, attn__sdpa_at16(P->k, s, s->k0, k->j0, kvh), P->k.stride_s,
+                                      (uint16_t *)(void *)k2, Dp, w->bad + ti * Bc);
+            k->Kp = k2;
+        } else {
+            float *kp = w->Kp + ti * Bc * Dp, *vp = w->Vp + ti * Bc * Dvp;
+            k->nbad = kt->pack_rows(k->nc, D, attn__sdpa_at(P->k, s, s->k0, k->j0, kvh), P->k.stride_s, 1.0f, kp,
+                                    Dp, Dp, w->bad + ti * Bc);
+            const int vb = kt->pack_rows(k->nc, Dv, attn__sdpa_at(P->v, s, s->k0, k->j0, kvh), P->v.stride_s, 1.0f,
+                                         vp, Dvp, Dvp, w->vbad + ti * Bc);
+            k->Kp = kp;
+            k->Kc = k->nbad ? NULL : kp;
+            k->Vc = vb ? NULL : vp;
+        }
+        if (k->ia < *ua) *ua = k->ia;
+        if (k->ib > *ub) *ub = k->ib;
+    }
+}
+
 static void bwd_task(void *vctx, int64_t t, int tid) {
     const bwd_ctx *c = vctx;
     const attn__sdpa_prob *P = c->P;
     const attn__sdpa_plan *pl = c->pl;
-    const attn__sdpa_kernels *kt = c->kt;
     const int64_t nch = pl->nchunks;
     const int64_t ch = t % nch;
     const int64_t kvh = (t / nch) % P->Hkv;
@@ -471,29 +538,9 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
         const int64_t J0 = kbs * Bc, J1 = (kbs + nt) * Bc < s.sk ? (kbs + nt) * Bc : s.sk;
         memset(w.dKa, 0, (size_t)((J1 - J0) * Dp) * sizeof(float));
         memset(w.dVa, 0, (size_t)((J1 - J0) * Dvp) * sizeof(float));
-        int64_t ia[ATTN__SDPA_BWD_TILES], ib[ATTN__SDPA_BWD_TILES]; /* rows seeing tile t: [ia, ib) */
-        int nbad[ATTN__SDPA_BWD_TILES];
-        int64_t ua = s.sq, ub = 0; /* union of the tiles' row ranges */
-        for (int64_t ti = 0; ti < nt; ti++) {
-            const int64_t j0 = J0 + ti * Bc, nc = J1 - j0 < Bc ? J1 - j0 : Bc;
-            ia[ti] = ib[ti] = 0;
-            nbad[ti] = 0;
-            if (j0 < s.kl) {
-                ia[ti] = first_row_hi_gt(P, &s, j0);
-                ib[ti] = first_row_lo_ge(P, &s, j0 + nc);
-            }
-            if (ia[ti] >= ib[ti]) continue;
-            /* Kp = K tile (bf16: Kp2, key pairs); K rows holding Inf/NaN
-             * are zeroed there and added to dq by bwd_tile only where dS != 0 */
-            if (P->bf16)
-                nbad[ti] = kt->pack_v_bf16(nc, D, attn__sdpa_at16(P->k, &s, s.k0, j0, kvh), P->k.stride_s,
-                                           (uint16_t *)(void *)(w.Kp2 + ti * (Bc / 2) * Dp), Dp, w.bad + ti * Bc);
-            else
-                nbad[ti] = kt->pack_rows(nc, D, attn__sdpa_at(P->k, &s, s.k0, j0, kvh), P->k.stride_s, 1.0f,
-                                         w.Kp + ti * Bc * Dp, Dp, Dp, w.bad + ti * Bc);
-            if (ia[ti] < ua) ua = ia[ti];
-            if (ib[ti] > ub) ub = ib[ti];
-        }
+        bwd_keys kk[ATTN__SDPA_BWD_TILES];
+        int64_t ua, ub; /* union of the tiles' row ranges */
+        pack_group(c, &s, &w, kvh, J0, J1, nt, kk, &ua, &ub);
         for (int64_t hc = 0; hc < pl->nhc && ua < ub; hc++) {
             const int64_t g0 = hc * pl->Gs;
             const int64_t ng = G - g0 < pl->Gs ? G - g0 : pl->Gs;
@@ -502,7 +549,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 const int64_t nr = ub - r0 < pl->Br ? ub - r0 : pl->Br;
                 const int64_t M = nr * ng, Mp = attn__round16(M);
                 int seen = 0;
-                for (int64_t ti = 0; ti < nt; ti++) seen |= tile_sees(ia[ti], ib[ti], r0, nr);
+                for (int64_t ti = 0; ti < nt; ti++) seen |= tile_sees(kk[ti].ia, kk[ti].ib, r0, nr);
                 if (!seen) continue;
                 for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
                 int nqbad, ndbad;
@@ -511,14 +558,8 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 if (r0 + nr < ub) prefetch_block(c, &s, h0, ng, r0 + nr, ub - r0 - nr < pl->Br ? ub - r0 - nr : pl->Br);
                 /* dqt (M, Dp): dq contribution of this block over the group's tiles */
                 memset(w.dqt, 0, (size_t)(M * Dp) * sizeof(float));
-                for (int64_t ti = 0; ti < nt; ti++) {
-                    if (!tile_sees(ia[ti], ib[ti], r0, nr)) continue;
-                    const int64_t j0 = J0 + ti * Bc, nc = J1 - j0 < Bc ? J1 - j0 : Bc;
-                    float *dKa = w.dKa + ti * Bc * Dp, *dVa = w.dVa + ti * Bc * Dvp;
-                    const void *Kp = P->bf16 ? (const void *)(w.Kp2 + ti * (Bc / 2) * Dp) : (const void *)(w.Kp + ti * Bc * Dp);
-                    const int32_t *bad = w.bad + ti * Bc;
-                    bwd_tile(c, &s, &w, kvh, g0, ng, r0, nr, j0, nc, dKa, dVa, Kp, bad, nbad[ti], nqbad, ndbad);
-                }
+                for (int64_t ti = 0; ti < nt; ti++)
+                    if (tile_sees(kk[ti].ia, kk[ti].ib, r0, nr)) bwd_tile(c, &s, &w, kvh, g0, ng, r0, nr, &kk[ti], nqbad, ndbad);
                 for (int64_t m = 0; m < M; m++) add_row(dq_row(c, &s, ch, r0 + m / ng, h0 + m % ng), w.dqt + m * Dp, D);
             }
         }
