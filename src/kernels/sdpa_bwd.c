@@ -40,7 +40,7 @@ typedef struct bwd_bufs {
     float *dKa;  /* (KT * Bc, Dp)  dk accumulator of a group of KT key tiles */
     float *dVa;  /* (KT * Bc, Dvp) dv accumulator */
     float *Kp;   /* (KT * Bc, Dp)  K tiles, zero-padded columns */
-    float *Vp;   /* (KT * Bc, Dvp) V tiles, zero-padded columns */
+    float *Vp;   /* (KT * Bc, Dv)  V tiles (copies) */
     float *dqt;  /* (M, Dp)   dq contribution of one query block over a group of key tiles */
     float *lse;  /* (Mp)      lse per row, -inf on padding */
     float *lsel; /* (Mp)      low part of the row's log-sum-exp (refine_task), 0 on padding */
@@ -49,7 +49,6 @@ typedef struct bwd_bufs {
     int64_t *lo, *hi; /* (Br) */
     uint64_t *rowkey; /* (Mp) */
     int32_t *bad;     /* (KT, Bc) K rows of each tile holding Inf/NaN */
-    int32_t *vbad;    /* (KT, Bc) V rows of each tile holding Inf/NaN */
     int32_t *qbad, *dbad; /* (Mp) rows of the query block whose q / dO hold Inf/NaN */
     double *rs;           /* (3, Mp) refine_task's row sums */
     const void **xr;      /* (Mp) rows of q or dO of the block being packed (NULL: zeros) */
@@ -60,6 +59,8 @@ typedef struct bwd_bufs {
     uint32_t *Qp;   /* (Mp/2, Dp)       q pairs along rows (rows m, m+1): dS.Q */
     uint32_t *dOp;  /* (Mp/2, Dvp)      dO pairs along rows: P.dO */
     uint32_t *Kp2;  /* (KT * Bc/2, Dp)  K pairs along keys: dS^T.K */
+    uint16_t *Kc16; /* (KT * Bc, D)     K tiles (copies): K.Q^T */
+    uint16_t *Vc16; /* (KT * Bc, Dv)    V tiles (copies): V.dO^T */
     uint16_t *P16;  /* (Bc, Mp)         P (times z) rounded to bf16 */
     uint16_t *dS16; /* (Bc, Mp)         dS rounded to bf16 */
     uint16_t *dS2;  /* (Bc/2, Mp) pairs dS rounded, key pairs (pack_p_bf16) */
@@ -83,7 +84,7 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     b->dKa = attn__carve(&c, (size_t)(KB * Dp) * F);
     b->dVa = attn__carve(&c, (size_t)(KB * Dvp) * F);
     b->Kp = attn__carve(&c, f32 * (size_t)(KB * Dp) * F);
-    b->Vp = attn__carve(&c, f32 * (size_t)(KB * Dvp) * F);
+    b->Vp = attn__carve(&c, f32 * (size_t)(KB * P->Dv) * F);
     b->dqt = attn__carve(&c, (size_t)(M * Dp) * F);
     b->lse = attn__carve(&c, (size_t)Mp * F);
     b->lsel = attn__carve(&c, (size_t)Mp * F);
@@ -93,7 +94,6 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     b->hi = attn__carve(&c, (size_t)pl->Br * sizeof(int64_t));
     b->rowkey = attn__carve(&c, (size_t)Mp * sizeof(uint64_t));
     b->bad = attn__carve(&c, (size_t)KB * sizeof(int32_t));
-    b->vbad = attn__carve(&c, (size_t)KB * sizeof(int32_t));
     b->qbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
     b->dbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
     b->rs = attn__carve(&c, (size_t)(3 * Mp) * sizeof(double));
@@ -103,6 +103,8 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     b->Qp = attn__carve(&c, h16 * (size_t)(Mp * Dp) * 2);
     b->dOp = attn__carve(&c, h16 * (size_t)(Mp * Dvp) * 2);
     b->Kp2 = attn__carve(&c, h16 * (size_t)(KB * Dp) * 2);
+    b->Kc16 = attn__carve(&c, h16 * (size_t)(KB * P->D) * 2);
+    b->Vc16 = attn__carve(&c, h16 * (size_t)(KB * P->Dv) * 2);
     b->P16 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
     b->dS16 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
     b->dS2 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
@@ -182,12 +184,12 @@ static void tile_key_product(const attn__sdpa_prob *P, const attn__sdpa_kernels 
         kt->gemm_ab(nc, Mp, n, kb, lds, T, Mp, C, Mp, 0);
 }
 static void tile_scores(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, const void *kb,
-                        int64_t nc, int64_t Mp, float *St) {
-    tile_key_product(P, kt, kb, P->k.stride_s, P->D, w->Qt, w->Q2, nc, Mp, St);
+                        int64_t lds, int64_t nc, int64_t Mp, float *St) {
+    tile_key_product(P, kt, kb, lds, P->D, w->Qt, w->Q2, nc, Mp, St);
 }
 static void tile_dp(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, const void *vb,
-                    int64_t nc, int64_t Mp, float *dPt) {
-    tile_key_product(P, kt, vb, P->v.stride_s, P->Dv, w->dOt, w->dO2, nc, Mp, dPt);
+                    int64_t lds, int64_t nc, int64_t Mp, float *dPt) {
+    tile_key_product(P, kt, vb, lds, P->Dv, w->dOt, w->dO2, nc, Mp, dPt);
 }
 /* First key row j0 of K / V for kvh, as the untyped pointer the products take. */
 static const void *key_ptr(const attn__sdpa_prob *P, attn_view v, const attn__sdpa_seq *s, int64_t kvh, int64_t j0) {
@@ -273,9 +275,10 @@ typedef struct bwd_keys {
     int64_t ia, ib;         /* rows seeing the tile: [ia, ib) */
     float *dKa, *dVa;       /* (nc, Dp) / (nc, Dvp) its dk / dv accumulators */
     const void *Kp;         /* K for dS^T.K: fp32 rows Kp (nc, Dp), bf16 key pairs Kp2 */
-    const float *Kc, *Vc;   /* fp32: the tile's K / V rows packed (Kp, Vp) when they hold
-                               no Inf/NaN, the products' operand (same values, contiguous);
-                               NULL: read in place */
+    const void *Kc, *Vc;    /* K / V rows for K.Qt and V.dOt, ldk / ldv apart: copies in the
+                               workspace (contiguous, the same values) or, fp32 K holding an
+                               Inf/NaN, the rows in place */
+    int64_t ldk, ldv;
     const int32_t *bad;     /* K rows holding Inf/NaN (zeroed in Kp), nbad of them */
     int nbad;
 } bwd_keys;
@@ -301,8 +304,7 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     const int nbad = kk->nbad;
     float tmp[256]; /* one widened row (D, Dv <= 256) */
 
-    if (kk->Kc) kt->gemm_ab(nc, Mp, D, kk->Kc, Dp, w.Qt, Mp, w.St, Mp, 0);
-    else tile_scores(P, kt, &w, key_ptr(P, P->k, &s, kvh, j0), nc, Mp, w.St);
+    tile_scores(P, kt, &w, kk->Kc, kk->ldk, nc, Mp, w.St);
     const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
     if (elem) {
         attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
@@ -325,8 +327,7 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
             for (int64_t e = 0; e < Dv; e++) dVa[cc * Dvp + e] += pd * dor[e];
         }
     }
-    if (kk->Vc) kt->gemm_ab(nc, Mp, Dv, kk->Vc, Dvp, w.dOt, Mp, w.dPt, Mp, 0);
-    else tile_dp(P, kt, &w, key_ptr(P, P->v, &s, kvh, j0), nc, Mp, w.dPt);
+    tile_dp(P, kt, &w, kk->Vc, kk->ldv, nc, Mp, w.dPt);
     tile_ds(P, kt, &w, nc, Mp);
     tile_dk_dq(P, kt, &w, nc, M, Mp, dKa, Kp);
     for (int x = 0; x < nqbad; x++) {
@@ -464,11 +465,21 @@ static inline int tile_sees(int64_t ia, int64_t ib, int64_t r0, int64_t nr) {
     return ia < ib && r0 < ib && r0 + nr > ia;
 }
 
+/* nr rows of n elements of esz bytes (stride lds elements) copied to dst,
+ * n apart; returns dst. */
+static const void *copy_rows(int64_t nr, int64_t n, size_t esz, const void *src, int64_t lds, void *dst) {
+    for (int64_t r = 0; r < nr; r++)
+        memcpy((unsigned char *)dst + (size_t)(r * n) * esz, (const unsigned char *)src + (size_t)(r * lds) * esz,
+               (size_t)n * esz);
+    return dst;
+}
+
 /* The key tiles [J0, J1) of a group (nt of them) for bwd_tile: row ranges,
  * accumulators, K packed for dq (fp32 Kp / bf16 key pairs Kp2; rows holding
- * Inf/NaN zeroed there, added by bwd_tile only where dS != 0) and, fp32, V
- * packed (Vp) so that both score-shaped products read contiguous rows when
- * the tile is clean. *ua, *ub: the union of the rows seeing any of them. */
+ * Inf/NaN zeroed there, added by bwd_tile only where dS != 0) and K / V
+ * rows copied for the score-shaped products (contiguous rows instead of one
+ * a page apart, re-read by every query block; fp32 K: Kp itself when clean).
+ * *ua, *ub: the union of the rows seeing any of them. */
 static void pack_group(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs *w, int64_t kvh, int64_t J0,
                        int64_t J1, int64_t nt, bwd_keys *kk, int64_t *ua, int64_t *ub) {
     const attn__sdpa_prob *P = c->P;
@@ -494,16 +505,21 @@ static void pack_group(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs
             k->nbad = kt->pack_v_bf16(k->nc, D, attn__sdpa_at16(P->k, s, s->k0, k->j0, kvh), P->k.stride_s,
                                       (uint16_t *)(void *)k2, Dp, w->bad + ti * Bc);
             k->Kp = k2;
+            k->Kc = copy_rows(k->nc, D, 2, attn__sdpa_at16(P->k, s, s->k0, k->j0, kvh), P->k.stride_s,
+                              w->Kc16 + ti * Bc * D);
+            k->Vc = copy_rows(k->nc, Dv, 2, attn__sdpa_at16(P->v, s, s->k0, k->j0, kvh), P->v.stride_s,
+                              w->Vc16 + ti * Bc * Dv);
         } else {
-            float *kp = w->Kp + ti * Bc * Dp, *vp = w->Vp + ti * Bc * Dvp;
+            float *kp = w->Kp + ti * Bc * Dp;
             k->nbad = kt->pack_rows(k->nc, D, attn__sdpa_at(P->k, s, s->k0, k->j0, kvh), P->k.stride_s, 1.0f, kp,
                                     Dp, Dp, w->bad + ti * Bc);
-            const int vb = kt->pack_rows(k->nc, Dv, attn__sdpa_at(P->v, s, s->k0, k->j0, kvh), P->v.stride_s, 1.0f,
-                                         vp, Dvp, Dvp, w->vbad + ti * Bc);
             k->Kp = kp;
-            k->Kc = k->nbad ? NULL : kp;
-            k->Vc = vb ? NULL : vp;
+            k->Kc = k->nbad ? (const void *)attn__sdpa_at(P->k, s, s->k0, k->j0, kvh) : (const void *)kp;
+            k->Vc = copy_rows(k->nc, Dv, 4, attn__sdpa_at(P->v, s, s->k0, k->j0, kvh), P->v.stride_s,
+                              w->Vp + ti * Bc * Dv);
         }
+        k->ldk = P->bf16 ? D : k->nbad ? P->k.stride_s : Dp;
+        k->ldv = Dv;
         if (k->ia < *ua) *ua = k->ia;
         if (k->ib > *ub) *ub = k->ib;
     }
@@ -620,7 +636,7 @@ static void refine_pack_do(const attn__sdpa_prob *P, const attn__sdpa_kernels *k
 static void refine_probs(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const attn__sdpa_seq *s,
                          const bwd_bufs *w, int64_t kvh, int64_t g0, int64_t ng, int64_t r0, int64_t nr, int64_t j0,
                          int64_t nc, int64_t Mp) {
-    tile_scores(P, kt, w, key_ptr(P, P->k, s, kvh, j0), nc, Mp, w->St);
+    tile_scores(P, kt, w, key_ptr(P, P->k, s, kvh, j0), P->k.stride_s, nc, Mp, w->St);
     const int full = w->lo[nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || P->has_elem;
     if (elem) {
         attn__sdpa_scale_tile(w->St, nc * Mp, P->scale);
@@ -670,7 +686,7 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     for (int64_t j0 = ka; peaked && j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
         refine_probs(P, kt, &s, &w, kvh, g0, ng, r0, nr, j0, nc, Mp);
-        tile_dp(P, kt, &w, key_ptr(P, P->v, &s, kvh, j0), nc, Mp, w.dPt);
+        tile_dp(P, kt, &w, key_ptr(P, P->v, &s, kvh, j0), P->v.stride_s, nc, Mp, w.dPt);
         if (P->dropout_p > 0.0f) /* dP z: z = 1 / (1 - p) for kept keys, 0 for dropped (bwd_tile's z * dP) */
             for (int64_t cc = 0; cc < nc; cc++)
                 for (int64_t m = 0; m < M; m++) {
