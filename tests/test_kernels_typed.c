@@ -12,6 +12,8 @@
  *   - pack_p_bf16 / pack_v_bf16: vs the portable packing bit for bit (normal
  *     values; the native bf16 conversion flushes subnormal inputs to zero,
  *     probabilities below 2^-126 only), V rows with Inf / NaN screened;
+ *   - pack_qblock (fp32 and bf16 query blocks of the backward), split_ds_bf16
+ *     (the bf16 backward's dS roundings): bit for bit;
  *   - the same gemm_bf16 / packing checks on the AVX512_BF16 kernels compiled
  *     on SIMDe's emulation (every machine, AVX512_BF16 or not). */
 #include "testutil.h"
@@ -191,6 +193,78 @@ static void test_pack(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, 
     CHECK(badv == 0, "[%s] pack_v_bf16: %d of 200 tiles differ from C", T->name, badv);
 }
 
+/* pack_qblock (the backward's query-block packing, fp32 and bf16): bit for
+ * bit vs C, every column tail (n 1..140, bf16 even), row operand on / off,
+ * nr < mp (fp32) and ldr past round16(n), NULL rows, rows with Inf / NaN
+ * listed; nothing written past T / R. */
+static void test_pack_qblock(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, tu_rng *r) {
+    int bad = 0;
+    for (int it = 0; it < 300; it++) {
+        const int esz = tu_int(r, 0, 1) ? 4 : 2;
+        const int64_t mp = 16 * tu_int(r, 1, 5), n = esz == 4 ? tu_int(r, 1, 140) : 2 * tu_int(r, 1, 70);
+        const int64_t nu = esz == 4 ? n : n / 2, ldr = (n + 15) / 16 * 16 + 16 * tu_int(r, 0, 1);
+        const int64_t nr = esz == 4 ? tu_int(r, 1, mp) : mp, lds = n + tu_int(r, 0, 3) * (esz == 4 ? 1 : 2);
+        const int withr = (int)tu_int(r, 0, 3) != 0;
+        unsigned char *src = malloc((size_t)(mp * lds * esz));
+        for (int64_t i = 0; i < mp * lds; i++) {
+            const float x = (float)tu_normal(r);
+            if (esz == 4) memcpy(src + 4 * i, &x, 4);
+            else { const uint16_t h = attn__f32_to_bf16(x); memcpy(src + 2 * i, &h, 2); }
+        }
+        const void *x[80];
+        for (int64_t m = 0; m < mp; m++) {
+            x[m] = tu_int(r, 0, 7) ? src + (size_t)(m * lds * esz) : NULL;
+            if (x[m] && tu_int(r, 0, 9) == 0) { /* an Inf or NaN somewhere in the row */
+                const int64_t d = tu_int(r, 0, n - 1);
+                const uint32_t f = tu_int(r, 0, 1) ? 0x7f800000u : 0xffc00001u;
+                const uint16_t h = tu_int(r, 0, 1) ? 0x7f80 : 0xffc1;
+                if (esz == 4) memcpy(src + (m * lds + d) * 4, &f, 4);
+                else memcpy(src + (m * lds + d) * 2, &h, 2);
+            }
+        }
+        const int64_t nt = nu * mp + 32, nR = (esz == 4 ? mp : mp / 2) * ldr + 32; /* 32 guard units */
+        uint32_t *T0 = malloc((size_t)nt * 4), *T1 = malloc((size_t)nt * 4);
+        uint32_t *R0 = malloc((size_t)nR * 4), *R1 = malloc((size_t)nR * 4);
+        for (int64_t i = 0; i < nt; i++) T0[i] = T1[i] = 0x5a5a5a5au;
+        for (int64_t i = 0; i < nR; i++) R0[i] = R1[i] = 0xa5a5a5a5u;
+        int32_t b0[80], b1[80];
+        const int n0 = T->pack_qblock(mp, nr, n, esz, x, T0, withr ? R0 : NULL, ldr, b0);
+        const int n1 = G->pack_qblock(mp, nr, n, esz, x, T1, withr ? R1 : NULL, ldr, b1);
+        bad += n0 != n1 || memcmp(b0, b1, (size_t)n0 * 4) != 0 || memcmp(T0, T1, (size_t)nt * 4) != 0 ||
+               memcmp(R0, R1, (size_t)nR * 4) != 0;
+        free(src); free(T0); free(T1); free(R0); free(R1);
+    }
+    CHECK(bad == 0, "[%s] pack_qblock: %d of 300 blocks differ from C", T->name, bad);
+}
+
+/* split_ds_bf16 (the bf16 backward's dS: rows for dK, hi / lo key pairs for
+ * dq): bit for bit vs C on normal values, exact zeros, values exact in bf16
+ * (lo = 0), a few Inf / NaN, every nc parity; nothing written past the buffers. */
+static void test_split_ds(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, tu_rng *r) {
+    int bad = 0;
+    for (int it = 0; it < 200; it++) {
+        const int64_t nc = tu_int(r, 1, 64), mp = 16 * tu_int(r, 1, 8), n = nc * mp, np = ((nc + 1) / 2) * mp * 2;
+        float *S = malloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) {
+            const int k = (int)tu_int(r, 0, 9);
+            S[i] = k == 0 ? 0.0f : k == 1 ? attn__bf16_to_f32(attn__f32_to_bf16((float)tu_normal(r))) : (float)tu_normal(r);
+            if (tu_int(r, 0, 199) == 0) S[i] = tu_int(r, 0, 1) ? INFINITY : attn__bits_f32(0x7fc01234u); /* Inf / NaN */
+        }
+        uint16_t *buf[6];
+        for (int b = 0; b < 6; b++) {
+            const int64_t len = (b % 3 == 0 ? n : np) + 32; /* 32 guard elements */
+            buf[b] = malloc((size_t)len * 2);
+            for (int64_t i = 0; i < len; i++) buf[b][i] = 0x5a5a;
+        }
+        T->split_ds_bf16(nc, mp, S, buf[0], buf[1], buf[2]);
+        G->split_ds_bf16(nc, mp, S, buf[3], buf[4], buf[5]);
+        for (int b = 0; b < 3; b++) bad += memcmp(buf[b], buf[b + 3], (size_t)((b == 0 ? n : np) + 32) * 2) != 0;
+        free(S);
+        for (int b = 0; b < 6; b++) free(buf[b]);
+    }
+    CHECK(bad == 0, "[%s] split_ds_bf16: %d of 600 outputs differ from C", T->name, bad);
+}
+
 /* scale_rows (fp32, the forward's rescale): bit for bit vs C, rows with alpha 1 untouched */
 static void test_scale_rows(const attn__sdpa_kernels *T, const attn__sdpa_kernels *G, tu_rng *r) {
     int bad = 0;
@@ -216,6 +290,8 @@ int main(void) {
         test_cvt(T, G, &r);
         test_pack(T, G, &r);
         test_scale_rows(T, G, &r);
+        test_pack_qblock(T, G, &r);
+        test_split_ds(T, G, &r);
         if (T->gemm_bf16) { test_gemm(T, &r); ngemm++; }
     }
 #ifdef HAVE_SIMDE_BF16

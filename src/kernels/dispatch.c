@@ -18,6 +18,7 @@ static void build(void) {
     attn__sdpa_kernels_avx2(&t);
     g_tables[ATTN_ISA_AVX2] = t;
     attn__sdpa_kernels_avx512(&t);
+    attn__sdpa_pack_avx512(&t);
     if (attn__cpu()->avx512bf16) attn__sdpa_kernels_avx512_bf16(&t);
     g_tables[ATTN_ISA_AVX512] = t;
 }

@@ -127,6 +127,26 @@ typedef struct attn__sdpa_kernels {
      * bad[] (as pack_rows). Returns the number of such rows. npad a multiple of 16. */
     int (*pack_v_bf16)(int64_t nr, int64_t n, const uint16_t *src, int64_t lds, uint16_t *V2, int64_t npad,
                        int32_t *bad);
+
+    /* Backward query-block packing (sdpa_bwd.c): mp rows (mp a multiple of
+     * 16), row m x[m] (NULL: zeros) of n elements of esz bytes (4: fp32; 2:
+     * bf16 with n even), handled as nu 32-bit units (nu = n fp32 elements or
+     * n / 2 bf16 pairs along the row):
+     *   T (nu, mp) units, transposed:  T[u * mp + m] = unit u of x[m]      (u < nu)
+     *   R (NULL: not written) of units, ldr >= round16(n) per row, rows m < nr:
+     *     fp32: R[m * ldr + d] = x[m][d], 0 for n <= d < ldr
+     *     bf16 (nr even): pairs of rows, R[(m / 2) * ldr + d] = (x[m & ~1][d], x[m | 1][d])
+     *           (first in the low half), 0 for n <= d < ldr
+     * A row holding an Inf / NaN is packed as it is and its index appended
+     * to bad[] (m ascending). Returns the number of such rows. */
+    int (*pack_qblock)(int64_t mp, int64_t nr, int64_t n, int esz, const void *const *x, void *T, void *R,
+                       int64_t ldr, int32_t *bad);
+    /* dS of the bf16 fast backward (nc, mp), mp a multiple of 16, rounded
+     * for its three products in one pass:
+     *   d16[c * mp + m] = from_f32's bf16 of dS[c][m]   (nearest even, NaN quiet)
+     *   hi2 = pack_p_bf16(dS), lo2 = pack_p_bf16(dS - f32(d16))   (key pairs)
+     * (hi + lo: dS within 2^-17 relative, for dq's sum that cancels). */
+    void (*split_ds_bf16)(int64_t nc, int64_t mp, const float *dS, uint16_t *d16, uint16_t *hi2, uint16_t *lo2);
 } attn__sdpa_kernels;
 
 /* Shared end of one pack_rows row, after the SIMD part packed d[0:e): the
@@ -164,5 +184,7 @@ void attn__sdpa_cvt_avx2(attn__sdpa_kernels *t); /* conversions (avx2/cvt_avx2.c
 void attn__sdpa_kernels_avx512(attn__sdpa_kernels *t);
 /* bf16 entries of the avx512 table, installed when the CPU has AVX512_BF16. */
 void attn__sdpa_kernels_avx512_bf16(attn__sdpa_kernels *t);
+/* The backward's query-block packing (avx512/sdpa_pack_avx512.c), installed with the avx512 table. */
+void attn__sdpa_pack_avx512(attn__sdpa_kernels *t);
 
 #endif

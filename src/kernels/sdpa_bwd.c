@@ -9,10 +9,11 @@
  * are bit-identical for any thread count.
  *
  * Keys are taken in groups of ATTN__SDPA_BWD_TILES tiles: each query block
- * seeing the group is packed once (q, dO transposed and as rows, lse, Di)
- * and its dq contribution summed over the group's tiles before it is added
- * to dq, which divides that scalar, strided work by the group size (it was
- * ~20% of the backward with one tile per packing).
+ * seeing the group is packed once (q, dO transposed and as rows, lse, Di:
+ * kt->pack_qblock) and its dq contribution summed over the group's tiles
+ * before it is added to dq, which divides that strided, memory-bound work
+ * by the group size; the next block's q / dO rows are prefetched while a
+ * block computes.
  * For each key tile (Bc keys) and each query block seeing it:
  *   St  = scale * (K . Qt)            (scores, transposed; bits as in the forward)
  *   P   = exp(S - lse)                (after softcap / ALiBi / masks as forward)
@@ -39,6 +40,7 @@ typedef struct bwd_bufs {
     float *dKa;  /* (KT * Bc, Dp)  dk accumulator of a group of KT key tiles */
     float *dVa;  /* (KT * Bc, Dvp) dv accumulator */
     float *Kp;   /* (KT * Bc, Dp)  K tiles, zero-padded columns */
+    float *Vp;   /* (KT * Bc, Dv)  V tiles (copies) */
     float *dqt;  /* (M, Dp)   dq contribution of one query block over a group of key tiles */
     float *lse;  /* (Mp)      lse per row, -inf on padding */
     float *lsel; /* (Mp)      low part of the row's log-sum-exp (refine_task), 0 on padding */
@@ -49,6 +51,7 @@ typedef struct bwd_bufs {
     int32_t *bad;     /* (KT, Bc) K rows of each tile holding Inf/NaN */
     int32_t *qbad, *dbad; /* (Mp) rows of the query block whose q / dO hold Inf/NaN */
     double *rs;           /* (3, Mp) refine_task's row sums */
+    const void **xr;      /* (Mp) rows of q or dO of the block being packed (NULL: zeros) */
     /* bf16 fast path (P->bf16; then Qt, Qr, dOt, dOr and Kp are empty).
      * A "pair" is two bf16 in one 32-bit word, the first in the low half. */
     uint32_t *Q2;   /* (D/2, Mp)        q pairs along d: the Q.K^T operand */
@@ -56,9 +59,12 @@ typedef struct bwd_bufs {
     uint32_t *Qp;   /* (Mp/2, Dp)       q pairs along rows (rows m, m+1): dS.Q */
     uint32_t *dOp;  /* (Mp/2, Dvp)      dO pairs along rows: P.dO */
     uint32_t *Kp2;  /* (KT * Bc/2, Dp)  K pairs along keys: dS^T.K */
+    uint16_t *Kc16; /* (KT * Bc, D)     K tiles (copies): K.Q^T */
+    uint16_t *Vc16; /* (KT * Bc, Dv)    V tiles (copies): V.dO^T */
     uint16_t *P16;  /* (Bc, Mp)         P (times z) rounded to bf16 */
     uint16_t *dS16; /* (Bc, Mp)         dS rounded to bf16 */
     uint16_t *dS2;  /* (Bc/2, Mp) pairs dS rounded, key pairs (pack_p_bf16) */
+    uint16_t *dS2l; /* (Bc/2, Mp) pairs the remainder dS - bf16(dS), rounded, key pairs */
 } bwd_bufs;
 
 /* Carves one thread's area (base NULL: counts); returns its bytes. */
@@ -78,6 +84,7 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     b->dKa = attn__carve(&c, (size_t)(KB * Dp) * F);
     b->dVa = attn__carve(&c, (size_t)(KB * Dvp) * F);
     b->Kp = attn__carve(&c, f32 * (size_t)(KB * Dp) * F);
+    b->Vp = attn__carve(&c, f32 * (size_t)(KB * P->Dv) * F);
     b->dqt = attn__carve(&c, (size_t)(M * Dp) * F);
     b->lse = attn__carve(&c, (size_t)Mp * F);
     b->lsel = attn__carve(&c, (size_t)Mp * F);
@@ -90,14 +97,18 @@ static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
     b->qbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
     b->dbad = attn__carve(&c, (size_t)Mp * sizeof(int32_t));
     b->rs = attn__carve(&c, (size_t)(3 * Mp) * sizeof(double));
+    b->xr = attn__carve(&c, (size_t)Mp * sizeof(const void *));
     b->Q2 = attn__carve(&c, h16 * (size_t)(P->D * Mp) * 2);
     b->dO2 = attn__carve(&c, h16 * (size_t)(P->Dv * Mp) * 2);
     b->Qp = attn__carve(&c, h16 * (size_t)(Mp * Dp) * 2);
     b->dOp = attn__carve(&c, h16 * (size_t)(Mp * Dvp) * 2);
     b->Kp2 = attn__carve(&c, h16 * (size_t)(KB * Dp) * 2);
+    b->Kc16 = attn__carve(&c, h16 * (size_t)(KB * P->D) * 2);
+    b->Vc16 = attn__carve(&c, h16 * (size_t)(KB * P->Dv) * 2);
     b->P16 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
     b->dS16 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
     b->dS2 = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
+    b->dS2l = attn__carve(&c, h16 * (size_t)(Bc * Mp) * 2);
     return c.off;
 }
 
@@ -173,12 +184,12 @@ static void tile_key_product(const attn__sdpa_prob *P, const attn__sdpa_kernels 
         kt->gemm_ab(nc, Mp, n, kb, lds, T, Mp, C, Mp, 0);
 }
 static void tile_scores(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, const void *kb,
-                        int64_t nc, int64_t Mp, float *St) {
-    tile_key_product(P, kt, kb, P->k.stride_s, P->D, w->Qt, w->Q2, nc, Mp, St);
+                        int64_t lds, int64_t nc, int64_t Mp, float *St) {
+    tile_key_product(P, kt, kb, lds, P->D, w->Qt, w->Q2, nc, Mp, St);
 }
 static void tile_dp(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, const void *vb,
-                    int64_t nc, int64_t Mp, float *dPt) {
-    tile_key_product(P, kt, vb, P->v.stride_s, P->Dv, w->dOt, w->dO2, nc, Mp, dPt);
+                    int64_t lds, int64_t nc, int64_t Mp, float *dPt) {
+    tile_key_product(P, kt, vb, lds, P->Dv, w->dOt, w->dO2, nc, Mp, dPt);
 }
 /* First key row j0 of K / V for kvh, as the untyped pointer the products take. */
 static const void *key_ptr(const attn__sdpa_prob *P, attn_view v, const attn__sdpa_seq *s, int64_t kvh, int64_t j0) {
@@ -248,20 +259,29 @@ static void tile_dk_dq(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, c
         return;
     }
     zero_pad_row(w->dPt, nc, M, Mp);
-    kt->from_f32(ATTN_DTYPE_BF16, nc * Mp, w->dPt, w->dS16);
-    kt->gemm_bf16(nc, Dp, (M + 1) / 2, w->dS16, Mp, 2, (const uint16_t *)w->Qp, Dp, dKa, Dp, 1);
     /* dq = sum_j dS_j k_j cancels (sum_j dS_j = 0: a common part of the
      * keys drops out) where rounding dS does not: dS as bf16 alone can be
      * several ulps of dq off. dS = hi + lo, both bf16 (hi = dS16, lo the
-     * remainder, exact in fp32), leaves 2^-17 relative of dS. X (P * z) is
-     * free again here. */
-    kt->pack_p_bf16(nc, Mp, w->dPt, w->dS2);
+     * remainder, exact in fp32), leaves 2^-17 relative of dS. */
+    kt->split_ds_bf16(nc, Mp, w->dPt, w->dS16, w->dS2, w->dS2l);
+    kt->gemm_bf16(nc, Dp, (M + 1) / 2, w->dS16, Mp, 2, (const uint16_t *)w->Qp, Dp, dKa, Dp, 1);
     kt->gemm_bf16(M, Dp, (nc + 1) / 2, w->dS2, 2, 2 * Mp, Kp, Dp, w->dqt, Dp, 1);
-    kt->to_f32(ATTN_DTYPE_BF16, nc * Mp, w->dS16, w->X);
-    for (int64_t x = 0; x < nc * Mp; x++) w->X[x] = w->dPt[x] - w->X[x];
-    kt->pack_p_bf16(nc, Mp, w->X, w->dS2);
-    kt->gemm_bf16(M, Dp, (nc + 1) / 2, w->dS2, 2, 2 * Mp, Kp, Dp, w->dqt, Dp, 1);
+    kt->gemm_bf16(M, Dp, (nc + 1) / 2, w->dS2l, 2, 2 * Mp, Kp, Dp, w->dqt, Dp, 1);
 }
+
+/* One key tile of a group, as bwd_task packed it. */
+typedef struct bwd_keys {
+    int64_t j0, nc;         /* first key, keys */
+    int64_t ia, ib;         /* rows seeing the tile: [ia, ib) */
+    float *dKa, *dVa;       /* (nc, Dp) / (nc, Dvp) its dk / dv accumulators */
+    const void *Kp;         /* K for dS^T.K: fp32 rows Kp (nc, Dp), bf16 key pairs Kp2 */
+    const void *Kc, *Vc;    /* K / V rows for K.Qt and V.dOt, ldk / ldv apart: copies in the
+                               workspace (contiguous, the same values) or, fp32 K holding an
+                               Inf/NaN, the rows in place */
+    int64_t ldk, ldv;
+    const int32_t *bad;     /* K rows holding Inf/NaN (zeroed in Kp), nbad of them */
+    int nbad;
+} bwd_keys;
 
 /* One (key tile, query block) step: St = K . Qt, P, dV, dS, dK into the
  * tile's accumulators dKa (nc, Dp) / dVa (nc, Dvp), and dqt += dS^T . Kp.
@@ -270,17 +290,21 @@ static void tile_dk_dq(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, c
  * Inf/NaN were left out of the products' second operands and are added
  * here in fp32 where their factor is nonzero. */
 static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs *wp, int64_t kvh, int64_t g0,
-                     int64_t ng, int64_t r0, int64_t nr, int64_t j0, int64_t nc, float *dKa, float *dVa,
-                     const void *Kp, const int32_t *bad, int nbad, int nqbad, int ndbad) {
+                     int64_t ng, int64_t r0, int64_t nr, const bwd_keys *kk, int nqbad, int ndbad) {
     const attn__sdpa_prob *P = c->P;
     const attn__sdpa_kernels *kt = c->kt;
     const attn__sdpa_seq s = *sp;
     const bwd_bufs w = *wp;
     const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp;
     const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0;
+    const int64_t j0 = kk->j0, nc = kk->nc;
+    float *dKa = kk->dKa, *dVa = kk->dVa;
+    const void *Kp = kk->Kp;
+    const int32_t *bad = kk->bad;
+    const int nbad = kk->nbad;
     float tmp[256]; /* one widened row (D, Dv <= 256) */
 
-    tile_scores(P, kt, &w, key_ptr(P, P->k, &s, kvh, j0), nc, Mp, w.St);
+    tile_scores(P, kt, &w, kk->Kc, kk->ldk, nc, Mp, w.St);
     const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
     if (elem) {
         attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
@@ -303,7 +327,7 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
             for (int64_t e = 0; e < Dv; e++) dVa[cc * Dvp + e] += pd * dor[e];
         }
     }
-    tile_dp(P, kt, &w, key_ptr(P, P->v, &s, kvh, j0), nc, Mp, w.dPt);
+    tile_dp(P, kt, &w, kk->Vc, kk->ldv, nc, Mp, w.dPt);
     tile_ds(P, kt, &w, nc, Mp);
     tile_dk_dq(P, kt, &w, nc, M, Mp, dKa, Kp);
     for (int x = 0; x < nqbad; x++) {
@@ -327,27 +351,17 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     }
 }
 
-/* Query-block packing, one row m at a time (or padding / a fully masked row:
- * x NULL, zeros). fp32: the transposed operand T (n, Mp) and the row R
- * (ldr >= n, zero-padded). bf16 (x a uint16_t row): the pairs along the row
- * T2 (n/2, Mp) and, R2 (Mp/2, ldr), the pairs of rows (m & ~1, m | 1). */
-static void put_row_f32(const float *x, int64_t n, int64_t m, int64_t Mp, float *T, float *R, int64_t ldr) {
-    for (int64_t d = 0; d < n; d++) T[d * Mp + m] = x ? x[d] : 0.0f;
-    if (!R) return;
-    for (int64_t d = 0; d < n; d++) R[m * ldr + d] = x ? x[d] : 0.0f;
-    for (int64_t d = n; d < ldr; d++) R[m * ldr + d] = 0.0f;
-}
-static void put_row_bf16(const uint16_t *x, int64_t n, int64_t m, int64_t Mp, uint32_t *T2, uint32_t *R2,
-                         int64_t ldr) {
-    for (int64_t d2 = 0; d2 < n / 2; d2++) {
-        uint32_t u = 0;
-        if (x) memcpy(&u, x + 2 * d2, 4);
-        T2[d2 * Mp + m] = u;
-    }
-    if (!R2) return;
-    uint16_t *r = (uint16_t *)(void *)(R2 + (m / 2) * ldr) + (m & 1);
-    for (int64_t d = 0; d < n; d++) r[2 * d] = x ? x[d] : 0;
-    for (int64_t d = n; d < ldr; d++) r[2 * d] = 0;
+/* Query-block packing of one operand, q or dO (rows w->xr, NULL for
+ * padding and fully masked rows: zeros). fp32: the transposed operand T
+ * (n, Mp) and the rows R (M, ldr), zero-padded. bf16: the pairs along the
+ * row T2 (n/2, Mp) and, R2 (Mp/2, ldr), the pairs of rows (m & ~1, m | 1);
+ * R / R2 NULL: not packed. Rows holding Inf/NaN are listed in bad (returns
+ * their number). */
+static int pack_operand(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, int64_t n,
+                        int64_t M, int64_t Mp, float *T, uint32_t *T2, float *R, uint32_t *R2, int64_t ldr,
+                        int32_t *bad) {
+    if (P->bf16) return kt->pack_qblock(Mp, Mp, n, 2, w->xr, T2, R2, ldr, bad);
+    return kt->pack_qblock(Mp, M, n, 4, w->xr, T, R, ldr, bad);
 }
 /* Zeroes row m of the row operand (R / R2) only: a row holding Inf/NaN. */
 static void zero_row(const attn__sdpa_prob *P, int64_t m, int64_t n, float *R, uint32_t *R2, int64_t ldr) {
@@ -357,24 +371,6 @@ static void zero_row(const attn__sdpa_prob *P, int64_t m, int64_t n, float *R, u
     }
     uint16_t *r = (uint16_t *)(void *)(R2 + (m / 2) * ldr) + (m & 1);
     for (int64_t d = 0; d < n; d++) r[2 * d] = 0;
-}
-/* Row m of q or dO (x; NULL: zeros) into the block: fp32 or bf16. Returns
- * nonzero when it holds an Inf/NaN. */
-static int put_row(const attn__sdpa_prob *P, const void *x, int64_t n, int64_t m, int64_t Mp, float *T,
-                   uint32_t *T2, float *R, uint32_t *R2, int64_t ldr) {
-    int bad = 0;
-    if (!P->bf16) {
-        const float *f = x;
-        float chk = 0.0f; /* x - x: 0 if finite, NaN otherwise */
-        for (int64_t d = 0; f && d < n; d++) chk += f[d] - f[d];
-        bad = chk != 0.0f;
-        put_row_f32(f, n, m, Mp, T, R, ldr);
-    } else {
-        const uint16_t *h = x;
-        for (int64_t d = 0; h && d < n; d++) bad |= (h[d] & 0x7f80) == 0x7f80;
-        put_row_bf16(h, n, m, Mp, T2, R2, ldr);
-    }
-    return bad;
 }
 static const void *in_row(const attn__sdpa_prob *P, attn_view v, const attn__sdpa_seq *s, int64_t i, int64_t h) {
     return P->bf16 ? (const void *)attn__sdpa_at16(v, s, s->q0, i, h) : (const void *)attn__sdpa_at(v, s, s->q0, i, h);
@@ -398,9 +394,9 @@ static float row_di(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, cons
 static void pack_block(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs *wp, int64_t h0, int64_t ng,
                        int64_t r0, int64_t M, int64_t Mp, int *nqbad, int *ndbad) {
     const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_kernels *kt = c->kt;
     const bwd_bufs w = *wp;
     const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp;
-    *nqbad = *ndbad = 0;
     for (int64_t m = 0; m < Mp; m++) {
         const int64_t i = r0 + m / ng, h = h0 + m % ng;
         const int64_t li = m < M ? attn__sdpa_lse_idx(P, s, h, i) : 0;
@@ -408,13 +404,9 @@ static void pack_block(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs
         const int live = l != -INFINITY;
         w.lse[m] = l;
         w.lsel[m] = w.Di[m] = w.Dil[m] = 0.0f;
-        if (live && P->dropout_p > 0.0f) w.rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
-        /* fp32 Qr / dOr hold the M rows only; bf16 Qp / dOp all Mp (pairs) */
-        const int qb = put_row(P, live ? in_row(P, P->q, s, i, h) : NULL, D, m, Mp, w.Qt, w.Q2,
-                               m < M ? w.Qr : NULL, w.Qp, Dp);
-        const int db = put_row(P, live ? in_row(P, P->dO, s, i, h) : NULL, Dv, m, Mp, w.dOt, w.dO2,
-                               m < M ? w.dOr : NULL, w.dOp, Dvp);
+        w.xr[m] = live ? in_row(P, P->q, s, i, h) : NULL;
         if (!live) continue;
+        if (P->dropout_p > 0.0f) w.rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
         if (P->bwd_fast) { /* Di = <dO, o>, P = exp(s - lse) */
             w.Di[m] = row_di(P, c->kt, s, i, h);
         } else {
@@ -422,15 +414,49 @@ static void pack_block(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs
             w.Dil[m] = c->dil[li];
             w.lsel[m] = c->lsel[li];
         }
-        if (qb) {
-            w.qbad[(*nqbad)++] = (int32_t)m;
-            zero_row(P, m, D, w.Qr, w.Qp, Dp);
-        }
-        if (db) {
-            w.dbad[(*ndbad)++] = (int32_t)m;
-            zero_row(P, m, Dv, w.dOr, w.dOp, Dvp);
+    }
+    /* fp32 Qr / dOr hold the M rows only; bf16 Qp / dOp all Mp (pairs) */
+    *nqbad = pack_operand(P, kt, &w, D, M, Mp, w.Qt, w.Q2, w.Qr, w.Qp, Dp, w.qbad);
+    for (int64_t m = 0; m < Mp; m++)
+        if (w.xr[m]) w.xr[m] = in_row(P, P->dO, s, r0 + m / ng, h0 + m % ng);
+    *ndbad = pack_operand(P, kt, &w, Dv, M, Mp, w.dOt, w.dO2, w.dOr, w.dOp, Dvp, w.dbad);
+    for (int x = 0; x < *nqbad; x++) zero_row(P, w.qbad[x], D, w.Qr, w.Qp, Dp);
+    for (int x = 0; x < *ndbad; x++) zero_row(P, w.dbad[x], Dv, w.dOr, w.dOp, Dvp);
+}
+
+/* Software prefetch of the block (positions r0.., nr of them; heads h0..,
+ * ng of them) while the block before it computes: q and dO rows (a
+ * position's heads are D apart, positions a page or more) reach the packing
+ * from memory otherwise, one miss per line. */
+static void prefetch_block(const bwd_ctx *c, const attn__sdpa_seq *s, int64_t h0, int64_t ng, int64_t r0,
+                           int64_t nr) {
+    const attn__sdpa_prob *P = c->P;
+    for (int64_t g = 0; g < ng; g++) {
+        if (P->bf16) {
+            attn__prefetch_rows16(attn__sdpa_at16(P->q, s, s->q0, r0, h0 + g), P->q.stride_s, nr, P->D);
+            attn__prefetch_rows16(attn__sdpa_at16(P->dO, s, s->q0, r0, h0 + g), P->dO.stride_s, nr, P->Dv);
+        } else {
+            attn__prefetch_rows(attn__sdpa_at(P->q, s, s->q0, r0, h0 + g), P->q.stride_s, nr, P->D);
+            attn__prefetch_rows(attn__sdpa_at(P->dO, s, s->q0, r0, h0 + g), P->dO.stride_s, nr, P->Dv);
         }
     }
+}
+/* The same for the block's dq rows (chunk ch), written when its tiles are done. */
+static void prefetch_dq(const bwd_ctx *c, const attn__sdpa_seq *s, int64_t ch, int64_t h0, int64_t ng, int64_t r0,
+                        int64_t nr) {
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t g = 0; g < ng; g++) {
+            const float *p = dq_row(c, s, ch, r0 + r, h0 + g);
+            for (int64_t d = 0; d < c->P->D; d += 16) __builtin_prefetch(p + d, 1, 3);
+        }
+}
+
+/* dst[0:n] += src[0:n] (16 at a time: vectorised by the compiler). */
+static void add_row(float *restrict dst, const float *restrict src, int64_t n) {
+    int64_t d = 0;
+    for (; d + 16 <= n; d += 16)
+        for (int e = 0; e < 16; e++) dst[d + e] += src[d + e];
+    for (; d < n; d++) dst[d] += src[d];
 }
 
 /* Does a key tile whose visible rows are [ia, ib) see any of the rows
@@ -439,11 +465,70 @@ static inline int tile_sees(int64_t ia, int64_t ib, int64_t r0, int64_t nr) {
     return ia < ib && r0 < ib && r0 + nr > ia;
 }
 
+/* nr rows of n elements of esz bytes (stride lds elements) copied to dst,
+ * n apart; returns dst. */
+static const void *copy_rows(int64_t nr, int64_t n, size_t esz, const void *src, int64_t lds, void *dst) {
+    for (int64_t r = 0; r < nr; r++)
+        memcpy((unsigned char *)dst + (size_t)(r * n) * esz, (const unsigned char *)src + (size_t)(r * lds) * esz,
+               (size_t)n * esz);
+    return dst;
+}
+
+/* The key tiles [J0, J1) of a group (nt of them) for bwd_tile: row ranges,
+ * accumulators, K packed for dq (fp32 Kp / bf16 key pairs Kp2; rows holding
+ * Inf/NaN zeroed there, added by bwd_tile only where dS != 0) and K / V
+ * rows copied for the score-shaped products (contiguous rows instead of one
+ * a page apart, re-read by every query block; fp32 K: Kp itself when clean).
+ * *ua, *ub: the union of the rows seeing any of them. */
+static void pack_group(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs *w, int64_t kvh, int64_t J0,
+                       int64_t J1, int64_t nt, bwd_keys *kk, int64_t *ua, int64_t *ub) {
+    const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_kernels *kt = c->kt;
+    const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp, Bc = c->pl->Bc;
+    *ua = s->sq;
+    *ub = 0;
+    for (int64_t ti = 0; ti < nt; ti++) {
+        bwd_keys *k = &kk[ti];
+        memset(k, 0, sizeof *k);
+        k->j0 = J0 + ti * Bc;
+        k->nc = J1 - k->j0 < Bc ? J1 - k->j0 : Bc;
+        k->dKa = w->dKa + ti * Bc * Dp;
+        k->dVa = w->dVa + ti * Bc * Dvp;
+        k->bad = w->bad + ti * Bc;
+        if (k->j0 < s->kl) {
+            k->ia = first_row_hi_gt(P, s, k->j0);
+            k->ib = first_row_lo_ge(P, s, k->j0 + k->nc);
+        }
+        if (k->ia >= k->ib) continue;
+        if (P->bf16) {
+            uint32_t *k2 = w->Kp2 + ti * (Bc / 2) * Dp;
+            k->nbad = kt->pack_v_bf16(k->nc, D, attn__sdpa_at16(P->k, s, s->k0, k->j0, kvh), P->k.stride_s,
+                                      (uint16_t *)(void *)k2, Dp, w->bad + ti * Bc);
+            k->Kp = k2;
+            k->Kc = copy_rows(k->nc, D, 2, attn__sdpa_at16(P->k, s, s->k0, k->j0, kvh), P->k.stride_s,
+                              w->Kc16 + ti * Bc * D);
+            k->Vc = copy_rows(k->nc, Dv, 2, attn__sdpa_at16(P->v, s, s->k0, k->j0, kvh), P->v.stride_s,
+                              w->Vc16 + ti * Bc * Dv);
+        } else {
+            float *kp = w->Kp + ti * Bc * Dp;
+            k->nbad = kt->pack_rows(k->nc, D, attn__sdpa_at(P->k, s, s->k0, k->j0, kvh), P->k.stride_s, 1.0f, kp,
+                                    Dp, Dp, w->bad + ti * Bc);
+            k->Kp = kp;
+            k->Kc = k->nbad ? (const void *)attn__sdpa_at(P->k, s, s->k0, k->j0, kvh) : (const void *)kp;
+            k->Vc = copy_rows(k->nc, Dv, 4, attn__sdpa_at(P->v, s, s->k0, k->j0, kvh), P->v.stride_s,
+                              w->Vp + ti * Bc * Dv);
+        }
+        k->ldk = P->bf16 ? D : k->nbad ? P->k.stride_s : Dp;
+        k->ldv = Dv;
+        if (k->ia < *ua) *ua = k->ia;
+        if (k->ib > *ub) *ub = k->ib;
+    }
+}
+
 static void bwd_task(void *vctx, int64_t t, int tid) {
     const bwd_ctx *c = vctx;
     const attn__sdpa_prob *P = c->P;
     const attn__sdpa_plan *pl = c->pl;
-    const attn__sdpa_kernels *kt = c->kt;
     const int64_t nch = pl->nchunks;
     const int64_t ch = t % nch;
     const int64_t kvh = (t / nch) % P->Hkv;
@@ -469,29 +554,9 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
         const int64_t J0 = kbs * Bc, J1 = (kbs + nt) * Bc < s.sk ? (kbs + nt) * Bc : s.sk;
         memset(w.dKa, 0, (size_t)((J1 - J0) * Dp) * sizeof(float));
         memset(w.dVa, 0, (size_t)((J1 - J0) * Dvp) * sizeof(float));
-        int64_t ia[ATTN__SDPA_BWD_TILES], ib[ATTN__SDPA_BWD_TILES]; /* rows seeing tile t: [ia, ib) */
-        int nbad[ATTN__SDPA_BWD_TILES];
-        int64_t ua = s.sq, ub = 0; /* union of the tiles' row ranges */
-        for (int64_t ti = 0; ti < nt; ti++) {
-            const int64_t j0 = J0 + ti * Bc, nc = J1 - j0 < Bc ? J1 - j0 : Bc;
-            ia[ti] = ib[ti] = 0;
-            nbad[ti] = 0;
-            if (j0 < s.kl) {
-                ia[ti] = first_row_hi_gt(P, &s, j0);
-                ib[ti] = first_row_lo_ge(P, &s, j0 + nc);
-            }
-            if (ia[ti] >= ib[ti]) continue;
-            /* Kp = K tile (bf16: Kp2, key pairs); K rows holding Inf/NaN
-             * are zeroed there and added to dq by bwd_tile only where dS != 0 */
-            if (P->bf16)
-                nbad[ti] = kt->pack_v_bf16(nc, D, attn__sdpa_at16(P->k, &s, s.k0, j0, kvh), P->k.stride_s,
-                                           (uint16_t *)(void *)(w.Kp2 + ti * (Bc / 2) * Dp), Dp, w.bad + ti * Bc);
-            else
-                nbad[ti] = kt->pack_rows(nc, D, attn__sdpa_at(P->k, &s, s.k0, j0, kvh), P->k.stride_s, 1.0f,
-                                         w.Kp + ti * Bc * Dp, Dp, Dp, w.bad + ti * Bc);
-            if (ia[ti] < ua) ua = ia[ti];
-            if (ib[ti] > ub) ub = ib[ti];
-        }
+        bwd_keys kk[ATTN__SDPA_BWD_TILES];
+        int64_t ua, ub; /* union of the tiles' row ranges */
+        pack_group(c, &s, &w, kvh, J0, J1, nt, kk, &ua, &ub);
         for (int64_t hc = 0; hc < pl->nhc && ua < ub; hc++) {
             const int64_t g0 = hc * pl->Gs;
             const int64_t ng = G - g0 < pl->Gs ? G - g0 : pl->Gs;
@@ -500,26 +565,18 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
                 const int64_t nr = ub - r0 < pl->Br ? ub - r0 : pl->Br;
                 const int64_t M = nr * ng, Mp = attn__round16(M);
                 int seen = 0;
-                for (int64_t ti = 0; ti < nt; ti++) seen |= tile_sees(ia[ti], ib[ti], r0, nr);
+                for (int64_t ti = 0; ti < nt; ti++) seen |= tile_sees(kk[ti].ia, kk[ti].ib, r0, nr);
                 if (!seen) continue;
                 for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
                 int nqbad, ndbad;
                 pack_block(c, &s, &w, h0, ng, r0, M, Mp, &nqbad, &ndbad);
+                prefetch_dq(c, &s, ch, h0, ng, r0, nr);
+                if (r0 + nr < ub) prefetch_block(c, &s, h0, ng, r0 + nr, ub - r0 - nr < pl->Br ? ub - r0 - nr : pl->Br);
                 /* dqt (M, Dp): dq contribution of this block over the group's tiles */
                 memset(w.dqt, 0, (size_t)(M * Dp) * sizeof(float));
-                for (int64_t ti = 0; ti < nt; ti++) {
-                    if (!tile_sees(ia[ti], ib[ti], r0, nr)) continue;
-                    const int64_t j0 = J0 + ti * Bc, nc = J1 - j0 < Bc ? J1 - j0 : Bc;
-                    float *dKa = w.dKa + ti * Bc * Dp, *dVa = w.dVa + ti * Bc * Dvp;
-                    const void *Kp = P->bf16 ? (const void *)(w.Kp2 + ti * (Bc / 2) * Dp) : (const void *)(w.Kp + ti * Bc * Dp);
-                    const int32_t *bad = w.bad + ti * Bc;
-                    bwd_tile(c, &s, &w, kvh, g0, ng, r0, nr, j0, nc, dKa, dVa, Kp, bad, nbad[ti], nqbad, ndbad);
-                }
-                for (int64_t m = 0; m < M; m++) {
-                    float *dst = dq_row(c, &s, ch, r0 + m / ng, h0 + m % ng);
-                    const float *src = w.dqt + m * Dp;
-                    for (int64_t d = 0; d < D; d++) dst[d] += src[d];
-                }
+                for (int64_t ti = 0; ti < nt; ti++)
+                    if (tile_sees(kk[ti].ia, kk[ti].ib, r0, nr)) bwd_tile(c, &s, &w, kvh, g0, ng, r0, nr, &kk[ti], nqbad, ndbad);
+                for (int64_t m = 0; m < M; m++) add_row(dq_row(c, &s, ch, r0 + m / ng, h0 + m % ng), w.dqt + m * Dp, D);
             }
         }
         for (int64_t cc = 0; cc < J1 - J0; cc++) {
@@ -551,27 +608,35 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
  * One visible key: c = 1, lsel = 0, Di = dP exactly, so P = 1 and dS = 0.
  * Task = (sequence b, kv head, head chunk, query block). */
 
-/* Packs the block's rows (as bwd_task packs them): the transposed q and dO
- * operands (Qt, dOt or, bf16, Q2, dO2), lse, dropout row keys; zeros /
- * -inf for fully masked rows and padding. */
-static void refine_pack(const attn__sdpa_prob *P, const attn__sdpa_seq *s, const bwd_bufs *w, int64_t h0, int64_t ng,
-                        int64_t r0, int64_t M, int64_t Mp) {
+/* Packs the block's rows (as bwd_task packs them): the transposed q
+ * operand (Qt or, bf16, Q2), lse, dropout row keys; zeros / -inf for fully
+ * masked rows and padding. */
+static void refine_pack(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const attn__sdpa_seq *s,
+                        const bwd_bufs *w, int64_t h0, int64_t ng, int64_t r0, int64_t M, int64_t Mp) {
     for (int64_t m = 0; m < Mp; m++) {
         const int64_t i = r0 + m / ng, h = h0 + m % ng;
         w->lse[m] = m < M ? P->lse_in[attn__sdpa_lse_idx(P, s, h, i)] : -INFINITY;
         const int live = w->lse[m] != -INFINITY;
-        put_row(P, live ? in_row(P, P->q, s, i, h) : NULL, P->D, m, Mp, w->Qt, w->Q2, NULL, NULL, 0);
-        put_row(P, live ? in_row(P, P->dO, s, i, h) : NULL, P->Dv, m, Mp, w->dOt, w->dO2, NULL, NULL, 0);
+        w->xr[m] = live ? in_row(P, P->q, s, i, h) : NULL;
         w->Dil[m] = 0.0f; /* lsel = 0: e = exp(s - lse) */
         if (live && P->dropout_p > 0.0f) w->rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
     }
+    pack_operand(P, kt, w, P->D, M, Mp, w->Qt, w->Q2, NULL, NULL, 0, w->qbad);
+}
+/* The transposed dO operand (dOt / dO2) of the block refine_pack packed:
+ * only peaked blocks take the V . dO^T product. */
+static void refine_pack_do(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const attn__sdpa_seq *s,
+                           const bwd_bufs *w, int64_t h0, int64_t ng, int64_t r0, int64_t M, int64_t Mp) {
+    for (int64_t m = 0; m < Mp; m++)
+        if (w->xr[m]) w->xr[m] = in_row(P, P->dO, s, r0 + m / ng, h0 + m % ng);
+    pack_operand(P, kt, w, P->Dv, M, Mp, w->dOt, w->dO2, NULL, NULL, 0, w->dbad);
 }
 
 /* e (nc, Mp) = exp(scale K . Qt (+ masks) - lse) of key tile j0, as bwd_tile's St. */
 static void refine_probs(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const attn__sdpa_seq *s,
                          const bwd_bufs *w, int64_t kvh, int64_t g0, int64_t ng, int64_t r0, int64_t nr, int64_t j0,
                          int64_t nc, int64_t Mp) {
-    tile_scores(P, kt, w, key_ptr(P, P->k, s, kvh, j0), nc, Mp, w->St);
+    tile_scores(P, kt, w, key_ptr(P, P->k, s, kvh, j0), P->k.stride_s, nc, Mp, w->St);
     const int full = w->lo[nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || P->has_elem;
     if (elem) {
         attn__sdpa_scale_tile(w->St, nc * Mp, P->scale);
@@ -606,7 +671,7 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     double *csum = w.rs, *dsum = w.rs + Mp, *cscr = w.rs + 2 * Mp;
     for (int64_t m = 0; m < Mp; m++) { csum[m] = dsum[m] = cscr[m] = 0.0; w.Di[m] = 0.0f; }
     for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
-    refine_pack(P, &s, &w, h0, ng, r0, M, Mp);
+    refine_pack(P, kt, &s, &w, h0, ng, r0, M, Mp);
     const int64_t ka = w.lo[0], kb = w.hi[nr - 1];
     /* 1. c_i and the largest probability of each row */
     for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
@@ -616,11 +681,12 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     }
     int peaked = 0;
     for (int64_t m = 0; m < M; m++) peaked |= w.Di[m] > REFINE_PEAK;
+    if (peaked) refine_pack_do(P, kt, &s, &w, h0, ng, r0, M, Mp);
     /* 2. peaked block: Di = sum_j e_ij dP_ij / c_i from bwd_tile's dP bits */
     for (int64_t j0 = ka; peaked && j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
         refine_probs(P, kt, &s, &w, kvh, g0, ng, r0, nr, j0, nc, Mp);
-        tile_dp(P, kt, &w, key_ptr(P, P->v, &s, kvh, j0), nc, Mp, w.dPt);
+        tile_dp(P, kt, &w, key_ptr(P, P->v, &s, kvh, j0), P->v.stride_s, nc, Mp, w.dPt);
         if (P->dropout_p > 0.0f) /* dP z: z = 1 / (1 - p) for kept keys, 0 for dropped (bwd_tile's z * dP) */
             for (int64_t cc = 0; cc < nc; cc++)
                 for (int64_t m = 0; m < M; m++) {

@@ -42,6 +42,7 @@ static const struct { const char *name; size_t off; } KERNEL_ENTRIES[] = {
     ENTRY(gemm_ab), ENTRY(gemm_atb), ENTRY(gemm_abt), ENTRY(softmax_tile), ENTRY(bwd_probs),
     ENTRY(bwd_ds), ENTRY(dot), ENTRY(row_sums), ENTRY(rows_finite), ENTRY(pack_rows),
     ENTRY(scale_rows), ENTRY(to_f32), ENTRY(from_f32), ENTRY(gemm_bf16), ENTRY(pack_p_bf16), ENTRY(pack_v_bf16),
+    ENTRY(pack_qblock), ENTRY(split_ds_bf16),
 };
 #undef ENTRY
 enum { NENTRIES = (int)(sizeof KERNEL_ENTRIES / sizeof KERNEL_ENTRIES[0]) };

@@ -12,6 +12,8 @@
  *               interleaved into pairs with one vpermw.
  *   pack_v_bf16 two V rows zero-extended to 32 bits and merged into pairs,
  *               with the Inf/NaN row screen of pack_rows.
+ *   split_ds_bf16 the backward's dS rounded for dK (from_f32's integer
+ *               rounding) and as hi / lo key pairs for dq, in one pass.
  * Summation order fixed (p ascending): results depend only on the inputs. */
 #include "kernels/dispatch.h"
 
@@ -104,6 +106,11 @@ AI __m512i pair_index(void) {
                             4, 19, 3, 18, 2, 17, 1, 16, 0);
 }
 
+/* Key pair (a, b) of 16 columns as pack_p_bf16 stores it. */
+AI void store_pair(uint16_t *d, __m512 a, __m512 b, __m512i idx) {
+    _mm512_storeu_si512((void *)d, _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a)));
+}
+
 static void pack_p_bf16_avx512(int64_t nc, int64_t mp, const float *S, uint16_t *P2) {
     const __m512i idx = pair_index();
     for (int64_t c2 = 0; c2 < (nc + 1) / 2; c2++) {
@@ -113,8 +120,7 @@ static void pack_p_bf16_avx512(int64_t nc, int64_t mp, const float *S, uint16_t 
         for (int64_t m = 0; m < mp; m += 16) {
             const __m512 a = _mm512_loadu_ps(s0 + m);
             const __m512 b = two ? _mm512_loadu_ps(s1 + m) : _mm512_setzero_ps();
-            const __m512i ab = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* low 16: a, high 16: b */
-            _mm512_storeu_si512((void *)(d + 2 * m), _mm512_permutexvar_epi16(idx, ab));
+            store_pair(d + 2 * m, a, b, idx);
         }
     }
 }
@@ -149,8 +155,41 @@ static int pack_v_bf16_avx512(int64_t nr, int64_t n, const uint16_t *src, int64_
     return nbad;
 }
 
+/* 16 floats -> bf16 in the low half of each 32-bit lane, from_f32's rounding
+ * (nearest even by integer add; NaN -> quiet NaN, as io/half.h). */
+AI __m512i bf16_round16(__m512 x) {
+    const __m512i u = _mm512_castps_si512(x), one = _mm512_set1_epi32(1);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                  _mm512_set1_epi32(0x7f800000));
+    const __m512i up = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                            _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+    /* NaN: (u | quiet bit) >> 16, not rounded */
+    return _mm512_srli_epi32(_mm512_mask_or_epi32(up, nan, u, _mm512_set1_epi32(0x00400000)), 16);
+}
+
+static void split_ds_bf16_avx512(int64_t nc, int64_t mp, const float *dS, uint16_t *d16, uint16_t *hi2,
+                                 uint16_t *lo2) {
+    const __m512i idx = pair_index();
+    for (int64_t c2 = 0; c2 < (nc + 1) / 2; c2++) {
+        const int64_t c = 2 * c2;
+        const int two = c + 1 < nc;
+        for (int64_t m = 0; m < mp; m += 16) {
+            const __m512 a = _mm512_loadu_ps(dS + c * mp + m);
+            const __m512 b = two ? _mm512_loadu_ps(dS + (c + 1) * mp + m) : _mm512_setzero_ps();
+            const __m512i ha = bf16_round16(a), hb = bf16_round16(b);
+            _mm256_storeu_si256((__m256i *)(void *)(d16 + c * mp + m), _mm512_cvtepi32_epi16(ha));
+            if (two) _mm256_storeu_si256((__m256i *)(void *)(d16 + (c + 1) * mp + m), _mm512_cvtepi32_epi16(hb));
+            const __m512 la = _mm512_sub_ps(a, _mm512_castsi512_ps(_mm512_slli_epi32(ha, 16)));
+            const __m512 lb = _mm512_sub_ps(b, _mm512_castsi512_ps(_mm512_slli_epi32(hb, 16)));
+            store_pair(hi2 + 2 * (c2 * mp + m), a, b, idx);
+            store_pair(lo2 + 2 * (c2 * mp + m), la, lb, idx);
+        }
+    }
+}
+
 void attn__sdpa_kernels_avx512_bf16(attn__sdpa_kernels *t) {
     t->gemm_bf16 = gemm_bf16_avx512;
     t->pack_p_bf16 = pack_p_bf16_avx512;
     t->pack_v_bf16 = pack_v_bf16_avx512;
+    t->split_ds_bf16 = split_ds_bf16_avx512;
 }

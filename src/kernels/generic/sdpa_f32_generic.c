@@ -203,6 +203,60 @@ static int pack_v_bf16_generic(int64_t nr, int64_t n, const uint16_t *src, int64
     return nbad;
 }
 
+/* Unit u of row x (NULL: 0): an fp32 element's bits or a bf16 pair. */
+static uint32_t unit_of(const void *x, int64_t u) {
+    uint32_t v = 0;
+    if (x) memcpy(&v, (const unsigned char *)x + 4 * u, 4);
+    return v;
+}
+/* Does row x (n elements of esz bytes) hold an Inf / NaN (exponent all ones)? */
+static int row_nonfinite(const void *x, int esz, int64_t n) {
+    int bad = 0;
+    for (int64_t d = 0; x && d < n; d++) {
+        uint32_t v = 0;
+        memcpy(&v, (const unsigned char *)x + (size_t)esz * (size_t)d, (size_t)esz);
+        bad |= esz == 4 ? (v & 0x7f800000u) == 0x7f800000u : (v & 0x7f80u) == 0x7f80u;
+    }
+    return bad;
+}
+
+static void split_ds_bf16_generic(int64_t nc, int64_t mp, const float *dS, uint16_t *d16, uint16_t *hi2,
+                                  uint16_t *lo2) {
+    for (int64_t c2 = 0; c2 < (nc + 1) / 2; c2++)
+        for (int64_t m = 0; m < mp; m++)
+            for (int t = 0; t < 2; t++) {
+                const int64_t c = 2 * c2 + t, x = 2 * (c2 * mp + m) + t;
+                hi2[x] = lo2[x] = 0;
+                if (c >= nc) continue;
+                const float v = dS[c * mp + m];
+                const uint16_t h = attn__f32_to_bf16(v);
+                d16[c * mp + m] = hi2[x] = h;
+                lo2[x] = attn__f32_to_bf16(v - attn__bf16_to_f32(h));
+            }
+}
+
+/* Unit i of the 32-bit unit array a = v. */
+static void put_unit(void *a, int64_t i, uint32_t v) { memcpy((unsigned char *)a + 4 * i, &v, 4); }
+
+static int pack_qblock_generic(int64_t mp, int64_t nr, int64_t n, int esz, const void *const *x, void *T, void *R,
+                               int64_t ldr, int32_t *bad) {
+    const int64_t nu = esz == 4 ? n : n / 2;
+    int nbad = 0;
+    for (int64_t m = 0; m < mp; m++) {
+        for (int64_t u = 0; u < nu; u++) put_unit(T, u * mp + m, unit_of(x[m], u));
+        if (row_nonfinite(x[m], esz, n)) bad[nbad++] = (int32_t)m;
+        if (!R || m >= nr) continue;
+        if (esz == 4) {
+            for (int64_t d = 0; d < ldr; d++) put_unit(R, m * ldr + d, d < n ? unit_of(x[m], d) : 0u);
+        } else { /* the row's half of each pair */
+            uint16_t *r = (uint16_t *)R + 2 * (m / 2) * ldr + (m & 1);
+            const uint16_t *h = x[m];
+            for (int64_t d = 0; d < ldr; d++) r[2 * d] = h && d < n ? h[d] : 0;
+        }
+    }
+    return nbad;
+}
+
 void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->name = "generic";
     t->gemm_ab = gemm_ab_generic;
@@ -221,4 +275,6 @@ void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->gemm_bf16 = NULL;
     t->pack_p_bf16 = pack_p_bf16_generic;
     t->pack_v_bf16 = pack_v_bf16_generic;
+    t->pack_qblock = pack_qblock_generic;
+    t->split_ds_bf16 = split_ds_bf16_generic;
 }
