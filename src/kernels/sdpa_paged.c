@@ -55,6 +55,11 @@
  * from DRAM it gains 25-45%). A speed choice only: the results are the same. */
 #define PAGED_STREAM_BYTES ((int64_t)24 << 20)
 
+/* K+V bytes a call reads above which typed decode tiles prefetch the next
+ * tile (pf_queue): below, repeated calls find the K/V in L3, where the
+ * hardware prefetchers alone do better (int8 batch 1 x 4096, 8.6 MB: ~5%,
+ * bf16 batch 1 x 2048: ~15%; at 16 MB 1.3-1.9x slower without). */
+#define PAGED_PF_BYTES ((int64_t)12 << 20)
 /* Typed decode tiles: kdot runs on PAGED_PF_KEYS keys at a time (16 for one
  * query row: a multiple of the AVX-512 kdot's 16 / M keys per pass), each
  * call followed by its share of the next tile's prefetches. */
@@ -257,6 +262,7 @@ typedef struct paged_ctx {
     int64_t *npart;  /* (B) key partitions of each sequence (1 = not split) */
     float *partials; /* (slots, slot_n) */
     int stream_k;    /* decode tiles read K once with plain loads first (large calls) */
+    int pf_next;     /* typed decode tiles prefetch the next tile (pf_queue; large calls) */
 } paged_ctx;
 
 typedef struct paged_bufs {
@@ -605,8 +611,9 @@ static void paged_task(void *vctx, int64_t t, int tid) {
     memset(w.O, 0, (size_t)(k.M * pl->Dvp) * sizeof(float));
     const int64_t Bc = pl->Bc;
     /* decoding fp32: tiles are prefetched `ahead` = 1 tile past the next one, in
-     * bursts; typed: the next tile, spread over the current one (pf_queue) */
-    const int typed_dot = k.dot && c->dtype != ATTN_DTYPE_F32;
+     * bursts; typed: the next tile, spread over the current one (pf_queue), in
+     * calls reading > PAGED_PF_BYTES */
+    const int typed_dot = k.dot && c->dtype != ATTN_DTYPE_F32, pf_next = typed_dot && c->pf_next;
     const int64_t ahead = k.dot && !typed_dot ? 1 : 0;
     pf_queue pq;
     for (int64_t a = 1; a <= ahead; a++) { /* the first tiles after the first one */
@@ -620,7 +627,7 @@ static void paged_task(void *vctx, int64_t t, int tid) {
             const int64_t pa = je + ahead * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
             tile_prefetch(c, &k, pa, pb - pa);
         }
-        pf_init(&pq, c, &k, je, typed_dot ? (je + Bc < kb ? je + Bc : kb) - je : 0);
+        pf_init(&pq, c, &k, je, pf_next ? (je + Bc < kb ? je + Bc : kb) - je : 0);
         tile_step(c, &k, &w, j0, je - j0, &pq);
         j0 = je;
     }
@@ -697,6 +704,7 @@ static void tables_make(paged_ctx *c) {
     }
     const double key_bytes = (double)(P->Hkv * (P->D + P->Dv)) * (double)c->es + (c->kscale ? 8.0 * (double)P->Hkv : 0.0);
     c->stream_k = (double)keys * key_bytes > (double)PAGED_STREAM_BYTES;
+    c->pf_next = (double)keys * key_bytes > (double)PAGED_PF_BYTES;
 }
 
 /* The caller's attn_sdpa_opts in this library's layout (attn.h, "ABI"; the
