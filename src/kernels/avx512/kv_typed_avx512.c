@@ -50,8 +50,11 @@ AI __m512 pair_lanes(__m512 x, __m512 y) { /* [x's 8 partials | y's 8 partials] 
 AI __m512 pair_quads(__m512 x, __m512 y) { /* lane L: the 4 partials of input L of (x's 2, y's 2) */
     return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD));
 }
-AI __m512 pair_in_lane(__m512 x, __m512 y, int lo, int hi) {
-    return _mm512_add_ps(_mm512_shuffle_ps(x, y, lo), _mm512_shuffle_ps(x, y, hi));
+AI __m512 pair_halves(__m512 x, __m512 y) { /* in each lane: x's 2 pair sums, y's 2 */
+    return _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x44), _mm512_shuffle_ps(x, y, 0xEE));
+}
+AI __m512 pair_evens(__m512 x, __m512 y) { /* in each lane: x's 2 sums, y's 2 */
+    return _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x88), _mm512_shuffle_ps(x, y, 0xDD));
 }
 AI __m512 reduce16(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5, __m512 v6, __m512 v7, __m512 v8,
                    __m512 v9, __m512 v10, __m512 v11, __m512 v12, __m512 v13, __m512 v14, __m512 v15) {
@@ -60,8 +63,7 @@ AI __m512 reduce16(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512
     const __m512 u1 = pair_quads(pair_lanes(v1, v5), pair_lanes(v9, v13));
     const __m512 u2 = pair_quads(pair_lanes(v2, v6), pair_lanes(v10, v14));
     const __m512 u3 = pair_quads(pair_lanes(v3, v7), pair_lanes(v11, v15));
-    const __m512 p01 = pair_in_lane(u0, u1, 0x44, 0xEE), p23 = pair_in_lane(u2, u3, 0x44, 0xEE);
-    return pair_in_lane(p01, p23, 0x88, 0xDD);
+    return pair_evens(pair_halves(u0, u1), pair_halves(u2, u3));
 }
 
 /* Accumulators a<r>_<m>: key r < R of the group, query row m < NM (R NM = 16).
