@@ -125,6 +125,12 @@ AI void kdot_group(attn_dtype t, int NM, int64_t j, int64_t n, int64_t M, int64_
         s = _mm512_mul_ps(s, _mm512_permutexvar_ps(key_of_lane, _mm512_maskz_loadu_ps((__mmask16)((1u << nk) - 1u), ks + j)));
     /* S row of key r: lanes r NM + [0, 8), those of rows >= M zeroed */
     const __mmask16 keep = (__mmask16)((1u << M) - 1u);
+    if (NM == 8) { /* the two keys' rows are the two halves of s */
+        s = _mm512_maskz_mov_ps((__mmask16)(keep | keep << 8), s);
+        _mm256_storeu_ps(S + j * lds, _mm512_castps512_ps256(s));
+        if (nk > 1) _mm256_storeu_ps(S + (j + 1) * lds, _mm512_extractf32x8_ps(s, 1));
+        return;
+    }
     for (int64_t r = 0; r < nk; r++) {
         const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(r * NM)), _mm512_and_si512(lane, _mm512_set1_epi32(7)));
         _mm256_storeu_ps(S + (j + r) * lds, _mm512_castps512_ps256(_mm512_maskz_permutexvar_ps(keep, idx, s)));
