@@ -5,12 +5,14 @@
  * so nothing past a row is read): bf16 = zero-extend to 32 bits and shift
  * left 16; f16 = vcvtph2ps; int8 = vpmovsxbd + vcvtdq2ps (the row's scale
  * is applied to the dot product, or folded into P for V).
- *   kdot: two keys at a time, NM in {1, 2, 4, 8} query rows in registers
- *         (2 x NM zmm accumulators along D), then one transposing reduction
- *         of the 8 accumulators of a key to the 8 scores of its S row (for
- *         NM = 4 one reduction serves both keys).
- *   vacc: 64 output columns at a time (32 for NM = 8): the NM x 4 (2) zmm
- *         of O stay in registers while every key of the call adds P[j][m] v_j.
+ *   kdot: R = 16 / NM keys at a time, NM in {1, 2, 4, 8} query rows: 16 zmm
+ *         accumulators along D (each query chunk loaded once for the R keys,
+ *         each key chunk widened once for the NM rows), then one transposing
+ *         reduction of the 16 to one zmm of scores (and one multiply by the
+ *         R int8 scales), stored as the R keys' S rows.
+ *   vacc: the zero-P rows of each key and (int8) P * scale formed once per
+ *         call; then 64 output columns at a time (32 for NM = 8): the NM x 4
+ *         (2) zmm of O stay in registers while every key adds P[j][m] v_j.
  * Accumulators are named variables (macros over the row index), not arrays:
  * GCC kept arrays of vectors on the stack (3-4x slower).
  * Summation orders are fixed by D / Dv and the key order only. */
