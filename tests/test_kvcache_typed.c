@@ -17,7 +17,8 @@
  *    path attn_mha_forward_cached takes) vs the float64 reference fed the
  *    values the cache holds (attn_kvcache_read's view of them, here through
  *    the same rows): |d| / max(1, |ref|) <= 1e-5; bit-identical at 1, 2, 3
- *    threads.
+ *    threads. Also 3 decode steps of the Llama-3-8B shape over > 24 MiB of
+ *    K+V (the large-call paths: streaming pass, next-tile prefetches).
  * 4. The layer: attn_mha_forward_cached with a typed contiguous cache,
  *    prefill then decode, equals the fp32 full forward within the type's
  *    rounding (bf16 1e-2, f16 2e-3, int8 2e-2 rel), and attn_kvcache_read returns the rows the typed cache holds
@@ -220,17 +221,21 @@ static double err1_64(const float *a, const double *b, int64_t n) {
     return md;
 }
 
-static void contig_case(tu_rng *r, int64_t idx, double *worst) {
+/* big: a decode step of the Llama-3-8B shape (Hq 32, Hkv 8, D 128) over 3 x 4200..4608
+ * keys: > 24 MiB of K+V even as int8, so the decode tiles take the paths of large calls
+ * (the K/V streaming pass, the next tile's prefetches between kdot calls of a few keys). */
+static void contig_case(tu_rng *r, int64_t idx, int big, double *worst) {
     const attn_dtype t = TYPED[idx % 3];
-    const int64_t B = tu_int(r, 1, 3), CAP = 2000, Hkv = tu_int(r, 1, 2), G = tu_int(r, 1, 4), Hq = Hkv * G;
-    const int64_t D = tu_int(r, 0, 1) ? 64 : 24, es = (int64_t)attn__kv_elem_size(t);
+    const int64_t B = big ? 3 : tu_int(r, 1, 3), CAP = big ? 4608 : 2000, Hkv = big ? 8 : tu_int(r, 1, 2);
+    const int64_t G = big ? 4 : tu_int(r, 1, 4), Hq = Hkv * G;
+    const int64_t D = big ? 128 : tu_int(r, 0, 1) ? 64 : 24, es = (int64_t)attn__kv_elem_size(t);
     const int64_t rows = B * Hkv * CAP;
     unsigned char *kt = xcalloc((size_t)(rows * D), (size_t)es), *vt = xcalloc((size_t)(rows * D), (size_t)es);
     float *ks = NEWF(rows), *vs = NEWF(rows), *x = NEWF(D);
     int32_t lens[3], blocks[3] = {0, 1, 2}, cu[4] = {0};
     for (int64_t b = 0; b < B; b++) {
-        lens[b] = (int32_t)tu_int(r, 1, CAP);
-        cu[b + 1] = cu[b] + (int32_t)(tu_int(r, 0, 2) ? 1 : tu_int(r, 2, 5)); /* decode, or a short chunk */
+        lens[b] = (int32_t)tu_int(r, big ? 4200 : 1, CAP);
+        cu[b + 1] = cu[b] + (int32_t)(big || tu_int(r, 0, 2) ? 1 : tu_int(r, 2, 5)); /* decode, or a short chunk */
     }
     const int64_t T = cu[B];
     /* K/V of every slot (the pool is (B, Hkv, CAP, D)); kc / vc (Tk, Hkv, D) the values the cache holds */
@@ -291,9 +296,10 @@ static void test_contig(void) {
     tu_rng r = {77};
     double worst = 0;
     const int64_t n = sc_count(36);
-    for (int64_t i = 0; i < n; i++) contig_case(&r, i, &worst);
-    printf("typed contiguous caches through the paged kernel: %lld cases (capacity 2000), worst vs float64 %.3g\n",
-           (long long)n, worst);
+    for (int64_t i = 0; i < n; i++) contig_case(&r, i, 0, &worst);
+    for (int64_t i = 0; i < 3; i++) contig_case(&r, i, 1, &worst);
+    printf("typed contiguous caches through the paged kernel: %lld cases (capacity 2000) + 3 large decode calls "
+           "(Llama-3-8B shape, > 24 MiB), worst vs float64 %.3g\n", (long long)n, worst);
 }
 
 /* ─── 4. the layer ───────────────────────────────────────────────────────── */

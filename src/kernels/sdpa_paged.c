@@ -20,10 +20,11 @@
  *     pack V;
  *   - per-element work (visibility at tile edges, softcap, ALiBi) is
  *     attn__sdpa_apply_elem, the interval model attn__sdpa_row_range.
- *   - decode tiles from DRAM (calls reading > PAGED_STREAM_BYTES; typed pools
- *     always) first read their K and V once with plain loads (stream_k,
- *     stream_v) so the products work from L1, and prefetch the tile after
- *     next (as in sdpa_fwd.c; the same bytes ahead for narrower types);
+ *   - decode tiles from DRAM (calls reading > PAGED_STREAM_BYTES) first read
+ *     their K and V once with plain loads (stream_k, stream_v) so the
+ *     products work from L1; fp32 tiles prefetch the tile after next in one
+ *     burst (as in sdpa_fwd.c), typed tiles the next tile's K and V in
+ *     shares between kdot calls of a few keys (pf_queue);
  *   - logits are scale * <q, k>, lse = m + log(l) in double: sdpa_fwd.c's
  *     rounding (driver pieces written again here: fwd's are static).
  *   - reduced-precision pools (BF16 / F16 / I8, kv_typed.h): decode blocks
@@ -53,6 +54,16 @@
  * only costs (batch 1 x 2048 Llama shape, 16 MiB: 0.30 -> 0.37 ms with it;
  * from DRAM it gains 25-45%). A speed choice only: the results are the same. */
 #define PAGED_STREAM_BYTES ((int64_t)24 << 20)
+
+/* K+V bytes a call reads above which typed decode tiles prefetch the next
+ * tile (pf_queue): below, repeated calls find the K/V in L3, where the
+ * hardware prefetchers alone do better (int8 batch 1 x 4096, 8.6 MB: ~5%,
+ * bf16 batch 1 x 2048: ~15%; at 16 MB 1.3-1.9x slower without). */
+#define PAGED_PF_BYTES ((int64_t)12 << 20)
+/* Typed decode tiles: kdot runs on PAGED_PF_KEYS keys at a time (16 for one
+ * query row: a multiple of the AVX-512 kdot's 16 / M keys per pass), each
+ * call followed by its share of the next tile's prefetches. */
+#define PAGED_PF_KEYS 8
 
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
 
@@ -251,6 +262,7 @@ typedef struct paged_ctx {
     int64_t *npart;  /* (B) key partitions of each sequence (1 = not split) */
     float *partials; /* (slots, slot_n) */
     int stream_k;    /* decode tiles read K once with plain loads first (large calls) */
+    int pf_next;     /* typed decode tiles prefetch the next tile (pf_queue; large calls) */
 } paged_ctx;
 
 typedef struct paged_bufs {
@@ -433,8 +445,9 @@ static void stream_k(const paged_ctx *c, const kv_seg *sg, int64_t D, paged_bufs
 
 /* The same for the V segment (plain loads, any type): with K and V both read
  * first, their misses are in flight together (batch 32 x 2048 fp32 decode:
- * +10% K+V bytes per CPU second); typed tiles always (vacc walks V in column
- * passes, which keeps few misses in flight). */
+ * +10% K+V bytes per CPU second). Typed tiles take both passes above the same
+ * threshold only: below it (K/V in L3) they cost 5-10% (batch 1 x 4096),
+ * above it they still gain 35-50% with pf_queue's prefetches (batch 8 x 2048). */
 static void stream_v(const paged_ctx *c, const kv_seg *sg, paged_bufs *w) {
     w->touched += (int)(c->kk->touch(sg->v, (size_t)(sg->n * c->P->Dv) * c->es) & 1u);
 }
@@ -455,25 +468,88 @@ static int tile_widen(const paged_ctx *c, paged_bufs *w, kv_seg *sg, int nseg, i
     return 1;
 }
 
-/* One tile [j0, j0 + nc): scores, per-element work, online softmax, O update. */
-static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int64_t j0, int64_t nc) {
+/* Software prefetches (into L1) of a later tile's K, V and I8 scales, issued
+ * a share at a time between the typed kdot calls of the current tile. One
+ * burst of a tile's 256-512 lines (tile_prefetch) overflows the core's
+ * outstanding-miss slots; spread over the tile's work, the misses stay in
+ * flight while it computes (batch 8 x 2048 Llama shape from DRAM, 1 thread:
+ * int8 -19%, bf16 -24% per call against bursts 2-4 tiles ahead; stream_k's
+ * pass kept). A speed choice only: the results are the same. */
+typedef struct pf_queue {
+    const char *p[4 * (PAGED_BC + 1)]; /* spans: K, V (and scales) of each segment */
+    size_t n[4 * (PAGED_BC + 1)];      /* their bytes */
+    int cnt, i;                        /* spans, current span */
+    size_t off, lines;                 /* offset in span i; cache lines in all */
+} pf_queue;
+
+static void pf_add(pf_queue *q, const void *p, size_t n) {
+    if (!p || !n) return;
+    q->p[q->cnt] = (const char *)p;
+    q->n[q->cnt++] = n;
+    q->lines += (n + 63) / 64;
+}
+
+/* The queue of keys [j0, j0 + nc) of block k's sequence and head (empty if nc <= 0). */
+static void pf_init(pf_queue *q, const paged_ctx *c, const paged_blk *k, int64_t j0, int64_t nc) {
+    q->cnt = q->i = 0;
+    q->off = q->lines = 0;
+    if (nc <= 0) return;
+    kv_seg sg[PAGED_BC + 1];
+    const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
+    for (int i = 0; i < nseg; i++) {
+        pf_add(q, sg[i].k, (size_t)(sg[i].n * c->P->D) * c->es);
+        pf_add(q, sg[i].v, (size_t)(sg[i].n * c->P->Dv) * c->es);
+        pf_add(q, sg[i].ks, (size_t)sg[i].n * sizeof(float));
+        pf_add(q, sg[i].vs, (size_t)sg[i].n * sizeof(float));
+    }
+}
+
+/* Issues the next `lines` prefetches of the queue. */
+static void pf_issue(pf_queue *q, size_t lines) {
+    for (; lines > 0 && q->i < q->cnt; lines--) {
+        __builtin_prefetch(q->p[q->i] + q->off, 0, 3);
+        q->off += 64;
+        if (q->off >= q->n[q->i]) { q->i++; q->off = 0; }
+    }
+}
+
+/* Typed decode scores: kdot on `sub` keys at a time, each call followed by
+ * its share of the prefetches of q. */
+static void kdot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, pf_queue *q) {
+    const int64_t D = c->P->D, Mp = k->Mp, sub = k->M == 1 ? 2 * PAGED_PF_KEYS : PAGED_PF_KEYS;
+    int64_t calls = 0;
+    for (int i = 0; i < nseg; i++) calls += attn__ceil_div(sg[i].n, sub);
+    const size_t share = calls > 0 ? (q->lines + (size_t)calls - 1) / (size_t)calls : 0;
+    for (int i = 0; i < nseg; i++)
+        for (int64_t a = 0; a < sg[i].n; a += sub) {
+            const int64_t n = sg[i].n - a < sub ? sg[i].n - a : sub;
+            c->kk->kdot(c->dtype, n, k->M, D, (const unsigned char *)sg[i].k + (size_t)(a * D) * c->es,
+                        sg[i].ks ? sg[i].ks + a : NULL, w->Qr, c->pl->Dp, w->St + (sg[i].c0 + a) * Mp, Mp);
+            pf_issue(q, share);
+        }
+}
+
+/* One tile [j0, j0 + nc): scores, per-element work, online softmax, O update;
+ * q (typed decode tiles) the next tile's prefetches. */
+static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int64_t j0, int64_t nc, pf_queue *q) {
     const attn__sdpa_kernels *kt = c->kt;
     const int64_t D = c->P->D, Dp = c->pl->Dp, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
     kv_seg sg[PAGED_BC + 1];
     int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
     const int typed = c->dtype != ATTN_DTYPE_F32;
     if (typed && !k->dot) nseg = tile_widen(c, w, sg, nseg, nc);
-    if (k->dot && (c->stream_k || typed)) /* decoding from DRAM: the K and V tile in with plain loads first */
+    if (k->dot && c->stream_k) /* decoding from DRAM: the K and V tile in with plain loads first */
         for (int i = 0; i < nseg; i++) {
             stream_k(c, &sg[i], D, w);
             stream_v(c, &sg[i], w);
         }
-    for (int i = 0; i < nseg; i++) { /* St (nc, Mp) = K . Qr^T (dot) or K . Qt */
-        float *st = w->St + sg[i].c0 * Mp;
-        if (k->dot && typed) c->kk->kdot(c->dtype, sg[i].n, M, D, sg[i].k, sg[i].ks, w->Qr, Dp, st, Mp);
-        else if (k->dot) kt->gemm_abt(sg[i].n, M, D, (const float *)sg[i].k, D, w->Qr, Dp, st, Mp);
-        else kt->gemm_ab(sg[i].n, Mp, D, (const float *)sg[i].k, D, w->Qt, Mp, st, Mp, 0);
-    }
+    if (k->dot && typed) kdot_spread(c, k, w, sg, nseg, q);
+    else
+        for (int i = 0; i < nseg; i++) { /* St (nc, Mp) = K . Qr^T (dot) or K . Qt */
+            float *st = w->St + sg[i].c0 * Mp;
+            if (k->dot) kt->gemm_abt(sg[i].n, M, D, (const float *)sg[i].k, D, w->Qr, Dp, st, Mp);
+            else kt->gemm_ab(sg[i].n, Mp, D, (const float *)sg[i].k, D, w->Qt, Mp, st, Mp, 0);
+        }
     /* logits = scale * <q, k> rounded once, as in sdpa_fwd.c: before the
      * per-element work when there is some, else inside softmax_tile */
     const int full = w->lo[k->nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || c->P->has_elem;
@@ -534,9 +610,12 @@ static void paged_task(void *vctx, int64_t t, int tid) {
     for (int64_t m = 0; m < k.Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
     memset(w.O, 0, (size_t)(k.M * pl->Dvp) * sizeof(float));
     const int64_t Bc = pl->Bc;
-    /* decoding: tiles are prefetched `ahead` tiles past the next one (the same bytes
-     * ahead for every element type: 1 tile of fp32, 2 of bf16 / f16, 4 of int8) */
-    const int64_t ahead = k.dot ? 4 / (int64_t)c->es : 0;
+    /* decoding fp32: tiles are prefetched `ahead` = 1 tile past the next one, in
+     * bursts; typed: the next tile, spread over the current one (pf_queue), in
+     * calls reading > PAGED_PF_BYTES */
+    const int typed_dot = k.dot && c->dtype != ATTN_DTYPE_F32, pf_next = typed_dot && c->pf_next;
+    const int64_t ahead = k.dot && !typed_dot ? 1 : 0;
+    pf_queue pq;
     for (int64_t a = 1; a <= ahead; a++) { /* the first tiles after the first one */
         const int64_t pa = (ka / Bc + a) * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
         if (pa < kb) tile_prefetch(c, &k, pa, pb - pa);
@@ -548,7 +627,8 @@ static void paged_task(void *vctx, int64_t t, int tid) {
             const int64_t pa = je + ahead * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
             tile_prefetch(c, &k, pa, pb - pa);
         }
-        tile_step(c, &k, &w, j0, je - j0);
+        pf_init(&pq, c, &k, je, pf_next ? (je + Bc < kb ? je + Bc : kb) - je : 0);
+        tile_step(c, &k, &w, j0, je - j0, &pq);
         j0 = je;
     }
     if (np > 1) { /* store the unnormalised partial */
@@ -624,6 +704,7 @@ static void tables_make(paged_ctx *c) {
     }
     const double key_bytes = (double)(P->Hkv * (P->D + P->Dv)) * (double)c->es + (c->kscale ? 8.0 * (double)P->Hkv : 0.0);
     c->stream_k = (double)keys * key_bytes > (double)PAGED_STREAM_BYTES;
+    c->pf_next = (double)keys * key_bytes > (double)PAGED_PF_BYTES;
 }
 
 /* The caller's attn_sdpa_opts in this library's layout (attn.h, "ABI"; the
