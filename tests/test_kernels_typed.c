@@ -27,7 +27,7 @@
 /* The AVX512_BF16 kernels (src/kernels/avx512/sdpa_bf16_avx512.c) on SIMDe's
  * portable AVX-512 emulation as well, so that machines without AVX512_BF16 test
  * their logic too (the same checks as a native table; see test_avx512_emul.c for
- * the fp32 kernels). SIMDe emulates vdpbf16ps but not vcvtne2ps2bf16 (nor three
+ * the fp32 kernels). SIMDe emulates vdpbf16ps but not vcvtne2ps2bf16 (nor four
  * AVX512BW/VL intrinsics, emulated below element by element); the shim for
  * vcvtne2ps2bf16 is that instruction as the SDM defines it: per element, a NaN
  * keeps its top 16 bits with the quiet bit set, a subnormal input is a signed
@@ -83,6 +83,14 @@ static simde__m512i emul_cvtepu16_epi32(simde__m256i a) {
     for (int i = 0; i < 16; i++) w[i] = x[i];
     return simde_mm512_loadu_si512((const void *)w);
 }
+static simde__m256i emul_cvtepi32_epi16(simde__m512i a) { /* vpmovdw: the low 16 bits of each lane */
+    uint32_t w[16];
+    uint16_t h[16];
+    simde_mm512_storeu_si512((void *)w, a);
+    for (int i = 0; i < 16; i++) h[i] = (uint16_t)w[i];
+    return simde_mm256_loadu_si256((const void *)h);
+}
+#define _mm512_cvtepi32_epi16(a) emul_cvtepi32_epi16((a))
 #define _mm512_cvtne2ps_pbh(a, b) emul_cvtne2ps_pbh((a), (b))
 #define _mm256_maskz_loadu_epi16(k, p) emul_maskz_loadu_epi16((k), (p))
 #define _mm256_cmpeq_epi16_mask(a, b) emul_cmpeq_epi16_mask((a), (b))
@@ -301,7 +309,9 @@ int main(void) {
         E.name = "avx512_bf16 (SIMDe)";
         CHECK(E.gemm_bf16 && E.pack_p_bf16 != G->pack_p_bf16 && E.pack_v_bf16 != G->pack_v_bf16,
               "the emulated table overrides the bf16 entries");
+        CHECK(E.split_ds_bf16 != G->split_ds_bf16, "the emulated table overrides split_ds_bf16");
         test_pack(&E, G, &r);
+        test_split_ds(&E, G, &r);
         test_gemm(&E, &r);
         ngemm++;
     }
