@@ -27,8 +27,8 @@
 /* The AVX512_BF16 kernels (src/kernels/avx512/sdpa_bf16_avx512.c) on SIMDe's
  * portable AVX-512 emulation as well, so that machines without AVX512_BF16 test
  * their logic too (the same checks as a native table; see test_avx512_emul.c for
- * the fp32 kernels). SIMDe emulates vdpbf16ps but not vcvtne2ps2bf16 (nor four
- * AVX512BW/VL intrinsics, emulated below element by element); the shim for
+ * the fp32 kernels). SIMDe emulates vdpbf16ps but not vcvtne2ps2bf16 (nor six
+ * AVX512F/BW/VL intrinsics, emulated below element by element); the shim for
  * vcvtne2ps2bf16 is that instruction as the SDM defines it: per element, a NaN
  * keeps its top 16 bits with the quiet bit set, a subnormal input is a signed
  * zero (DAZ), everything else rounds to nearest even; lanes 0..15 from b, 16..31
@@ -91,6 +91,24 @@ static simde__m256i emul_cvtepi32_epi16(simde__m512i a) { /* vpmovdw: the low 16
     return simde_mm256_loadu_si256((const void *)h);
 }
 #define _mm512_cvtepi32_epi16(a) emul_cvtepi32_epi16((a))
+static simde__mmask32 emul_cmpeq_epi16_mask512(simde__m512i a, simde__m512i b) {
+    uint16_t x[32], y[32];
+    simde_mm512_storeu_si512((void *)x, a);
+    simde_mm512_storeu_si512((void *)y, b);
+    simde__mmask32 k = 0;
+    for (int i = 0; i < 32; i++) k |= (simde__mmask32)(x[i] == y[i]) << i;
+    return k;
+}
+static simde__m512i emul_maskz_loadu_epi32(simde__mmask16 k, const void *p) {
+    uint32_t w[16];
+    for (int i = 0; i < 16; i++) {
+        w[i] = 0;
+        if (k >> i & 1) memcpy(w + i, (const unsigned char *)p + 4 * i, 4);
+    }
+    return simde_mm512_loadu_si512((const void *)w);
+}
+#define _mm512_cmpeq_epi16_mask(a, b) emul_cmpeq_epi16_mask512((a), (b))
+#define _mm512_maskz_loadu_epi32(k, p) emul_maskz_loadu_epi32((k), (p))
 #define _mm512_cvtne2ps_pbh(a, b) emul_cvtne2ps_pbh((a), (b))
 #define _mm256_maskz_loadu_epi16(k, p) emul_maskz_loadu_epi16((k), (p))
 #define _mm256_cmpeq_epi16_mask(a, b) emul_cmpeq_epi16_mask((a), (b))
@@ -98,6 +116,7 @@ static simde__m256i emul_cvtepi32_epi16(simde__m512i a) { /* vpmovdw: the low 16
 typedef simde__mmask16 __mmask16;
 #define ATTN_SIMDE_AVX512 1
 #include "../src/kernels/avx512/sdpa_bf16_avx512.c"
+#include "../src/kernels/avx512/sdpa_pack_avx512.c"
 #endif
 
 static float rnd_float(tu_rng *r) {
@@ -303,13 +322,16 @@ int main(void) {
         if (T->gemm_bf16) { test_gemm(T, &r); ngemm++; }
     }
 #ifdef HAVE_SIMDE_BF16
-    { /* the emulated AVX512_BF16 entries over the portable table */
+    { /* the emulated AVX512_BF16 entries and the AVX-512 pack_qblock over the portable table */
         attn__sdpa_kernels E = *G;
         attn__sdpa_kernels_avx512_bf16_emul(&E);
         E.name = "avx512_bf16 (SIMDe)";
         CHECK(E.gemm_bf16 && E.pack_p_bf16 != G->pack_p_bf16 && E.pack_v_bf16 != G->pack_v_bf16,
               "the emulated table overrides the bf16 entries");
-        CHECK(E.split_ds_bf16 != G->split_ds_bf16, "the emulated table overrides split_ds_bf16");
+        attn__sdpa_pack_avx512_emul(&E);
+        CHECK(E.split_ds_bf16 != G->split_ds_bf16 && E.pack_qblock != G->pack_qblock,
+              "the emulated table overrides split_ds_bf16 and pack_qblock");
+        test_pack_qblock(&E, G, &r);
         test_pack(&E, G, &r);
         test_split_ds(&E, G, &r);
         test_gemm(&E, &r);

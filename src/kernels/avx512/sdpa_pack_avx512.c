@@ -11,7 +11,17 @@
  * Pure data movement: the result is that of the portable packing bit for bit. */
 #include "kernels/dispatch.h"
 
+#ifdef ATTN_SIMDE_AVX512
+/* Test build (tests/test_kernels_typed.c): the same source on SIMDe's portable
+ * AVX-512 emulation, so machines without AVX-512 check it too. */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+typedef simde__mmask16 __mmask16;
+typedef simde__mmask32 __mmask32;
+#define attn__sdpa_pack_avx512 attn__sdpa_pack_avx512_emul
+#else
 #include <immintrin.h>
+#endif
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
