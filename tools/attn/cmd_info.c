@@ -116,7 +116,7 @@ int cmd_info(int argc, char **argv) {
     printf("blas       %s\n", peer_blas_config());
     const char *core = peer_blas_core();
     const char *hint = cli_blas_core_hint(core);
-    printf("blas core  %s (OPENBLAS_CORETYPE %s%s)", core, core_env ? "=" : "unset", core_env ? core_env : "");
+    printf("blas core  %s (OPENBLAS_CORETYPE%s%s)", core, core_env ? "=" : " unset", core_env ? core_env : "");
     if (hint) printf(" -- not the best for this CPU: set OPENBLAS_CORETYPE=%s\n", hint);
     else printf(", suits this CPU\n");
     return 0;
