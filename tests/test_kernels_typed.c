@@ -60,21 +60,39 @@ static simde__m512bh emul_cvtne2ps_pbh(simde__m512 a, simde__m512 b) {
 }
 /* AVX512BW / VL intrinsics this SIMDe lacks, element by element (the masked
  * load reads only the elements of its mask, as the instruction does) */
+/* out[0:16] (elements of esz bytes) = p[i] where bit i of k is set, else 0 */
+static void emul_maskz(uint32_t k, const void *p, size_t esz, void *out) {
+    memset(out, 0, 16 * esz);
+    for (int i = 0; i < 16; i++)
+        if (k >> i & 1) memcpy((unsigned char *)out + esz * (size_t)i, (const unsigned char *)p + esz * (size_t)i, esz);
+}
+/* bit i = (x[i] == y[i]) for n uint16 lanes */
+static uint32_t emul_eq16(const uint16_t *x, const uint16_t *y, int n) {
+    uint32_t k = 0;
+    for (int i = 0; i < n; i++) k |= (uint32_t)(x[i] == y[i]) << i;
+    return k;
+}
 static simde__m256i emul_maskz_loadu_epi16(simde__mmask16 k, const void *p) {
     uint16_t h[16];
-    for (int i = 0; i < 16; i++) {
-        h[i] = 0;
-        if (k >> i & 1) memcpy(h + i, (const unsigned char *)p + 2 * i, 2);
-    }
+    emul_maskz(k, p, 2, h);
     return simde_mm256_loadu_si256((const void *)h);
+}
+static simde__m512i emul_maskz_loadu_epi32(simde__mmask16 k, const void *p) {
+    uint32_t w[16];
+    emul_maskz(k, p, 4, w);
+    return simde_mm512_loadu_si512((const void *)w);
 }
 static simde__mmask16 emul_cmpeq_epi16_mask(simde__m256i a, simde__m256i b) {
     uint16_t x[16], y[16];
     simde_mm256_storeu_si256((void *)x, a);
     simde_mm256_storeu_si256((void *)y, b);
-    simde__mmask16 k = 0;
-    for (int i = 0; i < 16; i++) k |= (simde__mmask16)((x[i] == y[i]) << i);
-    return k;
+    return (simde__mmask16)emul_eq16(x, y, 16);
+}
+static simde__mmask32 emul_cmpeq_epi16_mask512(simde__m512i a, simde__m512i b) {
+    uint16_t x[32], y[32];
+    simde_mm512_storeu_si512((void *)x, a);
+    simde_mm512_storeu_si512((void *)y, b);
+    return (simde__mmask32)emul_eq16(x, y, 32);
 }
 static simde__m512i emul_cvtepu16_epi32(simde__m256i a) {
     uint16_t x[16];
@@ -91,22 +109,6 @@ static simde__m256i emul_cvtepi32_epi16(simde__m512i a) { /* vpmovdw: the low 16
     return simde_mm256_loadu_si256((const void *)h);
 }
 #define _mm512_cvtepi32_epi16(a) emul_cvtepi32_epi16((a))
-static simde__mmask32 emul_cmpeq_epi16_mask512(simde__m512i a, simde__m512i b) {
-    uint16_t x[32], y[32];
-    simde_mm512_storeu_si512((void *)x, a);
-    simde_mm512_storeu_si512((void *)y, b);
-    simde__mmask32 k = 0;
-    for (int i = 0; i < 32; i++) k |= (simde__mmask32)(x[i] == y[i]) << i;
-    return k;
-}
-static simde__m512i emul_maskz_loadu_epi32(simde__mmask16 k, const void *p) {
-    uint32_t w[16];
-    for (int i = 0; i < 16; i++) {
-        w[i] = 0;
-        if (k >> i & 1) memcpy(w + i, (const unsigned char *)p + 4 * i, 4);
-    }
-    return simde_mm512_loadu_si512((const void *)w);
-}
 #define _mm512_cmpeq_epi16_mask(a, b) emul_cmpeq_epi16_mask512((a), (b))
 #define _mm512_maskz_loadu_epi32(k, p) emul_maskz_loadu_epi32((k), (p))
 #define _mm512_cvtne2ps_pbh(a, b) emul_cvtne2ps_pbh((a), (b))
