@@ -86,7 +86,7 @@ typedef struct proj_ctx {
     attn_dtype wdt;
     float *Y;
     unsigned char *ws;
-    size_t slice;          /* bytes of one thread's panel (widen) */
+    size_t slice;          /* widen: bytes of one thread's panel; dot kernel: bytes of Xp (S follows) */
     const uint16_t *Xb;    /* X as bf16 (M, K) (sbgemm) */
 } proj_ctx;
 
