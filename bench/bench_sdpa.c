@@ -3,7 +3,8 @@
  *
  * Usage: bench_sdpa [fwd|bwd|decode] B Hq Hkv D Sq Sk causal [reps] [isa]
  * (HEAD_MAJOR=1 in the environment: K/V views (B, Hkv, Sk, D) instead of (B, Sk, Hkv, D))
- * (BWD_FAST=1: opts.bwd_fast, the backward without its row-statistics pass)
+ * (BWD_FAST=1: opts.bwd_fast, the backward without its row-statistics pass;
+ *  ROW_STATS=1: opts.row_stats, the backward with the forward's row statistics)
  * Reports best-of-reps and median ms, GFLOP/s (fwd: 4*B*Hq*Sq*Sk*D, halved for
  * causal with Sq == Sk; bwd: 2.5x forward; decode: GB/s of K+V read), and for
  * fwd a naive OpenBLAS peer (per head: sgemm Q.K^T into an Sq x Sk buffer,
@@ -90,6 +91,8 @@ int main(int argc, char **argv) {
     attn_sdpa_opts op;
     attn_sdpa_opts_init(&op);
     op.bwd_fast = getenv("BWD_FAST") != NULL; /* backward without the row-statistics pass */
+    float *stats = getenv("ROW_STATS") ? randbuf(2 * B * Hq * Sq, 7) : NULL;
+    op.row_stats = stats; /* the forward's row statistics for the backward */
     op.causal = causal;
     op.align = ATTN_ALIGN_BOTTOM_RIGHT;
     float *q = randbuf(B * Sq * Hq * D, 1), *k = randbuf(B * Sk * Hkv * D, 2), *v = randbuf(B * Sk * Hkv * D, 3);
@@ -154,6 +157,6 @@ int main(int argc, char **argv) {
                cpu_peer / cpu_attn, err);
         free(S); free(o2); free(tp);
     }
-    free(t); free(ws); free(q); free(k); free(v); free(o); free(dO); free(lse); free(dq); free(dk); free(dv);
+    free(t); free(ws); free(q); free(k); free(v); free(o); free(dO); free(lse); free(stats); free(dq); free(dk); free(dv);
     return 0;
 }

@@ -32,9 +32,10 @@
  *    err / bound per tensor are printed (docs/testing.md, "Accuracy").
  *
  * Usage: test_sdpa_accuracy                  parts 1 and 2
- *        test_sdpa_accuracy sweep [configs [seed [only [sd_max]]]]
+ *        test_sdpa_accuracy sweep [configs [seed [only [sd_max [p_shared_k]]]]]
  *                                            part 2 alone (only >= 0: that one
- *                                            config, its worst elements printed)
+ *                                            config, its worst elements printed;
+ *                                            p_shared_k given: that sweep alone)
  * ATTN_TEST_SCALE scales the default count; ATTN_TEST_VERBOSE=1 prints every
  * configuration over the bound. */
 #include "sdpa_cases.h"
@@ -54,10 +55,13 @@ typedef struct worst {
     char desc[400];
 } worst;
 
-static worst worst_of[ATTN_ISA_COUNT][5];
+/* the backward's two ways to its row statistics: its own pass (0), the forward's opts.row_stats (1) */
+#define NMODE 2
+static const char *mode_names[NMODE] = {"", "+row_stats"};
+static worst worst_of[ATTN_ISA_COUNT][NMODE][5];
 static int64_t g_only = -1; /* debug: run config g_only alone, verbose */
 static int g_verbose = 0;     /* print every configuration over the bound */
-static int64_t over[ATTN_ISA_COUNT][5]; /* configurations over the bound, per ISA and tensor */
+static int64_t over[ATTN_ISA_COUNT][NMODE][5]; /* configurations over the bound, per ISA, mode and tensor */
 static int64_t naive2_fail[5], naive2_cases;
 static double naive2_worst[5];
 static double g_sd_max = 100.0; /* q, k ~ N(0, sd^2), sd log-uniform in [1, g_sd_max] */
@@ -112,9 +116,10 @@ static void check_case(sc_case *c, int64_t n, const attn_isa *isas, int nisa) {
         naive2_cases++;
     }
 
-    for (int ii = 0; ii < nisa; ii++) {
-        const int isa = (int)isas[ii];
+    for (int run = 0; run < nisa * NMODE; run++) {
+        const int ii = run / NMODE, mode = run % NMODE, isa = (int)isas[ii];
         attn_isa_set(isas[ii]);
+        sc_row_stats = mode;
         st = sc_fast_fwd(c, b.fast[1], 0);
         CHECK(st == ATTN_OK, "[%s] cfg %lld fwd: %s: %s", attn_isa_name(isas[ii]), (long long)n, attn_last_error(),
               c->desc);
@@ -145,7 +150,7 @@ static void check_case(sc_case *c, int64_t n, const attn_isa *isas, int nisa) {
                 printf("[%s] %s worst index %lld: ref %.9g fast %.9g naive %.9g\n", attn_isa_name(isas[ii]), names[w],
                        (long long)ef.worst, b.ref[w][ef.worst], (double)b.fast[w][ef.worst],
                        (double)b.naive[w][ef.worst]);
-            worst *wo = &worst_of[isa][w];
+            worst *wo = &worst_of[isa][mode][w];
             if (!(ratio <= wo->ratio)) {
                 wo->ratio = ratio; wo->fast = ef.max_abs; wo->naive = en[w].max_abs; wo->scale = en[w].scale;
                 wo->cfg = n;
@@ -156,21 +161,22 @@ static void check_case(sc_case *c, int64_t n, const attn_isa *isas, int nisa) {
                   attn_isa_name(isas[ii]), (long long)n, names[w], (long long)ef.bad_nonfinite, (long long)ef.worst,
                   c->desc);
             if (!(ef.max_abs <= bound)) {
-                over[isa][w]++;
+                over[isa][mode][w]++;
                 if (g_only >= 0 || g_verbose)
-                    printf("over: [%s] cfg %lld %s: err %.3g > 2 x naive %.3g + 1e-6 x %.3g: %s\n",
-                           attn_isa_name(isas[ii]), (long long)n, names[w], ef.max_abs, en[w].max_abs, en[w].scale,
-                           c->desc);
+                    printf("over: [%s%s] cfg %lld %s: err %.3g > 2 x naive %.3g + 1e-6 x %.3g: %s\n",
+                           attn_isa_name(isas[ii]), mode_names[mode], (long long)n, names[w], ef.max_abs,
+                           en[w].max_abs, en[w].scale, c->desc);
             }
         }
     }
+    sc_row_stats = 0;
     bufs_free(&b);
 }
 
 
-static void accuracy_sweep(int64_t count, uint64_t seed, const attn_isa *isas, int nisa) {
+static void accuracy_sweep(int64_t count, uint64_t seed, double p_shared_k, const attn_isa *isas, int nisa) {
     sc_gen g = {seqs, (int)(sizeof seqs / sizeof *seqs), dims, (int)(sizeof dims / sizeof *dims),
-                120000, 2, 2, 4, SC_F_ALL, 0, 0.25, 1.0, g_sd_max, 0.6};
+                120000, 2, 2, 4, SC_F_ALL, 0, 0.25, 1.0, g_sd_max, 0.6, p_shared_k};
     tu_rng r = {seed};
     for (int64_t n = 0; n < count; n++) {
         g.force = 1u << (n % 12);
@@ -242,16 +248,20 @@ static void check_single_mode(sc_case *c, const char *what, double sd, key_of_fn
     free(o); free(lse); free(dq); free(dk); free(dv); free(vv); free(dO); free(want);
 }
 
-/* Both backward modes: the default and opts.bwd_fast (without the row pass). */
+/* Every backward mode: the default, opts.bwd_fast (without the row pass) and
+ * opts.row_stats (the forward's statistics). */
 static void check_single(sc_case *c, const char *what, double sd, key_of_fn key_of, int one_row,
                          const attn_isa *isas, int nisa) {
+    static const char *modes[3] = {"", ", bwd_fast", ", row_stats"};
     char w2[200];
-    for (int fast = 0; fast <= 1; fast++) {
-        c->o.bwd_fast = fast;
-        snprintf(w2, sizeof w2, "%s%s", what, fast ? ", bwd_fast" : "");
+    for (int mode = 0; mode < 3; mode++) {
+        c->o.bwd_fast = mode == 1;
+        sc_row_stats = mode == 2;
+        snprintf(w2, sizeof w2, "%s%s", what, modes[mode]);
         check_single_mode(c, w2, sd, key_of, one_row, isas, nisa);
     }
     c->o.bwd_fast = 0;
+    sc_row_stats = 0;
 }
 
 static int64_t key_diag(const sc_case *c, int64_t b, int64_t h, int64_t i) { return i; }
@@ -348,11 +358,13 @@ int main(int argc, char **argv) {
     const uint64_t seed = sweep_only && argc > 3 ? strtoull(argv[3], NULL, 10) : 20261202ull;
     if (sweep_only && argc > 4) g_only = atoll(argv[4]);
     if (sweep_only && argc > 5) g_sd_max = atof(argv[5]);
+    const double p_shared = sweep_only && argc > 6 ? atof(argv[6]) : -1.0;
     g_verbose = getenv("ATTN_TEST_VERBOSE") != NULL;
     attn_isa isas[ATTN_ISA_COUNT];
     const int nisa = sc_isas(isas);
     for (int i = 0; i < ATTN_ISA_COUNT; i++)
-        for (int w = 0; w < 5; w++) worst_of[i][w].ratio = -1.0;
+        for (int md = 0; md < NMODE; md++)
+            for (int w = 0; w < 5; w++) worst_of[i][md][w].ratio = -1.0;
     printf("test_sdpa_accuracy: %lld configs (seed %llu, q/k sd in [1, %g]) x %d ISA(s):", (long long)count,
            (unsigned long long)seed, g_sd_max, nisa);
     for (int i = 0; i < nisa; i++) printf(" %s", attn_isa_name(isas[i]));
@@ -372,7 +384,13 @@ int main(int argc, char **argv) {
                   strstr(attn_last_error(), "bwd_fast = 2"),
               "bwd_fast = 2 refused: %s", attn_last_error());
     }
-    accuracy_sweep(count, seed, isas, nisa);
+    if (p_shared >= 0.0) accuracy_sweep(count, seed, p_shared, isas, nisa);
+    else {
+        accuracy_sweep(count, seed, 0.0, isas, nisa);
+        /* flat rows at large |lse| (shared keys), where the lse's fp32 rounding
+         * would show in every probability of the backward (attn.h "Numerics") */
+        if (g_only < 0) accuracy_sweep(count / 5, seed + 1, 1.0, isas, nisa);
+    }
     attn_isa_set(attn_isa_detected());
     printf("time %.1f s\n", sc_now() - t0);
     printf("configurations over the bound err <= 2 x naive + 1e-6 x max|ref|, per tensor (o lse dq dk dv):\n");
@@ -381,15 +399,17 @@ int main(int argc, char **argv) {
     printf("   worst ratio");
     for (int w = 0; w < 5; w++) printf(" %.3g", naive2_worst[w]);
     printf("\n");
-    for (int ii = 0; ii < nisa; ii++) {
-        const int isa = (int)isas[ii];
-        printf("  %-16s", attn_isa_name(isas[ii]));
-        for (int w = 0; w < 5; w++) printf(" %6lld", (long long)over[isa][w]);
+    for (int run = 0; run < nisa * NMODE; run++) {
+        const int ii = run / NMODE, mode = run % NMODE, isa = (int)isas[ii];
+        char label[40];
+        snprintf(label, sizeof label, "%s%s", attn_isa_name(isas[ii]), mode_names[mode]);
+        printf("  %-16s", label);
+        for (int w = 0; w < 5; w++) printf(" %6lld", (long long)over[isa][mode][w]);
         printf("   worst ratio");
-        for (int w = 0; w < 5; w++) printf(" %.3g", worst_of[isa][w].ratio);
+        for (int w = 0; w < 5; w++) printf(" %.3g", worst_of[isa][mode][w].ratio);
         printf("\n");
         for (int w = 0; w < 5; w++) {
-            const worst *wo = &worst_of[isa][w];
+            const worst *wo = &worst_of[isa][mode][w];
             if (wo->ratio < 0.0) continue;
             printf("     %-3s %.3g cfg %lld: err %.3g naive %.3g max|ref| %.3g | %s\n", names[w], wo->ratio,
                    (long long)wo->cfg, wo->fast, wo->naive, wo->scale, wo->desc);
@@ -397,9 +417,9 @@ int main(int argc, char **argv) {
         /* attn is over the bound no more often than the naive itself summed
          * in the other order (see the header) */
         int64_t ours = 0, theirs = 0;
-        for (int w = 0; w < 5; w++) { ours += over[isa][w]; theirs += naive2_fail[w]; }
+        for (int w = 0; w < 5; w++) { ours += over[isa][mode][w]; theirs += naive2_fail[w]; }
         CHECK(ours <= theirs, "[%s] over the bound in %lld (configuration, tensor) pairs, naive-reversed in %lld",
-              attn_isa_name(isas[ii]), (long long)ours, (long long)theirs);
+              label, (long long)ours, (long long)theirs);
     }
     return test_summary("test_sdpa_accuracy");
 }

@@ -235,6 +235,20 @@ int main(void) {
     { prob x = base(); x.dq = attn_view_bshd(blse, 1, 1, D); x.dq.stride_b = 0; /* dq over the lse input */
       x.d.batch = 1; x.d.seq_q = 1; x.d.heads_q = 2; x.d.heads_kv = 2; x.dq.stride_h = D;
       expect("dq overlaps lse (bwd input)", &x, 1, &x.d, &x.o, ATTN_ERR_ALIAS, 0, "lse"); }
+    /* ── opts.row_stats ─────────────────────────────────────────────────── */
+    { static float st[2 * NL];
+      prob x = base(); x.lse = NULL; x.o.row_stats = st;
+      expect("row_stats without lse", &x, 0, &x.d, &x.o, ATTN_ERR_NULL, 0, "row_stats"); }
+    { prob x = base(); x.o.row_stats = bo + 5; /* over the o output */
+      expect("row_stats overlaps o", &x, 0, &x.d, &x.o, ATTN_ERR_ALIAS, 0, "row_stats"); }
+    { prob x = base(); x.o.row_stats = blse + NL - 1; /* its first pair over lse's last element */
+      expect("row_stats overlaps lse", &x, 0, &x.d, &x.o, ATTN_ERR_ALIAS, 0, "row_stats"); }
+    { prob x = base(); x.o.row_stats = bq; /* the forward would write into q */
+      float save[NQ]; memcpy(save, bq, sizeof save);
+      expect("row_stats overlaps q", &x, 0, &x.d, &x.o, ATTN_ERR_ALIAS, 0, "row_stats");
+      CHECK(memcmp(save, bq, sizeof save) == 0, "fwd row_stats overlaps q: q untouched"); }
+    { prob x = base(); x.o.row_stats = bdk; /* bwd: an input over the dk output */
+      expect("row_stats overlaps dk", &x, 1, &x.d, &x.o, ATTN_ERR_ALIAS, 0, "row_stats"); }
     /* ── options ───────────────────────────────────────────────────────── */
     o = p.o; o.scale = NAN; both("scale NaN", &p, &p.d, &o, ATTN_ERR_OPTION, 0, "scale");
     o = p.o; o.scale = INFINITY; both("scale inf", &p, &p.d, &o, ATTN_ERR_OPTION, 0, "scale");

@@ -94,6 +94,7 @@ static void check_vs_ref(const char *name, const char *isa, sc_case *c, const re
 
 static void check_case(const char *name, const attn_sdpa_dims *d, const attn_sdpa_opts *o, uint64_t seed) {
     tu_rng r = {seed};
+    sc_row_stats = (int)(seed & 1); /* odd seeds: the backward from the forward's opts.row_stats */
     sc_case c;
     sc_case_init(&c, d, o, &r, 1.0);
     attn_isa isas[ATTN_ISA_COUNT];
@@ -144,7 +145,8 @@ static void check_case(const char *name, const attn_sdpa_dims *d, const attn_sdp
         }
         c.o.num_threads = 0;
     }
-    printf("  %-34s %s  (%.2f s)\n", name, c.desc, sc_now() - t0);
+    printf("  %-34s %s%s  (%.2f s)\n", name, c.desc, sc_row_stats ? " row_stats" : "", sc_now() - t0);
+    sc_row_stats = 0;
     if (with_ref) refs_free(&R);
     outs_free(&base);
     outs_free(&cur);

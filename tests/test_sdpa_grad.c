@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
     attn_isa isas[ATTN_ISA_COUNT];
     int nisa = sc_isas(isas);
     sc_gen g = {seqs, (int)(sizeof seqs / sizeof *seqs), dimsl, (int)(sizeof dimsl / sizeof *dimsl),
-                30000, 2, 2, 3, SC_F_ALL, 0, 0.3, 0, 0, 0};
+                30000, 2, 2, 3, SC_F_ALL, 0, 0.3, 0, 0, 0, 0};
     tu_rng r = {seed};
     unsigned covered = 0;
     double worst[ATTN_ISA_COUNT] = {0};

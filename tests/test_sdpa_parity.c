@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
     CHECK(memcmp(&def, &mine, sizeof def) == 0, "attn_sdpa_opts_init: all features off, windows -1");
 
     sc_gen g = {seqs, (int)(sizeof seqs / sizeof *seqs), dimsl, (int)(sizeof dimsl / sizeof *dimsl),
-                400000, 3, 3, 4, SC_F_ALL, 0, 0.25, 0, 0, 0};
+                400000, 3, 3, 4, SC_F_ALL, 0, 0.25, 0, 0, 0, 0};
     tu_rng r = {seed};
     int64_t feat_count[12] = {0}, layout_in[SC_NLAYOUTS] = {0}, layout_out[SC_NLAYOUTS] = {0};
     int64_t packed_rejects = 0, total_calls = 0, total_work = 0, shape_count[8] = {0};

@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
     int nisa = sc_isas(isas);
     check_validation();
     sc_gen g = {seqs, (int)(sizeof seqs / sizeof *seqs), dimsl, (int)(sizeof dimsl / sizeof *dimsl),
-                200000, 2, 3, 4, SC_F_ALL | SC_F_QPOS, SC_F_QPOS, 0.25, 0, 0, 0};
+                200000, 2, 3, 4, SC_F_ALL | SC_F_QPOS, SC_F_QPOS, 0.25, 0, 0, 0, 0};
     tu_rng r = {seed};
     int64_t with_causal = 0, with_window = 0, with_alibi = 0, huge = 0;
     for (int64_t n = 0; n < count; n++) {

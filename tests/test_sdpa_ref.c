@@ -433,7 +433,7 @@ static double fd_tensor(sc_case *c, double *x, int64_t n, const double *g, doubl
 static void fd_configs(int64_t count) {
     static const int64_t seqs[] = {1, 2, 3, 4, 5, 7};
     static const int64_t ds[] = {1, 2, 3, 4, 5};
-    sc_gen g = {seqs, 6, ds, 5, 3000, 2, 2, 3, SC_F_ALL & ~(unsigned)SC_F_VIEWS, 0, 0.3, 0, 0, 0};
+    sc_gen g = {seqs, 6, ds, 5, 3000, 2, 2, 3, SC_F_ALL & ~(unsigned)SC_F_VIEWS, 0, 0.3, 0, 0, 0, 0};
     tu_rng r = {2024};
     unsigned covered = 0;
     double worst = 0;

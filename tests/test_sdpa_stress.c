@@ -426,7 +426,7 @@ static void random_no_leak(int64_t count) {
     static const int64_t seqs[] = {1, 3, 7, 16, 17, 33, 47, 64, 65, 100};
     static const int64_t dims[] = {8, 16, 40, 64};
     static const unsigned masking[6] = {SC_F_CAUSAL, SC_F_KEYLENS, SC_F_WINDOW, SC_F_BOOL, SC_F_ADD, SC_F_VARLEN};
-    sc_gen g = {seqs, 10, dims, 4, 150000, 3, 2, 3, SC_F_ALL, 0, 0.3, 0, 0, 0};
+    sc_gen g = {seqs, 10, dims, 4, 150000, 3, 2, 3, SC_F_ALL, 0, 0.3, 0, 0, 0, 0};
     tu_rng r = {606};
     int64_t tested = 0, hidden_rows = 0, dead_rows = 0;
     int64_t runs[2] = {0, 0}, fails_f[2] = {0, 0}, fails_b[2] = {0, 0}, feat_fail[2][12];

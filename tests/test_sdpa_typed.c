@@ -207,7 +207,7 @@ int main(int argc, char **argv) {
     bad_input();
 
     sc_gen g = {seqs, (int)(sizeof seqs / sizeof *seqs), dimsl, (int)(sizeof dimsl / sizeof *dimsl),
-                300000, 3, 3, 4, SC_F_ALL, 0, 0.25, 0, 0, 0};
+                300000, 3, 3, 4, SC_F_ALL, 0, 0.25, 0, 0, 0, 0};
     if (sc_test_scale() < 1.0) g.max_work = (int64_t)((double)g.max_work * sc_test_scale());
     tu_rng r = {seed};
     static const char *names[5] = {"o", "lse", "dq", "dk", "dv"};

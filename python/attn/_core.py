@@ -37,10 +37,11 @@ _ws = _Workspace()
 
 def make_opts(causal=False, align="top_left", scale=None, key_lens=None, window=(-1, -1),
               alibi_slopes=None, softcap=0.0, mask=None, cu_seqlens_q=None, cu_seqlens_k=None,
-              dropout_p=0.0, dropout_seed=0, bwd_fast=False, q_pos_offset=0):
+              dropout_p=0.0, dropout_seed=0, bwd_fast=False, q_pos_offset=0, row_stats=None):
     """Builds an attn_sdpa_opts. Pointer-valued options arrive already prepared:
     key_lens / cu_seqlens_* / alibi_slopes as integer addresses (or None) of int32 / float32
-    buffers the caller keeps alive, mask as (kind, address, stride_b, stride_h, stride_q)."""
+    buffers the caller keeps alive, mask as (kind, address, stride_b, stride_h, stride_q);
+    row_stats the address of (B, Hq, Sq, 2) float32 (the forward's statistics for its backward)."""
     o = SdpaOpts.from_buffer_copy(_DEFAULT_OPTS)
     if causal:
         o.causal = 1
@@ -71,6 +72,8 @@ def make_opts(causal=False, align="top_left", scale=None, key_lens=None, window=
         o.bwd_fast = 1
     if q_pos_offset:
         o.q_pos_offset = int(q_pos_offset)
+    if row_stats is not None:
+        o.row_stats = row_stats
     return o
 
 

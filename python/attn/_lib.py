@@ -66,7 +66,7 @@ class SdpaOpts(ctypes.Structure):  # attn_sdpa_opts (extensible; struct_size fir
                 ("cu_seqlens_q", c_vp), ("cu_seqlens_k", c_vp), ("dropout_p", c_float),
                 ("dropout_seed", c_u64), ("num_threads", c_int),
                 # appended after the first release
-                ("bwd_fast", c_int), ("q_pos_offset", c_i64)]
+                ("bwd_fast", c_int), ("q_pos_offset", c_i64), ("row_stats", c_vp)]
 
 
 class RopeConfig(ctypes.Structure):  # attn_rope_config (extensible)

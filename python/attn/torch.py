@@ -131,12 +131,15 @@ class _SDPA(torch.autograd.Function):
         seed = 0
         if dropout_p > 0:
             seed = int(torch.randint(0, 2**62, (1,), dtype=torch.int64).item())
+        need_grad = any(ctx.needs_input_grad[:3])
+        # training: lse (B, Hq, L), fp32 for every dtype, then the row statistics (B, Hq, L, 2)
+        # the kernel's backward reads instead of recomputing (attn_sdpa_opts.row_stats)
+        lse = torch.empty(3 * B * Hq * L, dtype=torch.float32) if need_grad else None
+        stats = None if lse is None else lse.data_ptr() + 4 * B * Hq * L
         opts = _core.make_opts(causal=is_causal, scale=scale, mask=mopt, dropout_p=dropout_p,
-                               dropout_seed=seed)
+                               dropout_seed=seed, row_stats=stats)
         dims = _core.dims(B, L, S, Hq, Hkv, E, Ev)
         o = _empty_bhsd(B, Hq, L, Ev, q.dtype)
-        need_grad = any(ctx.needs_input_grad[:3])
-        lse = torch.empty((B, Hq, L), dtype=torch.float32) if need_grad else None  # fp32 for every dtype
         _fwd(dims, q, k, v, o, None if lse is None else lse.data_ptr(), opts)
         if ctx.plan_key is not None and not need_grad and m is None and not dropout_p:
             views = [_view_bhsd(t) for t in (q, k, v, o)]
@@ -155,9 +158,9 @@ class _SDPA(torch.autograd.Function):
         q, k, v, o, lse = ctx.saved_tensors
         m, dims, (is_causal, scale, mopt, dropout_p, seed) = ctx.keep
         do = _strided(do if do.dtype in _DTYPES else do.to(q.dtype))
-        opts = _core.make_opts(causal=is_causal, scale=scale, mask=mopt, dropout_p=dropout_p,
-                               dropout_seed=seed)
         B, Hq, L, E = q.shape
+        opts = _core.make_opts(causal=is_causal, scale=scale, mask=mopt, dropout_p=dropout_p,
+                               dropout_seed=seed, row_stats=lse.data_ptr() + 4 * B * Hq * L)
         Hkv, S, Ev = k.shape[1], k.shape[2], v.shape[3]
         dt = q.dtype  # gradients in the inputs' dtype
         dq, dk, dv = _empty_bhsd(B, Hq, L, E, dt), _empty_bhsd(B, Hkv, S, E, dt), _empty_bhsd(B, Hkv, S, Ev, dt)

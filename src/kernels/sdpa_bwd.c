@@ -651,6 +651,26 @@ static void refine_probs(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt,
  * naive computation's and costs no V . dO^T product. */
 #define REFINE_PEAK 0.5f
 
+/* With the forward's row statistics (opts.row_stats): a block none of whose
+ * rows is peaked takes lsel from them (the forward's m + log(l) - lse: its
+ * running sum of the same logits' exps, in fp32 as a naive softmax's) and
+ * Di = <dO, o>, recomputing no logits. Returns 0 for a peaked block, which
+ * takes the pass below (without its first half: see refine_task). */
+static int refine_from_stats(const bwd_ctx *c, const attn__sdpa_seq *s, int64_t h0, int64_t ng, int64_t r0,
+                             int64_t M) {
+    const attn__sdpa_prob *P = c->P;
+    for (int64_t m = 0; m < M; m++)
+        if (P->row_stats[2 * attn__sdpa_lse_idx(P, s, h0 + m % ng, r0 + m / ng) + 1] > REFINE_PEAK) return 0;
+    for (int64_t m = 0; m < M; m++) {
+        const int64_t i = r0 + m / ng, h = h0 + m % ng, li = attn__sdpa_lse_idx(P, s, h, i);
+        const int live = P->lse_in[li] != -INFINITY;
+        c->lsel[li] = live ? P->row_stats[2 * li] : 0.0f;
+        c->dih[li] = live ? row_di(P, c->kt, s, i, h) : 0.0f;
+        c->dil[li] = 0.0f;
+    }
+    return 1;
+}
+
 static void refine_task(void *vctx, int64_t t, int tid) {
     const bwd_ctx *c = vctx;
     const attn__sdpa_prob *P = c->P;
@@ -665,6 +685,8 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     const int64_t nr = s.sq - r0 < pl->Br ? s.sq - r0 : pl->Br;
     const int64_t g0 = hc * pl->Gs, ng = P->G - g0 < pl->Gs ? P->G - g0 : pl->Gs;
     const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0, Bc = pl->Bc;
+    const int stats = P->row_stats != NULL;
+    if (stats && refine_from_stats(c, &s, h0, ng, r0, M)) return;
     bwd_bufs w;
     bwd_bufs_get(P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
     /* (Mp) each: sum_j e_ij, sum_j e_ij dP_ij, scratch; emax (Mp) in w.Di */
@@ -673,13 +695,14 @@ static void refine_task(void *vctx, int64_t t, int tid) {
     for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
     refine_pack(P, kt, &s, &w, h0, ng, r0, M, Mp);
     const int64_t ka = w.lo[0], kb = w.hi[nr - 1];
-    /* 1. c_i and the largest probability of each row */
-    for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
+    /* 1. c_i and the largest probability of each row (with row statistics
+     * the block is known to be peaked, and 2. sums c_i: the same bits) */
+    for (int64_t j0 = ka; !stats && j0 < kb; j0 += Bc) {
         const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
         refine_probs(P, kt, &s, &w, kvh, g0, ng, r0, nr, j0, nc, Mp);
         kt->row_sums(nc, Mp, w.St, NULL, csum, NULL, w.Di);
     }
-    int peaked = 0;
+    int peaked = stats;
     for (int64_t m = 0; m < M; m++) peaked |= w.Di[m] > REFINE_PEAK;
     if (peaked) refine_pack_do(P, kt, &s, &w, h0, ng, r0, M, Mp);
     /* 2. peaked block: Di = sum_j e_ij dP_ij / c_i from bwd_tile's dP bits */
@@ -693,7 +716,7 @@ static void refine_task(void *vctx, int64_t t, int tid) {
                     float *dp = &w.dPt[cc * Mp + m];
                     *dp = attn__dropout_keep(w.rowkey[m], j0 + cc, P->drop_thr) ? P->drop_scale * *dp : 0.0f;
                 }
-        kt->row_sums(nc, Mp, w.St, w.dPt, cscr, dsum, NULL);
+        kt->row_sums(nc, Mp, w.St, w.dPt, stats ? csum : cscr, dsum, NULL);
     }
     for (int64_t m = 0; m < M; m++) {
         const int64_t i = r0 + m / ng, h = h0 + m % ng, li = attn__sdpa_lse_idx(P, &s, h, i);

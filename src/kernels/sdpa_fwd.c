@@ -135,6 +135,19 @@ static void pv_bf16(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, fwd_
  * (fully masked row). One key: m + log(1) = m exactly. */
 static float lse_of(float m, float l) { return l != 0.0f ? (float)((double)m + log((double)l)) : -INFINITY; }
 
+/* Writes row li's lse and, when asked for, its statistics for the backward
+ * (opts.row_stats): the low part m + log(l) - lse (in double: what the
+ * backward's row pass would find as log of its sum of exp(s - lse)) and the
+ * largest probability exp(m - (m + log l)) = 1 / l. Fully masked rows: 0, 0. */
+static void store_lse(const attn__sdpa_prob *P, int64_t li, float m, float l) {
+    const float lse = lse_of(m, l);
+    P->lse_out[li] = lse;
+    if (!P->row_stats) return;
+    const int live = l != 0.0f; /* NaN stays (propagates as the backward's own pass would) */
+    P->row_stats[2 * li] = live ? (float)(((double)m + log((double)l)) - (double)lse) : 0.0f;
+    P->row_stats[2 * li + 1] = live ? 1.0f / l : 0.0f;
+}
+
 /* Maps a (b, q block) index (heaviest blocks first) to b and the block. */
 static void bq_decode(const fwd_ctx *c, int64_t u, int64_t *b, int64_t *qb) {
     const attn__sdpa_prob *P = c->P;
@@ -323,7 +336,7 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
         const float l = w.lrow[m]; /* 0: fully masked row; NaN propagates */
         store_o_row(P, kt, &s, r0 + r, h, l != 0.0f ? w.O + m * Dvp : NULL, l != 0.0f ? P->drop_scale / l : 0.0f,
                     w.orow);
-        if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = lse_of(w.mrow[m], l);
+        if (P->lse_out) store_lse(P, attn__sdpa_lse_idx(P, &s, h, r0 + r), w.mrow[m], l);
     }
 }
 
@@ -368,7 +381,7 @@ static void fwd_combine(void *vctx, int64_t t0, int tid) {
             if (l != 0.0f) inv = P->drop_scale / l;
         }
         store_o_row(P, c->kt, &s, r0 + r, h, acc, inv, w.orow);
-        if (P->lse_out) P->lse_out[attn__sdpa_lse_idx(P, &s, h, r0 + r)] = lse_of(mx, l);
+        if (P->lse_out) store_lse(P, attn__sdpa_lse_idx(P, &s, h, r0 + r), mx, l);
     }
     (void)tid;
 }

@@ -54,6 +54,8 @@ typedef struct attn__sdpa_prob {
     int bf16;                       /* the bf16 fast path (attn_sdpa_fwd_typed / _bwd_typed) */
     float *lse_out;                 /* fwd: (B, Hq, Sq) / varlen (Hq, Tq), or NULL */
     const float *lse_in;            /* bwd */
+    float *row_stats;               /* opts->row_stats: (nlse, 2) [lse low part, largest probability]
+                                       written by fwd (with lse), read by bwd; or NULL */
 } attn__sdpa_prob;
 
 /* One sequence b of the batch. */

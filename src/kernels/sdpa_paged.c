@@ -154,6 +154,9 @@ static attn_status check_dims_opts(const char *fn, const attn_sdpa_dims *d, cons
     if (o->key_lens || o->mask || o->mask_kind != ATTN_MASK_NONE || o->cu_seqlens_k || o->dropout_p != 0.0f)
         return attn__fail(ATTN_ERR_UNSUPPORTED, "%s: key_lens, an explicit mask, cu_seqlens_k and dropout are not supported "
                           "over a paged cache", fn);
+    if (o->row_stats)
+        return attn__fail(ATTN_ERR_UNSUPPORTED, "%s: opts->row_stats (statistics for a backward) is not supported "
+                          "over a paged cache (inference only)", fn);
     if (!isfinite(o->scale)) return attn__fail(ATTN_ERR_OPTION, "%s: scale = %g is not finite", fn, (double)o->scale);
     if (o->causal != 0 && o->causal != 1) return attn__fail(ATTN_ERR_OPTION, "%s: causal = %d, must be 0 or 1", fn, o->causal);
     if (o->align != ATTN_ALIGN_TOP_LEFT && o->align != ATTN_ALIGN_BOTTOM_RIGHT)

@@ -282,7 +282,7 @@ attn_status attn__sdpa_validate_t(const char *fn, const attn_sdpa_dims *dims, co
 
     /* tensors */
     const int64_t Bv = varlen ? 1 : B; /* batch entries of the views */
-    vrange in[12], out[4];
+    vrange in[13], out[4];
     int nin = 0, nout = 0;
     tens tq = {"q", q, Sq, Hq, D}, tk = {"k", k, Sk, Hkv, D}, tv = {"v", v, Sk, Hkv, Dv};
     tens to = {"o", o, Sq, Hq, Dv};
@@ -295,12 +295,18 @@ attn_status attn__sdpa_validate_t(const char *fn, const attn_sdpa_dims *dims, co
     if (!bwd) {
         if ((st = check_view(fn, &to, B, varlen, 1, &out[nout++]))) return st;
         if (lse) flat_range(&out[nout++], "lse", lse, (uint64_t)nlse * 4u);
+        if (opts->row_stats && !lse)
+            return attn__fail(ATTN_ERR_NULL, "%s: opts->row_stats is set but lse is NULL (the statistics "
+                              "are the forward's for its backward)", fn);
+        if (opts->row_stats) flat_range(&out[nout++], "opts->row_stats", opts->row_stats, (uint64_t)nlse * 8u);
     } else {
         tens tdo = {"dO", dO, Sq, Hq, Dv};
         if ((st = check_view(fn, &to, B, varlen, 0, &in[nin++]))) return st;
         if ((st = check_view(fn, &tdo, B, varlen, 0, &in[nin++]))) return st;
         if (nlse > 0 && !lse) return attn__fail(ATTN_ERR_NULL, "%s: lse is NULL", fn);
         flat_range(&in[nin++], "lse", lse, (uint64_t)nlse * 4u);
+        if (opts->row_stats && !opts->bwd_fast)
+            flat_range(&in[nin++], "opts->row_stats", opts->row_stats, (uint64_t)nlse * 8u);
         tens tdq = {"dq", dq, Sq, Hq, D}, tdk = {"dk", dk, Sk, Hkv, D}, tdv = {"dv", dv, Sk, Hkv, Dv};
         if ((st = check_view(fn, &tdq, B, varlen, 1, &out[nout++]))) return st;
         if ((st = check_view(fn, &tdk, B, varlen, 1, &out[nout++]))) return st;
@@ -369,6 +375,7 @@ void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const 
     P->msq = opts->mask_stride_q;
     P->dropout_p = opts->dropout_p;
     P->bwd_fast = opts->bwd_fast;
+    P->row_stats = opts->row_stats;
     P->drop_scale = opts->dropout_p > 0.0f ? (float)(1.0 / (1.0 - (double)opts->dropout_p)) : 1.0f;
     P->drop_thr = attn__dropout_threshold(opts->dropout_p);
     P->seed = opts->dropout_seed;

@@ -948,8 +948,12 @@ attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in_caller, float
         opts.dropout_seed = mix64(m->cfg.dropout_seed ^ mix64(++m->fwd_count));
     }
     if ((s = prepare_mask(m, in, B, Sq, Skv, training, &opts)) != ATTN_OK) return s;
+    /* training: lse (B, Hq, Sq) then the row statistics (B, Hq, Sq, 2) the
+     * kernel's backward reads instead of recomputing them (attn_sdpa_opts.row_stats;
+     * not handed to a backend of attn_mha_set_attention) */
     float *lse = NULL;
-    if (training && (s = mha__grow_f(&m->b_lse, B * m->Hq * Sq, &lse)) != ATTN_OK) return s;
+    if (training && (s = mha__grow_f(&m->b_lse, 3 * B * m->Hq * Sq, &lse)) != ATTN_OK) return s;
+    if (training && !m->att_fwd) opts.row_stats = lse + B * m->Hq * Sq;
     attn_view qv = mha__rows_view(qp, in->layout, B, Sq, ld_q, D);
     attn_view kv = mha__rows_view(kp, in->layout, B, Skv, ld_k, D);
     attn_view vv = mha__rows_view(vp, in->layout, B, Skv, ld_k, D);

@@ -116,7 +116,7 @@ struct attn_mha {
     mha_buf b_pos;    /* int64 positions (max(rows_q, rows_k)) */
     mha_buf b_cos_q, b_sin_q, b_cos_k, b_sin_k; /* rope tables (rows, R/2) */
     mha_buf b_o;      /* o (rows_q, qd) */
-    mha_buf b_lse;    /* (B, Hq, Sq) */
+    mha_buf b_lse;    /* (B, Hq, Sq) lse, then (B, Hq, Sq, 2) row statistics (attn_sdpa_opts.row_stats) */
     mha_buf b_xa[MHA_NPROJ]; /* LoRA x A^T (rows_p, r) */
     mha_buf b_lens;   /* int32 key_lens (B) */
     mha_buf b_mask;   /* mask owned by the object (converted padding / combined / training copy) */

@@ -27,6 +27,9 @@ static attn_status check_supported(const char *fn, const attn_sdpa_dims *d, cons
     if (o->dropout_p != 0.0f)
         return ring_fail(ATTN_ERR_UNSUPPORTED, "%s: opts->dropout_p = %g: dropout is not supported over the ring",
                          fn, (double)o->dropout_p);
+    if (o->row_stats)
+        return ring_fail(ATTN_ERR_UNSUPPORTED, "%s: opts->row_stats is not supported over the ring (each block's "
+                         "backward takes the global lse with bwd_fast numerics)", fn);
     if (o->align == ATTN_ALIGN_BOTTOM_RIGHT && o->key_lens)
         return ring_fail(ATTN_ERR_UNSUPPORTED,
                          "%s: bottom-right alignment with key_lens (a shift per sequence) is not supported over "

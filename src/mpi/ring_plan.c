@@ -46,6 +46,7 @@ void ring_resolve(const attn_mpi_ring *R, const char *fn, const ring_args *a, ri
     /* backward blocks: P = exp(s - lse) from the given GLOBAL lse and Di = <dO, o> from the given
      * GLOBAL o, i.e. the global probabilities restricted to the block (the key-block backward of attn.h) */
     P->pair.bwd_fast = a->bwd;
+    P->pair.row_stats = NULL;
 }
 
 size_t ring_fl(int64_t n) { return ((size_t)n * sizeof(float) + 63) & ~(size_t)63; }

@@ -271,6 +271,7 @@ void sc_describe(sc_case *c) {
     if (o->dropout_p > 0.0f) APP(" dropout=%g seed=%llu", (double)o->dropout_p, (unsigned long long)o->dropout_seed);
     if (o->num_threads) APP(" threads=%d", o->num_threads);
     if (c->sd_qk != 1.0) APP(" qk~N(0,%.3g^2)", c->sd_qk);
+    if (c->shared_k) APP(" k=c+e/sd^2");
     APP(" in=%s/%s/%s out=%s/%s", sc_layout_name(c->q.layout), sc_layout_name(c->k.layout),
         sc_layout_name(c->dO.layout), sc_layout_name(c->out.layout), sc_layout_name(c->dq.layout));
 #undef APP
@@ -402,6 +403,26 @@ static void gen_mask(sc_case *c, tu_rng *r, int kind, int64_t rows, int64_t cols
         c->mask = m;
     }
     c->o.mask = c->mask;
+}
+
+/* k_j = c + e_j with c ~ N(0, 10^2) per (b, kv head) and e_j = k_j / sd^2
+ * (~N(0, 1/sd^2)): logits q.c (up to ~10 sd) shared by the row's keys plus
+ * O(1) variation, i.e. flat rows at a large |lse|. */
+static void share_keys(sc_case *c, tu_rng *r) {
+    const int64_t D = c->d.head_dim;
+    const double e = 1.0 / (c->sd_qk * c->sd_qk);
+    double *cv = xmalloc((size_t)D * sizeof(double));
+    for (int64_t b = 0; b < c->k.B; b++)
+        for (int64_t h = 0; h < c->k.H; h++) {
+            for (int64_t d = 0; d < D; d++) cv[d] = 10.0 * tu_normal(r);
+            for (int64_t j = 0; j < c->k.S; j++) {
+                float *kp = sc_at(&c->k, b, j, h);
+                for (int64_t d = 0; d < D; d++) kp[d] = (float)(cv[d] + e * kp[d]);
+            }
+        }
+    free(cv);
+    c->shared_k = 1;
+    sc_case_refresh64(c);
 }
 
 void sc_gen_case(sc_case *c, tu_rng *r, const sc_gen *g) {
@@ -568,6 +589,7 @@ void sc_gen_case(sc_case *c, tu_rng *r, const sc_gen *g) {
     if ((f & SC_F_SOFTCAP) && tu_int(r, 0, 2) == 0) sd = 3.0;
     if (g->sd_max > 0.0) sd = g->sd_min * pow(g->sd_max / g->sd_min, tu_uniform(r));
     alloc_io(c, r, sd);
+    if (g->p_shared_k > 0.0 && tu_uniform(r) < g->p_shared_k) share_keys(c, r);
     c->work = case_work(c);
     free(lq);
     free(lk);
@@ -583,6 +605,7 @@ void sc_case_free(sc_case *c) {
     free(c->alibi);
     free(c->mask);
     free(c->q64); free(c->k64); free(c->v64); free(c->dO64);
+    free(c->stats);
     memset(c, 0, sizeof *c);
 }
 

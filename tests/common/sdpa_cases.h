@@ -92,6 +92,8 @@ typedef struct sc_gen {
     double p_feature;  /* probability of each allowed, unforced feature (default 0.2 if 0) */
     double sd_min, sd_max; /* sd_max > 0: q and k ~ N(0, sd^2), sd log-uniform in [sd_min, sd_max] */
     double p_dv;       /* probability that Dv is drawn apart from D (default 0.25 if 0) */
+    double p_shared_k; /* probability of keys k_j = c + e_j sharing a large part c (per b, head;
+                          c ~ N(0, 10^2), e_j ~ N(0, 1/sd^2)): flat rows at large |lse| */
 } sc_gen;
 
 typedef struct sc_case {
@@ -112,6 +114,9 @@ typedef struct sc_case {
     double *q64, *k64, *v64, *dO64;  /* contiguous float64 copies of the inputs */
     int64_t work;                    /* sum_b Hq * Sq_b * Sk_b * (D + Dv) */
     double sd_qk;                    /* q and k ~ N(0, sd_qk^2) */
+    int shared_k;                    /* keys share a large part (sc_gen.p_shared_k) */
+    float *stats;                    /* (nlse, 2) + tail: opts.row_stats of sc_fast_fwd / _bwd when
+                                        sc_row_stats is set (allocated by sc_fast_fwd), else NULL */
     char desc[400];
 } sc_case;
 
@@ -182,6 +187,9 @@ int sc_bits_equal(const float *a, const float *b, int64_t n);
  * 1 NULL (the kernel allocates), 2 larger than needed. */
 #define SC_LSE_TAIL 16
 attn_status sc_fast_fwd(sc_case *c, float *lse, int ws_mode);
+/* Nonzero: sc_fast_fwd (with lse) writes opts.row_stats into c->stats and
+ * sc_fast_bwd reads them (the backward without recomputed row statistics). */
+extern int sc_row_stats;
 attn_status sc_fast_bwd(sc_case *c, const float *lse, int ws_mode);
 /* ISAs this CPU supports, in order; returns the count. */
 int sc_isas(attn_isa *out);

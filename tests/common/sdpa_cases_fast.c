@@ -9,9 +9,9 @@
 #include <string.h>
 
 typedef struct snap {
-    const float *src[6];
-    float *copy[6];
-    size_t n[6];
+    const float *src[8];
+    float *copy[8];
+    size_t n[8];
     int count;
 } snap;
 
@@ -68,6 +68,8 @@ static void fill_out(sc_tensor *t) {
     for (size_t i = 0; i < t->nbuf; i++) t->buf[i] = x;
 }
 
+int sc_row_stats = 0;
+
 attn_status sc_fast_fwd(sc_case *c, float *lse, int ws_mode) {
     fill_out(&c->out);
     float x;
@@ -75,6 +77,12 @@ attn_status sc_fast_fwd(sc_case *c, float *lse, int ws_mode) {
     memcpy(&x, &u, sizeof x);
     if (lse)
         for (int64_t i = 0; i < c->nlse + SC_LSE_TAIL; i++) lse[i] = x;
+    c->o.row_stats = NULL;
+    if (sc_row_stats && lse) {
+        if (!c->stats) c->stats = malloc((size_t)(2 * c->nlse + SC_LSE_TAIL) * sizeof(float));
+        for (int64_t i = 0; i < 2 * c->nlse + SC_LSE_TAIL; i++) c->stats[i] = x;
+        c->o.row_stats = c->stats;
+    }
     snap s;
     snap_inputs(&s, c);
     size_t wsz = attn_sdpa_fwd_workspace_size(&c->d, &c->o), got = 0;
@@ -92,7 +100,18 @@ attn_status sc_fast_fwd(sc_case *c, float *lse, int ws_mode) {
             }
             CHECK(tail_ok, "fwd wrote past lse[%lld]: %s", (long long)c->nlse, c->desc);
         }
+        if (c->o.row_stats) {
+            int tail_ok = 1, all = 1;
+            for (int64_t i = 0; i < 2 * c->nlse + SC_LSE_TAIL; i++) {
+                memcpy(&u, &c->stats[i], sizeof u);
+                if (i < 2 * c->nlse) all &= u != SC_SENTINEL_BITS;
+                else tail_ok &= u == SC_SENTINEL_BITS;
+            }
+            CHECK(tail_ok && all, "fwd row_stats: %s past [%lld]: %s", all ? "wrote" : "left unwritten rows, or wrote",
+                  (long long)(2 * c->nlse), c->desc);
+        }
     }
+    c->o.row_stats = NULL;
     return st;
 }
 
@@ -105,10 +124,13 @@ attn_status sc_fast_bwd(sc_case *c, const float *lse, int ws_mode) {
     snap_add(&s, c->out.buf, c->out.nbuf);
     snap_add(&s, c->dO.buf, c->dO.nbuf);
     if (lse) snap_add(&s, lse, (size_t)c->nlse);
+    c->o.row_stats = sc_row_stats && lse ? c->stats : NULL;
+    if (c->o.row_stats) snap_add(&s, c->stats, (size_t)(2 * c->nlse));
     size_t wsz = attn_sdpa_bwd_workspace_size(&c->d, &c->o), got = 0;
     void *ws = ws_alloc(wsz, ws_mode, &got);
     attn_status st = attn_sdpa_bwd(&c->d, c->q.v, c->k.v, c->v.v, c->out.v, c->dO.v, lse, c->dq.v, c->dk.v,
                                    c->dv.v, &c->o, ws, got);
+    c->o.row_stats = NULL;
     free(ws);
     CHECK(snap_same_free(&s), "bwd modified an input: %s", c->desc);
     if (st == ATTN_OK) {

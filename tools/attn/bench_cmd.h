@@ -98,6 +98,7 @@ typedef struct problem {
     attn_sdpa_dims d;
     attn_sdpa_opts o;
     float *q, *k, *v, *out, *dO, *lse, *dq, *dk, *dv; /* attn */
+    float *stats;    /* (B, Hq, Sq, 2) opts.row_stats of backward problems (as attn_mha passes them), else NULL */
     float *po, *pdq, *pdk, *pdv;                      /* peer */
     void *ws;
     size_t wsn;

@@ -4,7 +4,8 @@
  * a --dtype row, and the calls that are timed (bu_fn callbacks over a run_ctx).
  *
  * Layouts: q, out, dO, dq (B, Sq, Hq, D); k, v, dk, dv (B, Sk, Hkv, D), or
- * head-major (B, Hkv, Sk, D) when kv_hm; lse (B, Hq, Sq). */
+ * head-major (B, Hkv, Sk, D) when kv_hm; lse (B, Hq, Sq); stats (B, Hq, Sq, 2)
+ * (backward problems: the row statistics the forward hands its backward). */
 #include "bench_cmd.h"
 #include "io/half.h"
 
@@ -48,7 +49,7 @@ void widen(attn_dtype t, const uint16_t *h, float *x, int64_t n) {
 
 void problem_free(problem *p) {
     attn__free(p->q); attn__free(p->k); attn__free(p->v); attn__free(p->out); attn__free(p->dO);
-    attn__free(p->lse); attn__free(p->dq); attn__free(p->dk); attn__free(p->dv);
+    attn__free(p->lse); attn__free(p->stats); attn__free(p->dq); attn__free(p->dk); attn__free(p->dv);
     attn__free(p->po); attn__free(p->pdq); attn__free(p->pdk); attn__free(p->pdv);
     attn__free(p->ws);
     for (int i = 0; i < 8; i++) attn__free(p->h[i]);
@@ -128,9 +129,11 @@ int problem_init(problem *p, const model_shape *m, int64_t Sq, int64_t Sk, int b
     if (backward) {
         p->dO = falloc(nq); p->dq = falloc(nq); p->dk = falloc(nk); p->dv = falloc(nk);
         p->pdq = falloc(nq); p->pdk = falloc(nk); p->pdv = falloc(nk);
+        p->stats = falloc(2 * Sq * m->Hq);
+        p->o.row_stats = p->stats; /* the forward writes them, the backward reads them */
     }
     if (!p->q || !p->k || !p->v || !p->out || !p->lse || !p->po ||
-        (backward && (!p->dO || !p->dq || !p->dk || !p->dv || !p->pdq || !p->pdk || !p->pdv)))
+        (backward && (!p->dO || !p->dq || !p->dk || !p->dv || !p->pdq || !p->pdk || !p->pdv || !p->stats)))
         return 1;
     if (problem_fill(p, backward)) return 1;
     const size_t need = problem_ws_need(p, backward);
