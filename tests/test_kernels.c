@@ -140,10 +140,27 @@ static void test_row_sums(const attn__sdpa_kernels *T, tu_rng *r) {
     CHECK(!bad, "[%s] row_sums without dP: sums and maxima", T->name);
 }
 
+/* The table's block sizes within what the drivers' layouts assume (dispatch.h). */
+static void test_blocks(const attn__sdpa_kernels *T) {
+    const attn__sdpa_blocks *b = &T->blk;
+    CHECK(b->mrows_fwd >= 1 && b->mrows_bwd >= 1 && b->paged_mrows >= 1, "[%s] mrows %d / %d / %d", T->name,
+          b->mrows_fwd, b->mrows_bwd, b->paged_mrows);
+    CHECK(b->bc >= 16 && b->bc % 16 == 0 && b->bc <= ATTN__SDPA_BC_MAX, "[%s] bc %d", T->name, b->bc);
+    CHECK(b->paged_bc >= 16 && b->paged_bc % 16 == 0 && b->paged_bc <= ATTN__SDPA_BC_MAX, "[%s] paged_bc %d",
+          T->name, b->paged_bc);
+    CHECK(b->paged_part_min >= b->paged_bc && b->paged_part_min % b->paged_bc == 0 && b->paged_maxpart >= 1,
+          "[%s] paged_part_min %d, paged_maxpart %d", T->name, b->paged_part_min, b->paged_maxpart);
+    CHECK(b->bwd_tiles >= 1 && b->bwd_tiles <= ATTN__SDPA_BWD_TILES_MAX, "[%s] bwd_tiles %d", T->name, b->bwd_tiles);
+    CHECK(b->fwd_tasks >= 1 && b->bwd_tasks >= 1 && b->paged_pf_keys >= 1 && b->paged_stream_bytes >= 0 &&
+              b->paged_pf_bytes >= 0,
+          "[%s] fwd_tasks %d, bwd_tasks %d, paged_pf_keys %d", T->name, b->fwd_tasks, b->bwd_tasks, b->paged_pf_keys);
+}
+
 int main(void) {
     tu_rng r = {20261124};
     for (int isa = ATTN_ISA_GENERIC; isa <= (int)attn_isa_detected(); isa++) {
         const attn__sdpa_kernels *T = attn__sdpa_kernels_for((attn_isa)isa);
+        test_blocks(T);
         test_gemm_abt(T, &r);
         test_rows_finite(T, &r);
         test_row_sums(T, &r);

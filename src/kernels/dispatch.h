@@ -24,8 +24,34 @@
 #include "attn.h"
 #include <stdint.h>
 
+/* Block sizes of the drivers, per ISA (as BLIS keeps them in its context):
+ * the generic table holds the defaults (attn__sdpa_blocks_default), an ISA's
+ * hook overrides what it tunes. Shape-only choices: the plan (and so every
+ * summation order) depends on them, never on the data or the thread count;
+ * results stay bit-identical for one ISA, as they already differ across ISAs. */
+#define ATTN__SDPA_BC_MAX 128       /* bound on bc and paged_bc (stack arrays of the drivers) */
+#define ATTN__SDPA_BWD_TILES_MAX 32 /* bound on bwd_tiles */
+typedef struct attn__sdpa_blocks {
+    /* sdpa_fwd.c / sdpa_bwd.c (attn__sdpa_plan_make) */
+    int mrows_fwd;  /* target rows (heads x positions) per forward query block */
+    int mrows_bwd;  /* the same, backward */
+    int bc;         /* keys per tile, a multiple of 16, <= ATTN__SDPA_BC_MAX */
+    int fwd_tasks;  /* below this many forward tasks, split keys (flash-decoding) */
+    int bwd_tasks;  /* below this many (b, kv head) pairs, split keys in the backward */
+    int bwd_tiles;  /* backward key tiles per packed query block, <= ATTN__SDPA_BWD_TILES_MAX */
+    /* sdpa_paged.c */
+    int paged_mrows;          /* target rows per query block */
+    int paged_bc;             /* keys per tile, a multiple of 16, <= ATTN__SDPA_BC_MAX */
+    int paged_part_min;       /* keys per partition of a decode block, at least (a multiple of paged_bc) */
+    int paged_maxpart;        /* partitions per sequence, at most */
+    int paged_pf_keys;        /* typed decode: keys per kdot call, between its prefetches */
+    int64_t paged_stream_bytes; /* K+V bytes a call reads above which decode tiles stream K into L1 first */
+    int64_t paged_pf_bytes;   /* ... above which typed decode tiles prefetch the next tile */
+} attn__sdpa_blocks;
+
 typedef struct attn__sdpa_kernels {
     const char *name; /* e.g. "avx512" */
+    attn__sdpa_blocks blk;
 
     /* C (m, n) = A (m, k) . B (k, n)          (acc == 0)
      * C (m, n) += A (m, k) . B (k, n)         (acc != 0)
@@ -171,6 +197,10 @@ static inline void attn__pack_row_finish(const float *s, float *d, int64_t e, in
  * native kernel with it). */
 void attn__sdpa_gemm_bf16_ref(int64_t m, int64_t n, int64_t k2, const uint16_t *A, int64_t ars, int64_t aps,
                               const uint16_t *B, int64_t ldb, float *C, int64_t ldc, int acc);
+
+/* The defaults of attn__sdpa_blocks (the generic table's; measured on AVX2 and AVX-512
+ * Zen machines, see the definitions in dispatch.c). */
+void attn__sdpa_blocks_default(attn__sdpa_blocks *b);
 
 /* The table for the currently active ISA (attn_isa_active()). */
 const attn__sdpa_kernels *attn__sdpa_kernels_get(void);

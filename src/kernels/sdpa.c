@@ -13,12 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SDPA_MROWS_FWD 128  /* target rows (heads x positions) per query block: forward */
-#define SDPA_MROWS_BWD 64   /* backward (five tiles per block step; 128 was ~15% slower) */
-#define SDPA_BC 64         /* keys per tile */
-#define SDPA_FWD_TASKS 32  /* below this many forward tasks, split keys (flash-decoding) */
-#define SDPA_BWD_TASKS 8   /* below this many (b, kv head) pairs, split keys in backward */
-
 /* The defaults of every field (appended fields: add their default here). */
 static void sdpa_opts_defaults(attn_sdpa_opts *opts) {
     memset(opts, 0, sizeof *opts);
@@ -54,11 +48,10 @@ static attn_status sdpa_opts_read(const char *fn, const attn_sdpa_opts *opts, at
 
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
 
-void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd, int nthreads) {
+void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, const attn__sdpa_blocks *bk, int bwd,
+                          int nthreads) {
     memset(pl, 0, sizeof *pl);
-    /* forward: 128 rows reuse each K/V tile (read from memory, a page per
-     * row in BSHD) twice as often as 64 (~10% at Llama shapes) */
-    const int64_t mrows = bwd ? SDPA_MROWS_BWD : SDPA_MROWS_FWD;
+    const int64_t mrows = bwd ? bk->mrows_bwd : bk->mrows_fwd;
     pl->Gs = P->G < mrows ? P->G : mrows;
     pl->nhc = attn__ceil_div(P->G, pl->Gs);
     pl->Br = mrows / pl->Gs;
@@ -67,7 +60,8 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
     if (maxq >= 1 && pl->Br > maxq) pl->Br = maxq;
     pl->Mmax = pl->Gs * pl->Br;
     pl->Mp = attn__round16(pl->Mmax);
-    pl->Bc = SDPA_BC;
+    pl->Bc = bk->bc;
+    pl->KT = bk->bwd_tiles;
     pl->Dp = attn__round16(P->D);
     pl->Dvp = attn__round16(P->Dv);
     pl->nqb = attn__ceil_div(P->Sq, pl->Br);
@@ -79,8 +73,8 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
     const int64_t Bc = pl->Bc, Mp = pl->Mp, M = pl->Mmax, D = P->D, Dvp = pl->Dvp;
     size_t gl = 0;
     if (!bwd) {
-        if (!P->varlen && pl->ntasks0 > 0 && pl->ntasks0 < SDPA_FWD_TASKS) {
-            int64_t want = attn__ceil_div(SDPA_FWD_TASKS, pl->ntasks0);
+        if (!P->varlen && pl->ntasks0 > 0 && pl->ntasks0 < bk->fwd_tasks) {
+            int64_t want = attn__ceil_div(bk->fwd_tasks, pl->ntasks0);
             int64_t maxs = P->Sk / (2 * Bc);
             pl->nsplit = want < maxs ? want : maxs;
             if (pl->nsplit < 1) pl->nsplit = 1;
@@ -90,8 +84,8 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd
     } else {
         int64_t pairs = P->B * P->Hkv;
         int64_t nkb = attn__ceil_div(P->Sk, Bc);
-        if (pairs > 0 && pairs < SDPA_BWD_TASKS && nkb > 1) {
-            int64_t want = attn__ceil_div(SDPA_BWD_TASKS, pairs);
+        if (pairs > 0 && pairs < bk->bwd_tasks && nkb > 1) {
+            int64_t want = attn__ceil_div(bk->bwd_tasks, pairs);
             pl->nchunks = want < nkb ? want : nkb;
         }
         int64_t rows = P->varlen ? P->Sq : P->B * P->Sq;
@@ -141,7 +135,7 @@ size_t attn__sdpa_ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts
     attn__sdpa_prob_init(&P, dims, opts);
     P.bf16 = bf16;
     attn__sdpa_plan pl;
-    attn__sdpa_plan_make(&pl, &P, bwd, attn__resolve_threads(opts->num_threads));
+    attn__sdpa_plan_make(&pl, &P, &attn__sdpa_kernels_get()->blk, bwd, attn__resolve_threads(opts->num_threads));
     return plan_total(&pl);
 }
 
@@ -188,13 +182,14 @@ attn_status attn__sdpa_fwd_exec(const char *fn, const attn_sdpa_dims *dims, cons
     P.bf16 = bf16;
     P.lse_out = lse;
     if (P.B == 0 || P.Sq == 0) return ATTN_OK;
+    const attn__sdpa_kernels *kt = attn__sdpa_kernels_get();
     attn__sdpa_plan pl;
-    attn__sdpa_plan_make(&pl, &P, 0, attn__resolve_threads(opts->num_threads));
+    attn__sdpa_plan_make(&pl, &P, &kt->blk, 0, attn__resolve_threads(opts->num_threads));
     unsigned char *base;
     void *owned;
     attn_status st;
     if ((st = bind_workspace(fn, &pl, workspace, workspace_size, &base, &owned))) return st;
-    attn__sdpa_fwd_run(&P, &pl, attn__sdpa_kernels_get(), base);
+    attn__sdpa_fwd_run(&P, &pl, kt, base);
     attn__free(owned);
     return ATTN_OK;
 }
@@ -210,13 +205,14 @@ attn_status attn__sdpa_bwd_exec(const char *fn, const attn_sdpa_dims *dims, cons
     P.dq = dq; P.dk = dk; P.dv = dv;
     P.lse_in = lse;
     if (P.B == 0 || (P.Sq == 0 && P.Sk == 0)) return ATTN_OK;
+    const attn__sdpa_kernels *kt = attn__sdpa_kernels_get();
     attn__sdpa_plan pl;
-    attn__sdpa_plan_make(&pl, &P, 1, attn__resolve_threads(opts->num_threads));
+    attn__sdpa_plan_make(&pl, &P, &kt->blk, 1, attn__resolve_threads(opts->num_threads));
     unsigned char *base;
     void *owned;
     attn_status st;
     if ((st = bind_workspace(fn, &pl, workspace, workspace_size, &base, &owned))) return st;
-    attn__sdpa_bwd_run(&P, &pl, attn__sdpa_kernels_get(), base);
+    attn__sdpa_bwd_run(&P, &pl, kt, base);
     attn__free(owned);
     return ATTN_OK;
 }

@@ -8,7 +8,7 @@
  * chunk order. The number of chunks depends only on the shape, so results
  * are bit-identical for any thread count.
  *
- * Keys are taken in groups of ATTN__SDPA_BWD_TILES tiles: each query block
+ * Keys are taken in groups of pl->KT tiles (the ISA's blk.bwd_tiles): each query block
  * seeing the group is packed once (q, dO transposed and as rows, lse, Di:
  * kt->pack_qblock) and its dq contribution summed over the group's tiles
  * before it is added to dq, which divides that strided, memory-bound work
@@ -70,7 +70,7 @@ typedef struct bwd_bufs {
 /* Carves one thread's area (base NULL: counts); returns its bytes. */
 static size_t bwd_bufs_get(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, unsigned char *base, bwd_bufs *b) {
     const int64_t Mp = pl->Mp, M = pl->Mmax, Bc = pl->Bc, Dp = pl->Dp, Dvp = pl->Dvp;
-    const int64_t KB = ATTN__SDPA_BWD_TILES * Bc;
+    const int64_t KB = pl->KT * Bc;
     attn__carver c = {base, 0};
     const size_t F = sizeof(float), f32 = P->bf16 ? 0 : 1, h16 = P->bf16 ? 1 : 0;
     b->Qt = attn__carve(&c, f32 * (size_t)(P->D * Mp) * F);
@@ -546,7 +546,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
     const int64_t nkb = attn__ceil_div(s.sk, Bc);
     const int64_t kb0 = ch * nkb / nch, kb1 = (ch + 1) * nkb / nch;
 
-    const int64_t KT = ATTN__SDPA_BWD_TILES;
+    const int64_t KT = pl->KT;
     for (int64_t kbs = kb0; kbs < kb1; kbs += KT) {
         /* a group of nt key tiles [J0, J1): each query block is packed once
          * per group and its dq contribution summed over the group's tiles */
@@ -554,7 +554,7 @@ static void bwd_task(void *vctx, int64_t t, int tid) {
         const int64_t J0 = kbs * Bc, J1 = (kbs + nt) * Bc < s.sk ? (kbs + nt) * Bc : s.sk;
         memset(w.dKa, 0, (size_t)((J1 - J0) * Dp) * sizeof(float));
         memset(w.dVa, 0, (size_t)((J1 - J0) * Dvp) * sizeof(float));
-        bwd_keys kk[ATTN__SDPA_BWD_TILES];
+        bwd_keys kk[ATTN__SDPA_BWD_TILES_MAX];
         int64_t ua, ub; /* union of the tiles' row ranges */
         pack_group(c, &s, &w, kvh, J0, J1, nt, kk, &ua, &ub);
         for (int64_t hc = 0; hc < pl->nhc && ua < ub; hc++) {

@@ -126,6 +126,7 @@ typedef struct attn__sdpa_plan {
     int64_t Br;        /* query positions per block */
     int64_t Mmax, Mp;  /* rows per block (Gs * Br), padded to 16 */
     int64_t Bc;        /* keys per tile */
+    int64_t KT;        /* bwd: key tiles per packed query block */
     int64_t Dp, Dvp;   /* D, Dv padded to 16 */
     int64_t nqb;       /* q blocks per sequence (non-varlen) */
     int64_t ntasks0;   /* fwd: (b, q block, kv head, head chunk) tasks; varlen: upper bound */
@@ -170,12 +171,6 @@ static inline void attn__prefetch_span(const float *p, int64_t n) {
  * instead of broadcasting K against the 16-column transposed query block. */
 #define ATTN__SDPA_DOT_ROWS 8
 
-/* Backward: key tiles processed together per packed query block (the
- * block's transposed packing and its dq update are paid once per group;
- * both wait on q / dO / dq rows from memory). 16 (1024 keys; 1.5 MiB of
- * per-thread dk / dv / K tiles at D 128) was ~15% faster than 4 and ~5%
- * faster than 32 at Llama-3-8B S 2048 on AVX-512 (Zen, 1 MiB L2). */
-#define ATTN__SDPA_BWD_TILES 16
 
 /* Logits are scale * <q, k>, the product rounded once after the dot product
  * (as a naive implementation does; folding scale into q would add a rounding
@@ -250,7 +245,8 @@ attn_status attn__sdpa_bwd_exec(const char *fn, const attn_sdpa_dims *dims, cons
                                 size_t workspace_size);
 /* Workspace bytes of a call (0: unusable arguments), with the bf16 fast path's buffers when bf16. */
 size_t attn__sdpa_ws_size(const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd, int bf16);
-void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, int bwd, int nthreads);
+void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, const attn__sdpa_blocks *bk, int bwd,
+                          int nthreads);
 
 /* sdpa_elem.c */
 /* Per-element logit work on a transposed tile St (nc, mp) of rows (r0.., ng heads

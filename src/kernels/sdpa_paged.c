@@ -20,7 +20,7 @@
  *     pack V;
  *   - per-element work (visibility at tile edges, softcap, ALiBi) is
  *     attn__sdpa_apply_elem, the interval model attn__sdpa_row_range.
- *   - decode tiles from DRAM (calls reading > PAGED_STREAM_BYTES) first read
+ *   - decode tiles from DRAM (calls reading > blk.paged_stream_bytes) first read
  *     their K and V once with plain loads (stream_k, stream_v) so the
  *     products work from L1; fp32 tiles prefetch the tile after next in one
  *     burst (as in sdpa_fwd.c), typed tiles the next tile's K and V in
@@ -44,32 +44,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAGED_MROWS 128     /* target rows (heads x positions) per query block */
-#define PAGED_BC 64         /* keys per tile (tiles aligned to multiples of it) */
-#define PAGED_PART_MIN 512  /* keys per partition of a decode block, at least */
-#define PAGED_MAXPART 16    /* partitions per sequence, at most */
 #define PAGED_MAX_TOKENS ((int64_t)1 << 30)
-/* K+V bytes a call reads above which decode tiles stream K into L1 first
- * (stream_k): below, the K/V mostly come from a 32 MiB L3 and the extra pass
- * only costs (batch 1 x 2048 Llama shape, 16 MiB: 0.30 -> 0.37 ms with it;
- * from DRAM it gains 25-45%). A speed choice only: the results are the same. */
-#define PAGED_STREAM_BYTES ((int64_t)24 << 20)
-
-/* K+V bytes a call reads above which typed decode tiles prefetch the next
- * tile (pf_queue): below, repeated calls find the K/V in L3, where the
- * hardware prefetchers alone do better (int8 batch 1 x 4096, 8.6 MB: ~5%,
- * bf16 batch 1 x 2048: ~15%; at 16 MB 1.3-1.9x slower without). */
-#define PAGED_PF_BYTES ((int64_t)12 << 20)
-/* Typed decode tiles: kdot runs on PAGED_PF_KEYS keys at a time (16 for one
- * query row: a multiple of the AVX-512 kdot's 16 / M keys per pass), each
- * call followed by its share of the next tile's prefetches. */
-#define PAGED_PF_KEYS 8
+/* Block sizes: the ISA table's blk.paged_* (dispatch.h; defaults and their
+ * measurements in dispatch.c): paged_bc keys per tile (tiles aligned to
+ * multiples of it); decode blocks split into partitions of >= paged_part_min
+ * keys, at most paged_maxpart per sequence; calls reading more K+V bytes than
+ * paged_stream_bytes stream K into L1 first (stream_k), more than
+ * paged_pf_bytes prefetch the next typed tile (pf_queue); typed kdot runs on
+ * paged_pf_keys keys at a time (twice that for one query row), each call
+ * followed by its share of the next tile's prefetches. Speed choices only:
+ * the results are the same. */
 
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
 
 /* Tiling, partitions and workspace (shape-only: never the data or the thread count,
  * except for the number of per-thread areas). */
 typedef struct paged_plan {
+    const attn__sdpa_blocks *bk; /* the ISA table's block sizes */
     int64_t Gs, nhc, Br, Mmax, Mp, Bc, Dp, Dvp;
     int64_t part, maxpart; /* keys per partition; partitions per sequence at most */
     int64_t slot_n;        /* floats of one partial: O (DOT_ROWS, Dvp), m (8), l (8) */
@@ -80,22 +71,24 @@ typedef struct paged_plan {
     int typed;             /* pool type other than F32: Kw (Bc, D), Vw (Bc, Dv) per thread */
 } paged_plan;
 
-static void plan_make(paged_plan *pl, const attn_sdpa_dims *d, const attn_paged_kv *kv, int nthreads) {
+static void plan_make(paged_plan *pl, const attn__sdpa_blocks *bk, const attn_sdpa_dims *d, const attn_paged_kv *kv,
+                      int nthreads) {
     memset(pl, 0, sizeof *pl);
+    pl->bk = bk;
     const int64_t G = d->heads_q / d->heads_kv, Dv = d->head_dim_v ? d->head_dim_v : d->head_dim;
-    pl->Gs = G < PAGED_MROWS ? G : PAGED_MROWS;
+    pl->Gs = G < bk->paged_mrows ? G : bk->paged_mrows;
     pl->nhc = attn__ceil_div(G, pl->Gs);
-    pl->Br = PAGED_MROWS / pl->Gs;
+    pl->Br = bk->paged_mrows / pl->Gs;
     if (pl->Br < 1) pl->Br = 1;
     if (d->seq_q >= 1 && pl->Br > d->seq_q) pl->Br = d->seq_q;
     pl->Mmax = pl->Gs * pl->Br;
     pl->Mp = attn__round16(pl->Mmax);
-    pl->Bc = PAGED_BC;
+    pl->Bc = bk->paged_bc;
     pl->Dp = attn__round16(d->head_dim);
     pl->Dvp = attn__round16(Dv);
     const int64_t maxkeys = kv->max_blocks * kv->block_size;
-    int64_t part = attn__ceil_div(attn__ceil_div(maxkeys, PAGED_MAXPART), pl->Bc) * pl->Bc;
-    pl->part = part > PAGED_PART_MIN ? part : PAGED_PART_MIN;
+    int64_t part = attn__ceil_div(attn__ceil_div(maxkeys, bk->paged_maxpart), pl->Bc) * pl->Bc;
+    pl->part = part > bk->paged_part_min ? part : bk->paged_part_min;
     pl->maxpart = attn__ceil_div(maxkeys, pl->part);
     pl->slot_n = ATTN__SDPA_DOT_ROWS * pl->Dvp + 16;
     pl->tables_bytes = 4 * attn__round_up((size_t)(d->batch + 1) * sizeof(int64_t));
@@ -479,8 +472,8 @@ static int tile_widen(const paged_ctx *c, paged_bufs *w, kv_seg *sg, int nseg, i
  * int8 -19%, bf16 -24% per call against bursts 2-4 tiles ahead; stream_k's
  * pass kept). A speed choice only: the results are the same. */
 typedef struct pf_queue {
-    const char *p[4 * (PAGED_BC + 1)]; /* spans: K, V (and scales) of each segment */
-    size_t n[4 * (PAGED_BC + 1)];      /* their bytes */
+    const char *p[4 * (ATTN__SDPA_BC_MAX + 1)]; /* spans: K, V (and scales) of each segment */
+    size_t n[4 * (ATTN__SDPA_BC_MAX + 1)];      /* their bytes */
     int cnt, i;                        /* spans, current span */
     size_t off, lines;                 /* offset in span i; cache lines in all */
 } pf_queue;
@@ -497,7 +490,7 @@ static void pf_init(pf_queue *q, const paged_ctx *c, const paged_blk *k, int64_t
     q->cnt = q->i = 0;
     q->off = q->lines = 0;
     if (nc <= 0) return;
-    kv_seg sg[PAGED_BC + 1];
+    kv_seg sg[ATTN__SDPA_BC_MAX + 1];
     const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
     for (int i = 0; i < nseg; i++) {
         pf_add(q, sg[i].k, (size_t)(sg[i].n * c->P->D) * c->es);
@@ -519,7 +512,7 @@ static void pf_issue(pf_queue *q, size_t lines) {
 /* Typed decode scores: kdot on `sub` keys at a time, each call followed by
  * its share of the prefetches of q. */
 static void kdot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, pf_queue *q) {
-    const int64_t D = c->P->D, Mp = k->Mp, sub = k->M == 1 ? 2 * PAGED_PF_KEYS : PAGED_PF_KEYS;
+    const int64_t D = c->P->D, Mp = k->Mp, pk = c->pl->bk->paged_pf_keys, sub = k->M == 1 ? 2 * pk : pk;
     int64_t calls = 0;
     for (int i = 0; i < nseg; i++) calls += attn__ceil_div(sg[i].n, sub);
     const size_t share = calls > 0 ? (q->lines + (size_t)calls - 1) / (size_t)calls : 0;
@@ -537,7 +530,7 @@ static void kdot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, c
 static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int64_t j0, int64_t nc, pf_queue *q) {
     const attn__sdpa_kernels *kt = c->kt;
     const int64_t D = c->P->D, Dp = c->pl->Dp, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
-    kv_seg sg[PAGED_BC + 1];
+    kv_seg sg[ATTN__SDPA_BC_MAX + 1];
     int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
     const int typed = c->dtype != ATTN_DTYPE_F32;
     if (typed && !k->dot) nseg = tile_widen(c, w, sg, nseg, nc);
@@ -567,7 +560,7 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
 
 /* Prefetches (towards L2) the K/V segments of keys [j0, j0 + nc). */
 static void tile_prefetch(const paged_ctx *c, const paged_blk *k, int64_t j0, int64_t nc) {
-    kv_seg sg[PAGED_BC + 1];
+    kv_seg sg[ATTN__SDPA_BC_MAX + 1];
     const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
     for (int i = 0; i < nseg; i++) { /* spans in floats: n * D elements of es bytes */
         attn__prefetch_span((const float *)sg[i].k, attn__ceil_div(sg[i].n * c->P->D * (int64_t)c->es, 4));
@@ -615,7 +608,7 @@ static void paged_task(void *vctx, int64_t t, int tid) {
     const int64_t Bc = pl->Bc;
     /* decoding fp32: tiles are prefetched `ahead` = 1 tile past the next one, in
      * bursts; typed: the next tile, spread over the current one (pf_queue), in
-     * calls reading > PAGED_PF_BYTES */
+     * calls reading > blk.paged_pf_bytes */
     const int typed_dot = k.dot && c->dtype != ATTN_DTYPE_F32, pf_next = typed_dot && c->pf_next;
     const int64_t ahead = k.dot && !typed_dot ? 1 : 0;
     pf_queue pq;
@@ -706,8 +699,8 @@ static void tables_make(paged_ctx *c) {
         c->spre[b + 1] = c->spre[b] + (np > 1 ? P->Hkv * np : 0);
     }
     const double key_bytes = (double)(P->Hkv * (P->D + P->Dv)) * (double)c->es + (c->kscale ? 8.0 * (double)P->Hkv : 0.0);
-    c->stream_k = (double)keys * key_bytes > (double)PAGED_STREAM_BYTES;
-    c->pf_next = (double)keys * key_bytes > (double)PAGED_PF_BYTES;
+    c->stream_k = (double)keys * key_bytes > (double)pl->bk->paged_stream_bytes;
+    c->pf_next = (double)keys * key_bytes > (double)pl->bk->paged_pf_bytes;
 }
 
 /* The caller's attn_sdpa_opts in this library's layout (attn.h, "ABI"; the
@@ -742,7 +735,7 @@ size_t attn_sdpa_paged_fwd_workspace_size(const attn_sdpa_dims *dims, const attn
     if (opts && opts_read("attn_sdpa_paged_fwd_workspace_size", opts, &full) != ATTN_OK) return 0;
     if (opts && full.num_threads < 0) return 0;
     paged_plan pl;
-    plan_make(&pl, dims, kv, attn__resolve_threads(opts ? full.num_threads : 0));
+    plan_make(&pl, &attn__sdpa_kernels_get()->blk, dims, kv, attn__resolve_threads(opts ? full.num_threads : 0));
     return pl.global_bytes + (size_t)pl.nthreads * pl.thread_bytes;
 }
 
@@ -756,8 +749,9 @@ attn_status attn_sdpa_paged_fwd(const attn_sdpa_dims *dims, attn_view q, const a
     opts = &opts_full;
     if ((st = validate(fn, dims, q, kv, o, lse, opts))) return st;
     if (dims->batch == 0 || dims->seq_q == 0) return ATTN_OK;
+    const attn__sdpa_kernels *kt = attn__sdpa_kernels_get();
     paged_plan pl;
-    plan_make(&pl, dims, kv, attn__resolve_threads(opts->num_threads));
+    plan_make(&pl, &kt->blk, dims, kv, attn__resolve_threads(opts->num_threads));
     void *owned = NULL;
     if (!workspace) {
         workspace = owned = attn__malloc(pl.global_bytes + (size_t)pl.nthreads * pl.thread_bytes);
@@ -779,7 +773,7 @@ attn_status attn_sdpa_paged_fwd(const attn_sdpa_dims *dims, attn_view q, const a
     P.q = q; P.o = o; P.lse_out = lse;
     paged_ctx c;
     memset(&c, 0, sizeof c);
-    c.P = &P; c.pl = &pl; c.kt = attn__sdpa_kernels_get(); c.kv = kv; c.ws = workspace;
+    c.P = &P; c.pl = &pl; c.kt = kt; c.kv = kv; c.ws = workspace;
     c.kk = attn__kv_kernels_get();
     c.dtype = kv->dtype; c.es = attn__kv_elem_size(kv->dtype);
     c.kpool = (const unsigned char *)kv->k; c.vpool = (const unsigned char *)kv->v;

@@ -259,6 +259,7 @@ static int pack_qblock_generic(int64_t mp, int64_t nr, int64_t n, int esz, const
 
 void attn__sdpa_kernels_generic(attn__sdpa_kernels *t) {
     t->name = "generic";
+    attn__sdpa_blocks_default(&t->blk);
     t->gemm_ab = gemm_ab_generic;
     t->gemm_atb = gemm_atb_generic;
     t->gemm_abt = gemm_abt_generic;
