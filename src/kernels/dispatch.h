@@ -211,6 +211,7 @@ const attn__sdpa_kernels *attn__sdpa_kernels_for(attn_isa isa);
 void attn__sdpa_kernels_generic(attn__sdpa_kernels *t);
 void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t);
 void attn__sdpa_cvt_avx2(attn__sdpa_kernels *t); /* conversions (avx2/cvt_avx2.c), called by the avx2 hook */
+void attn__sdpa_pack_avx2(attn__sdpa_kernels *t); /* pack_qblock (avx2/sdpa_pack_avx2.c), called by the avx2 hook */
 void attn__sdpa_kernels_avx512(attn__sdpa_kernels *t);
 /* bf16 entries of the avx512 table, installed when the CPU has AVX512_BF16. */
 void attn__sdpa_kernels_avx512_bf16(attn__sdpa_kernels *t);

@@ -380,4 +380,5 @@ void attn__sdpa_kernels_avx2(attn__sdpa_kernels *t) {
     t->dot = dot_avx2;
     t->scale_rows = scale_rows_avx2;
     attn__sdpa_cvt_avx2(t);
+    attn__sdpa_pack_avx2(t);
 }
