@@ -40,7 +40,7 @@
  *  - Numerics (attn_sdpa_fwd / attn_sdpa_bwd; checked by tests/test_sdpa_accuracy.c):
  *    fp32 storage and accumulation; logits scale * <q, k> with the product
  *    rounded once after the dot product; softmax with the running row max, so
- *    no finite logit overflows; exp a vectorised polynomial within ~0.6 ulp
+ *    no finite logit overflows; exp a vectorised polynomial within ~1 ulp
  *    down to the subnormals; no fast-math. The backward recomputes exactly the
  *    logits the forward saw (the same kernels and order) and, in a pass before
  *    the backward proper, each row's sum of exp(s - lse) and

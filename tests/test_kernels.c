@@ -156,11 +156,53 @@ static void test_blocks(const attn__sdpa_kernels *T) {
           "[%s] fwd_tasks %d, bwd_tasks %d, paged_pf_keys %d", T->name, b->fwd_tasks, b->bwd_tasks, b->paged_pf_keys);
 }
 
+/* The exp of bwd_probs (scale 1, lse 0, lo 0: S = exp(S), the softmax's exp)
+ * against exp in double on every 61st float of [-110, 88.3] (fewer under
+ * ATTN_TEST_SCALE < 1): within 1 ulp
+ * (attn.h "Numerics"; the AVX ones measure 0.98 at most over every float),
+ * 0 below -104, exp(0) = 1, exp(-inf) = 0, NaN stays NaN. */
+static void test_exp(const attn__sdpa_kernels *T) {
+    enum { NC = 2048, MP = 16 };
+    static float S[NC * MP], x[NC * MP];
+    const float zero[MP] = {0};
+    double worst = 0.0, wx = 0.0;
+    const char *sc = getenv("ATTN_TEST_SCALE"); /* sanitizer runs: fewer floats */
+    const uint32_t step = sc && atof(sc) > 0.0 && atof(sc) < 1.0 ? (uint32_t)(61.0 / atof(sc)) | 1u : 61u;
+    uint32_t u = 0;
+    int64_t n = 0;
+    while (u < 0xFF800000u) {
+        int k = 0;
+        for (; k < NC * MP && u < 0xFF800000u; u += step) {
+            float f;
+            memcpy(&f, &u, 4);
+            if (f <= 88.3f && f >= -110.0f) x[k++] = f;
+        }
+        for (int i = k; i < NC * MP; i++) x[i] = 0.0f;
+        memcpy(S, x, sizeof S);
+        T->bwd_probs(NC, MP, S, 1.0f, zero, zero);
+        for (int i = 0; i < k; i++, n++) {
+            const double ref = exp((double)x[i]);
+            int e;
+            frexp(ref, &e);
+            const double ulp = ref < 1.17549435e-38 ? ldexp(1.0, -149) : ldexp(1.0, e - 24);
+            const double err = x[i] < -104.0f ? (S[i] == 0.0f ? 0.0 : 1e30) : fabs((double)S[i] - ref) / ulp;
+            if (!(err <= worst)) { worst = err; wx = x[i]; }
+        }
+    }
+    CHECK(worst <= 1.0, "[%s] exp: %.4f ulp at x = %.9g (%lld floats)", T->name, worst, wx, (long long)n);
+    float sp[MP] = {0.0f, -INFINITY, NAN, -104.5f, 88.0f};
+    T->bwd_probs(1, MP, sp, 1.0f, zero, zero);
+    CHECK(sp[0] == 1.0f && sp[1] == 0.0f && isnan(sp[2]) && sp[3] == 0.0f && isfinite(sp[4]),
+          "[%s] exp specials: exp(0) %g, exp(-inf) %g, exp(NaN) %g, exp(-104.5) %g, exp(88) %g", T->name, sp[0],
+          sp[1], sp[2], sp[3], sp[4]);
+}
+
 int main(void) {
     tu_rng r = {20261124};
     for (int isa = ATTN_ISA_GENERIC; isa <= (int)attn_isa_detected(); isa++) {
         const attn__sdpa_kernels *T = attn__sdpa_kernels_for((attn_isa)isa);
         test_blocks(T);
+        test_exp(T);
         test_gemm_abt(T, &r);
         test_rows_finite(T, &r);
         test_row_sums(T, &r);

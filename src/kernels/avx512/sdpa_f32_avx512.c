@@ -38,7 +38,7 @@ typedef simde__mmask16 __mmask16;
 
 /* exp(x) for x <= ~88: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2,
  * exp(r) = 1 + (r + r^2 q(r)), q the degree-6 Taylor polynomial: the final
- * 1 + (...) is the one sizeable rounding (<= ~0.6 ulp, as exp_avx2), 2^n
+ * 1 + (...) and r + r^2 q are the sizeable roundings (<= ~1 ulp, as exp_avx2), 2^n
  * applied with vscalefps (rounding once into the subnormals, as expf).
  * x < -104 gives 0, exp(-inf) = 0 and exp(0) = 1 exactly; NaN propagates. */
 AI __m512 exp512(__m512 x) {
