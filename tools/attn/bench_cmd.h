@@ -120,6 +120,7 @@ void problem_free(problem *p);
 typedef struct run_ctx {
     problem *p;
     int causal, bwd;
+    int infer; /* an inference call (decode rows): no lse, as a decoding step passes none */
 } run_ctx;
 /* bu_fn callbacks over a run_ctx: 0 = ok */
 int attn_fwd_fn(void *vctx);

@@ -37,7 +37,8 @@ double sdpa_flops(const model_shape *m, int64_t Sq, int64_t Sk, int variant) {
 /* Validates then times one row. */
 static void run_row(bench_row *r, problem *p, const timing_cfg *tc, int idx, int total) {
     const int bwd = r->variant == V_BWD || r->variant == V_BWD_CAUSAL;
-    run_ctx c = { p, r->variant == V_FWD_CAUSAL || r->variant == V_BWD_CAUSAL || is_decode(r->variant), bwd };
+    run_ctx c = { p, r->variant == V_FWD_CAUSAL || r->variant == V_BWD_CAUSAL || is_decode(r->variant), bwd,
+                  is_decode(r->variant) };
     const attn_sdpa_dims *d = &p->d;
     const int64_t nq = d->seq_q * d->heads_q * d->head_dim, nk = d->seq_k * d->heads_kv * d->head_dim;
     progress("[%d/%d] %s %s S=%lld: validating, then timing", idx, total, r->m->name, VNAMES[r->variant],

@@ -146,7 +146,7 @@ static int time_sdpa_parts(layer_res *L, layer_ctx *c, int threads, const timing
         return 1;
     }
     fill_rand(p->q, n, 21); fill_rand(p->k, n, 22); fill_rand(p->v, n, 23); fill_rand(p->dO, n, 24);
-    c->rc = (run_ctx){ p, 0, 0 };
+    c->rc = (run_ctx){ p, 0, 0, 0 };
     if (sdpa_fwd_part(c) || bu_time(sdpa_fwd_part, c, tc->min_runs, tc->min_time, tc->max_time, &L->sdpa_fwd) ||
         sdpa_bwd_part(c) || bu_time(sdpa_bwd_part, c, tc->min_runs, tc->min_time, tc->max_time, &L->sdpa_bwd)) {
         snprintf(L->note, sizeof L->note, "sdpa: %s", attn_last_error());

@@ -159,12 +159,13 @@ int attn_fwd_fn(void *vctx) {
     problem *p = c->p;
     const attn_sdpa_dims *d = &p->d;
     const attn_sdpa_opts o = call_opts(c);
+    float *lse = c->infer ? NULL : p->lse;
     if (p->dt != ATTN_DTYPE_F32)
-        return attn_sdpa_fwd_typed(d, tvw(p, H_Q, 0), tvw(p, H_K, 1), tvw(p, H_V, 1), tvw(p, H_O, 0), p->lse, &o,
+        return attn_sdpa_fwd_typed(d, tvw(p, H_Q, 0), tvw(p, H_K, 1), tvw(p, H_V, 1), tvw(p, H_O, 0), lse, &o,
                                    p->ws, p->wsn) != ATTN_OK;
     attn_status st = attn_sdpa_fwd(d, vw(p->q, d->seq_q, d->heads_q, d->head_dim), kvw(p, p->k, d->seq_k, d->heads_kv, d->head_dim),
                                    kvw(p, p->v, d->seq_k, d->heads_kv, d->head_dim), vw(p->out, d->seq_q, d->heads_q, d->head_dim),
-                                   p->lse, &o, p->ws, p->wsn);
+                                   lse, &o, p->ws, p->wsn);
     return st != ATTN_OK;
 }
 
