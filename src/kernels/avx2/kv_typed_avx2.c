@@ -5,10 +5,12 @@
  * left 16; f16 = vcvtph2ps (F16C); int8 = vpmovsxbd + vcvtdq2ps. A D tail
  * (< 8 elements) is staged through a zeroed 16-byte buffer, so nothing past
  * a row is read.
- *   kdot: one key at a time, NM in {1, 2, 4, 8} query rows (NM ymm
- *         accumulators), one transposing reduction to the key's 8 scores.
+ *   kdot: two keys at a time for NM in {1, 2, 4} query rows (2 NM ymm
+ *         accumulators), one for NM = 8, one transposing reduction to each
+ *         key's 8 scores.
  *   vacc: 8 output columns at a time, the M ymm of O in registers
- *         (named variables: GCC keeps arrays of vectors on the stack).
+ *         (named variables, NM in {1, 2, 4, 8} fixed at compile time: GCC
+ *         keeps arrays of vectors, or a run-time count of them, on the stack).
  * Summation orders are fixed by D / Dv and the key order only. */
 #include "kernels/kv_typed.h"
 
@@ -84,11 +86,48 @@ AI void kdot_impl(attn_dtype t, int NM, int64_t n, int64_t M, int64_t D, const v
     }
 }
 
+/* NM <= 4 rows against keys in pairs: 2 NM independent FMA chains per D step
+ * instead of NM (one key at a time waits on the FMA latency: 4 chains of
+ * D / 8 dependent FMAs per key); each (key, row) sum in the order of
+ * kdot_impl, so the same bits. An odd last key goes through kdot_impl. */
+AI void kdot_pairs(attn_dtype t, int NM, int64_t n, int64_t M, int64_t D, const void *K, const float *ks,
+                   const float *Q, int64_t ldq, float *S, int64_t lds) {
+    const size_t es = esz(t);
+    float keep[8];
+    for (int m = 0; m < 8; m++) keep[m] = m < M ? 1.0f : 0.0f;
+    const __m256 kmask = _mm256_cmp_ps(_mm256_loadu_ps(keep), _mm256_setzero_ps(), _CMP_NEQ_OQ), z = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+        __m256 a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        const unsigned char *k0 = (const unsigned char *)K + (size_t)(j * D) * es, *k1 = k0 + (size_t)D * es;
+        for (int64_t d = 0; d < D; d += 8) {
+            const __m256 x0 = ld8(t, k0 + (size_t)d * es, D - d), x1 = ld8(t, k1 + (size_t)d * es, D - d);
+#define ROW(i)                                                          \
+            if (NM > i) {                                               \
+                const __m256 q = _mm256_loadu_ps(Q + i * ldq + d);      \
+                a##i = _mm256_fmadd_ps(x0, q, a##i);                    \
+                b##i = _mm256_fmadd_ps(x1, q, b##i);                    \
+            }
+            ROW(0) ROW(1) ROW(2) ROW(3)
+#undef ROW
+        }
+        __m256 s0 = reduce8(a0, a1, a2, a3, z, z, z, z), s1 = reduce8(b0, b1, b2, b3, z, z, z, z);
+        if (t == ATTN_DTYPE_I8) {
+            s0 = _mm256_mul_ps(s0, _mm256_set1_ps(ks[j]));
+            s1 = _mm256_mul_ps(s1, _mm256_set1_ps(ks[j + 1]));
+        }
+        _mm256_storeu_ps(S + j * lds, _mm256_and_ps(s0, kmask));
+        _mm256_storeu_ps(S + (j + 1) * lds, _mm256_and_ps(s1, kmask));
+    }
+    if (j < n) kdot_impl(t, NM, n - j, M, D, (const unsigned char *)K + (size_t)(j * D) * es, ks ? ks + j : NULL, Q, ldq,
+                         S + j * lds, lds);
+}
+
 #define KDOT_NM(T)                                                               \
     do {                                                                         \
-        if (M <= 1) kdot_impl(T, 1, n, M, D, K, ks, Q, ldq, S, lds);             \
-        else if (M <= 2) kdot_impl(T, 2, n, M, D, K, ks, Q, ldq, S, lds);        \
-        else if (M <= 4) kdot_impl(T, 4, n, M, D, K, ks, Q, ldq, S, lds);        \
+        if (M <= 1) kdot_pairs(T, 1, n, M, D, K, ks, Q, ldq, S, lds);            \
+        else if (M <= 2) kdot_pairs(T, 2, n, M, D, K, ks, Q, ldq, S, lds);       \
+        else if (M <= 4) kdot_pairs(T, 4, n, M, D, K, ks, Q, ldq, S, lds);       \
         else kdot_impl(T, 8, n, M, D, K, ks, Q, ldq, S, lds);                    \
     } while (0)
 
@@ -99,34 +138,60 @@ static void kdot_avx2(attn_dtype t, int64_t n, int64_t M, int64_t D, const void 
     else KDOT_NM(ATTN_DTYPE_I8);
 }
 
-AI void vacc_impl(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const void *V,
-                  const float *vs, float *O, int64_t ldo) {
+/* NM in {1, 2, 4, 8} accumulators (rows >= M stay 0 and are not stored); a
+ * key whose probabilities are all nonzero (the usual case) takes NM
+ * unconditional FMAs, another one tests each row (0 * Inf / NaN must not
+ * reach O). With M a compile-time bound GCC keeps a0..a7 in registers (with
+ * the bound at run time it kept them on the stack: a store-to-load chain per
+ * FMA, ~3x slower). */
+AI void vacc_impl(attn_dtype t, const int NM, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp,
+                  const void *V, const float *vs, float *O, int64_t ldo) {
     const size_t es = esz(t);
+    unsigned char live[ATTN__KV_MAX_KEYS]; /* key j's probabilities all nonzero (once, not per column block) */
+    for (int64_t j = 0; j < n; j++) {
+        int l = 1;
+        for (int i = 0; i < NM && i < M; i++) l &= P[j * ldp + i] != 0.0f;
+        live[j] = (unsigned char)l;
+    }
     for (int64_t e0 = 0; e0 < Dv; e0 += 8) {
-#define LOAD(i) __m256 a##i = i < M ? ldf8(O + i * ldo + e0, Dv - e0) : _mm256_setzero_ps();
+#define LOAD(i) __m256 a##i = NM > i && i < M ? ldf8(O + i * ldo + e0, Dv - e0) : _mm256_setzero_ps();
         EACH8(LOAD)
 #undef LOAD
         for (int64_t j = 0; j < n; j++) {
             const float *pr = P + j * ldp;
             const float sc = t == ATTN_DTYPE_I8 ? vs[j] : 1.0f;
             const __m256 v = ld8(t, (const unsigned char *)V + (size_t)(j * Dv + e0) * es, Dv - e0);
-            /* a key with P == 0 adds nothing (its V may be Inf / NaN) */
-#define ACC(i) \
-            if (i < M && pr[i] != 0.0f) a##i = _mm256_fmadd_ps(_mm256_set1_ps(t == ATTN_DTYPE_I8 ? pr[i] * sc : pr[i]), v, a##i);
-            EACH8(ACC)
+#define PW(i) (t == ATTN_DTYPE_I8 ? pr[i] * sc : pr[i])
+            if (live[j]) { /* rows M..NM-1: weight 0 (their accumulators are never stored) */
+#define ACC(i) if (NM > i) a##i = _mm256_fmadd_ps(_mm256_set1_ps(i < M ? PW(i) : 0.0f), v, a##i);
+                EACH8(ACC)
 #undef ACC
+            } else { /* a key with P == 0 adds nothing to that row (its V may be Inf / NaN) */
+#define ACC(i) if (NM > i && i < M && pr[i] != 0.0f) a##i = _mm256_fmadd_ps(_mm256_set1_ps(PW(i)), v, a##i);
+                EACH8(ACC)
+#undef ACC
+            }
+#undef PW
         }
-#define STORE(i) if (i < M) stf8(O + i * ldo + e0, a##i, Dv - e0);
+#define STORE(i) if (NM > i && i < M) stf8(O + i * ldo + e0, a##i, Dv - e0);
         EACH8(STORE)
 #undef STORE
     }
 }
 
+#define VACC_NM(T)                                                                  \
+    do {                                                                            \
+        if (M <= 1) vacc_impl(T, 1, n, M, Dv, P, ldp, V, vs, O, ldo);               \
+        else if (M <= 2) vacc_impl(T, 2, n, M, Dv, P, ldp, V, vs, O, ldo);          \
+        else if (M <= 4) vacc_impl(T, 4, n, M, Dv, P, ldp, V, vs, O, ldo);          \
+        else vacc_impl(T, 8, n, M, Dv, P, ldp, V, vs, O, ldo);                      \
+    } while (0)
+
 static void vacc_avx2(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const void *V,
                       const float *vs, float *O, int64_t ldo) {
-    if (t == ATTN_DTYPE_BF16) vacc_impl(ATTN_DTYPE_BF16, n, M, Dv, P, ldp, V, vs, O, ldo);
-    else if (t == ATTN_DTYPE_F16) vacc_impl(ATTN_DTYPE_F16, n, M, Dv, P, ldp, V, vs, O, ldo);
-    else vacc_impl(ATTN_DTYPE_I8, n, M, Dv, P, ldp, V, vs, O, ldo);
+    if (t == ATTN_DTYPE_BF16) VACC_NM(ATTN_DTYPE_BF16);
+    else if (t == ATTN_DTYPE_F16) VACC_NM(ATTN_DTYPE_F16);
+    else VACC_NM(ATTN_DTYPE_I8);
 }
 
 static unsigned touch_avx2(const void *p, size_t n) {
