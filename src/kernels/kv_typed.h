@@ -30,6 +30,23 @@ void attn__kv_put_row(attn_dtype t, void *dst, float *scale, const float *x, int
 /* x (D) fp32 <- src (D) of type t (scale used by I8 only): the values the kernels see. */
 void attn__kv_get_row(attn_dtype t, const void *src, float scale, float *x, int64_t D);
 
+/* For the ISA kernels: calls F(T, NM, n, M, rest...) with the element type t and
+ * the bucket NM in {1, 2, 4, 8} holding the row count M as compile-time
+ * constants (the kernels keep NM accumulators in named registers). */
+#define ATTN__KV_BY_ROWS(F, T, n, M, ...)                                                      \
+    do {                                                                                       \
+        if ((M) <= 1) F(T, 1, n, M, __VA_ARGS__);                                              \
+        else if ((M) <= 2) F(T, 2, n, M, __VA_ARGS__);                                         \
+        else if ((M) <= 4) F(T, 4, n, M, __VA_ARGS__);                                         \
+        else F(T, 8, n, M, __VA_ARGS__);                                                       \
+    } while (0)
+#define ATTN__KV_DISPATCH(F, t, n, M, ...)                                                     \
+    do {                                                                                       \
+        if ((t) == ATTN_DTYPE_BF16) ATTN__KV_BY_ROWS(F, ATTN_DTYPE_BF16, n, M, __VA_ARGS__);   \
+        else if ((t) == ATTN_DTYPE_F16) ATTN__KV_BY_ROWS(F, ATTN_DTYPE_F16, n, M, __VA_ARGS__); \
+        else ATTN__KV_BY_ROWS(F, ATTN_DTYPE_I8, n, M, __VA_ARGS__);                            \
+    } while (0)
+
 /* Keys per kernel call at most (a tile of attn_sdpa_paged_fwd). */
 #define ATTN__KV_MAX_KEYS 64
 

@@ -123,27 +123,18 @@ AI void kdot_pairs(attn_dtype t, int NM, int64_t n, int64_t M, int64_t D, const 
                          S + j * lds, lds);
 }
 
-#define KDOT_NM(T)                                                               \
-    do {                                                                         \
-        if (M <= 1) kdot_pairs(T, 1, n, M, D, K, ks, Q, ldq, S, lds);            \
-        else if (M <= 2) kdot_pairs(T, 2, n, M, D, K, ks, Q, ldq, S, lds);       \
-        else if (M <= 4) kdot_pairs(T, 4, n, M, D, K, ks, Q, ldq, S, lds);       \
-        else kdot_impl(T, 8, n, M, D, K, ks, Q, ldq, S, lds);                    \
-    } while (0)
+/* kdot_pairs for NM <= 4, kdot_impl for 8 (NM is a constant: the choice folds). */
+AI void kdot_rows(attn_dtype t, int NM, int64_t n, int64_t M, int64_t D, const void *K, const float *ks,
+                  const float *Q, int64_t ldq, float *S, int64_t lds) {
+    if (NM <= 4) kdot_pairs(t, NM, n, M, D, K, ks, Q, ldq, S, lds);
+    else kdot_impl(t, NM, n, M, D, K, ks, Q, ldq, S, lds);
+}
 
 static void kdot_avx2(attn_dtype t, int64_t n, int64_t M, int64_t D, const void *K, const float *ks, const float *Q,
                       int64_t ldq, float *S, int64_t lds) {
-    if (t == ATTN_DTYPE_BF16) KDOT_NM(ATTN_DTYPE_BF16);
-    else if (t == ATTN_DTYPE_F16) KDOT_NM(ATTN_DTYPE_F16);
-    else KDOT_NM(ATTN_DTYPE_I8);
+    ATTN__KV_DISPATCH(kdot_rows, t, n, M, D, K, ks, Q, ldq, S, lds);
 }
 
-/* NM in {1, 2, 4, 8} accumulators (rows >= M stay 0 and are not stored); a
- * key whose probabilities are all nonzero (the usual case) takes NM
- * unconditional FMAs, another one tests each row (0 * Inf / NaN must not
- * reach O). With M a compile-time bound GCC keeps a0..a7 in registers (with
- * the bound at run time it kept them on the stack: a store-to-load chain per
- * FMA, ~3x slower). */
 AI void vacc_impl(attn_dtype t, const int NM, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp,
                   const void *V, const float *vs, float *O, int64_t ldo) {
     const size_t es = esz(t);
@@ -179,19 +170,9 @@ AI void vacc_impl(attn_dtype t, const int NM, int64_t n, int64_t M, int64_t Dv, 
     }
 }
 
-#define VACC_NM(T)                                                                  \
-    do {                                                                            \
-        if (M <= 1) vacc_impl(T, 1, n, M, Dv, P, ldp, V, vs, O, ldo);               \
-        else if (M <= 2) vacc_impl(T, 2, n, M, Dv, P, ldp, V, vs, O, ldo);          \
-        else if (M <= 4) vacc_impl(T, 4, n, M, Dv, P, ldp, V, vs, O, ldo);          \
-        else vacc_impl(T, 8, n, M, Dv, P, ldp, V, vs, O, ldo);                      \
-    } while (0)
-
 static void vacc_avx2(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const void *V,
                       const float *vs, float *O, int64_t ldo) {
-    if (t == ATTN_DTYPE_BF16) VACC_NM(ATTN_DTYPE_BF16);
-    else if (t == ATTN_DTYPE_F16) VACC_NM(ATTN_DTYPE_F16);
-    else VACC_NM(ATTN_DTYPE_I8);
+    ATTN__KV_DISPATCH(vacc_impl, t, n, M, Dv, P, ldp, V, vs, O, ldo);
 }
 
 static unsigned touch_avx2(const void *p, size_t n) {

@@ -144,19 +144,9 @@ AI void kdot_impl(attn_dtype t, int NM, int64_t n, int64_t M, int64_t D, const v
     for (int64_t j = 0; j < n; j += 16 / NM) kdot_group(t, NM, j, n, M, D, (const unsigned char *)K, ks, Q, ldq, S, lds);
 }
 
-#define KDOT_NM(T)                                                               \
-    do {                                                                         \
-        if (M <= 1) kdot_impl(T, 1, n, M, D, K, ks, Q, ldq, S, lds);             \
-        else if (M <= 2) kdot_impl(T, 2, n, M, D, K, ks, Q, ldq, S, lds);        \
-        else if (M <= 4) kdot_impl(T, 4, n, M, D, K, ks, Q, ldq, S, lds);        \
-        else kdot_impl(T, 8, n, M, D, K, ks, Q, ldq, S, lds);                    \
-    } while (0)
-
 static void kdot_avx512(attn_dtype t, int64_t n, int64_t M, int64_t D, const void *K, const float *ks, const float *Q,
                         int64_t ldq, float *S, int64_t lds) {
-    if (t == ATTN_DTYPE_BF16) KDOT_NM(ATTN_DTYPE_BF16);
-    else if (t == ATTN_DTYPE_F16) KDOT_NM(ATTN_DTYPE_F16);
-    else KDOT_NM(ATTN_DTYPE_I8);
+    ATTN__KV_DISPATCH(kdot_impl, t, n, M, D, K, ks, Q, ldq, S, lds);
 }
 
 /* O[:, e0 : e0 + 16 NC) += sum_j p_j[m] v_j[e0 : e0 + 16 NC) for the keys of
@@ -242,19 +232,9 @@ AI void vacc_impl(attn_dtype t, int NM, int64_t n, int64_t M, int64_t Dv, const 
     if (e0 < Dv) vacc_cols(t, NM, NC, 0, e0, n, M, Dv, pb, ldb, zm, (const unsigned char *)V, O, ldo);
 }
 
-#define VACC_NM(T)                                                               \
-    do {                                                                         \
-        if (M <= 1) vacc_impl(T, 1, n, M, Dv, P, ldp, V, vs, O, ldo);            \
-        else if (M <= 2) vacc_impl(T, 2, n, M, Dv, P, ldp, V, vs, O, ldo);       \
-        else if (M <= 4) vacc_impl(T, 4, n, M, Dv, P, ldp, V, vs, O, ldo);       \
-        else vacc_impl(T, 8, n, M, Dv, P, ldp, V, vs, O, ldo);                   \
-    } while (0)
-
 static void vacc_avx512(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const void *V,
                         const float *vs, float *O, int64_t ldo) {
-    if (t == ATTN_DTYPE_BF16) VACC_NM(ATTN_DTYPE_BF16);
-    else if (t == ATTN_DTYPE_F16) VACC_NM(ATTN_DTYPE_F16);
-    else VACC_NM(ATTN_DTYPE_I8);
+    ATTN__KV_DISPATCH(vacc_impl, t, n, M, Dv, P, ldp, V, vs, O, ldo);
 }
 
 static unsigned touch_avx512(const void *p, size_t n) {
