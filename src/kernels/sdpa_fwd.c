@@ -188,156 +188,204 @@ static void task_decode(const fwd_ctx *c, int64_t t0, int64_t *b, int64_t *qb, i
     bq_decode(c, u, b, qb);
 }
 
-static void fwd_task(void *vctx, int64_t t, int tid) {
-    const fwd_ctx *c = vctx;
+/* One task's query block and key range (fwd_task's steps share it). */
+typedef struct fwd_block {
+    attn__sdpa_seq s;
+    int64_t b, kvh, split, t0;    /* sequence, kv head, key split, task without split */
+    int64_t r0, nr, g0, ng, h0;   /* first row, rows; first head of the chunk, heads; first query head */
+    int64_t M, Mp;                /* rows (nr * ng), padded (16, or 8 for dot blocks) */
+    int64_t ka, kb;               /* keys visited: the union of the rows' intervals (and of the split) */
+    int dot;                      /* few rows (decoding): dot-product scores from Qr */
+    int span;                     /* dot blocks over dense K / V rows: prefetch as spans */
+    const float *kbase, *vbase;   /* fp32 K / V rows of the sequence and kv head (NULL if no key visited) */
+    const uint16_t *kb16, *vb16;  /* the same, bf16 fast path */
+} fwd_block;
+
+/* Task t -> its block (the rows' key intervals into w->lo / w->hi); 0 if
+ * there is nothing to do (defensive: exact enumeration never yields it). */
+static int fwd_block_make(const fwd_ctx *c, int64_t t, fwd_bufs *w, fwd_block *k) {
     const attn__sdpa_prob *P = c->P;
     const attn__sdpa_plan *pl = c->pl;
-    const attn__sdpa_kernels *kt = c->kt;
-    const int64_t nsplit = pl->nsplit;
     /* splits outermost: consecutive tasks walk the same key range of
      * different heads, whose rows share pages in (B, S, H, D) layouts */
-    const int64_t split = t / c->ntasks0;
-    const int64_t t0 = t % c->ntasks0; /* task without split */
-    int64_t b, qb, kvh, hc;
-    task_decode(c, t0, &b, &qb, &kvh, &hc);
-    attn__sdpa_seq s;
-    attn__sdpa_seq_get(P, b, &s);
-    const int64_t r0 = qb * pl->Br;
-    if (r0 >= s.sq) return; /* cannot happen for exact enumeration; defensive */
-    const int64_t nr = s.sq - r0 < pl->Br ? s.sq - r0 : pl->Br;
-    const int64_t g0 = hc * pl->Gs;
-    const int64_t ng = P->G - g0 < pl->Gs ? P->G - g0 : pl->Gs;
+    k->split = t / c->ntasks0;
+    k->t0 = t % c->ntasks0;
+    int64_t qb, hc;
+    task_decode(c, k->t0, &k->b, &qb, &k->kvh, &hc);
+    attn__sdpa_seq_get(P, k->b, &k->s);
+    k->r0 = qb * pl->Br;
+    if (k->r0 >= k->s.sq) return 0;
+    k->nr = k->s.sq - k->r0 < pl->Br ? k->s.sq - k->r0 : pl->Br;
+    k->g0 = hc * pl->Gs;
+    k->ng = P->G - k->g0 < pl->Gs ? P->G - k->g0 : pl->Gs;
     /* blocks of <= ATTN__SDPA_DOT_ROWS rows (decoding) score with dot products
      * into 8-column tiles (M = 4 for Llama's GQA: half the softmax work of 16).
      * Only for inference (no lse): gemm_abt sums along D in another order
      * than gemm_ab, and a backward must recompute exactly the logits that
      * produced lse (see sdpa_bwd.c). */
-    const int dot = nr * ng <= ATTN__SDPA_DOT_ROWS && !P->lse_out && !P->bf16;
-    const int64_t M = nr * ng, Mp = dot ? (M + 7) & ~(int64_t)7 : attn__round16(M);
-    const int64_t D = P->D, Dv = P->Dv, Dvp = pl->Dvp, Bc = pl->Bc;
-    const int64_t h0 = kvh * P->G + g0; /* first query head of the block */
-
-    fwd_bufs w;
-    fwd_bufs_get(P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
-
-    for (int64_t r = 0; r < nr; r++) attn__sdpa_row_range(P, &s, r0 + r, &w.lo[r], &w.hi[r]);
-    int64_t ka = w.lo[0], kb = w.hi[nr - 1]; /* union of the rows' intervals */
-    if (nsplit > 1) {
-        int64_t span = attn__ceil_div(attn__ceil_div(s.sk, nsplit), Bc) * Bc; /* keys per split */
-        int64_t sa = split * span, sb = sa + span;
-        if (ka < sa) ka = sa;
-        if (kb > sb) kb = sb;
+    k->dot = k->nr * k->ng <= ATTN__SDPA_DOT_ROWS && !P->lse_out && !P->bf16;
+    k->M = k->nr * k->ng;
+    k->Mp = k->dot ? (k->M + 7) & ~(int64_t)7 : attn__round16(k->M);
+    k->h0 = k->kvh * P->G + k->g0;
+    for (int64_t r = 0; r < k->nr; r++) attn__sdpa_row_range(P, &k->s, k->r0 + r, &w->lo[r], &w->hi[r]);
+    k->ka = w->lo[0];
+    k->kb = w->hi[k->nr - 1];
+    if (pl->nsplit > 1) {
+        const int64_t span = attn__ceil_div(attn__ceil_div(k->s.sk, pl->nsplit), pl->Bc) * pl->Bc; /* keys per split */
+        const int64_t sa = k->split * span, sb = sa + span;
+        if (k->ka < sa) k->ka = sa;
+        if (k->kb > sb) k->kb = sb;
     }
-
-    /* pack Qr (M, Dp) = q rows (few rows: dot-product scores), else
-     * Qt (D, Mp) = q^T; the scale multiplies the scores */
-    const int64_t Dp = pl->Dp;
-    if (P->bf16) pack_q_bf16(P, &s, r0, h0, ng, M, Mp, (uint32_t *)w.Qt);
-    for (int64_t m = 0; m < M && !P->bf16; m++) {
-        const float *qr = attn__sdpa_at(P->q, &s, s.q0, r0 + m / ng, h0 + m % ng);
-        if (dot) {
-            for (int64_t d = 0; d < D; d++) w.Qr[m * Dp + d] = qr[d];
-            for (int64_t d = D; d < Dp; d++) w.Qr[m * Dp + d] = 0.0f;
-        } else {
-            for (int64_t d = 0; d < D; d++) w.Qt[d * Mp + m] = qr[d];
-        }
-    }
-    if (!dot && !P->bf16)
-        for (int64_t d = 0; d < D; d++)
-            for (int64_t m = M; m < Mp; m++) w.Qt[d * Mp + m] = 0.0f;
-    for (int64_t m = 0; m < Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
-    memset(w.O, 0, (size_t)(M * Dvp) * sizeof(float));
-    const int dropout = P->dropout_p > 0.0f;
-    if (dropout)
-        for (int64_t m = 0; m < M; m++)
-            w.rowkey[m] = attn__dropout_row_key(P->seed, b, h0 + m % ng, r0 + m / ng);
-
     /* formed only when keys are visited: an empty K/V view (Sk = 0, a varlen
      * sequence without keys) may have any data pointer and strides */
-    const float *kbase = ka < kb && !P->bf16 ? attn__sdpa_at(P->k, &s, s.k0, 0, kvh) : NULL;
-    const float *vbase = ka < kb && !P->bf16 ? attn__sdpa_at(P->v, &s, s.k0, 0, kvh) : NULL;
-    const uint16_t *kb16 = ka < kb && P->bf16 ? attn__sdpa_at16(P->k, &s, s.k0, 0, kvh) : NULL;
-    const uint16_t *vb16 = ka < kb && P->bf16 ? attn__sdpa_at16(P->v, &s, s.k0, 0, kvh) : NULL;
-    /* Few rows (decoding) over dense K and V rows (a head-major cache): the
-     * tile two ahead is prefetched as two spans (the per-row loop below was
-     * ~15% of a decode step's instructions; ~5-10% faster than hardware
-     * prefetch alone). Otherwise the next tile, row by row. */
-    const int span = dot && P->k.stride_s == D && P->v.stride_s == Dv;
-    for (int64_t j0 = ka; j0 < kb; j0 += Bc) {
-        const int64_t nc = kb - j0 < Bc ? kb - j0 : Bc;
-        if (P->bf16 && j0 + Bc < kb) { /* bf16: the next tile's K and V rows */
-            const int64_t nn = kb - j0 - Bc < Bc ? kb - j0 - Bc : Bc;
-            attn__prefetch_rows16(kb16 + (j0 + Bc) * P->k.stride_s, P->k.stride_s, nn, D);
-            attn__prefetch_rows16(vb16 + (j0 + Bc) * P->v.stride_s, P->v.stride_s, nn, Dv);
-        } else if (P->bf16) {
-        } else if (span && j0 + 2 * Bc < kb) {
-            const int64_t nn = kb - j0 - 2 * Bc < Bc ? kb - j0 - 2 * Bc : Bc;
-            attn__prefetch_span(kbase + (j0 + 2 * Bc) * D, nn * D);
-            attn__prefetch_span(vbase + (j0 + 2 * Bc) * Dv, nn * Dv);
-        } else if (!span && j0 + Bc < kb) { /* the next tile's K and V rows, while this one computes */
-            const int64_t nn = kb - j0 - Bc < Bc ? kb - j0 - Bc : Bc;
-            attn__prefetch_rows(kbase + (j0 + Bc) * P->k.stride_s, P->k.stride_s, nn, D);
-            attn__prefetch_rows(vbase + (j0 + Bc) * P->v.stride_s, P->v.stride_s, nn, Dv);
-        }
-        /* St (nc, Mp) = K[j0 : j0 + nc] . Qt  (= K . Qr^T, padding columns 0) */
-        if (P->bf16)
-            kt->gemm_bf16(nc, Mp, D / 2, kb16 + j0 * P->k.stride_s, P->k.stride_s, 2, (const uint16_t *)w.Qt, Mp,
-                          w.St, Mp, 0);
-        else if (dot) kt->gemm_abt(nc, M, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qr, Dp, w.St, Mp);
-        else kt->gemm_ab(nc, Mp, D, kbase + j0 * P->k.stride_s, P->k.stride_s, w.Qt, Mp, w.St, Mp, 0);
-        const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
-        if (elem) {
-            attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
-            attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St, NULL);
-        }
-        if (kt->softmax_tile(nc, Mp, w.St, elem ? 1.0f : P->scale, w.mrow, w.lrow, w.alpha))
-            kt->scale_rows(M, Dvp, w.O, Dvp, w.alpha);
-        if (dropout) attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, NULL);
-        const int64_t ldv = P->v.stride_s;
-        if (P->bf16) {
-            pv_bf16(P, kt, &w, vb16 + j0 * ldv, ldv, nc, M, Mp, Dvp);
-            continue;
-        }
-        const float *vt = vbase + j0 * ldv; /* (nc, Dv) V rows of the tile, row stride ldv */
-        if (dot && Dv == Dvp && kt->rows_finite(nc, Dv, vt, ldv)) {
-            /* few rows (decoding): a clean V tile is read in place (each
-             * element once), O (M, Dvp) += St^T . V; 15-25% faster decode in
-             * BSHD than packing it first, the same in a head-major cache */
-            kt->gemm_atb(M, Dvp, nc, w.St, Mp, vt, ldv, w.O, Dvp);
-            continue;
-        }
-        /* Vp (nc, Dvp); rows holding Inf/NaN are zeroed here and added below
-         * only to the rows that attend to them (0 * NaN must not leak into
-         * rows for which the key is masked, e.g. garbage in padding). */
-        const int nbad = kt->pack_rows(nc, Dv, vt, ldv, 1.0f, w.Vp, Dvp, Dvp, w.bad);
-        /* O (M, Dvp) += St^T . Vp */
-        kt->gemm_atb(M, Dvp, nc, w.St, Mp, w.Vp, Dvp, w.O, Dvp);
-        for (int x = 0; x < nbad; x++) {
-            const int64_t cc = w.bad[x];
-            const float *vr = vt + cc * ldv;
-            for (int64_t m = 0; m < M; m++) {
-                const float pr = w.St[cc * Mp + m];
-                if (pr == 0.0f) continue;
-                float *orow = w.O + m * Dvp;
-                for (int64_t e = 0; e < Dv; e++) orow[e] += pr * vr[e];
-            }
+    const int any = k->ka < k->kb;
+    k->kbase = any && !P->bf16 ? attn__sdpa_at(P->k, &k->s, k->s.k0, 0, k->kvh) : NULL;
+    k->vbase = any && !P->bf16 ? attn__sdpa_at(P->v, &k->s, k->s.k0, 0, k->kvh) : NULL;
+    k->kb16 = any && P->bf16 ? attn__sdpa_at16(P->k, &k->s, k->s.k0, 0, k->kvh) : NULL;
+    k->vb16 = any && P->bf16 ? attn__sdpa_at16(P->v, &k->s, k->s.k0, 0, k->kvh) : NULL;
+    k->span = k->dot && P->k.stride_s == P->D && P->v.stride_s == P->Dv;
+    return 1;
+}
+
+/* Packs the block's queries, Qr (M, Dp) = q rows (few rows: dot-product
+ * scores) or Qt (D, Mp) = q^T (Q2 pairs in the bf16 fast path; the scale
+ * multiplies the scores), and starts the online softmax: m = -inf, l = 0,
+ * O = 0, the rows' dropout keys. */
+static void fwd_block_start(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const fwd_block *k, fwd_bufs *w) {
+    const int64_t D = P->D, Dp = pl->Dp, M = k->M, Mp = k->Mp, ng = k->ng;
+    if (P->bf16) pack_q_bf16(P, &k->s, k->r0, k->h0, ng, M, Mp, (uint32_t *)w->Qt);
+    for (int64_t m = 0; m < M && !P->bf16; m++) {
+        const float *qr = attn__sdpa_at(P->q, &k->s, k->s.q0, k->r0 + m / ng, k->h0 + m % ng);
+        if (k->dot) {
+            for (int64_t d = 0; d < D; d++) w->Qr[m * Dp + d] = qr[d];
+            for (int64_t d = D; d < Dp; d++) w->Qr[m * Dp + d] = 0.0f;
+        } else {
+            for (int64_t d = 0; d < D; d++) w->Qt[d * Mp + m] = qr[d];
         }
     }
+    if (!k->dot && !P->bf16)
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t m = M; m < Mp; m++) w->Qt[d * Mp + m] = 0.0f;
+    for (int64_t m = 0; m < Mp; m++) { w->mrow[m] = -INFINITY; w->lrow[m] = 0.0f; }
+    memset(w->O, 0, (size_t)(M * pl->Dvp) * sizeof(float));
+    if (P->dropout_p > 0.0f)
+        for (int64_t m = 0; m < M; m++)
+            w->rowkey[m] = attn__dropout_row_key(P->seed, k->b, k->h0 + m % ng, k->r0 + m / ng);
+}
 
-    if (nsplit > 1) { /* store the unnormalised partial */
-        float *slot = c->partials + (t0 * nsplit + split) * (pl->Mmax * Dvp + 2 * pl->Mp);
-        memcpy(slot, w.O, (size_t)(M * Dvp) * sizeof(float));
-        memcpy(slot + pl->Mmax * Dvp, w.mrow, (size_t)M * sizeof(float));
-        memcpy(slot + pl->Mmax * Dvp + pl->Mp, w.lrow, (size_t)M * sizeof(float));
+/* Software prefetch while tile j0 computes. Few rows (decoding) over dense
+ * K and V rows (a head-major cache): the tile two ahead as two spans (the
+ * per-row loop was ~15% of a decode step's instructions; ~5-10% faster than
+ * hardware prefetch alone). Otherwise the next tile, row by row. */
+static void fwd_prefetch(const attn__sdpa_prob *P, const fwd_block *k, int64_t j0, int64_t Bc) {
+    const int64_t kb = k->kb, D = P->D, Dv = P->Dv;
+    if (P->bf16 && j0 + Bc < kb) { /* bf16: the next tile's K and V rows */
+        const int64_t nn = kb - j0 - Bc < Bc ? kb - j0 - Bc : Bc;
+        attn__prefetch_rows16(k->kb16 + (j0 + Bc) * P->k.stride_s, P->k.stride_s, nn, D);
+        attn__prefetch_rows16(k->vb16 + (j0 + Bc) * P->v.stride_s, P->v.stride_s, nn, Dv);
+    } else if (P->bf16) {
+    } else if (k->span && j0 + 2 * Bc < kb) {
+        const int64_t nn = kb - j0 - 2 * Bc < Bc ? kb - j0 - 2 * Bc : Bc;
+        attn__prefetch_span(k->kbase + (j0 + 2 * Bc) * D, nn * D);
+        attn__prefetch_span(k->vbase + (j0 + 2 * Bc) * Dv, nn * Dv);
+    } else if (!k->span && j0 + Bc < kb) {
+        const int64_t nn = kb - j0 - Bc < Bc ? kb - j0 - Bc : Bc;
+        attn__prefetch_rows(k->kbase + (j0 + Bc) * P->k.stride_s, P->k.stride_s, nn, D);
+        attn__prefetch_rows(k->vbase + (j0 + Bc) * P->v.stride_s, P->v.stride_s, nn, Dv);
+    }
+}
+
+/* Tile j0 (nc keys): St (nc, Mp) = K[j0 : j0 + nc] . Qt (= K . Qr^T, padding
+ * columns 0), the per-element work where the tile needs it, the online
+ * softmax step (O rescaled when a row's max changed) and dropout: St then
+ * holds the tile's probabilities. */
+static void fwd_tile_probs(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
+                           const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc) {
+    const int64_t D = P->D, Mp = k->Mp, Dvp = pl->Dvp;
+    if (P->bf16)
+        kt->gemm_bf16(nc, Mp, D / 2, k->kb16 + j0 * P->k.stride_s, P->k.stride_s, 2, (const uint16_t *)w->Qt, Mp,
+                      w->St, Mp, 0);
+    else if (k->dot) kt->gemm_abt(nc, k->M, D, k->kbase + j0 * P->k.stride_s, P->k.stride_s, w->Qr, pl->Dp, w->St, Mp);
+    else kt->gemm_ab(nc, Mp, D, k->kbase + j0 * P->k.stride_s, P->k.stride_s, w->Qt, Mp, w->St, Mp, 0);
+    const int full = w->lo[k->nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || P->has_elem;
+    if (elem) {
+        attn__sdpa_scale_tile(w->St, nc * Mp, P->scale);
+        attn__sdpa_apply_elem(P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp, full, w->St, NULL);
+    }
+    if (kt->softmax_tile(nc, Mp, w->St, elem ? 1.0f : P->scale, w->mrow, w->lrow, w->alpha))
+        kt->scale_rows(k->M, Dvp, w->O, Dvp, w->alpha);
+    if (P->dropout_p > 0.0f) attn__sdpa_apply_dropout(P, w->rowkey, k->M, j0, nc, Mp, w->St, NULL);
+}
+
+/* O (M, Dvp) += St^T . V for tile j0. A clean V tile of a few-row block is
+ * read in place (each element once; 15-25% faster decode in BSHD than
+ * packing it first, the same in a head-major cache); otherwise V is packed
+ * into Vp, rows holding Inf/NaN zeroed there and added only to the rows that
+ * attend to them (0 * NaN must not leak into rows for which the key is
+ * masked, e.g. garbage in padding). */
+static void fwd_tile_pv(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
+                        const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc) {
+    const int64_t ldv = P->v.stride_s, M = k->M, Mp = k->Mp, Dv = P->Dv, Dvp = pl->Dvp;
+    if (P->bf16) {
+        pv_bf16(P, kt, w, k->vb16 + j0 * ldv, ldv, nc, M, Mp, Dvp);
+        return;
+    }
+    const float *vt = k->vbase + j0 * ldv; /* (nc, Dv) V rows of the tile, row stride ldv */
+    if (k->dot && Dv == Dvp && kt->rows_finite(nc, Dv, vt, ldv)) {
+        kt->gemm_atb(M, Dvp, nc, w->St, Mp, vt, ldv, w->O, Dvp);
+        return;
+    }
+    const int nbad = kt->pack_rows(nc, Dv, vt, ldv, 1.0f, w->Vp, Dvp, Dvp, w->bad);
+    kt->gemm_atb(M, Dvp, nc, w->St, Mp, w->Vp, Dvp, w->O, Dvp);
+    for (int x = 0; x < nbad; x++) {
+        const int64_t cc = w->bad[x];
+        const float *vr = vt + cc * ldv;
+        for (int64_t m = 0; m < M; m++) {
+            const float pr = w->St[cc * Mp + m];
+            if (pr == 0.0f) continue;
+            float *orow = w->O + m * Dvp;
+            for (int64_t e = 0; e < Dv; e++) orow[e] += pr * vr[e];
+        }
+    }
+}
+
+/* The block's end: its unnormalised (O, m, l) into the partials (key
+ * splits), else o = O / l (times the dropout scale) and lse per row. */
+static void fwd_block_finish(const fwd_ctx *c, const fwd_block *k, fwd_bufs *w) {
+    const attn__sdpa_prob *P = c->P;
+    const attn__sdpa_plan *pl = c->pl;
+    const int64_t Dvp = pl->Dvp, M = k->M;
+    if (pl->nsplit > 1) {
+        float *slot = c->partials + (k->t0 * pl->nsplit + k->split) * (pl->Mmax * Dvp + 2 * pl->Mp);
+        memcpy(slot, w->O, (size_t)(M * Dvp) * sizeof(float));
+        memcpy(slot + pl->Mmax * Dvp, w->mrow, (size_t)M * sizeof(float));
+        memcpy(slot + pl->Mmax * Dvp + pl->Mp, w->lrow, (size_t)M * sizeof(float));
         return;
     }
     for (int64_t m = 0; m < M; m++) {
-        const int64_t r = m / ng, h = h0 + m % ng;
-        const float l = w.lrow[m]; /* 0: fully masked row; NaN propagates */
-        store_o_row(P, kt, &s, r0 + r, h, l != 0.0f ? w.O + m * Dvp : NULL, l != 0.0f ? P->drop_scale / l : 0.0f,
-                    w.orow);
-        if (P->lse_out) store_lse(P, attn__sdpa_lse_idx(P, &s, h, r0 + r), w.mrow[m], l);
+        const int64_t r = m / k->ng, h = k->h0 + m % k->ng;
+        const float l = w->lrow[m]; /* 0: fully masked row; NaN propagates */
+        store_o_row(P, c->kt, &k->s, k->r0 + r, h, l != 0.0f ? w->O + m * Dvp : NULL,
+                    l != 0.0f ? P->drop_scale / l : 0.0f, w->orow);
+        if (P->lse_out) store_lse(P, attn__sdpa_lse_idx(P, &k->s, h, k->r0 + r), w->mrow[m], l);
     }
+}
+
+static void fwd_task(void *vctx, int64_t t, int tid) {
+    const fwd_ctx *c = vctx;
+    const attn__sdpa_plan *pl = c->pl;
+    fwd_bufs w;
+    fwd_bufs_get(c->P, pl, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
+    fwd_block k;
+    if (!fwd_block_make(c, t, &w, &k)) return;
+    fwd_block_start(c->P, pl, &k, &w);
+    for (int64_t j0 = k.ka; j0 < k.kb; j0 += pl->Bc) {
+        const int64_t nc = k.kb - j0 < pl->Bc ? k.kb - j0 : pl->Bc;
+        fwd_prefetch(c->P, &k, j0, pl->Bc);
+        fwd_tile_probs(c->P, pl, c->kt, &k, &w, j0, nc);
+        fwd_tile_pv(c->P, pl, c->kt, &k, &w, j0, nc);
+    }
+    fwd_block_finish(c, &k, &w);
 }
 
 /* Combines the nsplit partials of task t0 in split order. */

@@ -184,9 +184,8 @@ attn_status attn__sdpa_validate(const char *fn, const attn_sdpa_dims *dims, cons
     return attn__sdpa_validate_t(fn, dims, opts, bwd, t, lse);
 }
 
-attn_status attn__sdpa_validate_t(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
-                                  const attn_tview *t, const float *lse) {
-    const attn_tview q = t[0], k = t[1], v = t[2], o = t[3], dO = t[4], dq = t[5], dk = t[6], dv = t[7];
+/* The shape (dims) alone. */
+static attn_status check_dims(const char *fn, const attn_sdpa_dims *dims) {
     if (!dims) return attn__fail(ATTN_ERR_NULL, "%s: dims is NULL", fn);
     const int64_t B = dims->batch, Sq = dims->seq_q, Sk = dims->seq_k, Hq = dims->heads_q, Hkv = dims->heads_kv,
                   D = dims->head_dim;
@@ -211,10 +210,13 @@ attn_status attn__sdpa_validate_t(const char *fn, const attn_sdpa_dims *dims, co
     if (dims->head_dim_v < 0 || dims->head_dim_v > 256)
         return attn__fail(ATTN_ERR_SHAPE, "%s: dims->head_dim_v = %lld, must be in [1, 256] (or 0 = head_dim)", fn,
                           (long long)dims->head_dim_v);
-    const int64_t Dv = dims->head_dim_v ? dims->head_dim_v : D;
 
-    attn_sdpa_opts def;
-    if (!opts) { attn_sdpa_opts_init(&def); opts = &def; }
+    return ATTN_OK;
+}
+
+/* The scalar options (opts with the library's defaults filled in). */
+static attn_status check_opts(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts) {
+    const int64_t Sq = dims->seq_q, Sk = dims->seq_k;
     if (!isfinite(opts->scale))
         return attn__fail(ATTN_ERR_OPTION, "%s: opts->scale = %g, must be finite", fn, (double)opts->scale);
     if (opts->causal != 0 && opts->causal != 1)
@@ -254,20 +256,29 @@ attn_status attn__sdpa_validate_t(const char *fn, const attn_sdpa_dims *dims, co
         return attn__fail(ATTN_ERR_OPTION, "%s: opts->cu_seqlens_q and opts->cu_seqlens_k must be given together "
                                            "(got %s and %s)",
                           fn, opts->cu_seqlens_q ? "non-NULL" : "NULL", opts->cu_seqlens_k ? "non-NULL" : "NULL");
-    const int varlen = opts->cu_seqlens_q != NULL;
-    if (varlen && (Sq > INT32_MAX || Sk > INT32_MAX))
+    if (opts->cu_seqlens_q && (Sq > INT32_MAX || Sk > INT32_MAX))
         return attn__fail(ATTN_ERR_SHAPE, "%s: varlen packed lengths seq_q = %lld, seq_k = %lld exceed int32", fn,
                           (long long)Sq, (long long)Sk);
 
+    return ATTN_OK;
+}
+
+/* The option arrays' contents (cu_seqlens, key_lens, the mask pointer);
+ * *maxq / *maxk: the longest sequence's query rows and keys (0 when B == 0:
+ * nothing is read). */
+static attn_status check_option_arrays(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts,
+                                       int64_t *maxq, int64_t *maxk) {
+    const int64_t B = dims->batch, Sq = dims->seq_q, Sk = dims->seq_k;
+    const int varlen = opts->cu_seqlens_q != NULL;
     /* Nonempty-work flag: with B == 0 (or no query rows) nothing is read. */
-    int64_t maxq = Sq, maxk = Sk;
+    *maxq = Sq, *maxk = Sk;
     if (varlen) {
-        attn_status st = check_cu(fn, "cu_seqlens_q", opts->cu_seqlens_q, B, Sq, &maxq);
+        attn_status st = check_cu(fn, "cu_seqlens_q", opts->cu_seqlens_q, B, Sq, maxq);
         if (st) return st;
-        st = check_cu(fn, "cu_seqlens_k", opts->cu_seqlens_k, B, Sk, &maxk);
+        st = check_cu(fn, "cu_seqlens_k", opts->cu_seqlens_k, B, Sk, maxk);
         if (st) return st;
     }
-    if (B == 0) maxq = maxk = 0;
+    if (B == 0) *maxq = *maxk = 0;
     if (opts->key_lens && B > 0) {
         for (int64_t b = 0; b < B; b++) {
             int64_t skb = varlen ? (int64_t)opts->cu_seqlens_k[b + 1] - opts->cu_seqlens_k[b] : Sk;
@@ -276,11 +287,22 @@ attn_status attn__sdpa_validate_t(const char *fn, const attn_sdpa_dims *dims, co
                                   (long long)b, (int)opts->key_lens[b], (long long)skb);
         }
     }
-    if (opts->mask_kind != ATTN_MASK_NONE && !opts->mask && B > 0 && maxq > 0 && maxk > 0)
+    if (opts->mask_kind != ATTN_MASK_NONE && !opts->mask && B > 0 && *maxq > 0 && *maxk > 0)
         return attn__fail(ATTN_ERR_NULL, "%s: opts->mask is NULL with mask_kind = %d", fn, opts->mask_kind);
-    if (opts->alibi_slopes == NULL) { /* fine */ }
 
-    /* tensors */
+    return ATTN_OK;
+}
+
+/* The tensor views, lse, row_stats and the option arrays as address
+ * ranges: each view inside its bounds, no output overlapping an input or
+ * another output. */
+static attn_status check_tensors(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
+                                 const attn_tview *t, const float *lse, int64_t maxq, int64_t maxk) {
+    const attn_tview q = t[0], k = t[1], v = t[2], o = t[3], dO = t[4], dq = t[5], dk = t[6], dv = t[7];
+    const int64_t B = dims->batch, Sq = dims->seq_q, Sk = dims->seq_k, Hq = dims->heads_q, Hkv = dims->heads_kv,
+                  D = dims->head_dim;
+    const int64_t Dv = dims->head_dim_v ? dims->head_dim_v : D;
+    const int varlen = opts->cu_seqlens_q != NULL;
     const int64_t Bv = varlen ? 1 : B; /* batch entries of the views */
     vrange in[13], out[4];
     int nin = 0, nout = 0;
@@ -340,6 +362,18 @@ attn_status attn__sdpa_validate_t(const char *fn, const attn_sdpa_dims *dims, co
                 return attn__fail(ATTN_ERR_ALIAS, "%s: output %s overlaps output %s", fn, out[i].name, out[j].name);
     }
     return ATTN_OK;
+}
+
+attn_status attn__sdpa_validate_t(const char *fn, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts, int bwd,
+                                  const attn_tview *t, const float *lse) {
+    attn_status st = check_dims(fn, dims);
+    if (st) return st;
+    attn_sdpa_opts def;
+    if (!opts) { attn_sdpa_opts_init(&def); opts = &def; }
+    if ((st = check_opts(fn, dims, opts))) return st;
+    int64_t maxq, maxk;
+    if ((st = check_option_arrays(fn, dims, opts, &maxq, &maxk))) return st;
+    return check_tensors(fn, dims, opts, bwd, t, lse, maxq, maxk);
 }
 
 void attn__sdpa_prob_init(attn__sdpa_prob *P, const attn_sdpa_dims *dims, const attn_sdpa_opts *opts) {
