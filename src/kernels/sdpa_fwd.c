@@ -131,20 +131,19 @@ static void pv_bf16(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, fwd_
     }
 }
 
-/* lse = m + log(l) rounded once (log and sum in double); -inf when l == 0
- * (fully masked row). One key: m + log(1) = m exactly. */
-static float lse_of(float m, float l) { return l != 0.0f ? (float)((double)m + log((double)l)) : -INFINITY; }
-
-/* Writes row li's lse and, when asked for, its statistics for the backward
- * (opts.row_stats): the low part m + log(l) - lse (in double: what the
+/* Writes row li's lse = m + log(l) rounded once (log and sum in double;
+ * -inf when l == 0, a fully masked row; one key: m + log(1) = m exactly)
+ * and, when asked for, its statistics for the backward (opts.row_stats):
+ * the low part m + log(l) - lse (in double: what the
  * backward's row pass would find as log of its sum of exp(s - lse)) and the
  * largest probability exp(m - (m + log l)) = 1 / l. Fully masked rows: 0, 0. */
 static void store_lse(const attn__sdpa_prob *P, int64_t li, float m, float l) {
-    const float lse = lse_of(m, l);
+    const int live = l != 0.0f; /* NaN stays (propagates as the backward's own pass would) */
+    const double full = live ? (double)m + log((double)l) : 0.0;
+    const float lse = live ? (float)full : -INFINITY;
     P->lse_out[li] = lse;
     if (!P->row_stats) return;
-    const int live = l != 0.0f; /* NaN stays (propagates as the backward's own pass would) */
-    P->row_stats[2 * li] = live ? (float)(((double)m + log((double)l)) - (double)lse) : 0.0f;
+    P->row_stats[2 * li] = live ? (float)(full - (double)lse) : 0.0f;
     P->row_stats[2 * li + 1] = live ? 1.0f / l : 0.0f;
 }
 
