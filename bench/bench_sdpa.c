@@ -113,13 +113,14 @@ int main(int argc, char **argv) {
     double flops = 4.0 * (double)B * Hq * Sq * Sk * D;
     if (causal && Sq == Sk) flops *= 0.5;
     if (bwd) flops *= 2.5;
-    if (attn_sdpa_fwd(&d, vq, vk, vv, vo, lse, &op, ws, wsz) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
+    float *flse = decode ? NULL : lse; /* decode: inference (no lse: the dot-product path), as attn bench's decode rows */
+    if (attn_sdpa_fwd(&d, vq, vk, vv, vo, flse, &op, ws, wsz) != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
     double *t = malloc(sizeof(double) * (size_t)reps);
     double cpu0 = cpu_now();
     for (int r = 0; r < reps; r++) {
         double t0 = now();
         attn_status st = bwd ? attn_sdpa_bwd(&d, vq, vk, vv, vo, vdo, lse, vdq, vdk, vdv, &op, ws, wsz)
-                             : attn_sdpa_fwd(&d, vq, vk, vv, vo, lse, &op, ws, wsz);
+                             : attn_sdpa_fwd(&d, vq, vk, vv, vo, flse, &op, ws, wsz);
         t[r] = now() - t0;
         if (st != ATTN_OK) { fprintf(stderr, "%s\n", attn_last_error()); return 1; }
     }

@@ -2,7 +2,7 @@
 /* test_kernels — entries of the sdpa micro-kernel table that the decode path
  * relies on, checked directly (not only through the drivers) for every ISA
  * table this machine can run:
- *   - gemm_abt: few query rows (n 1..8) against m key rows, every k tail
+ *   - gemm_abt: few query rows (n 1..12: one or two chunks of 8) against m key rows, every k tail
  *     (k 1..260), A rows allocated exactly (a read past row m-1's k elements
  *     is a heap overflow under ASan), C with the tight round8(n) row stride
  *     of the decode tiles; compared with a double reference; padding columns
@@ -19,7 +19,7 @@
 static void test_gemm_abt(const attn__sdpa_kernels *T, tu_rng *r) {
     int bad = 0;
     for (int it = 0; it < 400 && !bad; it++) {
-        const int64_t m = tu_int(r, 1, 70), n = tu_int(r, 1, 8), k = tu_int(r, 1, 260);
+        const int64_t m = tu_int(r, 1, 70), n = tu_int(r, 1, 12), k = tu_int(r, 1, 260);
         const int64_t lda = k + tu_int(r, 0, 3), ldb = ((k + 15) & ~(int64_t)15) + 16 * tu_int(r, 0, 1);
         const int64_t n8 = (n + 7) & ~(int64_t)7, ldc = n8;
         float *A = malloc(sizeof(float) * (size_t)((m - 1) * lda + k)); /* (m, lda), last row exactly k */

@@ -145,7 +145,7 @@ typedef struct bench_env {
     int have_pkb;
     int over_peak;         /* rows flagged ">probe" in the tables */
 } bench_env;
-/* The probe a row's %peak is judged against: the bf16 unit's for the bf16 fast forward, else the FMA probe. */
+/* The probe a row's %peak is judged against: the bf16 unit's for the bf16 fast path (forward and backward), else the FMA probe. */
 bu_peak *row_probe(const bench_row *r, bench_env *env);
 /* The peak a row is judged against: a row above the best probe so far triggers one more probe. */
 double peak_for(bu_peak *pk, double gflops);

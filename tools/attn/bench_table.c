@@ -29,10 +29,11 @@ double peak_for(bu_peak *pk, double gflops) {
     if (gflops > pk->best) bu_peak_sample(pk, 3);
     return pk->best;
 }
-/* bf16 fast forward: attn.h "Reduced precision" (BF16 q, k, v, even D, AVX512_BF16) */
+/* The bf16 fast path (attn.h "Reduced precision": every tensor of the row
+ * BF16, even D = Dv, AVX512_BF16) runs all the products of the forward and of
+ * the backward on the bf16 dot-product unit: judged against the bf16 probe. */
 bu_peak *row_probe(const bench_row *r, bench_env *env) {
-    const int fwd = r->variant == V_FWD || r->variant == V_FWD_CAUSAL;
-    return env->have_pkb && fwd && r->dt == ATTN_DTYPE_BF16 && r->m->D % 2 == 0 && attn_isa_active() == ATTN_ISA_AVX512
+    return env->have_pkb && r->dt == ATTN_DTYPE_BF16 && r->m->D % 2 == 0 && attn_isa_active() == ATTN_ISA_AVX512
                ? &env->pkb
                : &env->pk;
 }
@@ -73,8 +74,8 @@ void print_header(const bench_opts *o, const bench_env *env) {
            "      the best probe is the peak: the final one and the spread are printed at the end)\n",
            env->pk.best, env->probe_isa, (long long)env->threads);
     if (env->have_pkb)
-        printf("bf16 peak: %.1f GFLOP/s (%s probe: the %%peak of the bf16 fast-forward rows; other bf16 / f16 rows\n"
-               "      compute in fp32 and are judged against the FP32 peak)\n", env->pkb.best, env->pkb.isa);
+        printf("bf16 peak: %.1f GFLOP/s (%s probe: the %%peak of the bf16 fast-path rows, forward and backward;\n"
+               "      f16 rows compute in fp32 and are judged against the FP32 peak)\n", env->pkb.best, env->pkb.isa);
     print_peer_core(env);
     print_load_note();
     printf("timing: median of >= %lld runs and >= %.2g s per side%s, after a validated warm-up run;\n"

@@ -43,7 +43,7 @@ typedef struct bu_peak {
 /* Calibrates and takes the first sample (4 trials, ~0.2 s). */
 void bu_peak_init(bu_peak *pk, int threads);
 /* The same for the bf16 dot-product unit (vdpbf16ps chains, 4 flops per lane):
- * the peak of the bf16 fast forward's GEMMs. Returns 0 (pk zeroed) when the
+ * the peak of the bf16 fast path's GEMMs. Returns 0 (pk zeroed) when the
  * CPU has no AVX512_BF16. */
 int bu_peak_init_bf16(bu_peak *pk, int threads);
 /* One more sample of `trials` trials; returns it (pk->best is the max of all). */

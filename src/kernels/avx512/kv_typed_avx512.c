@@ -38,105 +38,19 @@ AI size_t esz(attn_dtype t) { return t == ATTN_DTYPE_I8 ? 1 : 2; }
 
 AI __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u); }
 
-/* Named-register helpers: X(i) for i < 8 (NM and M are constants or runtime
- * guards; arrays of vectors would be kept on the stack by the compiler). */
-#define EACH8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-
-/* [sum v0, ..., sum v15] as one zmm: a transposing tree (30 shuffles, 15
- * adds; the summation order is fixed). Level 3 works inside 128-bit lanes
- * and leaves lane L holding the sums of its inputs L, 4 + L, 8 + L, 12 + L,
- * so the inputs go in as the 4 x 4 transpose of their natural order. */
-AI __m512 pair_lanes(__m512 x, __m512 y) { /* [x's 8 partials | y's 8 partials] */
-    return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE));
-}
-AI __m512 pair_quads(__m512 x, __m512 y) { /* lane L: the 4 partials of input L of (x's 2, y's 2) */
-    return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD));
-}
-AI __m512 pair_halves(__m512 x, __m512 y) { /* in each lane: x's 2 pair sums, y's 2 */
-    return _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x44), _mm512_shuffle_ps(x, y, 0xEE));
-}
-AI __m512 pair_evens(__m512 x, __m512 y) { /* in each lane: x's 2 sums, y's 2 */
-    return _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x88), _mm512_shuffle_ps(x, y, 0xDD));
-}
-AI __m512 reduce16(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5, __m512 v6, __m512 v7, __m512 v8,
-                   __m512 v9, __m512 v10, __m512 v11, __m512 v12, __m512 v13, __m512 v14, __m512 v15) {
-    /* tree position 4e + L takes input 4L + e */
-    const __m512 u0 = pair_quads(pair_lanes(v0, v4), pair_lanes(v8, v12));
-    const __m512 u1 = pair_quads(pair_lanes(v1, v5), pair_lanes(v9, v13));
-    const __m512 u2 = pair_quads(pair_lanes(v2, v6), pair_lanes(v10, v14));
-    const __m512 u3 = pair_quads(pair_lanes(v3, v7), pair_lanes(v11, v15));
-    return pair_evens(pair_halves(u0, u1), pair_halves(u2, u3));
-}
-
-/* Accumulators a<r>_<m>: key r < R of the group, query row m < NM (R NM = 16).
- * Macros over both indices: named variables stay in registers. */
-#define EACH16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
-#define ROWS8(Y, r) Y(r, 0) Y(r, 1) Y(r, 2) Y(r, 3) Y(r, 4) Y(r, 5) Y(r, 6) Y(r, 7)
+#define DOT512_LD(t, p, mk) ld16(t, p, mk)
+#include "kernels/avx512/dot_avx512.h"
+#define EACH8 DOT512_EACH8
 
 /* Scores of the R = 16 / NM keys j .. j + R - 1 (those < n stored) against NM
- * query rows: D-chunk by D-chunk, each query chunk loaded once for the R keys
- * and each key chunk widened once for the NM rows; then one reduce16 of the
- * 16 accumulators (lane r NM + m: key r, row m) and, for I8, one multiply by
- * the keys' scales. Keys past n re-read key n - 1 (valid memory), unstored. */
+ * query rows (dot_avx512.h) and, for I8, one multiply by the R keys' scales. */
 AI void kdot_group(attn_dtype t, int NM, int64_t j, int64_t n, int64_t M, int64_t D, const unsigned char *K,
                    const float *ks, const float *Q, int64_t ldq, float *S, int64_t lds) {
-    const int R = 16 / NM;
-    const size_t es = esz(t);
-    const int64_t nk = n - j < R ? n - j : R; /* keys of the group to store */
-#define ZERO(r, m) __m512 a##r##_##m = _mm512_setzero_ps();
-#define ZERO_KEY(r) ROWS8(ZERO, r)
-    EACH16(ZERO_KEY)
-#undef ZERO_KEY
-#undef ZERO
-#define KPTR(r) const unsigned char *k##r = K + (size_t)((r < nk ? j + r : n - 1) * D) * es;
-    EACH16(KPTR)
-#undef KPTR
-#define QLOAD(m) const __m512 q##m = NM > m ? _mm512_loadu_ps(Q + m * ldq + d) : _mm512_setzero_ps();
-#define FMA1(r, m) if (NM > m) a##r##_##m = _mm512_fmadd_ps(x, q##m, a##r##_##m);
-#define KEY(r)                                                      \
-        if (R > r) {                                                \
-            const __m512 x = ld16(t, k##r + (size_t)d * es, mk);    \
-            ROWS8(FMA1, r)                                          \
-        }
-#define CHUNK { EACH8(QLOAD) EACH16(KEY) }
-    int64_t d = 0;
-    for (; d + 16 <= D; d += 16) { /* full chunks: plain loads */
-        const __mmask16 mk = 0xffff;
-        CHUNK
-    }
-    if (d < D) { /* the D tail: masked loads (Q is zero-padded) */
-        const __mmask16 mk = tail_mask(D - d);
-        CHUNK
-    }
-#undef CHUNK
-#undef KEY
-#undef FMA1
-#undef QLOAD
-    __m512 s;
-    if (NM == 1)
-        s = reduce16(a0_0, a1_0, a2_0, a3_0, a4_0, a5_0, a6_0, a7_0, a8_0, a9_0, a10_0, a11_0, a12_0, a13_0, a14_0, a15_0);
-    else if (NM == 2)
-        s = reduce16(a0_0, a0_1, a1_0, a1_1, a2_0, a2_1, a3_0, a3_1, a4_0, a4_1, a5_0, a5_1, a6_0, a6_1, a7_0, a7_1);
-    else if (NM == 4)
-        s = reduce16(a0_0, a0_1, a0_2, a0_3, a1_0, a1_1, a1_2, a1_3, a2_0, a2_1, a2_2, a2_3, a3_0, a3_1, a3_2, a3_3);
-    else
-        s = reduce16(a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7, a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6, a1_7);
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i key_of_lane = _mm512_srli_epi32(lane, NM == 1 ? 0 : NM == 2 ? 1 : NM == 4 ? 2 : 3);
+    const int64_t nk = n - j < 16 / NM ? n - j : 16 / NM; /* keys of the group to store */
+    __m512 s = dot512_sums(t, NM, 0, j, n, M, D, K, D, Q, ldq);
     if (t == ATTN_DTYPE_I8) /* lane r NM + m times ks[j + r] */
-        s = _mm512_mul_ps(s, _mm512_permutexvar_ps(key_of_lane, _mm512_maskz_loadu_ps((__mmask16)((1u << nk) - 1u), ks + j)));
-    /* S row of key r: lanes r NM + [0, 8), those of rows >= M zeroed */
-    const __mmask16 keep = (__mmask16)((1u << M) - 1u);
-    if (NM == 8) { /* the two keys' rows are the two halves of s */
-        s = _mm512_maskz_mov_ps((__mmask16)(keep | keep << 8), s);
-        _mm256_storeu_ps(S + j * lds, _mm512_castps512_ps256(s));
-        if (nk > 1) _mm256_storeu_ps(S + (j + 1) * lds, _mm512_extractf32x8_ps(s, 1));
-        return;
-    }
-    for (int64_t r = 0; r < nk; r++) {
-        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(r * NM)), _mm512_and_si512(lane, _mm512_set1_epi32(7)));
-        _mm256_storeu_ps(S + (j + r) * lds, _mm512_castps512_ps256(_mm512_maskz_permutexvar_ps(keep, idx, s)));
-    }
+        s = _mm512_mul_ps(s, _mm512_permutexvar_ps(dot512_key_of_lane(NM), _mm512_maskz_loadu_ps((__mmask16)((1u << nk) - 1u), ks + j)));
+    dot512_store(NM, s, j, nk, M, S, lds);
 }
 
 AI void kdot_impl(attn_dtype t, int NM, int64_t n, int64_t M, int64_t D, const void *K, const float *ks, const float *Q,

@@ -8,6 +8,9 @@
  *             zmm: 6x64 while >= 64 columns remain, then 8x48, 12x32, 12x16;
  *             row tails use the same NV with fewer rows. Per column chunk the
  *             B panel (k x 16*NV) stays in L1 while all row blocks stream by.
+ *   gemm_abt  C (m, n) = A (m, k) . B^T, B stored (n, k): decode scores as
+ *             dot products along k, 16 / NM keys x NM query rows in 16 zmm
+ *             accumulators and one transposing reduction (dot_avx512.h).
  *   softmax / bwd_probs / bwd_ds: 16 columns at a time (vertical statistics
  *             of the transposed score tile), vectorised exp; the softmax
  *             also takes mp % 16 == 8 (few-row decode tiles), masked.
@@ -28,11 +31,13 @@
 typedef simde__mmask16 __mmask16;
 #define _MM_FROUND_TO_NEAREST_INT SIMDE_MM_FROUND_TO_NEAREST_INT
 #define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
+#define _mm512_shuffle_f32x4 simde_mm512_shuffle_f32x4 /* SIMDe 0.7 has no native alias for it */
 #define attn__sdpa_kernels_avx512 attn__sdpa_kernels_avx512_emul
 #else
 #include <immintrin.h>
 #endif
 #include <math.h>
+#include <string.h>
 
 #define AI static inline __attribute__((always_inline))
 
@@ -137,6 +142,53 @@ static void gemm_ab_avx512(int64_t m, int64_t n, int64_t k, const float *A, int6
 static void gemm_atb_avx512(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
                             int64_t ldb, float *C, int64_t ldc) {
     gemm(m, n, k, A, 1, lda, B, ldb, C, ldc, 1);
+}
+
+/* ─── C (m, n) = A (m, k) . B^T: decode scores (dot_avx512.h) ────────────── */
+/* 16 floats at p, the lanes of mask mk (a low run: the D tail) loaded and the
+ * others 0: through a zeroed copy, nothing past the row read (SIMDe has no
+ * masked 512-bit loads). */
+AI __m512 ld_f32(const float *p, __mmask16 mk) {
+    if (mk == (__mmask16)0xffff) return _mm512_loadu_ps(p);
+    float b[16] = {0};
+    memcpy(b, p, sizeof(float) * (size_t)__builtin_popcount((unsigned)mk));
+    return _mm512_loadu_ps(b);
+}
+#define DOT512_LD(t, p, mk) ld_f32((const float *)(p), mk)
+#include "kernels/avx512/dot_avx512.h"
+
+/* C rows of keys [0, m) for M <= NM query rows (B's first M rows). */
+AI void abt_rows(int NM, int64_t m, int64_t M, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
+                 float *C, int64_t ldc) {
+    const int64_t R = 16 / NM;
+    if (lda == k) /* contiguous rows (a head-major cache): key-major, a stream */
+        for (int64_t j = 0; j < m; j += R) {
+            const __m512 s = dot512_sums(ATTN_DTYPE_F32, NM, 1, j, m, M, k, (const unsigned char *)A, lda, B, ldb);
+            dot512_store(NM, s, j, m - j < R ? m - j : R, M, C, ldc);
+        }
+    else /* strided rows (BSHD): chunk-major, R misses in flight */
+        for (int64_t j = 0; j < m; j += R) {
+            const __m512 s = dot512_sums(ATTN_DTYPE_F32, NM, 0, j, m, M, k, (const unsigned char *)A, lda, B, ldb);
+            dot512_store(NM, s, j, m - j < R ? m - j : R, M, C, ldc);
+        }
+}
+
+/* A = K rows (m keys, stride lda), B = query rows (n, ldb): query columns in
+ * chunks of 8, each chunk 16 / NM keys at a time (NM the chunk's rows rounded
+ * up to 1, 2, 4 or 8), so every key row is read once per chunk with 16
+ * accumulators in flight (the AVX2 3x4 dot kernel, borrowed until now, kept
+ * too few misses in flight from DRAM and did 1-row blocks 3 keys at a time). */
+static void gemm_abt_avx512(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
+                            int64_t ldb, float *C, int64_t ldc) {
+    for (int64_t c0 = 0; c0 < n; c0 += 8) {
+        const int64_t M = n - c0 < 8 ? n - c0 : 8;
+        const float *Bc = B + c0 * ldb;
+        float *Cc = C + c0;
+        if (M <= 1) abt_rows(1, m, M, k, A, lda, Bc, ldb, Cc, ldc);
+        else if (M <= 2) abt_rows(2, m, M, k, A, lda, Bc, ldb, Cc, ldc);
+        else if (M <= 4) abt_rows(4, m, M, k, A, lda, Bc, ldb, Cc, ldc);
+        else abt_rows(8, m, M, k, A, lda, Bc, ldb, Cc, ldc);
+    }
 }
 
 /* ─── softmax statistics on the transposed tile ───────────────────────────── */
@@ -259,6 +311,7 @@ void attn__sdpa_kernels_avx512(attn__sdpa_kernels *t) {
     t->name = "avx512";
     t->gemm_ab = gemm_ab_avx512;
     t->gemm_atb = gemm_atb_avx512;
+    t->gemm_abt = gemm_abt_avx512;
     t->softmax_tile = softmax_tile_avx512;
     t->bwd_probs = bwd_probs_avx512;
     t->bwd_ds = bwd_ds_avx512;
