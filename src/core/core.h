@@ -60,6 +60,10 @@ int attn__resolve_threads(int requested); /* requested <= 0 -> default; clamps t
 #define ATTN_ALIGN 64
 void *attn__malloc(size_t bytes);          /* 64-byte aligned, NULL on failure or bytes == 0 */
 void *attn__calloc(size_t n, size_t size); /* zeroed, overflow-checked */
+/* For large buffers that kernels stream (KV caches): from 4 MiB up, 2 MiB
+ * aligned and advised for transparent huge pages (on this buffer only; a
+ * no-op where THP is off), else attn__malloc. Freed with attn__free. */
+void *attn__malloc_huge(size_t bytes);
 void attn__free(void *p);
 /* Round up to a multiple of 64; returns 0 on overflow (callers treat 0 as NOMEM when n > 0). */
 static inline size_t attn__round_up(size_t n) { return n > SIZE_MAX - 63 ? 0 : (n + 63) & ~(size_t)63; }

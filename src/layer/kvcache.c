@@ -74,8 +74,8 @@ attn_status attn_kvcache_create_typed(attn_kvcache **out, int64_t batch, int64_t
     attn_kvcache *c = (attn_kvcache *)calloc(1, sizeof *c);
     if (!c) return attn__fail(ATTN_ERR_NOMEM, "attn_kvcache_create: out of memory");
     c->B = batch; c->cap = capacity; c->Hkv = num_kv_heads; c->D = head_dim; c->dtype = dtype; c->es = es;
-    c->k = (unsigned char *)attn__malloc(bytes);
-    c->v = (unsigned char *)attn__malloc(bytes);
+    c->k = (unsigned char *)attn__malloc_huge(bytes);
+    c->v = (unsigned char *)attn__malloc_huge(bytes);
     c->len = (int64_t *)calloc((size_t)batch, sizeof(int64_t));
     c->lens32 = (int32_t *)calloc((size_t)batch, sizeof(int32_t));
     int bad = !c->k || !c->v || !c->len || !c->lens32;

@@ -23,7 +23,8 @@ void fill_rand(float *p, int64_t n, uint64_t seed) {
     }
 }
 
-float *falloc(int64_t n) { return attn__malloc((size_t)(n > 0 ? n : 1) * sizeof(float)); }
+/* huge pages for the large ones, as NumPy (the PyTorch / ONNX Runtime peers' arrays) and attn_kvcache do */
+float *falloc(int64_t n) { return attn__malloc_huge((size_t)(n > 0 ? n : 1) * sizeof(float)); }
 
 double max_rel_diff(const float *a, const float *b, int64_t n) {
     double num = 0, den = 0;
@@ -104,7 +105,7 @@ static int problem_fill(problem *p, int backward) {
     if (dt != ATTN_DTYPE_F32) {
         const int64_t n16[8] = {nq, nk, nk, nq, nq, nq, nk, nk};
         for (int i = 0; i < 8; i++)
-            if ((backward || i < H_DO) && !(p->h[i] = attn__malloc((size_t)n16[i] * 2 + 2))) return 1;
+            if ((backward || i < H_DO) && !(p->h[i] = attn__malloc_huge((size_t)n16[i] * 2 + 2))) return 1;
         round_to(dt, p->q, p->h[H_Q], nq);
         round_to(dt, p->k, p->h[H_K], nk);
         round_to(dt, p->v, p->h[H_V], nk);
