@@ -6,7 +6,8 @@
  * (BWD_FAST=1: opts.bwd_fast, the backward without its row-statistics pass;
  *  ROW_STATS=1: opts.row_stats, the backward with the forward's row statistics)
  * Reports best-of-reps and median ms, GFLOP/s (fwd: 4*B*Hq*Sq*Sk*D, halved for
- * causal with Sq == Sk; bwd: 2.5x forward; decode: GB/s of K+V read), and for
+ * causal with Sq == Sk; bwd: 2.5x forward; decode: GB/s of K+V read; decode calls are
+ * inference calls, lse NULL, as a decoding step is), and for
  * fwd a naive OpenBLAS peer (per head: sgemm Q.K^T into an Sq x Sk buffer,
  * softmax, sgemm P.V) measured in the same process.
  * Build: see the command in the kernels report (links libattn.a + openblas). */
