@@ -15,8 +15,7 @@
  *   DOT512_LD(t, p, mk): 16 elements of type t at byte address p as fp32, the
  *                        lanes of mask mk loaded and the others 0 (not read);
  *                        mk is 0xffff for every chunk but the D tail.
- * and includes <immintrin.h> (or SIMDe's emulation: only intrinsics SIMDe
- * 0.7 implements are used here). Not installed. */
+ * and includes <immintrin.h>. Not installed. */
 #ifndef ATTN_KERNELS_AVX512_DOT_AVX512_H
 #define ATTN_KERNELS_AVX512_DOT_AVX512_H
 #include "attn.h"

@@ -34,13 +34,8 @@ AI __m512 ld16(attn_dtype t, const unsigned char *p, __mmask16 k) {
     return _mm512_cvtph_ps(h);
 }
 
-AI size_t esz(attn_dtype t) { return t == ATTN_DTYPE_I8 ? 1 : 2; }
-
-AI __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u); }
-
 #define DOT512_LD(t, p, mk) ld16(t, p, mk)
 #include "kernels/avx512/dot_avx512.h"
-#define EACH8 DOT512_EACH8
 
 /* Scores of the R = 16 / NM keys j .. j + R - 1 (those < n stored) against NM
  * query rows (dot_avx512.h) and, for I8, one multiply by the R keys' scales. */
@@ -69,9 +64,9 @@ static void kdot_avx512(attn_dtype t, int64_t n, int64_t M, int64_t D, const voi
  * FULL: the 16 NC columns are all < Dv (plain loads; else masked). */
 AI void vacc_cols(attn_dtype t, int NM, int NC, int FULL, int64_t e0, int64_t n, int64_t M, int64_t Dv, const float *pb,
                   int64_t ldb, const unsigned char *zm, const unsigned char *V, float *O, int64_t ldo) {
-    const size_t es = esz(t);
+    const size_t es = dot512_esz(t);
     __mmask16 mc[4];
-    for (int q = 0; q < 4; q++) mc[q] = FULL ? (__mmask16)0xffff : Dv - e0 > 16 * q ? tail_mask(Dv - e0 - 16 * q) : 0;
+    for (int q = 0; q < 4; q++) mc[q] = FULL ? (__mmask16)0xffff : Dv - e0 > 16 * q ? dot512_tail(Dv - e0 - 16 * q) : 0;
 #define LOAD(i)                                                                         \
     __m512 a##i = _mm512_setzero_ps(), b##i = _mm512_setzero_ps();                      \
     __m512 c##i = _mm512_setzero_ps(), d##i = _mm512_setzero_ps();                      \
@@ -83,7 +78,7 @@ AI void vacc_cols(attn_dtype t, int NM, int NC, int FULL, int64_t e0, int64_t n,
             d##i = _mm512_maskz_loadu_ps(mc[3], O + i * ldo + e0 + 48);                 \
         }                                                                               \
     }
-    EACH8(LOAD)
+    DOT512_EACH8(LOAD)
 #undef LOAD
     for (int64_t j = 0; j < n; j++) {
         const float *pr = pb + j * ldb;
@@ -103,10 +98,10 @@ AI void vacc_cols(attn_dtype t, int NM, int NC, int FULL, int64_t e0, int64_t n,
                     d##i = _mm512_fmadd_ps(p, v3, d##i);                                \
                 }                                                                       \
             }
-            EACH8(ACC)
+            DOT512_EACH8(ACC)
         } else { /* a row with P == 0 skips the key (its V may be Inf / NaN) */
 #define ACCZ(i) if (NM > i && !((zero >> i) & 1)) { ACC(i) }
-            EACH8(ACCZ)
+            DOT512_EACH8(ACCZ)
 #undef ACCZ
 #undef ACC
         }
@@ -120,7 +115,7 @@ AI void vacc_cols(attn_dtype t, int NM, int NC, int FULL, int64_t e0, int64_t n,
             _mm512_mask_storeu_ps(O + i * ldo + e0 + 48, mc[3], d##i);                  \
         }                                                                               \
     }
-    EACH8(STORE)
+    DOT512_EACH8(STORE)
 #undef STORE
 }
 

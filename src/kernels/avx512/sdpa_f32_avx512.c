@@ -36,7 +36,6 @@ typedef simde__mmask16 __mmask16;
 #include <immintrin.h>
 #endif
 #include <math.h>
-#include <string.h>
 
 #define AI static inline __attribute__((always_inline))
 
@@ -143,37 +142,32 @@ static void gemm_atb_avx512(int64_t m, int64_t n, int64_t k, const float *A, int
     gemm(m, n, k, A, 1, lda, B, ldb, C, ldc, 1);
 }
 
-#ifndef ATTN_SIMDE_AVX512
+/* ─── C (m, n) = A (m, k) . B^T: decode scores (dot_avx512.h) ────────────── */
 /* Not in the SIMDe test build: its 16-accumulator macro expansion through
  * SIMDe's emulated intrinsics took > 24 GB to compile under ASan (-O0).
  * Checked natively by test_kernels (double reference, every ISA present). */
-/* ─── C (m, n) = A (m, k) . B^T: decode scores (dot_avx512.h) ────────────── */
-/* 16 floats at p, the lanes of mask mk (a low run: the D tail) loaded and the
- * others 0: through a zeroed copy, nothing past the row read (SIMDe has no
- * masked 512-bit loads). */
-AI __m512 ld_f32(const float *p, __mmask16 mk) {
-    if (mk == (__mmask16)0xffff) return _mm512_loadu_ps(p);
-    float b[16] = {0};
-    memcpy(b, p, sizeof(float) * (size_t)__builtin_popcount((unsigned)mk));
-    return _mm512_loadu_ps(b);
-}
-#define DOT512_LD(t, p, mk) ld_f32((const float *)(p), mk)
+#ifndef ATTN_SIMDE_AVX512
+/* 16 floats at p, those of mask mk (the D tail) loaded and the others 0, not read. */
+#define DOT512_LD(t, p, mk) \
+    ((mk) == (__mmask16)0xffff ? _mm512_loadu_ps((const float *)(p)) : _mm512_maskz_loadu_ps(mk, (const float *)(p)))
 #include "kernels/avx512/dot_avx512.h"
 
-/* C rows of keys [0, m) for M <= NM query rows (B's first M rows). */
+/* C rows of keys [0, m) for M <= NM query rows (B's first M rows), in the
+ * key order KM (dot_avx512.h). */
+AI void abt_keys(int NM, int KM, int64_t m, int64_t M, int64_t k, const float *A, int64_t lda, const float *B,
+                 int64_t ldb, float *C, int64_t ldc) {
+    const int64_t R = 16 / NM;
+    for (int64_t j = 0; j < m; j += R) {
+        const __m512 s = dot512_sums(ATTN_DTYPE_F32, NM, KM, j, m, M, k, (const unsigned char *)A, lda, B, ldb);
+        dot512_store(NM, s, j, m - j < R ? m - j : R, M, C, ldc);
+    }
+}
+/* Contiguous rows (a head-major cache): key-major, a stream; strided rows
+ * (BSHD): chunk-major, R misses in flight. */
 AI void abt_rows(int NM, int64_t m, int64_t M, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
                  float *C, int64_t ldc) {
-    const int64_t R = 16 / NM;
-    if (lda == k) /* contiguous rows (a head-major cache): key-major, a stream */
-        for (int64_t j = 0; j < m; j += R) {
-            const __m512 s = dot512_sums(ATTN_DTYPE_F32, NM, 1, j, m, M, k, (const unsigned char *)A, lda, B, ldb);
-            dot512_store(NM, s, j, m - j < R ? m - j : R, M, C, ldc);
-        }
-    else /* strided rows (BSHD): chunk-major, R misses in flight */
-        for (int64_t j = 0; j < m; j += R) {
-            const __m512 s = dot512_sums(ATTN_DTYPE_F32, NM, 0, j, m, M, k, (const unsigned char *)A, lda, B, ldb);
-            dot512_store(NM, s, j, m - j < R ? m - j : R, M, C, ldc);
-        }
+    if (lda == k) abt_keys(NM, 1, m, M, k, A, lda, B, ldb, C, ldc);
+    else abt_keys(NM, 0, m, M, k, A, lda, B, ldb, C, ldc);
 }
 
 /* A = K rows (m keys, stride lda), B = query rows (n, ldb): query columns in
