@@ -283,6 +283,34 @@ typedef struct bwd_keys {
     int nbad;
 } bwd_keys;
 
+/* The keys of tile kk that the block's rows (intervals lo, hi: r0.., nr of
+ * them) can see, [c0, c1) in steps of 16 (the products' chunks; even, for
+ * the bf16 key pairs), as a view *out of kk: the other keys have P = dS = 0
+ * for every row of the block, so leaving them out of every product changes
+ * no bit (on a causal diagonal a block of few positions sees a fraction of
+ * the tile). bad (Bc): the view's own list of K rows holding Inf/NaN. */
+static void block_keys(const attn__sdpa_prob *P, const int64_t *lo, const int64_t *hi, int64_t nr, const bwd_keys *kk,
+                       int64_t Dp, int64_t Dvp, bwd_keys *out, int32_t *bad) {
+    *out = *kk;
+    int64_t c0 = lo[0] - kk->j0, c1 = hi[nr - 1] - kk->j0;
+    c0 = c0 > 0 ? c0 & ~(int64_t)15 : 0;
+    c1 = c1 < kk->nc ? attn__round16(c1) : kk->nc;
+    if (c1 > kk->nc) c1 = kk->nc;
+    if (c0 == 0 && c1 == kk->nc) return;
+    const size_t esz = P->bf16 ? 2 : 4;
+    out->j0 = kk->j0 + c0;
+    out->nc = c1 - c0;
+    out->dKa = kk->dKa + c0 * Dp;
+    out->dVa = kk->dVa + c0 * Dvp;
+    out->Kc = (const unsigned char *)kk->Kc + (size_t)(c0 * kk->ldk) * esz;
+    out->Vc = (const unsigned char *)kk->Vc + (size_t)(c0 * kk->ldv) * esz;
+    out->Kp = P->bf16 ? (const void *)((const uint32_t *)kk->Kp + (c0 / 2) * Dp) : (const void *)((const float *)kk->Kp + c0 * Dp);
+    out->nbad = 0;
+    for (int x = 0; x < kk->nbad; x++)
+        if (kk->bad[x] >= c0 && kk->bad[x] < c1) bad[out->nbad++] = (int32_t)(kk->bad[x] - c0);
+    out->bad = bad;
+}
+
 /* One (key tile, query block) step: St = K . Qt, P, dV, dS, dK into the
  * tile's accumulators dKa (nc, Dp) / dVa (nc, Dvp), and dqt += dS^T . Kp.
  * The block (Qt / Q2, Qr / Qp, dOt / dO2, dOr / dOp, lse, Di, lo, hi,
@@ -297,6 +325,10 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     const bwd_bufs w = *wp;
     const int64_t D = P->D, Dv = P->Dv, Dp = c->pl->Dp, Dvp = c->pl->Dvp;
     const int64_t M = nr * ng, Mp = attn__round16(M), h0 = kvh * P->G + g0;
+    bwd_keys kv;
+    int32_t kvbad[ATTN__SDPA_BC_MAX];
+    block_keys(P, w.lo, w.hi, nr, kk, Dp, Dvp, &kv, kvbad);
+    kk = &kv;
     const int64_t j0 = kk->j0, nc = kk->nc;
     float *dKa = kk->dKa, *dVa = kk->dVa;
     const void *Kp = kk->Kp;
@@ -305,13 +337,9 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     float tmp[256]; /* one widened row (D, Dv <= 256) */
 
     tile_scores(P, kt, &w, kk->Kc, kk->ldk, nc, Mp, w.St);
-    const int full = w.lo[nr - 1] <= j0 && w.hi[0] >= j0 + nc, elem = !full || P->has_elem;
-    if (elem) {
-        attn__sdpa_scale_tile(w.St, nc * Mp, P->scale);
-        attn__sdpa_apply_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, full, w.St,
-                              P->softcap > 0.0f ? w.Tt : NULL);
-    }
-    kt->bwd_probs(nc, Mp, w.St, elem ? 1.0f : P->scale, w.lse, w.lsel);
+    const float sc = attn__sdpa_tile_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, w.St,
+                                          P->softcap > 0.0f ? w.Tt : NULL);
+    kt->bwd_probs(nc, Mp, w.St, sc, w.lse, w.lsel);
     float *Pd = w.St;
     if (P->dropout_p > 0.0f) {
         attn__sdpa_apply_dropout(P, w.rowkey, M, j0, nc, Mp, w.St, w.X);
@@ -637,12 +665,8 @@ static void refine_probs(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt,
                          const bwd_bufs *w, int64_t kvh, int64_t g0, int64_t ng, int64_t r0, int64_t nr, int64_t j0,
                          int64_t nc, int64_t Mp) {
     tile_scores(P, kt, w, key_ptr(P, P->k, s, kvh, j0), P->k.stride_s, nc, Mp, w->St);
-    const int full = w->lo[nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || P->has_elem;
-    if (elem) {
-        attn__sdpa_scale_tile(w->St, nc * Mp, P->scale);
-        attn__sdpa_apply_elem(P, s, kvh, g0, ng, r0, nr, w->lo, w->hi, j0, nc, Mp, full, w->St, NULL);
-    }
-    kt->bwd_probs(nc, Mp, w->St, elem ? 1.0f : P->scale, w->lse, w->Dil);
+    const float sc = attn__sdpa_tile_elem(P, s, kvh, g0, ng, r0, nr, w->lo, w->hi, j0, nc, Mp, w->St, NULL);
+    kt->bwd_probs(nc, Mp, w->St, sc, w->lse, w->Dil);
 }
 
 /* Peaked rows: a probability above this makes dP_j - Di cancel (dS_j is

@@ -110,19 +110,19 @@ static void pack_q_bf16(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64
         for (int64_t m = M; m < Mp; m++) Q2[d2 * Mp + m] = 0;
 }
 
-/* O (M, Dvp) += P . V for one key tile in the bf16 fast path: P rounded to
+/* O rows [m0, M) += P . V for one key tile in the bf16 fast path: P rounded to
  * bf16 pairs, V rows packed as pairs; V rows holding Inf/NaN are left out of
  * the pair product and added in fp32 only to the rows that attend to them. */
 static void pv_bf16(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, fwd_bufs *w, const uint16_t *vt,
-                    int64_t ldv, int64_t nc, int64_t M, int64_t Mp, int64_t Dvp) {
+                    int64_t ldv, int64_t nc, int64_t m0, int64_t M, int64_t Mp, int64_t Dvp) {
     uint16_t *V2 = (uint16_t *)w->Vp;
     kt->pack_p_bf16(nc, Mp, w->St, w->P2);
     const int nbad = kt->pack_v_bf16(nc, P->Dv, vt, ldv, V2, Dvp, w->bad);
-    kt->gemm_bf16(M, Dvp, (nc + 1) / 2, w->P2, 2, 2 * Mp, V2, Dvp, w->O, Dvp, 1);
+    kt->gemm_bf16(M - m0, Dvp, (nc + 1) / 2, w->P2 + 2 * m0, 2, 2 * Mp, V2, Dvp, w->O + m0 * Dvp, Dvp, 1);
     for (int x = 0; x < nbad; x++) {
         const int64_t cc = w->bad[x];
         const uint16_t *vr = vt + cc * ldv;
-        for (int64_t m = 0; m < M; m++) {
+        for (int64_t m = m0; m < M; m++) {
             const float pr = w->St[cc * Mp + m];
             if (pr == 0.0f) continue;
             float *orow = w->O + m * Dvp;
@@ -294,39 +294,50 @@ static void fwd_prefetch(const attn__sdpa_prob *P, const fwd_block *k, int64_t j
     }
 }
 
-/* Tile j0 (nc keys): St (nc, Mp) = K[j0 : j0 + nc] . Qt (= K . Qr^T, padding
- * columns 0), the per-element work where the tile needs it, the online
- * softmax step (O rescaled when a row's max changed) and dropout: St then
- * holds the tile's probabilities. */
+/* The rows of tile j0 the products compute: [m0, m1). A block on the
+ * diagonal of a causal mask (or a window's edge) has rows that see none of
+ * the tile's keys; their probabilities are 0, so they are left out (exact:
+ * no bit of O changes). Few-row (dot) blocks compute all M. */
+static void fwd_tile_rows(const fwd_block *k, const fwd_bufs *w, int64_t j0, int64_t nc, int64_t *m0, int64_t *m1) {
+    *m0 = 0;
+    *m1 = k->dot ? k->M : k->Mp;
+    if (!k->dot && (w->lo[k->nr - 1] > j0 || w->hi[0] < j0 + nc))
+        attn__sdpa_tile_rows(k->nr, k->ng, w->lo, w->hi, j0, nc, k->Mp, m0, m1);
+}
+
+/* Tile j0 (nc keys), rows [m0, m1): St (nc, Mp) = K[j0 : j0 + nc] . Qt (= K
+ * . Qr^T, padding columns 0), the per-element work where the tile needs it
+ * (interval masks alone: -inf runs, the scale left to the softmax), the
+ * online softmax step (O rescaled when a row's max changed) and dropout: St
+ * then holds the tile's probabilities. */
 static void fwd_tile_probs(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
-                           const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc) {
+                           const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, int64_t m0, int64_t m1) {
     const int64_t D = P->D, Mp = k->Mp, Dvp = pl->Dvp;
     if (P->bf16)
-        kt->gemm_bf16(nc, Mp, D / 2, k->kb16 + j0 * P->k.stride_s, P->k.stride_s, 2, (const uint16_t *)w->Qt, Mp,
-                      w->St, Mp, 0);
+        kt->gemm_bf16(nc, m1 - m0, D / 2, k->kb16 + j0 * P->k.stride_s, P->k.stride_s, 2,
+                      (const uint16_t *)((const uint32_t *)w->Qt + m0), Mp, w->St + m0, Mp, 0);
     else if (k->dot) kt->gemm_abt(nc, k->M, D, k->kbase + j0 * P->k.stride_s, P->k.stride_s, w->Qr, pl->Dp, w->St, Mp);
-    else kt->gemm_ab(nc, Mp, D, k->kbase + j0 * P->k.stride_s, P->k.stride_s, w->Qt, Mp, w->St, Mp, 0);
-    const int full = w->lo[k->nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || P->has_elem;
-    if (elem) {
-        attn__sdpa_scale_tile(w->St, nc * Mp, P->scale);
-        attn__sdpa_apply_elem(P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp, full, w->St, NULL);
-    }
-    if (kt->softmax_tile(nc, Mp, w->St, elem ? 1.0f : P->scale, w->mrow, w->lrow, w->alpha))
+    else kt->gemm_ab(nc, m1 - m0, D, k->kbase + j0 * P->k.stride_s, P->k.stride_s, w->Qt + m0, Mp, w->St + m0, Mp, 0);
+    const float sc = attn__sdpa_tile_elem(P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp,
+                                          w->St, NULL);
+    if (kt->softmax_tile(nc, Mp, w->St, sc, w->mrow, w->lrow, w->alpha))
         kt->scale_rows(k->M, Dvp, w->O, Dvp, w->alpha);
     if (P->dropout_p > 0.0f) attn__sdpa_apply_dropout(P, w->rowkey, k->M, j0, nc, Mp, w->St, NULL);
 }
 
-/* O (M, Dvp) += St^T . V for tile j0. A clean V tile of a few-row block is
- * read in place (each element once; 15-25% faster decode in BSHD than
- * packing it first, the same in a head-major cache); otherwise V is packed
- * into Vp, rows holding Inf/NaN zeroed there and added only to the rows that
- * attend to them (0 * NaN must not leak into rows for which the key is
- * masked, e.g. garbage in padding). */
+/* O (M, Dvp) += St^T . V for tile j0, rows [m0, min(m1, M)). A clean V tile
+ * of a few-row block is read in place (each element once; 15-25% faster
+ * decode in BSHD than packing it first, the same in a head-major cache);
+ * otherwise V is packed into Vp, rows holding Inf/NaN zeroed there and added
+ * only to the rows that attend to them (0 * NaN must not leak into rows for
+ * which the key is masked, e.g. garbage in padding). */
 static void fwd_tile_pv(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
-                        const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc) {
-    const int64_t ldv = P->v.stride_s, M = k->M, Mp = k->Mp, Dv = P->Dv, Dvp = pl->Dvp;
+                        const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, int64_t m0, int64_t m1) {
+    const int64_t ldv = P->v.stride_s, Mp = k->Mp, Dv = P->Dv, Dvp = pl->Dvp;
+    const int64_t M = m1 < k->M ? m1 : k->M;
+    if (M <= m0) return;
     if (P->bf16) {
-        pv_bf16(P, kt, w, k->vb16 + j0 * ldv, ldv, nc, M, Mp, Dvp);
+        pv_bf16(P, kt, w, k->vb16 + j0 * ldv, ldv, nc, m0, M, Mp, Dvp);
         return;
     }
     const float *vt = k->vbase + j0 * ldv; /* (nc, Dv) V rows of the tile, row stride ldv */
@@ -335,11 +346,11 @@ static void fwd_tile_pv(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, con
         return;
     }
     const int nbad = kt->pack_rows(nc, Dv, vt, ldv, 1.0f, w->Vp, Dvp, Dvp, w->bad);
-    kt->gemm_atb(M, Dvp, nc, w->St, Mp, w->Vp, Dvp, w->O, Dvp);
+    kt->gemm_atb(M - m0, Dvp, nc, w->St + m0, Mp, w->Vp, Dvp, w->O + m0 * Dvp, Dvp);
     for (int x = 0; x < nbad; x++) {
         const int64_t cc = w->bad[x];
         const float *vr = vt + cc * ldv;
-        for (int64_t m = 0; m < M; m++) {
+        for (int64_t m = m0; m < M; m++) {
             const float pr = w->St[cc * Mp + m];
             if (pr == 0.0f) continue;
             float *orow = w->O + m * Dvp;
@@ -380,9 +391,11 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     fwd_block_start(c->P, pl, &k, &w);
     for (int64_t j0 = k.ka; j0 < k.kb; j0 += pl->Bc) {
         const int64_t nc = k.kb - j0 < pl->Bc ? k.kb - j0 : pl->Bc;
+        int64_t m0, m1;
+        fwd_tile_rows(&k, &w, j0, nc, &m0, &m1);
         fwd_prefetch(c->P, &k, j0, pl->Bc);
-        fwd_tile_probs(c->P, pl, c->kt, &k, &w, j0, nc);
-        fwd_tile_pv(c->P, pl, c->kt, &k, &w, j0, nc);
+        fwd_tile_probs(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1);
+        fwd_tile_pv(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1);
     }
     fwd_block_finish(c, &k, &w);
 }

@@ -255,6 +255,20 @@ void attn__sdpa_plan_make(attn__sdpa_plan *pl, const attn__sdpa_prob *P, const a
 void attn__sdpa_apply_elem(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t kvh, int64_t g0, int64_t ng,
                            int64_t r0, int64_t nr, const int64_t *lo, const int64_t *hi, int64_t j0, int64_t nc,
                            int64_t mp, int full, float *St, float *T);
+/* A score tile's per-element step (visibility, softcap, ALiBi, mask) as the
+ * forward, the backward and its row pass all take it; returns the scale the
+ * softmax / bwd_probs must still apply (P->scale, or 1 once applied). */
+float attn__sdpa_tile_elem(const attn__sdpa_prob *P, const attn__sdpa_seq *s, int64_t kvh, int64_t g0, int64_t ng,
+                           int64_t r0, int64_t nr, const int64_t *lo, const int64_t *hi, int64_t j0, int64_t nc,
+                           int64_t mp, float *St, float *T);
+/* Interval visibility only (no has_elem): -inf where row r of the block
+ * (nr positions x ng heads, lo / hi its key intervals) cannot see key j0 + c;
+ * scores otherwise untouched (not scaled). */
+void attn__sdpa_mask_intervals(int64_t nr, int64_t ng, const int64_t *lo, const int64_t *hi, int64_t j0, int64_t nc,
+                               int64_t mp, float *St);
+/* The tile's rows that see any of its keys, [m0, m1) in 16-row steps (<= mp). */
+void attn__sdpa_tile_rows(int64_t nr, int64_t ng, const int64_t *lo, const int64_t *hi, int64_t j0, int64_t nc,
+                          int64_t mp, int64_t *m0, int64_t *m1);
 /* Zero dropped probabilities of St (nc, mp) in place and, if Pd != NULL, write
  * P * z to Pd instead (St unchanged). rowkey (M) per row m. */
 void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, int64_t M, int64_t j0, int64_t nc,

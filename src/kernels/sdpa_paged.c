@@ -547,13 +547,10 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
             else kt->gemm_ab(sg[i].n, Mp, D, (const float *)sg[i].k, D, w->Qt, Mp, st, Mp, 0);
         }
     /* logits = scale * <q, k> rounded once, as in sdpa_fwd.c: before the
-     * per-element work when there is some, else inside softmax_tile */
-    const int full = w->lo[k->nr - 1] <= j0 && w->hi[0] >= j0 + nc, elem = !full || c->P->has_elem;
-    if (elem) {
-        attn__sdpa_scale_tile(w->St, nc * Mp, c->P->scale);
-        attn__sdpa_apply_elem(c->P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp, full, w->St, NULL);
-    }
-    if (kt->softmax_tile(nc, Mp, w->St, elem ? 1.0f : c->P->scale, w->mrow, w->lrow, w->alpha))
+     * per-element work when it is more than masks, else inside softmax_tile */
+    const float sc = attn__sdpa_tile_elem(c->P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp,
+                                          w->St, NULL);
+    if (kt->softmax_tile(nc, Mp, w->St, sc, w->mrow, w->lrow, w->alpha))
         kt->scale_rows(M, Dvp, w->O, Dvp, w->alpha);
     tile_pv(c, k, w, sg, nseg, nc);
 }
