@@ -20,11 +20,12 @@
  *     pack V;
  *   - per-element work (visibility at tile edges, softcap, ALiBi) is
  *     attn__sdpa_apply_elem, the interval model attn__sdpa_row_range.
- *   - decode tiles from DRAM (calls reading > blk.paged_stream_bytes) first read
- *     their K and V once with plain loads (stream_k, stream_v) so the
- *     products work from L1; fp32 tiles prefetch the tile after next in one
- *     burst (as in sdpa_fwd.c), typed tiles the next tile's K and V in
- *     shares between kdot calls of a few keys (pf_queue);
+ *   - fp32 decode tiles from DRAM (calls reading > blk.paged_stream_bytes)
+ *     first read their K and V once with plain loads (stream_k, stream_v) so
+ *     the products work from L1, and prefetch the tile after next in one
+ *     burst (as in sdpa_fwd.c); typed decode tiles prefetch the next tile's
+ *     K and V into L2 in shares between their kdot and vacc calls of a few
+ *     keys (pf_queue);
  *   - logits are scale * <q, k>, lse = m + log(l) in double: sdpa_fwd.c's
  *     rounding (driver pieces written again here: fwd's are static).
  *   - reduced-precision pools (BF16 / F16 / I8, kv_typed.h): decode blocks
@@ -51,8 +52,8 @@
  * keys, at most paged_maxpart per sequence; calls reading more K+V bytes than
  * paged_stream_bytes stream K into L1 first (stream_k), more than
  * paged_pf_bytes prefetch the next typed tile (pf_queue); typed kdot runs on
- * paged_pf_keys keys at a time (twice that for one query row), each call
- * followed by its share of the next tile's prefetches. Speed choices only:
+ * paged_pf_keys keys at a time (twice that for one query row) and vacc on
+ * PF_VACC_KEYS, each call followed by its share of the next tile's prefetches. Speed choices only:
  * the results are the same. */
 
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
@@ -257,7 +258,7 @@ typedef struct paged_ctx {
     int64_t *spre;   /* (B + 1) prefix sums of partial slots (Hkv * npart per split sequence) */
     int64_t *npart;  /* (B) key partitions of each sequence (1 = not split) */
     float *partials; /* (slots, slot_n) */
-    int stream_k;    /* decode tiles read K once with plain loads first (large calls) */
+    int stream_k;    /* fp32 decode tiles read K and V once with plain loads first (large calls) */
     int pf_next;     /* typed decode tiles prefetch the next tile (pf_queue; large calls) */
 } paged_ctx;
 
@@ -392,12 +393,83 @@ static void pack_q(const paged_ctx *c, const paged_blk *k, paged_bufs *w) {
 /* O (M, Dvp) += St^T . V over the tile's segments: in place when every V row
  * is finite (dot blocks, Dv a multiple of 16), else packed into Vp with rows
  * holding Inf/NaN added only to the rows that attend to them. */
-static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, int64_t nc) {
+/* Software prefetches (into L2) of the next tile's K, V and I8 scales, issued
+ * a share at a time between the typed kdot and vacc calls of the current
+ * tile. One burst of a tile's 256-512 lines (tile_prefetch) overflows the
+ * core's outstanding-miss slots; spread over the tile's work, the misses stay
+ * in flight while it computes (batch 8 x 2048 Llama shape from DRAM, 1
+ * thread: int8 -19%, bf16 -24% per call against bursts 2-4 tiles ahead).
+ * Into L2, not L1: a typed tile is 16-32 KiB of K and V, as large as Zen 4's
+ * L1, and the next one prefetched into L1 evicted the current one's lines;
+ * with L2 prefetches the plain-load pass (stream_k / stream_v) only costs,
+ * and spreading over the vacc calls too keeps misses in flight through the
+ * whole tile (batch 32 x 2048, Llama shape, 2 threads, alternating in one
+ * process: bf16 19.0 -> 12.9 ms, int8 13.6 -> 11.1; batch 1 x 4096 level).
+ * A speed choice only: the results are the same. */
+typedef struct pf_queue {
+    const char *p[4 * (ATTN__SDPA_BC_MAX + 1)]; /* spans: K, V (and scales) of each segment */
+    size_t n[4 * (ATTN__SDPA_BC_MAX + 1)];      /* their bytes */
+    int cnt, i;                        /* spans, current span */
+    size_t off, lines;                 /* offset in span i; cache lines in all */
+    size_t share;                      /* lines to issue after each kernel call of the tile */
+} pf_queue;
+
+static void pf_add(pf_queue *q, const void *p, size_t n) {
+    if (!p || !n) return;
+    q->p[q->cnt] = (const char *)p;
+    q->n[q->cnt++] = n;
+    q->lines += (n + 63) / 64;
+}
+
+/* The queue of keys [j0, j0 + nc) of block k's sequence and head (empty if nc <= 0). */
+static void pf_init(pf_queue *q, const paged_ctx *c, const paged_blk *k, int64_t j0, int64_t nc) {
+    q->cnt = q->i = 0;
+    q->off = q->lines = q->share = 0;
+    if (nc <= 0) return;
+    kv_seg sg[ATTN__SDPA_BC_MAX + 1];
+    const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
+    for (int i = 0; i < nseg; i++) {
+        pf_add(q, sg[i].k, (size_t)(sg[i].n * c->P->D) * c->es);
+        pf_add(q, sg[i].v, (size_t)(sg[i].n * c->P->Dv) * c->es);
+        pf_add(q, sg[i].ks, (size_t)sg[i].n * sizeof(float));
+        pf_add(q, sg[i].vs, (size_t)sg[i].n * sizeof(float));
+    }
+}
+
+/* Issues the next `lines` prefetches of the queue. */
+static void pf_issue(pf_queue *q, size_t lines) {
+    for (; lines > 0 && q->i < q->cnt; lines--) {
+        __builtin_prefetch(q->p[q->i] + q->off, 0, 2); /* prefetcht1 */
+        q->off += 64;
+        if (q->off >= q->n[q->i]) { q->i++; q->off = 0; }
+    }
+}
+
+/* Keys per typed vacc call between prefetch shares (a multiple of 8; the
+ * split changes no result: vacc adds key by key in order into O). */
+#define PF_VACC_KEYS 16
+
+/* The share of each of the tile's kernel calls: kdot calls of `sub` keys and
+ * vacc calls of PF_VACC_KEYS over the segments sg. */
+static void pf_plan(pf_queue *q, const kv_seg *sg, int nseg, int64_t sub) {
+    int64_t calls = 0;
+    for (int i = 0; i < nseg; i++) calls += attn__ceil_div(sg[i].n, sub) + attn__ceil_div(sg[i].n, PF_VACC_KEYS);
+    q->share = calls > 0 ? (q->lines + (size_t)calls - 1) / (size_t)calls : 0;
+}
+
+static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, int64_t nc,
+                    pf_queue *q) {
     const attn__sdpa_kernels *kt = c->kt;
     const int64_t Dv = c->P->Dv, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
     if (k->dot && c->dtype != ATTN_DTYPE_F32) { /* typed pool, read in place (masked keys skipped) */
         for (int i = 0; i < nseg; i++)
-            c->kk->vacc(c->dtype, sg[i].n, M, Dv, w->St + sg[i].c0 * Mp, Mp, sg[i].v, sg[i].vs, w->O, Dvp);
+            for (int64_t a = 0; a < sg[i].n; a += PF_VACC_KEYS) {
+                const int64_t n = sg[i].n - a < PF_VACC_KEYS ? sg[i].n - a : PF_VACC_KEYS;
+                c->kk->vacc(c->dtype, n, M, Dv, w->St + (sg[i].c0 + a) * Mp, Mp,
+                            (const unsigned char *)sg[i].v + (size_t)(a * Dv) * c->es, sg[i].vs ? sg[i].vs + a : NULL,
+                            w->O, Dvp);
+                pf_issue(q, q->share);
+            }
         return;
     }
     int clean = k->dot && Dv == Dvp;
@@ -427,7 +499,7 @@ static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const
     }
 }
 
-/* Reads a K segment once with plain vector loads (rows_finite: a pure load
+/* fp32 decode tiles: reads a K segment once with plain vector loads (rows_finite: a pure load
  * loop) so that gemm_abt finds it in L1. gemm_abt's own loads, between its
  * FMAs and horizontal sums, keep too few cache misses in flight: from DRAM a
  * decode step ran at 11-14 GB/s per thread (CPU time) against 36-40 GB/s
@@ -435,15 +507,14 @@ static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const
  * Llama shape). The result (finite or not) is not needed: K rows holding
  * Inf/NaN give NaN scores, as everywhere else. */
 static void stream_k(const paged_ctx *c, const kv_seg *sg, int64_t D, paged_bufs *w) {
-    if (c->dtype == ATTN_DTYPE_F32) w->touched += c->kt->rows_finite(sg->n, D, (const float *)sg->k, D);
-    else w->touched += (int)(c->kk->touch(sg->k, (size_t)(sg->n * D) * c->es) & 1u);
+    w->touched += c->kt->rows_finite(sg->n, D, (const float *)sg->k, D);
 }
 
-/* The same for the V segment (plain loads, any type): with K and V both read
- * first, their misses are in flight together (batch 32 x 2048 fp32 decode:
- * +10% K+V bytes per CPU second). Typed tiles take both passes above the same
- * threshold only: below it (K/V in L3) they cost 5-10% (batch 1 x 4096),
- * above it they still gain 35-50% with pf_queue's prefetches (batch 8 x 2048). */
+/* The same for the V segment (plain loads): with K and V both read first,
+ * their misses are in flight together (batch 32 x 2048 fp32 decode: +10%
+ * K+V bytes per CPU second). Typed tiles took both passes too while their
+ * prefetches went to L1 (+35-50% then); with pf_queue's L2 prefetches the
+ * passes only cost (batch 32 x 2048 bf16, alternating: 14.3 ms with, 13.5 without). */
 static void stream_v(const paged_ctx *c, const kv_seg *sg, paged_bufs *w) {
     w->touched += (int)(c->kk->touch(sg->v, (size_t)(sg->n * c->P->Dv) * c->es) & 1u);
 }
@@ -464,58 +535,13 @@ static int tile_widen(const paged_ctx *c, paged_bufs *w, kv_seg *sg, int nseg, i
     return 1;
 }
 
-/* Software prefetches (into L1) of a later tile's K, V and I8 scales, issued
- * a share at a time between the typed kdot calls of the current tile. One
- * burst of a tile's 256-512 lines (tile_prefetch) overflows the core's
- * outstanding-miss slots; spread over the tile's work, the misses stay in
- * flight while it computes (batch 8 x 2048 Llama shape from DRAM, 1 thread:
- * int8 -19%, bf16 -24% per call against bursts 2-4 tiles ahead; stream_k's
- * pass kept). A speed choice only: the results are the same. */
-typedef struct pf_queue {
-    const char *p[4 * (ATTN__SDPA_BC_MAX + 1)]; /* spans: K, V (and scales) of each segment */
-    size_t n[4 * (ATTN__SDPA_BC_MAX + 1)];      /* their bytes */
-    int cnt, i;                        /* spans, current span */
-    size_t off, lines;                 /* offset in span i; cache lines in all */
-} pf_queue;
-
-static void pf_add(pf_queue *q, const void *p, size_t n) {
-    if (!p || !n) return;
-    q->p[q->cnt] = (const char *)p;
-    q->n[q->cnt++] = n;
-    q->lines += (n + 63) / 64;
-}
-
-/* The queue of keys [j0, j0 + nc) of block k's sequence and head (empty if nc <= 0). */
-static void pf_init(pf_queue *q, const paged_ctx *c, const paged_blk *k, int64_t j0, int64_t nc) {
-    q->cnt = q->i = 0;
-    q->off = q->lines = 0;
-    if (nc <= 0) return;
-    kv_seg sg[ATTN__SDPA_BC_MAX + 1];
-    const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
-    for (int i = 0; i < nseg; i++) {
-        pf_add(q, sg[i].k, (size_t)(sg[i].n * c->P->D) * c->es);
-        pf_add(q, sg[i].v, (size_t)(sg[i].n * c->P->Dv) * c->es);
-        pf_add(q, sg[i].ks, (size_t)sg[i].n * sizeof(float));
-        pf_add(q, sg[i].vs, (size_t)sg[i].n * sizeof(float));
-    }
-}
-
-/* Issues the next `lines` prefetches of the queue. */
-static void pf_issue(pf_queue *q, size_t lines) {
-    for (; lines > 0 && q->i < q->cnt; lines--) {
-        __builtin_prefetch(q->p[q->i] + q->off, 0, 3);
-        q->off += 64;
-        if (q->off >= q->n[q->i]) { q->i++; q->off = 0; }
-    }
-}
-
 /* Typed decode scores: kdot on `sub` keys at a time, each call followed by
- * its share of the prefetches of q. */
+ * its share of the prefetches of q (shares planned for the tile's kdot and
+ * vacc calls). */
 static void kdot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, pf_queue *q) {
     const int64_t D = c->P->D, Mp = k->Mp, pk = c->pl->bk->paged_pf_keys, sub = k->M == 1 ? 2 * pk : pk;
-    int64_t calls = 0;
-    for (int i = 0; i < nseg; i++) calls += attn__ceil_div(sg[i].n, sub);
-    const size_t share = calls > 0 ? (q->lines + (size_t)calls - 1) / (size_t)calls : 0;
+    pf_plan(q, sg, nseg, sub);
+    const size_t share = q->share;
     for (int i = 0; i < nseg; i++)
         for (int64_t a = 0; a < sg[i].n; a += sub) {
             const int64_t n = sg[i].n - a < sub ? sg[i].n - a : sub;
@@ -552,7 +578,7 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
                                           w->St, NULL);
     if (kt->softmax_tile(nc, Mp, w->St, sc, w->mrow, w->lrow, w->alpha))
         kt->scale_rows(M, Dvp, w->O, Dvp, w->alpha);
-    tile_pv(c, k, w, sg, nseg, nc);
+    tile_pv(c, k, w, sg, nseg, nc, q);
 }
 
 /* Prefetches (towards L2) the K/V segments of keys [j0, j0 + nc). */
@@ -696,7 +722,7 @@ static void tables_make(paged_ctx *c) {
         c->spre[b + 1] = c->spre[b] + (np > 1 ? P->Hkv * np : 0);
     }
     const double key_bytes = (double)(P->Hkv * (P->D + P->Dv)) * (double)c->es + (c->kscale ? 8.0 * (double)P->Hkv : 0.0);
-    c->stream_k = (double)keys * key_bytes > (double)pl->bk->paged_stream_bytes;
+    c->stream_k = c->dtype == ATTN_DTYPE_F32 && (double)keys * key_bytes > (double)pl->bk->paged_stream_bytes;
     c->pf_next = (double)keys * key_bytes > (double)pl->bk->paged_pf_bytes;
 }
 

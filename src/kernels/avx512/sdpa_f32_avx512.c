@@ -202,8 +202,65 @@ AI void st16(float *p, __m512 v, int half) {
     else _mm512_storeu_ps(p, v);
 }
 
+/* mp == 8 (decode blocks): rows c and c + 1 of S are one zmm, so exp runs
+ * on two keys at a time instead of one key in half a register. Lanes 0-7 sum
+ * the even keys (and an odd tail), 8-15 the odd ones, added at the end: the
+ * general path's two chains, so the results are the same bits. */
+/* 256-bit halves: (hi, hi) and (lo, lo) (the integer shuffle: SIMDe has no _mm512_shuffle_f32x4) */
+AI __m512 hi_to_both(__m512 x) {
+    return _mm512_castsi512_ps(_mm512_shuffle_i32x4(_mm512_castps_si512(x), _mm512_castps_si512(x), 0xEE));
+}
+AI __m512 lo_to_both(__m512 x) {
+    return _mm512_castsi512_ps(_mm512_shuffle_i32x4(_mm512_castps_si512(x), _mm512_castps_si512(x), 0x44));
+}
+static int softmax_tile8(int64_t nc, float *S, float scale, float *mrow, float *lrow, float *alpha) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f), sc = _mm512_set1_ps(scale);
+    const int64_t ne = nc & ~(int64_t)1; /* keys in pairs */
+    __m512 mx = ninf;
+    for (int64_t c = 0; c < ne; c += 2) {
+        __m512 x = _mm512_loadu_ps(S + c * 8);
+        if (scale != 1.0f) {
+            x = _mm512_mul_ps(sc, x);
+            _mm512_storeu_ps(S + c * 8, x);
+        }
+        mx = _mm512_max_ps(x, mx);
+    }
+    if (ne < nc) { /* the odd key: lanes 0-7 only */
+        __m512 x = ld16(S + ne * 8, 1);
+        if (scale != 1.0f) {
+            x = _mm512_mul_ps(sc, x);
+            st16(S + ne * 8, x, 1);
+        }
+        mx = _mm512_mask_max_ps(mx, (__mmask16)0x00FF, x, mx);
+    }
+    mx = _mm512_max_ps(mx, hi_to_both(mx)); /* lanes 0-7: both halves' max */
+    const __m512 mo = ld16(mrow, 1);
+    const __m512 mn = _mm512_max_ps(mo, mx);
+    const __mmask16 dead = _mm512_cmp_ps_mask(mn, ninf, _CMP_EQ_OQ);
+    const __m512 mns = _mm512_mask_mov_ps(mn, dead, _mm512_setzero_ps());
+    const __m512 a = _mm512_mask_mov_ps(exp512(_mm512_sub_ps(mo, mns)), dead, one);
+    const __m512 mn2 = lo_to_both(mns); /* lanes 0-7 in both halves */
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t c = 0; c < ne; c += 2) {
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + c * 8), mn2));
+        _mm512_storeu_ps(S + c * 8, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (ne < nc) {
+        const __m512 e = exp512(_mm512_sub_ps(ld16(S + ne * 8, 1), mn2));
+        st16(S + ne * 8, e, 1);
+        sum = _mm512_mask_add_ps(sum, (__mmask16)0x00FF, sum, e);
+    }
+    sum = _mm512_add_ps(sum, hi_to_both(sum));
+    st16(alpha, a, 1);
+    st16(lrow, _mm512_fmadd_ps(a, ld16(lrow, 1), sum), 1);
+    st16(mrow, _mm512_mask_mov_ps(mn, dead, mo), 1);
+    return (_mm512_cmp_ps_mask(a, one, _CMP_NEQ_UQ) & 0x00FF) != 0;
+}
+
 static int softmax_tile_avx512(int64_t nc, int64_t mp, float *S, float scale, float *mrow, float *lrow,
                                float *alpha) {
+    if (mp == 8) return softmax_tile8(nc, S, scale, mrow, lrow, alpha);
     const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f), sc = _mm512_set1_ps(scale);
     int changed = 0;
     for (int64_t m = 0; m < mp; m += 16) {
