@@ -151,7 +151,7 @@ static void test_blocks(const attn__sdpa_kernels *T) {
     CHECK(b->paged_part_min >= b->paged_bc && b->paged_part_min % b->paged_bc == 0 && b->paged_maxpart >= 1,
           "[%s] paged_part_min %d, paged_maxpart %d", T->name, b->paged_part_min, b->paged_maxpart);
     CHECK(b->bwd_tiles >= 1 && b->bwd_tiles <= ATTN__SDPA_BWD_TILES_MAX, "[%s] bwd_tiles %d", T->name, b->bwd_tiles);
-    CHECK(b->fwd_tasks >= 1 && b->bwd_tasks >= 1 && b->paged_pf_keys >= 1 && b->paged_stream_bytes >= 0 &&
+    CHECK(b->fwd_tasks >= 1 && b->bwd_tasks >= 1 && b->paged_pf_keys >= 1 &&
               b->paged_pf_bytes >= 0,
           "[%s] fwd_tasks %d, bwd_tasks %d, paged_pf_keys %d", T->name, b->fwd_tasks, b->bwd_tasks, b->paged_pf_keys);
 }

@@ -27,10 +27,6 @@ void attn__sdpa_blocks_default(attn__sdpa_blocks *b) {
     b->paged_maxpart = 16;
     /* 8 (16 for one query row): a multiple of the AVX-512 kdot's 16 / M keys per pass */
     b->paged_pf_keys = 8;
-    /* below, the K/V mostly come from a 32 MiB L3 and the extra pass only costs
-     * (batch 1 x 2048 Llama shape, 16 MiB: 0.30 -> 0.37 ms with it); from DRAM
-     * it gains 25-45% */
-    b->paged_stream_bytes = (int64_t)24 << 20;
     /* below, repeated calls find the K/V in L3, where the hardware prefetchers
      * alone do better (int8 batch 1 x 4096, 8.6 MB: ~5%, bf16 batch 1 x 2048:
      * ~15%; at 16 MB 1.3-1.9x slower without) */

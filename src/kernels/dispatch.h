@@ -44,9 +44,8 @@ typedef struct attn__sdpa_blocks {
     int paged_bc;             /* keys per tile, a multiple of 16, <= ATTN__SDPA_BC_MAX */
     int paged_part_min;       /* keys per partition of a decode block, at least (a multiple of paged_bc) */
     int paged_maxpart;        /* partitions per sequence, at most */
-    int paged_pf_keys;        /* typed decode: keys per kdot call, between its prefetches */
-    int64_t paged_stream_bytes; /* K+V bytes a call reads above which fp32 decode tiles stream K and V into L1 first */
-    int64_t paged_pf_bytes;   /* ... above which typed decode tiles prefetch the next tile */
+    int paged_pf_keys;        /* decode: keys per score call (kdot / gemm_abt), between its prefetches */
+    int64_t paged_pf_bytes;   /* K+V bytes a call reads above which decode tiles prefetch the next tile */
 } attn__sdpa_blocks;
 
 typedef struct attn__sdpa_kernels {

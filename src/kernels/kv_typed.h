@@ -65,9 +65,6 @@ typedef struct attn__kv_kernels {
      * of masked keys may hold Inf / NaN). */
     void (*vacc)(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const void *V,
                  const float *vs, float *O, int64_t ldo);
-    /* Reads bytes [p, p + n) with plain vector loads (brings a K tile into L1;
-     * the value returned only keeps the loads). */
-    unsigned (*touch)(const void *p, size_t n);
 } attn__kv_kernels;
 
 const attn__kv_kernels *attn__kv_kernels_get(void);          /* for attn_isa_active() */

@@ -20,12 +20,9 @@
  *     pack V;
  *   - per-element work (visibility at tile edges, softcap, ALiBi) is
  *     attn__sdpa_apply_elem, the interval model attn__sdpa_row_range.
- *   - fp32 decode tiles from DRAM (calls reading > blk.paged_stream_bytes)
- *     first read their K and V once with plain loads (stream_k, stream_v) so
- *     the products work from L1, and prefetch the tile after next in one
- *     burst (as in sdpa_fwd.c); typed decode tiles prefetch the next tile's
- *     K and V into L2 in shares between their kdot and vacc calls of a few
- *     keys (pf_queue);
+ *   - decode tiles of large calls prefetch the next tile's K and V into L2
+ *     in shares between their score and P.V kernel calls of a few keys
+ *     (pf_queue);
  *   - logits are scale * <q, k>, lse = m + log(l) in double: sdpa_fwd.c's
  *     rounding (driver pieces written again here: fwd's are static).
  *   - reduced-precision pools (BF16 / F16 / I8, kv_typed.h): decode blocks
@@ -50,10 +47,9 @@
  * measurements in dispatch.c): paged_bc keys per tile (tiles aligned to
  * multiples of it); decode blocks split into partitions of >= paged_part_min
  * keys, at most paged_maxpart per sequence; calls reading more K+V bytes than
- * paged_stream_bytes stream K into L1 first (stream_k), more than
- * paged_pf_bytes prefetch the next typed tile (pf_queue); typed kdot runs on
- * paged_pf_keys keys at a time (twice that for one query row) and vacc on
- * PF_VACC_KEYS, each call followed by its share of the next tile's prefetches. Speed choices only:
+ * paged_pf_bytes prefetch the next decode tile (pf_queue); the scores run on
+ * paged_pf_keys keys at a time (twice that for one typed query row) and P.V
+ * on PF_PV_KEYS, each call followed by its share of the next tile's prefetches. Speed choices only:
  * the results are the same. */
 
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
@@ -258,8 +254,7 @@ typedef struct paged_ctx {
     int64_t *spre;   /* (B + 1) prefix sums of partial slots (Hkv * npart per split sequence) */
     int64_t *npart;  /* (B) key partitions of each sequence (1 = not split) */
     float *partials; /* (slots, slot_n) */
-    int stream_k;    /* fp32 decode tiles read K and V once with plain loads first (large calls) */
-    int pf_next;     /* typed decode tiles prefetch the next tile (pf_queue; large calls) */
+    int pf_next;     /* decode tiles prefetch the next tile (pf_queue; large calls) */
 } paged_ctx;
 
 typedef struct paged_bufs {
@@ -268,7 +263,6 @@ typedef struct paged_bufs {
     float *mrow, *lrow, *alpha;   /* (Mp) each */
     int64_t *lo, *hi;             /* (Br) each */
     int32_t *bad;                 /* (Bc) */
-    int touched;                  /* sink of stream_k's results (keeps the reads) */
 } paged_bufs;
 
 static void bufs_get(const paged_plan *pl, int64_t D, int64_t Dv, unsigned char *p, paged_bufs *b) {
@@ -289,7 +283,6 @@ static void bufs_get(const paged_plan *pl, int64_t D, int64_t Dv, unsigned char 
         b->Kw = (float *)p; p += fl(Bc * D);
         b->Vw = (float *)p;
     }
-    b->touched = 0;
 }
 
 /* Index b with pre[b] <= x < pre[b + 1] (pre non-decreasing, B + 1 entries). */
@@ -394,18 +387,20 @@ static void pack_q(const paged_ctx *c, const paged_blk *k, paged_bufs *w) {
  * is finite (dot blocks, Dv a multiple of 16), else packed into Vp with rows
  * holding Inf/NaN added only to the rows that attend to them. */
 /* Software prefetches (into L2) of the next tile's K, V and I8 scales, issued
- * a share at a time between the typed kdot and vacc calls of the current
- * tile. One burst of a tile's 256-512 lines (tile_prefetch) overflows the
- * core's outstanding-miss slots; spread over the tile's work, the misses stay
- * in flight while it computes (batch 8 x 2048 Llama shape from DRAM, 1
- * thread: int8 -19%, bf16 -24% per call against bursts 2-4 tiles ahead).
- * Into L2, not L1: a typed tile is 16-32 KiB of K and V, as large as Zen 4's
- * L1, and the next one prefetched into L1 evicted the current one's lines;
- * with L2 prefetches the plain-load pass (stream_k / stream_v) only costs,
- * and spreading over the vacc calls too keeps misses in flight through the
- * whole tile (batch 32 x 2048, Llama shape, 2 threads, alternating in one
- * process: bf16 19.0 -> 12.9 ms, int8 13.6 -> 11.1; batch 1 x 4096 level).
- * A speed choice only: the results are the same. */
+ * a share at a time between the score and P.V kernel calls of the current
+ * decode tile. One burst of a tile's 256-1024 lines overflows the core's
+ * outstanding-miss slots; spread over the tile's work, the misses stay in
+ * flight while it computes. Into L2, not L1: a tile is 16-64 KiB of K and V,
+ * as large as Zen 4's L1 or larger, and the next one prefetched into L1
+ * evicted the current one's lines. Measured (Llama shape, 2 threads, Zen 4,
+ * variants alternating in one process), against the earlier schemes (typed:
+ * the next tile into L1 over the kdot calls after a plain-load pass over
+ * K and V; fp32: that pass and a burst into L2 of the tile after next):
+ *   bf16 batch 32 x 2048 19.0 -> 12.9 ms, int8 13.6 -> 11.1 (then 11.7 and
+ *   9.4 with softmax_tile's 8-column path); fp32 batch 32 x 2048 23.6 ->
+ *   18.7, 8 x 2048 6.2 -> 5.3, 32 x 4096 59 -> 39, 1 x 4096 1.16 -> 0.93.
+ * The plain-load pass cost 5-8% with these prefetches, so it is gone. A
+ * speed choice only: the results are the same. */
 typedef struct pf_queue {
     const char *p[4 * (ATTN__SDPA_BC_MAX + 1)]; /* spans: K, V (and scales) of each segment */
     size_t n[4 * (ATTN__SDPA_BC_MAX + 1)];      /* their bytes */
@@ -445,15 +440,15 @@ static void pf_issue(pf_queue *q, size_t lines) {
     }
 }
 
-/* Keys per typed vacc call between prefetch shares (a multiple of 8; the
- * split changes no result: vacc adds key by key in order into O). */
-#define PF_VACC_KEYS 16
+/* Keys per P.V call between prefetch shares (a multiple of 8; the split
+ * changes no result: vacc and gemm_atb add key by key in order into O). */
+#define PF_PV_KEYS 16
 
-/* The share of each of the tile's kernel calls: kdot calls of `sub` keys and
- * vacc calls of PF_VACC_KEYS over the segments sg. */
+/* The share of each of the tile's kernel calls: score calls of `sub` keys and
+ * P.V calls of PF_PV_KEYS over the segments sg. */
 static void pf_plan(pf_queue *q, const kv_seg *sg, int nseg, int64_t sub) {
     int64_t calls = 0;
-    for (int i = 0; i < nseg; i++) calls += attn__ceil_div(sg[i].n, sub) + attn__ceil_div(sg[i].n, PF_VACC_KEYS);
+    for (int i = 0; i < nseg; i++) calls += attn__ceil_div(sg[i].n, sub) + attn__ceil_div(sg[i].n, PF_PV_KEYS);
     q->share = calls > 0 ? (q->lines + (size_t)calls - 1) / (size_t)calls : 0;
 }
 
@@ -463,8 +458,8 @@ static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const
     const int64_t Dv = c->P->Dv, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
     if (k->dot && c->dtype != ATTN_DTYPE_F32) { /* typed pool, read in place (masked keys skipped) */
         for (int i = 0; i < nseg; i++)
-            for (int64_t a = 0; a < sg[i].n; a += PF_VACC_KEYS) {
-                const int64_t n = sg[i].n - a < PF_VACC_KEYS ? sg[i].n - a : PF_VACC_KEYS;
+            for (int64_t a = 0; a < sg[i].n; a += PF_PV_KEYS) {
+                const int64_t n = sg[i].n - a < PF_PV_KEYS ? sg[i].n - a : PF_PV_KEYS;
                 c->kk->vacc(c->dtype, n, M, Dv, w->St + (sg[i].c0 + a) * Mp, Mp,
                             (const unsigned char *)sg[i].v + (size_t)(a * Dv) * c->es, sg[i].vs ? sg[i].vs + a : NULL,
                             w->O, Dvp);
@@ -474,9 +469,13 @@ static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const
     }
     int clean = k->dot && Dv == Dvp;
     for (int i = 0; clean && i < nseg; i++) clean = kt->rows_finite(sg[i].n, Dv, (const float *)sg[i].v, Dv);
-    if (clean) {
+    if (clean) { /* V read in place, PF_PV_KEYS keys per call (decode: each followed by its prefetch share) */
         for (int i = 0; i < nseg; i++)
-            kt->gemm_atb(M, Dvp, sg[i].n, w->St + sg[i].c0 * Mp, Mp, (const float *)sg[i].v, Dv, w->O, Dvp);
+            for (int64_t a = 0; a < sg[i].n; a += PF_PV_KEYS) {
+                const int64_t n = sg[i].n - a < PF_PV_KEYS ? sg[i].n - a : PF_PV_KEYS;
+                kt->gemm_atb(M, Dvp, n, w->St + (sg[i].c0 + a) * Mp, Mp, (const float *)sg[i].v + a * Dv, Dv, w->O, Dvp);
+                pf_issue(q, q->share);
+            }
         return;
     }
     int nbad = 0;
@@ -499,26 +498,6 @@ static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const
     }
 }
 
-/* fp32 decode tiles: reads a K segment once with plain vector loads (rows_finite: a pure load
- * loop) so that gemm_abt finds it in L1. gemm_abt's own loads, between its
- * FMAs and horizontal sums, keep too few cache misses in flight: from DRAM a
- * decode step ran at 11-14 GB/s per thread (CPU time) against 36-40 GB/s
- * for a pure read; with this pass first, 16-18 GB/s (batch 32 x 2048,
- * Llama shape). The result (finite or not) is not needed: K rows holding
- * Inf/NaN give NaN scores, as everywhere else. */
-static void stream_k(const paged_ctx *c, const kv_seg *sg, int64_t D, paged_bufs *w) {
-    w->touched += c->kt->rows_finite(sg->n, D, (const float *)sg->k, D);
-}
-
-/* The same for the V segment (plain loads): with K and V both read first,
- * their misses are in flight together (batch 32 x 2048 fp32 decode: +10%
- * K+V bytes per CPU second). Typed tiles took both passes too while their
- * prefetches went to L1 (+35-50% then); with pf_queue's L2 prefetches the
- * passes only cost (batch 32 x 2048 bf16, alternating: 14.3 ms with, 13.5 without). */
-static void stream_v(const paged_ctx *c, const kv_seg *sg, paged_bufs *w) {
-    w->touched += (int)(c->kk->touch(sg->v, (size_t)(sg->n * c->P->Dv) * c->es) & 1u);
-}
-
 /* Typed pool, prefill block: widens the tile's segments into Kw (nc, D), Vw
  * (nc, Dv) and describes the tile as that one fp32 segment. */
 static int tile_widen(const paged_ctx *c, paged_bufs *w, kv_seg *sg, int nseg, int64_t nc) {
@@ -535,43 +514,38 @@ static int tile_widen(const paged_ctx *c, paged_bufs *w, kv_seg *sg, int nseg, i
     return 1;
 }
 
-/* Typed decode scores: kdot on `sub` keys at a time, each call followed by
- * its share of the prefetches of q (shares planned for the tile's kdot and
- * vacc calls). */
-static void kdot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, pf_queue *q) {
-    const int64_t D = c->P->D, Mp = k->Mp, pk = c->pl->bk->paged_pf_keys, sub = k->M == 1 ? 2 * pk : pk;
+/* Decode scores St (nc, Mp) = K . Qr^T: kdot (typed) or gemm_abt (fp32) on
+ * `sub` keys at a time, each call followed by its share of the prefetches of
+ * q (shares planned for the tile's score and P.V calls). Each key's score is
+ * its own dot product, so the split changes no result. */
+static void dot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, pf_queue *q) {
+    const int typed = c->dtype != ATTN_DTYPE_F32;
+    const int64_t D = c->P->D, Mp = k->Mp, pk = c->pl->bk->paged_pf_keys, sub = typed && k->M == 1 ? 2 * pk : pk;
     pf_plan(q, sg, nseg, sub);
-    const size_t share = q->share;
     for (int i = 0; i < nseg; i++)
         for (int64_t a = 0; a < sg[i].n; a += sub) {
             const int64_t n = sg[i].n - a < sub ? sg[i].n - a : sub;
-            c->kk->kdot(c->dtype, n, k->M, D, (const unsigned char *)sg[i].k + (size_t)(a * D) * c->es,
-                        sg[i].ks ? sg[i].ks + a : NULL, w->Qr, c->pl->Dp, w->St + (sg[i].c0 + a) * Mp, Mp);
-            pf_issue(q, share);
+            float *st = w->St + (sg[i].c0 + a) * Mp;
+            if (typed)
+                c->kk->kdot(c->dtype, n, k->M, D, (const unsigned char *)sg[i].k + (size_t)(a * D) * c->es,
+                            sg[i].ks ? sg[i].ks + a : NULL, w->Qr, c->pl->Dp, st, Mp);
+            else c->kt->gemm_abt(n, k->M, D, (const float *)sg[i].k + a * D, D, w->Qr, c->pl->Dp, st, Mp);
+            pf_issue(q, q->share);
         }
 }
 
 /* One tile [j0, j0 + nc): scores, per-element work, online softmax, O update;
- * q (typed decode tiles) the next tile's prefetches. */
+ * q (decode tiles) the next tile's prefetches. */
 static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int64_t j0, int64_t nc, pf_queue *q) {
     const attn__sdpa_kernels *kt = c->kt;
-    const int64_t D = c->P->D, Dp = c->pl->Dp, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
+    const int64_t D = c->P->D, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
     kv_seg sg[ATTN__SDPA_BC_MAX + 1];
     int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
-    const int typed = c->dtype != ATTN_DTYPE_F32;
-    if (typed && !k->dot) nseg = tile_widen(c, w, sg, nseg, nc);
-    if (k->dot && c->stream_k) /* decoding from DRAM: the K and V tile in with plain loads first */
-        for (int i = 0; i < nseg; i++) {
-            stream_k(c, &sg[i], D, w);
-            stream_v(c, &sg[i], w);
-        }
-    if (k->dot && typed) kdot_spread(c, k, w, sg, nseg, q);
+    if (c->dtype != ATTN_DTYPE_F32 && !k->dot) nseg = tile_widen(c, w, sg, nseg, nc);
+    if (k->dot) dot_spread(c, k, w, sg, nseg, q);
     else
-        for (int i = 0; i < nseg; i++) { /* St (nc, Mp) = K . Qr^T (dot) or K . Qt */
-            float *st = w->St + sg[i].c0 * Mp;
-            if (k->dot) kt->gemm_abt(sg[i].n, M, D, (const float *)sg[i].k, D, w->Qr, Dp, st, Mp);
-            else kt->gemm_ab(sg[i].n, Mp, D, (const float *)sg[i].k, D, w->Qt, Mp, st, Mp, 0);
-        }
+        for (int i = 0; i < nseg; i++) /* St (nc, Mp) = K . Qt */
+            kt->gemm_ab(sg[i].n, Mp, D, (const float *)sg[i].k, D, w->Qt, Mp, w->St + sg[i].c0 * Mp, Mp, 0);
     /* logits = scale * <q, k> rounded once, as in sdpa_fwd.c: before the
      * per-element work when it is more than masks, else inside softmax_tile */
     const float sc = attn__sdpa_tile_elem(c->P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp,
@@ -579,20 +553,6 @@ static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int
     if (kt->softmax_tile(nc, Mp, w->St, sc, w->mrow, w->lrow, w->alpha))
         kt->scale_rows(M, Dvp, w->O, Dvp, w->alpha);
     tile_pv(c, k, w, sg, nseg, nc, q);
-}
-
-/* Prefetches (towards L2) the K/V segments of keys [j0, j0 + nc). */
-static void tile_prefetch(const paged_ctx *c, const paged_blk *k, int64_t j0, int64_t nc) {
-    kv_seg sg[ATTN__SDPA_BC_MAX + 1];
-    const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
-    for (int i = 0; i < nseg; i++) { /* spans in floats: n * D elements of es bytes */
-        attn__prefetch_span((const float *)sg[i].k, attn__ceil_div(sg[i].n * c->P->D * (int64_t)c->es, 4));
-        attn__prefetch_span((const float *)sg[i].v, attn__ceil_div(sg[i].n * c->P->Dv * (int64_t)c->es, 4));
-        if (sg[i].ks) {
-            __builtin_prefetch(sg[i].ks, 0, 2);
-            __builtin_prefetch(sg[i].vs, 0, 2);
-        }
-    }
 }
 
 /* lse = m + log(l) rounded once (in double), -inf when l == 0 (sdpa_fwd.c's rule). */
@@ -629,23 +589,13 @@ static void paged_task(void *vctx, int64_t t, int tid) {
     for (int64_t m = 0; m < k.Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
     memset(w.O, 0, (size_t)(k.M * pl->Dvp) * sizeof(float));
     const int64_t Bc = pl->Bc;
-    /* decoding fp32: tiles are prefetched `ahead` = 1 tile past the next one, in
-     * bursts; typed: the next tile, spread over the current one (pf_queue), in
-     * calls reading > blk.paged_pf_bytes */
-    const int typed_dot = k.dot && c->dtype != ATTN_DTYPE_F32, pf_next = typed_dot && c->pf_next;
-    const int64_t ahead = k.dot && !typed_dot ? 1 : 0;
+    /* decode tiles of calls reading > blk.paged_pf_bytes: the next tile's
+     * prefetches spread over the current one (pf_queue) */
+    const int pf_next = k.dot && c->pf_next;
     pf_queue pq;
-    for (int64_t a = 1; a <= ahead; a++) { /* the first tiles after the first one */
-        const int64_t pa = (ka / Bc + a) * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
-        if (pa < kb) tile_prefetch(c, &k, pa, pb - pa);
-    }
     for (int64_t j0 = ka; j0 < kb;) {
         int64_t je = (j0 / Bc + 1) * Bc; /* tiles aligned to multiples of Bc */
         if (je > kb) je = kb;
-        if (ahead && je + ahead * Bc < kb) { /* the tile `ahead` past the next, as spans */
-            const int64_t pa = je + ahead * Bc, pb = pa + Bc < kb ? pa + Bc : kb;
-            tile_prefetch(c, &k, pa, pb - pa);
-        }
         pf_init(&pq, c, &k, je, pf_next ? (je + Bc < kb ? je + Bc : kb) - je : 0);
         tile_step(c, &k, &w, j0, je - j0, &pq);
         j0 = je;
@@ -722,7 +672,6 @@ static void tables_make(paged_ctx *c) {
         c->spre[b + 1] = c->spre[b] + (np > 1 ? P->Hkv * np : 0);
     }
     const double key_bytes = (double)(P->Hkv * (P->D + P->Dv)) * (double)c->es + (c->kscale ? 8.0 * (double)P->Hkv : 0.0);
-    c->stream_k = c->dtype == ATTN_DTYPE_F32 && (double)keys * key_bytes > (double)pl->bk->paged_stream_bytes;
     c->pf_next = (double)keys * key_bytes > (double)pl->bk->paged_pf_bytes;
 }
 

@@ -175,23 +175,8 @@ static void vacc_avx2(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const floa
     ATTN__KV_DISPATCH(vacc_impl, t, n, M, Dv, P, ldp, V, vs, O, ldo);
 }
 
-static unsigned touch_avx2(const void *p, size_t n) {
-    const unsigned char *b = (const unsigned char *)p;
-    __m256i x = _mm256_setzero_si256();
-    size_t i = 0;
-    for (; i + 128 <= n; i += 128) {
-        x = _mm256_or_si256(x, _mm256_loadu_si256((const __m256i *)(b + i)));
-        x = _mm256_or_si256(x, _mm256_loadu_si256((const __m256i *)(b + i + 32)));
-        x = _mm256_or_si256(x, _mm256_loadu_si256((const __m256i *)(b + i + 64)));
-        x = _mm256_or_si256(x, _mm256_loadu_si256((const __m256i *)(b + i + 96)));
-    }
-    for (; i + 32 <= n; i += 32) x = _mm256_or_si256(x, _mm256_loadu_si256((const __m256i *)(b + i)));
-    return (unsigned)_mm256_extract_epi32(x, 0) | (unsigned)_mm256_extract_epi32(x, 5);
-}
-
 void attn__kv_kernels_avx2(attn__kv_kernels *t) {
     t->name = "avx2";
     t->kdot = kdot_avx2;
     t->vacc = vacc_avx2;
-    t->touch = touch_avx2;
 }

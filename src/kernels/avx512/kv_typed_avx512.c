@@ -146,23 +146,8 @@ static void vacc_avx512(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const fl
     ATTN__KV_DISPATCH(vacc_impl, t, n, M, Dv, P, ldp, V, vs, O, ldo);
 }
 
-static unsigned touch_avx512(const void *p, size_t n) {
-    const unsigned char *b = (const unsigned char *)p;
-    __m512i x = _mm512_setzero_si512();
-    size_t i = 0;
-    for (; i + 256 <= n; i += 256) {
-        x = _mm512_or_si512(x, _mm512_loadu_si512(b + i));
-        x = _mm512_or_si512(x, _mm512_loadu_si512(b + i + 64));
-        x = _mm512_or_si512(x, _mm512_loadu_si512(b + i + 128));
-        x = _mm512_or_si512(x, _mm512_loadu_si512(b + i + 192));
-    }
-    for (; i + 64 <= n; i += 64) x = _mm512_or_si512(x, _mm512_loadu_si512(b + i));
-    return (unsigned)_mm512_reduce_or_epi32(x);
-}
-
 void attn__kv_kernels_avx512(attn__kv_kernels *t) {
     t->name = "avx512";
     t->kdot = kdot_avx512;
     t->vacc = vacc_avx512;
-    t->touch = touch_avx512;
 }

@@ -46,16 +46,8 @@ static void vacc_generic(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const f
     }
 }
 
-static unsigned touch_generic(const void *p, size_t n) {
-    const unsigned char *b = (const unsigned char *)p;
-    unsigned x = 0;
-    for (size_t i = 0; i < n; i += 64) x ^= b[i];
-    return x;
-}
-
 void attn__kv_kernels_generic(attn__kv_kernels *t) {
     t->name = "generic";
     t->kdot = kdot_generic;
     t->vacc = vacc_generic;
-    t->touch = touch_generic;
 }
