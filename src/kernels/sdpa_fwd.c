@@ -21,10 +21,12 @@
  * Blocks of at most ATTN__SDPA_DOT_ROWS rows (decoding) take the scores as
  * dot products along D from packed query rows (gemm_abt) into 8-column tiles
  * instead of the transposed block (gemm_ab broadcasts K against >= 16
- * columns) and read a V tile in place when it holds no Inf/NaN; over dense
- * K/V rows (a head-major cache) they prefetch two tiles ahead as spans. */
+ * columns) and read a V tile in place when it holds no Inf/NaN; they
+ * prefetch the next tile's K and V rows into L2 in shares between their
+ * score and P.V kernel calls of a few keys (pf_queue.h). */
 #include "kernels/sdpa_internal.h"
 #include "kernels/dropout.h"
+#include "kernels/pf_queue.h"
 #include "io/half.h"
 
 typedef struct fwd_ctx {
@@ -195,7 +197,6 @@ typedef struct fwd_block {
     int64_t M, Mp;                /* rows (nr * ng), padded (16, or 8 for dot blocks) */
     int64_t ka, kb;               /* keys visited: the union of the rows' intervals (and of the split) */
     int dot;                      /* few rows (decoding): dot-product scores from Qr */
-    int span;                     /* dot blocks over dense K / V rows: prefetch as spans */
     const float *kbase, *vbase;   /* fp32 K / V rows of the sequence and kv head (NULL if no key visited) */
     const uint16_t *kb16, *vb16;  /* the same, bf16 fast path */
 } fwd_block;
@@ -242,7 +243,6 @@ static int fwd_block_make(const fwd_ctx *c, int64_t t, fwd_bufs *w, fwd_block *k
     k->vbase = any && !P->bf16 ? attn__sdpa_at(P->v, &k->s, k->s.k0, 0, k->kvh) : NULL;
     k->kb16 = any && P->bf16 ? attn__sdpa_at16(P->k, &k->s, k->s.k0, 0, k->kvh) : NULL;
     k->vb16 = any && P->bf16 ? attn__sdpa_at16(P->v, &k->s, k->s.k0, 0, k->kvh) : NULL;
-    k->span = k->dot && P->k.stride_s == P->D && P->v.stride_s == P->Dv;
     return 1;
 }
 
@@ -272,25 +272,54 @@ static void fwd_block_start(const attn__sdpa_prob *P, const attn__sdpa_plan *pl,
             w->rowkey[m] = attn__dropout_row_key(P->seed, k->b, k->h0 + m % ng, k->r0 + m / ng);
 }
 
-/* Software prefetch while tile j0 computes. Few rows (decoding) over dense
- * K and V rows (a head-major cache): the tile two ahead as two spans (the
- * per-row loop was ~15% of a decode step's instructions; ~5-10% faster than
- * hardware prefetch alone). Otherwise the next tile, row by row. */
-static void fwd_prefetch(const attn__sdpa_prob *P, const fwd_block *k, int64_t j0, int64_t Bc) {
-    const int64_t kb = k->kb, D = P->D, Dv = P->Dv;
-    if (P->bf16 && j0 + Bc < kb) { /* bf16: the next tile's K and V rows */
-        const int64_t nn = kb - j0 - Bc < Bc ? kb - j0 - Bc : Bc;
-        attn__prefetch_rows16(k->kb16 + (j0 + Bc) * P->k.stride_s, P->k.stride_s, nn, D);
-        attn__prefetch_rows16(k->vb16 + (j0 + Bc) * P->v.stride_s, P->v.stride_s, nn, Dv);
-    } else if (P->bf16) {
-    } else if (k->span && j0 + 2 * Bc < kb) {
-        const int64_t nn = kb - j0 - 2 * Bc < Bc ? kb - j0 - 2 * Bc : Bc;
-        attn__prefetch_span(k->kbase + (j0 + 2 * Bc) * D, nn * D);
-        attn__prefetch_span(k->vbase + (j0 + 2 * Bc) * Dv, nn * Dv);
-    } else if (!k->span && j0 + Bc < kb) {
-        const int64_t nn = kb - j0 - Bc < Bc ? kb - j0 - Bc : Bc;
-        attn__prefetch_rows(k->kbase + (j0 + Bc) * P->k.stride_s, P->k.stride_s, nn, D);
-        attn__prefetch_rows(k->vbase + (j0 + Bc) * P->v.stride_s, P->v.stride_s, nn, Dv);
+/* Software prefetch while tile j0 computes. Dot blocks of 2-8 rows queue
+ * the next tile's K and V rows (pf_queue.h: into L2, a share after each
+ * score and P.V call; dense rows, a head-major cache, as one run each):
+ * Llama shape (M = 4), batch 32 x 2048 from DRAM, 25 -> 21 ms. One-row dot
+ * blocks (MHA decoding, little work per key) keep bursts: over dense rows
+ * the tile two ahead as spans into L2, else the next tile into L1 (the
+ * queue was 25% slower on a GPT-2 step from L3, level from DRAM). Other
+ * blocks: the next tile row by row into L1. */
+static void fwd_prefetch(const attn__sdpa_prob *P, const fwd_block *k, int64_t j0, int64_t Bc, attn__pfq *q) {
+    const int64_t kb = k->kb, D = P->D, Dv = P->Dv, ldk = P->k.stride_s, ldv = P->v.stride_s;
+    attn__pfq_reset(q);
+    if (k->dot && k->M == 1 && ldk == D && ldv == Dv) {
+        if (j0 + 2 * Bc < kb) {
+            const int64_t nn = kb - j0 - 2 * Bc < Bc ? kb - j0 - 2 * Bc : Bc;
+            attn__prefetch_span(k->kbase + (j0 + 2 * Bc) * D, nn * D);
+            attn__prefetch_span(k->vbase + (j0 + 2 * Bc) * Dv, nn * Dv);
+        }
+        return;
+    }
+    if (j0 + Bc >= kb) return;
+    const int64_t nn = kb - j0 - Bc < Bc ? kb - j0 - Bc : Bc;
+    if (P->bf16) {
+        attn__prefetch_rows16(k->kb16 + (j0 + Bc) * ldk, ldk, nn, D);
+        attn__prefetch_rows16(k->vb16 + (j0 + Bc) * ldv, ldv, nn, Dv);
+    } else if (k->dot && k->M > 1) {
+        const size_t f = sizeof(float);
+        if (ldk == D) attn__pfq_add(q, k->kbase + (j0 + Bc) * ldk, 1, (size_t)(nn * D) * f, 0);
+        else attn__pfq_add(q, k->kbase + (j0 + Bc) * ldk, nn, (size_t)D * f, (size_t)ldk * f);
+        if (ldv == Dv) attn__pfq_add(q, k->vbase + (j0 + Bc) * ldv, 1, (size_t)(nn * Dv) * f, 0);
+        else attn__pfq_add(q, k->vbase + (j0 + Bc) * ldv, nn, (size_t)Dv * f, (size_t)ldv * f);
+    } else {
+        attn__prefetch_rows(k->kbase + (j0 + Bc) * ldk, ldk, nn, D);
+        attn__prefetch_rows(k->vbase + (j0 + Bc) * ldv, ldv, nn, Dv);
+    }
+}
+
+/* Dot blocks: the scores St (nc, Mp) = K . Qr^T of tile j0; with prefetches
+ * queued, `sub` keys per gemm_abt call (blk.paged_pf_keys, twice that for
+ * one row), each followed by its share of q. Each key's score is its own
+ * dot product, so the split changes no result. */
+static void fwd_dot_scores(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
+                           const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, attn__pfq *q) {
+    const int64_t ldk = P->k.stride_s, pk = kt->blk.paged_pf_keys, sub = !q->lines ? nc : k->M == 1 ? 2 * pk : pk;
+    attn__pfq_plan(q, attn__ceil_div(nc, sub) + attn__ceil_div(nc, ATTN__PFQ_PV_KEYS));
+    for (int64_t a = 0; a < nc; a += sub) {
+        const int64_t n = nc - a < sub ? nc - a : sub;
+        kt->gemm_abt(n, k->M, P->D, k->kbase + (j0 + a) * ldk, ldk, w->Qr, pl->Dp, w->St + a * k->Mp, k->Mp);
+        attn__pfq_issue(q, q->share);
     }
 }
 
@@ -311,12 +340,13 @@ static void fwd_tile_rows(const fwd_block *k, const fwd_bufs *w, int64_t j0, int
  * online softmax step (O rescaled when a row's max changed) and dropout: St
  * then holds the tile's probabilities. */
 static void fwd_tile_probs(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
-                           const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, int64_t m0, int64_t m1) {
+                           const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, int64_t m0, int64_t m1,
+                           attn__pfq *q) {
     const int64_t D = P->D, Mp = k->Mp, Dvp = pl->Dvp;
     if (P->bf16)
         kt->gemm_bf16(nc, m1 - m0, D / 2, k->kb16 + j0 * P->k.stride_s, P->k.stride_s, 2,
                       (const uint16_t *)((const uint32_t *)w->Qt + m0), Mp, w->St + m0, Mp, 0);
-    else if (k->dot) kt->gemm_abt(nc, k->M, D, k->kbase + j0 * P->k.stride_s, P->k.stride_s, w->Qr, pl->Dp, w->St, Mp);
+    else if (k->dot) fwd_dot_scores(P, pl, kt, k, w, j0, nc, q);
     else kt->gemm_ab(nc, m1 - m0, D, k->kbase + j0 * P->k.stride_s, P->k.stride_s, w->Qt + m0, Mp, w->St + m0, Mp, 0);
     const float sc = attn__sdpa_tile_elem(P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp,
                                           w->St, NULL);
@@ -327,12 +357,15 @@ static void fwd_tile_probs(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
 
 /* O (M, Dvp) += St^T . V for tile j0, rows [m0, min(m1, M)). A clean V tile
  * of a few-row block is read in place (each element once; 15-25% faster
- * decode in BSHD than packing it first, the same in a head-major cache);
+ * decode in BSHD than packing it first, the same in a head-major cache),
+ * with prefetches queued ATTN__PFQ_PV_KEYS keys per call, each followed by
+ * its share of q;
  * otherwise V is packed into Vp, rows holding Inf/NaN zeroed there and added
  * only to the rows that attend to them (0 * NaN must not leak into rows for
  * which the key is masked, e.g. garbage in padding). */
 static void fwd_tile_pv(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
-                        const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, int64_t m0, int64_t m1) {
+                        const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, int64_t m0, int64_t m1,
+                        attn__pfq *q) {
     const int64_t ldv = P->v.stride_s, Mp = k->Mp, Dv = P->Dv, Dvp = pl->Dvp;
     const int64_t M = m1 < k->M ? m1 : k->M;
     if (M <= m0) return;
@@ -342,7 +375,12 @@ static void fwd_tile_pv(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, con
     }
     const float *vt = k->vbase + j0 * ldv; /* (nc, Dv) V rows of the tile, row stride ldv */
     if (k->dot && Dv == Dvp && kt->rows_finite(nc, Dv, vt, ldv)) {
-        kt->gemm_atb(M, Dvp, nc, w->St, Mp, vt, ldv, w->O, Dvp);
+        const int64_t sub = q->lines ? ATTN__PFQ_PV_KEYS : nc; /* keys per call */
+        for (int64_t a = 0; a < nc; a += sub) {
+            const int64_t n = nc - a < sub ? nc - a : sub;
+            kt->gemm_atb(M, Dvp, n, w->St + a * Mp, Mp, vt + a * ldv, ldv, w->O, Dvp);
+            attn__pfq_issue(q, q->share);
+        }
         return;
     }
     const int nbad = kt->pack_rows(nc, Dv, vt, ldv, 1.0f, w->Vp, Dvp, Dvp, w->bad);
@@ -389,13 +427,14 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     fwd_block k;
     if (!fwd_block_make(c, t, &w, &k)) return;
     fwd_block_start(c->P, pl, &k, &w);
+    attn__pfq pq; /* dot blocks: the next tile's prefetches */
     for (int64_t j0 = k.ka; j0 < k.kb; j0 += pl->Bc) {
         const int64_t nc = k.kb - j0 < pl->Bc ? k.kb - j0 : pl->Bc;
         int64_t m0, m1;
         fwd_tile_rows(&k, &w, j0, nc, &m0, &m1);
-        fwd_prefetch(c->P, &k, j0, pl->Bc);
-        fwd_tile_probs(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1);
-        fwd_tile_pv(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1);
+        fwd_prefetch(c->P, &k, j0, pl->Bc, &pq);
+        fwd_tile_probs(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1, &pq);
+        fwd_tile_pv(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1, &pq);
     }
     fwd_block_finish(c, &k, &w);
 }

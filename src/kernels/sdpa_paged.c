@@ -22,7 +22,7 @@
  *     attn__sdpa_apply_elem, the interval model attn__sdpa_row_range.
  *   - decode tiles of large calls prefetch the next tile's K and V into L2
  *     in shares between their score and P.V kernel calls of a few keys
- *     (pf_queue);
+ *     (pf_queue.h);
  *   - logits are scale * <q, k>, lse = m + log(l) in double: sdpa_fwd.c's
  *     rounding (driver pieces written again here: fwd's are static).
  *   - reduced-precision pools (BF16 / F16 / I8, kv_typed.h): decode blocks
@@ -37,6 +37,7 @@
  * the output is bit-identical at any thread count. */
 #include "kernels/sdpa_internal.h"
 #include "kernels/kv_typed.h"
+#include "kernels/pf_queue.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -47,10 +48,10 @@
  * measurements in dispatch.c): paged_bc keys per tile (tiles aligned to
  * multiples of it); decode blocks split into partitions of >= paged_part_min
  * keys, at most paged_maxpart per sequence; calls reading more K+V bytes than
- * paged_pf_bytes prefetch the next decode tile (pf_queue); the scores run on
- * paged_pf_keys keys at a time (twice that for one typed query row) and P.V
- * on PF_PV_KEYS, each call followed by its share of the next tile's prefetches. Speed choices only:
- * the results are the same. */
+ * paged_pf_bytes prefetch the next decode tile (pf_queue.h); the scores run on
+ * paged_pf_keys keys at a time (twice that for one query row) and P.V
+ * on ATTN__PFQ_PV_KEYS, each call followed by its share of the next tile's
+ * prefetches. Speed choices only: the results are the same. */
 
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
 
@@ -254,7 +255,7 @@ typedef struct paged_ctx {
     int64_t *spre;   /* (B + 1) prefix sums of partial slots (Hkv * npart per split sequence) */
     int64_t *npart;  /* (B) key partitions of each sequence (1 = not split) */
     float *partials; /* (slots, slot_n) */
-    int pf_next;     /* decode tiles prefetch the next tile (pf_queue; large calls) */
+    int pf_next;     /* decode tiles prefetch the next tile (pf_queue.h; large calls) */
 } paged_ctx;
 
 typedef struct paged_bufs {
@@ -383,98 +384,57 @@ static void pack_q(const paged_ctx *c, const paged_blk *k, paged_bufs *w) {
         for (int64_t m = M; m < ATTN__SDPA_DOT_ROWS; m++) memset(w->Qr + m * Dp, 0, (size_t)Dp * sizeof(float));
 }
 
-/* O (M, Dvp) += St^T . V over the tile's segments: in place when every V row
- * is finite (dot blocks, Dv a multiple of 16), else packed into Vp with rows
- * holding Inf/NaN added only to the rows that attend to them. */
-/* Software prefetches (into L2) of the next tile's K, V and I8 scales, issued
- * a share at a time between the score and P.V kernel calls of the current
- * decode tile. One burst of a tile's 256-1024 lines overflows the core's
- * outstanding-miss slots; spread over the tile's work, the misses stay in
- * flight while it computes. Into L2, not L1: a tile is 16-64 KiB of K and V,
- * as large as Zen 4's L1 or larger, and the next one prefetched into L1
- * evicted the current one's lines. Measured (Llama shape, 2 threads, Zen 4,
- * variants alternating in one process), against the earlier schemes (typed:
- * the next tile into L1 over the kdot calls after a plain-load pass over
- * K and V; fp32: that pass and a burst into L2 of the tile after next):
- *   bf16 batch 32 x 2048 19.0 -> 12.9 ms, int8 13.6 -> 11.1 (then 11.7 and
- *   9.4 with softmax_tile's 8-column path); fp32 batch 32 x 2048 23.6 ->
- *   18.7, 8 x 2048 6.2 -> 5.3, 32 x 4096 59 -> 39, 1 x 4096 1.16 -> 0.93.
- * The plain-load pass cost 5-8% with these prefetches, so it is gone. A
- * speed choice only: the results are the same. */
-typedef struct pf_queue {
-    const char *p[4 * (ATTN__SDPA_BC_MAX + 1)]; /* spans: K, V (and scales) of each segment */
-    size_t n[4 * (ATTN__SDPA_BC_MAX + 1)];      /* their bytes */
-    int cnt, i;                        /* spans, current span */
-    size_t off, lines;                 /* offset in span i; cache lines in all */
-    size_t share;                      /* lines to issue after each kernel call of the tile */
-} pf_queue;
-
-static void pf_add(pf_queue *q, const void *p, size_t n) {
-    if (!p || !n) return;
-    q->p[q->cnt] = (const char *)p;
-    q->n[q->cnt++] = n;
-    q->lines += (n + 63) / 64;
-}
-
-/* The queue of keys [j0, j0 + nc) of block k's sequence and head (empty if nc <= 0). */
-static void pf_init(pf_queue *q, const paged_ctx *c, const paged_blk *k, int64_t j0, int64_t nc) {
-    q->cnt = q->i = 0;
-    q->off = q->lines = q->share = 0;
+/* The prefetch queue (pf_queue.h) of keys [j0, j0 + nc) of block k's
+ * sequence and head: K, V and the I8 scales of each segment (empty if
+ * nc <= 0). */
+_Static_assert(ATTN__PFQ_MAX_RUNS >= 4 * (ATTN__SDPA_BC_MAX + 1), "a tile's runs fit the prefetch queue");
+static void pf_init(attn__pfq *q, const paged_ctx *c, const paged_blk *k, int64_t j0, int64_t nc) {
+    attn__pfq_reset(q);
     if (nc <= 0) return;
     kv_seg sg[ATTN__SDPA_BC_MAX + 1];
     const int nseg = tile_segs(c, k->s.b, k->kvh, j0, nc, sg);
-    for (int i = 0; i < nseg; i++) {
-        pf_add(q, sg[i].k, (size_t)(sg[i].n * c->P->D) * c->es);
-        pf_add(q, sg[i].v, (size_t)(sg[i].n * c->P->Dv) * c->es);
-        pf_add(q, sg[i].ks, (size_t)sg[i].n * sizeof(float));
-        pf_add(q, sg[i].vs, (size_t)sg[i].n * sizeof(float));
+    for (int i = 0; i < nseg; i++) { /* each a run of one contiguous row */
+        attn__pfq_add(q, sg[i].k, 1, (size_t)(sg[i].n * c->P->D) * c->es, 0);
+        attn__pfq_add(q, sg[i].v, 1, (size_t)(sg[i].n * c->P->Dv) * c->es, 0);
+        attn__pfq_add(q, sg[i].ks, 1, (size_t)sg[i].n * sizeof(float), 0);
+        attn__pfq_add(q, sg[i].vs, 1, (size_t)sg[i].n * sizeof(float), 0);
     }
 }
 
-/* Issues the next `lines` prefetches of the queue. */
-static void pf_issue(pf_queue *q, size_t lines) {
-    for (; lines > 0 && q->i < q->cnt; lines--) {
-        __builtin_prefetch(q->p[q->i] + q->off, 0, 2); /* prefetcht1 */
-        q->off += 64;
-        if (q->off >= q->n[q->i]) { q->i++; q->off = 0; }
-    }
-}
-
-/* Keys per P.V call between prefetch shares (a multiple of 8; the split
- * changes no result: vacc and gemm_atb add key by key in order into O). */
-#define PF_PV_KEYS 16
-
-/* The share of each of the tile's kernel calls: score calls of `sub` keys and
- * P.V calls of PF_PV_KEYS over the segments sg. */
-static void pf_plan(pf_queue *q, const kv_seg *sg, int nseg, int64_t sub) {
+/* The shares of the tile's kernel calls: score calls of `sub` keys and P.V
+ * calls of ATTN__PFQ_PV_KEYS over the segments sg. */
+static void pf_plan(attn__pfq *q, const kv_seg *sg, int nseg, int64_t sub) {
     int64_t calls = 0;
-    for (int i = 0; i < nseg; i++) calls += attn__ceil_div(sg[i].n, sub) + attn__ceil_div(sg[i].n, PF_PV_KEYS);
-    q->share = calls > 0 ? (q->lines + (size_t)calls - 1) / (size_t)calls : 0;
+    for (int i = 0; i < nseg; i++) calls += attn__ceil_div(sg[i].n, sub) + attn__ceil_div(sg[i].n, ATTN__PFQ_PV_KEYS);
+    attn__pfq_plan(q, calls);
 }
 
+/* O (M, Dvp) += St^T . V over the tile's segments: in place when every V row
+ * is finite (dot blocks, Dv a multiple of 16), else packed into Vp with rows
+ * holding Inf/NaN added only to the rows that attend to them. */
 static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, int64_t nc,
-                    pf_queue *q) {
+                    attn__pfq *q) {
     const attn__sdpa_kernels *kt = c->kt;
     const int64_t Dv = c->P->Dv, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
     if (k->dot && c->dtype != ATTN_DTYPE_F32) { /* typed pool, read in place (masked keys skipped) */
         for (int i = 0; i < nseg; i++)
-            for (int64_t a = 0; a < sg[i].n; a += PF_PV_KEYS) {
-                const int64_t n = sg[i].n - a < PF_PV_KEYS ? sg[i].n - a : PF_PV_KEYS;
+            for (int64_t a = 0; a < sg[i].n; a += ATTN__PFQ_PV_KEYS) {
+                const int64_t n = sg[i].n - a < ATTN__PFQ_PV_KEYS ? sg[i].n - a : ATTN__PFQ_PV_KEYS;
                 c->kk->vacc(c->dtype, n, M, Dv, w->St + (sg[i].c0 + a) * Mp, Mp,
                             (const unsigned char *)sg[i].v + (size_t)(a * Dv) * c->es, sg[i].vs ? sg[i].vs + a : NULL,
                             w->O, Dvp);
-                pf_issue(q, q->share);
+                attn__pfq_issue(q, q->share);
             }
         return;
     }
     int clean = k->dot && Dv == Dvp;
     for (int i = 0; clean && i < nseg; i++) clean = kt->rows_finite(sg[i].n, Dv, (const float *)sg[i].v, Dv);
-    if (clean) { /* V read in place, PF_PV_KEYS keys per call (decode: each followed by its prefetch share) */
+    if (clean) { /* V read in place, ATTN__PFQ_PV_KEYS keys per call (decode: each followed by its prefetch share) */
         for (int i = 0; i < nseg; i++)
-            for (int64_t a = 0; a < sg[i].n; a += PF_PV_KEYS) {
-                const int64_t n = sg[i].n - a < PF_PV_KEYS ? sg[i].n - a : PF_PV_KEYS;
+            for (int64_t a = 0; a < sg[i].n; a += ATTN__PFQ_PV_KEYS) {
+                const int64_t n = sg[i].n - a < ATTN__PFQ_PV_KEYS ? sg[i].n - a : ATTN__PFQ_PV_KEYS;
                 kt->gemm_atb(M, Dvp, n, w->St + (sg[i].c0 + a) * Mp, Mp, (const float *)sg[i].v + a * Dv, Dv, w->O, Dvp);
-                pf_issue(q, q->share);
+                attn__pfq_issue(q, q->share);
             }
         return;
     }
@@ -518,9 +478,9 @@ static int tile_widen(const paged_ctx *c, paged_bufs *w, kv_seg *sg, int nseg, i
  * `sub` keys at a time, each call followed by its share of the prefetches of
  * q (shares planned for the tile's score and P.V calls). Each key's score is
  * its own dot product, so the split changes no result. */
-static void dot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, pf_queue *q) {
+static void dot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const kv_seg *sg, int nseg, attn__pfq *q) {
     const int typed = c->dtype != ATTN_DTYPE_F32;
-    const int64_t D = c->P->D, Mp = k->Mp, pk = c->pl->bk->paged_pf_keys, sub = typed && k->M == 1 ? 2 * pk : pk;
+    const int64_t D = c->P->D, Mp = k->Mp, pk = c->pl->bk->paged_pf_keys, sub = k->M == 1 ? 2 * pk : pk;
     pf_plan(q, sg, nseg, sub);
     for (int i = 0; i < nseg; i++)
         for (int64_t a = 0; a < sg[i].n; a += sub) {
@@ -530,13 +490,13 @@ static void dot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, co
                 c->kk->kdot(c->dtype, n, k->M, D, (const unsigned char *)sg[i].k + (size_t)(a * D) * c->es,
                             sg[i].ks ? sg[i].ks + a : NULL, w->Qr, c->pl->Dp, st, Mp);
             else c->kt->gemm_abt(n, k->M, D, (const float *)sg[i].k + a * D, D, w->Qr, c->pl->Dp, st, Mp);
-            pf_issue(q, q->share);
+            attn__pfq_issue(q, q->share);
         }
 }
 
 /* One tile [j0, j0 + nc): scores, per-element work, online softmax, O update;
  * q (decode tiles) the next tile's prefetches. */
-static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int64_t j0, int64_t nc, pf_queue *q) {
+static void tile_step(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int64_t j0, int64_t nc, attn__pfq *q) {
     const attn__sdpa_kernels *kt = c->kt;
     const int64_t D = c->P->D, Dvp = c->pl->Dvp, M = k->M, Mp = k->Mp;
     kv_seg sg[ATTN__SDPA_BC_MAX + 1];
@@ -590,9 +550,9 @@ static void paged_task(void *vctx, int64_t t, int tid) {
     memset(w.O, 0, (size_t)(k.M * pl->Dvp) * sizeof(float));
     const int64_t Bc = pl->Bc;
     /* decode tiles of calls reading > blk.paged_pf_bytes: the next tile's
-     * prefetches spread over the current one (pf_queue) */
+     * prefetches spread over the current one (pf_queue.h) */
     const int pf_next = k.dot && c->pf_next;
-    pf_queue pq;
+    attn__pfq pq;
     for (int64_t j0 = ka; j0 < kb;) {
         int64_t je = (j0 / Bc + 1) * Bc; /* tiles aligned to multiples of Bc */
         if (je > kb) je = kb;
