@@ -30,6 +30,13 @@ nv=$(grep '"variant": "decode-' "$T/b.json" | grep '"valid": true' | grep '"batc
     grep '"pct_bw": [0-9]' | grep '"kv_dtype": "\(f32\|int8\)"' | grep -c '"stream_gbps": [0-9]')
 if [ "$nv" -eq 16 ]; then ok "rows valid, with kv_dtype / batch / gbps / pct_bw / stream_gbps"; else bad "complete valid rows: $nv"; fi
 if grep -q '"bw_probe_gbps": [0-9]' "$T/b.json"; then ok "bw_probe_gbps at top level"; else bad "no bw_probe_gbps"; fi
+# the probe is re-sampled after every row (8 rows: 9 samples, 10 with the last one) and its spread reported
+if grep -q '"bw_probe_samples": \([9]\|[1-9][0-9]\), "bw_probe_spread": [0-9]' "$T/b.json" &&
+    grep -q '^streaming-read probe: [0-9.]* GB/s = best of [0-9]* samples' "$T/out"; then
+    ok "bandwidth probe: best of the samples through the run, with its spread"
+else
+    bad "bandwidth probe samples / spread"
+fi
 kf=$(grep '"variant": "decode-paged", "kv_dtype": "f32", "batch": 3,' "$T/b.json" | grep '"Sk": 300' | sed 's/.*"kv_bytes": \([0-9]*\).*/\1/')
 ki=$(grep '"variant": "decode-paged", "kv_dtype": "int8", "batch": 3,' "$T/b.json" | grep '"Sk": 300' | sed 's/.*"kv_bytes": \([0-9]*\).*/\1/')
 # f32: 2 x 3 x 300 x 8 x 128 x 4 bytes; int8: 1 byte per element + 2 x 4-byte scales per token and head

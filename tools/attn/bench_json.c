@@ -52,7 +52,10 @@ static void json_run(FILE *f, const bench_env *env) {
     bu_json_str(f, env->core);
     if (env->have_pkb) fprintf(f, ", \"bf16_peak_gflops\": %.2f, \"bf16_peak_probe\": \"%s\"", env->pkb.best, env->pkb.isa);
     fprintf(f, ", \"blas_coretype_reexec\": %s,\n  ", env->reexec ? "true" : "false");
-    if (bench_bw_probe_last() > 0) fprintf(f, "\"bw_probe_gbps\": %.2f,\n  \"rows\": [\n", bench_bw_probe_last());
+    const bu_bw *bw = bench_bw_probe_last();
+    if (bw->best > 0)
+        fprintf(f, "\"bw_probe_gbps\": %.2f, \"bw_probe_worst_gbps\": %.2f, \"bw_probe_samples\": %d, "
+                   "\"bw_probe_spread\": %.4f,\n  \"rows\": [\n", bw->best, bw->worst, bw->samples, bu_bw_spread(bw));
     else fprintf(f, "\"bw_probe_gbps\": null,\n  \"rows\": [\n");
 }
 
@@ -70,10 +73,10 @@ static void json_row_ran(FILE *f, const bench_row *r, bench_env *env) {
     if (ag <= pr->best) fprintf(f, ", \"pct_peak\": %.2f", 100 * ag / pr->best);
     else fprintf(f, ", \"pct_peak\": null, \"pct_peak_note\": \"above the FMA probe: the probe was disturbed\"");
     if (is_decode(r->variant)) {
-        const double g = r->bytes / r->ta.median_s * 1e-9, bw = bench_bw_probe_last();
+        const double g = r->bytes / r->ta.median_s * 1e-9, bw = bench_bw_probe_last()->best;
         fprintf(f, ", \"kv_dtype\": \"f32\", \"kv_bytes\": %.0f, \"attn_gbps\": %.2f, \"peer_gbps\": %.2f, "
                    "\"gbps\": %.2f", r->bytes, g, r->bytes / r->tp.median_s * 1e-9, g);
-        if (bw > 0) fprintf(f, ", \"pct_bw\": %.2f", 100 * g / bw);
+        if (bw > 0) fprintf(f, ", \"pct_bw\": %.2f%s", 100 * g / bw, g > bw ? ", \"pct_bw_above_probe\": true" : "");
         else fprintf(f, ", \"pct_bw\": null");
     }
 }

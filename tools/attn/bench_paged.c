@@ -17,8 +17,9 @@
  * diff <= 1e-5).
  * bytes = 2 * B * S * Hkv * D * elem (K and V, each read once, compressed)
  * + 2 * B * S * Hkv * 4 for the int8 scales; GB/s = bytes /
- * median time; pct_bw = GB/s / streaming-read probe (bu_stream_read, same
- * thread count, measured in the same process just before the rows). Each side
+ * median time; pct_bw = GB/s / streaming-read probe (bu_bw, same thread
+ * count, in the same process: the best of a sample before the rows and one
+ * after each row; a row above it is flagged, not printed as a %). Each side
  * is timed twice, alternating (paged, contiguous, paged, contiguous), and the
  * lower median of the two is kept: the machine is shared. */
 #include "bench_paged.h"
@@ -46,19 +47,32 @@ typedef struct paged_row {
 
 static paged_row g_rows[MAXROWS];
 static int g_nrows;
-static double g_stream;
 static int g_threads;
-static double g_probe; /* bench_bw_probe's measurement, 0 until taken */
+static bu_bw g_bw; /* the streaming-read probe's samples */
 
 double bench_bw_probe(int threads) {
-    if (g_probe <= 0) {
-        fprintf(stderr, "streaming-read probe\n");
-        g_probe = bu_stream_read(threads, (int64_t)512 << 20, 5);
-    }
-    return g_probe;
+    if (g_bw.samples == 0) fprintf(stderr, "streaming-read probe\n");
+    bu_bw_sample(&g_bw, threads, (int64_t)512 << 20, g_bw.samples == 0 ? 5 : 2);
+    return g_bw.best;
 }
 
-double bench_bw_probe_last(void) { return g_probe; }
+const bu_bw *bench_bw_probe_last(void) { return &g_bw; }
+
+void bench_bw_probe_free(void) { bu_bw_free(&g_bw); }
+
+/* "%bw" of a rate g against the probe so far, marked '*' above it: K/V that
+ * stay in the caches between calls (small rows) read faster than DRAM, or
+ * the probe was disturbed at every sample so far. */
+static const char *pct_bw_cell(double g, char *buf, size_t n) {
+    snprintf(buf, n, "%5.0f%%%s", 100 * g / g_bw.best, g > g_bw.best ? "*" : "");
+    return buf;
+}
+
+/* JSON: "<key>": the % of the final probe, and "<key>_above_probe": true above it. */
+static void json_pct_bw(FILE *f, const char *key, double g) {
+    fprintf(f, ", \"%s\": %.2f", key, 100 * g / g_bw.best);
+    if (g > g_bw.best) fprintf(f, ", \"%s_above_probe\": true", key);
+}
 
 const char *bench_kv_dtype_name(attn_dtype t) { return attn__kv_dtype_name(t); }
 
@@ -278,10 +292,11 @@ static void run_row(paged_row *r, const bench_paged_cfg *cfg) {
 int bench_paged_run(const bench_paged_cfg *cfg) {
     g_nrows = 0;
     g_threads = cfg->threads;
-    g_stream = bench_bw_probe(cfg->threads);
-    printf("\nstreaming read (probe): %.1f GB/s (%d threads, 512 MiB, 256-bit loads, best of 5 passes)\n", g_stream,
-           cfg->threads);
-    printf("%-10s %4s %5s %6s %4s %9s %8s %6s %9s %8s %6s %7s %9s  %7s  %11s\n", "model", "kv", "batch", "ctx", "bs", "paged ms",
+    bench_bw_probe(cfg->threads);
+    printf("\nstreaming read (probe): %.1f GB/s (%d threads, 512 MiB, 256-bit loads, best of 5 passes; sampled again\n"
+           "      after each row, the best sample is the bandwidth: the final one and the spread are printed at the end)\n",
+           g_bw.best, cfg->threads);
+    printf("%-10s %4s %5s %6s %4s %9s %8s %6s  %9s %8s %6s %7s %9s  %7s  %11s\n", "model", "kv", "batch", "ctx", "bs", "paged ms",
            "GB/s", "%bw", "contig ms", "GB/s", "%bw", "p/c", "max err", "cpu%p/c", "cpuGB/s p/c");
     int nbad = 0;
     for (int ti = 0; ti < cfg->nkv; ti++)
@@ -307,10 +322,12 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
                 nbad += r->note[0] != 's';
                 continue;
             }
+            bench_bw_probe(cfg->threads); /* a sample between rows */
             const double gp = r->bytes / r->tp.median_s * 1e-9, gc = r->bytes / r->tc.median_s * 1e-9;
-            printf("%-10s %4s %5lld %6lld %4lld %9.3f %8.1f %5.0f%% %9.3f %8.1f %5.0f%% %7.3f %9.1e  %3.0f/%3.0f  %5.1f/%5.1f%s\n",
+            char cp[16], cc[16];
+            printf("%-10s %4s %5lld %6lld %4lld %9.3f %8.1f %-7s %9.3f %8.1f %-7s%7.3f %9.1e  %3.0f/%3.0f  %5.1f/%5.1f%s\n",
                    "llama3-8b", attn__kv_dtype_name(r->dtype), (long long)r->B, (long long)r->S, (long long)r->bs, r->tp.median_s * 1e3, gp,
-                   100 * gp / g_stream, r->tc.median_s * 1e3, gc, 100 * gc / g_stream, r->tc.median_s / r->tp.median_s,
+                   pct_bw_cell(gp, cp, sizeof cp), r->tc.median_s * 1e3, gc, pct_bw_cell(gc, cc, sizeof cc), r->tc.median_s / r->tp.median_s,
                    r->err, 100 * cpu_share(&r->tp), 100 * cpu_share(&r->tc), cpu_gbps(r->bytes, &r->tp),
                    cpu_gbps(r->bytes, &r->tc), r->valid ? "" : "  INVALID");
             nbad += !r->valid;
@@ -326,6 +343,17 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
            " cpu%%p/c = CPU time the process got / (wall time x threads) while timing paged / contiguous;\n"
            " cpuGB/s = K+V bytes / (mean CPU time per call / threads): compares paged with contiguous on a\n"
            " time-sliced machine; not a fraction of the probe, which is wall-clock)\n");
+    int over = 0;
+    for (int i = 0; i < g_nrows; i++) {
+        const paged_row *r = &g_rows[i];
+        if (r->ran) over += (r->bytes / r->tp.median_s > g_bw.best * 1e9) + (r->bytes / r->tc.median_s > g_bw.best * 1e9);
+    }
+    printf("\nstreaming-read probe: %.1f GB/s = best of %d samples through the rows (worst %.1f, spread %.0f%%)%s\n",
+           g_bw.best, g_bw.samples, g_bw.worst, 100 * bu_bw_spread(&g_bw),
+           bu_bw_spread(&g_bw) > 0.1 ? ": the machine was busy during some samples" : "");
+    if (over)
+        printf("%d figure%s above the final probe (marked '*'; \"..._above_probe\" in --json): K/V that stay in the\n"
+               "caches between calls (small rows), or a probe disturbed at every sample\n", over, over == 1 ? "" : "s");
     return nbad;
 }
 
@@ -338,20 +366,21 @@ static void json_row(FILE *f, const paged_row *r, int contig) {
                "\"Sq\": 1, \"Sk\": %lld, \"Hq\": %d, \"Hkv\": %d, \"D\": %d, \"block_size\": %lld, \"threads\": %d, "
                "\"stream_gbps\": %.2f, \"ran\": %s, \"valid\": %s",
             contig ? "decode-kvcache" : "decode-paged", attn__kv_dtype_name(r->dtype), (long long)r->B, (long long)r->B,
-            (long long)r->S, HQ, HKV, HD, (long long)(contig ? r->S : r->bs), g_threads, g_stream,
+            (long long)r->S, HQ, HKV, HD, (long long)(contig ? r->S : r->bs), g_threads, g_bw.best,
             r->ran ? "true" : "false", r->valid ? "true" : "false");
     if (r->ran) {
         const bu_timing *t = contig ? &r->tc : &r->tp;
         const double g = r->bytes / t->median_s * 1e-9;
         fprintf(f, ", \"max_err\": %.3e, \"kv_bytes\": %.0f, \"median_ms\": %.4f, \"best_ms\": %.4f, \"runs\": %d, "
-                   "\"gbps\": %.2f, \"pct_bw\": %.2f, \"cpu_share\": %.3f, \"gbps_cpu\": %.2f",
-                r->err, r->bytes, t->median_s * 1e3, t->best_s * 1e3, t->runs, g, 100 * g / g_stream, cpu_share(t),
-                cpu_gbps(r->bytes, t));
+                   "\"gbps\": %.2f, \"cpu_share\": %.3f, \"gbps_cpu\": %.2f",
+                r->err, r->bytes, t->median_s * 1e3, t->best_s * 1e3, t->runs, g, cpu_share(t), cpu_gbps(r->bytes, t));
+        json_pct_bw(f, "pct_bw", g);
         if (!contig) {
             const double gc = r->bytes / r->tc.median_s * 1e-9;
-            fprintf(f, ", \"contig_median_ms\": %.4f, \"contig_gbps\": %.2f, \"contig_pct_bw\": %.2f, "
-                       "\"contig_cpu_share\": %.3f, \"contig_gbps_cpu\": %.2f",
-                    r->tc.median_s * 1e3, gc, 100 * gc / g_stream, cpu_share(&r->tc), cpu_gbps(r->bytes, &r->tc));
+            fprintf(f, ", \"contig_median_ms\": %.4f, \"contig_gbps\": %.2f, \"contig_cpu_share\": %.3f, "
+                       "\"contig_gbps_cpu\": %.2f",
+                    r->tc.median_s * 1e3, gc, cpu_share(&r->tc), cpu_gbps(r->bytes, &r->tc));
+            json_pct_bw(f, "contig_pct_bw", gc);
         }
     } else {
         fprintf(f, ", \"note\": ");

@@ -28,11 +28,15 @@ typedef struct bench_paged_cfg {
 /* Parses --kv-dtype "f32,bf16,f16,int8" (any subset, up to max). 0 on success. */
 int bench_kv_dtypes_parse(const char *s, attn_dtype *out, int max, int *n);
 const char *bench_kv_dtype_name(attn_dtype t);
-/* The streaming-read probe (bu_stream_read, 512 MiB, best of 5 passes), measured
- * at the first call and reused: the one bandwidth every decode row is judged
- * against ("bw_probe_gbps"). 0 if never measured (bench_bw_probe_last). */
+/* The streaming-read probe (bu_bw, 512 MiB): each call takes one more sample
+ * (the first 5 passes, later ones 2) and returns the best so far, the one
+ * bandwidth every decode row is judged against ("bw_probe_gbps");
+ * bench_bw_probe_last gives the samples (best 0 if never measured);
+ * bench_bw_probe_free releases the probe's buffer. */
+#include "bench_util.h"
 double bench_bw_probe(int threads);
-double bench_bw_probe_last(void);
+const bu_bw *bench_bw_probe_last(void);
+void bench_bw_probe_free(void);
 
 /* Measures the streaming-read probe and every (batch, context) row, prints a
  * table on stdout. Returns the number of rows that failed or were invalid. */

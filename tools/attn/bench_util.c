@@ -305,29 +305,32 @@ static void *stream_thread(void *v) {
     return NULL;
 }
 
-double bu_stream_read(int threads, int64_t bytes, int passes) {
+double bu_bw_sample(bu_bw *b, int threads, int64_t bytes, int passes) {
     enum { MAXT = 256 };
     if (threads < 1) threads = 1;
     if (threads > MAXT) threads = MAXT;
-    const int64_t n = bytes / (int64_t)sizeof(float) / (32 * threads) * (32 * threads);
-    if (n <= 0) return 0;
-    float *buf = attn__malloc((size_t)n * sizeof(float));
-    if (!buf) return 0;
-    for (int64_t i = 0; i < n; i++) buf[i] = 1.0f; /* touch every page */
+    if (!b->buf) {
+        const int64_t n = bytes / (int64_t)sizeof(float) / (32 * MAXT) * (32 * MAXT);
+        if (n <= 0) return 0;
+        b->buf = attn__malloc((size_t)n * sizeof(float));
+        if (!b->buf) return 0;
+        for (int64_t i = 0; i < n; i++) b->buf[i] = 1.0f; /* touch every page */
+        b->n = n;
+    }
     pthread_t th[MAXT];
     stream_job jobs[MAXT];
     double best = 0;
     float sink = 0;
+    const int64_t per = b->n / threads / 32 * 32;
     for (int pass = 0; pass < passes; pass++) {
-        const int64_t per = n / threads;
         double t0 = bu_now();
         int started = 0;
         for (int t = 1; t < threads; t++) {
-            jobs[t].p = buf + t * per; jobs[t].n = per; jobs[t].sink = 0;
+            jobs[t].p = b->buf + t * per; jobs[t].n = per; jobs[t].sink = 0;
             if (pthread_create(&th[t], NULL, stream_thread, &jobs[t]) != 0) break;
             started++;
         }
-        jobs[0].p = buf; jobs[0].n = per;
+        jobs[0].p = b->buf; jobs[0].n = per;
         stream_thread(&jobs[0]);
         sink += jobs[0].sink;
         for (int t = 1; t <= started; t++) { pthread_join(th[t], NULL); sink += jobs[t].sink; }
@@ -335,8 +338,18 @@ double bu_stream_read(int threads, int64_t bytes, int passes) {
         const double g = (double)(per * (started + 1)) * sizeof(float) / dt * 1e-9;
         if (g > best) best = g;
     }
-    attn__free(buf);
-    return sink == sink ? best : 0; /* keeps the sums alive */
+    if (sink != sink) return 0; /* keeps the sums alive */
+    if (best > b->best) b->best = best;
+    if (b->samples == 0 || best < b->worst) b->worst = best;
+    b->samples++;
+    return best;
+}
+
+double bu_bw_spread(const bu_bw *b) { return b->best > 0 ? (b->best - b->worst) / b->best : 0; }
+
+void bu_bw_free(bu_bw *b) {
+    attn__free(b->buf);
+    memset(b, 0, sizeof *b);
 }
 
 int64_t bu_peak_rss(void) {

@@ -52,9 +52,24 @@ double bu_peak_sample(bu_peak *pk, int trials);
 double bu_peak_spread(const bu_peak *pk);
 
 /* Streaming-read bandwidth of this machine, GB/s: `threads` threads each sum
- * a contiguous slice of one `bytes`-byte buffer (make it far larger than the
- * caches) with 256-bit loads; best of `passes` passes. 0 if it cannot allocate. */
-double bu_stream_read(int threads, int64_t bytes, int passes);
+ * a contiguous slice of one buffer far larger than the caches with 256-bit
+ * loads. Like the FMA probe, the bandwidth is the best of several short
+ * samples taken over the run (one busy moment must not set it low), with
+ * their spread. The buffer is allocated and touched at the first sample and
+ * kept until bu_bw_free. */
+typedef struct bu_bw {
+    float *buf;
+    int64_t n;       /* floats in buf */
+    double best;     /* GB/s: best sample so far (the bandwidth) */
+    double worst;    /* GB/s: worst sample (each sample = best of its passes) */
+    int samples;
+} bu_bw;
+/* One more sample of `passes` passes over `bytes` bytes (the first call sets
+ * the size); returns it, 0 if the buffer cannot be allocated. */
+double bu_bw_sample(bu_bw *b, int threads, int64_t bytes, int passes);
+/* (best - worst) / best over the samples: 0 on a quiet machine. */
+double bu_bw_spread(const bu_bw *b);
+void bu_bw_free(bu_bw *b);
 
 /* Peak resident set of the process (getrusage), bytes. */
 int64_t bu_peak_rss(void);

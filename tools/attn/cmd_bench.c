@@ -98,10 +98,13 @@ int cmd_bench(int argc, char **argv) {
     if (!o.no_layer) nbad += run_layer_rows(&o, &tc, &env, &L, &peak);
     bu_peak_sample(&env.pk, 2);
     if (env.have_pkb) bu_peak_sample(&env.pkb, 2);
+    if (bench_bw_probe_last()->samples) bench_bw_probe((int)o.threads); /* a last bandwidth sample too */
     print_probe_summary(&env, rows, nrows);
     fflush(stdout);
 
-    if (o.json_path && bench_write_json(o.json_path, &env, rows, nrows, o.no_layer ? NULL : &L)) return 1;
+    const int jbad = o.json_path && bench_write_json(o.json_path, &env, rows, nrows, o.no_layer ? NULL : &L);
+    bench_bw_probe_free();
+    if (jbad) return 1;
     if (o.plot_path && bench_plot(o.plot_path, &env, rows, nsdpa, peak)) return 1;
     if (nbad) {
         fprintf(stderr, "attn bench: %d row%s failed or did not validate against the peer\n", nbad, nbad > 1 ? "s" : "");
