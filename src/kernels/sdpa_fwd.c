@@ -272,14 +272,15 @@ static void fwd_block_start(const attn__sdpa_prob *P, const attn__sdpa_plan *pl,
             w->rowkey[m] = attn__dropout_row_key(P->seed, k->b, k->h0 + m % ng, k->r0 + m / ng);
 }
 
-/* Software prefetch while tile j0 computes. Dot blocks of 2-8 rows queue
- * the next tile's K and V rows (pf_queue.h: into L2, a share after each
- * score and P.V call; dense rows, a head-major cache, as one run each):
- * Llama shape (M = 4), batch 32 x 2048 from DRAM, 25 -> 21 ms. One-row dot
- * blocks (MHA decoding, little work per key) keep bursts: over dense rows
- * the tile two ahead as spans into L2, else the next tile into L1 (the
- * queue was 25% slower on a GPT-2 step from L3, level from DRAM). Other
- * blocks: the next tile row by row into L1. */
+/* Software prefetch while tile j0 computes. Dot blocks queue the next
+ * tile's K and V rows (pf_queue.h: into L2, a share after each score and
+ * P.V call; dense rows, a head-major cache, as one run each): Llama shape
+ * (M = 4), batch 32 x 2048 from DRAM, 25 -> 21 ms; GPT-2 (M = 1) BSHD step
+ * against 4096 keys from DRAM (attn bench's decode row) 0.79-1.04 -> 0.60-
+ * 0.67 ms. One-row blocks over dense rows keep a burst of the tile two
+ * ahead as spans into L2 (the queue was 25% slower on a GPT-2 head-major
+ * step from L3, level from DRAM). Other blocks: the next tile row by row
+ * into L1. */
 static void fwd_prefetch(const attn__sdpa_prob *P, const fwd_block *k, int64_t j0, int64_t Bc, attn__pfq *q) {
     const int64_t kb = k->kb, D = P->D, Dv = P->Dv, ldk = P->k.stride_s, ldv = P->v.stride_s;
     attn__pfq_reset(q);
@@ -296,7 +297,7 @@ static void fwd_prefetch(const attn__sdpa_prob *P, const fwd_block *k, int64_t j
     if (P->bf16) {
         attn__prefetch_rows16(k->kb16 + (j0 + Bc) * ldk, ldk, nn, D);
         attn__prefetch_rows16(k->vb16 + (j0 + Bc) * ldv, ldv, nn, Dv);
-    } else if (k->dot && k->M > 1) {
+    } else if (k->dot) {
         const size_t f = sizeof(float);
         if (ldk == D) attn__pfq_add(q, k->kbase + (j0 + Bc) * ldk, 1, (size_t)(nn * D) * f, 0);
         else attn__pfq_add(q, k->kbase + (j0 + Bc) * ldk, nn, (size_t)D * f, (size_t)ldk * f);
