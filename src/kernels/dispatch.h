@@ -39,6 +39,9 @@ typedef struct attn__sdpa_blocks {
     int fwd_tasks;  /* below this many forward tasks, split keys (flash-decoding) */
     int bwd_tasks;  /* below this many (b, kv head) pairs, split keys in the backward */
     int bwd_tiles;  /* backward key tiles per packed query block, <= ATTN__SDPA_BWD_TILES_MAX */
+    int edge_keys;  /* keys per product chunk on a causal diagonal / window edge tile (a
+                       staircase: each chunk only for the rows that see it); a multiple of 16,
+                       0 = whole tiles */
     /* sdpa_paged.c */
     int paged_mrows;          /* target rows per query block */
     int paged_bc;             /* keys per tile, a multiple of 16, <= ATTN__SDPA_BC_MAX */

@@ -328,11 +328,33 @@ static void fwd_dot_scores(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
  * diagonal of a causal mask (or a window's edge) has rows that see none of
  * the tile's keys; their probabilities are 0, so they are left out (exact:
  * no bit of O changes). Few-row (dot) blocks compute all M. */
-static void fwd_tile_rows(const fwd_block *k, const fwd_bufs *w, int64_t j0, int64_t nc, int64_t *m0, int64_t *m1) {
+static int fwd_tile_rows(const fwd_block *k, const fwd_bufs *w, int64_t j0, int64_t nc, int64_t *m0, int64_t *m1) {
     *m0 = 0;
     *m1 = k->dot ? k->M : k->Mp;
-    if (!k->dot && (w->lo[k->nr - 1] > j0 || w->hi[0] < j0 + nc))
-        attn__sdpa_tile_rows(k->nr, k->ng, w->lo, w->hi, j0, nc, k->Mp, m0, m1);
+    if (k->dot || (w->lo[k->nr - 1] <= j0 && w->hi[0] >= j0 + nc)) return 0;
+    attn__sdpa_tile_rows(k->nr, k->ng, w->lo, w->hi, j0, nc, k->Mp, m0, m1);
+    return 1;
+}
+
+/* The chunks of an edge tile's products (a staircase). On a causal diagonal
+ * or a window's edge the rows that see keys [j0 + a, j0 + a + n) are fewer
+ * than the tile's: chunk x (keys [x ek, x ek + ek), ek = blk.edge_keys) takes
+ * rows [ra[x], rb[x]) only (tile_rows of the chunk). Exact: a score is its
+ * own dot product, the rows left out of a chunk see none of its keys (the
+ * mask writes their -inf, their probabilities are 0), and P.V adds the
+ * chunks in key order, as the kernels add keys (C += A^T B key by key). */
+typedef struct fwd_edge {
+    int64_t ek;                                     /* keys per chunk; 0: the tile is computed whole */
+    int64_t ra[ATTN__SDPA_BC_MAX / 16], rb[ATTN__SDPA_BC_MAX / 16]; /* rows of each chunk */
+} fwd_edge;
+
+static void fwd_edge_make(const attn__sdpa_kernels *kt, const fwd_block *k, const fwd_bufs *w, int64_t j0,
+                          int64_t nc, int edge, fwd_edge *e) {
+    const int64_t ek = kt->blk.edge_keys;
+    e->ek = edge && ek >= 16 && ek < nc ? ek : 0;
+    for (int64_t a = 0, x = 0; a < nc && e->ek; a += ek, x++)
+        attn__sdpa_tile_rows(k->nr, k->ng, w->lo, w->hi, j0 + a, nc - a < ek ? nc - a : ek, k->Mp, &e->ra[x],
+                             &e->rb[x]);
 }
 
 /* Tile j0 (nc keys), rows [m0, m1): St (nc, Mp) = K[j0 : j0 + nc] . Qt (= K
@@ -342,13 +364,18 @@ static void fwd_tile_rows(const fwd_block *k, const fwd_bufs *w, int64_t j0, int
  * then holds the tile's probabilities. */
 static void fwd_tile_probs(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
                            const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, int64_t m0, int64_t m1,
-                           attn__pfq *q) {
-    const int64_t D = P->D, Mp = k->Mp, Dvp = pl->Dvp;
+                           const fwd_edge *e, attn__pfq *q) {
+    const int64_t D = P->D, Mp = k->Mp, Dvp = pl->Dvp, ldk = P->k.stride_s;
     if (P->bf16)
         kt->gemm_bf16(nc, m1 - m0, D / 2, k->kb16 + j0 * P->k.stride_s, P->k.stride_s, 2,
                       (const uint16_t *)((const uint32_t *)w->Qt + m0), Mp, w->St + m0, Mp, 0);
     else if (k->dot) fwd_dot_scores(P, pl, kt, k, w, j0, nc, q);
-    else kt->gemm_ab(nc, m1 - m0, D, k->kbase + j0 * P->k.stride_s, P->k.stride_s, w->Qt + m0, Mp, w->St + m0, Mp, 0);
+    else if (!e->ek) kt->gemm_ab(nc, m1 - m0, D, k->kbase + j0 * ldk, ldk, w->Qt + m0, Mp, w->St + m0, Mp, 0);
+    else
+        for (int64_t a = 0, x = 0; a < nc; a += e->ek, x++)
+            if (e->rb[x] > e->ra[x])
+                kt->gemm_ab(nc - a < e->ek ? nc - a : e->ek, e->rb[x] - e->ra[x], D, k->kbase + (j0 + a) * ldk, ldk,
+                            w->Qt + e->ra[x], Mp, w->St + a * Mp + e->ra[x], Mp, 0);
     const float sc = attn__sdpa_tile_elem(P, &k->s, k->kvh, k->g0, k->ng, k->r0, k->nr, w->lo, w->hi, j0, nc, Mp,
                                           w->St, NULL);
     if (kt->softmax_tile(nc, Mp, w->St, sc, w->mrow, w->lrow, w->alpha))
@@ -366,7 +393,7 @@ static void fwd_tile_probs(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
  * which the key is masked, e.g. garbage in padding). */
 static void fwd_tile_pv(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
                         const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, int64_t m0, int64_t m1,
-                        attn__pfq *q) {
+                        const fwd_edge *e, attn__pfq *q) {
     const int64_t ldv = P->v.stride_s, Mp = k->Mp, Dv = P->Dv, Dvp = pl->Dvp;
     const int64_t M = m1 < k->M ? m1 : k->M;
     if (M <= m0) return;
@@ -385,7 +412,13 @@ static void fwd_tile_pv(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, con
         return;
     }
     const int nbad = kt->pack_rows(nc, Dv, vt, ldv, 1.0f, w->Vp, Dvp, Dvp, w->bad);
-    kt->gemm_atb(M - m0, Dvp, nc, w->St + m0, Mp, w->Vp, Dvp, w->O + m0 * Dvp, Dvp);
+    if (!e->ek) kt->gemm_atb(M - m0, Dvp, nc, w->St + m0, Mp, w->Vp, Dvp, w->O + m0 * Dvp, Dvp);
+    for (int64_t a = 0, x = 0; a < nc && e->ek; a += e->ek, x++) {
+        const int64_t ra = e->ra[x], rb = e->rb[x] < M ? e->rb[x] : M;
+        if (rb > ra)
+            kt->gemm_atb(rb - ra, Dvp, nc - a < e->ek ? nc - a : e->ek, w->St + a * Mp + ra, Mp, w->Vp + a * Dvp, Dvp,
+                         w->O + ra * Dvp, Dvp);
+    }
     for (int x = 0; x < nbad; x++) {
         const int64_t cc = w->bad[x];
         const float *vr = vt + cc * ldv;
@@ -393,7 +426,7 @@ static void fwd_tile_pv(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, con
             const float pr = w->St[cc * Mp + m];
             if (pr == 0.0f) continue;
             float *orow = w->O + m * Dvp;
-            for (int64_t e = 0; e < Dv; e++) orow[e] += pr * vr[e];
+            for (int64_t d = 0; d < Dv; d++) orow[d] += pr * vr[d];
         }
     }
 }
@@ -432,10 +465,11 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     for (int64_t j0 = k.ka; j0 < k.kb; j0 += pl->Bc) {
         const int64_t nc = k.kb - j0 < pl->Bc ? k.kb - j0 : pl->Bc;
         int64_t m0, m1;
-        fwd_tile_rows(&k, &w, j0, nc, &m0, &m1);
+        fwd_edge e;
+        fwd_edge_make(c->kt, &k, &w, j0, nc, fwd_tile_rows(&k, &w, j0, nc, &m0, &m1) && !c->P->bf16, &e);
         fwd_prefetch(c->P, &k, j0, pl->Bc, &pq);
-        fwd_tile_probs(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1, &pq);
-        fwd_tile_pv(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1, &pq);
+        fwd_tile_probs(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1, &e, &pq);
+        fwd_tile_pv(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1, &e, &pq);
     }
     fwd_block_finish(c, &k, &w);
 }

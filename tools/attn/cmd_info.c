@@ -87,9 +87,10 @@ static void print_sdpa_tables(void) {
                borrowed[0] ? "; borrows " : "", borrowed, lacks[0] ? "; lacks " : "", lacks);
     }
     const attn__sdpa_blocks *b = &attn__sdpa_kernels_get()->blk;
-    printf("blocks     (%s) fwd %d rows x %d keys, bwd %d rows x %d keys x %d tiles, paged %d rows x %d keys\n",
+    printf("blocks     (%s) fwd %d rows x %d keys, bwd %d rows x %d keys x %d tiles, paged %d rows x %d keys,"
+           " edge tiles in %d-key chunks\n",
            attn__sdpa_kernels_get()->name, b->mrows_fwd, b->bc, b->mrows_bwd, b->bc, b->bwd_tiles, b->paged_mrows,
-           b->paged_bc);
+           b->paged_bc, b->edge_keys);
 }
 
 int cmd_info(int argc, char **argv) {
