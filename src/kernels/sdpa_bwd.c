@@ -433,8 +433,9 @@ static void pack_block(const bwd_ctx *c, const attn__sdpa_seq *s, const bwd_bufs
         w.lse[m] = l;
         w.lsel[m] = w.Di[m] = w.Dil[m] = 0.0f;
         w.xr[m] = live ? in_row(P, P->q, s, i, h) : NULL;
+        /* dead rows' P is 0 whatever their dropout mask; their key is defined all the same */
+        if (P->dropout_p > 0.0f) w.rowkey[m] = live ? attn__dropout_row_key(P->seed, s->b, h, i) : 0;
         if (!live) continue;
-        if (P->dropout_p > 0.0f) w.rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
         if (P->bwd_fast) { /* Di = <dO, o>, P = exp(s - lse) */
             w.Di[m] = row_di(P, c->kt, s, i, h);
         } else {
@@ -647,7 +648,7 @@ static void refine_pack(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, 
         const int live = w->lse[m] != -INFINITY;
         w->xr[m] = live ? in_row(P, P->q, s, i, h) : NULL;
         w->Dil[m] = 0.0f; /* lsel = 0: e = exp(s - lse) */
-        if (live && P->dropout_p > 0.0f) w->rowkey[m] = attn__dropout_row_key(P->seed, s->b, h, i);
+        if (P->dropout_p > 0.0f) w->rowkey[m] = live ? attn__dropout_row_key(P->seed, s->b, h, i) : 0;
     }
     pack_operand(P, kt, w, P->D, M, Mp, w->Qt, w->Q2, NULL, NULL, 0, w->qbad);
 }

@@ -267,6 +267,11 @@ static void fwd_block_start(const attn__sdpa_prob *P, const attn__sdpa_plan *pl,
             for (int64_t m = M; m < Mp; m++) w->Qt[d * Mp + m] = 0.0f;
     for (int64_t m = 0; m < Mp; m++) { w->mrow[m] = -INFINITY; w->lrow[m] = 0.0f; }
     memset(w->O, 0, (size_t)(M * pl->Dvp) * sizeof(float));
+    /* the products leave St's padding columns unwritten where no row of the
+     * block needs them (dot blocks' columns M..Mp, edge tiles' and chunks'
+     * columns past the last row that sees a key); the softmax reads them
+     * (padding rows, never stored): defined once here, then by the softmax */
+    memset(w->St, 0, (size_t)(pl->Bc * Mp) * sizeof(float));
     if (P->dropout_p > 0.0f)
         for (int64_t m = 0; m < M; m++)
             w->rowkey[m] = attn__dropout_row_key(P->seed, k->b, k->h0 + m % ng, k->r0 + m / ng);
