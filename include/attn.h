@@ -1185,6 +1185,16 @@ ATTN_API attn_status attn_optim_create_adamw(attn_optim **out, float lr, float b
 ATTN_API void attn_optim_free(attn_optim *o);
 ATTN_API attn_status attn_optim_set_lr(attn_optim *o, float lr);
 ATTN_API attn_status attn_optim_step(attn_optim *o, const attn_param *params, int64_t n);
+/* Global gradient-norm clipping, as torch.nn.utils.clip_grad_norm_ (call it
+ * between the backward and attn_optim_step): the L2 norm of all trainable
+ * parameters' grads taken together (summed in float64 in parameter, then
+ * element order: the same bits every run) is written to *total_norm (may be
+ * NULL); if it exceeds max_norm (finite, > 0) every trainable grad is scaled
+ * by max_norm / norm. A non-finite norm (a NaN or Inf gradient) is reported
+ * in *total_norm with ATTN_OK and the grads are left unchanged: check it and
+ * skip the step. Frozen parameters are neither counted nor scaled. */
+ATTN_API attn_status attn_optim_clip_grad_norm(const attn_param *params, int64_t n, double max_norm,
+                                               double *total_norm);
 
 #ifdef __cplusplus
 }

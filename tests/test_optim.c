@@ -3,7 +3,9 @@
  * float64 implementations of the torch.optim update rules, over several
  * steps with changing gradients, a frozen parameter, an lr change, and the
  * argument / consistency errors. Tolerance per element: |p - p_ref| <= 1e-6 max(|p_ref|, 1)
- * (fp32 rounding of O(1) parameters; any formula error is O(lr) >= 1e-3). */
+ * (fp32 rounding of O(1) parameters; any formula error is O(lr) >= 1e-3).
+ * Global gradient-norm clipping against a float64 norm: below, at and above
+ * max_norm, a frozen parameter, NaN / Inf gradients, the argument errors. */
 #include "attn.h"
 #include "testutil.h"
 
@@ -144,6 +146,66 @@ static void test_errors(void) {
     set_free(&s);
 }
 
+/* Clipping: the norm against float64 over the trainable grads only; grads
+ * scaled by max_norm / norm exactly when norm > max_norm (the frozen one
+ * untouched), so the clipped norm is max_norm to fp32 rounding. */
+static void test_clip(double max_norm_factor) {
+    tu_rng r = {23};
+    set s;
+    set_make(&s, &r, 1);
+    new_grads(&s, &r);
+    double ref = 0.0;
+    for (int i = 0; i < NP; i++)
+        if (s.p[i].trainable)
+            for (int64_t j = 0; j < NUMEL[i]; j++) ref += (double)s.grad[i][j] * s.grad[i][j];
+    ref = sqrt(ref);
+    const double max_norm = ref * max_norm_factor;
+    float before[NP][64];
+    for (int i = 0; i < NP; i++) memcpy(before[i], s.grad[i], sizeof(float) * (size_t)NUMEL[i]);
+    double total = -1.0;
+    CHECK(attn_optim_clip_grad_norm(s.p, NP, max_norm, &total) == ATTN_OK, "clip: %s", attn_last_error());
+    CHECK(fabs(total - ref) <= 1e-12 * ref, "clip: norm %.17g, float64 %.17g", total, ref);
+    const double c = ref > max_norm ? max_norm / ref : 1.0;
+    double after = 0.0;
+    for (int i = 0; i < NP; i++)
+        for (int64_t j = 0; j < NUMEL[i]; j++) {
+            const float want = s.p[i].trainable ? (c < 1.0 ? before[i][j] * (float)c : before[i][j]) : before[i][j];
+            CHECK(s.grad[i][j] == want, "clip x%g: grad[%d][%lld] %g, expected %g", max_norm_factor, i, (long long)j,
+                  (double)s.grad[i][j], (double)want);
+            if (s.p[i].trainable) after += (double)s.grad[i][j] * s.grad[i][j];
+        }
+    CHECK(fabs(sqrt(after) - fmin(ref, max_norm)) <= 1e-6 * ref, "clip x%g: clipped norm %g, expected %g", max_norm_factor,
+          sqrt(after), fmin(ref, max_norm));
+    set_free(&s);
+}
+
+static void test_clip_errors(void) {
+    tu_rng r = {29};
+    set s;
+    set_make(&s, &r, -1);
+    new_grads(&s, &r);
+    double total = 0;
+    CHECK(attn_optim_clip_grad_norm(s.p, NP, 0.0, &total) == ATTN_ERR_OPTION && strstr(attn_last_error(), "max_norm"), "max_norm 0");
+    CHECK(attn_optim_clip_grad_norm(s.p, NP, NAN, &total) == ATTN_ERR_OPTION, "max_norm NaN");
+    CHECK(attn_optim_clip_grad_norm(s.p, NP, INFINITY, &total) == ATTN_ERR_OPTION, "max_norm inf");
+    CHECK(attn_optim_clip_grad_norm(s.p, -1, 1.0, &total) == ATTN_ERR_SHAPE, "n < 0");
+    CHECK(attn_optim_clip_grad_norm(NULL, NP, 1.0, &total) == ATTN_ERR_NULL, "params NULL");
+    CHECK(attn_optim_clip_grad_norm(NULL, 0, 1.0, &total) == ATTN_OK && total == 0.0, "empty: norm 0");
+    CHECK(attn_optim_clip_grad_norm(s.p, NP, 1.0, NULL) == ATTN_OK, "total_norm NULL");
+    /* a non-finite gradient: reported, nothing scaled */
+    s.grad[2][5] = NAN;
+    const float g0 = s.grad[0][0];
+    CHECK(attn_optim_clip_grad_norm(s.p, NP, 1e-3, &total) == ATTN_OK && isnan(total), "NaN grad: norm %g", total);
+    CHECK(s.grad[0][0] == g0, "NaN grad: grads scaled");
+    s.grad[2][5] = INFINITY;
+    CHECK(attn_optim_clip_grad_norm(s.p, NP, 1e-3, &total) == ATTN_OK && isinf(total) && s.grad[0][0] == g0, "Inf grad");
+    s.grad[2][5] = 0.0f;
+    s.p[1].grad = NULL;
+    CHECK(attn_optim_clip_grad_norm(s.p, NP, 1.0, &total) == ATTN_ERR_NULL, "grad NULL");
+    CHECK(s.grad[0][0] == g0, "failed clip changed a grad");
+    set_free(&s);
+}
+
 int main(void) {
     test_sgd(0.1, 0.0, 0.0);
     test_sgd(0.05, 0.9, 0.0);
@@ -153,5 +215,10 @@ int main(void) {
     test_adamw(1e-2, 0.9, 0.95, 1e-6, 0.1);
     test_adamw(3e-2, 0.0, 0.5, 1e-3, 0.01);
     test_errors();
+    test_clip(0.5);
+    test_clip(1.0);
+    test_clip(2.0);
+    test_clip(1e-6);
+    test_clip_errors();
     return test_summary("test_optim");
 }

@@ -811,6 +811,172 @@ attn_status mha__out_proj(attn_mha *m, int64_t rows, const float *o, float *y, i
     return ATTN_OK;
 }
 
+/* ═══ forward: its steps ═════════════════════════════════════════════════════ */
+
+/* One forward call's plan: the state a backward needs (s; kept in m->st when
+ * training), the inputs (training: the layer's copies) and o (rows_q, qd). */
+typedef struct fwd_pass {
+    mha_state s;
+    int training;
+    const float *x, *key, *value; /* (rows_q, E), (rows_k, kdim), (rows_k, vdim) */
+    float *o;
+} fwd_pass;
+
+/* Shapes and inputs; training keeps copies of them for the weight gradients. */
+static attn_status fwd_inputs(attn_mha *m, const attn_mha_input *in, fwd_pass *f) {
+    mha_state *p = &f->s;
+    p->layout = in->layout;
+    p->cross = in->key != NULL;
+    p->value_is_key = p->cross && (!in->value || in->value == in->key);
+    p->B = in->batch; p->Sq = in->seq_q; p->Skv = p->cross ? in->seq_kv : in->seq_q;
+    p->rows_q = p->B * p->Sq; p->rows_k = p->B * p->Skv;
+    f->x = in->x;
+    f->key = p->cross ? in->key : in->x;
+    f->value = p->cross ? (p->value_is_key ? f->key : in->value) : in->x;
+    if (!f->training || p->rows_q == 0) return ATTN_OK;
+    attn_status s;
+    if ((s = grow_copy(&m->b_x, in->x, p->rows_q * m->E, &f->x)) != ATTN_OK) return s;
+    if (!p->cross) {
+        f->key = f->value = f->x;
+        return ATTN_OK;
+    }
+    if ((s = grow_copy(&m->b_key, in->key, p->rows_k * m->kdim, &f->key)) != ATTN_OK) return s;
+    if (p->value_is_key) f->value = f->key;
+    else if ((s = grow_copy(&m->b_value, in->value, p->rows_k * m->vdim, &f->value)) != ATTN_OK) return s;
+    return ATTN_OK;
+}
+
+/* The projections into m->b_proj (+ LoRA), q / k / v row pointers and strides:
+ *   self:  proj (rows, qd + 2 kvd) = [q | k | v] = x Wqkv^T, one GEMM
+ *   cross: q (rows_q, qd), then [k | v] (rows_k, 2 kvd) */
+static attn_status fwd_project(attn_mha *m, fwd_pass *f) {
+    mha_state *p = &f->s;
+    const int64_t E = m->E, qd = m->qd, kvd = m->kvd, rows_q = p->rows_q, rows_k = p->rows_k;
+    float *proj;
+    attn_status s;
+    if (!p->cross) {
+        p->ld_q = p->ld_k = qd + 2 * kvd;
+        if ((s = mha__grow_f(&m->b_proj, rows_q * p->ld_q, &proj)) != ATTN_OK) return s;
+        p->qp = proj; p->kp = proj + qd; p->vp = proj + qd + kvd;
+        /* Wq | Wk | Wv are adjacent: one GEMM, proj (rows, qd + 2 kvd) = x Wqkv^T */
+        if ((s = mha__proj(m, MHA_Q, rows_q, p->ld_q, E, f->x, E, proj, p->ld_q)) != ATTN_OK) return s;
+    } else {
+        p->ld_q = qd; p->ld_k = 2 * kvd;
+        if ((s = mha__grow_f(&m->b_proj, rows_q * qd + rows_k * p->ld_k, &proj)) != ATTN_OK) return s;
+        p->qp = proj; p->kp = proj + rows_q * qd; p->vp = p->kp + kvd;
+        if ((s = mha__proj(m, MHA_Q, rows_q, qd, E, f->x, E, p->qp, p->ld_q)) != ATTN_OK) return s;
+        if (p->value_is_key) { /* Wk | Wv adjacent with equal input width: one GEMM */
+            if ((s = mha__proj(m, MHA_K, rows_k, 2 * kvd, m->kdim, f->key, m->kdim, p->kp, p->ld_k)) != ATTN_OK) return s;
+        } else {
+            if ((s = mha__proj(m, MHA_K, rows_k, kvd, m->kdim, f->key, m->kdim, p->kp, p->ld_k)) != ATTN_OK) return s;
+            if ((s = mha__proj(m, MHA_V, rows_k, kvd, m->vdim, f->value, m->vdim, p->vp, p->ld_k)) != ATTN_OK) return s;
+        }
+    }
+    const float *src[3] = {f->x, f->key, f->value};
+    const int64_t ld_in[3] = {E, m->kdim, m->vdim}, nrow[3] = {rows_q, rows_k, rows_k};
+    float *dst[3] = {p->qp, p->kp, p->vp};
+    const int64_t ld_out[3] = {p->ld_q, p->ld_k, p->ld_k};
+    for (int w = 0; w < 3; w++) {
+        if (!mha__lora_active(m, w)) continue;
+        float *xa;
+        if ((s = mha__grow_f(f->training ? &m->b_xa[w] : &m->b_dxa, nrow[w] * m->lora[w].rank, &xa)) != ATTN_OK) return s;
+        mha__lora_fwd(m, w, nrow[w], src[w], ld_in[w], dst[w], ld_out[w], xa);
+    }
+    return ATTN_OK;
+}
+
+/* S = 1 inference self-attention with nothing masked: the softmax over a
+ * single visible key is 1, so o = v (q, k unused). */
+static int fwd_single_key(const attn_mha *m, const attn_mha_input *in, const fwd_pass *f) {
+    return !f->training && !f->s.cross && f->s.Sq == 1 && !in->key_padding_mask && in->mask_kind == ATTN_MASK_NONE &&
+           !m->att_fwd;
+}
+static attn_status fwd_single_key_run(attn_mha *m, fwd_pass *f, float *y) {
+    const mha_state *p = &f->s;
+    mha_seg g = {0};
+    g.base = p->vp; g.ld = p->ld_k; g.H = m->Hkv; g.Dh = m->D; g.bias = m->b[MHA_V];
+    mha__fwd_rows(m, p->rows_q, &g, 1);
+    copy_ctx cc = {f->o, p->vp, p->rows_q, m->Hq, m->Hq / m->Hkv, m->D, m->qd, p->ld_k};
+    attn__parallel_for((p->rows_q + MHA_ROW_CHUNK - 1) / MHA_ROW_CHUNK, 0, s1_copy_task, &cc);
+    return mha__out_proj(m, p->rows_q, f->o, y, 0);
+}
+
+/* The row pass, in place on q / k / v: + bias, RMSNorm (q, k; training keeps
+ * x-hat and 1/rms), RoPE (q, k) at the query / key positions. */
+static attn_status fwd_row_pass(attn_mha *m, const attn_mha_input *in, fwd_pass *f) {
+    const mha_state *p = &f->s;
+    const int64_t rows_q = p->rows_q, rows_k = p->rows_k;
+    attn_status s;
+    float *cos_q = NULL, *sin_q = NULL, *cos_k = NULL, *sin_k = NULL;
+    if (m->rope_half) {
+        int64_t *pos = (int64_t *)mha__grow(&m->b_pos, (size_t)(rows_q > rows_k ? rows_q : rows_k) * sizeof(int64_t));
+        if (!pos) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_forward: positions scratch");
+        query_positions(in, p->B, p->Sq, pos);
+        if ((s = mha__rope_tables(m, pos, rows_q, &m->b_cos_q, &m->b_sin_q, &cos_q, &sin_q)) != ATTN_OK) return s;
+        if (!p->cross) { cos_k = cos_q; sin_k = sin_q; }
+        else {
+            key_positions(in->layout, p->B, p->Skv, pos);
+            if ((s = mha__rope_tables(m, pos, rows_k, &m->b_cos_k, &m->b_sin_k, &cos_k, &sin_k)) != ATTN_OK) return s;
+        }
+    }
+    float *qhat = NULL, *khat = NULL, *rstd_q = NULL, *rstd_k = NULL;
+    if (f->training && m->qn) {
+        if ((s = mha__grow_f(&m->b_qhat, rows_q * m->qd, &qhat)) != ATTN_OK) return s;
+        if ((s = mha__grow_f(&m->b_khat, rows_k * m->kvd, &khat)) != ATTN_OK) return s;
+        if ((s = mha__grow_f(&m->b_rstd_q, rows_q * m->Hq, &rstd_q)) != ATTN_OK) return s;
+        if ((s = mha__grow_f(&m->b_rstd_k, rows_k * m->Hkv, &rstd_k)) != ATTN_OK) return s;
+    }
+    mha_seg seg[3];
+    memset(seg, 0, sizeof seg);
+    const float *qw, *kw;
+    mha__norm_weights(m, &qw, &kw);
+    seg[0].base = p->qp; seg[0].ld = p->ld_q; seg[0].H = m->Hq; seg[0].Dh = m->D; seg[0].bias = m->b[MHA_Q];
+    seg[0].norm_w = qw; seg[0].xhat = qhat; seg[0].rstd = rstd_q; seg[0].cos_t = cos_q; seg[0].sin_t = sin_q;
+    seg[1].base = p->kp; seg[1].ld = p->ld_k; seg[1].H = m->Hkv; seg[1].Dh = m->D; seg[1].bias = m->b[MHA_K];
+    seg[1].norm_w = kw; seg[1].xhat = khat; seg[1].rstd = rstd_k; seg[1].cos_t = cos_k; seg[1].sin_t = sin_k;
+    seg[2].base = p->vp; seg[2].ld = p->ld_k; seg[2].H = m->Hkv; seg[2].Dh = m->D; seg[2].bias = m->b[MHA_V];
+    if (!p->cross) mha__fwd_rows(m, rows_q, seg, 3);
+    else {
+        mha__fwd_rows(m, rows_q, seg, 1);
+        mha__fwd_rows(m, rows_k, seg + 1, 2);
+    }
+    return ATTN_OK;
+}
+
+/* The kernel's options from the layer's config (dropout: a fresh seed per
+ * training forward), the masks, and attn_sdpa_fwd on strided views of the
+ * projection buffer into o. Training: lse (B, Hq, Sq), then the row
+ * statistics (B, Hq, Sq, 2) the kernel's backward reads instead of
+ * recomputing them (attn_sdpa_opts.row_stats; not handed to a backend of
+ * attn_mha_set_attention). */
+static attn_status fwd_attend(attn_mha *m, const attn_mha_input *in, fwd_pass *f) {
+    mha_state *p = &f->s;
+    const int64_t B = p->B, Sq = p->Sq, Skv = p->Skv, D = m->D;
+    attn_sdpa_dims dims = {B, Sq, Skv, m->Hq, m->Hkv, D, D};
+    attn_sdpa_opts *opts = &p->opts;
+    attn_sdpa_opts_init(opts);
+    opts->scale = m->cfg.scale;
+    opts->causal = m->cfg.causal;
+    opts->window_left = m->cfg.window_left;
+    opts->window_right = m->cfg.window_right;
+    opts->softcap = m->cfg.softcap;
+    if (f->training && m->cfg.dropout > 0.0f) {
+        opts->dropout_p = m->cfg.dropout;
+        opts->dropout_seed = mix64(m->cfg.dropout_seed ^ mix64(++m->fwd_count));
+    }
+    attn_status s;
+    if ((s = prepare_mask(m, in, B, Sq, Skv, f->training, opts)) != ATTN_OK) return s;
+    float *lse = NULL;
+    if (f->training && (s = mha__grow_f(&m->b_lse, 3 * B * m->Hq * Sq, &lse)) != ATTN_OK) return s;
+    if (f->training && !m->att_fwd) opts->row_stats = lse + B * m->Hq * Sq;
+    p->dims = dims;
+    p->q = mha__rows_view(p->qp, in->layout, B, Sq, p->ld_q, D);
+    p->k = mha__rows_view(p->kp, in->layout, B, Skv, p->ld_k, D);
+    p->v = mha__rows_view(p->vp, in->layout, B, Skv, p->ld_k, D);
+    p->o = mha__rows_view(f->o, in->layout, B, Sq, m->qd, D);
+    return mha__attend_fwd(m, "attn_mha_forward", &p->dims, p->q, p->k, p->v, p->o, lse, opts);
+}
+
 attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in_caller, float *y) {
     if (!in_caller) return attn__fail(ATTN_ERR_NULL, "attn_mha_forward: in is NULL");
     attn_mha_input in_full, def;
@@ -818,158 +984,26 @@ attn_status attn_mha_forward(attn_mha *m, const attn_mha_input *in_caller, float
     attn_status s = attn__struct_read("attn_mha_forward", in_caller, &in_full, &def, &MHA_INPUT_LAYOUT, ATTN_ERR_OPTION);
     if (s != ATTN_OK) return s;
     const attn_mha_input *in = &in_full;
-    s = check_input(m, in, y);
-    if (s != ATTN_OK) return s;
-    mha_state *st = &m->st;
-    st->valid = 0;
-    const int training = m->training;
-    const int cross = in->key != NULL;
-    const int value_is_key = cross && (!in->value || in->value == in->key);
-    const int64_t B = in->batch, Sq = in->seq_q, Skv = cross ? in->seq_kv : in->seq_q;
-    const int64_t rows_q = B * Sq, rows_k = B * Skv;
-    const int64_t E = m->E, qd = m->qd, kvd = m->kvd, D = m->D;
-    if (rows_q == 0) { /* nothing to compute; backward then only zeroes dkey / dvalue */
-        memset(st, 0, sizeof *st);
-        st->valid = training;
-        st->cross = cross; st->value_is_key = value_is_key;
-        st->B = B; st->Sq = Sq; st->Skv = Skv; st->rows_k = rows_k;
+    if ((s = check_input(m, in, y)) != ATTN_OK) return s;
+    m->st.valid = 0;
+    fwd_pass f;
+    memset(&f, 0, sizeof f);
+    f.training = m->training;
+    if ((s = fwd_inputs(m, in, &f)) != ATTN_OK) return s;
+    if (f.s.rows_q == 0) { /* nothing to compute; backward then only zeroes dkey / dvalue */
+        m->st = f.s;
+        m->st.valid = f.training;
         return ATTN_OK;
     }
-
-    /* ── inputs (training keeps copies for the weight gradients) ── */
-    const float *x = in->x, *key = cross ? in->key : in->x;
-    const float *value = cross ? (value_is_key ? key : in->value) : in->x;
-    if (training) {
-        if ((s = grow_copy(&m->b_x, in->x, rows_q * E, &x)) != ATTN_OK) return s;
-        if (cross) {
-            if ((s = grow_copy(&m->b_key, in->key, rows_k * m->kdim, &key)) != ATTN_OK) return s;
-            if (value_is_key) value = key;
-            else if ((s = grow_copy(&m->b_value, in->value, rows_k * m->vdim, &value)) != ATTN_OK) return s;
-        } else {
-            key = value = x;
-        }
-    }
-
-    /* ── projections: proj buffer, q/k/v row pointers ── */
-    float *proj;
-    int64_t ld_q, ld_k;
-    float *qp, *kp, *vp;
-    if (!cross) {
-        ld_q = ld_k = qd + 2 * kvd;
-        if ((s = mha__grow_f(&m->b_proj, rows_q * ld_q, &proj)) != ATTN_OK) return s;
-        qp = proj; kp = proj + qd; vp = proj + qd + kvd;
-        /* Wq | Wk | Wv are adjacent: one GEMM, proj (rows, qd + 2 kvd) = x Wqkv^T */
-        if ((s = mha__proj(m, MHA_Q, rows_q, ld_q, E, x, E, proj, ld_q)) != ATTN_OK) return s;
-    } else {
-        ld_q = qd; ld_k = 2 * kvd;
-        if ((s = mha__grow_f(&m->b_proj, rows_q * qd + rows_k * ld_k, &proj)) != ATTN_OK) return s;
-        qp = proj; kp = proj + rows_q * qd; vp = kp + kvd;
-        if ((s = mha__proj(m, MHA_Q, rows_q, qd, E, x, E, qp, ld_q)) != ATTN_OK) return s;
-        if (value_is_key) { /* Wk | Wv adjacent with equal input width: one GEMM */
-            if ((s = mha__proj(m, MHA_K, rows_k, 2 * kvd, m->kdim, key, m->kdim, kp, ld_k)) != ATTN_OK) return s;
-        } else {
-            if ((s = mha__proj(m, MHA_K, rows_k, kvd, m->kdim, key, m->kdim, kp, ld_k)) != ATTN_OK) return s;
-            if ((s = mha__proj(m, MHA_V, rows_k, kvd, m->vdim, value, m->vdim, vp, ld_k)) != ATTN_OK) return s;
-        }
-    }
-    {
-        const float *src[3] = {x, key, value};
-        const int64_t ld_in[3] = {E, m->kdim, m->vdim}, nrow[3] = {rows_q, rows_k, rows_k};
-        float *dst[3] = {qp, kp, vp};
-        const int64_t ld_out[3] = {ld_q, ld_k, ld_k};
-        for (int p = 0; p < 3; p++) {
-            if (!mha__lora_active(m, p)) continue;
-            float *xa;
-            if ((s = mha__grow_f(training ? &m->b_xa[p] : &m->b_dxa, nrow[p] * m->lora[p].rank, &xa)) != ATTN_OK) return s;
-            mha__lora_fwd(m, p, nrow[p], src[p], ld_in[p], dst[p], ld_out[p], xa);
-        }
-    }
-
-    float *o;
-    if ((s = mha__grow_f(&m->b_o, rows_q * qd, &o)) != ATTN_OK) return s;
-
-    /* ── S = 1 fast path (inference self-attention, nothing masked): the
-     *    softmax over a single visible key is 1, so o = v (q, k unused). ── */
-    if (!training && !cross && Sq == 1 && !in->key_padding_mask && in->mask_kind == ATTN_MASK_NONE && !m->att_fwd) {
-        mha_seg g = {0};
-        g.base = vp; g.ld = ld_k; g.H = m->Hkv; g.Dh = D; g.bias = m->b[MHA_V];
-        mha__fwd_rows(m, rows_q, &g, 1);
-        copy_ctx cc = {o, vp, rows_q, m->Hq, m->Hq / m->Hkv, D, qd, ld_k};
-        attn__parallel_for((rows_q + MHA_ROW_CHUNK - 1) / MHA_ROW_CHUNK, 0, s1_copy_task, &cc);
-        return mha__out_proj(m, rows_q, o, y, 0);
-    }
-
-    /* ── bias, qk-norm, rope (in place) ── */
-    float *cos_q = NULL, *sin_q = NULL, *cos_k = NULL, *sin_k = NULL;
-    if (m->rope_half) {
-        int64_t *pos = (int64_t *)mha__grow(&m->b_pos, (size_t)(rows_q > rows_k ? rows_q : rows_k) * sizeof(int64_t));
-        if (!pos) return attn__fail(ATTN_ERR_NOMEM, "attn_mha_forward: positions scratch");
-        query_positions(in, B, Sq, pos);
-        if ((s = mha__rope_tables(m, pos, rows_q, &m->b_cos_q, &m->b_sin_q, &cos_q, &sin_q)) != ATTN_OK) return s;
-        if (!cross) { cos_k = cos_q; sin_k = sin_q; }
-        else {
-            key_positions(in->layout, B, Skv, pos);
-            if ((s = mha__rope_tables(m, pos, rows_k, &m->b_cos_k, &m->b_sin_k, &cos_k, &sin_k)) != ATTN_OK) return s;
-        }
-    }
-    float *qhat = NULL, *khat = NULL, *rstd_q = NULL, *rstd_k = NULL;
-    if (training && m->qn) {
-        if ((s = mha__grow_f(&m->b_qhat, rows_q * qd, &qhat)) != ATTN_OK) return s;
-        if ((s = mha__grow_f(&m->b_khat, rows_k * kvd, &khat)) != ATTN_OK) return s;
-        if ((s = mha__grow_f(&m->b_rstd_q, rows_q * m->Hq, &rstd_q)) != ATTN_OK) return s;
-        if ((s = mha__grow_f(&m->b_rstd_k, rows_k * m->Hkv, &rstd_k)) != ATTN_OK) return s;
-    }
-    mha_seg seg[3];
-    memset(seg, 0, sizeof seg);
-    seg[0].base = qp; seg[0].ld = ld_q; seg[0].H = m->Hq; seg[0].Dh = D; seg[0].bias = m->b[MHA_Q];
-    const float *qw, *kw;
-    mha__norm_weights(m, &qw, &kw);
-    seg[0].norm_w = qw; seg[0].xhat = qhat; seg[0].rstd = rstd_q; seg[0].cos_t = cos_q; seg[0].sin_t = sin_q;
-    seg[1].base = kp; seg[1].ld = ld_k; seg[1].H = m->Hkv; seg[1].Dh = D; seg[1].bias = m->b[MHA_K];
-    seg[1].norm_w = kw; seg[1].xhat = khat; seg[1].rstd = rstd_k; seg[1].cos_t = cos_k; seg[1].sin_t = sin_k;
-    seg[2].base = vp; seg[2].ld = ld_k; seg[2].H = m->Hkv; seg[2].Dh = D; seg[2].bias = m->b[MHA_V];
-    if (!cross) mha__fwd_rows(m, rows_q, seg, 3);
-    else {
-        mha__fwd_rows(m, rows_q, seg, 1);
-        mha__fwd_rows(m, rows_k, seg + 1, 2);
-    }
-
-    /* ── attention ── */
-    attn_sdpa_dims dims = {B, Sq, Skv, m->Hq, m->Hkv, D, D};
-    attn_sdpa_opts opts;
-    attn_sdpa_opts_init(&opts);
-    opts.scale = m->cfg.scale;
-    opts.causal = m->cfg.causal;
-    opts.window_left = m->cfg.window_left;
-    opts.window_right = m->cfg.window_right;
-    opts.softcap = m->cfg.softcap;
-    if (training && m->cfg.dropout > 0.0f) {
-        opts.dropout_p = m->cfg.dropout;
-        opts.dropout_seed = mix64(m->cfg.dropout_seed ^ mix64(++m->fwd_count));
-    }
-    if ((s = prepare_mask(m, in, B, Sq, Skv, training, &opts)) != ATTN_OK) return s;
-    /* training: lse (B, Hq, Sq) then the row statistics (B, Hq, Sq, 2) the
-     * kernel's backward reads instead of recomputing them (attn_sdpa_opts.row_stats;
-     * not handed to a backend of attn_mha_set_attention) */
-    float *lse = NULL;
-    if (training && (s = mha__grow_f(&m->b_lse, 3 * B * m->Hq * Sq, &lse)) != ATTN_OK) return s;
-    if (training && !m->att_fwd) opts.row_stats = lse + B * m->Hq * Sq;
-    attn_view qv = mha__rows_view(qp, in->layout, B, Sq, ld_q, D);
-    attn_view kv = mha__rows_view(kp, in->layout, B, Skv, ld_k, D);
-    attn_view vv = mha__rows_view(vp, in->layout, B, Skv, ld_k, D);
-    attn_view ov = mha__rows_view(o, in->layout, B, Sq, qd, D);
-    if ((s = mha__attend_fwd(m, "attn_mha_forward", &dims, qv, kv, vv, ov, lse, &opts)) != ATTN_OK) return s;
-
-    /* ── output projection ── */
-    if ((s = mha__out_proj(m, rows_q, o, y, training)) != ATTN_OK) return s;
-
-    if (training) {
-        st->layout = in->layout; st->cross = cross; st->value_is_key = value_is_key;
-        st->B = B; st->Sq = Sq; st->Skv = Skv; st->rows_q = rows_q; st->rows_k = rows_k;
-        st->dims = dims; st->opts = opts;
-        st->q = qv; st->k = kv; st->v = vv; st->o = ov;
-        st->qp = qp; st->kp = kp; st->vp = vp; st->ld_q = ld_q; st->ld_k = ld_k;
-        st->valid = 1;
+    if ((s = fwd_project(m, &f)) != ATTN_OK) return s;
+    if ((s = mha__grow_f(&m->b_o, f.s.rows_q * m->qd, &f.o)) != ATTN_OK) return s;
+    if (fwd_single_key(m, in, &f)) return fwd_single_key_run(m, &f, y);
+    if ((s = fwd_row_pass(m, in, &f)) != ATTN_OK) return s;
+    if ((s = fwd_attend(m, in, &f)) != ATTN_OK) return s;
+    if ((s = mha__out_proj(m, f.s.rows_q, f.o, y, f.training)) != ATTN_OK) return s;
+    if (f.training) {
+        m->st = f.s;
+        m->st.valid = 1;
     }
     return ATTN_OK;
 }

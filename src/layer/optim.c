@@ -10,7 +10,11 @@
  * Arithmetic in fp32 per element except the bias corrections (float64).
  * State (per parameter: buf, or m and v, each numel floats) is allocated at
  * the first step for the trainable parameters; frozen ones are skipped. The
- * parameter count and every numel must match the first step's. */
+ * parameter count and every numel must match the first step's.
+ *
+ * Clipping (attn_optim_clip_grad_norm), as torch.nn.utils.clip_grad_norm_:
+ *   total = sqrt(sum of g^2 over the trainable grads)    float64, fixed order
+ *   total > max_norm:  g *= (float)(max_norm / total)     every trainable grad */
 #include "core/core.h"
 
 #include <math.h>
@@ -90,18 +94,50 @@ attn_status attn_optim_set_lr(attn_optim *o, float lr) {
     return ATTN_OK;
 }
 
-attn_status attn_optim_step(attn_optim *o, const attn_param *params, int64_t n) {
-    if (!o) return attn__fail(ATTN_ERR_NULL, "attn_optim_step: o is NULL");
-    if (n < 0) return attn__fail(ATTN_ERR_SHAPE, "attn_optim_step: n = %lld < 0", (long long)n);
-    if (n > 0 && !params) return attn__fail(ATTN_ERR_NULL, "attn_optim_step: params is NULL");
-    /* validate everything before touching any state */
+/* The parameter array's checks, shared by the step and the clipping: a
+ * count >= 0, numel >= 0, data and grad present where trainable. */
+static attn_status params_check(const char *fn, const attn_param *params, int64_t n) {
+    if (n < 0) return attn__fail(ATTN_ERR_SHAPE, "%s: n = %lld < 0", fn, (long long)n);
+    if (n > 0 && !params) return attn__fail(ATTN_ERR_NULL, "%s: params is NULL", fn);
     for (int64_t i = 0; i < n; i++) {
         const attn_param *p = &params[i];
-        if (p->numel < 0) return attn__fail(ATTN_ERR_SHAPE, "attn_optim_step: params[%lld].numel = %lld < 0", (long long)i, (long long)p->numel);
+        if (p->numel < 0) return attn__fail(ATTN_ERR_SHAPE, "%s: params[%lld].numel = %lld < 0", fn, (long long)i, (long long)p->numel);
         if (p->trainable && p->numel > 0 && (!p->data || !p->grad))
-            return attn__fail(ATTN_ERR_NULL, "attn_optim_step: params[%lld] (%s) has a NULL data or grad", (long long)i,
+            return attn__fail(ATTN_ERR_NULL, "%s: params[%lld] (%s) has a NULL data or grad", fn, (long long)i,
                               p->name ? p->name : "?");
     }
+    return ATTN_OK;
+}
+
+attn_status attn_optim_clip_grad_norm(const attn_param *params, int64_t n, double max_norm, double *total_norm) {
+    if (total_norm) *total_norm = 0.0;
+    attn_status s = params_check("attn_optim_clip_grad_norm", params, n);
+    if (s != ATTN_OK) return s;
+    if (!(isfinite(max_norm) && max_norm > 0.0))
+        return attn__fail(ATTN_ERR_OPTION, "attn_optim_clip_grad_norm: max_norm = %g, must be finite and > 0", max_norm);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!params[i].trainable) continue;
+        const float *g = params[i].grad;
+        for (int64_t j = 0; j < params[i].numel; j++) sum += (double)g[j] * g[j];
+    }
+    const double total = sqrt(sum);
+    if (total_norm) *total_norm = total;
+    if (!(total > max_norm) || !isfinite(total)) return ATTN_OK; /* non-finite: reported, grads left as they are */
+    const float c = (float)(max_norm / total);
+    for (int64_t i = 0; i < n; i++) {
+        if (!params[i].trainable) continue;
+        float *g = params[i].grad;
+        for (int64_t j = 0; j < params[i].numel; j++) g[j] *= c;
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_optim_step(attn_optim *o, const attn_param *params, int64_t n) {
+    if (!o) return attn__fail(ATTN_ERR_NULL, "attn_optim_step: o is NULL");
+    /* validate everything before touching any state */
+    attn_status s = params_check("attn_optim_step", params, n);
+    if (s != ATTN_OK) return s;
     if (o->n >= 0) {
         if (n != o->n)
             return attn__fail(ATTN_ERR_SHAPE, "attn_optim_step: %lld parameters, but the first step had %lld", (long long)n, (long long)o->n);

@@ -165,27 +165,40 @@ static attn_status load_weights(attn_mha *m, const attn_st *st, const char *weig
     return sharded ? attn_mha_load_index(m, weights, prefix, naming) : attn_mha_load(m, st, prefix, naming);
 }
 
-int cmd_run(int argc, char **argv) {
+/* cli_fail's message, then 0: the steps of cmd_run return 1 on success. */
+#define run_fail(...) (cli_fail(__VA_ARGS__), 0)
+
+/* The options of one run. */
+typedef struct run_opts {
+    const char *weights, *prefix, *config, *input, *output, *positions, *kpm_path, *model_type, *wdt_name;
+    int causal, no_rope, allow_unknown;
+    int64_t layer;
+    attn_dtype wdt;
+} run_opts;
+
+/* 0 to run, 1 an error (printed), 2 --help (printed). */
+static int run_parse(int argc, char **argv, run_opts *o) {
     const char *sub = "run";
-    const char *weights = NULL, *prefix = NULL, *config = NULL, *input = NULL, *output = NULL, *positions = NULL,
-               *kpm_path = NULL, *model_type = NULL, *wdt_name = "f32";
-    int causal = -1, no_rope = 0, allow_unknown = 0;
-    int64_t threads = ARG_UNSET, layer = ARG_UNSET;
+    memset(o, 0, sizeof *o);
+    o->wdt_name = "f32";
+    o->causal = -1;
+    o->layer = ARG_UNSET;
+    int64_t threads = ARG_UNSET;
     const arg_spec specs[] = {
-        { "weights", ARG_STR, &weights, "FILE", "safetensors file, model.safetensors.index.json (sharded) or model directory (required)" },
-        { "layer", ARG_INT, &layer, "N", "layer index: its config (window, rope) and its tensors (default 0)" },
-        { "prefix", ARG_STR, &prefix, "NAME", "tensor name prefix (default the architecture's, e.g. model.layers.N.self_attn)" },
-        { "config", ARG_STR, &config, "FILE", "HuggingFace config.json (required)" },
-        { "input", ARG_STR, &input, "FILE", "x: .npy (S, E) or (B, S, E), float32/float16/float64 (required)" },
-        { "output", ARG_STR, &output, "FILE", "y: .npy written with x's shape, float32 (required)" },
-        { "positions", ARG_STR, &positions, "FILE", "RoPE positions .npy, integer (S) or (B, S) (default 0..S-1)" },
-        { "causal", ARG_FLAG, &causal, NULL, "causal self-attention (the default for HF decoder configs)" },
-        { "no-causal", ARG_UNFLAG, &causal, NULL, "attend to every position" },
-        { "key-padding-mask", ARG_STR, &kpm_path, "FILE", "HF attention_mask .npy (B, S): 1 = token, 0 = padding (keys ignored)" },
-        { "no-rope", ARG_FLAG, &no_rope, NULL, "no rotary embedding, whatever the config says" },
-        { "model-type", ARG_STR, &model_type, "T", "read config.json as this supported model_type (override)" },
-        { "allow-unknown-keys", ARG_FLAG, &allow_unknown, NULL, "ignore config.json keys attn does not know (else refused)" },
-        { "weight-dtype", ARG_STR, &wdt_name, "T", "hold Wq/Wk/Wv/Wo as f32 (default), bf16 or f16: half the weight bytes, inference only; a checkpoint of another type is rounded once (attn.h \"Mixed precision\")" },
+        { "weights", ARG_STR, &o->weights, "FILE", "safetensors file, model.safetensors.index.json (sharded) or model directory (required)" },
+        { "layer", ARG_INT, &o->layer, "N", "layer index: its config (window, rope) and its tensors (default 0)" },
+        { "prefix", ARG_STR, &o->prefix, "NAME", "tensor name prefix (default the architecture's, e.g. model.layers.N.self_attn)" },
+        { "config", ARG_STR, &o->config, "FILE", "HuggingFace config.json (required)" },
+        { "input", ARG_STR, &o->input, "FILE", "x: .npy (S, E) or (B, S, E), float32/float16/float64 (required)" },
+        { "output", ARG_STR, &o->output, "FILE", "y: .npy written with x's shape, float32 (required)" },
+        { "positions", ARG_STR, &o->positions, "FILE", "RoPE positions .npy, integer (S) or (B, S) (default 0..S-1)" },
+        { "causal", ARG_FLAG, &o->causal, NULL, "causal self-attention (the default for HF decoder configs)" },
+        { "no-causal", ARG_UNFLAG, &o->causal, NULL, "attend to every position" },
+        { "key-padding-mask", ARG_STR, &o->kpm_path, "FILE", "HF attention_mask .npy (B, S): 1 = token, 0 = padding (keys ignored)" },
+        { "no-rope", ARG_FLAG, &o->no_rope, NULL, "no rotary embedding, whatever the config says" },
+        { "model-type", ARG_STR, &o->model_type, "T", "read config.json as this supported model_type (override)" },
+        { "allow-unknown-keys", ARG_FLAG, &o->allow_unknown, NULL, "ignore config.json keys attn does not know (else refused)" },
+        { "weight-dtype", ARG_STR, &o->wdt_name, "T", "hold Wq/Wk/Wv/Wo as f32 (default), bf16 or f16: half the weight bytes, inference only; a checkpoint of another type is rounded once (attn.h \"Mixed precision\")" },
         { "threads", ARG_INT, &threads, "N", "worker threads (default: ATTN_NUM_THREADS or all CPUs)" },
     };
     const int nspecs = (int)(sizeof specs / sizeof specs[0]);
@@ -197,62 +210,52 @@ int cmd_run(int argc, char **argv) {
                         "architecture comes from config.json's model_type; the keys attn reads, ignores and\n"
                         "refuses are listed in docs/hf.md.",
                         specs, nspecs);
-        return 0;
+        return 2;
     }
-    if (!weights) return cli_fail(sub, "missing --weights FILE (see 'attn run --help')");
-    if (!config) return cli_fail(sub, "missing --config FILE (see 'attn run --help')");
-    if (!input) return cli_fail(sub, "missing --input FILE (see 'attn run --help')");
-    if (!output) return cli_fail(sub, "missing --output FILE (see 'attn run --help')");
+    if (!o->weights) return cli_fail(sub, "missing --weights FILE (see 'attn run --help')");
+    if (!o->config) return cli_fail(sub, "missing --config FILE (see 'attn run --help')");
+    if (!o->input) return cli_fail(sub, "missing --input FILE (see 'attn run --help')");
+    if (!o->output) return cli_fail(sub, "missing --output FILE (see 'attn run --help')");
     if (args_threads(sub, &threads)) return 1;
-    attn_dtype wdt;
-    if (strcmp(wdt_name, "f32") == 0) wdt = ATTN_DTYPE_F32;
-    else if (strcmp(wdt_name, "bf16") == 0) wdt = ATTN_DTYPE_BF16;
-    else if (strcmp(wdt_name, "f16") == 0) wdt = ATTN_DTYPE_F16;
-    else return cli_fail(sub, "--weight-dtype %s: expected f32, bf16 or f16", wdt_name);
+    if (strcmp(o->wdt_name, "f32") == 0) o->wdt = ATTN_DTYPE_F32;
+    else if (strcmp(o->wdt_name, "bf16") == 0) o->wdt = ATTN_DTYPE_BF16;
+    else if (strcmp(o->wdt_name, "f16") == 0) o->wdt = ATTN_DTYPE_F16;
+    else return cli_fail(sub, "--weight-dtype %s: expected f32, bf16 or f16", o->wdt_name);
+    if (o->layer != ARG_UNSET && (o->layer < 0 || o->layer > INT32_MAX))
+        return cli_fail(sub, "--layer %lld: expected an integer >= 0", (long long)o->layer);
+    return 0;
+}
 
-    int rc = 1;
-    attn_mha *m = NULL;
-    attn_st *st = NULL;
-    attn_npy x;
-    memset(&x, 0, sizeof x);
-    int64_t *pos64 = NULL;
-    int32_t *pos = NULL;
-    uint8_t *kpm = NULL;
-    float *y = NULL;
-    char sh[128];
-
-    attn_mha_config cfg;
-    attn_hf_info info;
+/* The layer of config.json (o->layer, or the one --prefix names) with the
+ * command line's overrides, its weights loaded from the checkpoint (a file,
+ * a directory or a sharded index; the bare model's prefix if the
+ * architecture's is absent). *prefix: the prefix the weights came from. */
+static int run_load_layer(const run_opts *o, attn_mha **m, attn_hf_info *info, const char **prefix) {
+    const char *sub = "run";
     attn_hf_opts hopts;
     attn_hf_opts_init(&hopts);
-    hopts.model_type = model_type;
-    hopts.allow_unknown_keys = allow_unknown;
-    if (layer != ARG_UNSET && (layer < 0 || layer > INT32_MAX)) {
-        cli_fail(sub, "--layer %lld: expected an integer >= 0", (long long)layer);
-        goto done;
-    }
-    {
-        const int64_t from_prefix = prefix ? prefix_layer(prefix) : -1;
-        if (layer != ARG_UNSET && from_prefix >= 0 && from_prefix != layer) {
-            cli_fail(sub, "--prefix %s names layer %lld but --layer is %lld", prefix, (long long)from_prefix, (long long)layer);
-            goto done;
-        }
-        hopts.layer = layer != ARG_UNSET ? layer : from_prefix >= 0 ? from_prefix : prefix ? -1 : 0;
-    }
+    hopts.model_type = o->model_type;
+    hopts.allow_unknown_keys = o->allow_unknown;
+    const int64_t from_prefix = o->prefix ? prefix_layer(o->prefix) : -1;
+    if (o->layer != ARG_UNSET && from_prefix >= 0 && from_prefix != o->layer)
+        return run_fail(sub, "--prefix %s names layer %lld but --layer is %lld", o->prefix, (long long)from_prefix,
+                        (long long)o->layer);
+    hopts.layer = o->layer != ARG_UNSET ? o->layer : from_prefix >= 0 ? from_prefix : o->prefix ? -1 : 0;
+    attn_mha_config cfg;
     attn_mha_config_init(&cfg);
-    if (attn_hf_config_read_ex(config, &hopts, &cfg, &info) != ATTN_OK) { cli_fail(sub, "%s: %s", config, lib_msg(config)); goto done; }
-    const int prefix_given = prefix != NULL;
-    if (!prefix) prefix = info.prefix;
-    if (causal >= 0) cfg.causal = causal;
-    cfg.weight_dtype = wdt;
-    if (no_rope) {
+    if (attn_hf_config_read_ex(o->config, &hopts, &cfg, info) != ATTN_OK)
+        return run_fail(sub, "%s: %s", o->config, lib_msg(o->config));
+    *prefix = o->prefix ? o->prefix : info->prefix;
+    if (o->causal >= 0) cfg.causal = o->causal;
+    cfg.weight_dtype = o->wdt;
+    if (o->no_rope) {
         cfg.rope = ATTN_ROPE_NONE;
         cfg.rope_dim = 0;
         cfg.rope_scaling = ATTN_ROPE_SCALING_NONE;
     }
-    if (attn_mha_create(&m, &cfg) != ATTN_OK) { cli_fail(sub, "%s: unsupported layer configuration: %s", config, attn_last_error()); goto done; }
-    const attn_mha_config *rcfg = attn_mha_get_config(m);
-    const int64_t E = rcfg->embed_dim;
+    if (attn_mha_create(m, &cfg) != ATTN_OK)
+        return run_fail(sub, "%s: unsupported layer configuration: %s", o->config, attn_last_error());
+    const char *weights = o->weights;
     const int sharded = is_index(weights);
     char wbuf[4096];
     struct stat wsb;
@@ -260,61 +263,91 @@ int cmd_run(int argc, char **argv) {
         snprintf(wbuf, sizeof wbuf, "%s/model.safetensors", weights);
         weights = wbuf;
     }
-    if (!sharded && attn_st_open(&st, weights) != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
-    attn_status ls = load_weights(m, st, weights, sharded, prefix, (attn_naming)info.naming);
-    if (ls == ATTN_ERR_NOT_FOUND && !prefix_given && info.prefix_alt[0]) { /* the bare model saved alone */
+    attn_st *st = NULL;
+    if (!sharded && attn_st_open(&st, weights) != ATTN_OK) return run_fail(sub, "%s: %s", weights, lib_msg(weights));
+    attn_status ls = load_weights(*m, st, weights, sharded, *prefix, (attn_naming)info->naming);
+    if (ls == ATTN_ERR_NOT_FOUND && !o->prefix && info->prefix_alt[0]) { /* the bare model saved alone */
         char first[512];
         snprintf(first, sizeof first, "%s", attn_last_error());
-        ls = load_weights(m, st, weights, sharded, info.prefix_alt, (attn_naming)info.naming);
-        if (ls == ATTN_OK) prefix = info.prefix_alt;
-        else if (ls == ATTN_ERR_NOT_FOUND) attn__fail(ls, "%s (nor under '%s')", first, info.prefix_alt);
+        ls = load_weights(*m, st, weights, sharded, info->prefix_alt, (attn_naming)info->naming);
+        if (ls == ATTN_OK) *prefix = info->prefix_alt;
+        else if (ls == ATTN_ERR_NOT_FOUND) attn__fail(ls, "%s (nor under '%s')", first, info->prefix_alt);
     }
-    if (ls != ATTN_OK) { cli_fail(sub, "%s: %s", weights, lib_msg(weights)); goto done; }
     attn_st_free(st);
-    st = NULL;
+    if (ls != ATTN_OK) return run_fail(sub, "%s: %s", weights, lib_msg(weights));
+    return 1;
+}
 
-    if (attn_npy_read(input, &x) != ATTN_OK) { cli_fail(sub, "%s: %s", input, lib_msg(input)); goto done; }
-    shape_str(sh, sizeof sh, x.ndim, x.shape);
-    if ((x.ndim != 2 && x.ndim != 3) || x.shape[x.ndim - 1] != E) {
-        cli_fail(sub, "%s: shape %s does not fit the layer: expected (S, %lld) or (B, S, %lld) (hidden_size %lld in %s)",
-                 input, sh, (long long)E, (long long)E, (long long)E, config);
-        goto done;
+/* x: (S, E) or (B, S, E), non-empty, every element finite; *B, *S its sizes. */
+static int run_read_input(const char *path, int64_t E, const char *config, attn_npy *x, int64_t *B, int64_t *S) {
+    const char *sub = "run";
+    char sh[128];
+    if (attn_npy_read(path, x) != ATTN_OK) return run_fail(sub, "%s: %s", path, lib_msg(path));
+    shape_str(sh, sizeof sh, x->ndim, x->shape);
+    if ((x->ndim != 2 && x->ndim != 3) || x->shape[x->ndim - 1] != E)
+        return run_fail(sub, "%s: shape %s does not fit the layer: expected (S, %lld) or (B, S, %lld) (hidden_size %lld in %s)",
+                        path, sh, (long long)E, (long long)E, (long long)E, config);
+    *B = x->ndim == 3 ? x->shape[0] : 1;
+    *S = x->shape[x->ndim - 2];
+    if (*B < 1 || *S < 1) return run_fail(sub, "%s: shape %s is empty", path, sh);
+    for (int64_t i = 0; i < x->numel; i++)
+        if (!isfinite(x->data[i]))
+            return run_fail(sub, "%s: element %lld is %s", path, (long long)i, isnan(x->data[i]) ? "NaN" : "infinite");
+    return 1;
+}
+
+/* RoPE positions (S) or (B, S), integers in [0, 2^31), into *out (B, S) int32. */
+static int run_read_positions(const char *path, int64_t B, int64_t S, int32_t **out) {
+    const char *sub = "run";
+    int pnd = 0;
+    int64_t psh[2], *pos64 = NULL;
+    char err[768], sh[128];
+    if (read_positions(path, &pos64, &pnd, psh, err, sizeof err)) return run_fail(sub, "%s", err);
+    int ok = (pnd == 1 && psh[0] == S) || (pnd == 2 && psh[0] == B && psh[1] == S);
+    if (!ok) {
+        shape_str(sh, sizeof sh, pnd, psh);
+        cli_fail(sub, "%s: shape %s does not match the input: expected (%lld) or (%lld, %lld)", path, sh, (long long)S,
+                 (long long)B, (long long)S);
+    } else if (!(*out = malloc((size_t)(B * S) * sizeof(int32_t)))) {
+        cli_fail(sub, "out of memory");
+        ok = 0;
     }
-    const int64_t B = x.ndim == 3 ? x.shape[0] : 1, S = x.shape[x.ndim - 2];
-    if (B < 1 || S < 1) { cli_fail(sub, "%s: shape %s is empty", input, sh); goto done; }
-    for (int64_t i = 0; i < x.numel; i++)
-        if (!isfinite(x.data[i])) {
-            cli_fail(sub, "%s: element %lld is %s", input, (long long)i, isnan(x.data[i]) ? "NaN" : "infinite");
-            goto done;
-        }
-
-    if (positions) {
-        int pnd = 0;
-        int64_t psh[2];
-        char err[768];
-        if (read_positions(positions, &pos64, &pnd, psh, err, sizeof err)) { cli_fail(sub, "%s", err); goto done; }
-        int ok = (pnd == 1 && psh[0] == S) || (pnd == 2 && psh[0] == B && psh[1] == S);
-        if (!ok) {
-            shape_str(sh, sizeof sh, pnd, psh);
-            cli_fail(sub, "%s: shape %s does not match the input: expected (%lld) or (%lld, %lld)", positions, sh,
-                     (long long)S, (long long)B, (long long)S);
-            goto done;
-        }
-        pos = malloc((size_t)(B * S) * sizeof(int32_t));
-        if (!pos) { cli_fail(sub, "out of memory"); goto done; }
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t s = 0; s < S; s++) {
-                int64_t v = pos64[(pnd == 2 ? b * S : 0) + s];
-                if (v < 0 || v > INT32_MAX) {
-                    cli_fail(sub, "%s: position %lld at (%lld, %lld) is out of range [0, 2^31)", positions, (long long)v,
-                             (long long)b, (long long)s);
-                    goto done;
-                }
-                pos[b * S + s] = (int32_t)v;
+    for (int64_t b = 0; ok && b < B; b++)
+        for (int64_t s = 0; ok && s < S; s++) {
+            int64_t v = pos64[(pnd == 2 ? b * S : 0) + s];
+            if (v < 0 || v > INT32_MAX) {
+                cli_fail(sub, "%s: position %lld at (%lld, %lld) is out of range [0, 2^31)", path, (long long)v,
+                         (long long)b, (long long)s);
+                ok = 0;
+            } else {
+                (*out)[b * S + s] = (int32_t)v;
             }
-    }
+        }
+    attn__free(pos64);
+    return ok;
+}
 
-    if (kpm_path && read_attention_mask(sub, kpm_path, B, S, &kpm)) goto done;
+int cmd_run(int argc, char **argv) {
+    const char *sub = "run";
+    run_opts o;
+    const int pr = run_parse(argc, argv, &o);
+    if (pr) return pr == 2 ? 0 : 1;
+    int rc = 1;
+    attn_mha *m = NULL;
+    attn_npy x;
+    memset(&x, 0, sizeof x);
+    int32_t *pos = NULL;
+    uint8_t *kpm = NULL;
+    float *y = NULL;
+    attn_hf_info info;
+    const char *prefix = NULL;
+    int64_t B = 0, S = 0;
+    if (!run_load_layer(&o, &m, &info, &prefix)) goto done;
+    const attn_mha_config *rcfg = attn_mha_get_config(m);
+    const int64_t E = rcfg->embed_dim;
+    if (!run_read_input(o.input, E, o.config, &x, &B, &S)) goto done;
+    if (o.positions && !run_read_positions(o.positions, B, S, &pos)) goto done;
+    if (o.kpm_path && read_attention_mask(sub, o.kpm_path, B, S, &kpm)) goto done;
     y = malloc((size_t)x.numel * sizeof(float));
     if (!y) { cli_fail(sub, "out of memory (y: %lld floats)", (long long)x.numel); goto done; }
     attn_mha_input in;
@@ -325,22 +358,19 @@ int cmd_run(int argc, char **argv) {
     in.positions = pos;
     in.key_padding_mask = kpm;
     if (attn_mha_forward(m, &in, y) != ATTN_OK) { cli_fail(sub, "forward: %s", attn_last_error()); goto done; }
-    if (attn_npy_write(output, y, x.ndim, x.shape) != ATTN_OK) { cli_fail(sub, "%s: %s", output, lib_msg(output)); goto done; }
+    if (attn_npy_write(o.output, y, x.ndim, x.shape) != ATTN_OK) { cli_fail(sub, "%s: %s", o.output, lib_msg(o.output)); goto done; }
+    char sh[128], feat[320], wfeat[64] = "";
     shape_str(sh, sizeof sh, x.ndim, x.shape);
-    char feat[320];
     describe_layer(feat, sizeof feat, rcfg);
-    char wfeat[64] = "";
-    if (wdt != ATTN_DTYPE_F32) snprintf(wfeat, sizeof wfeat, ", %s weights (%s)", wdt_name, attn_mha_proj_kernel(m));
-    printf("attn run: wrote %s %s float32 (%s layer %lld, %s: E %lld, heads %lld/%lld, D %lld, %s, %s%s%s)\n", output,
+    if (o.wdt != ATTN_DTYPE_F32) snprintf(wfeat, sizeof wfeat, ", %s weights (%s)", o.wdt_name, attn_mha_proj_kernel(m));
+    printf("attn run: wrote %s %s float32 (%s layer %lld, %s: E %lld, heads %lld/%lld, D %lld, %s, %s%s%s)\n", o.output,
            sh, info.arch_name, (long long)info.layer, prefix, (long long)E, (long long)rcfg->num_heads,
            (long long)rcfg->num_kv_heads, (long long)rcfg->head_dim, feat, rcfg->causal ? "causal" : "not causal",
            kpm ? ", key padding" : "", wfeat);
     rc = 0;
 done:
-    attn_st_free(st);
     attn_mha_free(m);
     attn_npy_free(&x);
-    attn__free(pos64);
     free(pos);
     free(kpm);
     free(y);
