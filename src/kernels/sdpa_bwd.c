@@ -319,44 +319,27 @@ static void block_keys(const attn__sdpa_prob *P, const int64_t *lo, const int64_
  * holds) and the products' sums over rows or keys only skip zero terms, in
  * the same order. fp32 with interval masks alone (no softcap / dropout /
  * ALiBi / mask, whose per-element passes read every entry). */
-typedef struct bwd_stair {
-    int64_t ek;                          /* keys per chunk; 0: the tile is computed whole */
-    int64_t ra[ATTN__SDPA_BC_MAX / 16];  /* first row of each chunk (Mp: no row sees it) */
-} bwd_stair;
-
-static void bwd_stair_make(const attn__sdpa_prob *P, const attn__sdpa_kernels *kt, const bwd_bufs *w, int64_t nr,
-                           int64_t ng, int64_t j0, int64_t nc, int64_t Mp, bwd_stair *st) {
-    const int64_t ek = kt->blk.edge_keys;
-    const int edge = w->lo[nr - 1] > j0 || w->hi[0] < j0 + nc;
-    st->ek = edge && ek >= 16 && ek < nc && !P->bf16 && !P->has_elem && P->dropout_p == 0.0f ? ek : 0;
-    for (int64_t a = 0, x = 0; a < nc && st->ek; a += ek, x++) {
-        int64_t m1;
-        attn__sdpa_tile_rows(nr, ng, w->lo, w->hi, j0 + a, nc - a < ek ? nc - a : ek, Mp, &st->ra[x], &m1);
-        if (m1 <= st->ra[x]) st->ra[x] = Mp;
-    }
-}
-
 /* C (nc, Mp) = rows of K or V (kb, stride lds) . T (n, Mp), chunk x for columns [ra[x], Mp). */
-static void stair_key_product(const attn__sdpa_kernels *kt, const bwd_stair *st, const float *kb, int64_t lds,
+static void stair_key_product(const attn__sdpa_kernels *kt, const attn__sdpa_stair *st, const float *kb, int64_t lds,
                               int64_t n, const float *T, int64_t nc, int64_t Mp, float *C) {
     for (int64_t a = 0, x = 0; a < nc; a += st->ek, x++)
-        if (st->ra[x] < Mp)
+        if (st->rb[x] > st->ra[x])
             kt->gemm_ab(nc - a < st->ek ? nc - a : st->ek, Mp - st->ra[x], n, kb + a * lds, lds, T + st->ra[x], Mp,
                         C + a * Mp + st->ra[x], Mp, 0);
 }
 /* C (nc, ldc) += A (nc, Mp: P or dS) . R (M, ldc: dO or q rows), chunk x over rows [ra[x], M). */
-static void stair_row_product(const attn__sdpa_kernels *kt, const bwd_stair *st, const float *A, int64_t nc,
+static void stair_row_product(const attn__sdpa_kernels *kt, const attn__sdpa_stair *st, const float *A, int64_t nc,
                               int64_t M, int64_t Mp, const float *R, float *C, int64_t ldc) {
     for (int64_t a = 0, x = 0; a < nc; a += st->ek, x++)
-        if (st->ra[x] < M)
+        if (st->rb[x] > st->ra[x])
             kt->gemm_ab(nc - a < st->ek ? nc - a : st->ek, ldc, M - st->ra[x], A + a * Mp + st->ra[x], Mp,
                         R + st->ra[x] * ldc, ldc, C + a * ldc, ldc, 1);
 }
 /* dqt (M, Dp) += dS^T . Kp (nc, Dp), chunk by chunk in key order, rows [ra[x], M). */
-static void stair_dq(const attn__sdpa_kernels *kt, const bwd_stair *st, const float *dS, int64_t nc, int64_t M,
+static void stair_dq(const attn__sdpa_kernels *kt, const attn__sdpa_stair *st, const float *dS, int64_t nc, int64_t M,
                      int64_t Mp, const float *Kp, int64_t Dp, float *dqt) {
     for (int64_t a = 0, x = 0; a < nc; a += st->ek, x++)
-        if (st->ra[x] < M)
+        if (st->rb[x] > st->ra[x])
             kt->gemm_atb(M - st->ra[x], Dp, nc - a < st->ek ? nc - a : st->ek, dS + a * Mp + st->ra[x], Mp,
                          Kp + a * Dp, Dp, dqt + st->ra[x] * Dp, Dp);
 }
@@ -386,8 +369,10 @@ static void bwd_tile(const bwd_ctx *c, const attn__sdpa_seq *sp, const bwd_bufs 
     const int nbad = kk->nbad;
     float tmp[256]; /* one widened row (D, Dv <= 256) */
 
-    bwd_stair st;
-    bwd_stair_make(P, kt, &w, nr, ng, j0, nc, Mp, &st);
+    attn__sdpa_stair st;
+    const int edge = w.lo[nr - 1] > j0 || w.hi[0] < j0 + nc;
+    attn__sdpa_stair_make(kt->blk.edge_keys, edge && !P->bf16 && !P->has_elem && P->dropout_p == 0.0f, nr, ng, w.lo,
+                          w.hi, j0, nc, Mp, &st);
     if (st.ek) stair_key_product(kt, &st, (const float *)kk->Kc, kk->ldk, D, w.Qt, nc, Mp, w.St);
     else tile_scores(P, kt, &w, kk->Kc, kk->ldk, nc, Mp, w.St);
     const float sc = attn__sdpa_tile_elem(P, &s, kvh, g0, ng, r0, nr, w.lo, w.hi, j0, nc, Mp, w.St,

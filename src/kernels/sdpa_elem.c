@@ -108,6 +108,14 @@ void attn__sdpa_tile_rows(int64_t nr, int64_t ng, const int64_t *lo, const int64
     *m1 = attn__round16(rb * ng) < mp ? attn__round16(rb * ng) : mp;
 }
 
+void attn__sdpa_stair_make(int64_t edge_keys, int use, int64_t nr, int64_t ng, const int64_t *lo, const int64_t *hi,
+                           int64_t j0, int64_t nc, int64_t mp, attn__sdpa_stair *st) {
+    const int64_t ek = edge_keys;
+    st->ek = use && ek >= 16 && ek < nc ? ek : 0;
+    for (int64_t a = 0, x = 0; a < nc && st->ek; a += ek, x++)
+        attn__sdpa_tile_rows(nr, ng, lo, hi, j0 + a, nc - a < ek ? nc - a : ek, mp, &st->ra[x], &st->rb[x]);
+}
+
 void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, int64_t M, int64_t j0, int64_t nc,
                               int64_t mp, float *St, float *Pd) {
     const uint32_t thr = P->drop_thr;

@@ -347,20 +347,8 @@ static int fwd_tile_rows(const fwd_block *k, const fwd_bufs *w, int64_t j0, int6
  * rows [ra[x], rb[x]) only (tile_rows of the chunk). Exact: a score is its
  * own dot product, the rows left out of a chunk see none of its keys (the
  * mask writes their -inf, their probabilities are 0), and P.V adds the
- * chunks in key order, as the kernels add keys (C += A^T B key by key). */
-typedef struct fwd_edge {
-    int64_t ek;                                     /* keys per chunk; 0: the tile is computed whole */
-    int64_t ra[ATTN__SDPA_BC_MAX / 16], rb[ATTN__SDPA_BC_MAX / 16]; /* rows of each chunk */
-} fwd_edge;
-
-static void fwd_edge_make(const attn__sdpa_kernels *kt, const fwd_block *k, const fwd_bufs *w, int64_t j0,
-                          int64_t nc, int edge, fwd_edge *e) {
-    const int64_t ek = kt->blk.edge_keys;
-    e->ek = edge && ek >= 16 && ek < nc ? ek : 0;
-    for (int64_t a = 0, x = 0; a < nc && e->ek; a += ek, x++)
-        attn__sdpa_tile_rows(k->nr, k->ng, w->lo, w->hi, j0 + a, nc - a < ek ? nc - a : ek, k->Mp, &e->ra[x],
-                             &e->rb[x]);
-}
+ * chunks in key order, as the kernels add keys (C += A^T B key by key).
+ * The chunks: attn__sdpa_stair (sdpa_elem.c), shared with the backward. */
 
 /* Tile j0 (nc keys), rows [m0, m1): St (nc, Mp) = K[j0 : j0 + nc] . Qt (= K
  * . Qr^T, padding columns 0), the per-element work where the tile needs it
@@ -369,7 +357,7 @@ static void fwd_edge_make(const attn__sdpa_kernels *kt, const fwd_block *k, cons
  * then holds the tile's probabilities. */
 static void fwd_tile_probs(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
                            const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, int64_t m0, int64_t m1,
-                           const fwd_edge *e, attn__pfq *q) {
+                           const attn__sdpa_stair *e, attn__pfq *q) {
     const int64_t D = P->D, Mp = k->Mp, Dvp = pl->Dvp, ldk = P->k.stride_s;
     if (P->bf16)
         kt->gemm_bf16(nc, m1 - m0, D / 2, k->kb16 + j0 * P->k.stride_s, P->k.stride_s, 2,
@@ -398,7 +386,7 @@ static void fwd_tile_probs(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, 
  * which the key is masked, e.g. garbage in padding). */
 static void fwd_tile_pv(const attn__sdpa_prob *P, const attn__sdpa_plan *pl, const attn__sdpa_kernels *kt,
                         const fwd_block *k, fwd_bufs *w, int64_t j0, int64_t nc, int64_t m0, int64_t m1,
-                        const fwd_edge *e, attn__pfq *q) {
+                        const attn__sdpa_stair *e, attn__pfq *q) {
     const int64_t ldv = P->v.stride_s, Mp = k->Mp, Dv = P->Dv, Dvp = pl->Dvp;
     const int64_t M = m1 < k->M ? m1 : k->M;
     if (M <= m0) return;
@@ -470,8 +458,9 @@ static void fwd_task(void *vctx, int64_t t, int tid) {
     for (int64_t j0 = k.ka; j0 < k.kb; j0 += pl->Bc) {
         const int64_t nc = k.kb - j0 < pl->Bc ? k.kb - j0 : pl->Bc;
         int64_t m0, m1;
-        fwd_edge e;
-        fwd_edge_make(c->kt, &k, &w, j0, nc, fwd_tile_rows(&k, &w, j0, nc, &m0, &m1) && !c->P->bf16, &e);
+        attn__sdpa_stair e;
+        const int edge = fwd_tile_rows(&k, &w, j0, nc, &m0, &m1) && !c->P->bf16;
+        attn__sdpa_stair_make(c->kt->blk.edge_keys, edge, k.nr, k.ng, w.lo, w.hi, j0, nc, k.Mp, &e);
         fwd_prefetch(c->P, &k, j0, pl->Bc, &pq);
         fwd_tile_probs(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1, &e, &pq);
         fwd_tile_pv(c->P, pl, c->kt, &k, &w, j0, nc, m0, m1, &e, &pq);

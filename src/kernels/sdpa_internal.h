@@ -269,6 +269,18 @@ void attn__sdpa_mask_intervals(int64_t nr, int64_t ng, const int64_t *lo, const 
 /* The tile's rows that see any of its keys, [m0, m1) in 16-row steps (<= mp). */
 void attn__sdpa_tile_rows(int64_t nr, int64_t ng, const int64_t *lo, const int64_t *hi, int64_t j0, int64_t nc,
                           int64_t mp, int64_t *m0, int64_t *m1);
+/* An edge tile as a staircase (sdpa_fwd.c, sdpa_bwd.c): its keys in chunks
+ * of ek, chunk x (keys [j0 + x ek, j0 + x ek + ek)) seen only by the rows
+ * [ra[x], rb[x]) (tile_rows of the chunk; ra == rb: by none). ek = 0: the
+ * tile is computed whole. */
+typedef struct attn__sdpa_stair {
+    int64_t ek;
+    int64_t ra[ATTN__SDPA_BC_MAX / 16], rb[ATTN__SDPA_BC_MAX / 16];
+} attn__sdpa_stair;
+/* ek = edge_keys when use (an edge tile the caller can split) and
+ * 16 <= edge_keys < nc, else 0; then every chunk's rows. */
+void attn__sdpa_stair_make(int64_t edge_keys, int use, int64_t nr, int64_t ng, const int64_t *lo, const int64_t *hi,
+                           int64_t j0, int64_t nc, int64_t mp, attn__sdpa_stair *st);
 /* Zero dropped probabilities of St (nc, mp) in place and, if Pd != NULL, write
  * P * z to Pd instead (St unchanged). rowkey (M) per row m. */
 void attn__sdpa_apply_dropout(const attn__sdpa_prob *P, const uint64_t *rowkey, int64_t M, int64_t j0, int64_t nc,
