@@ -202,6 +202,14 @@ ATTN_API attn_status attn_isa_set(attn_isa isa);
  * not depend on it. Not thread-safe with concurrent kernel calls. */
 ATTN_API attn_status attn_set_num_threads(int n);
 ATTN_API int attn_get_num_threads(void);
+/* Stops and joins attn's worker threads (one pool for the whole library,
+ * started by the first multi-threaded call and kept between calls); the next
+ * call that needs them starts them again, with the same results. For
+ * programs that must end with no threads of attn's: before unloading the
+ * library (dlclose), under leak checkers. Waits for a running call; other
+ * calls made meanwhile run on their own thread. Never needed for
+ * correctness. */
+ATTN_API void attn_threads_release(void);
 
 /* ═══ Element types ═══════════════════════════════════════════════════════════
  * Of tensors in files (safetensors, .npy), typed sdpa views and KV caches.

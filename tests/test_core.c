@@ -15,6 +15,46 @@ static void square_task(void *ctx, int64_t t, int tid) {
     out[t] = t * t + tid * 0; /* every task writes only its own slot */
 }
 
+/* n tasks of square_task on the pool; 1 if every slot is right. */
+static int squares_ok(int64_t n) {
+    int64_t *out = calloc((size_t)n, sizeof *out);
+    if (!out) return 0;
+    for (int64_t i = 0; i < n; i++) out[i] = -1;
+    attn__parallel_for(n, 0, square_task, out);
+    int ok = 1;
+    for (int64_t i = 0; i < n; i++) ok &= out[i] == i * i;
+    free(out);
+    return ok;
+}
+
+#include <pthread.h>
+static void *squares_loop(void *arg) {
+    int *ok = arg;
+    for (int i = 0; i < 200; i++) *ok &= squares_ok(97);
+    return NULL;
+}
+
+/* attn_threads_release: the pool stops and restarts (results unchanged),
+ * twice in a row, with no workers, and while another thread's calls run
+ * (they wait for it or run serially: TSan checks the hand-over). */
+static void test_release(void) {
+    const int nt0 = attn_get_num_threads();
+    attn_set_num_threads(4);
+    CHECK(squares_ok(150), "pool before release");
+    attn_threads_release();
+    CHECK(squares_ok(150), "pool restarts after release");
+    attn_threads_release();
+    attn_threads_release();
+    CHECK(squares_ok(150), "after a double release");
+    int ok = 1;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, squares_loop, &ok) == 0, "helper thread");
+    for (int i = 0; i < 50; i++) attn_threads_release();
+    pthread_join(th, NULL);
+    CHECK(ok, "calls concurrent with releases gave the right results");
+    attn_set_num_threads(nt0);
+}
+
 /* attn__sgemm on shapes taking each path of gemm.c (one call, split along M,
  * split along N, the long-K split): bit-identical for 1, 2 and 3 threads,
  * and each sampled entry within fp32 rounding of a double dot product. */
@@ -99,6 +139,7 @@ int main(void) {
             free(out);
         }
     }
+    test_release();
     int ok = 1;
     size_t dummy = attn__mul_size(SIZE_MAX / 2, 3, &ok);
     CHECK(!ok && dummy == 0, "overflow detected");

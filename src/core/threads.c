@@ -4,7 +4,9 @@
  * attn__parallel_for hands out task indices from an atomic counter; the
  * calling thread works too. Workers sleep on a condition variable between
  * calls. Task-to-thread assignment is dynamic, so kernels make every task
- * write only memory it owns: results are then independent of thread count. */
+ * write only memory it owns: results are then independent of thread count.
+ * attn_threads_release stops and joins the workers; the next parallel call
+ * spawns them again. */
 #include "core/core.h"
 
 #include <pthread.h>
@@ -28,10 +30,11 @@ typedef struct pool {
     int want;                  /* workers that take part in this job */
     _Atomic int64_t next;
     int active;                /* workers still running this job (under mu) */
+    int quit;                  /* attn_threads_release: workers exit (under mu) */
 } pool;
 
 static pool g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                      PTHREAD_MUTEX_INITIALIZER, 0, 0, NULL, NULL, 0, 0, 0, 0};
+                      PTHREAD_MUTEX_INITIALIZER, 0, 0, NULL, NULL, 0, 0, 0, 0, 0};
 static pthread_once_t g_threads_once = PTHREAD_ONCE_INIT;
 static _Atomic int g_num_threads = 0;
 
@@ -45,6 +48,7 @@ static void run_tasks(pool *p, int tid) {
 
 typedef struct { int index; } worker_arg;
 static worker_arg g_args[MAX_THREADS];
+static pthread_t g_workers[MAX_THREADS]; /* [1, nworkers] joinable (attn_threads_release) */
 
 static void *worker_main(void *arg) {
     int index = ((worker_arg *)arg)->index; /* worker index, 1-based tid */
@@ -52,7 +56,8 @@ static void *worker_main(void *arg) {
     uint64_t seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
+        while (p->generation == seen && !p->quit) pthread_cond_wait(&p->wake, &p->mu);
+        if (p->quit) break;
         seen = p->generation;
         if (index > p->want) continue; /* not needed for this job */
         pthread_mutex_unlock(&p->mu);
@@ -60,6 +65,7 @@ static void *worker_main(void *arg) {
         pthread_mutex_lock(&p->mu);
         if (--p->active == 0) pthread_cond_signal(&p->done);
     }
+    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -99,13 +105,7 @@ static void ensure_workers(pool *p, int total) {
     while (p->nworkers < total - 1) {
         int idx = p->nworkers + 1;
         g_args[idx].index = idx;
-        pthread_t th;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&th, &at, worker_main, &g_args[idx]);
-        pthread_attr_destroy(&at);
-        if (rc != 0) break;
+        if (pthread_create(&g_workers[idx], NULL, worker_main, &g_args[idx]) != 0) break;
         p->nworkers++;
     }
 }
@@ -137,6 +137,21 @@ void attn__parallel_for(int64_t ntasks, int nthreads, attn_task_fn fn, void *ctx
 
     pthread_mutex_lock(&p->mu);
     while (p->active > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->busy);
+}
+
+void attn_threads_release(void) {
+    pool *p = &g_pool;
+    pthread_mutex_lock(&p->busy); /* after a running job; later callers run serially meanwhile */
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i <= p->nworkers; i++) pthread_join(g_workers[i], NULL);
+    pthread_mutex_lock(&p->mu);
+    p->nworkers = 0;
+    p->quit = 0;
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_unlock(&p->busy);
 }

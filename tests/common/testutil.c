@@ -2,11 +2,14 @@
 /* testutil.c — see testutil.h */
 #include "testutil.h"
 
+#include "attn.h"
+
 #include <math.h>
 
 long tu_pass = 0, tu_fail = 0;
 
 int test_summary(const char *name) {
+    attn_threads_release(); /* tests end with no worker threads (valgrind: nothing "possibly lost") */
     printf("%s: %ld passed, %ld failed\n", name, tu_pass, tu_fail);
     return tu_fail == 0 ? 0 : 1;
 }
