@@ -18,6 +18,7 @@
  *     on SIMDe's emulation (every machine, AVX512_BF16 or not). */
 #include "testutil.h"
 #include "kernels/dispatch.h"
+#include "core/core.h"
 #include "io/half.h"
 
 #include <math.h>
@@ -119,7 +120,11 @@ typedef simde__mmask16 __mmask16;
 #define ATTN_SIMDE_AVX512 1
 #include "../src/kernels/avx512/sdpa_bf16_avx512.c"
 #include "../src/kernels/avx512/sdpa_pack_avx512.c"
+/* kv_bf16_avx512.c: dot_avx512.h's reduction names SIMDe has without native aliases */
+#define _mm512_shuffle_f32x4(a, b, imm) simde_mm512_shuffle_f32x4((a), (b), (imm))
+#include "../src/kernels/avx512/kv_bf16_avx512.c"
 #endif
+#include "kernels/kv_typed.h"
 
 static float rnd_float(tu_rng *r) {
     switch (tu_int(r, 0, 7)) {
@@ -310,11 +315,114 @@ static void test_scale_rows(const attn__sdpa_kernels *T, const attn__sdpa_kernel
     CHECK(bad == 0, "[%s] scale_rows: %d of 100 differ from C", T->name, bad);
 }
 
+/* The decode_fast kernels (kv_typed.h: kdot_bf16, vacc_bf16) against float64:
+ *   kdot_bf16: S = bf16(Q) . K over bf16 rows, exact products summed in fp32:
+ *     |S - ref| <= 1e-5 * sum |products| (the fp32 kdot's bound), and S rows of
+ *     rows >= M zero;
+ *   vacc_bf16: O += P^T V with P rounded to bf16 where a key pair's live rows
+ *     all have finite P != 0, else fp32 key by key skipping P == 0 (V rows of
+ *     masked keys hold Inf / NaN): after attn__kv_unpair, |O - ref| <= 2^-8 *
+ *     sum_j |P_j v_j| + 1e-6 sum |O_in| (bf16 rounding of P: 2^-9 relative);
+ *     the Inf rows never reach a row that does not attend to them; an attended
+ *     Inf row gives +-Inf / NaN where fp32 does.
+ * Every M in 1..8, n in 1..64 (odd ones: the fp32 last key), D / Dv 32..256. */
+static void test_kv_fast(const char *name, const attn__kv_kernels *K, tu_rng *r) {
+    int bad = 0, cases = 0, pfast = 0;
+    for (int it = 0; it < 600 && !bad; it++) {
+        const int64_t n = tu_int(r, 1, 64), M = tu_int(r, 1, 8), D = 32 * tu_int(r, 1, 8), Dv = 32 * tu_int(r, 1, 8);
+        uint16_t *Kb = calloc((size_t)(n * D), 2), *Vb = calloc((size_t)(n * Dv), 2), Qb[8 * 256];
+        float *S = calloc((size_t)(n * 8), 4), *P = calloc((size_t)(n * 8), 4), *O = calloc((size_t)(8 * Dv), 4);
+        float *O0 = calloc((size_t)(8 * Dv), 4);
+        double *ref = calloc((size_t)(8 * Dv), 8), *mag = calloc((size_t)(8 * Dv), 8);
+        for (int64_t i = 0; i < n * D; i++) Kb[i] = attn__f32_to_bf16((float)tu_normal(r));
+        for (int64_t i = 0; i < n * Dv; i++) Vb[i] = attn__f32_to_bf16((float)tu_normal(r));
+        memset(Qb, 0, sizeof Qb);
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t d = 0; d < D; d++) Qb[m * D + d] = attn__f32_to_bf16((float)tu_normal(r));
+        /* scores */
+        for (int64_t i = 0; i < n * 8; i++) S[i] = 12345.0f;
+        K->kdot_bf16(n, M, D, Kb, Qb, D, S, 8);
+        for (int64_t j = 0; j < n && !bad; j++)
+            for (int64_t m = 0; m < 8 && !bad; m++) {
+                double want = 0, sa = 0;
+                for (int64_t d = 0; m < M && d < D; d++) {
+                    const double x = (double)attn__bf16_to_f32(Qb[m * D + d]) * attn__bf16_to_f32(Kb[j * D + d]);
+                    want += x; sa += fabs(x);
+                }
+                if (!(fabs(S[j * 8 + m] - want) <= 1e-5 * sa)) {
+                    CHECK(0, "%s kdot_bf16 n=%lld M=%lld D=%lld: S[%lld][%lld] = %g, want %g", name, (long long)n,
+                          (long long)M, (long long)D, (long long)j, (long long)m, S[j * 8 + m], want);
+                    bad = 1;
+                }
+            }
+        /* P: positive, some exact zeros (masked keys, whose V rows are Inf / NaN), rows >= M junk */
+        const int inf_case = it % 3 == 0;
+        for (int64_t j = 0; j < n; j++) {
+            const int masked = tu_int(r, 0, 5) == 0;
+            for (int64_t m = 0; m < 8; m++)
+                P[j * 8 + m] = m >= M ? (float)tu_uniform(r) : masked && (m % 2 == 0 || tu_int(r, 0, 1)) ? 0.0f
+                                                                    : (float)(tu_uniform(r) * 2.0);
+            int all0 = 1;
+            for (int64_t m = 0; m < M; m++) all0 &= P[j * 8 + m] == 0.0f;
+            if (inf_case && all0) /* nobody attends: Inf / NaN must stay out */
+                for (int64_t e = 0; e < Dv; e++) Vb[j * Dv + e] = e % 2 ? 0x7f80 : 0x7fc1;
+        }
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t e = 0; e < Dv; e++) O0[m * Dv + e] = (float)tu_normal(r);
+        /* O in pair order: the kernel's accumulator is O0 permuted; compare after attn__kv_unpair */
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t g = 0; g < Dv; g += 32)
+                for (int L = 0; L < 4; L++)
+                    for (int i = 0; i < 4; i++) {
+                        O[m * Dv + g + 4 * L + i] = O0[m * Dv + g + 8 * L + i];
+                        O[m * Dv + g + 16 + 4 * L + i] = O0[m * Dv + g + 8 * L + 4 + i];
+                    }
+        K->vacc_bf16(n, M, Dv, P, 8, Vb, O, Dv);
+        attn__kv_unpair(M, Dv, O, Dv);
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t e = 0; e < Dv; e++) {
+                double w = O0[m * Dv + e], a = 0;
+                for (int64_t j = 0; j < n; j++) {
+                    if (P[j * 8 + m] == 0.0f) continue;
+                    const double x = (double)P[j * 8 + m] * attn__bf16_to_f32(Vb[j * Dv + e]);
+                    w += x; a += 0x1p-8 * fabs(x);
+                }
+                ref[m * Dv + e] = w; mag[m * Dv + e] = a + 1e-6 * fabs(O0[m * Dv + e]);
+            }
+        for (int64_t m = 0; m < M && !bad; m++)
+            for (int64_t e = 0; e < Dv && !bad; e++) {
+                const double got = O[m * Dv + e], want = ref[m * Dv + e];
+                if (!isfinite(want) ? !(isnan(want) ? isnan(got) : got == want) : !(fabs(got - want) <= mag[m * Dv + e])) {
+                    CHECK(0, "%s vacc_bf16 n=%lld M=%lld Dv=%lld: O[%lld][%lld] = %g, want %g (+- %g)", name, (long long)n,
+                          (long long)M, (long long)Dv, (long long)m, (long long)e, got, want, mag[m * Dv + e]);
+                    bad = 1;
+                }
+            }
+        /* the bf16 rounding of P is in use: some output differs from the fp32 sum of exact P */
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t e = 0; e < Dv; e++) {
+                double w = O0[m * Dv + e];
+                for (int64_t j = 0; j < n; j++)
+                    if (P[j * 8 + m] != 0.0f) w += (double)P[j * 8 + m] * attn__bf16_to_f32(Vb[j * Dv + e]);
+                pfast += isfinite(w) && fabs(O[m * Dv + e] - w) > 1e-5 * (fabs(w) + 1);
+            }
+        cases++;
+        free(Kb); free(Vb); free(S); free(P); free(O); free(O0); free(ref); free(mag);
+    }
+    CHECK(!bad, "%s: kdot_bf16 / vacc_bf16 within their bounds on %d tiles", name, cases);
+    CHECK(pfast > 0, "%s: vacc_bf16 never rounded P to bf16 (the fast path did not run)", name);
+}
+
 int main(void) {
     tu_rng r = {777};
     const attn__sdpa_kernels *G = attn__sdpa_kernels_for(ATTN_ISA_GENERIC);
     int ngemm = 0;
     for (int isa = 0; isa <= (int)attn_isa_detected(); isa++) {
+        const attn__kv_kernels *KT = attn__kv_kernels_for((attn_isa)isa);
+        if (KT->kdot_bf16) test_kv_fast(KT->name, KT, &r);
+        CHECK(!KT->kdot_bf16 == !KT->vacc_bf16, "%s: kdot_bf16 and vacc_bf16 come together", KT->name);
+        CHECK(!KT->kdot_bf16 || (isa == ATTN_ISA_AVX512 && attn__cpu()->avx512bf16),
+              "%s: decode_fast kernels only on AVX512_BF16 CPUs", KT->name);
         const attn__sdpa_kernels *T = attn__sdpa_kernels_for((attn_isa)isa);
         test_cvt(T, G, &r);
         test_pack(T, G, &r);
@@ -338,6 +446,9 @@ int main(void) {
         test_split_ds(&E, G, &r);
         test_gemm(&E, &r);
         ngemm++;
+        attn__kv_kernels KE = {0};
+        attn__kv_kernels_avx512_bf16_emul(&KE);
+        test_kv_fast("kv avx512_bf16 (SIMDe)", &KE, &r);
     }
 #else
     CHECK(0, "SIMDe headers (<simde/x86/avx512.h>, Debian package libsimde-dev) not found: scripts/deps.sh installs them");

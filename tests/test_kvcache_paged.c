@@ -95,6 +95,7 @@ static double err1_64(const float *a, const double *b, int64_t n) {
 
 
 static int64_t g_split_cases = 0, g_single_steps = 0;
+static double g_worst_fast = 0; /* decode_fast: |o - ref| / its bound */
 static double g_worst_layer_typed[3]; /* bf16, f16, int8 cache vs the fp32 full forward */
 static double g_worst_fwd = 0, g_worst_ref = 0, g_worst_layer_c = 0, g_worst_layer_f = 0;
 
@@ -289,6 +290,26 @@ static attn_status run_contig(const pbatch *p, const attn_sdpa_opts *o0, float *
 
 static void to64(const float *a, double *b, int64_t n) { for (int64_t i = 0; i < n; i++) b[i] = a[i]; }
 
+/* The float64 reference attn_ref_sdpa_fwd (varlen, over the contiguous K/V
+ * the pool holds) of p under o: *or64 (T, Hq, Dv), *lr64 (Hq, T), the
+ * caller frees them; q_bf16: with q rounded to bf16 (decode_fast's query). */
+static void pbatch_ref(const pbatch *p, const attn_sdpa_opts *o, int q_bf16, double **or64, double **lr64) {
+    attn_sdpa_dims d = {p->B, p->T, p->Tk, p->Hq, p->Hkv, p->D, p->Dv};
+    attn_sdpa_opts o64 = *o;
+    o64.cu_seqlens_q = p->cu_q;
+    o64.cu_seqlens_k = p->cu_k;
+    double *q64 = xcalloc((size_t)(p->T * p->Hq * p->D) + 1, sizeof(double));
+    double *k64 = xcalloc((size_t)(p->Tk * p->Hkv * p->D) + 1, sizeof(double));
+    double *v64 = xcalloc((size_t)(p->Tk * p->Hkv * p->Dv) + 1, sizeof(double));
+    *or64 = xcalloc((size_t)(p->T * p->Hq * p->Dv) + 1, sizeof(double));
+    *lr64 = xcalloc((size_t)(p->Hq * p->T) + 1, sizeof(double));
+    for (int64_t i = 0; i < p->T * p->Hq * p->D; i++) q64[i] = q_bf16 ? attn__bf16_to_f32(attn__f32_to_bf16(p->q[i])) : p->q[i];
+    to64(p->kc, k64, p->Tk * p->Hkv * p->D);
+    to64(p->vc, v64, p->Tk * p->Hkv * p->Dv);
+    CHECK(attn_ref_sdpa_fwd(&d, q64, k64, v64, *or64, *lr64, &o64) == ATTN_OK, "reference: %s", attn_last_error());
+    free(q64); free(k64); free(v64);
+}
+
 static void kernel_case(tu_rng *r, int64_t idx, attn_dtype dtype) {
     pbatch p;
     pbatch_make(&p, r, idx % 5 == 4);
@@ -339,24 +360,12 @@ static void kernel_case(tu_rng *r, int64_t idx, attn_dtype dtype) {
           "alibi %d): paged vs attn_sdpa_fwd %.3g", (long long)idx, attn__kv_dtype_name(dtype), (long long)p.B, (long long)p.T, (long long)p.Hq,
           (long long)p.Hkv, (long long)p.D, (long long)p.Dv, (long long)p.bs, o.causal, o.align,
           (long long)o.window_left, (long long)o.window_right, (double)o.softcap, o.alibi_slopes != NULL, ef);
-    /* float64 reference (varlen, contiguous) */
-    attn_sdpa_dims d = {p.B, p.T, p.Tk, p.Hq, p.Hkv, p.D, p.Dv};
-    attn_sdpa_opts o64 = o;
-    o64.cu_seqlens_q = p.cu_q;
-    o64.cu_seqlens_k = p.cu_k;
-    double *q64 = xcalloc((size_t)(p.T * p.Hq * p.D) + 1, sizeof(double));
-    double *k64 = xcalloc((size_t)(p.Tk * p.Hkv * p.D) + 1, sizeof(double));
-    double *v64 = xcalloc((size_t)(p.Tk * p.Hkv * p.Dv) + 1, sizeof(double));
-    double *or64 = xcalloc((size_t)no + 1, sizeof(double)), *lr64 = xcalloc((size_t)nl + 1, sizeof(double));
-    to64(p.q, q64, p.T * p.Hq * p.D);
-    to64(p.kc, k64, p.Tk * p.Hkv * p.D);
-    to64(p.vc, v64, p.Tk * p.Hkv * p.Dv);
-    attn_status sr = attn_ref_sdpa_fwd(&d, q64, k64, v64, or64, lr64, &o64);
-    CHECK(sr == ATTN_OK, "case %lld: reference: %s", (long long)idx, attn_last_error());
+    double *or64, *lr64; /* float64 reference (varlen, contiguous) */
+    pbatch_ref(&p, &o, 0, &or64, &lr64);
     const double er = fmax(err1_64(o1, or64, no), err1_64(l1, lr64, nl));
     if (er > g_worst_ref) g_worst_ref = er;
     CHECK(er <= 1e-5, "case %lld %s: paged vs float64 reference %.3g", (long long)idx, attn__kv_dtype_name(dtype), er);
-    free(q64); free(k64); free(v64); free(or64); free(lr64);
+    free(or64); free(lr64);
     free(o1); free(o2); free(o3); free(oc); free(l1); free(l2); free(l3); free(lc);
     pbatch_free(&p);
     attn_isa_set(attn_isa_detected());
@@ -372,6 +381,100 @@ static void test_kernel(void) {
            "|paged - float64 ref| %.3g (|d| / max(1, |ref|))\n", (long long)n,
            (long long)nt, (long long)g_split_cases, g_worst_fwd, g_worst_ref);
     CHECK(g_split_cases > 0, "no case reached the split path");
+}
+
+/* ─── 1b. opts->decode_fast ─────────────────────────────────────────────── */
+
+/* A BF16 pool, D and Dv multiples of 32, every sequence a decode block (Sq x G
+ * <= 8 rows): with decode_fast the output is within attn.h's bound of the
+ * float64 attention of the bf16-rounded q over the pool's values,
+ * |o - ref| <= 2^-8 max |v| + 1e-5 max(1, |ref|), lse within 1e-5; the same
+ * bits at 1, 2 and 3 threads. Returns the elements that differ from
+ * decode_fast = 0 (0 where the CPU has no AVX512_BF16: then checked equal). */
+static int64_t fast_case(tu_rng *r, int64_t idx) {
+    pbatch p;
+    for (;;) {
+        pbatch_make(&p, r, idx % 3 == 2);
+        int ok = p.D % 32 == 0 && p.Dv % 32 == 0 && p.B > 0 && p.T > 0;
+        for (int64_t b = 0; ok && b < p.B; b++) ok = (p.cu_q[b + 1] - p.cu_q[b]) * (p.Hq / p.Hkv) <= 8;
+        if (ok) break;
+        pbatch_free(&p);
+    }
+    pbatch_typed(&p, ATTN_DTYPE_BF16);
+    float slopes[16];
+    attn_sdpa_opts o;
+    random_opts(r, &o, slopes, p.Hq);
+    const int64_t no = p.T * p.Hq * p.Dv, nl = p.Hq * p.T;
+    float *o0 = NEWF(no), *o1 = NEWF(no), *o2 = NEWF(no), *o3 = NEWF(no);
+    float *l0 = NEWF(nl), *l1 = NEWF(nl), *l2 = NEWF(nl), *l3 = NEWF(nl);
+    attn_status s0 = run_paged(&p, &o, 2, o0, l0);
+    o.decode_fast = 1;
+    attn_status s1 = run_paged(&p, &o, 1, o1, l1), s2 = run_paged(&p, &o, 2, o2, l2), s3 = run_paged(&p, &o, 3, o3, l3);
+    CHECK(s0 == ATTN_OK && s1 == ATTN_OK && s2 == ATTN_OK && s3 == ATTN_OK, "fast case %lld: %s", (long long)idx,
+          attn_last_error());
+    CHECK(memcmp(o1, o2, sizeof(float) * (size_t)no) == 0 && memcmp(o1, o3, sizeof(float) * (size_t)no) == 0 &&
+          memcmp(l1, l2, sizeof(float) * (size_t)nl) == 0 && memcmp(l1, l3, sizeof(float) * (size_t)nl) == 0,
+          "fast case %lld: results differ between 1, 2 and 3 threads", (long long)idx);
+    int64_t ndiff = 0;
+    for (int64_t i = 0; i < no; i++) ndiff += memcmp(&o0[i], &o1[i], sizeof(float)) != 0;
+    double *or64, *lr64, vmax = 0, worst = 0;
+    pbatch_ref(&p, &o, 1, &or64, &lr64);
+    for (int64_t i = 0; i < p.Tk * p.Hkv * p.Dv; i++) vmax = fmax(vmax, fabs((double)p.vc[i]));
+    for (int64_t i = 0; i < no; i++) {
+        const double e = fabs((double)o1[i] - or64[i]) / (0x1p-8 * vmax + 1e-5 * fmax(1.0, fabs(or64[i])));
+        worst = e != e ? INFINITY : fmax(worst, e);
+    }
+    const double el = err1_64(l1, lr64, nl);
+    if (worst > g_worst_fast) g_worst_fast = worst;
+    CHECK(worst <= 1.0 && el <= 1e-5, "fast case %lld (B %lld T %lld H %lld/%lld D %lld/%lld bs %lld causal %d win %lld/%lld "
+          "cap %g alibi %d): o at %.3g of the bound, lse %.3g", (long long)idx, (long long)p.B, (long long)p.T,
+          (long long)p.Hq, (long long)p.Hkv, (long long)p.D, (long long)p.Dv, (long long)p.bs, o.causal,
+          (long long)o.window_left, (long long)o.window_right, (double)o.softcap, o.alibi_slopes != NULL, worst, el);
+    free(or64); free(lr64);
+    free(o0); free(o1); free(o2); free(o3); free(l0); free(l1); free(l2); free(l3);
+    pbatch_free(&p);
+    return ndiff;
+}
+
+/* decode_fast where it does not apply (F32 / F16 / I8 pools, D or Dv not a
+ * multiple of 32, prefill blocks): the bits of decode_fast = 0. */
+static void fast_inert_case(tu_rng *r, int64_t idx) {
+    pbatch p;
+    pbatch_make(&p, r, idx % 4 == 3);
+    pbatch_typed(&p, KV_TYPES[idx % 4]);
+    float slopes[16];
+    attn_sdpa_opts o;
+    random_opts(r, &o, slopes, p.Hq);
+    int applies = p.dtype == ATTN_DTYPE_BF16 && p.D % 32 == 0 && p.Dv % 32 == 0;
+    for (int64_t b = 0; applies && b < p.B; b++) applies = (p.cu_q[b + 1] - p.cu_q[b]) * (p.Hq / p.Hkv) > 8;
+    const int64_t no = p.T * p.Hq * p.Dv, nl = p.Hq * p.T;
+    float *o0 = NEWF(no), *o1 = NEWF(no), *l0 = NEWF(nl), *l1 = NEWF(nl);
+    attn_status s0 = run_paged(&p, &o, 2, o0, l0);
+    o.decode_fast = 1;
+    attn_status s1 = run_paged(&p, &o, 2, o1, l1);
+    CHECK(s0 == ATTN_OK && s1 == ATTN_OK, "inert case %lld: %s", (long long)idx, attn_last_error());
+    const int dec = p.dtype == ATTN_DTYPE_BF16 && p.D % 32 == 0 && p.Dv % 32 == 0; /* some decode block may use it */
+    if (!dec || applies)
+        CHECK(memcmp(o0, o1, sizeof(float) * (size_t)no) == 0 && memcmp(l0, l1, sizeof(float) * (size_t)nl) == 0,
+              "inert case %lld (%s D %lld/%lld): decode_fast changed the result", (long long)idx,
+              attn__kv_dtype_name(p.dtype), (long long)p.D, (long long)p.Dv);
+    free(o0); free(o1); free(l0); free(l1);
+    pbatch_free(&p);
+}
+
+static void test_fast(void) {
+    tu_rng r = {4242};
+    const int64_t n = sc_count(200), ni = sc_count(200);
+    int64_t ndiff = 0;
+    for (int64_t i = 0; i < n; i++) ndiff += fast_case(&r, i);
+    for (int64_t i = 0; i < ni; i++) fast_inert_case(&r, i);
+    const int native = attn__kv_kernels_get()->kdot_bf16 != NULL;
+    printf("decode_fast: %lld bf16 decode batches, worst |o - ref| at %.3g of 2^-8 max|v| + 1e-5 max(1, |ref|); "
+           "%lld elements differ from decode_fast = 0 (%s); %lld batches where it does not apply: same bits\n",
+           (long long)n, g_worst_fast, (long long)ndiff, native ? "AVX512_BF16" : "no AVX512_BF16: the fp32 path",
+           (long long)ni);
+    if (native) CHECK(ndiff > 0, "decode_fast never changed a result on an AVX512_BF16 CPU (fast path not taken)");
+    else CHECK(ndiff == 0, "decode_fast changed results without the bf16 kernels");
 }
 
 /* ─── 2. the cache against a reference model ─────────────────────────────── */
@@ -847,6 +950,9 @@ static void test_bad_kernel(void) {
     o0.cu_seqlens_q = p.cu_q;
     attn_paged_kv kv = pbatch_kv(&p);
     CHECK(attn_sdpa_paged_fwd(&d, qv, &kv, ov, lse, &o0, NULL, 0) == ATTN_OK, "valid call: %s", attn_last_error());
+    o0.decode_fast = 2;
+    EXPECT_BAD(ATTN_ERR_OPTION, attn_sdpa_paged_fwd(&d, qv, &kv, ov, lse, &o0, NULL, 0), "decode_fast = 2");
+    o0.decode_fast = 0;
     int32_t save = p.tables[0];
     p.tables[0] = (int32_t)p.nb;
     EXPECT_BAD(ATTN_ERR_SHAPE, attn_sdpa_paged_fwd(&d, qv, &kv, ov, lse, &o0, NULL, 0), "block id = num_blocks");
@@ -1060,6 +1166,7 @@ int main(void) {
     test_bad_kernel();
     test_bad_layer();
     test_kernel();
+    test_fast();
     test_model();
     test_layer();
     return test_summary("kvcache_paged");

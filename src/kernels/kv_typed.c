@@ -3,6 +3,7 @@
  * and the per-ISA table of the typed decode kernels (see kv_typed.h). */
 #include "kernels/kv_typed.h"
 
+#include "core/core.h"
 #include "io/half.h"
 
 #include <math.h>
@@ -79,6 +80,19 @@ void attn__kv_get_row(attn_dtype t, const void *src, float scale, float *x, int6
     }
 }
 
+void attn__kv_unpair(int64_t M, int64_t Dv, float *O, int64_t ldo) {
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t g = 0; g < Dv; g += 32) {
+            float *o = O + m * ldo + g, t[32];
+            for (int L = 0; L < 4; L++)
+                for (int i = 0; i < 4; i++) {
+                    t[8 * L + i] = o[4 * L + i];
+                    t[8 * L + 4 + i] = o[16 + 4 * L + i];
+                }
+            memcpy(o, t, sizeof t);
+        }
+}
+
 /* ─── the per-ISA tables (as dispatch.c builds the sdpa ones) ────────────── */
 
 static attn__kv_kernels g_tables[ATTN_ISA_COUNT];
@@ -91,6 +105,7 @@ static void build(void) {
     attn__kv_kernels_avx2(&t);
     g_tables[ATTN_ISA_AVX2] = t;
     attn__kv_kernels_avx512(&t);
+    if (attn__cpu()->avx512bf16) attn__kv_kernels_avx512_bf16(&t);
     g_tables[ATTN_ISA_AVX512] = t;
 }
 

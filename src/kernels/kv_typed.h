@@ -65,7 +65,23 @@ typedef struct attn__kv_kernels {
      * of masked keys may hold Inf / NaN). */
     void (*vacc)(attn_dtype t, int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const void *V,
                  const float *vs, float *O, int64_t ldo);
+    /* opts->decode_fast on BF16 pools (attn.h), NULL where the CPU lacks AVX512_BF16
+     * (kv_bf16_avx512.c). D % 32 == 0, Dv % 32 == 0.
+     * kdot_bf16: as kdot for t = BF16 with the query rows Qb (8, ldq) already
+     *   rounded to bf16 (rows M..7 zeros), products of bf16 pairs summed in fp32.
+     * vacc_bf16: as vacc for t = BF16 (same zero-P rule) with P rounded to bf16
+     *   (nearest even) where a key pair's live rows all have finite P != 0, and
+     *   O (M, ldo) in the pair order: in each 32 columns [32g, 32g + 32) of a row,
+     *   position 4L + i holds column 32g + 8L + i and position 16 + 4L + i holds
+     *   column 32g + 8L + 4 + i (L, i < 4); attn__kv_unpair restores the order. */
+    void (*kdot_bf16)(int64_t n, int64_t M, int64_t D, const uint16_t *K, const uint16_t *Qb, int64_t ldq, float *S,
+                      int64_t lds);
+    void (*vacc_bf16)(int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const uint16_t *V, float *O,
+                      int64_t ldo);
 } attn__kv_kernels;
+
+/* O (M, ldo), Dv % 32 == 0: from vacc_bf16's pair order back to column order, in place. */
+void attn__kv_unpair(int64_t M, int64_t Dv, float *O, int64_t ldo);
 
 const attn__kv_kernels *attn__kv_kernels_get(void);          /* for attn_isa_active() */
 const attn__kv_kernels *attn__kv_kernels_for(attn_isa isa);  /* capped at the detected ISA (tests) */
@@ -73,5 +89,6 @@ const attn__kv_kernels *attn__kv_kernels_for(attn_isa isa);  /* capped at the de
 void attn__kv_kernels_generic(attn__kv_kernels *t);
 void attn__kv_kernels_avx2(attn__kv_kernels *t);
 void attn__kv_kernels_avx512(attn__kv_kernels *t);
+void attn__kv_kernels_avx512_bf16(attn__kv_kernels *t); /* kdot_bf16, vacc_bf16 (AVX512_BF16 CPUs only) */
 
 #endif

@@ -27,6 +27,7 @@ static void sdpa_opts_defaults(attn_sdpa_opts *opts) {
     opts->bwd_fast = 0;
     opts->q_pos_offset = 0;
     opts->row_stats = NULL;
+    opts->decode_fast = 0;
 }
 
 /* First release's layout ends at num_threads; later fields are appended after it. */

@@ -30,20 +30,26 @@
  *     vacc for P.V, widening in registers); prefill blocks first widen the
  *     tile's segments into an fp32 tile (Kw, Vw) in the thread's workspace
  *     and run the fp32 path on it. The rest of the driver is the same.
+ *     opts->decode_fast on BF16 pools: kdot_bf16 / vacc_bf16 (bf16 dot
+ *     products; q rounded once per block into Qt's room, O in vacc_bf16's
+ *     pair order until the block's last tile, then attn__kv_unpair).
  * Long contexts (decode blocks): the keys are cut into fixed partitions of
- * `part` keys (a function of the shape only), each a task storing its
- * unnormalised (O, m, l); a second pass combines a sequence's partitions in
+ * `part` keys (a function of the shape only), each storing its
+ * unnormalised (O, m, l) (a task runs one or several in a row); a second pass combines a sequence's partitions in
  * order p = 0, 1, ... Task results never depend on which thread ran them, so
  * the output is bit-identical at any thread count. */
 #include "kernels/sdpa_internal.h"
 #include "kernels/kv_typed.h"
 #include "kernels/pf_queue.h"
+#include "io/half.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PAGED_MAX_TOKENS ((int64_t)1 << 30)
+/* Tasks per thread at least, when split sequences' partitions are grouped into tasks. */
+#define PAGED_TASKS_PER_THREAD 8
 /* Block sizes: the ISA table's blk.paged_* (dispatch.h; defaults and their
  * measurements in dispatch.c): paged_bc keys per tile (tiles aligned to
  * multiples of it); decode blocks split into partitions of >= paged_part_min
@@ -51,7 +57,10 @@
  * paged_pf_bytes prefetch the next decode tile (pf_queue.h); the scores run on
  * paged_pf_keys keys at a time (twice that for one query row) and P.V
  * on ATTN__PFQ_PV_KEYS, each call followed by its share of the next tile's
- * prefetches. Speed choices only: the results are the same. */
+ * prefetches; a task runs up to ppt partitions of one head in a row (at least
+ * PAGED_TASKS_PER_THREAD tasks per thread), the next partition's first tile
+ * prefetched during the last tile of the one before. Speed choices only: the
+ * results are the same. */
 
 static size_t fl(int64_t n) { return attn__round_up((size_t)n * sizeof(float)); }
 
@@ -158,6 +167,8 @@ static attn_status check_dims_opts(const char *fn, const attn_sdpa_dims *d, cons
     if (!(o->softcap >= 0.0f) || isinf(o->softcap))
         return attn__fail(ATTN_ERR_OPTION, "%s: softcap = %g, must be 0 (off) or finite > 0", fn, (double)o->softcap);
     if (o->num_threads < 0) return attn__fail(ATTN_ERR_OPTION, "%s: num_threads = %d < 0", fn, o->num_threads);
+    if (o->decode_fast != 0 && o->decode_fast != 1)
+        return attn__fail(ATTN_ERR_OPTION, "%s: decode_fast = %d, must be 0 or 1", fn, o->decode_fast);
     const int32_t *cu = o->cu_seqlens_q;
     if (d->batch >= 0 && cu[0] != 0) return attn__fail(ATTN_ERR_SHAPE, "%s: cu_seqlens_q[0] = %d, must be 0", fn, cu[0]);
     for (int64_t b = 0; b < d->batch; b++)
@@ -256,6 +267,8 @@ typedef struct paged_ctx {
     int64_t *npart;  /* (B) key partitions of each sequence (1 = not split) */
     float *partials; /* (slots, slot_n) */
     int pf_next;     /* decode tiles prefetch the next tile (pf_queue.h; large calls) */
+    int64_t ppt;     /* partitions of a split sequence per task (tables_make; changes no result) */
+    int fast;        /* opts->decode_fast on a BF16 pool: decode blocks on kdot_bf16 / vacc_bf16 */
 } paged_ctx;
 
 typedef struct paged_bufs {
@@ -300,7 +313,7 @@ static int64_t find_seq(const int64_t *pre, int64_t B, int64_t x) {
 /* One block's identity and geometry. */
 typedef struct paged_blk {
     attn__sdpa_seq s;
-    int64_t kvh, hc, part, qb;
+    int64_t kvh, hc, qb;
     int64_t r0, nr, g0, ng, M, Mp, h0;
     int dot;
 } paged_blk;
@@ -317,17 +330,21 @@ static void seq_get(const paged_ctx *c, int64_t b, attn__sdpa_seq *s) {
 
 static int64_t seq_qblocks(const paged_plan *pl, int64_t sq) { return attn__ceil_div(sq, pl->Br); }
 
-/* Task t -> sequence, query block, kv head, head chunk, partition and geometry. */
-static void blk_decode(const paged_ctx *c, int64_t t, paged_blk *k) {
+/* Task t -> sequence, query block, kv head, head chunk, geometry and the
+ * partitions [*p0, *p1) it runs ([0, 1) for a sequence that is not split). */
+static void blk_decode(const paged_ctx *c, int64_t t, paged_blk *k, int64_t *p0, int64_t *p1) {
     const attn__sdpa_prob *P = c->P;
     const paged_plan *pl = c->pl;
     const int64_t b = find_seq(c->tpre, P->B, t), u = t - c->tpre[b];
     seq_get(c, b, &k->s);
-    const int64_t nqb = seq_qblocks(pl, k->s.sq);
-    if (c->npart[b] > 1) { /* one block, one head chunk; partitions outermost */
-        k->part = u / P->Hkv; k->kvh = u % P->Hkv; k->hc = 0; k->qb = 0;
+    const int64_t nqb = seq_qblocks(pl, k->s.sq), np = c->npart[b];
+    if (np > 1) { /* one block, one head chunk; runs of c->ppt partitions outermost */
+        k->kvh = u % P->Hkv; k->hc = 0; k->qb = 0;
+        *p0 = (u / P->Hkv) * c->ppt;
+        *p1 = *p0 + c->ppt < np ? *p0 + c->ppt : np;
     } else {
-        k->part = 0; k->hc = u % pl->nhc; k->qb = (u / pl->nhc) % nqb; k->kvh = u / (pl->nhc * nqb);
+        k->hc = u % pl->nhc; k->qb = (u / pl->nhc) % nqb; k->kvh = u / (pl->nhc * nqb);
+        *p0 = 0; *p1 = 1;
     }
     k->r0 = k->qb * pl->Br;
     k->nr = k->s.sq - k->r0 < pl->Br ? k->s.sq - k->r0 : pl->Br;
@@ -382,6 +399,10 @@ static void pack_q(const paged_ctx *c, const paged_blk *k, paged_bufs *w) {
             for (int64_t m = M; m < Mp; m++) w->Qt[d * Mp + m] = 0.0f;
     else /* the typed kdot may read up to 8 rows (results past M are discarded) */
         for (int64_t m = M; m < ATTN__SDPA_DOT_ROWS; m++) memset(w->Qr + m * Dp, 0, (size_t)Dp * sizeof(float));
+    if (k->dot && c->fast) { /* kdot_bf16's query: Qr rounded to bf16, (DOT_ROWS, Dp) in Qt's room */
+        uint16_t *qb = (uint16_t *)w->Qt;
+        for (int64_t i = 0; i < ATTN__SDPA_DOT_ROWS * Dp; i++) qb[i] = attn__f32_to_bf16(w->Qr[i]);
+    }
 }
 
 /* The prefetch queue (pf_queue.h) of keys [j0, j0 + nc) of block k's
@@ -420,7 +441,9 @@ static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const
         for (int i = 0; i < nseg; i++)
             for (int64_t a = 0; a < sg[i].n; a += ATTN__PFQ_PV_KEYS) {
                 const int64_t n = sg[i].n - a < ATTN__PFQ_PV_KEYS ? sg[i].n - a : ATTN__PFQ_PV_KEYS;
-                c->kk->vacc(c->dtype, n, M, Dv, w->St + (sg[i].c0 + a) * Mp, Mp,
+                if (c->fast) /* O in vacc_bf16's pair order until the block ends */
+                    c->kk->vacc_bf16(n, M, Dv, w->St + (sg[i].c0 + a) * Mp, Mp, (const uint16_t *)sg[i].v + a * Dv, w->O, Dvp);
+                else c->kk->vacc(c->dtype, n, M, Dv, w->St + (sg[i].c0 + a) * Mp, Mp,
                             (const unsigned char *)sg[i].v + (size_t)(a * Dv) * c->es, sg[i].vs ? sg[i].vs + a : NULL,
                             w->O, Dvp);
                 attn__pfq_issue(q, q->share);
@@ -486,7 +509,9 @@ static void dot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, co
         for (int64_t a = 0; a < sg[i].n; a += sub) {
             const int64_t n = sg[i].n - a < sub ? sg[i].n - a : sub;
             float *st = w->St + (sg[i].c0 + a) * Mp;
-            if (typed)
+            if (c->fast)
+                c->kk->kdot_bf16(n, k->M, D, (const uint16_t *)sg[i].k + a * D, (const uint16_t *)w->Qt, c->pl->Dp, st, Mp);
+            else if (typed)
                 c->kk->kdot(c->dtype, n, k->M, D, (const unsigned char *)sg[i].k + (size_t)(a * D) * c->es,
                             sg[i].ks ? sg[i].ks + a : NULL, w->Qr, c->pl->Dp, st, Mp);
             else c->kt->gemm_abt(n, k->M, D, (const float *)sg[i].k + a * D, D, w->Qr, c->pl->Dp, st, Mp);
@@ -531,44 +556,77 @@ static void blk_store(const paged_ctx *c, const paged_blk *k, const paged_bufs *
     }
 }
 
+/* Keys [*ka, *kb) of partition p of a split block whose rows see [ka0, kb0)
+ * (the whole [ka0, kb0) if the sequence is not split); empty if *ka >= *kb. */
+static void part_range(const paged_ctx *c, const paged_blk *k, int64_t p, int64_t ka0, int64_t kb0, int64_t *ka,
+                       int64_t *kb) {
+    *ka = ka0; *kb = kb0;
+    if (c->npart[k->s.b] > 1) {
+        if (*ka < p * c->pl->part) *ka = p * c->pl->part;
+        if (*kb > (p + 1) * c->pl->part) *kb = (p + 1) * c->pl->part;
+    }
+}
+
+/* The online-softmax state of a block before its first key. */
+static void blk_reset(const paged_plan *pl, const paged_blk *k, paged_bufs *w) {
+    for (int64_t m = 0; m < k->Mp; m++) { w->mrow[m] = -INFINITY; w->lrow[m] = 0.0f; }
+    memset(w->O, 0, (size_t)(k->M * pl->Dvp) * sizeof(float));
+}
+
+/* Partition p's unnormalised state into its slot (combined by paged_combine). */
+static void part_store(const paged_ctx *c, const paged_blk *k, const paged_bufs *w, int64_t p) {
+    const paged_plan *pl = c->pl;
+    float *slot = c->partials + (c->spre[k->s.b] + k->kvh * c->npart[k->s.b] + p) * pl->slot_n;
+    const int64_t on = ATTN__SDPA_DOT_ROWS * pl->Dvp;
+    memcpy(slot, w->O, (size_t)(k->M * pl->Dvp) * sizeof(float));
+    memcpy(slot + on, w->mrow, (size_t)k->M * sizeof(float));
+    memcpy(slot + on + 8, w->lrow, (size_t)k->M * sizeof(float));
+}
+
+/* The tiles of keys [ka, kb), aligned to multiples of Bc. Decode tiles of
+ * calls reading > blk.paged_pf_bytes spread the next tile's prefetches over
+ * the current one (pf_queue.h); after the last tile, the next tile is the
+ * first of [na, nb) (the task's next partition; none if empty). */
+static void blk_tiles(const paged_ctx *c, const paged_blk *k, paged_bufs *w, int64_t ka, int64_t kb, int64_t na,
+                      int64_t nb) {
+    const int64_t Bc = c->pl->Bc;
+    const int pf_next = k->dot && c->pf_next;
+    attn__pfq pq;
+    for (int64_t j0 = ka; j0 < kb;) {
+        int64_t je = (j0 / Bc + 1) * Bc;
+        if (je > kb) je = kb;
+        const int64_t xa = je < kb ? je : na, xb = je < kb ? kb : nb, xe = (xa / Bc + 1) * Bc;
+        pf_init(&pq, c, k, xa, pf_next && xa < xb ? (xe < xb ? xe : xb) - xa : 0);
+        tile_step(c, k, w, j0, je - j0, &pq);
+        j0 = je;
+    }
+}
+
+/* Task t: one block, or (split sequences) a run of consecutive partitions of
+ * one kv head, each from its own reset state into its own slot, so the
+ * results do not depend on how many partitions a task runs (c->ppt); the
+ * run lets the prefetch of each partition's first tile overlap the one before. */
 static void paged_task(void *vctx, int64_t t, int tid) {
     const paged_ctx *c = vctx;
     const paged_plan *pl = c->pl;
     paged_blk k;
-    blk_decode(c, t, &k);
+    int64_t p0, p1;
+    blk_decode(c, t, &k, &p0, &p1);
     paged_bufs w;
     bufs_get(pl, c->P->D, c->P->Dv, c->ws + pl->global_bytes + (size_t)tid * pl->thread_bytes, &w);
     for (int64_t r = 0; r < k.nr; r++) attn__sdpa_row_range(c->P, &k.s, k.r0 + r, &w.lo[r], &w.hi[r]);
-    int64_t ka = w.lo[0], kb = w.hi[k.nr - 1]; /* union of the rows' intervals */
-    const int64_t np = c->npart[k.s.b];
-    if (np > 1) {
-        if (ka < k.part * pl->part) ka = k.part * pl->part;
-        if (kb > (k.part + 1) * pl->part) kb = (k.part + 1) * pl->part;
-    }
+    const int64_t ka0 = w.lo[0], kb0 = w.hi[k.nr - 1]; /* union of the rows' intervals */
     pack_q(c, &k, &w);
-    for (int64_t m = 0; m < k.Mp; m++) { w.mrow[m] = -INFINITY; w.lrow[m] = 0.0f; }
-    memset(w.O, 0, (size_t)(k.M * pl->Dvp) * sizeof(float));
-    const int64_t Bc = pl->Bc;
-    /* decode tiles of calls reading > blk.paged_pf_bytes: the next tile's
-     * prefetches spread over the current one (pf_queue.h) */
-    const int pf_next = k.dot && c->pf_next;
-    attn__pfq pq;
-    for (int64_t j0 = ka; j0 < kb;) {
-        int64_t je = (j0 / Bc + 1) * Bc; /* tiles aligned to multiples of Bc */
-        if (je > kb) je = kb;
-        pf_init(&pq, c, &k, je, pf_next ? (je + Bc < kb ? je + Bc : kb) - je : 0);
-        tile_step(c, &k, &w, j0, je - j0, &pq);
-        j0 = je;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t ka, kb, na = 0, nb = 0;
+        part_range(c, &k, p, ka0, kb0, &ka, &kb);
+        if (p + 1 < p1) part_range(c, &k, p + 1, ka0, kb0, &na, &nb);
+        blk_reset(pl, &k, &w);
+        blk_tiles(c, &k, &w, ka, kb, na, nb);
+        if (k.dot && c->fast) attn__kv_unpair(k.M, c->P->Dv, w.O, pl->Dvp);
+        if (c->npart[k.s.b] > 1) part_store(c, &k, &w, p);
+        else blk_store(c, &k, &w);
     }
-    if (np > 1) { /* store the unnormalised partial */
-        float *slot = c->partials + (c->spre[k.s.b] + k.kvh * np + k.part) * pl->slot_n;
-        const int64_t on = ATTN__SDPA_DOT_ROWS * pl->Dvp;
-        memcpy(slot, w.O, (size_t)(k.M * pl->Dvp) * sizeof(float));
-        memcpy(slot + on, w.mrow, (size_t)k.M * sizeof(float));
-        memcpy(slot + on + 8, w.lrow, (size_t)k.M * sizeof(float));
-        return;
-    }
-    blk_store(c, &k, &w);
 }
 
 /* Combines the partitions of (split sequence, kv head) in order p = 0, 1, ... */
@@ -618,7 +676,7 @@ static void tables_make(paged_ctx *c) {
     c->npart = (int64_t *)(c->ws + 3 * tb);
     c->partials = (float *)(c->ws + pl->tables_bytes);
     c->tpre[0] = c->cpre[0] = c->spre[0] = 0;
-    int64_t keys = 0;
+    int64_t keys = 0, units = 0; /* units: the blocks and partitions to compute */
     for (int64_t b = 0; b < B; b++) {
         attn__sdpa_seq s;
         seq_get(c, b, &s);
@@ -627,7 +685,19 @@ static void tables_make(paged_ctx *c) {
         if (s.sq * pl->Gs <= ATTN__SDPA_DOT_ROWS && pl->nhc == 1 && pl->maxpart > 1) np = attn__ceil_div(s.kl, pl->part);
         if (np < 1) np = 1;
         c->npart[b] = np;
-        c->tpre[b + 1] = c->tpre[b] + seq_qblocks(pl, s.sq) * P->Hkv * pl->nhc * np;
+        units += seq_qblocks(pl, s.sq) * P->Hkv * pl->nhc * np;
+    }
+    /* a task runs up to ppt partitions in a row while that leaves
+     * PAGED_TASKS_PER_THREAD tasks per thread (load balance) */
+    c->ppt = units / ((int64_t)PAGED_TASKS_PER_THREAD * pl->nthreads);
+    if (c->ppt > pl->maxpart) c->ppt = pl->maxpart;
+    if (c->ppt < 1) c->ppt = 1;
+    for (int64_t b = 0; b < B; b++) {
+        attn__sdpa_seq s;
+        seq_get(c, b, &s);
+        const int64_t np = c->npart[b];
+        /* (a split sequence has one query block, or none if it has no query rows) */
+        c->tpre[b + 1] = c->tpre[b] + seq_qblocks(pl, s.sq) * P->Hkv * pl->nhc * (np > 1 ? attn__ceil_div(np, c->ppt) : 1);
         c->cpre[b + 1] = c->cpre[b] + (np > 1 ? P->Hkv : 0);
         c->spre[b + 1] = c->spre[b] + (np > 1 ? P->Hkv * np : 0);
     }
@@ -710,6 +780,8 @@ attn_status attn_sdpa_paged_fwd(const attn_sdpa_dims *dims, attn_view q, const a
     c.dtype = kv->dtype; c.es = attn__kv_elem_size(kv->dtype);
     c.kpool = (const unsigned char *)kv->k; c.vpool = (const unsigned char *)kv->v;
     if (kv->dtype == ATTN_DTYPE_I8) { c.kscale = kv->k_scale; c.vscale = kv->v_scale; }
+    c.fast = opts->decode_fast && kv->dtype == ATTN_DTYPE_BF16 && c.kk->kdot_bf16 && c.kk->vacc_bf16 &&
+             P.D % 32 == 0 && P.Dv % 32 == 0 && pl.Dp == P.D && pl.Dvp == P.Dv;
     tables_make(&c);
     attn__parallel_for(c.tpre[P.B], pl.nthreads, paged_task, &c);
     if (c.cpre[P.B] > 0) attn__parallel_for(c.cpre[P.B], pl.nthreads, paged_combine, &c);

@@ -247,6 +247,8 @@ static attn_status check_opts(const char *fn, const attn_sdpa_dims *dims, const 
     }
     if (opts->bwd_fast != 0 && opts->bwd_fast != 1)
         return attn__fail(ATTN_ERR_OPTION, "%s: opts->bwd_fast = %d, must be 0 or 1", fn, opts->bwd_fast);
+    if (opts->decode_fast != 0 && opts->decode_fast != 1)
+        return attn__fail(ATTN_ERR_OPTION, "%s: opts->decode_fast = %d, must be 0 or 1", fn, opts->decode_fast);
     if (!(opts->dropout_p >= 0.0f && opts->dropout_p < 1.0f))
         return attn__fail(ATTN_ERR_OPTION, "%s: opts->dropout_p = %g, must be in [0, 1)", fn, (double)opts->dropout_p);
     if (opts->num_threads < 0)

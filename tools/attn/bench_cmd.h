@@ -75,6 +75,7 @@ typedef struct bench_opts {
     int64_t pbatches[16], pctx[16]; /* decode-paged batches, contexts */
     int npb, npc;
     attn_dtype kv_dtypes[8];   /* decode-paged KV types */
+    int kv_fast[8];            /* 1: that type's rows with opts->decode_fast */
     int nkv;
     attn_dtype dts[3];         /* element types of the sdpa rows */
     int ndt;

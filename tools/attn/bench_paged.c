@@ -38,12 +38,17 @@ enum { HQ = 32, HKV = 8, HD = 128, MAXROWS = 128 };
 typedef struct paged_row {
     int64_t B, S, bs;
     attn_dtype dtype;
+    int fast;         /* opts->decode_fast on both sides */
     double bytes;
     bu_timing tp, tc; /* paged, contiguous (the better of two timed blocks each) */
     double err;
+    double fast_err;  /* fast rows: max |o - o(decode_fast = 0)| / max |o| of the paged side */
     int ran, valid;
     char note[160];
 } paged_row;
+
+/* The row's kv column: the type, "bf16f" for bf16 with decode_fast. */
+static const char *row_kv(const paged_row *r) { return r->fast ? "bf16f" : attn__kv_dtype_name(r->dtype); }
 
 static paged_row g_rows[MAXROWS];
 static int g_nrows;
@@ -76,16 +81,18 @@ static void json_pct_bw(FILE *f, const char *key, double g) {
 
 const char *bench_kv_dtype_name(attn_dtype t) { return attn__kv_dtype_name(t); }
 
-int bench_kv_dtypes_parse(const char *s, attn_dtype *out, int max, int *n) {
-    static const attn_dtype all[4] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_I8};
+int bench_kv_dtypes_parse(const char *s, attn_dtype *out, int *fast, int max, int *n) {
+    static const attn_dtype all[5] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_I8, ATTN_DTYPE_BF16};
+    static const char *const names[5] = {"f32", "bf16", "f16", "int8", "bf16-fast"};
     *n = 0;
     while (*s) {
         const char *e = strchr(s, ',');
         const size_t len = e ? (size_t)(e - s) : strlen(s);
         int found = -1;
-        for (int i = 0; i < 4; i++)
-            if (strlen(attn__kv_dtype_name(all[i])) == len && !strncmp(s, attn__kv_dtype_name(all[i]), len)) found = i;
+        for (int i = 0; i < 5; i++)
+            if (strlen(names[i]) == len && !strncmp(s, names[i], len)) found = i;
         if (found < 0 || *n >= max) return 1;
+        fast[*n] = found == 4;
         out[(*n)++] = all[found];
         if (!e) break;
         s = e + 1;
@@ -193,7 +200,7 @@ static int fill_cache(row_ctx *c) {
 }
 
 /* Builds the contiguous K/V and the same tokens in a paged cache. 0 on success. */
-static int ctx_init(row_ctx *c, int64_t B, int64_t S, int64_t bs, int threads, attn_dtype dtype) {
+static int ctx_init(row_ctx *c, int64_t B, int64_t S, int64_t bs, int threads, attn_dtype dtype, int fast) {
     memset(c, 0, sizeof *c);
     c->B = B; c->S = S; c->bs = bs; c->dtype = dtype;
     c->mb = (S + bs - 1) / bs;
@@ -233,6 +240,7 @@ static int ctx_init(row_ctx *c, int64_t B, int64_t S, int64_t bs, int threads, a
     c->po.num_threads = threads;
     c->co = c->po;
     c->po.cu_seqlens_q = c->cu;
+    c->po.decode_fast = fast;
     attn_sdpa_dims dp = {B, B, 0, HQ, HKV, HD, HD}, dc = {B, 1, S, HQ, HKV, HD, HD};
     c->nwsp = attn_sdpa_paged_fwd_workspace_size(&dp, &c->kv, &c->po);
     c->nwsc = dtype == ATTN_DTYPE_F32 ? attn_sdpa_fwd_workspace_size(&dc, &c->co)
@@ -268,7 +276,7 @@ static void better(bu_timing *keep, const bu_timing *t) {
 
 static void run_row(paged_row *r, const bench_paged_cfg *cfg) {
     row_ctx c;
-    if (ctx_init(&c, r->B, r->S, r->bs, cfg->threads, r->dtype)) {
+    if (ctx_init(&c, r->B, r->S, r->bs, cfg->threads, r->dtype, r->fast)) {
         snprintf(r->note, sizeof r->note, "out of memory");
         ctx_free(&c);
         return;
@@ -280,6 +288,19 @@ static void run_row(paged_row *r, const bench_paged_cfg *cfg) {
     }
     r->err = rel_diff(c.op, c.oc, r->B * HQ * HD);
     r->valid = r->err <= 1e-5;
+    if (r->fast) { /* against the fp32-arithmetic decode of the same cache (attn.h: 2^-8 max|v| + 1e-5 |o|) */
+        float *fo = attn__malloc((size_t)(r->B * HQ * HD) * sizeof(float));
+        if (fo) {
+            memcpy(fo, c.op, (size_t)(r->B * HQ * HD) * sizeof(float));
+            c.po.decode_fast = 0;
+            const int bad = paged_fn(&c);
+            c.po.decode_fast = 1;
+            r->fast_err = bad ? INFINITY : rel_diff(fo, c.op, r->B * HQ * HD);
+            r->valid &= r->fast_err <= 1e-2;
+            attn__free(fo);
+            if (paged_fn(&c)) r->valid = 0;
+        }
+    }
     for (int k = 0; k < 2; k++) { /* alternating: paged, contiguous, paged, contiguous */
         bu_timing t;
         if (bu_time(paged_fn, &c, cfg->min_runs, cfg->min_time, cfg->max_time, &t) == 0) better(&r->tp, &t);
@@ -296,7 +317,7 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
     printf("\nstreaming read (probe): %.1f GB/s (%d threads, 512 MiB, 256-bit loads, best of 5 passes; sampled again\n"
            "      after each row, the best sample is the bandwidth: the final one and the spread are printed at the end)\n",
            g_bw.best, cfg->threads);
-    printf("%-10s %4s %5s %6s %4s %9s %8s %6s  %9s %8s %6s %7s %9s  %7s  %11s\n", "model", "kv", "batch", "ctx", "bs", "paged ms",
+    printf("%-10s %5s %5s %6s %4s %9s %8s %6s  %9s %8s %6s %7s %9s  %7s  %11s\n", "model", "kv", "batch", "ctx", "bs", "paged ms",
            "GB/s", "%bw", "contig ms", "GB/s", "%bw", "p/c", "max err", "cpu%p/c", "cpuGB/s p/c");
     int nbad = 0;
     for (int ti = 0; ti < cfg->nkv; ti++)
@@ -305,6 +326,7 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
             paged_row *r = &g_rows[g_nrows++];
             memset(r, 0, sizeof *r);
             r->B = cfg->batches[bi]; r->S = cfg->contexts[si]; r->bs = cfg->block_size; r->dtype = cfg->kv_dtypes[ti];
+            r->fast = cfg->kv_fast ? cfg->kv_fast[ti] : 0;
             const double tokens = (double)r->B * (double)r->S * HKV, f32_bytes = 2.0 * tokens * HD * sizeof(float);
             r->bytes = 2.0 * tokens * HD * (double)attn__kv_elem_size(r->dtype) +
                        (r->dtype == ATTN_DTYPE_I8 ? 2.0 * tokens * sizeof(float) : 0.0);
@@ -312,12 +334,12 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
                 snprintf(r->note, sizeof r->note, "skipped: %.1f GiB of fp32 K+V per layout > %.1f", f32_bytes / 2 / 1073741824.0,
                          cfg->max_gib);
             } else {
-                fprintf(stderr, "decode-paged: %s, batch %lld, context %lld\n", attn__kv_dtype_name(r->dtype), (long long)r->B,
+                fprintf(stderr, "decode-paged: %s, batch %lld, context %lld\n", row_kv(r), (long long)r->B,
                         (long long)r->S);
                 run_row(r, cfg);
             }
             if (!r->ran) {
-                printf("%-10s %4s %5lld %6lld %4lld  %s\n", "llama3-8b", attn__kv_dtype_name(r->dtype), (long long)r->B,
+                printf("%-10s %5s %5lld %6lld %4lld  %s\n", "llama3-8b", row_kv(r), (long long)r->B,
                        (long long)r->S, (long long)r->bs, r->note);
                 nbad += r->note[0] != 's';
                 continue;
@@ -325,8 +347,8 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
             bench_bw_probe(cfg->threads); /* a sample between rows */
             const double gp = r->bytes / r->tp.median_s * 1e-9, gc = r->bytes / r->tc.median_s * 1e-9;
             char cp[16], cc[16];
-            printf("%-10s %4s %5lld %6lld %4lld %9.3f %8.1f %-7s %9.3f %8.1f %-7s%7.3f %9.1e  %3.0f/%3.0f  %5.1f/%5.1f%s\n",
-                   "llama3-8b", attn__kv_dtype_name(r->dtype), (long long)r->B, (long long)r->S, (long long)r->bs, r->tp.median_s * 1e3, gp,
+            printf("%-10s %5s %5lld %6lld %4lld %9.3f %8.1f %-7s %9.3f %8.1f %-7s%7.3f %9.1e  %3.0f/%3.0f  %5.1f/%5.1f%s\n",
+                   "llama3-8b", row_kv(r), (long long)r->B, (long long)r->S, (long long)r->bs, r->tp.median_s * 1e3, gp,
                    pct_bw_cell(gp, cp, sizeof cp), r->tc.median_s * 1e3, gc, pct_bw_cell(gc, cc, sizeof cc), r->tc.median_s / r->tp.median_s,
                    r->err, 100 * cpu_share(&r->tp), 100 * cpu_share(&r->tc), cpu_gbps(r->bytes, &r->tp),
                    cpu_gbps(r->bytes, &r->tc), r->valid ? "" : "  INVALID");
@@ -335,7 +357,8 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
         }
     printf("(decode-paged: Hq 32, Hkv 8, D 128, one new token per sequence; an attn_kvpaged cache with blocks of bs\n"
            " tokens, filled round-robin 64 tokens per sequence at a time;\n"
-           " kv: the cache's element type (f32, bf16, f16, int8 with one fp32 scale per token per head);\n"
+           " kv: the cache's element type (f32, bf16, f16, int8 with one fp32 scale per token per head; bf16f:\n"
+           " bf16 decoded with opts.decode_fast, checked within 1e-2 of the fp32-arithmetic decode);\n"
            " contig: the same batch from a head-major (B, Hkv, S, D) cache (attn_kvcache: f32 through attn_sdpa_fwd,\n"
            " other types through attn_sdpa_paged_fwd, one block per sequence); GB/s = bytes read (compressed K+V,\n"
            " int8 scales) / median time,\n"
@@ -364,10 +387,11 @@ int bench_paged_nrows(void) { return g_nrows; }
 static void json_row(FILE *f, const paged_row *r, int contig) {
     fprintf(f, "    {\"model\": \"llama3-8b\", \"variant\": \"%s\", \"kv_dtype\": \"%s\", \"batch\": %lld, \"B\": %lld, "
                "\"Sq\": 1, \"Sk\": %lld, \"Hq\": %d, \"Hkv\": %d, \"D\": %d, \"block_size\": %lld, \"threads\": %d, "
-               "\"stream_gbps\": %.2f, \"ran\": %s, \"valid\": %s",
+               "\"stream_gbps\": %.2f, \"ran\": %s, \"valid\": %s, \"decode_fast\": %s",
             contig ? "decode-kvcache" : "decode-paged", attn__kv_dtype_name(r->dtype), (long long)r->B, (long long)r->B,
             (long long)r->S, HQ, HKV, HD, (long long)(contig ? r->S : r->bs), g_threads, g_bw.best,
-            r->ran ? "true" : "false", r->valid ? "true" : "false");
+            r->ran ? "true" : "false", r->valid ? "true" : "false", r->fast ? "true" : "false");
+    if (r->fast && r->ran) fprintf(f, ", \"fast_err\": %.3e", r->fast_err);
     if (r->ran) {
         const bu_timing *t = contig ? &r->tc : &r->tp;
         const double g = r->bytes / t->median_s * 1e-9;

@@ -48,7 +48,7 @@ static int run_paged(const bench_opts *o, const timing_cfg *tc) {
     bench_bw_probe((int)o->threads); /* JSON pct_bw */
     if (o->no_paged) return 0;
     const bench_paged_cfg pc = { (int)o->threads, (int)o->runs, o->min_time, tc->max_time, o->pbatches, o->npb, o->pctx,
-                                 o->npc, o->block_size, 2.0, o->kv_dtypes, o->nkv };
+                                 o->npc, o->block_size, 2.0, o->kv_dtypes, o->kv_fast, o->nkv };
     return bench_paged_run(&pc);
 }
 
