@@ -343,17 +343,26 @@ typedef struct attn_sdpa_opts {
                                   Ignored with bwd_fast. Never aliases another argument. */
     int decode_fast;           /* attn_sdpa_paged_fwd only (0 or 1; other calls check and ignore
                                   it). 0 (default): decode blocks compute in fp32 on the widened
-                                  cache ("KV cache element types"). 1: on a BF16 pool, where the
-                                  CPU has AVX512_BF16 and D, Dv are multiples of 32, the decode
-                                  blocks (<= 8 query rows per KV head) run Q.K^T and P.V on the
-                                  bf16 dot-product unit as the bf16 forward does: q rounded to
-                                  bf16 once per block, P rounded to bf16 for P.V (relative
-                                  2^-9 each; the row sums stay fp32), exact products summed in
-                                  fp32 with bf16 denormals read as 0. Bound (tested): an output
-                                  within 2^-8 max_j |v_j| + 1e-5 |o| of the float64 attention of
-                                  the bf16 q and cache. Measured 1.1-1.25x faster decode
-                                  (Zen 4; the rest is memory bound). Anything else (other
-                                  pools, CPUs, D, prefill chunks): the same bits as 0. */
+                                  cache ("KV cache element types"). 1: in the decode blocks (<= 8
+                                  query rows per KV head), where D is a multiple of 32:
+                                  BF16 pool, CPU with AVX512_BF16, Dv a multiple of 32: Q.K^T and
+                                  P.V on the bf16 dot-product unit as the bf16 forward does: q
+                                  rounded to bf16 once per block, P rounded to bf16 for P.V
+                                  (relative 2^-9 each; the row sums stay fp32), exact products
+                                  summed in fp32 with bf16 denormals read as 0. Bound (tested):
+                                  an output within 2^-8 max_j |v_j| + 1e-5 max(1, |o|) of the
+                                  float64 attention of the bf16 q and cache.
+                                  I8 pool, CPU with AVX512_VNNI: Q.K^T in integers, q quantised
+                                  per row to int16 (scale max_d |q_d| / 32767, round half up),
+                                  exact int32 sums times the two scales; P.V as with 0. Each
+                                  logit within scale * max_d |q_d| / 65534 * sum_d |k_d| (k the
+                                  stored key), 1/258 of the int8 key's own worst case; bound
+                                  (tested): outputs within 2.2x that times max |v| (+ 1e-5
+                                  max(1, |o|)), lse within 1.1x (+ 1e-5 max(1, |lse|)).
+                                  Measured 1.1-1.25x (bf16), 1.03-1.15x (int8) less decode time
+                                  (Zen 4; the rest is memory bound or P.V). Anything else (other
+                                  pools, CPUs, D, prefill chunks, an Inf / NaN query row of an
+                                  I8 block): the same bits as 0. */
 } attn_sdpa_opts;
 
 /* attn_sdpa_opts_init(&opts): all features off, struct_size = sizeof opts.
@@ -1050,7 +1059,7 @@ ATTN_API attn_status attn_kvcache_create(attn_kvcache **out, int64_t batch, int6
  * cache directly, widening in registers (no fp32 copy of the cache); scores and
  * outputs accumulate in fp32, so a reduced-precision cache gives the attention of
  * the rounded / quantised K and V to fp32 accuracy (opts->decode_fast trades that,
- * on BF16 pools, for bf16 dot products: see attn_sdpa_opts). Prefill chunks (many
+ * on BF16 and I8 pools, for bf16 / integer dot products: see attn_sdpa_opts). Prefill chunks (many
  * new query tokens) widen one 64-key tile at a time into the kernel's workspace. */
 /* As attn_kvcache_create, with the element type of K and V: ATTN_DTYPE_F32, BF16, F16
  * or I8 (anything else: ATTN_ERR_DTYPE); capacity <= 2^30 for types other than F32. */

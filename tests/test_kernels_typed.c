@@ -123,6 +123,21 @@ typedef simde__mmask16 __mmask16;
 /* kv_bf16_avx512.c: dot_avx512.h's reduction names SIMDe has without native aliases */
 #define _mm512_shuffle_f32x4(a, b, imm) simde_mm512_shuffle_f32x4((a), (b), (imm))
 #include "../src/kernels/avx512/kv_bf16_avx512.c"
+static simde__m512 emul_maskz_loadu_ps(simde__mmask16 k, const void *p) {
+    float w[16];
+    emul_maskz(k, p, 4, w);
+    return simde_mm512_loadu_ps(w);
+}
+#define _mm512_maskz_loadu_ps(k, p) emul_maskz_loadu_ps((k), (p))
+static simde__m512 emul_cvtepi32_ps(simde__m512i a) { /* vcvtdq2ps, round to nearest even */
+    int32_t w[16];
+    float f[16];
+    simde_mm512_storeu_si512((void *)w, a);
+    for (int i = 0; i < 16; i++) f[i] = (float)w[i];
+    return simde_mm512_loadu_ps(f);
+}
+#define _mm512_cvtepi32_ps(a) emul_cvtepi32_ps((a))
+#include "../src/kernels/avx512/kv_i8_avx512.c"
 #endif
 #include "kernels/kv_typed.h"
 
@@ -413,6 +428,45 @@ static void test_kv_fast(const char *name, const attn__kv_kernels *K, tu_rng *r)
     CHECK(pfast > 0, "%s: vacc_bf16 never rounded P to bf16 (the fast path did not run)", name);
 }
 
+/* kdot_i8 (kv_typed.h) against the exact integer sums: S = (fp32(sum Qi K) *
+ * qs) * ks, three fp32 roundings: |S - ref| <= 2^-22 |ref|; S rows of rows
+ * >= M zero. Every M in 1..8, n in 1..64, D 32..256, extreme values (|Qi|
+ * 32767, |K| 127: the sums near 2^30). */
+static void test_kv_i8(const char *name, const attn__kv_kernels *K, tu_rng *r) {
+    int bad = 0, cases = 0;
+    for (int it = 0; it < 600 && !bad; it++, cases++) {
+        const int64_t n = tu_int(r, 1, 64), M = tu_int(r, 1, 8), D = 32 * tu_int(r, 1, 8);
+        const int extreme = it % 5 == 0;
+        int8_t *Kq = calloc((size_t)(n * D), 1);
+        int16_t Qi[8 * 256];
+        float ks[64], qs[8], *S = calloc((size_t)(n * 8), 4);
+        for (int64_t i = 0; i < n * D; i++) Kq[i] = (int8_t)(extreme ? (tu_int(r, 0, 1) ? 127 : -127) : tu_int(r, -127, 127));
+        for (int64_t j = 0; j < n; j++) ks[j] = (float)(tu_uniform(r) * 0.02);
+        memset(Qi, 0, sizeof Qi);
+        for (int64_t m = 0; m < 8; m++) qs[m] = (float)(tu_uniform(r) * 1e-3);
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t d = 0; d < D; d++) {
+                const int64_t v = extreme ? (Kq[d] > 0 ? 32767 : -32767) : tu_int(r, -32767, 32767);
+                Qi[m * D + d] = (int16_t)v;
+            }
+        for (int64_t i = 0; i < n * 8; i++) S[i] = 12345.0f;
+        K->kdot_i8(n, M, D, Kq, ks, Qi, qs, D, S, 8);
+        for (int64_t j = 0; j < n && !bad; j++)
+            for (int64_t m = 0; m < 8 && !bad; m++) {
+                int64_t acc = 0;
+                for (int64_t d = 0; m < M && d < D; d++) acc += (int64_t)Qi[m * D + d] * Kq[j * D + d];
+                const double want = m < M ? (double)acc * qs[m] * ks[j] : 0.0;
+                if (!(fabs(S[j * 8 + m] - want) <= 0x1p-22 * fabs(want))) {
+                    CHECK(0, "%s kdot_i8 n=%lld M=%lld D=%lld: S[%lld][%lld] = %.9g, want %.9g", name, (long long)n,
+                          (long long)M, (long long)D, (long long)j, (long long)m, S[j * 8 + m], want);
+                    bad = 1;
+                }
+            }
+        free(Kq); free(S);
+    }
+    CHECK(!bad, "%s: kdot_i8 within 2^-22 of the exact sums on %d tiles", name, cases);
+}
+
 int main(void) {
     tu_rng r = {777};
     const attn__sdpa_kernels *G = attn__sdpa_kernels_for(ATTN_ISA_GENERIC);
@@ -421,6 +475,9 @@ int main(void) {
         const attn__kv_kernels *KT = attn__kv_kernels_for((attn_isa)isa);
         if (KT->kdot_bf16) test_kv_fast(KT->name, KT, &r);
         CHECK(!KT->kdot_bf16 == !KT->vacc_bf16, "%s: kdot_bf16 and vacc_bf16 come together", KT->name);
+        if (KT->kdot_i8) test_kv_i8(KT->name, KT, &r);
+        CHECK(!KT->kdot_i8 || (isa == ATTN_ISA_AVX512 && attn__cpu()->avx512vnni),
+              "%s: kdot_i8 only on AVX512_VNNI CPUs", KT->name);
         CHECK(!KT->kdot_bf16 || (isa == ATTN_ISA_AVX512 && attn__cpu()->avx512bf16),
               "%s: decode_fast kernels only on AVX512_BF16 CPUs", KT->name);
         const attn__sdpa_kernels *T = attn__sdpa_kernels_for((attn_isa)isa);
@@ -449,6 +506,8 @@ int main(void) {
         attn__kv_kernels KE = {0};
         attn__kv_kernels_avx512_bf16_emul(&KE);
         test_kv_fast("kv avx512_bf16 (SIMDe)", &KE, &r);
+        attn__kv_kernels_avx512_vnni_emul(&KE);
+        test_kv_i8("kv avx512_vnni (SIMDe)", &KE, &r);
     }
 #else
     CHECK(0, "SIMDe headers (<simde/x86/avx512.h>, Debian package libsimde-dev) not found: scripts/deps.sh installs them");

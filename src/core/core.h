@@ -19,7 +19,7 @@ attn_status attn__fail(attn_status s, const char *fmt, ...);
 
 /* ─── CPU / dispatch ─────────────────────────────────────────────────────── */
 typedef struct attn_cpu_features {
-    int sse2, avx, avx2, fma, f16c, avx512f, avx512bw, avx512dq, avx512vl, avx512bf16, os_avx, os_avx512;
+    int sse2, avx, avx2, fma, f16c, avx512f, avx512bw, avx512dq, avx512vl, avx512bf16, avx512vnni, os_avx, os_avx512;
     char brand[64];
 } attn_cpu_features;
 const attn_cpu_features *attn__cpu(void);

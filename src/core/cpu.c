@@ -47,6 +47,7 @@ static void detect(void) {
         g_cpu.avx512dq = (b >> 17) & 1;
         g_cpu.avx512bw = (b >> 30) & 1;
         g_cpu.avx512vl = (b >> 31) & 1;
+        g_cpu.avx512vnni = (c >> 11) & 1;
         __cpuid_count(7, 1, a, b, c, d);
         g_cpu.avx512bf16 = (a >> 5) & 1;
     }

@@ -106,6 +106,7 @@ static void build(void) {
     g_tables[ATTN_ISA_AVX2] = t;
     attn__kv_kernels_avx512(&t);
     if (attn__cpu()->avx512bf16) attn__kv_kernels_avx512_bf16(&t);
+    if (attn__cpu()->avx512vnni) attn__kv_kernels_avx512_vnni(&t);
     g_tables[ATTN_ISA_AVX512] = t;
 }
 

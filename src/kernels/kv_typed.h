@@ -78,6 +78,12 @@ typedef struct attn__kv_kernels {
                       int64_t lds);
     void (*vacc_bf16)(int64_t n, int64_t M, int64_t Dv, const float *P, int64_t ldp, const uint16_t *V, float *O,
                       int64_t ldo);
+    /* opts->decode_fast on I8 pools, NULL where the CPU lacks AVX512_VNNI (kv_i8_avx512.c):
+     * as kdot for t = I8 with the query rows quantised, Q[m][d] ~ qs[m] * Qi[m][d]
+     * (Qi (8, ldq) int16 in [-32767, 32767], rows M..7 zeros; qs (8)), D % 32 == 0, D <= 256:
+     *   S[j * lds + m] = (fp32(sum_d Qi[m][d] K[j][d]) * qs[m]) * ks[j]   (exact integer sums). */
+    void (*kdot_i8)(int64_t n, int64_t M, int64_t D, const int8_t *K, const float *ks, const int16_t *Qi,
+                    const float *qs, int64_t ldq, float *S, int64_t lds);
 } attn__kv_kernels;
 
 /* O (M, ldo), Dv % 32 == 0: from vacc_bf16's pair order back to column order, in place. */
@@ -90,5 +96,6 @@ void attn__kv_kernels_generic(attn__kv_kernels *t);
 void attn__kv_kernels_avx2(attn__kv_kernels *t);
 void attn__kv_kernels_avx512(attn__kv_kernels *t);
 void attn__kv_kernels_avx512_bf16(attn__kv_kernels *t); /* kdot_bf16, vacc_bf16 (AVX512_BF16 CPUs only) */
+void attn__kv_kernels_avx512_vnni(attn__kv_kernels *t); /* kdot_i8 (AVX512_VNNI CPUs only) */
 
 #endif

@@ -43,6 +43,7 @@
 #include "kernels/pf_queue.h"
 #include "io/half.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,7 +269,7 @@ typedef struct paged_ctx {
     float *partials; /* (slots, slot_n) */
     int pf_next;     /* decode tiles prefetch the next tile (pf_queue.h; large calls) */
     int64_t ppt;     /* partitions of a split sequence per task (tables_make; changes no result) */
-    int fast;        /* opts->decode_fast on a BF16 pool: decode blocks on kdot_bf16 / vacc_bf16 */
+    int fast;        /* opts->decode_fast applies: BF16 pools on kdot_bf16 / vacc_bf16, I8 on kdot_i8 */
 } paged_ctx;
 
 typedef struct paged_bufs {
@@ -316,6 +317,7 @@ typedef struct paged_blk {
     int64_t kvh, hc, qb;
     int64_t r0, nr, g0, ng, M, Mp, h0;
     int dot;
+    int fast; /* decode_fast kernels for this block (set by pack_q) */
 } paged_blk;
 
 static void seq_get(const paged_ctx *c, int64_t b, attn__sdpa_seq *s) {
@@ -380,9 +382,31 @@ static int tile_segs(const paged_ctx *c, int64_t b, int64_t kvh, int64_t j0, int
     return n;
 }
 
+/* kdot_i8's query (Qt's room): Qi (DOT_ROWS, Dp) int16 then qs (DOT_ROWS)
+ * fp32, row m of Qr ~ qs[m] Qi[m] with qs[m] = max_d |Qr[m][d]| / 32767 and
+ * Qi = round-half-up(Qr / qs) in [-32767, 32767] (floor(x + 0.5): the same
+ * under any rounding mode). 0 (the block takes the fp32 kdot) if a row holds
+ * an Inf or NaN. */
+static int quantise_q(const float *Qr, int64_t Dp, int16_t *Qi) {
+    float *qs = (float *)(Qi + ATTN__SDPA_DOT_ROWS * Dp);
+    for (int64_t m = 0; m < ATTN__SDPA_DOT_ROWS; m++) {
+        const float *q = Qr + m * Dp;
+        float a = 0.0f;
+        for (int64_t d = 0; d < Dp; d++) a = fmaxf(a, fabsf(q[d]));
+        if (!(a <= FLT_MAX)) return 0;
+        qs[m] = a / 32767.0f;
+        for (int64_t d = 0; d < Dp; d++) {
+            float x = a > 0.0f ? floorf(q[d] / qs[m] + 0.5f) : 0.0f;
+            x = x > 32767.0f ? 32767.0f : x < -32767.0f ? -32767.0f : x;
+            Qi[m * Dp + d] = (int16_t)x;
+        }
+    }
+    return 1;
+}
+
 /* Packs the block's query rows: Qr (M, Dp) for dot blocks, else Qt (D, Mp)
  * (unscaled: the logits are scale * <q, k>, rounded once, as in sdpa_fwd.c). */
-static void pack_q(const paged_ctx *c, const paged_blk *k, paged_bufs *w) {
+static void pack_q(const paged_ctx *c, paged_blk *k, paged_bufs *w) {
     const attn__sdpa_prob *P = c->P;
     const int64_t D = P->D, Dp = c->pl->Dp, M = k->M, Mp = k->Mp;
     for (int64_t m = 0; m < M; m++) {
@@ -399,10 +423,12 @@ static void pack_q(const paged_ctx *c, const paged_blk *k, paged_bufs *w) {
             for (int64_t m = M; m < Mp; m++) w->Qt[d * Mp + m] = 0.0f;
     else /* the typed kdot may read up to 8 rows (results past M are discarded) */
         for (int64_t m = M; m < ATTN__SDPA_DOT_ROWS; m++) memset(w->Qr + m * Dp, 0, (size_t)Dp * sizeof(float));
-    if (k->dot && c->fast) { /* kdot_bf16's query: Qr rounded to bf16, (DOT_ROWS, Dp) in Qt's room */
+    k->fast = k->dot && c->fast;
+    if (k->fast && c->dtype == ATTN_DTYPE_BF16) { /* kdot_bf16's query: Qr rounded to bf16, (DOT_ROWS, Dp) in Qt's room */
         uint16_t *qb = (uint16_t *)w->Qt;
         for (int64_t i = 0; i < ATTN__SDPA_DOT_ROWS * Dp; i++) qb[i] = attn__f32_to_bf16(w->Qr[i]);
     }
+    if (k->fast && c->dtype == ATTN_DTYPE_I8) k->fast = quantise_q(w->Qr, Dp, (int16_t *)w->Qt);
 }
 
 /* The prefetch queue (pf_queue.h) of keys [j0, j0 + nc) of block k's
@@ -441,7 +467,7 @@ static void tile_pv(const paged_ctx *c, const paged_blk *k, paged_bufs *w, const
         for (int i = 0; i < nseg; i++)
             for (int64_t a = 0; a < sg[i].n; a += ATTN__PFQ_PV_KEYS) {
                 const int64_t n = sg[i].n - a < ATTN__PFQ_PV_KEYS ? sg[i].n - a : ATTN__PFQ_PV_KEYS;
-                if (c->fast) /* O in vacc_bf16's pair order until the block ends */
+                if (k->fast && c->dtype == ATTN_DTYPE_BF16) /* O in vacc_bf16's pair order until the block ends */
                     c->kk->vacc_bf16(n, M, Dv, w->St + (sg[i].c0 + a) * Mp, Mp, (const uint16_t *)sg[i].v + a * Dv, w->O, Dvp);
                 else c->kk->vacc(c->dtype, n, M, Dv, w->St + (sg[i].c0 + a) * Mp, Mp,
                             (const unsigned char *)sg[i].v + (size_t)(a * Dv) * c->es, sg[i].vs ? sg[i].vs + a : NULL,
@@ -509,8 +535,11 @@ static void dot_spread(const paged_ctx *c, const paged_blk *k, paged_bufs *w, co
         for (int64_t a = 0; a < sg[i].n; a += sub) {
             const int64_t n = sg[i].n - a < sub ? sg[i].n - a : sub;
             float *st = w->St + (sg[i].c0 + a) * Mp;
-            if (c->fast)
+            if (k->fast && c->dtype == ATTN_DTYPE_BF16)
                 c->kk->kdot_bf16(n, k->M, D, (const uint16_t *)sg[i].k + a * D, (const uint16_t *)w->Qt, c->pl->Dp, st, Mp);
+            else if (k->fast) /* I8 */
+                c->kk->kdot_i8(n, k->M, D, (const int8_t *)sg[i].k + a * D, sg[i].ks + a, (const int16_t *)w->Qt,
+                               (const float *)((const int16_t *)w->Qt + ATTN__SDPA_DOT_ROWS * c->pl->Dp), c->pl->Dp, st, Mp);
             else if (typed)
                 c->kk->kdot(c->dtype, n, k->M, D, (const unsigned char *)sg[i].k + (size_t)(a * D) * c->es,
                             sg[i].ks ? sg[i].ks + a : NULL, w->Qr, c->pl->Dp, st, Mp);
@@ -623,7 +652,7 @@ static void paged_task(void *vctx, int64_t t, int tid) {
         if (p + 1 < p1) part_range(c, &k, p + 1, ka0, kb0, &na, &nb);
         blk_reset(pl, &k, &w);
         blk_tiles(c, &k, &w, ka, kb, na, nb);
-        if (k.dot && c->fast) attn__kv_unpair(k.M, c->P->Dv, w.O, pl->Dvp);
+        if (k.fast && c->dtype == ATTN_DTYPE_BF16) attn__kv_unpair(k.M, c->P->Dv, w.O, pl->Dvp);
         if (c->npart[k.s.b] > 1) part_store(c, &k, &w, p);
         else blk_store(c, &k, &w);
     }
@@ -780,8 +809,10 @@ attn_status attn_sdpa_paged_fwd(const attn_sdpa_dims *dims, attn_view q, const a
     c.dtype = kv->dtype; c.es = attn__kv_elem_size(kv->dtype);
     c.kpool = (const unsigned char *)kv->k; c.vpool = (const unsigned char *)kv->v;
     if (kv->dtype == ATTN_DTYPE_I8) { c.kscale = kv->k_scale; c.vscale = kv->v_scale; }
-    c.fast = opts->decode_fast && kv->dtype == ATTN_DTYPE_BF16 && c.kk->kdot_bf16 && c.kk->vacc_bf16 &&
-             P.D % 32 == 0 && P.Dv % 32 == 0 && pl.Dp == P.D && pl.Dvp == P.Dv;
+    const int bf16_fast = kv->dtype == ATTN_DTYPE_BF16 && c.kk->kdot_bf16 && c.kk->vacc_bf16 && P.Dv % 32 == 0 &&
+                          pl.Dvp == P.Dv;
+    const int i8_fast = kv->dtype == ATTN_DTYPE_I8 && c.kk->kdot_i8; /* D <= 256 always */
+    c.fast = opts->decode_fast && P.D % 32 == 0 && pl.Dp == P.D && (bf16_fast || i8_fast);
     tables_make(&c);
     attn__parallel_for(c.tpre[P.B], pl.nthreads, paged_task, &c);
     if (c.cpre[P.B] > 0) attn__parallel_for(c.cpre[P.B], pl.nthreads, paged_combine, &c);

@@ -53,7 +53,7 @@ static int parse_argv(int argc, char **argv, bench_opts *o, opt_lists *l, int *h
         { "paged-batches", ARG_STR, &l->paged_batches, "LIST", "batches of the decode-paged rows (default 1,8,32)" },
         { "paged-contexts", ARG_STR, &l->paged_ctx, "LIST", "contexts of the decode-paged rows (default 512,1024,2048,4096,8192)" },
         { "block-size", ARG_INT, &o->block_size, "N", "tokens per block of the decode-paged pool, 16..128 (default 64)" },
-        { "kv-dtype", ARG_STR, &l->kv_dtype, "LIST", "KV cache types of the decode-paged / decode-kvcache rows: f32,bf16,f16,int8,bf16-fast (bf16 with opts.decode_fast; default f32)" },
+        { "kv-dtype", ARG_STR, &l->kv_dtype, "LIST", "KV cache types of the decode-paged / decode-kvcache rows: f32,bf16,f16,int8,bf16-fast,int8-fast (*-fast: with opts.decode_fast; default f32)" },
         { "no-torch", ARG_FLAG, &o->no_torch, NULL, "skip the PyTorch peers (sdpa rows and layer rows)" },
         { "no-ort", ARG_FLAG, &o->no_ort, NULL, "skip the ONNX Runtime peer of the sdpa rows" },
         { "peers", ARG_FLAG, &o->peers_in_quick, NULL, "with --quick: run the PyTorch / ONNX Runtime sdpa peers too" },
@@ -142,7 +142,7 @@ static int parse_paged(const opt_lists *l, bench_opts *o) {
     o->kv_fast[0] = 0;
     o->nkv = 1;
     if (l->kv_dtype && bench_kv_dtypes_parse(l->kv_dtype, o->kv_dtypes, o->kv_fast, 8, &o->nkv))
-        return cli_fail(BENCH_SUB, "--kv-dtype %s: expected a comma-separated list of f32, bf16, f16, int8, bf16-fast",
+        return cli_fail(BENCH_SUB, "--kv-dtype %s: expected a comma-separated list of f32, bf16, f16, int8, bf16-fast, int8-fast",
                         l->kv_dtype);
     return 0;
 }

@@ -47,8 +47,10 @@ typedef struct paged_row {
     char note[160];
 } paged_row;
 
-/* The row's kv column: the type, "bf16f" for bf16 with decode_fast. */
-static const char *row_kv(const paged_row *r) { return r->fast ? "bf16f" : attn__kv_dtype_name(r->dtype); }
+/* The row's kv column: the type, "bf16f" / "int8f" with decode_fast. */
+static const char *row_kv(const paged_row *r) {
+    return !r->fast ? attn__kv_dtype_name(r->dtype) : r->dtype == ATTN_DTYPE_I8 ? "int8f" : "bf16f";
+}
 
 static paged_row g_rows[MAXROWS];
 static int g_nrows;
@@ -82,17 +84,18 @@ static void json_pct_bw(FILE *f, const char *key, double g) {
 const char *bench_kv_dtype_name(attn_dtype t) { return attn__kv_dtype_name(t); }
 
 int bench_kv_dtypes_parse(const char *s, attn_dtype *out, int *fast, int max, int *n) {
-    static const attn_dtype all[5] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_I8, ATTN_DTYPE_BF16};
-    static const char *const names[5] = {"f32", "bf16", "f16", "int8", "bf16-fast"};
+    static const attn_dtype all[6] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_I8, ATTN_DTYPE_BF16,
+                                      ATTN_DTYPE_I8};
+    static const char *const names[6] = {"f32", "bf16", "f16", "int8", "bf16-fast", "int8-fast"};
     *n = 0;
     while (*s) {
         const char *e = strchr(s, ',');
         const size_t len = e ? (size_t)(e - s) : strlen(s);
         int found = -1;
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < 6; i++)
             if (strlen(names[i]) == len && !strncmp(s, names[i], len)) found = i;
         if (found < 0 || *n >= max) return 1;
-        fast[*n] = found == 4;
+        fast[*n] = found >= 4;
         out[(*n)++] = all[found];
         if (!e) break;
         s = e + 1;
@@ -357,8 +360,8 @@ int bench_paged_run(const bench_paged_cfg *cfg) {
         }
     printf("(decode-paged: Hq 32, Hkv 8, D 128, one new token per sequence; an attn_kvpaged cache with blocks of bs\n"
            " tokens, filled round-robin 64 tokens per sequence at a time;\n"
-           " kv: the cache's element type (f32, bf16, f16, int8 with one fp32 scale per token per head; bf16f:\n"
-           " bf16 decoded with opts.decode_fast, checked within 1e-2 of the fp32-arithmetic decode);\n"
+           " kv: the cache's element type (f32, bf16, f16, int8 with one fp32 scale per token per head; bf16f,\n"
+           " int8f: decoded with opts.decode_fast, checked within 1e-2 of the fp32-arithmetic decode);\n"
            " contig: the same batch from a head-major (B, Hkv, S, D) cache (attn_kvcache: f32 through attn_sdpa_fwd,\n"
            " other types through attn_sdpa_paged_fwd, one block per sequence); GB/s = bytes read (compressed K+V,\n"
            " int8 scales) / median time,\n"

@@ -22,12 +22,12 @@ typedef struct bench_paged_cfg {
     int64_t block_size;          /* tokens per block of the pool */
     double max_gib;              /* skip rows whose K+V of one layout exceeds this */
     const attn_dtype *kv_dtypes; /* (nkv) KV cache element types, each a set of rows */
-    const int *kv_fast;          /* (nkv) 1: those rows with opts->decode_fast ("bf16-fast") */
+    const int *kv_fast;          /* (nkv) 1: those rows with opts->decode_fast ("bf16-fast", "int8-fast") */
     int nkv;
 } bench_paged_cfg;
 
-/* Parses --kv-dtype "f32,bf16,f16,int8,bf16-fast" (any subset, up to max; bf16-fast:
- * a bf16 cache decoded with opts->decode_fast, fast[i] = 1). 0 on success. */
+/* Parses --kv-dtype "f32,bf16,f16,int8,bf16-fast,int8-fast" (any subset, up to max;
+ * *-fast: that cache decoded with opts->decode_fast, fast[i] = 1). 0 on success. */
 int bench_kv_dtypes_parse(const char *s, attn_dtype *out, int *fast, int max, int *n);
 const char *bench_kv_dtype_name(attn_dtype t);
 /* The streaming-read probe (bu_bw, 512 MiB): each call takes one more sample

@@ -108,9 +108,9 @@ int cmd_info(int argc, char **argv) {
     printf("cpu        %s\n", c->brand[0] ? c->brand : "(unknown)");
     printf("features   sse2 %s, avx %s, avx2 %s, fma %s, f16c %s, os-avx %s\n", yn(c->sse2), yn(c->avx),
            yn(c->avx2), yn(c->fma), yn(c->f16c), yn(c->os_avx));
-    printf("           avx512f %s, avx512bw %s, avx512dq %s, avx512vl %s, os-avx512 %s, avx512bf16 %s\n",
+    printf("           avx512f %s, avx512bw %s, avx512dq %s, avx512vl %s, os-avx512 %s, avx512bf16 %s, avx512vnni %s\n",
            yn(c->avx512f), yn(c->avx512bw), yn(c->avx512dq), yn(c->avx512vl), yn(c->os_avx512),
-           yn(c->avx512bf16));
+           yn(c->avx512bf16), yn(c->avx512vnni));
     printf("kernel isa detected %s, active %s (ATTN_ISA %s%s%s)\n", attn_isa_name(attn_isa_detected()),
            attn_isa_name(attn_isa_active()), isa_env ? "=" : "unset", isa_env ? isa_env : "",
            isa_env && attn_isa_active() != attn_isa_detected() ? ", capped" : "");

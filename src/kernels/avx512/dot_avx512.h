@@ -35,29 +35,55 @@ DOT512_AI __mmask16 dot512_tail(int64_t left) {
 /* [sum v0, ..., sum v15] as one zmm: a transposing tree (30 shuffles, 15
  * adds; the summation order is fixed). Level 3 works inside 128-bit lanes
  * and leaves lane L holding the sums of its inputs L, 4 + L, 8 + L, 12 + L,
- * so the inputs go in as the 4 x 4 transpose of their natural order. */
-DOT512_AI __m512 dot512_pair_lanes(__m512 x, __m512 y) { /* [x's 8 partials | y's 8 partials] */
-    return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE));
-}
-DOT512_AI __m512 dot512_pair_quads(__m512 x, __m512 y) { /* lane L: the 4 partials of input L of (x's 2, y's 2) */
-    return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD));
-}
-DOT512_AI __m512 dot512_pair_halves(__m512 x, __m512 y) { /* in each lane: x's 2 pair sums, y's 2 */
-    return _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x44), _mm512_shuffle_ps(x, y, 0xEE));
-}
-DOT512_AI __m512 dot512_pair_evens(__m512 x, __m512 y) { /* in each lane: x's 2 sums, y's 2 */
-    return _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x88), _mm512_shuffle_ps(x, y, 0xDD));
-}
-DOT512_AI __m512 dot512_reduce16(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5, __m512 v6,
-                                 __m512 v7, __m512 v8, __m512 v9, __m512 v10, __m512 v11, __m512 v12, __m512 v13,
-                                 __m512 v14, __m512 v15) {
-    /* tree position 4e + L takes input 4L + e */
-    const __m512 u0 = dot512_pair_quads(dot512_pair_lanes(v0, v4), dot512_pair_lanes(v8, v12));
-    const __m512 u1 = dot512_pair_quads(dot512_pair_lanes(v1, v5), dot512_pair_lanes(v9, v13));
-    const __m512 u2 = dot512_pair_quads(dot512_pair_lanes(v2, v6), dot512_pair_lanes(v10, v14));
-    const __m512 u3 = dot512_pair_quads(dot512_pair_lanes(v3, v7), dot512_pair_lanes(v11, v15));
-    return dot512_pair_evens(dot512_pair_halves(u0, u1), dot512_pair_halves(u2, u3));
-}
+ * so the inputs go in as the 4 x 4 transpose of their natural order.
+ * DOT512_TREE(SFX, T, ADD, TO_PS, FROM_PS) makes the tree for vectors of type
+ * T added by ADD (the shuffles move bits: T is cast to __m512 and back):
+ * dot512_reduce16 (fp32) and dot512_reduce16i (int32, exact). */
+#define DOT512_TREE(SFX, T, ADD, TO_PS, FROM_PS)                                                               \
+    /* [x's 8 partials | y's 8 partials] */                                                                  \
+    DOT512_AI T dot512_pair_lanes##SFX(T x, T y) {                                                           \
+        return ADD(FROM_PS(_mm512_shuffle_f32x4(TO_PS(x), TO_PS(y), 0x44)),                                  \
+                   FROM_PS(_mm512_shuffle_f32x4(TO_PS(x), TO_PS(y), 0xEE)));                                 \
+    }                                                                                                        \
+    /* lane L: the 4 partials of input L of (x's 2, y's 2) */                                                \
+    DOT512_AI T dot512_pair_quads##SFX(T x, T y) {                                                           \
+        return ADD(FROM_PS(_mm512_shuffle_f32x4(TO_PS(x), TO_PS(y), 0x88)),                                  \
+                   FROM_PS(_mm512_shuffle_f32x4(TO_PS(x), TO_PS(y), 0xDD)));                                 \
+    }                                                                                                        \
+    /* in each lane: x's 2 pair sums, y's 2 */                                                               \
+    DOT512_AI T dot512_pair_halves##SFX(T x, T y) {                                                          \
+        return ADD(FROM_PS(_mm512_shuffle_ps(TO_PS(x), TO_PS(y), 0x44)),                                     \
+                   FROM_PS(_mm512_shuffle_ps(TO_PS(x), TO_PS(y), 0xEE)));                                    \
+    }                                                                                                        \
+    /* in each lane: x's 2 sums, y's 2 */                                                                    \
+    DOT512_AI T dot512_pair_evens##SFX(T x, T y) {                                                           \
+        return ADD(FROM_PS(_mm512_shuffle_ps(TO_PS(x), TO_PS(y), 0x88)),                                     \
+                   FROM_PS(_mm512_shuffle_ps(TO_PS(x), TO_PS(y), 0xDD)));                                    \
+    }                                                                                                        \
+    DOT512_AI T dot512_reduce16##SFX(T v0, T v1, T v2, T v3, T v4, T v5, T v6, T v7, T v8, T v9, T v10, T v11, \
+                                     T v12, T v13, T v14, T v15) {                                           \
+        /* tree position 4e + L takes input 4L + e */                                                        \
+        const T u0 = dot512_pair_quads##SFX(dot512_pair_lanes##SFX(v0, v4), dot512_pair_lanes##SFX(v8, v12));  \
+        const T u1 = dot512_pair_quads##SFX(dot512_pair_lanes##SFX(v1, v5), dot512_pair_lanes##SFX(v9, v13));  \
+        const T u2 = dot512_pair_quads##SFX(dot512_pair_lanes##SFX(v2, v6), dot512_pair_lanes##SFX(v10, v14)); \
+        const T u3 = dot512_pair_quads##SFX(dot512_pair_lanes##SFX(v3, v7), dot512_pair_lanes##SFX(v11, v15)); \
+        return dot512_pair_evens##SFX(dot512_pair_halves##SFX(u0, u1), dot512_pair_halves##SFX(u2, u3));       \
+    }
+#define DOT512_ID(x) (x)
+DOT512_TREE(, __m512, _mm512_add_ps, DOT512_ID, DOT512_ID)
+DOT512_TREE(i, __m512i, _mm512_add_epi32, _mm512_castsi512_ps, _mm512_castps_si512)
+
+/* RED (dot512_reduce16 or dot512_reduce16i) of the 16 accumulators a<r>_<m>
+ * (key r, row m) of an NM-row group, in lane order r NM + m. */
+#define DOT512_REDUCE_ACC(RED, NM)                                                                              \
+    ((NM) == 1   ? RED(a0_0, a1_0, a2_0, a3_0, a4_0, a5_0, a6_0, a7_0, a8_0, a9_0, a10_0, a11_0, a12_0, a13_0,  \
+                       a14_0, a15_0)                                                                         \
+     : (NM) == 2 ? RED(a0_0, a0_1, a1_0, a1_1, a2_0, a2_1, a3_0, a3_1, a4_0, a4_1, a5_0, a5_1, a6_0, a6_1,     \
+                       a7_0, a7_1)                                                                           \
+     : (NM) == 4 ? RED(a0_0, a0_1, a0_2, a0_3, a1_0, a1_1, a1_2, a1_3, a2_0, a2_1, a2_2, a2_3, a3_0, a3_1,     \
+                       a3_2, a3_3)                                                                           \
+                 : RED(a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7, a1_0, a1_1, a1_2, a1_3, a1_4, a1_5,     \
+                       a1_6, a1_7))
 
 /* Named-register helpers (arrays of vectors would be kept on the stack). */
 #define DOT512_EACH8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
@@ -128,17 +154,7 @@ DOT512_AI __m512 dot512_sums(attn_dtype t, int NM, int KM, int64_t j, int64_t n,
 #undef KEY
 #undef FMA1
 #undef QLOAD
-    if (NM == 1)
-        return dot512_reduce16(a0_0, a1_0, a2_0, a3_0, a4_0, a5_0, a6_0, a7_0, a8_0, a9_0, a10_0, a11_0, a12_0, a13_0,
-                               a14_0, a15_0);
-    if (NM == 2)
-        return dot512_reduce16(a0_0, a0_1, a1_0, a1_1, a2_0, a2_1, a3_0, a3_1, a4_0, a4_1, a5_0, a5_1, a6_0, a6_1,
-                               a7_0, a7_1);
-    if (NM == 4)
-        return dot512_reduce16(a0_0, a0_1, a0_2, a0_3, a1_0, a1_1, a1_2, a1_3, a2_0, a2_1, a2_2, a2_3, a3_0, a3_1,
-                               a3_2, a3_3);
-    return dot512_reduce16(a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7, a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6,
-                           a1_7);
+    return DOT512_REDUCE_ACC(dot512_reduce16, NM);
 }
 
 /* Lane index -> key of the group: lane / NM. */

@@ -59,19 +59,7 @@ AI void kdot_group(int NM, int64_t j, int64_t n, int64_t M, int64_t D, const uin
 #undef KEY
 #undef DP
     }
-    __m512 s;
-    if (NM == 1)
-        s = dot512_reduce16(a0_0, a1_0, a2_0, a3_0, a4_0, a5_0, a6_0, a7_0, a8_0, a9_0, a10_0, a11_0, a12_0, a13_0,
-                            a14_0, a15_0);
-    else if (NM == 2)
-        s = dot512_reduce16(a0_0, a0_1, a1_0, a1_1, a2_0, a2_1, a3_0, a3_1, a4_0, a4_1, a5_0, a5_1, a6_0, a6_1, a7_0,
-                            a7_1);
-    else if (NM == 4)
-        s = dot512_reduce16(a0_0, a0_1, a0_2, a0_3, a1_0, a1_1, a1_2, a1_3, a2_0, a2_1, a2_2, a2_3, a3_0, a3_1, a3_2,
-                            a3_3);
-    else
-        s = dot512_reduce16(a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7, a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6,
-                            a1_7);
+    const __m512 s = DOT512_REDUCE_ACC(dot512_reduce16, NM);
     dot512_store(NM, s, j, nk, M, S, lds);
 }
 
