@@ -404,7 +404,9 @@ static int quantise_q(const float *Qr, int64_t Dp, int16_t *Qi) {
     return 1;
 }
 
-/* Packs the block's query rows: Qr (M, Dp) for dot blocks, else Qt (D, Mp)
+/* Packs the block's query rows: Qr (M, Dp) for dot blocks, else Qt (D, Mp);
+ * for decode_fast blocks also the query its kernels read, in Qt's room,
+ * and k->fast (0 for an I8 block whose query holds an Inf / NaN)
  * (unscaled: the logits are scale * <q, k>, rounded once, as in sdpa_fwd.c). */
 static void pack_q(const paged_ctx *c, paged_blk *k, paged_bufs *w) {
     const attn__sdpa_prob *P = c->P;
